@@ -1,0 +1,114 @@
+//! What went wrong talking to the service, and what the caller should do about it.
+
+use super::validate::ValidationError;
+
+/// The decision a caller makes from an error; the scheduler acts on this alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorAction {
+    /// Throttling, service faults, timeouts, dropped connections: back off and retry.
+    RetryLater,
+    /// Quota used up, no access, unknown model: stop submitting to this model.
+    StopModel,
+    /// Bad key or account in arrears: stop submitting anything, tell the user.
+    StopAll,
+    /// The request itself is wrong or was refused on content: show it, never retry.
+    FixInput,
+}
+
+impl ErrorAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorAction::RetryLater => "retry_later",
+            ErrorAction::StopModel => "stop_model",
+            ErrorAction::StopAll => "stop_all",
+            ErrorAction::FixInput => "fix_input",
+        }
+    }
+}
+
+/// Maps an HTTP status and service error code to an action (API.md's error table).
+pub fn classify(status: u16, code: &str) -> ErrorAction {
+    match code {
+        "Throttling" | "Throttling.RateQuota" => ErrorAction::RetryLater,
+        "Throttling.AllocationQuota" | "AccessDenied" | "Model.AccessDenied" | "ModelNotFound" => {
+            ErrorAction::StopModel
+        }
+        "InvalidApiKey" | "Arrearage" => ErrorAction::StopAll,
+        "InvalidParameter" | "DataInspectionFailed" | "IPInfringementSuspect" | "UnsupportedOperation" => {
+            ErrorAction::FixInput
+        }
+        "InternalError" | "InternalError.Algo" | "InternalError.Timeout" | "SystemError" | "ModelUnavailable" => {
+            ErrorAction::RetryLater
+        }
+        _ => match status {
+            401 => ErrorAction::StopAll,
+            403 | 404 => ErrorAction::StopModel,
+            408 | 429 => ErrorAction::RetryLater,
+            s if s >= 500 => ErrorAction::RetryLater,
+            _ => ErrorAction::FixInput,
+        },
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ClientError {
+    /// Refused before sending: the job breaks a documented rule.
+    #[error("invalid job: {0}")]
+    Invalid(#[from] ValidationError),
+    /// The service answered with an error body (or a non-JSON one, as code `Unknown`).
+    #[error("{code} (HTTP {status}): {message}")]
+    Api { status: u16, code: String, message: String, request_id: Option<String> },
+    /// No answer: connection refused or reset, timeout.
+    #[error("network error: {0}")]
+    Transport(String),
+    /// An answer that does not follow the protocol.
+    #[error("unexpected answer from the service: {0}")]
+    Protocol(String),
+    /// A local file could not be read.
+    #[error("{0}")]
+    Io(String),
+}
+
+impl ClientError {
+    pub fn action(&self) -> ErrorAction {
+        match self {
+            ClientError::Invalid(_) | ClientError::Io(_) => ErrorAction::FixInput,
+            ClientError::Api { status, code, .. } => classify(*status, code),
+            ClientError::Transport(_) | ClientError::Protocol(_) => ErrorAction::RetryLater,
+        }
+    }
+
+    /// The service's error code, or a local stand-in (`InvalidInput`, `Network`...).
+    pub fn code(&self) -> &str {
+        match self {
+            ClientError::Invalid(_) => "InvalidInput",
+            ClientError::Api { code, .. } => code,
+            ClientError::Transport(_) => "Network",
+            ClientError::Protocol(_) => "Protocol",
+            ClientError::Io(_) => "LocalFile",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_map_to_the_documented_actions() {
+        assert_eq!(classify(429, "Throttling"), ErrorAction::RetryLater);
+        assert_eq!(classify(429, "Throttling.RateQuota"), ErrorAction::RetryLater);
+        assert_eq!(classify(429, "Throttling.AllocationQuota"), ErrorAction::StopModel);
+        assert_eq!(classify(403, "Model.AccessDenied"), ErrorAction::StopModel);
+        assert_eq!(classify(404, "ModelNotFound"), ErrorAction::StopModel);
+        assert_eq!(classify(401, "InvalidApiKey"), ErrorAction::StopAll);
+        assert_eq!(classify(400, "Arrearage"), ErrorAction::StopAll);
+        assert_eq!(classify(400, "InvalidParameter"), ErrorAction::FixInput);
+        assert_eq!(classify(400, "DataInspectionFailed"), ErrorAction::FixInput);
+        assert_eq!(classify(500, "InternalError.Algo"), ErrorAction::RetryLater);
+        assert_eq!(classify(503, "ModelUnavailable"), ErrorAction::RetryLater);
+        assert_eq!(classify(502, "Unknown"), ErrorAction::RetryLater);
+        assert_eq!(classify(400, "Unknown"), ErrorAction::FixInput);
+    }
+}

@@ -1,0 +1,57 @@
+//! The DashScope image-synthesis protocol: models, job specs, validation, the HTTP client.
+
+mod error;
+mod models;
+mod spec;
+pub mod validate;
+mod wire;
+
+pub use error::{ClientError, ErrorAction, classify};
+pub use models::{Endpoint, Family, Model, ModelLimits, UnknownModel};
+pub use spec::{
+    BadSize, EditFunction, ExpandScales, ImageRef, JobSpec, PAINT_SIZES, PAINT_STYLES, Size, UnknownFunction,
+    UnresolvedImage, WireError, field_applies,
+};
+pub use validate::{ValidationError, check_local_images, validate, validate_all};
+pub use wire::{ListQuery, TaskCreated, TaskInfo, TaskList, TaskMetrics, TaskResult, TaskStatus, TaskSummary};
+
+/// The documented regions and their base URLs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Region {
+    #[serde(rename = "cn-beijing")]
+    Beijing,
+    #[serde(rename = "ap-southeast-1")]
+    Singapore,
+    #[serde(rename = "us-east-1")]
+    Virginia,
+}
+
+impl Region {
+    pub const ALL: [Region; 3] = [Region::Beijing, Region::Singapore, Region::Virginia];
+
+    pub fn id(self) -> &'static str {
+        match self {
+            Region::Beijing => "cn-beijing",
+            Region::Singapore => "ap-southeast-1",
+            Region::Virginia => "us-east-1",
+        }
+    }
+
+    pub fn base_url(self) -> &'static str {
+        match self {
+            Region::Beijing => "https://dashscope.aliyuncs.com/api/v1",
+            Region::Singapore => "https://dashscope-intl.aliyuncs.com/api/v1",
+            Region::Virginia => "https://dashscope-us.aliyuncs.com/api/v1",
+        }
+    }
+}
+
+impl std::str::FromStr for Region {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Region::ALL
+            .into_iter()
+            .find(|r| r.id() == s)
+            .ok_or_else(|| format!("unknown region `{s}`; one of cn-beijing, ap-southeast-1, us-east-1"))
+    }
+}

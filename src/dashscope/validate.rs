@@ -1,0 +1,394 @@
+//! The service's rules, checked before anything is sent.
+//!
+//! Every error names the field, the value and the limit, so the CLI, the editor and the
+//! simulator's 400 answers all say the same thing.
+
+use std::fmt;
+use std::io::Cursor;
+use std::path::Path;
+
+use base64::Engine as _;
+use image::{ImageFormat, ImageReader};
+
+use super::models::{Family, Model};
+use super::spec::{ImageRef, JobSpec, PAINT_SIZES, PAINT_STYLES, field_applies};
+
+/// A rule a job breaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationError {
+    /// The spec field, as the CLI and batch files name it (`prompt`, `size`, `mask_image`...).
+    pub field: String,
+    /// What is wrong, with the value and the limit.
+    pub message: String,
+}
+
+impl ValidationError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ValidationError { field: field.into(), message: message.into() }
+    }
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+impl std::error::Error for ValidationError {}
+
+pub const MAX_SEED: u64 = 2_147_483_647;
+/// Input images of every editing model: at most 10 MB.
+pub const MAX_INPUT_BYTES: u64 = 10 * 1024 * 1024;
+
+/// The longest prompt a model takes, in characters (`None`: API.md gives no limit).
+pub fn prompt_limit(model: Model) -> Option<usize> {
+    match model.family() {
+        Family::TextToImage | Family::ImageEdit => Some(800),
+        Family::Inpainting => Some(75),
+        Family::MultiImageEdit => None,
+    }
+}
+
+pub const NEGATIVE_PROMPT_LIMIT: usize = 500;
+
+/// Checks the first broken rule. Cheap and free of I/O: safe to call on every keystroke.
+pub fn validate(spec: &JobSpec) -> Result<(), ValidationError> {
+    match validate_all(spec).into_iter().next() {
+        Some(err) => Err(err),
+        None => Ok(()),
+    }
+}
+
+/// Every broken rule, one per field at most, in the order the fields appear in a form.
+pub fn validate_all(spec: &JobSpec) -> Vec<ValidationError> {
+    let mut errors = Vec::new();
+    let model = spec.model;
+    let family = model.family();
+    let mut check = |field: &str, result: Result<(), String>| {
+        if let Err(message) = result {
+            errors.push(ValidationError::new(field, message));
+        }
+    };
+
+    for (field, present) in [
+        ("negative_prompt", spec.negative_prompt.is_some()),
+        ("function", spec.function.is_some()),
+        ("base_image", spec.base_image.is_some()),
+        ("mask_image", spec.mask_image.is_some()),
+        ("images", !spec.images.is_empty()),
+        ("size", spec.size.is_some()),
+        ("seed", spec.seed.is_some()),
+        ("prompt_extend", spec.prompt_extend.is_some()),
+        ("watermark", spec.watermark.is_some()),
+        ("style", spec.style.is_some()),
+        ("expand", spec.expand.is_some()),
+        ("upscale_factor", spec.upscale_factor.is_some()),
+        ("mask_color", !spec.mask_color.is_empty()),
+    ] {
+        if present && !field_applies(family, field) {
+            check(field, Err(format!("does not apply to model {model}")));
+        }
+    }
+
+    check("prompt", check_prompt(model, &spec.prompt));
+    if let Some(neg) = &spec.negative_prompt {
+        let len = neg.chars().count();
+        if family == Family::TextToImage && len > NEGATIVE_PROMPT_LIMIT {
+            check(
+                "negative_prompt",
+                Err(format!("{len} characters is over the limit of {NEGATIVE_PROMPT_LIMIT} for {model}")),
+            );
+        }
+    }
+    if let Some(n) = spec.n {
+        if !(1..=4).contains(&n) {
+            check("n", Err(format!("{n} is out of range; n must be 1 to 4")));
+        }
+    }
+    if let Some(seed) = spec.seed {
+        if seed > MAX_SEED {
+            check("seed", Err(format!("{seed} is out of range; seed must be 0 to {MAX_SEED}")));
+        }
+    }
+    if let Some(size) = spec.size {
+        check("size", check_size(model, size));
+    }
+
+    match family {
+        Family::ImageEdit => match spec.function {
+            None => check("function", Err(format!("is required for {model}"))),
+            Some(function) => {
+                if spec.base_image.is_none() {
+                    check("base_image", Err(format!("is required for {model}")));
+                }
+                if function.needs_mask() && spec.mask_image.is_none() {
+                    check("mask_image", Err(format!("is required for function {function}")));
+                }
+                if !function.needs_mask() && spec.mask_image.is_some() {
+                    check(
+                        "mask_image",
+                        Err(format!("applies only to function description_edit_with_mask, not {function}")),
+                    );
+                }
+                if let Some(scales) = spec.expand {
+                    if function != super::EditFunction::Expand {
+                        check("expand", Err(format!("applies only to function expand, not {function}")));
+                    }
+                    for (side, value) in
+                        [("top", scales.top), ("bottom", scales.bottom), ("left", scales.left), ("right", scales.right)]
+                    {
+                        if !(1.0..=2.0).contains(&value) {
+                            check(
+                                &format!("expand.{side}_scale"),
+                                Err(format!("{value} is out of range; scales must be 1.0 to 2.0")),
+                            );
+                        }
+                    }
+                }
+                if let Some(factor) = spec.upscale_factor {
+                    if function != super::EditFunction::SuperResolution {
+                        check(
+                            "upscale_factor",
+                            Err(format!("applies only to function super_resolution, not {function}")),
+                        );
+                    } else if !(1..=4).contains(&factor) {
+                        check("upscale_factor", Err(format!("{factor} is out of range; it must be 1 to 4")));
+                    }
+                }
+            }
+        },
+        Family::Inpainting => {
+            if spec.base_image.is_none() {
+                check("base_image", Err(format!("is required for {model}")));
+            }
+            if spec.mask_image.is_none() {
+                check("mask_image", Err(format!("is required for {model}")));
+            }
+            if let Some(style) = &spec.style {
+                if !PAINT_STYLES.contains(&style.as_str()) {
+                    check("style", Err(format!("`{style}` is not a style; one of {}", PAINT_STYLES.join(", "))));
+                }
+            }
+        }
+        Family::MultiImageEdit => {
+            let count = spec.images.len();
+            if !(1..=3).contains(&count) {
+                check("images", Err(format!("{count} images given; {model} takes 1 to 3")));
+            }
+        }
+        Family::TextToImage => {}
+    }
+
+    for (field, image) in spec.image_refs() {
+        check(field, check_image_ref(model, image));
+    }
+    errors
+}
+
+fn check_prompt(model: Model, prompt: &str) -> Result<(), String> {
+    let visible = prompt.chars().any(|c| !c.is_whitespace() && !c.is_control());
+    if !visible {
+        return Err(if prompt.is_empty() {
+            "is empty; describe the image you want".to_string()
+        } else {
+            "has only whitespace or control characters; describe the image you want".to_string()
+        });
+    }
+    if let Some(limit) = prompt_limit(model) {
+        let len = prompt.chars().count();
+        if len > limit {
+            return Err(format!("{len} characters is over the limit of {limit} for {model}"));
+        }
+    }
+    Ok(())
+}
+
+fn check_size(model: Model, size: super::Size) -> Result<(), String> {
+    match model.family() {
+        Family::TextToImage => {
+            for (side, value) in [("width", size.width), ("height", size.height)] {
+                if !(512..=1440).contains(&value) {
+                    return Err(format!("{side} {value} of {size} is out of range; each side must be 512 to 1440"));
+                }
+            }
+            if size.pixels() > 2_000_000 {
+                return Err(format!("{size} is {} pixels, over the limit of 2000000 (2 megapixels)", size.pixels()));
+            }
+            Ok(())
+        }
+        Family::Inpainting => {
+            if PAINT_SIZES.contains(&size) {
+                Ok(())
+            } else {
+                Err(format!("{size} is not offered by {model}; one of 1024*1024, 720*1280, 1280*720"))
+            }
+        }
+        Family::MultiImageEdit => {
+            let (min, max) = (768u64 * 768, 1280u64 * 1280);
+            if !(min..=max).contains(&size.pixels()) {
+                return Err(format!(
+                    "{size} is {} pixels; total pixels must be {min} (768*768) to {max} (1280*1280)",
+                    size.pixels()
+                ));
+            }
+            let (w, h) = (size.width as u64, size.height as u64);
+            if w > 4 * h || h > 4 * w {
+                return Err(format!("{size} has an aspect ratio outside 1:4 to 4:1"));
+            }
+            Ok(())
+        }
+        Family::ImageEdit => Err(format!("does not apply to model {model}")),
+    }
+}
+
+fn check_image_ref(model: Model, image: &ImageRef) -> Result<(), String> {
+    match image {
+        ImageRef::Url(url) => {
+            let lower = url.to_ascii_lowercase();
+            if !(lower.starts_with("http://") || lower.starts_with("https://") || lower.starts_with("oss://")) {
+                return Err(format!("`{url}` is not an http(s) URL"));
+            }
+            if model.family() == Family::ImageEdit && url.chars().any(is_cjk) {
+                return Err("the URL must not contain Chinese characters".to_string());
+            }
+            Ok(())
+        }
+        ImageRef::DataUri(uri) => {
+            if model.family() != Family::MultiImageEdit {
+                return Err(format!("{model} takes URLs only, not base64 data URIs"));
+            }
+            decode_data_uri(uri).map(|_| ())
+        }
+        // Local files are checked by `check_local_images`, which reads them.
+        ImageRef::File(_) => Ok(()),
+    }
+}
+
+fn is_cjk(c: char) -> bool {
+    matches!(c, '\u{4E00}'..='\u{9FFF}' | '\u{3400}'..='\u{4DBF}' | '\u{3000}'..='\u{303F}' | '\u{FF00}'..='\u{FFEF}')
+}
+
+/// Splits a `data:{mime};base64,{data}` URI into its MIME type and bytes.
+pub fn decode_data_uri(uri: &str) -> Result<(String, Vec<u8>), String> {
+    let rest = uri.strip_prefix("data:").ok_or("a data URI must start with data:")?;
+    let (mime, data) = rest
+        .split_once(";base64,")
+        .ok_or("a data URI must read data:{mime};base64,{data}")?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(data.trim())
+        .map_err(|e| format!("the data URI's base64 is invalid: {e}"))?;
+    Ok((mime.to_string(), bytes))
+}
+
+/// The formats, side range and alpha rule for a model's input images.
+pub struct InputRules {
+    pub formats: &'static [ImageFormat],
+    /// Inclusive bounds for each side.
+    pub min_side: u32,
+    pub max_side: u32,
+    pub alpha_allowed: bool,
+}
+
+pub fn input_rules(model: Model) -> InputRules {
+    use ImageFormat::*;
+    match model.family() {
+        Family::ImageEdit | Family::TextToImage => InputRules {
+            formats: &[Jpeg, Png, Bmp, Tiff, WebP],
+            min_side: 512,
+            max_side: 4096,
+            alpha_allowed: true,
+        },
+        // "larger than 256x256 and smaller than 4096x4096"
+        Family::Inpainting => {
+            InputRules { formats: &[Jpeg, Png, Bmp], min_side: 257, max_side: 4095, alpha_allowed: true }
+        }
+        Family::MultiImageEdit => {
+            InputRules { formats: &[Jpeg, Png, Bmp, WebP], min_side: 384, max_side: 5000, alpha_allowed: false }
+        }
+    }
+}
+
+/// Checks an input image's bytes against a model's rules: size, format, that it
+/// decodes, its dimensions and (wan2.5) no alpha. Returns its width and height.
+pub fn check_image_bytes(model: Model, field: &str, bytes: &[u8]) -> Result<(u32, u32), ValidationError> {
+    let fail = |message: String| ValidationError::new(field, message);
+    if bytes.is_empty() {
+        return Err(fail("the image is empty (0 bytes)".to_string()));
+    }
+    if bytes.len() as u64 > MAX_INPUT_BYTES {
+        return Err(fail(format!("{} bytes is over the limit of 10 MB ({MAX_INPUT_BYTES} bytes)", bytes.len())));
+    }
+    let rules = input_rules(model);
+    let format = image::guess_format(bytes).map_err(|_| fail("is not an image (unrecognised format)".to_string()))?;
+    if !rules.formats.contains(&format) {
+        let names: Vec<&str> = rules.formats.iter().map(|f| f.extensions_str()[0]).collect();
+        return Err(fail(format!("{format:?} is not accepted by {model}; use one of {}", names.join(", "))));
+    }
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(rules.max_side.max(8192));
+    limits.max_image_height = Some(rules.max_side.max(8192));
+    limits.max_alloc = Some(512 * 1024 * 1024);
+    reader.limits(limits);
+    let decoded = reader
+        .decode()
+        .map_err(|e| fail(format!("could not be decoded as {format:?} ({e}); the file may be truncated or damaged")))?;
+    let (w, h) = (decoded.width(), decoded.height());
+    for (side, value) in [("width", w), ("height", h)] {
+        if value < rules.min_side || value > rules.max_side {
+            return Err(fail(format!(
+                "{side} {value} of a {w}x{h} image is out of range; each side must be {} to {} for {model}",
+                rules.min_side, rules.max_side
+            )));
+        }
+    }
+    if !rules.alpha_allowed && format == ImageFormat::Png && decoded.color().has_alpha() {
+        return Err(fail(format!("PNG with an alpha channel is not accepted by {model}; save it without alpha")));
+    }
+    Ok((w, h))
+}
+
+/// Reads every local file and data URI in the spec and checks it, and that a mask has
+/// its base image's resolution. Does file I/O and decoding: call it off the UI task.
+pub fn check_local_images(spec: &JobSpec) -> Result<(), ValidationError> {
+    let mut base_dims = None;
+    let mut mask_dims = None;
+    for (field, image) in spec.image_refs() {
+        let bytes = match image {
+            ImageRef::File(path) => read_image_file(field, path)?,
+            ImageRef::DataUri(uri) => decode_data_uri(uri).map_err(|m| ValidationError::new(field, m))?.1,
+            ImageRef::Url(_) => continue,
+        };
+        let dims = check_image_bytes(spec.model, field, &bytes)?;
+        match field {
+            "base_image" => base_dims = Some(dims),
+            "mask_image" => mask_dims = Some(dims),
+            _ => {}
+        }
+    }
+    if let (Some((bw, bh)), Some((mw, mh))) = (base_dims, mask_dims) {
+        if (bw, bh) != (mw, mh) {
+            return Err(ValidationError::new(
+                "mask_image",
+                format!("is {mw}x{mh} but the base image is {bw}x{bh}; a mask must have its base image's resolution"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn read_image_file(field: &str, path: &Path) -> Result<Vec<u8>, ValidationError> {
+    let fail = |message: String| ValidationError::new(field, message);
+    let meta = std::fs::metadata(path).map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
+    if meta.is_dir() {
+        return Err(fail(format!("{} is a directory, not an image file", path.display())));
+    }
+    if meta.len() > MAX_INPUT_BYTES {
+        return Err(fail(format!(
+            "{} is {} bytes, over the limit of 10 MB ({MAX_INPUT_BYTES} bytes)",
+            path.display(),
+            meta.len()
+        )));
+    }
+    std::fs::read(path).map_err(|e| fail(format!("cannot read {}: {e}", path.display())))
+}

@@ -1,0 +1,9 @@
+//! wandash: a terminal dashboard and durable job engine for DashScope's Tongyi Wanxiang
+//! image models.
+//!
+//! - `dashscope`: the protocol (models, job specs, validation) and the HTTP client.
+//! - `simulator`: a loopback server that speaks the same protocol, for tests and demos.
+//! - `text`: sanitising outside text before it is drawn.
+
+pub mod dashscope;
+pub mod text;

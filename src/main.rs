@@ -1,0 +1,3 @@
+fn main() {
+    println!("wandash {}", env!("CARGO_PKG_VERSION"));
+}
