@@ -6,4 +6,5 @@
 //! - `text`: sanitising outside text before it is drawn.
 
 pub mod dashscope;
+pub mod simulator;
 pub mod text;
