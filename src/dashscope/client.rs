@@ -269,10 +269,11 @@ impl Client {
                 "the image at {path} is {got} bytes or more, over the limit of {max_bytes} bytes"
             ))
         };
-        if let Some(length) = response.content_length() {
-            if length > max_bytes {
-                return Err(too_big(length));
-            }
+        if let Some(length) = response
+            .content_length()
+            .filter(|&length| length > max_bytes)
+        {
+            return Err(too_big(length));
         }
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(transport)? {
