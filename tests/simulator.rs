@@ -1075,3 +1075,31 @@ async fn wandash_sim_prints_its_base_url_and_serves() {
     );
     child.kill().await.unwrap();
 }
+
+#[tokio::test]
+async fn wrong_methods_and_paths_answer_json_errors() {
+    let sim = start(fast()).await.unwrap();
+    let answer = http()
+        .get(format!("{}{T2I}", sim.base_url()))
+        .bearer_auth("k")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 405);
+    assert!(answer.json::<Value>().await.unwrap()["request_id"].is_string());
+    let answer = http()
+        .get(format!("{}/nothing/here", sim.base_url()))
+        .bearer_auth("k")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 404);
+    assert!(answer.json::<Value>().await.unwrap()["code"].is_string());
+    let answer = create(&sim, T2I, json!("not an object")).await;
+    assert_eq!(answer.status(), 400);
+    assert_eq!(
+        error_code(&answer.json().await.unwrap()),
+        "InvalidParameter"
+    );
+    sim.shutdown().await;
+}
