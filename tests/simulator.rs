@@ -968,6 +968,38 @@ async fn faults_can_be_switched_at_runtime() {
         4 - failed
     );
 
+    // Slow answers: a client with a short timeout sees a timeout.
+    set_faults(&sim, json!({"slow_rate": 1.0, "slow_delay": 2000})).await;
+    let short = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let err = short
+        .get(format!("{}/tasks/x", sim.base_url()))
+        .bearer_auth("k")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+
+    // Resets also hit result downloads.
+    let url = results[out["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|r| r["url"].is_string())
+        .unwrap()]["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    set_faults(&sim, json!({"reset_rate": 1.0})).await;
+    let err = http()
+        .get(&url)
+        .send()
+        .await
+        .expect_err("the download is reset");
+    assert!(!err.is_status(), "{err:?}");
+
     set_faults(&sim, json!({"task_failure_rate": 1.0})).await;
     let task = wait_final(&sim, &created_id(&sim, T2I, body).await).await;
     assert_eq!(task["output"]["task_status"], "FAILED");

@@ -30,7 +30,6 @@ type Shared = Arc<Sim>;
 const BODY_LIMIT: usize = 64 * 1024 * 1024;
 
 pub fn router(sim: Shared) -> Router {
-    sim.resume();
     let api = Router::new()
         .route(Endpoint::TextToImage.path(), post(create_text_to_image))
         .route(Endpoint::ImageToImage.path(), post(create_image_to_image))

@@ -201,6 +201,7 @@ impl Sim {
         };
         let rng = fastrand::Rng::with_seed(config.faults.seed);
         let http = reqwest::Client::builder()
+            .no_proxy()
             .timeout(std::time::Duration::from_secs(30))
             .build()
             .map_err(|e| SimError::Config(format!("cannot build the input downloader: {e}")))?;
