@@ -7,5 +7,6 @@
 //! - `text`: sanitising outside text before it is drawn.
 
 pub mod dashscope;
+pub mod simulator;
 pub mod store;
 pub mod text;
