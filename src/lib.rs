@@ -5,5 +5,7 @@
 //! - `simulator`: a loopback server that speaks the same protocol, for tests and demos.
 //! - `text`: sanitising outside text before it is drawn.
 
+pub mod cli;
+pub mod config;
 pub mod dashscope;
 pub mod text;

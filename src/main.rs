@@ -1,3 +1,3 @@
-fn main() {
-    println!("wandash {}", env!("CARGO_PKG_VERSION"));
+fn main() -> std::process::ExitCode {
+    wandash::cli::main()
 }
