@@ -4,19 +4,24 @@
 mod batch;
 mod context;
 mod estimate;
+mod export;
 mod failure;
+mod jobs;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::dashscope::{EditFunction, Model, Region, Size};
+use crate::dashscope::{EditFunction, JobSpec, Model, Region, Size};
+use crate::store::JobId;
 
 pub use batch::{BatchError, BatchJob, Format, Origin, check_batch, parse_batch, read_batch};
 pub use context::Context;
 pub use estimate::{Estimate, ModelEstimate, estimate};
 pub use failure::{CliResult, EXIT_CODES_HELP, ExitKind, Failure};
+pub use watch::Progress;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -62,6 +67,38 @@ pub enum Command {
     /// Queue every job of a TOML or JSONL batch file (all validated first).
     #[command(after_help = BATCH_HELP)]
     Batch(BatchArgs),
+    /// List jobs, newest first.
+    List {
+        /// A state (queued, submitting, submitted, running, succeeded, failed, cancelled,
+        /// expired, needs_attention) or a group: active, problems.
+        #[arg(long, value_name = "STATE")]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u64,
+    },
+    /// Everything about one job: parameters, state history, images, errors.
+    Show {
+        #[arg(value_parser = parse_job_id)]
+        id: JobId,
+    },
+    /// Progress until the queue drains: done / total, rate, ETA.
+    Watch,
+    /// Cancel a job: a queued one at once; a submitted one via the service (PENDING only).
+    Cancel {
+        #[arg(value_parser = parse_job_id)]
+        id: JobId,
+    },
+    /// Queue a failed, cancelled, expired or needs-attention job again.
+    Retry {
+        #[arg(value_parser = parse_job_id)]
+        id: JobId,
+    },
+    /// Copy the images of every succeeded job to DIR, with a JSON sidecar of each job's
+    /// parameters (job-<id>.json) so that any image can be reproduced.
+    Export {
+        #[arg(long, value_name = "DIR")]
+        to: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -138,6 +175,10 @@ Exit codes:
   3  engine or backend error (bad API key, arrears, store locked or unreadable)
   4  with --wait: a job ended failed, cancelled, expired or needing attention";
 
+fn parse_job_id(s: &str) -> Result<JobId, String> {
+    s.parse()
+}
+
 fn parse_model(s: &str) -> Result<Model, String> {
     s.parse().map_err(|e: crate::dashscope::UnknownModel| e.to_string())
 }
@@ -195,9 +236,27 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
         None => Err(Failure::usage(
             "the dashboard is not part of this build; run `wandash --help` for the commands",
         )),
-        Some(Command::Submit(_args)) => Err(Failure::usage("submit needs the engine")),
+        Some(Command::Submit(args)) => submit_command(&ctx, &args),
         Some(Command::Batch(args)) => batch_command(&ctx, &args),
+        Some(Command::List { status, limit }) => jobs::list(&ctx, status.as_deref(), limit).map(ok),
+        Some(Command::Show { id }) => jobs::show(&ctx, id).map(ok),
+        Some(Command::Watch) => watch::watch(&ctx).map(ok),
+        Some(Command::Cancel { id }) => jobs::cancel(&ctx, id).map(ok),
+        Some(Command::Retry { id }) => jobs::retry(&ctx, id).map(ok),
+        Some(Command::Export { to }) => export::export(&ctx, &to).map(ok),
     }
+}
+
+fn ok(_: ()) -> ExitCode {
+    ExitCode::SUCCESS
+}
+
+fn submit_command(ctx: &Context, args: &SubmitArgs) -> CliResult<ExitCode> {
+    let spec = jobs::submit_spec(args)?;
+    let store = jobs::open_store(ctx)?;
+    let id = store.enqueue(&spec).map_err(jobs::store_failure)?;
+    jobs::print_queued(ctx, &[id]);
+    Ok(ExitCode::SUCCESS)
 }
 
 fn batch_command(ctx: &Context, args: &BatchArgs) -> CliResult<ExitCode> {
@@ -205,7 +264,7 @@ fn batch_command(ctx: &Context, args: &BatchArgs) -> CliResult<ExitCode> {
         .and_then(|jobs| check_batch(&jobs).map(|()| jobs))
         .map_err(report_batch_errors)?;
     if args.dry_run {
-        let specs: Vec<&crate::dashscope::JobSpec> = jobs.iter().map(|j| &j.spec).collect();
+        let specs: Vec<&JobSpec> = jobs.iter().map(|j| &j.spec).collect();
         let est = estimate(&specs, &ctx.config);
         if ctx.json {
             println!(
@@ -217,7 +276,14 @@ fn batch_command(ctx: &Context, args: &BatchArgs) -> CliResult<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    Err(Failure::usage("queueing needs the engine"))
+    let specs: Vec<JobSpec> = jobs.into_iter().map(|j| j.spec).collect();
+    let tag = args.file.file_name().map(|n| n.to_string_lossy().into_owned());
+    let store = jobs::open_store(ctx)?;
+    let ids = store
+        .enqueue_batch(&specs, tag.as_deref())
+        .map_err(jobs::store_failure)?;
+    jobs::print_queued(ctx, &ids);
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Prints every batch error (up to a screenful) and sums them up in the failure.
