@@ -9,5 +9,6 @@
 pub mod cli;
 pub mod config;
 pub mod dashscope;
+pub mod simulator;
 pub mod store;
 pub mod text;

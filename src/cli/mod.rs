@@ -99,6 +99,8 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         to: PathBuf,
     },
+    /// Run the loopback DashScope simulator (for tests and demos).
+    Sim(crate::simulator::SimArgs),
 }
 
 #[derive(Debug, Args)]
@@ -223,6 +225,10 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> CliResult<ExitCode> {
+    // The simulator stands apart: no config, store or data directory of its own.
+    if let Some(Command::Sim(args)) = cli.command {
+        return run_simulator(args);
+    }
     let region = cli
         .global
         .region
@@ -244,7 +250,15 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
         Some(Command::Cancel { id }) => jobs::cancel(&ctx, id).map(ok),
         Some(Command::Retry { id }) => jobs::retry(&ctx, id).map(ok),
         Some(Command::Export { to }) => export::export(&ctx, &to).map(ok),
+        Some(Command::Sim(_)) => unreachable!("handled before the context is built"),
     }
+}
+
+fn run_simulator(args: crate::simulator::SimArgs) -> CliResult<ExitCode> {
+    let runtime =
+        tokio::runtime::Runtime::new().map_err(|e| Failure::other(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(crate::simulator::run_cli(args)).map_err(|e| Failure::other(e.to_string()))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn ok(_: ()) -> ExitCode {
