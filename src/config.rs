@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::dashscope::{Model, ModelLimits, Region};
+use crate::dashscope::{ApiKey, Model, ModelLimits, Region};
+use crate::engine::{BackendSettings, EngineConfig};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -311,6 +312,41 @@ impl Config {
             Duration::from_millis(self.simulator.latency_min_ms),
             Duration::from_millis(self.simulator.latency_max_ms),
         )
+    }
+
+    /// The engine's settings; images go under `data_dir`.
+    pub fn engine_config(&self, data_dir: &Path) -> EngineConfig {
+        EngineConfig {
+            data_dir: data_dir.to_path_buf(),
+            limits: Model::ALL.into_iter().map(|m| (m, self.limits_for(m))).collect(),
+            prices: self.prices.iter().map(|(m, p)| (*m, *p)).collect(),
+            poll_min: Duration::from_millis(self.poll.min_interval_ms),
+            poll_max: Duration::from_millis(self.poll.max_interval_ms),
+            queries_per_second: self.poll.queries_per_second,
+            max_attempts: self.retry.max_attempts,
+            backoff_base: Duration::from_millis(self.retry.backoff_base_ms),
+            backoff_cap: Duration::from_millis(self.retry.backoff_cap_ms),
+            download_max_bytes: self.download.max_bytes,
+            ..EngineConfig::default()
+        }
+    }
+
+    /// Which backend to talk to. `base_url` is the command line's (or environment's)
+    /// choice, already merged with this file's `base_url`.
+    pub fn backend_settings(
+        &self,
+        api_key: Option<ApiKey>,
+        base_url: Option<String>,
+        region: Region,
+        data_dir: &Path,
+    ) -> BackendSettings {
+        BackendSettings {
+            api_key,
+            base_url,
+            region,
+            data_dir: data_dir.to_path_buf(),
+            sim_latency: self.simulator_latency(),
+        }
     }
 }
 

@@ -7,6 +7,7 @@ mod estimate;
 mod export;
 mod failure;
 mod jobs;
+mod run;
 mod watch;
 
 use std::path::PathBuf;
@@ -67,6 +68,13 @@ pub enum Command {
     /// Queue every job of a TOML or JSONL batch file (all validated first).
     #[command(after_help = BATCH_HELP)]
     Batch(BatchArgs),
+    /// Run the engine headless (for tmux / systemd) until Ctrl-C or SIGTERM.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Worker {
+        /// Stop once nothing is queued or in flight and every image is downloaded.
+        #[arg(long)]
+        until_idle: bool,
+    },
     /// List jobs, newest first.
     List {
         /// A state (queued, submitting, submitted, running, succeeded, failed, cancelled,
@@ -244,6 +252,7 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
         )),
         Some(Command::Submit(args)) => submit_command(&ctx, &args),
         Some(Command::Batch(args)) => batch_command(&ctx, &args),
+        Some(Command::Worker { until_idle }) => run::worker(&ctx, until_idle),
         Some(Command::List { status, limit }) => jobs::list(&ctx, status.as_deref(), limit).map(ok),
         Some(Command::Show { id }) => jobs::show(&ctx, id).map(ok),
         Some(Command::Watch) => watch::watch(&ctx).map(ok),
@@ -257,7 +266,9 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
 fn run_simulator(args: crate::simulator::SimArgs) -> CliResult<ExitCode> {
     let runtime =
         tokio::runtime::Runtime::new().map_err(|e| Failure::other(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(crate::simulator::run_cli(args)).map_err(|e| Failure::other(e.to_string()))?;
+    runtime
+        .block_on(crate::simulator::run_cli(args))
+        .map_err(|e| Failure::other(e.to_string()))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -269,6 +280,11 @@ fn submit_command(ctx: &Context, args: &SubmitArgs) -> CliResult<ExitCode> {
     let spec = jobs::submit_spec(args)?;
     let store = jobs::open_store(ctx)?;
     let id = store.enqueue(&spec).map_err(jobs::store_failure)?;
+    drop(store);
+    if args.wait {
+        eprintln!("job {id} queued; running it");
+        return run::wait_for(ctx, &[id]);
+    }
     jobs::print_queued(ctx, &[id]);
     Ok(ExitCode::SUCCESS)
 }

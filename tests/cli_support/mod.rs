@@ -92,9 +92,12 @@ pub struct Sim {
 }
 
 impl Sim {
+    /// Task latency 50ms..150ms unless `extra` gives `--latency`.
     pub fn start(extra: &[&str]) -> Sim {
+        let latency: &[&str] = if extra.contains(&"--latency") { &[] } else { &["--latency", "50ms..150ms"] };
         let mut child = Command::new(BIN)
-            .args(["sim", "--listen", "127.0.0.1:0", "--latency", "50ms..150ms"])
+            .args(["sim", "--listen", "127.0.0.1:0"])
+            .args(latency)
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
