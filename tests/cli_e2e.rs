@@ -150,7 +150,8 @@ fn a_wrong_api_key_stops_the_engine_with_exit_3() {
     assert!(run.stderr.contains("InvalidApiKey"), "{}", run.stderr);
     assert_eq!(run.stderr.lines().filter(|l| l.starts_with("error:")).count(), 1, "{}", run.stderr);
     let rows = scratch.run(&["--json", "list"]).expect(0).json();
-    assert_eq!(rows[0]["state"], "queued", "the job waits for a good key");
+    let detail = scratch.run(&["--json", "show", "1"]).expect(0).stdout;
+    assert_eq!(rows[0]["state"], "queued", "the job waits for a good key: {detail}");
 }
 
 #[test]
@@ -161,4 +162,85 @@ fn a_base_url_without_a_key_is_refused_clearly() {
     cmd.args(["--base-url", &sim.base_url, "worker", "--until-idle"]);
     let run = cli_support::Run::from(cmd.output().unwrap()).expect(3);
     assert!(run.stderr.contains("DASHSCOPE_API_KEY"), "{}", run.stderr);
+}
+
+#[test]
+fn watch_prints_plain_progress_lines_until_the_queue_drains() {
+    let t = Setup::new();
+    let mut text = String::new();
+    for i in 0..6 {
+        text.push_str(&format!("{{\"model\":\"wanx2.0-t2i-turbo\",\"prompt\":\"w{i}\",\"n\":1,\"size\":\"512*512\"}}\n"));
+    }
+    let batch = t.scratch.write("w.jsonl", text);
+    t.run(&["batch", batch.to_str().unwrap()]).expect(0);
+    let mut worker = t.scratch.cmd();
+    worker
+        .env("DASHSCOPE_API_KEY", "test-key")
+        .arg("--config")
+        .arg(&t.config)
+        .args(["--base-url", &t.sim.base_url, "worker"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut worker = worker.spawn().unwrap();
+    let watched = t.run(&["watch"]);
+    worker.kill().ok();
+    worker.wait().ok();
+    let watched = watched.expect(0);
+    let last = watched.stdout.lines().last().unwrap_or_default().to_string();
+    assert!(last.starts_with("6/6 jobs done (6 succeeded, 0 not)") && last.ends_with("done"), "{}", watched.stdout);
+    assert!(!watched.stdout.contains('\x1b'), "no terminal codes when stdout is not a terminal");
+}
+
+#[test]
+fn sigterm_stops_the_worker_cleanly() {
+    let t = Setup::new();
+    let mut worker = t.scratch.cmd();
+    worker
+        .env("DASHSCOPE_API_KEY", "test-key")
+        .arg("--config")
+        .arg(&t.config)
+        .args(["--base-url", &t.sim.base_url, "worker"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut worker = worker.spawn().unwrap();
+    // Wait until it holds the engine lock: a second engine is then refused.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !t.scratch.data_dir().join("wandash.db.engine.lock").exists() {
+        assert!(std::time::Instant::now() < deadline, "the worker never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let status = std::process::Command::new("kill").args(["-TERM", &worker.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let out = worker.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn without_key_and_base_url_the_embedded_simulator_is_used_and_said() {
+    let scratch = Scratch::new();
+    let config = scratch.write(
+        "config.toml",
+        "[simulator]\nlatency_min_ms = 50\nlatency_max_ms = 150\n\n[poll]\nmin_interval_ms = 50\nmax_interval_ms = 250\n",
+    );
+    let run = scratch
+        .run(&["--config", config.to_str().unwrap(), "submit", "--model", "wanx2.0-t2i-turbo", "--prompt", "offline", "-n", "1", "--size", "512*512", "--wait"])
+        .expect(0);
+    assert!(run.stderr.contains("SIMULATOR"), "{}", run.stderr);
+    assert_png(run.stdout.trim(), 512, 512);
+}
+
+#[test]
+fn every_command_has_help_with_the_exit_codes_where_they_matter() {
+    let scratch = Scratch::new();
+    for cmd in ["submit", "batch", "worker", "list", "show", "watch", "cancel", "retry", "export", "sim"] {
+        let run = scratch.run(&[cmd, "--help"]).expect(0);
+        assert!(run.stdout.contains("Usage: wandash"), "{cmd}: {}", run.stdout);
+    }
+    let top = scratch.run(&["--help"]).expect(0).stdout;
+    for line in ["0  success", "2  usage or validation error", "3  engine or backend error", "4  with --wait"] {
+        assert!(top.contains(line), "{top}");
+    }
+    assert!(scratch.run(&["batch", "--help"]).expect(0).stdout.contains("prompts x seeds x sizes"));
+    scratch.run(&["frobnicate"]).expect(2);
 }
