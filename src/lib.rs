@@ -7,6 +7,8 @@
 //! - `store`: the durable job store (SQLite) shared by the dashboard, CLI and engine.
 //! - `text`: sanitising outside text before it is drawn.
 
+pub mod cli;
+pub mod config;
 pub mod dashscope;
 pub mod engine;
 pub mod simulator;
