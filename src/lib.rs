@@ -7,3 +7,4 @@
 
 pub mod dashscope;
 pub mod text;
+pub mod ui;
