@@ -294,8 +294,11 @@ fn draw_list(state: &AppState, frame: &mut Frame, area: Rect) {
     }
     let rows = (list.top..(list.top + rows_fit).min(list.total)).map(|position| {
         let selected = position == list.selected;
+        // A visible marker as well as the colours, for monochrome terminals and captures.
+        let marker = if selected { "›" } else { " " };
         let row = match list.row(position) {
             Some(job) => Row::new(vec![
+                Cell::from(marker),
                 Cell::from(job.state.label()).style(state_style(job.state)),
                 Cell::from(job.model.id()),
                 Cell::from(format!("{}/{}", job.images_ok, job.images_expected)),
@@ -312,9 +315,10 @@ fn draw_list(state: &AppState, frame: &mut Frame, area: Rect) {
             row
         }
     });
-    let header = Row::new(["state", "model", "img", "age", "prompt"])
+    let header = Row::new(["", "state", "model", "img", "age", "prompt"])
         .style(Style::new().fg(Color::DarkGray).bold());
     let widths = [
+        Constraint::Length(1),
         Constraint::Length(10),
         Constraint::Length(18),
         Constraint::Length(3),
@@ -405,14 +409,14 @@ fn draw_detail(state: &AppState, frame: &mut Frame, area: Rect) {
     if let Some(task) = &detail.task_id {
         lines.push(field("task", task.clone()));
     }
-    let mut times = vec![format!("created {}", clock(detail.created_at))];
+    let mut times = vec![format!("created {}", clock(state.now, detail.created_at))];
     for (name, at) in [
         ("submitted", detail.submitted_at),
         ("scheduled", detail.scheduled_at),
         ("ended", detail.ended_at),
     ] {
         if let Some(at) = at {
-            times.push(format!("{name} {}", clock(at)));
+            times.push(format!("{name} {}", clock(state.now, at)));
         }
     }
     lines.push(field("times", times.join(" · ")));
@@ -659,18 +663,15 @@ fn draw_help(keys: &KeyMap, frame: &mut Frame, area: Rect) {
         ));
         for (keys, help) in rows {
             lines.push(Line::from(vec![
-                Span::styled(format!("  {keys:<16}"), Style::new().bold()),
+                Span::styled(format!("  {keys:<12} "), Style::new().bold()),
                 Span::raw(help),
             ]));
         }
     }
-    // Two columns when the terminal is wide enough for them.
-    let width = if area.width >= 110 {
-        104
-    } else {
-        area.width.saturating_sub(2).min(62)
-    };
-    let popup = area.centered(Constraint::Length(width), Constraint::Percentage(96));
+    let popup = area.centered(
+        Constraint::Length(area.width.saturating_sub(2).min(124)),
+        Constraint::Length(area.height.saturating_sub(2)),
+    );
     frame.render_widget(Clear, popup);
     let block = Block::bordered()
         .border_type(BorderType::Rounded)
@@ -678,20 +679,14 @@ fn draw_help(keys: &KeyMap, frame: &mut Frame, area: Rect) {
         .title_bottom(" Esc closes ");
     let inner = block.inner(popup);
     frame.render_widget(block, popup);
-    if width >= 104 {
-        let half = lines.len().div_ceil(2);
-        let split = lines[..half]
-            .iter()
-            .rposition(|l| l.style.fg == Some(Color::Cyan))
-            .filter(|at| *at > 0 && half - *at < 4)
-            .unwrap_or(half);
-        let right_lines = lines.split_off(split);
-        let [l, r] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
-            .areas(inner);
-        frame.render_widget(Paragraph::new(lines), l);
-        frame.render_widget(Paragraph::new(right_lines), r);
-    } else {
-        frame.render_widget(Paragraph::new(lines), inner);
+    // Flow the rows into as many columns as fit, so the whole table shows even at 80x24.
+    let columns = (inner.width / 40).max(1);
+    let height = usize::from(inner.height.max(1));
+    let width = inner.width / columns;
+    for (i, chunk) in lines.chunks(height).take(usize::from(columns)).enumerate() {
+        let x = inner.x + width * i as u16;
+        let column = Rect::new(x, inner.y, width.saturating_sub(1), inner.height);
+        frame.render_widget(Paragraph::new(chunk.to_vec()), column);
     }
 }
 
@@ -722,14 +717,16 @@ fn draw_confirm(question: &Confirm, frame: &mut Frame, area: Rect) {
     );
 }
 
+/// Toasts stack up from the bottom right of the body, over the least important rows.
 fn draw_toasts(state: &AppState, frame: &mut Frame, area: Rect) {
-    let mut y = area.y + 1;
-    for toast in state.toasts.iter().filter(|t| t.until > state.now) {
+    let mut y = area.bottom();
+    for toast in state.toasts.iter().rev().filter(|t| t.until > state.now) {
         let text = format!(" {} ", sanitize(&toast.text));
         let width = (text.chars().count() as u16).min(area.width.saturating_sub(2));
-        if width == 0 || y >= area.bottom() {
+        if width == 0 || y <= area.y + 1 {
             break;
         }
+        y -= 1;
         let rect = Rect::new(area.right().saturating_sub(width + 1), y, width, 1);
         let style = match toast.level {
             ToastLevel::Info => Style::new().fg(Color::Black).bg(Color::Green),
@@ -737,7 +734,6 @@ fn draw_toasts(state: &AppState, frame: &mut Frame, area: Rect) {
         };
         frame.render_widget(Clear, rect);
         frame.render_widget(Line::from(text).style(style), rect);
-        y += 1;
     }
 }
 
@@ -755,15 +751,13 @@ fn short_duration(secs: u64) -> String {
     }
 }
 
-/// Times in the detail, as stored (UTC).
-fn clock(at: OffsetDateTime) -> String {
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-        at.year(),
-        at.month() as u8,
-        at.day(),
-        at.hour(),
-        at.minute(),
-        at.second()
-    )
+/// Times in the detail (UTC, as stored): the clock time, with the date when it is not
+/// today's.
+fn clock(now: OffsetDateTime, at: OffsetDateTime) -> String {
+    let time = format!("{:02}:{:02}:{:02}", at.hour(), at.minute(), at.second());
+    if at.date() == now.date() {
+        time
+    } else {
+        format!("{} {time}", at.date())
+    }
 }

@@ -161,18 +161,26 @@ impl KeyMap {
             .map(|b| b.action)
     }
 
-    /// Help rows for one context: keys joined, and what they do.
+    /// Help rows for one context: keys joined, and what they do. Neighbouring bindings
+    /// with the same help text (the six tab keys) share one row.
     pub fn help_rows(&self, context: Context) -> Vec<(String, &'static str)> {
-        self.bindings
-            .iter()
-            .filter(|b| b.context == context)
-            .map(|b| {
-                (
-                    b.keys.iter().map(Key::label).collect::<Vec<_>>().join(" "),
-                    b.help,
-                )
-            })
-            .collect()
+        let mut rows: Vec<(String, &'static str)> = Vec::new();
+        for binding in self.bindings.iter().filter(|b| b.context == context) {
+            let keys = binding
+                .keys
+                .iter()
+                .map(Key::label)
+                .collect::<Vec<_>>()
+                .join(" ");
+            match rows.last_mut() {
+                Some((joined, help)) if *help == binding.help => {
+                    joined.push(' ');
+                    joined.push_str(&keys);
+                }
+                _ => rows.push((keys, binding.help)),
+            }
+        }
+        rows
     }
 
     /// The contexts in the order help lists them.
@@ -199,14 +207,6 @@ impl Default for KeyMap {
             action,
             help,
         };
-        let tabs = [
-            ('1', "tab: all jobs"),
-            ('2', "tab: queued"),
-            ('3', "tab: running"),
-            ('4', "tab: succeeded"),
-            ('5', "tab: failed"),
-            ('6', "tab: cancelled"),
-        ];
         let mut bindings = vec![
             b(
                 Browse,
@@ -244,14 +244,10 @@ impl Default for KeyMap {
                 Last,
                 "oldest job",
             ),
-            b(
-                Browse,
-                &[Key::plain(KeyCode::Tab)],
-                NextPane,
-                "next pane (list, detail, preview)",
-            ),
+            b(Browse, &[Key::plain(KeyCode::Tab)], NextPane, "next pane"),
         ];
-        for (i, (c, help)) in tabs.into_iter().enumerate() {
+        for (i, c) in ['1', '2', '3', '4', '5', '6'].into_iter().enumerate() {
+            let help = "state tab, as numbered in the bar";
             bindings.push(b(Browse, &[Key::char(c)], ShowTab(i), help));
         }
         bindings.extend([
@@ -261,7 +257,7 @@ impl Default for KeyMap {
                 Browse,
                 &[Key::char('e')],
                 Fork,
-                "fork the selected job into the editor",
+                "fork the job into the editor",
             ),
             b(
                 Browse,
@@ -278,7 +274,7 @@ impl Default for KeyMap {
                 Browse,
                 &[Key::char('y')],
                 Copy,
-                "copy prompt, or image path in preview (OSC 52)",
+                "copy prompt (image path in preview)",
             ),
             b(Browse, &[Key::char('?')], ShowHelp, "this help"),
             b(Browse, &[Key::char('q')], Quit, "quit"),
@@ -286,7 +282,7 @@ impl Default for KeyMap {
                 Search,
                 &[Key::plain(KeyCode::Enter)],
                 AcceptSearch,
-                "keep the search, back to the list",
+                "keep the search",
             ),
             b(
                 Search,
@@ -304,7 +300,7 @@ impl Default for KeyMap {
                 Editor,
                 &[Key::plain(KeyCode::Esc)],
                 Leave,
-                "leave the editor (the draft is kept)",
+                "leave (the draft is kept)",
             ),
             b(Editor, &[Key::plain(KeyCode::Tab)], NextField, "next field"),
             b(
