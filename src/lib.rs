@@ -3,8 +3,10 @@
 //!
 //! - `dashscope`: the protocol (models, job specs, validation) and the HTTP client.
 //! - `simulator`: a loopback server that speaks the same protocol, for tests and demos.
+//! - `store`: the durable job store (SQLite) shared by the dashboard, CLI and engine.
 //! - `text`: sanitising outside text before it is drawn.
 
 pub mod dashscope;
+pub mod store;
 pub mod text;
 pub mod ui;

@@ -1,11 +1,14 @@
 //! The DashScope image-synthesis protocol: models, job specs, validation, the HTTP client.
 
+mod client;
 mod error;
 mod models;
 mod spec;
+mod upload;
 pub mod validate;
 mod wire;
 
+pub use client::{ApiKey, Client, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
 pub use error::{ClientError, ErrorAction, classify};
 pub use models::{Endpoint, Family, Model, ModelLimits, UnknownModel};
 pub use spec::{

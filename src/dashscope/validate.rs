@@ -110,7 +110,8 @@ pub fn validate_all(spec: &JobSpec) -> Vec<ValidationError> {
             check("seed", Err(format!("{seed} is out of range; seed must be 0 to {MAX_SEED}")));
         }
     }
-    if let Some(size) = spec.size {
+    // A size on a model without one is already reported above; once per field.
+    if let Some(size) = spec.size.filter(|_| field_applies(family, "size")) {
         check("size", check_size(model, size));
     }
 

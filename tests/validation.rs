@@ -1,0 +1,679 @@
+//! One test per validation rule: a job that breaks it is refused before anything is sent,
+//! with an error that names the field and the limit.
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use image::{ImageBuffer, ImageFormat, Luma, Rgb, Rgba};
+use serde_json::json;
+use wandash::dashscope::{
+    ApiKey, Client, ClientError, EditFunction, ExpandScales, ImageRef, JobSpec, Model, Size,
+    ValidationError, WireError, check_local_images, validate, validate_all,
+};
+
+const T2I: [Model; 3] = [
+    Model::Wanx21T2iTurbo,
+    Model::Wanx21T2iPlus,
+    Model::Wanx20T2iTurbo,
+];
+
+/// Asserts that `spec` breaks exactly one rule, on `field`, and that the message says
+/// `needle` (the limit or the allowed values).
+#[track_caller]
+fn refused(spec: &JobSpec, field: &str, needle: &str) -> ValidationError {
+    let err = validate(spec).expect_err("the spec should be refused");
+    assert_eq!(err.field, field, "{err}");
+    assert!(
+        err.message.contains(needle),
+        "message `{}` should mention `{needle}`",
+        err.message
+    );
+    assert_eq!(
+        validate_all(spec).len(),
+        1,
+        "only this rule is broken: {:?}",
+        validate_all(spec)
+    );
+    err
+}
+
+#[track_caller]
+fn accepted(spec: &JobSpec) {
+    assert_eq!(validate_all(spec), Vec::<ValidationError>::new());
+}
+
+#[track_caller]
+fn local_refused(spec: &JobSpec, field: &str, needle: &str) {
+    accepted(spec);
+    let err = check_local_images(spec).expect_err("the local image should be refused");
+    assert_eq!(err.field, field, "{err}");
+    assert!(
+        err.message.contains(needle),
+        "message `{}` should mention `{needle}`",
+        err.message
+    );
+}
+
+fn edit(function: EditFunction) -> JobSpec {
+    let mut spec = JobSpec::new(Model::Wanx21ImageEdit, "make it brighter");
+    spec.function = Some(function);
+    spec.base_image = Some(ImageRef::Url("https://example.com/base.png".into()));
+    if function.needs_mask() {
+        spec.mask_image = Some(ImageRef::Url("https://example.com/mask.png".into()));
+    }
+    spec
+}
+
+fn painting() -> JobSpec {
+    let mut spec = JobSpec::new(Model::WanxXPainting, "a cat");
+    spec.base_image = Some(ImageRef::Url("https://example.com/base.png".into()));
+    spec.mask_image = Some(ImageRef::Url("https://example.com/mask.png".into()));
+    spec
+}
+
+fn multi(count: usize) -> JobSpec {
+    let mut spec = JobSpec::new(Model::Wan25I2iPreview, "put image 1 into image 2");
+    spec.images = (0..count)
+        .map(|i| ImageRef::Url(format!("https://example.com/{i}.png")))
+        .collect();
+    spec
+}
+
+fn write_image<P: image::Pixel<Subpixel = u8> + image::PixelWithColorType>(
+    dir: &Path,
+    name: &str,
+    width: u32,
+    height: u32,
+    pixel: P,
+    format: ImageFormat,
+) -> PathBuf {
+    let path = dir.join(name);
+    ImageBuffer::from_pixel(width, height, pixel)
+        .save_with_format(&path, format)
+        .unwrap();
+    path
+}
+
+fn grey_png(dir: &Path, name: &str, width: u32, height: u32) -> PathBuf {
+    write_image(dir, name, width, height, Luma([128u8]), ImageFormat::Png)
+}
+
+fn local_edit(base: PathBuf) -> JobSpec {
+    let mut spec = edit(EditFunction::StylizationAll);
+    spec.base_image = Some(ImageRef::File(base));
+    spec
+}
+
+// ---- prompts ----
+
+#[test]
+fn an_empty_prompt_is_refused() {
+    for model in Model::ALL {
+        let mut spec = match model {
+            Model::Wanx21ImageEdit => edit(EditFunction::DescriptionEdit),
+            Model::WanxXPainting => painting(),
+            Model::Wan25I2iPreview => multi(1),
+            _ => JobSpec::new(model, ""),
+        };
+        spec.prompt = String::new();
+        refused(&spec, "prompt", "is empty");
+    }
+}
+
+#[test]
+fn a_whitespace_only_prompt_is_refused() {
+    let spec = JobSpec::new(Model::Wanx21T2iTurbo, " \t\n\u{3000}\r ");
+    refused(&spec, "prompt", "only whitespace");
+}
+
+#[test]
+fn prompts_over_each_models_limit_are_refused() {
+    for model in T2I {
+        accepted(&JobSpec::new(model, "字".repeat(800)));
+        refused(
+            &JobSpec::new(model, "字".repeat(801)),
+            "prompt",
+            "limit of 800",
+        );
+    }
+    let mut spec = edit(EditFunction::DescriptionEdit);
+    spec.prompt = "a".repeat(800);
+    accepted(&spec);
+    spec.prompt = "a".repeat(801);
+    refused(&spec, "prompt", "limit of 800");
+
+    let mut spec = painting();
+    spec.prompt = "猫".repeat(75);
+    accepted(&spec);
+    spec.prompt = "猫".repeat(76);
+    refused(&spec, "prompt", "limit of 75");
+}
+
+#[test]
+fn a_negative_prompt_over_500_characters_is_refused() {
+    let mut spec = JobSpec::new(Model::Wanx21T2iPlus, "a lighthouse");
+    spec.negative_prompt = Some("x".repeat(500));
+    accepted(&spec);
+    spec.negative_prompt = Some("x".repeat(501));
+    refused(&spec, "negative_prompt", "limit of 500");
+}
+
+// ---- n, seed, size ----
+
+#[test]
+fn n_outside_1_to_4_is_refused() {
+    for n in [0, 5] {
+        let mut spec = JobSpec::new(Model::Wanx21T2iTurbo, "a lighthouse");
+        spec.n = Some(n);
+        refused(&spec, "n", "1 to 4");
+        let mut spec = edit(EditFunction::Colorization);
+        spec.n = Some(n);
+        refused(&spec, "n", "1 to 4");
+    }
+}
+
+#[test]
+fn a_seed_over_2147483647_is_refused() {
+    let mut spec = JobSpec::new(Model::Wanx21T2iTurbo, "a lighthouse");
+    spec.seed = Some(2_147_483_647);
+    accepted(&spec);
+    spec.seed = Some(2_147_483_648);
+    refused(&spec, "seed", "0 to 2147483647");
+}
+
+#[test]
+fn a_text_to_image_side_under_512_is_refused() {
+    let mut spec = JobSpec::new(Model::Wanx20T2iTurbo, "a lighthouse");
+    spec.size = Some(Size::new(511, 1024));
+    refused(&spec, "size", "512 to 1440");
+}
+
+#[test]
+fn a_text_to_image_side_over_1440_is_refused() {
+    let mut spec = JobSpec::new(Model::Wanx21T2iTurbo, "a lighthouse");
+    spec.size = Some(Size::new(1024, 1441));
+    refused(&spec, "size", "512 to 1440");
+}
+
+#[test]
+fn a_text_to_image_size_over_2_megapixels_is_refused() {
+    let mut spec = JobSpec::new(Model::Wanx21T2iPlus, "a lighthouse");
+    spec.size = Some(Size::new(1440, 1388));
+    accepted(&spec);
+    spec.size = Some(Size::new(1440, 1440));
+    refused(&spec, "size", "2000000");
+}
+
+#[test]
+fn an_x_painting_size_outside_the_three_is_refused() {
+    for ok in [
+        Size::new(1024, 1024),
+        Size::new(720, 1280),
+        Size::new(1280, 720),
+    ] {
+        let mut spec = painting();
+        spec.size = Some(ok);
+        accepted(&spec);
+    }
+    let mut spec = painting();
+    spec.size = Some(Size::new(1280, 1280));
+    refused(&spec, "size", "1024*1024, 720*1280, 1280*720");
+}
+
+#[test]
+fn wan25_total_pixels_out_of_range_are_refused() {
+    for size in [Size::new(767, 768), Size::new(1281, 1280)] {
+        let mut spec = multi(1);
+        spec.size = Some(size);
+        refused(&spec, "size", "(768*768) to 1638400 (1280*1280)");
+    }
+    let mut spec = multi(1);
+    spec.size = Some(Size::new(768, 768));
+    accepted(&spec);
+}
+
+#[test]
+fn wan25_aspect_beyond_4_to_1_is_refused() {
+    let mut spec = multi(2);
+    spec.size = Some(Size::new(2400, 600));
+    accepted(&spec);
+    spec.size = Some(Size::new(2404, 600));
+    refused(&spec, "size", "1:4 to 4:1");
+    spec.size = Some(Size::new(600, 2404));
+    refused(&spec, "size", "1:4 to 4:1");
+}
+
+// ---- functions and their parameters ----
+
+#[test]
+fn imageedit_without_a_function_is_refused() {
+    let mut spec = edit(EditFunction::StylizationAll);
+    spec.function = None;
+    refused(&spec, "function", "is required for wanx2.1-imageedit");
+}
+
+#[test]
+fn an_unknown_function_is_refused_on_the_wire_and_in_batch_files() {
+    let body = json!({"model": "wanx2.1-imageedit",
+        "input": {"function": "make_it_pop", "prompt": "p", "base_image_url": "https://e.com/a.png"}});
+    match JobSpec::from_wire(&body) {
+        Err(WireError::Field { field, message }) => {
+            assert_eq!(field, "function");
+            assert!(
+                message.contains("make_it_pop") && message.contains("control_cartoon_feature"),
+                "{message}"
+            );
+        }
+        other => panic!("expected a function error, got {other:?}"),
+    }
+    let err =
+        serde_json::from_value::<JobSpec>(json!({"model": "wanx2.1-imageedit", "prompt": "p",
+        "function": "make_it_pop", "base_image": "https://e.com/a.png"}))
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("unknown function `make_it_pop`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn description_edit_with_mask_needs_a_mask() {
+    let mut spec = edit(EditFunction::DescriptionEditWithMask);
+    accepted(&spec);
+    spec.mask_image = None;
+    refused(
+        &spec,
+        "mask_image",
+        "is required for function description_edit_with_mask",
+    );
+}
+
+#[test]
+fn a_mask_for_any_other_function_is_refused() {
+    for function in EditFunction::ALL.into_iter().filter(|f| !f.needs_mask()) {
+        let mut spec = edit(function);
+        spec.mask_image = Some(ImageRef::Url("https://example.com/mask.png".into()));
+        refused(
+            &spec,
+            "mask_image",
+            "only to function description_edit_with_mask",
+        );
+    }
+}
+
+#[test]
+fn expand_scales_outside_1_to_2_are_refused() {
+    let mut spec = edit(EditFunction::Expand);
+    spec.expand = Some(ExpandScales {
+        top: 1.0,
+        bottom: 2.0,
+        left: 1.5,
+        right: 1.0,
+    });
+    accepted(&spec);
+    spec.expand = Some(ExpandScales {
+        top: 0.9,
+        ..ExpandScales::default()
+    });
+    refused(&spec, "expand.top_scale", "1.0 to 2.0");
+    spec.expand = Some(ExpandScales {
+        right: 2.1,
+        ..ExpandScales::default()
+    });
+    refused(&spec, "expand.right_scale", "1.0 to 2.0");
+}
+
+#[test]
+fn expand_scales_for_another_function_are_refused() {
+    let mut spec = edit(EditFunction::SuperResolution);
+    spec.expand = Some(ExpandScales::default());
+    refused(&spec, "expand", "only to function expand");
+}
+
+#[test]
+fn an_upscale_factor_of_5_is_refused() {
+    let mut spec = edit(EditFunction::SuperResolution);
+    spec.upscale_factor = Some(4);
+    accepted(&spec);
+    spec.upscale_factor = Some(5);
+    refused(&spec, "upscale_factor", "1 to 4");
+    spec.upscale_factor = Some(0);
+    refused(&spec, "upscale_factor", "1 to 4");
+}
+
+#[test]
+fn an_upscale_factor_for_another_function_is_refused() {
+    let mut spec = edit(EditFunction::Expand);
+    spec.upscale_factor = Some(2);
+    refused(&spec, "upscale_factor", "only to function super_resolution");
+}
+
+#[test]
+fn wan25_with_0_or_4_images_is_refused() {
+    for count in [1, 3] {
+        accepted(&multi(count));
+    }
+    refused(&multi(0), "images", "1 to 3");
+    refused(&multi(4), "images", "1 to 3");
+}
+
+#[test]
+fn an_unknown_x_painting_style_is_refused() {
+    let mut spec = painting();
+    spec.style = Some("<anime>".into());
+    accepted(&spec);
+    spec.style = Some("<vaporwave>".into());
+    refused(&spec, "style", "<chinese painting>");
+}
+
+#[test]
+fn x_painting_needs_base_and_mask() {
+    let mut spec = painting();
+    spec.mask_image = None;
+    refused(&spec, "mask_image", "is required for wanx-x-painting");
+    let mut spec = painting();
+    spec.base_image = None;
+    refused(&spec, "base_image", "is required for wanx-x-painting");
+}
+
+#[test]
+fn imageedit_needs_a_base_image() {
+    let mut spec = edit(EditFunction::Doodle);
+    spec.base_image = None;
+    refused(&spec, "base_image", "is required for wanx2.1-imageedit");
+}
+
+#[test]
+fn fields_that_do_not_apply_to_the_model_are_refused() {
+    let mut spec = JobSpec::new(Model::Wanx21T2iTurbo, "a lighthouse");
+    spec.style = Some("<anime>".into());
+    refused(&spec, "style", "does not apply to model wanx2.1-t2i-turbo");
+
+    let mut spec = edit(EditFunction::StylizationAll);
+    spec.prompt_extend = Some(true);
+    refused(
+        &spec,
+        "prompt_extend",
+        "does not apply to model wanx2.1-imageedit",
+    );
+
+    let mut spec = edit(EditFunction::StylizationAll);
+    spec.size = Some(Size::new(1024, 1024));
+    refused(&spec, "size", "does not apply to model wanx2.1-imageedit");
+
+    let mut spec = painting();
+    spec.seed = Some(1);
+    refused(&spec, "seed", "does not apply to model wanx-x-painting");
+
+    let mut spec = multi(1);
+    spec.function = Some(EditFunction::Expand);
+    refused(
+        &spec,
+        "function",
+        "does not apply to model wan2.5-i2i-preview",
+    );
+}
+
+// ---- image references ----
+
+#[test]
+fn a_data_uri_for_a_url_only_model_is_refused() {
+    let uri = ImageRef::DataUri("data:image/png;base64,iVBORw0KGgo=".into());
+    let mut spec = edit(EditFunction::StylizationAll);
+    spec.base_image = Some(uri.clone());
+    refused(&spec, "base_image", "takes URLs only");
+    let mut spec = painting();
+    spec.mask_image = Some(uri.clone());
+    refused(&spec, "mask_image", "takes URLs only");
+    let mut spec = multi(1);
+    spec.images = vec![uri];
+    accepted(&spec);
+}
+
+#[test]
+fn a_url_with_chinese_characters_is_refused() {
+    let mut spec = edit(EditFunction::StylizationAll);
+    spec.base_image = Some(ImageRef::Url("https://example.com/图片.png".into()));
+    refused(&spec, "base_image", "Chinese characters");
+}
+
+#[test]
+fn a_malformed_data_uri_is_refused() {
+    let mut spec = multi(1);
+    spec.images = vec![ImageRef::DataUri(
+        "data:image/png;base64,@@not base64@@".into(),
+    )];
+    refused(&spec, "images", "base64 is invalid");
+}
+
+// ---- local files ----
+
+#[test]
+fn a_local_file_that_is_not_an_image_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.png");
+    std::fs::write(&path, b"just some text pretending to be a picture").unwrap();
+    local_refused(&local_edit(path), "base_image", "is not an image");
+}
+
+#[test]
+fn an_empty_local_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("empty.png");
+    std::fs::write(&path, b"").unwrap();
+    local_refused(&local_edit(path), "base_image", "0 bytes");
+}
+
+#[test]
+fn a_truncated_png_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_image(
+        dir.path(),
+        "whole.png",
+        600,
+        600,
+        Rgb([10u8, 200, 30]),
+        ImageFormat::Png,
+    );
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.truncate(bytes.len() / 2);
+    std::fs::write(&path, &bytes).unwrap();
+    local_refused(&local_edit(path), "base_image", "truncated");
+}
+
+#[test]
+fn a_local_image_under_the_minimum_side_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    local_refused(
+        &local_edit(grey_png(dir.path(), "small.png", 511, 600)),
+        "base_image",
+        "512 to 4096",
+    );
+    let mut spec = painting();
+    spec.base_image = Some(ImageRef::File(grey_png(dir.path(), "b.png", 256, 300)));
+    spec.mask_image = Some(ImageRef::File(grey_png(dir.path(), "m.png", 256, 300)));
+    local_refused(&spec, "base_image", "257 to 4095");
+    let mut spec = multi(0);
+    spec.images = vec![ImageRef::File(write_image(
+        dir.path(),
+        "w.png",
+        383,
+        400,
+        Rgb([1u8, 2, 3]),
+        ImageFormat::Png,
+    ))];
+    local_refused(&spec, "images", "384 to 5000");
+}
+
+#[test]
+fn a_local_image_over_the_maximum_side_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = grey_png(dir.path(), "wide.png", 4097, 512);
+    local_refused(&local_edit(path), "base_image", "512 to 4096");
+}
+
+#[test]
+fn a_local_file_over_10_mb_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.png");
+    let file = std::fs::File::create(&path).unwrap();
+    file.set_len(10 * 1024 * 1024 + 1).unwrap();
+    local_refused(&local_edit(path), "base_image", "limit of 10 MB");
+}
+
+#[test]
+fn a_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    local_refused(
+        &local_edit(dir.path().to_path_buf()),
+        "base_image",
+        "is a directory",
+    );
+}
+
+#[test]
+fn a_missing_local_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    local_refused(
+        &local_edit(dir.path().join("nowhere.png")),
+        "base_image",
+        "cannot read",
+    );
+}
+
+#[test]
+fn a_format_the_model_does_not_take_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = painting();
+    spec.base_image = Some(ImageRef::File(write_image(
+        dir.path(),
+        "b.tiff",
+        600,
+        600,
+        Rgb([9u8, 9, 9]),
+        ImageFormat::Tiff,
+    )));
+    spec.mask_image = Some(ImageRef::File(grey_png(dir.path(), "m.png", 600, 600)));
+    local_refused(&spec, "base_image", "not accepted by wanx-x-painting");
+}
+
+#[test]
+fn a_mask_with_another_resolution_than_its_base_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = edit(EditFunction::DescriptionEditWithMask);
+    spec.base_image = Some(ImageRef::File(grey_png(dir.path(), "base.png", 640, 600)));
+    spec.mask_image = Some(ImageRef::File(grey_png(dir.path(), "mask.png", 600, 640)));
+    local_refused(&spec, "mask_image", "base image is 640x600");
+    spec.mask_image = Some(ImageRef::File(grey_png(dir.path(), "mask2.png", 640, 600)));
+    check_local_images(&spec).expect("a mask at the base's resolution is fine");
+}
+
+#[test]
+fn a_png_with_alpha_is_refused_for_wan25() {
+    let dir = tempfile::tempdir().unwrap();
+    let alpha = write_image(
+        dir.path(),
+        "alpha.png",
+        400,
+        400,
+        Rgba([1u8, 2, 3, 128]),
+        ImageFormat::Png,
+    );
+    let mut spec = multi(0);
+    spec.images = vec![ImageRef::File(alpha.clone())];
+    local_refused(&spec, "images", "alpha channel");
+
+    let encoded = base64::engine::general_purpose::STANDARD.encode(std::fs::read(&alpha).unwrap());
+    spec.images = vec![ImageRef::DataUri(format!(
+        "data:image/png;base64,{encoded}"
+    ))];
+    local_refused(&spec, "images", "alpha channel");
+
+    // The edit model takes alpha.
+    let mut spec = local_edit(write_image(
+        dir.path(),
+        "a2.png",
+        600,
+        600,
+        Rgba([1u8, 2, 3, 128]),
+        ImageFormat::Png,
+    ));
+    spec.function = Some(EditFunction::RemoveWatermark);
+    check_local_images(&spec).expect("imageedit accepts alpha");
+}
+
+// ---- the client refuses before sending ----
+
+/// A client pointed at a port nothing listens on: a refusal proves nothing was sent.
+fn offline_client() -> Client {
+    Client::new("http://127.0.0.1:9/api/v1", ApiKey::new("sk-test".into())).unwrap()
+}
+
+#[tokio::test]
+async fn the_client_refuses_an_invalid_job_without_sending_it() {
+    let mut spec = JobSpec::new(Model::Wanx21T2iTurbo, "a lighthouse");
+    spec.n = Some(9);
+    match offline_client().create(&spec).await {
+        Err(ClientError::Invalid(err)) => assert_eq!(err.field, "n"),
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_client_checks_local_files_before_uploading() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = local_edit(grey_png(dir.path(), "small.png", 300, 300));
+    for result in [
+        offline_client().create(&spec).await.map(|_| ()),
+        offline_client().prepare(&spec).await.map(|_| ()),
+    ] {
+        match result {
+            Err(ClientError::Invalid(err)) => {
+                assert_eq!(err.field, "base_image");
+                assert!(err.message.contains("512 to 4096"), "{err}");
+            }
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+    match offline_client()
+        .upload(Model::Wanx21ImageEdit, &dir.path().join("small.png"))
+        .await
+    {
+        Err(err @ ClientError::Invalid(_)) => {
+            assert!(err.to_string().contains("512 to 4096"), "{err}")
+        }
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn wan25_local_files_become_data_uris_without_any_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_image(
+        dir.path(),
+        "photo.png",
+        400,
+        500,
+        Rgb([200u8, 100, 50]),
+        ImageFormat::Png,
+    );
+    let mut spec = multi(0);
+    spec.images = vec![
+        ImageRef::File(path.clone()),
+        ImageRef::Url("https://example.com/2.png".into()),
+    ];
+    let prepared = offline_client()
+        .prepare(&spec)
+        .await
+        .expect("no network needed");
+    match &prepared.images[0] {
+        ImageRef::DataUri(uri) => {
+            let (mime, bytes) = wandash::dashscope::validate::decode_data_uri(uri).unwrap();
+            assert_eq!(mime, "image/png");
+            assert_eq!(bytes, std::fs::read(&path).unwrap());
+        }
+        other => panic!("expected a data URI, got {other:?}"),
+    }
+    assert_eq!(prepared.images[1], spec.images[1]);
+    assert!(prepared.to_wire().is_ok());
+}
