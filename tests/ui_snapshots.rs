@@ -17,7 +17,7 @@ use wandash::dashscope::{JobSpec, Model, Size};
 use wandash::ui::draw::{draw, wanted_image};
 use wandash::ui::keys::KeyMap;
 use wandash::ui::state::{
-    AppState, BackendLabel, BatchProgress, Header, ImageView, JobDetailView, JobRow, Mode,
+    AppState, BackendLabel, BatchProgress, Header, ImageView, JobDetailView, JobId, JobRow, Mode,
     PreviewImage, ReadyImage, RowState, TabCounts,
 };
 use wandash::ui::update::{Command, DataSnapshot};
@@ -73,7 +73,7 @@ const STATES: [RowState; 6] = [
 fn row(i: usize) -> JobRow {
     let state = STATES[i % STATES.len()];
     JobRow {
-        id: 100 - i as i64,
+        id: JobId(100 - i as i64),
         state,
         model: Model::ALL[i % 3],
         prompt: PROMPTS[i % PROMPTS.len()].to_string(),

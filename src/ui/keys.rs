@@ -47,7 +47,7 @@ pub enum Action {
     First,
     Last,
     NextPane,
-    /// Tab index 0-5 (all, queued, running, succeeded, failed, cancelled).
+    /// Tab index 0-5 (all, queued, active, succeeded, failed, cancelled).
     ShowTab(usize),
     StartSearch,
     NewJob,

@@ -16,8 +16,7 @@ use crate::dashscope::{JobSpec, Model};
 
 use super::editor::Editor;
 
-/// A job's id as the store numbers it.
-pub type JobId = i64;
+pub use crate::store::JobId;
 
 /// A job's state, as shown in the list and the detail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,8 +66,10 @@ pub enum Tab {
     #[default]
     All,
     Queued,
-    Running,
+    /// Not finished: queued or in flight at the service.
+    Active,
     Succeeded,
+    /// Failed, expired or needing attention: what a person should look at.
     Failed,
     Cancelled,
 }
@@ -77,7 +78,7 @@ impl Tab {
     pub const ALL: [Tab; 6] = [
         Tab::All,
         Tab::Queued,
-        Tab::Running,
+        Tab::Active,
         Tab::Succeeded,
         Tab::Failed,
         Tab::Cancelled,
@@ -87,7 +88,7 @@ impl Tab {
         match self {
             Tab::All => "all",
             Tab::Queued => "queued",
-            Tab::Running => "running",
+            Tab::Active => "active",
             Tab::Succeeded => "succeeded",
             Tab::Failed => "failed",
             Tab::Cancelled => "cancelled",
