@@ -96,13 +96,28 @@ pub async fn run(
     let mut terminal = TerminalGuard::enter(options.mouse)?;
     // Ask the terminal about graphics before the input stream starts reading, or the
     // stream would swallow the answers.
-    let mut picker = Picker::from_query_stdio().unwrap_or_else(|err| {
-        tracing::info!("terminal did not answer the graphics query ({err}); using halfblocks");
-        Picker::halfblocks()
-    });
-    if let Some(protocol) = options.protocol {
-        picker.set_protocol_type(protocol);
-    }
+    // Inside tmux, halfblocks without asking: tmux answers only part of the query, and
+    // the query's reader thread then stays on stdin and eats keystrokes.
+    let inside_tmux = std::env::var_os("TMUX").is_some_and(|v| !v.is_empty());
+    let protocol = options
+        .protocol
+        .or(inside_tmux.then_some(ProtocolType::Halfblocks));
+    let picker = match protocol {
+        // Halfblocks need nothing from the terminal: skip the query (and its wait).
+        Some(ProtocolType::Halfblocks) => Picker::halfblocks(),
+        forced => {
+            let mut picker = Picker::from_query_stdio().unwrap_or_else(|err| {
+                tracing::info!(
+                    "terminal did not answer the graphics query ({err}); using halfblocks"
+                );
+                Picker::halfblocks()
+            });
+            if let Some(protocol) = forced {
+                picker.set_protocol_type(protocol);
+            }
+            picker
+        }
+    };
     let protocol_name = protocol_label(picker.protocol_type());
     let images = ImageWorker::start(picker, events.clone());
 
@@ -239,7 +254,10 @@ impl App {
     fn handle(&mut self, event: AppEvent) -> Result<Vec<Command>, UiError> {
         let state = &mut self.state;
         Ok(match event {
-            AppEvent::Input(input) => state.handle(&self.keys, &input),
+            AppEvent::Input(input) => {
+                tracing::trace!(?input, "input");
+                state.handle(&self.keys, &input)
+            }
             AppEvent::InputClosed(reason) => return Err(UiError::Input(reason)),
             AppEvent::Data(data) => {
                 let finished = data.counts.get(Tab::All).saturating_sub(data.remaining);

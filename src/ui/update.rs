@@ -213,7 +213,10 @@ impl AppState {
                 None => self.toast(ToastLevel::Info, "no job selected to fork"),
             },
             Action::FullScreen => {
-                if self.selected_image().is_some() {
+                // The row's count is enough: the detail (with the paths) may still be on
+                // its way, and full screen shows "loading…" until it lands.
+                let has_images = self.list.selected_row().is_some_and(|r| r.images_ok > 0);
+                if has_images || self.selected_image().is_some() {
                     self.mode = Mode::FullPreview;
                 }
             }
