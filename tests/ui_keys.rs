@@ -188,7 +188,7 @@ fn fork_fills_the_editor_and_submit_sends_only_a_valid_job() {
     let commands = state.handle(&keys, &ctrl('s'));
     assert_eq!(
         commands,
-        vec![Command::Submit(spec.clone())],
+        vec![Command::Submit(Box::new(spec.clone()))],
         "the fork submits the same job"
     );
     // A second Ctrl-s while the first is in flight sends nothing.
@@ -233,12 +233,28 @@ fn choice_fields_change_with_arrows_and_fields_follow_the_model() {
     let editor = state.editor.as_ref().unwrap();
     assert_eq!(editor.model, Model::Wanx21ImageEdit);
     // imageedit needs a function; the next field is its choice.
-    assert!(editor.error_for("function").is_some(), "{:?}", editor.errors);
+    assert!(
+        editor.error_for("function").is_some(),
+        "{:?}",
+        editor.errors
+    );
     state.handle(&keys, &key(KeyCode::Tab));
     state.handle(&keys, &key(KeyCode::Right));
     let editor = state.editor.as_ref().unwrap();
-    assert!(editor.error_for("function").is_none(), "{:?}", editor.errors);
+    assert!(
+        editor.error_for("function").is_none(),
+        "{:?}",
+        editor.errors
+    );
     // Then its base image is missing, and the form now has a field for it.
-    assert!(editor.error_for("base_image").is_some(), "{:?}", editor.errors);
-    assert!(editor.visible_fields().contains(&wandash::ui::editor::Field::BaseImage));
+    assert!(
+        editor.error_for("base_image").is_some(),
+        "{:?}",
+        editor.errors
+    );
+    assert!(
+        editor
+            .visible_fields()
+            .contains(&wandash::ui::editor::Field::BaseImage)
+    );
 }

@@ -38,7 +38,7 @@ pub enum StoreChange {
     Cancel(JobId),
     Retry(JobId),
     Delete(JobId),
-    Submit(JobSpec),
+    Submit(Box<JobSpec>),
 }
 
 /// The handle the app keeps; dropping it stops the worker.

@@ -23,7 +23,7 @@ pub enum Command {
     Retry(JobId),
     Delete(JobId),
     /// Check local files, then enqueue (the editor has already validated it).
-    Submit(JobSpec),
+    Submit(Box<JobSpec>),
     /// Put text on the clipboard with OSC 52.
     Copy(String),
 }
@@ -294,7 +294,7 @@ impl AppState {
                 match editor.valid_spec() {
                     Some(spec) => {
                         editor.submitting = true;
-                        return vec![Command::Submit(spec)];
+                        return vec![Command::Submit(Box::new(spec))];
                     }
                     None => {
                         let n = editor.errors.len();
