@@ -172,6 +172,7 @@ fn list_pages_a_window_by_state_and_search_newest_first() {
 
 #[test]
 fn every_transition_writes_an_event() {
+    use JobState::*;
     let (_dir, path) = db();
     let store = Store::open(&path).unwrap();
     let id = store.enqueue(&spec("lighthouse")).unwrap();
@@ -222,10 +223,11 @@ fn every_transition_writes_an_event() {
             },
         )
         .unwrap();
-    assert!(
+    assert_eq!(
         store
-            .finish_succeeded(id, Some(0.14), Some("a lighthouse, dusk"))
-            .unwrap()
+            .finish_downloads(id, Some(0.14), Some("a lighthouse, dusk"))
+            .unwrap(),
+        Some(Succeeded)
     );
 
     let job = store.job(id).unwrap().unwrap();
@@ -234,7 +236,6 @@ fn every_transition_writes_an_event() {
         .iter()
         .map(|e| (e.from_state, e.to_state))
         .collect();
-    use JobState::*;
     assert_eq!(
         moves,
         vec![

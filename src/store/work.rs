@@ -6,8 +6,8 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{OptionalExtension, params};
 
 use super::{
-    ImageRecord, JobDetail, JobId, JobState, Store, StoreError, load_detail, now_ms, parse_model,
-    parse_state, parse_task_status, transition,
+    ImageRecord, JobDetail, JobId, JobState, Store, StoreError, current_state, insert_event,
+    load_detail, now_ms, parse_model, parse_state, parse_task_status, transition,
 };
 use crate::dashscope::{ClientError, ErrorAction, JobSpec, Model, TaskStatus};
 
@@ -275,14 +275,16 @@ impl Store {
         Ok(())
     }
 
-    /// Running -> succeeded once every image slot is saved or has its error; counts them
-    /// from the images table and prices the saved ones.
-    pub fn finish_succeeded(
+    /// Ends a job whose task succeeded, once every image slot is saved or has its error:
+    /// succeeded if any image was saved (priced per saved image), otherwise expired (the
+    /// results were gone before they could be fetched) or failed, with the first image's
+    /// error. Returns the state reached, `None` if the job had already moved on.
+    pub fn finish_downloads(
         &self,
         id: JobId,
         price_per_image: Option<f64>,
         actual_prompt: Option<&str>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<JobState>, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let (ok, failed): (u32, u32) = tx.query_row(
@@ -290,30 +292,54 @@ impl Store {
             [id.0],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
-        let cost = price_per_image.map_or(SqlValue::Null, |p| SqlValue::Real(p * ok as f64));
+        let first_error: Option<(String, String)> = tx
+            .query_row(
+                "SELECT error_code, COALESCE(error_message, '') FROM images
+                 WHERE job_id = ?1 AND path IS NULL ORDER BY (error_code = 'Expired') DESC, idx LIMIT 1",
+                [id.0],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let mut columns = vec![
+            ("ended_at", SqlValue::Integer(now_ms())),
+            ("images_ok", ok.into()),
+            ("images_failed", failed.into()),
+            (
+                "task_status",
+                SqlValue::Text(TaskStatus::Succeeded.as_str().into()),
+            ),
+            (
+                "actual_prompt",
+                actual_prompt.map_or(SqlValue::Null, |p| SqlValue::Text(p.into())),
+            ),
+        ];
+        let to = if ok > 0 {
+            columns.push((
+                "cost_cny",
+                price_per_image.map_or(SqlValue::Null, |p| SqlValue::Real(p * ok as f64)),
+            ));
+            JobState::Succeeded
+        } else {
+            let (code, message) = first_error
+                .unwrap_or_else(|| ("NoImage".into(), "the task returned no image".into()));
+            let to = if code == "Expired" {
+                JobState::Expired
+            } else {
+                JobState::Failed
+            };
+            columns.extend(JobError::new(code, message, None).columns());
+            to
+        };
         let done = transition(
             &tx,
             id,
             &[JobState::Running, JobState::Submitted],
-            JobState::Succeeded,
-            &[
-                ("ended_at", SqlValue::Integer(now_ms())),
-                ("images_ok", ok.into()),
-                ("images_failed", failed.into()),
-                ("cost_cny", cost),
-                (
-                    "task_status",
-                    SqlValue::Text(TaskStatus::Succeeded.as_str().into()),
-                ),
-                (
-                    "actual_prompt",
-                    actual_prompt.map_or(SqlValue::Null, |p| SqlValue::Text(p.into())),
-                ),
-            ],
+            to,
+            &columns,
             Some(&format!("{ok} image(s) saved, {failed} failed")),
         )?;
         tx.commit()?;
-        Ok(done)
+        Ok(done.then_some(to))
     }
 
     /// Jobs left submitting, submitted or running, oldest first: what the engine watches.
@@ -351,6 +377,73 @@ impl Store {
                 r.get(0).map(JobId)
             })
             .optional()?)
+    }
+
+    /// Queued jobs per model (retry times not considered): what is left to submit.
+    pub fn queued_by_model(&self) -> Result<Vec<(Model, u64)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT model, COUNT(*) FROM jobs WHERE state = 'queued' GROUP BY model",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let model: String = row.get(0)?;
+            let n: i64 = row.get(1)?;
+            out.push((parse_model(&model)?, n as u64));
+        }
+        Ok(out)
+    }
+
+    pub fn is_cancel_requested(&self, id: JobId) -> Result<bool, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT cancel_requested FROM jobs WHERE id = ?1",
+                [id.0],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(false))
+    }
+
+    /// The service refused to cancel (the task already runs): the request is dropped and
+    /// the refusal noted in the job's log; the job runs on.
+    pub fn note_cancel_refused(&self, id: JobId, message: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let state = current_state(&tx, id)?;
+        tx.execute("UPDATE jobs SET cancel_requested = 0 WHERE id = ?1", [id.0])?;
+        insert_event(
+            &tx,
+            id,
+            now_ms(),
+            Some(state),
+            state,
+            Some(&format!("cancel refused by the service: {message}")),
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records an error on a job without changing its state (e.g. a disk that is full
+    /// while the job waits to save its images).
+    pub fn note_error(&self, id: JobId, error: &JobError) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let state = current_state(&tx, id)?;
+        tx.execute(
+            "UPDATE jobs SET error_code = ?1, error_message = ?2, error_action = ?3 WHERE id = ?4",
+            params![
+                error.code,
+                error.message,
+                error.action.map(ErrorAction::as_str),
+                id.0
+            ],
+        )?;
+        insert_event(&tx, id, now_ms(), Some(state), state, Some(&error.detail()))?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// One job without its event log.
