@@ -25,6 +25,7 @@ use ratatui_image::protocol::Protocol;
 use time::OffsetDateTime;
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
+use crate::engine::{EngineEvent, EngineHandle};
 use crate::store::{JobId, StoreError};
 
 use super::data::{DataJob, DataWorker, StoreChange};
@@ -45,6 +46,7 @@ pub enum AppEvent {
     /// A cancel, retry or delete finished: the message for a toast.
     ChangeDone(Result<String, String>),
     Image(ImageKey, Result<Arc<Protocol>, String>),
+    Engine(EngineEvent),
 }
 
 /// How the end of a batch is announced besides the toast.
@@ -83,12 +85,10 @@ pub enum UiError {
 }
 
 /// Runs the dashboard until the user quits. Call inside a Tokio runtime, with logging
-/// going to a file (never stdout). `on_enqueue` is called on the UI task after a job is
-/// queued (give it the engine's `wake`; it must not block).
-pub async fn run(
-    options: UiOptions,
-    on_enqueue: Option<Arc<dyn Fn() + Send + Sync>>,
-) -> Result<(), UiError> {
+/// going to a file (never stdout). With `engine` (running in this process) the dashboard
+/// shows its events and wakes it after each change; without one (a `wandash worker`
+/// elsewhere owns it) progress still shows, read from the store.
+pub async fn run(options: UiOptions, engine: Option<&EngineHandle>) -> Result<(), UiError> {
     let (events, mut inbox) = unbounded_channel();
     // Open the store before touching the terminal, so a bad path is a plain error.
     let data = DataWorker::start(&options.store_path, events.clone())?;
@@ -136,6 +136,26 @@ pub async fn run(
         let _ = input_events.send(AppEvent::InputClosed("end of input".into()));
     });
 
+    let engine_events = engine.map(|engine| {
+        let mut receiver = engine.subscribe();
+        let events = events.clone();
+        tokio::spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                match receiver.recv().await {
+                    Ok(event) => {
+                        if events.send(AppEvent::Engine(event)).is_err() {
+                            return;
+                        }
+                    }
+                    // Missed events only cost detail: the store poll catches up.
+                    Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        })
+    });
+
     let size = terminal.terminal.size()?;
     let header = Header {
         backend: options.backend.clone(),
@@ -152,22 +172,25 @@ pub async fn run(
         keys: KeyMap::default(),
         data,
         images,
-        on_enqueue,
+        engine,
         notify: options.notify,
         progress: Progress::default(),
     };
     let result = app.run(&mut terminal, &mut inbox).await;
     input.abort();
+    if let Some(task) = engine_events {
+        task.abort();
+    }
     drop(terminal);
     result
 }
 
-struct App {
+struct App<'e> {
     state: AppState,
     keys: KeyMap,
     data: DataWorker,
     images: ImageWorker,
-    on_enqueue: Option<Arc<dyn Fn() + Send + Sync>>,
+    engine: Option<&'e EngineHandle>,
     notify: Notify,
     progress: Progress,
 }
@@ -177,7 +200,7 @@ const EVENTS_PER_FRAME: usize = 256;
 /// Ages in the list move on a timer when nothing else happens.
 const IDLE_REDRAW: Duration = Duration::from_secs(15);
 
-impl App {
+impl App<'_> {
     async fn run(
         &mut self,
         terminal: &mut TerminalGuard,
@@ -276,9 +299,9 @@ impl App {
             }
             AppEvent::Submitted(result) => {
                 if result.is_ok()
-                    && let Some(wake) = &self.on_enqueue
+                    && let Some(engine) = self.engine
                 {
-                    wake();
+                    engine.wake();
                 }
                 state.submitted(result)
             }
@@ -287,11 +310,26 @@ impl App {
                     Ok(message) => state.toast(ToastLevel::Info, message),
                     Err(message) => state.toast(ToastLevel::Error, message),
                 }
-                if let Some(wake) = &self.on_enqueue {
-                    wake();
+                if let Some(engine) = self.engine {
+                    engine.wake();
                 }
                 Vec::new()
             }
+            AppEvent::Engine(event) => match event {
+                EngineEvent::JobChanged { .. } | EngineEvent::ImageSaved { .. } => {
+                    vec![Command::Refresh]
+                }
+                EngineEvent::ModelStopped { model, reason } => {
+                    state.toast(ToastLevel::Error, format!("{model} stopped: {reason}"));
+                    Vec::new()
+                }
+                EngineEvent::Stopped { reason } => {
+                    state.toast(ToastLevel::Error, format!("engine stopped: {reason}"));
+                    state.header.engine_stopped = Some(reason);
+                    Vec::new()
+                }
+                EngineEvent::Idle => Vec::new(),
+            },
             AppEvent::Image(key, result) => {
                 let shown = self.images.finished(key.clone(), result);
                 if state.preview.key() == Some(&key) {

@@ -146,7 +146,7 @@ pub struct Header {
     pub images_today: u64,
     pub spend_today_cny: f64,
     pub batch: BatchProgress,
-    /// Set when the engine stopped (e.g. a bad key): shown until it runs again.
+    /// Set when the engine stopped (e.g. a bad key); queued jobs wait for a restart.
     pub engine_stopped: Option<String>,
 }
 
