@@ -14,3 +14,4 @@ pub mod engine;
 pub mod simulator;
 pub mod store;
 pub mod text;
+pub mod ui;

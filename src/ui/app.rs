@@ -1,0 +1,505 @@
+//! The app loop: one event channel, state changes mark the screen dirty, and only a dirty
+//! screen is drawn (inside a synchronized update). Everything slow runs on workers.
+
+use std::io::{self, Stdout, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use futures::StreamExt;
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use ratatui::crossterm::event::{
+    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture, Event,
+    EventStream,
+};
+use ratatui::crossterm::execute;
+use ratatui::crossterm::terminal::{
+    BeginSynchronizedUpdate, EndSynchronizedUpdate, EnterAlternateScreen, LeaveAlternateScreen,
+    disable_raw_mode, enable_raw_mode,
+};
+use ratatui::layout::Rect;
+use ratatui_image::picker::{Picker, ProtocolType};
+use ratatui_image::protocol::Protocol;
+use time::OffsetDateTime;
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+
+use crate::engine::{EngineEvent, EngineHandle};
+use crate::store::{JobId, StoreError};
+
+use super::data::{DataJob, DataWorker, StoreChange};
+use super::draw::{draw, wanted_image};
+use super::keys::KeyMap;
+use super::preview::ImageWorker;
+use super::state::{AppState, BackendLabel, Header, ImageKey, Tab, ToastLevel};
+use super::update::{Command, DataSnapshot, SubmitError};
+
+/// Everything that can happen to the dashboard, on one channel.
+pub enum AppEvent {
+    Input(Event),
+    /// The terminal's input stream ended or failed.
+    InputClosed(String),
+    Data(Box<DataSnapshot>),
+    DataFailed(String),
+    Submitted(Result<JobId, SubmitError>),
+    /// A cancel, retry or delete finished: the message for a toast.
+    ChangeDone(Result<String, String>),
+    Image(ImageKey, Result<Arc<Protocol>, String>),
+    Engine(EngineEvent),
+}
+
+/// How the end of a batch is announced besides the toast.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Notify {
+    Off,
+    /// The terminal bell.
+    #[default]
+    Bell,
+    /// A desktop notification through OSC 9 (iTerm2, kitty, foot, WezTerm...).
+    Osc9,
+}
+
+/// What the dashboard needs from `main`.
+#[derive(Debug, Clone)]
+pub struct UiOptions {
+    /// The job store (the same file the engine and the CLI use).
+    pub store_path: PathBuf,
+    /// Shown in the header: LIVE + region, or SIMULATOR.
+    pub backend: BackendLabel,
+    /// Forces an image protocol; `None` asks the terminal.
+    pub protocol: Option<ProtocolType>,
+    /// Mouse capture (scrolling); off by default because it steals text selection.
+    pub mouse: bool,
+    pub notify: Notify,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UiError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("terminal: {0}")]
+    Terminal(#[from] io::Error),
+    #[error("terminal input: {0}")]
+    Input(String),
+}
+
+/// Runs the dashboard until the user quits. Call inside a Tokio runtime, with logging
+/// going to a file (never stdout). With `engine` (running in this process) the dashboard
+/// shows its events and wakes it after each change; without one (a `wandash worker`
+/// elsewhere owns it) progress still shows, read from the store.
+pub async fn run(options: UiOptions, engine: Option<&EngineHandle>) -> Result<(), UiError> {
+    let (events, mut inbox) = unbounded_channel();
+    // Open the store before touching the terminal, so a bad path is a plain error.
+    let data = DataWorker::start(&options.store_path, events.clone())?;
+
+    let mut terminal = TerminalGuard::enter(options.mouse)?;
+    // Ask the terminal about graphics before the input stream starts reading, or the
+    // stream would swallow the answers.
+    // Inside tmux, halfblocks without asking: tmux answers only part of the query, and
+    // the query's reader thread then stays on stdin and eats keystrokes.
+    let inside_tmux = std::env::var_os("TMUX").is_some_and(|v| !v.is_empty());
+    let protocol = options
+        .protocol
+        .or(inside_tmux.then_some(ProtocolType::Halfblocks));
+    let picker = match protocol {
+        // Halfblocks need nothing from the terminal: skip the query (and its wait).
+        Some(ProtocolType::Halfblocks) => Picker::halfblocks(),
+        forced => {
+            let mut picker = Picker::from_query_stdio().unwrap_or_else(|err| {
+                tracing::info!(
+                    "terminal did not answer the graphics query ({err}); using halfblocks"
+                );
+                Picker::halfblocks()
+            });
+            if let Some(protocol) = forced {
+                picker.set_protocol_type(protocol);
+            }
+            picker
+        }
+    };
+    let protocol_name = protocol_label(picker.protocol_type());
+    let images = ImageWorker::start(picker, events.clone());
+
+    let input_events = events.clone();
+    let input = tokio::spawn(async move {
+        let mut stream = EventStream::new();
+        while let Some(next) = stream.next().await {
+            let event = match next {
+                Ok(event) => AppEvent::Input(event),
+                Err(err) => AppEvent::InputClosed(err.to_string()),
+            };
+            if input_events.send(event).is_err() {
+                return;
+            }
+        }
+        let _ = input_events.send(AppEvent::InputClosed("end of input".into()));
+    });
+
+    let engine_events = engine.map(|engine| {
+        let mut receiver = engine.subscribe();
+        let events = events.clone();
+        tokio::spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                match receiver.recv().await {
+                    Ok(event) => {
+                        if events.send(AppEvent::Engine(event)).is_err() {
+                            return;
+                        }
+                    }
+                    // Missed events only cost detail: the store poll catches up.
+                    Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        })
+    });
+
+    let size = terminal.terminal.size()?;
+    let header = Header {
+        backend: options.backend.clone(),
+        protocol: protocol_name,
+        ..Header::default()
+    };
+    let state = AppState::new(
+        Rect::new(0, 0, size.width, size.height),
+        OffsetDateTime::now_utc(),
+        header,
+    );
+    let mut app = App {
+        state,
+        keys: KeyMap::default(),
+        data,
+        images,
+        engine,
+        notify: options.notify,
+        progress: Progress::default(),
+    };
+    let result = app.run(&mut terminal, &mut inbox).await;
+    input.abort();
+    if let Some(task) = engine_events {
+        task.abort();
+    }
+    drop(terminal);
+    result
+}
+
+struct App<'e> {
+    state: AppState,
+    keys: KeyMap,
+    data: DataWorker,
+    images: ImageWorker,
+    engine: Option<&'e EngineHandle>,
+    notify: Notify,
+    progress: Progress,
+}
+
+/// At most this many queued events are taken before a frame is drawn.
+const EVENTS_PER_FRAME: usize = 256;
+/// Ages in the list move on a timer when nothing else happens.
+const IDLE_REDRAW: Duration = Duration::from_secs(15);
+
+impl App<'_> {
+    async fn run(
+        &mut self,
+        terminal: &mut TerminalGuard,
+        inbox: &mut UnboundedReceiver<AppEvent>,
+    ) -> Result<(), UiError> {
+        self.data.send(DataJob::List(self.state.list_request()));
+        let mut dirty = true;
+        loop {
+            self.state.now = OffsetDateTime::now_utc();
+            self.state.expire_toasts();
+            self.sync_preview();
+            if dirty {
+                terminal.draw(&self.state, &self.keys)?;
+                dirty = false;
+            }
+            if self.state.quit {
+                return Ok(());
+            }
+            let timeout = self.next_timer();
+            let first = match tokio::time::timeout(timeout, inbox.recv()).await {
+                Ok(Some(event)) => event,
+                Ok(None) => return Ok(()),
+                Err(_) => {
+                    // Toast expiry or the idle clock.
+                    dirty = true;
+                    continue;
+                }
+            };
+            // Take the whole burst before drawing: a held key or a resize storm costs
+            // one frame, and of the resizes only the last size counts.
+            let mut batch = vec![first];
+            while batch.len() < EVENTS_PER_FRAME {
+                match inbox.try_recv() {
+                    Ok(event) => batch.push(event),
+                    Err(_) => break,
+                }
+            }
+            let last_resize = batch
+                .iter()
+                .rposition(|e| matches!(e, AppEvent::Input(Event::Resize(..))));
+            let mut refresh = false;
+            for (i, event) in batch.into_iter().enumerate() {
+                if matches!(event, AppEvent::Input(Event::Resize(..))) && Some(i) != last_resize {
+                    continue;
+                }
+                if let AppEvent::Input(Event::Resize(..)) = event {
+                    terminal.terminal.autoresize()?;
+                }
+                let commands = self.handle(event)?;
+                for command in commands {
+                    refresh |= self.command(command);
+                }
+                dirty = true;
+            }
+            if refresh {
+                self.data.send(DataJob::List(self.state.list_request()));
+            }
+        }
+    }
+
+    /// Until the next toast expires, or the idle redraw.
+    fn next_timer(&self) -> Duration {
+        let now = OffsetDateTime::now_utc();
+        self.state
+            .toasts
+            .iter()
+            .map(|t| (t.until - now).try_into().unwrap_or(Duration::ZERO))
+            .min()
+            .unwrap_or(IDLE_REDRAW)
+            .min(IDLE_REDRAW)
+            .max(Duration::from_millis(10))
+    }
+
+    fn handle(&mut self, event: AppEvent) -> Result<Vec<Command>, UiError> {
+        let state = &mut self.state;
+        Ok(match event {
+            AppEvent::Input(input) => {
+                tracing::trace!(?input, "input");
+                state.handle(&self.keys, &input)
+            }
+            AppEvent::InputClosed(reason) => return Err(UiError::Input(reason)),
+            AppEvent::Data(data) => {
+                let finished = data.counts.get(Tab::All).saturating_sub(data.remaining);
+                let ended = self.progress.observe(data.remaining, finished, &data);
+                let commands = state.apply_data(*data);
+                state.header.batch.per_minute = self.progress.per_minute();
+                if let Some(summary) = ended {
+                    state.toast(ToastLevel::Info, summary.clone());
+                    announce(self.notify, &summary);
+                }
+                commands
+            }
+            AppEvent::DataFailed(message) => {
+                state.toast(ToastLevel::Error, format!("store: {message}"));
+                Vec::new()
+            }
+            AppEvent::Submitted(result) => {
+                if result.is_ok()
+                    && let Some(engine) = self.engine
+                {
+                    engine.wake();
+                }
+                state.submitted(result)
+            }
+            AppEvent::ChangeDone(result) => {
+                match result {
+                    Ok(message) => state.toast(ToastLevel::Info, message),
+                    Err(message) => state.toast(ToastLevel::Error, message),
+                }
+                if let Some(engine) = self.engine {
+                    engine.wake();
+                }
+                Vec::new()
+            }
+            AppEvent::Engine(event) => match event {
+                EngineEvent::JobChanged { .. } | EngineEvent::ImageSaved { .. } => {
+                    vec![Command::Refresh]
+                }
+                EngineEvent::ModelStopped { model, reason } => {
+                    state.toast(ToastLevel::Error, format!("{model} stopped: {reason}"));
+                    Vec::new()
+                }
+                EngineEvent::Stopped { reason } => {
+                    state.toast(ToastLevel::Error, format!("engine stopped: {reason}"));
+                    state.header.engine_stopped = Some(reason);
+                    Vec::new()
+                }
+                EngineEvent::Idle => Vec::new(),
+            },
+            AppEvent::Image(key, result) => {
+                let shown = self.images.finished(key.clone(), result);
+                if state.preview.key() == Some(&key) {
+                    state.preview = shown;
+                }
+                Vec::new()
+            }
+        })
+    }
+
+    /// Carries out a command; true if the list needs loading again.
+    fn command(&mut self, command: Command) -> bool {
+        let change = match command {
+            Command::Refresh => return true,
+            Command::Copy(text) => {
+                copy_to_clipboard(&text);
+                self.state.toast(ToastLevel::Info, "copied (OSC 52)");
+                return false;
+            }
+            Command::Cancel(id) => StoreChange::Cancel(id),
+            Command::Retry(id) => StoreChange::Retry(id),
+            Command::Delete(id) => StoreChange::Delete(id),
+            Command::Submit(spec) => StoreChange::Submit(spec),
+        };
+        self.data.send(DataJob::Change(change));
+        false
+    }
+
+    /// Points the preview at the image the screen wants, from the cache or the worker.
+    fn sync_preview(&mut self) {
+        if let Some(wanted) = wanted_image(&self.state)
+            && self.state.preview.key() != Some(&wanted)
+        {
+            self.state.preview = self.images.lookup(wanted);
+        }
+    }
+}
+
+/// Throughput of the running batch, and noticing its end.
+#[derive(Default)]
+struct Progress {
+    /// (when, jobs finished so far) over the last two minutes.
+    samples: Vec<(Instant, u64)>,
+    /// Succeeded and problem counts when the batch started.
+    start: Option<(u64, u64)>,
+}
+
+impl Progress {
+    /// Records a reading; returns the summary when a batch has just ended.
+    fn observe(&mut self, remaining: u64, finished: u64, data: &DataSnapshot) -> Option<String> {
+        let now = Instant::now();
+        self.samples
+            .retain(|(at, _)| now.duration_since(*at) < Duration::from_secs(120));
+        if self.samples.last().is_none_or(|(_, f)| *f != finished) {
+            self.samples.push((now, finished));
+        }
+        let (ok, bad) = (
+            data.counts.get(Tab::Succeeded),
+            data.counts.get(Tab::Failed),
+        );
+        match (self.start, remaining) {
+            (None, r) if r > 0 => {
+                self.start = Some((ok, bad));
+                None
+            }
+            (Some((ok0, bad0)), 0) => {
+                self.start = None;
+                self.samples.clear();
+                Some(format!(
+                    "batch finished: {} succeeded, {} failed",
+                    ok.saturating_sub(ok0),
+                    bad.saturating_sub(bad0)
+                ))
+            }
+            _ => None,
+        }
+    }
+
+    fn per_minute(&self) -> Option<f64> {
+        let (first, last) = (self.samples.first()?, self.samples.last()?);
+        let minutes = last.0.duration_since(first.0).as_secs_f64() / 60.0;
+        (minutes > 0.05).then(|| (last.1 - first.1) as f64 / minutes)
+    }
+}
+
+/// OSC 52: the terminal (or the one at the other end of SSH) puts the text on its clipboard.
+fn copy_to_clipboard(text: &str) {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(text);
+    let mut out = io::stdout();
+    let _ = write!(out, "\x1b]52;c;{encoded}\x07");
+    let _ = out.flush();
+}
+
+fn announce(notify: Notify, summary: &str) {
+    let mut out = io::stdout();
+    let _ = match notify {
+        Notify::Off => return,
+        Notify::Bell => write!(out, "\x07"),
+        Notify::Osc9 => write!(
+            out,
+            "\x1b]9;wandash: {}\x07",
+            crate::text::sanitize(summary)
+        ),
+    };
+    let _ = out.flush();
+}
+
+fn protocol_label(protocol: ProtocolType) -> String {
+    match protocol {
+        ProtocolType::Halfblocks => "halfblocks",
+        ProtocolType::Sixel => "sixel",
+        ProtocolType::Kitty => "kitty",
+        ProtocolType::Iterm2 => "iterm2",
+    }
+    .to_string()
+}
+
+/// The terminal in dashboard mode; restored on drop and on panic.
+struct TerminalGuard {
+    terminal: Terminal<CrosstermBackend<Stdout>>,
+    mouse: bool,
+}
+
+impl TerminalGuard {
+    fn enter(mouse: bool) -> io::Result<TerminalGuard> {
+        install_panic_hook(mouse);
+        enable_raw_mode()?;
+        let mut out = io::stdout();
+        execute!(out, EnterAlternateScreen, EnableBracketedPaste)?;
+        if mouse {
+            execute!(out, EnableMouseCapture)?;
+        }
+        let terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
+        Ok(TerminalGuard { terminal, mouse })
+    }
+
+    fn draw(&mut self, state: &AppState, keys: &KeyMap) -> io::Result<()> {
+        // Synchronized updates: the terminal shows the frame whole, never half drawn.
+        execute!(self.terminal.backend_mut(), BeginSynchronizedUpdate)?;
+        let drawn = self
+            .terminal
+            .draw(|frame| draw(state, keys, frame))
+            .map(|_| ());
+        execute!(self.terminal.backend_mut(), EndSynchronizedUpdate)?;
+        drawn
+    }
+}
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        restore_terminal(self.mouse);
+        let _ = self.terminal.show_cursor();
+    }
+}
+
+fn restore_terminal(mouse: bool) {
+    let mut out = io::stdout();
+    if mouse {
+        let _ = execute!(out, DisableMouseCapture);
+    }
+    let _ = execute!(out, DisableBracketedPaste, LeaveAlternateScreen);
+    let _ = disable_raw_mode();
+}
+
+/// A panic restores the terminal before the report is printed, so it is readable and the
+/// shell is usable.
+fn install_panic_hook(mouse: bool) {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        restore_terminal(mouse);
+        previous(info);
+    }));
+}

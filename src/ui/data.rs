@@ -1,0 +1,261 @@
+//! The store side of the dashboard: a worker thread that owns a `Store` connection, fills
+//! the view-models and carries out the user's commands. SQLite is never touched on the UI
+//! task. It also watches `Store::change_marker`, so progress made by an engine in another
+//! process shows up without any event from it.
+
+use std::path::Path;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::thread;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::dashscope::{JobSpec, check_local_images};
+use crate::store::{
+    CancelOutcome, JobDetail, JobFilter, JobId, JobState, JobSummary, StateCounts, StateFilter,
+    Store, StoreError,
+};
+
+use super::app::AppEvent;
+use super::state::{ImageView, JobDetailView, JobRow, RowState, Tab, TabCounts};
+use super::update::{DataSnapshot, ListRequest, SubmitError};
+
+/// How often the worker looks for commits by other processes.
+const CHANGE_POLL: Duration = Duration::from_millis(250);
+
+/// Work for the data worker.
+#[derive(Debug, Clone)]
+pub enum DataJob {
+    /// Load this window (and the counts, and the selected job).
+    List(ListRequest),
+    Change(StoreChange),
+}
+
+/// A change the user asked for.
+#[derive(Debug, Clone)]
+pub enum StoreChange {
+    Cancel(JobId),
+    Retry(JobId),
+    Delete(JobId),
+    Submit(Box<JobSpec>),
+}
+
+/// The handle the app keeps; dropping it stops the worker.
+pub struct DataWorker {
+    jobs: Sender<DataJob>,
+}
+
+impl DataWorker {
+    /// Opens the store (on the calling thread, so a bad path fails before the screen
+    /// changes) and starts the worker thread.
+    pub fn start(
+        store_path: &Path,
+        events: UnboundedSender<AppEvent>,
+    ) -> Result<DataWorker, StoreError> {
+        let store = Store::open(store_path)?;
+        let (jobs, inbox) = channel();
+        thread::Builder::new()
+            .name("wandash-ui-data".into())
+            .spawn(move || serve(store, inbox, events))
+            .map_err(|e| StoreError::Io {
+                path: store_path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        Ok(DataWorker { jobs })
+    }
+
+    pub fn send(&self, job: DataJob) {
+        // The worker only stops when this handle drops, so a failed send cannot happen
+        // while the app runs; there is nothing to do about it at shutdown.
+        let _ = self.jobs.send(job);
+    }
+}
+
+fn serve(store: Store, inbox: Receiver<DataJob>, events: UnboundedSender<AppEvent>) {
+    let mut last_request: Option<ListRequest> = None;
+    let mut marker = store.change_marker().ok();
+    loop {
+        let first = match inbox.recv_timeout(CHANGE_POLL) {
+            Ok(job) => Some(job),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        // Take everything waiting: commands run in order, only the newest list request
+        // is answered (older ones are for windows the user has scrolled past).
+        let mut pending: Vec<DataJob> = first.into_iter().collect();
+        pending.extend(inbox.try_iter());
+        let mut wants_list = false;
+        for job in pending {
+            match job {
+                DataJob::List(request) => {
+                    last_request = Some(request);
+                    wants_list = true;
+                }
+                DataJob::Change(change) => {
+                    let reply = apply(&store, change);
+                    wants_list = true;
+                    if events.send(reply).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        let now_marker = store.change_marker().ok();
+        if now_marker != marker {
+            marker = now_marker;
+            wants_list = true;
+        }
+        if let (true, Some(request)) = (wants_list, &last_request) {
+            let event = match snapshot(&store, request) {
+                Ok(data) => AppEvent::Data(Box::new(data)),
+                Err(err) => AppEvent::DataFailed(err.to_string()),
+            };
+            if events.send(event).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+fn apply(store: &Store, change: StoreChange) -> AppEvent {
+    let done = |result: Result<String, StoreError>| {
+        AppEvent::ChangeDone(result.map_err(|e| e.to_string()))
+    };
+    match change {
+        StoreChange::Cancel(id) => done(store.request_cancel(id).map(|outcome| match outcome {
+            CancelOutcome::Cancelled => format!("job {id} cancelled"),
+            CancelOutcome::Requested => format!("cancel of job {id} requested"),
+            CancelOutcome::AlreadyEnded(state) => format!("job {id} already {state}"),
+        })),
+        StoreChange::Retry(id) => done(store.retry(id).map(|()| format!("job {id} queued again"))),
+        StoreChange::Delete(id) => done(store.delete(id).map(|()| format!("job {id} deleted"))),
+        StoreChange::Submit(spec) => AppEvent::Submitted(submit(store, &spec)),
+    }
+}
+
+/// The checks that read files, then the enqueue.
+fn submit(store: &Store, spec: &JobSpec) -> Result<JobId, SubmitError> {
+    check_local_images(spec).map_err(|e| SubmitError::Invalid(vec![e]))?;
+    store
+        .enqueue(spec)
+        .map_err(|e| SubmitError::Failed(e.to_string()))
+}
+
+/// Loads what one screen needs: counts, the visible window and the selected job.
+pub fn snapshot(store: &Store, request: &ListRequest) -> Result<DataSnapshot, StoreError> {
+    let counts = store.counts_by_state()?;
+    let filter = JobFilter {
+        state: tab_filter(request.tab),
+        search: Some(request.search.trim().to_string()).filter(|s| !s.is_empty()),
+    };
+    let total = store.count(&filter)?;
+    let summaries = store.list(&filter, request.offset, request.limit)?;
+    let selected = request
+        .selected
+        .checked_sub(request.offset)
+        .and_then(|i| summaries.get(i as usize));
+    let detail = match selected {
+        Some(summary) => store.job(summary.id)?.map(detail_view),
+        None => None,
+    };
+    Ok(DataSnapshot {
+        request: request.clone(),
+        counts: tab_counts(&counts),
+        images_today: store.images_today()?,
+        spend_today_cny: store.spend_today()?,
+        remaining: counts.active(),
+        total,
+        rows: summaries.iter().map(row_view).collect(),
+        detail,
+    })
+}
+
+/// Which store filter each tab shows.
+pub fn tab_filter(tab: Tab) -> Option<StateFilter> {
+    match tab {
+        Tab::All => None,
+        Tab::Queued => Some(StateFilter::Only(JobState::Queued)),
+        Tab::Active => Some(StateFilter::Active),
+        Tab::Succeeded => Some(StateFilter::Only(JobState::Succeeded)),
+        Tab::Failed => Some(StateFilter::Problems),
+        Tab::Cancelled => Some(StateFilter::Only(JobState::Cancelled)),
+    }
+}
+
+fn tab_counts(counts: &StateCounts) -> TabCounts {
+    let sum = |filter: Option<StateFilter>| match filter {
+        None => counts.total(),
+        Some(filter) => filter.states().into_iter().map(|s| counts.get(s)).sum(),
+    };
+    TabCounts(Tab::ALL.map(|tab| sum(tab_filter(tab))))
+}
+
+fn row_state(state: JobState) -> RowState {
+    match state {
+        JobState::Queued => RowState::Queued,
+        JobState::Submitting => RowState::Submitting,
+        JobState::Submitted => RowState::Submitted,
+        JobState::Running => RowState::Running,
+        JobState::Succeeded => RowState::Succeeded,
+        JobState::Failed => RowState::Failed,
+        JobState::Cancelled => RowState::Cancelled,
+        JobState::Expired => RowState::Expired,
+        JobState::NeedsAttention => RowState::NeedsAttention,
+    }
+}
+
+/// Store times are epoch milliseconds.
+fn at(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+fn row_view(summary: &JobSummary) -> JobRow {
+    JobRow {
+        id: summary.id,
+        state: row_state(summary.state),
+        model: summary.model,
+        prompt: crate::text::sanitize(&summary.prompt),
+        created_at: at(summary.created_at),
+        images_ok: summary.images_ok,
+        images_expected: summary.images_expected,
+    }
+}
+
+fn detail_view(detail: JobDetail) -> JobDetailView {
+    let s = &detail.summary;
+    let error = match (&s.error_code, &s.error_message) {
+        (Some(code), Some(message)) => Some(format!("{code}: {message}")),
+        (Some(text), None) | (None, Some(text)) => Some(text.clone()),
+        (None, None) => None,
+    };
+    JobDetailView {
+        id: s.id,
+        state: row_state(s.state),
+        task_id: detail.task_id.clone(),
+        created_at: at(s.created_at),
+        submitted_at: s.submitted_at.map(at),
+        scheduled_at: detail.scheduled_at.map(at),
+        ended_at: s.ended_at.map(at),
+        attempts: s.attempts,
+        error,
+        actual_prompt: detail.actual_prompt.clone(),
+        cost_cny: s.cost_cny,
+        images: detail
+            .images
+            .iter()
+            .map(|image| ImageView {
+                index: image.index,
+                path: image.path.clone(),
+                width: image.width,
+                height: image.height,
+                error: match (&image.error_code, &image.error_message) {
+                    (Some(code), Some(message)) => Some(format!("{code}: {message}")),
+                    (code, message) => code.clone().or_else(|| message.clone()),
+                },
+            })
+            .collect(),
+        spec: detail.spec,
+    }
+}

@@ -1,0 +1,763 @@
+//! Drawing: a pure function of `AppState`. Every piece of outside text (prompts, service
+//! messages, paths, task ids) goes through `text::sanitize` here, at the last moment.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style, Stylize};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{
+    Block, BorderType, Borders, Cell, Clear, Paragraph, Row, Table, Tabs, Wrap,
+};
+use ratatui_image::Image;
+use time::OffsetDateTime;
+
+use crate::dashscope::validate::prompt_limit;
+use crate::text::sanitize;
+
+use super::editor::{Editor, EditorFocus};
+use super::keys::KeyMap;
+use super::state::{
+    AppState, BackendLabel, Confirm, ImageKey, Mode, Pane, PreviewImage, RowState, Tab, ToastLevel,
+};
+
+/// Where each part of the main screen goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScreenLayout {
+    pub header: Rect,
+    pub tabs: Rect,
+    pub list: Rect,
+    pub detail: Rect,
+    pub preview: Rect,
+    pub footer: Rect,
+}
+
+impl ScreenLayout {
+    /// Job rows that fit the list: the box minus its borders and the column header.
+    pub fn list_rows(&self) -> u16 {
+        self.list.height.saturating_sub(3)
+    }
+
+    pub fn body(&self) -> Rect {
+        self.list.union(self.detail).union(self.preview)
+    }
+}
+
+/// Wide terminals put the list beside detail-over-preview; narrow ones put the list on
+/// top of detail-beside-preview, so an 80x24 terminal still shows all three.
+pub fn screen_layout(area: Rect) -> ScreenLayout {
+    let [header, tabs, body, footer] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Min(0),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    if area.width >= 120 {
+        let [list, right] =
+            Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])
+                .areas(body);
+        let [detail, preview] =
+            Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(right);
+        ScreenLayout {
+            header,
+            tabs,
+            list,
+            detail,
+            preview,
+            footer,
+        }
+    } else {
+        let [list, bottom] =
+            Layout::vertical([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(body);
+        let [detail, preview] =
+            Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
+                .areas(bottom);
+        ScreenLayout {
+            header,
+            tabs,
+            list,
+            detail,
+            preview,
+            footer,
+        }
+    }
+}
+
+/// The cell area the current image is fitted into, if an image is on screen now.
+fn image_area(state: &AppState) -> Option<Rect> {
+    match state.mode {
+        Mode::FullPreview => {
+            let [_, body, _] = Layout::vertical([
+                Constraint::Length(1),
+                Constraint::Min(0),
+                Constraint::Length(1),
+            ])
+            .areas(state.area);
+            Some(body)
+        }
+        Mode::Browse | Mode::Search => {
+            Some(pane_block("", false).inner(screen_layout(state.area).preview))
+        }
+        // Overlays and the editor cover the preview; a graphics image would show through.
+        Mode::Editor | Mode::Help | Mode::Confirm(_) => None,
+    }
+}
+
+/// The image the screen wants now: the selected job's current image at the size of its
+/// area. The app encodes it on a worker when it is not what `state.preview` holds.
+pub fn wanted_image(state: &AppState) -> Option<ImageKey> {
+    let path = state.selected_image()?.path.clone()?;
+    let area = image_area(state)?;
+    (area.width > 0 && area.height > 0).then_some(ImageKey {
+        path,
+        width: area.width,
+        height: area.height,
+    })
+}
+
+/// Draws the whole screen.
+pub fn draw(state: &AppState, keys: &KeyMap, frame: &mut Frame) {
+    let area = frame.area();
+    if state.mode == Mode::FullPreview {
+        draw_full_preview(state, frame, area);
+        draw_toasts(state, frame, area);
+        return;
+    }
+    let layout = screen_layout(area);
+    draw_header(state, frame, layout.header);
+    draw_tabs(state, frame, layout.tabs);
+    if state.mode == Mode::Editor
+        && let Some(editor) = &state.editor
+    {
+        draw_editor(editor, frame, layout.body());
+    } else {
+        draw_list(state, frame, layout.list);
+        draw_detail(state, frame, layout.detail);
+        draw_preview(state, frame, layout.preview);
+    }
+    draw_footer(state, frame, layout.footer);
+    match &state.mode {
+        Mode::Help => draw_help(keys, frame, area),
+        Mode::Confirm(question) => draw_confirm(question, frame, area),
+        _ => {}
+    }
+    draw_toasts(state, frame, layout.body());
+}
+
+fn pane_block(title: &str, focused: bool) -> Block<'static> {
+    let style = if focused {
+        Style::new().fg(Color::Cyan)
+    } else {
+        Style::new().fg(Color::DarkGray)
+    };
+    Block::new()
+        .borders(Borders::ALL)
+        .border_type(if focused {
+            BorderType::Thick
+        } else {
+            BorderType::Plain
+        })
+        .border_style(style)
+        .title(Span::styled(title.to_string(), Style::new().bold()))
+}
+
+fn state_style(state: RowState) -> Style {
+    match state {
+        RowState::Queued => Style::new().fg(Color::Gray),
+        RowState::Submitting | RowState::Submitted => Style::new().fg(Color::Blue),
+        RowState::Running => Style::new().fg(Color::Yellow),
+        RowState::Succeeded => Style::new().fg(Color::Green),
+        RowState::Failed => Style::new().fg(Color::Red),
+        RowState::Cancelled => Style::new().fg(Color::DarkGray),
+        RowState::Expired => Style::new().fg(Color::Magenta),
+        RowState::NeedsAttention => Style::new().fg(Color::Red).bold(),
+    }
+}
+
+fn draw_header(state: &AppState, frame: &mut Frame, area: Rect) {
+    let h = &state.header;
+    let sep = || Span::styled(" │ ", Style::new().fg(Color::DarkGray));
+    let backend = match &h.backend {
+        BackendLabel::Live { region } => Span::styled(
+            format!("LIVE {}", sanitize(region)),
+            Style::new().fg(Color::Red).bold(),
+        ),
+        BackendLabel::Simulator => Span::styled("SIMULATOR", Style::new().fg(Color::Green).bold()),
+    };
+    let mut spans = vec![
+        Span::styled(" wandash", Style::new().bold()),
+        sep(),
+        backend,
+        sep(),
+        Span::raw(format!(
+            "today {} img ¥{:.2}",
+            h.images_today, h.spend_today_cny
+        )),
+        sep(),
+    ];
+    let batch = &h.batch;
+    if batch.remaining > 0 {
+        let mut text = format!("{} left", batch.remaining);
+        if let Some(rate) = batch.per_minute {
+            text.push_str(&format!(" {rate:.1}/min"));
+        }
+        if let Some(eta) = batch.eta() {
+            text.push_str(&format!(" ETA {}", short_duration(eta.as_secs())));
+        }
+        spans.push(Span::styled(text, Style::new().fg(Color::Yellow)));
+    } else {
+        spans.push(Span::raw("idle"));
+    }
+    spans.push(sep());
+    spans.push(Span::raw(format!("img: {}", sanitize(&h.protocol))));
+    if let Some(reason) = &h.engine_stopped {
+        spans.push(sep());
+        spans.push(Span::styled(
+            format!("ENGINE STOPPED: {}", sanitize(reason)),
+            Style::new().fg(Color::Red).bold(),
+        ));
+    }
+    frame.render_widget(Line::from(spans), area);
+}
+
+fn draw_tabs(state: &AppState, frame: &mut Frame, area: Rect) {
+    let titles = Tab::ALL.iter().enumerate().map(|(i, tab)| {
+        Line::from(vec![
+            Span::styled(format!("{}", i + 1), Style::new().fg(Color::DarkGray)),
+            Span::raw(format!(
+                " {} {}",
+                tab.label(),
+                state.header.counts.get(*tab)
+            )),
+        ])
+    });
+    let searching = state.mode == Mode::Search;
+    let search = if searching || !state.search.is_empty() {
+        let cursor = if searching { "▏" } else { "" };
+        format!("/{}{cursor}", sanitize(&state.search))
+    } else {
+        String::new()
+    };
+    let search_width = (search.chars().count() as u16 + 1).min(area.width / 3);
+    let [tabs_area, search_area] =
+        Layout::horizontal([Constraint::Min(0), Constraint::Length(search_width)]).areas(area);
+    frame.render_widget(
+        Tabs::new(titles)
+            .select(state.tab.index())
+            .highlight_style(Style::new().fg(Color::Cyan).bold().reversed())
+            .padding("", "")
+            .divider(" "),
+        tabs_area,
+    );
+    frame.render_widget(
+        Line::from(search)
+            .style(Style::new().fg(Color::Yellow))
+            .right_aligned(),
+        search_area,
+    );
+}
+
+fn draw_list(state: &AppState, frame: &mut Frame, area: Rect) {
+    let list = &state.list;
+    let rows_fit = screen_layout(state.area)
+        .list_rows()
+        .min(area.height.saturating_sub(3)) as u64;
+    let title = if list.total == 0 {
+        " Jobs ".to_string()
+    } else {
+        let last = (list.top + rows_fit).min(list.total);
+        format!(" Jobs {}-{} of {} ", list.top + 1, last, list.total)
+    };
+    let block = pane_block(&title, state.pane == Pane::List);
+    if list.total == 0 {
+        let message = if state.search.is_empty() {
+            format!(
+                "No {} jobs. Press n to write one.",
+                if state.tab == Tab::All {
+                    ""
+                } else {
+                    state.tab.label()
+                }
+            )
+            .replace("No  jobs", "No jobs")
+        } else {
+            format!("No jobs match /{}.", sanitize(&state.search))
+        };
+        frame.render_widget(
+            Paragraph::new(message)
+                .style(Style::new().fg(Color::DarkGray))
+                .block(block)
+                .wrap(Wrap { trim: true }),
+            area,
+        );
+        return;
+    }
+    let rows = (list.top..(list.top + rows_fit).min(list.total)).map(|position| {
+        let selected = position == list.selected;
+        // A visible marker as well as the colours, for monochrome terminals and captures.
+        let marker = if selected { "›" } else { " " };
+        let row = match list.row(position) {
+            Some(job) => Row::new(vec![
+                Cell::from(marker),
+                Cell::from(job.state.label()).style(state_style(job.state)),
+                Cell::from(job.model.id()),
+                Cell::from(format!("{}/{}", job.images_ok, job.images_expected)),
+                Cell::from(age(state.now, job.created_at)),
+                Cell::from(sanitize(&job.prompt)),
+            ]),
+            None => Row::new(vec![
+                Cell::from("…").style(Style::new().fg(Color::DarkGray)),
+            ]),
+        };
+        if selected {
+            row.style(Style::new().reversed())
+        } else {
+            row
+        }
+    });
+    let header = Row::new(["", "state", "model", "img", "age", "prompt"])
+        .style(Style::new().fg(Color::DarkGray).bold());
+    let widths = [
+        Constraint::Length(1),
+        Constraint::Length(10),
+        Constraint::Length(18),
+        Constraint::Length(3),
+        Constraint::Length(3),
+        Constraint::Min(10),
+    ];
+    frame.render_widget(
+        Table::new(rows, widths)
+            .header(header)
+            .column_spacing(1)
+            .block(block),
+        area,
+    );
+}
+
+fn draw_detail(state: &AppState, frame: &mut Frame, area: Rect) {
+    let block = pane_block(" Detail ", state.pane == Pane::Detail);
+    let Some(detail) = state.selected_detail() else {
+        let text = if state.list.selected_row().is_some() {
+            "loading…"
+        } else {
+            ""
+        };
+        frame.render_widget(
+            Paragraph::new(text)
+                .style(Style::new().fg(Color::DarkGray))
+                .block(block),
+            area,
+        );
+        return;
+    };
+    let key = |name: &str| Span::styled(format!("{name:<10} "), Style::new().fg(Color::DarkGray));
+    let field =
+        |name: &str, value: String| Line::from(vec![key(name), Span::raw(sanitize(&value))]);
+    let spec = &detail.spec;
+    let mut lines = vec![Line::from(vec![
+        key("job"),
+        Span::raw(format!("{} ", detail.id)),
+        Span::styled(detail.state.label(), state_style(detail.state)),
+        Span::raw(format!(" · {}", spec.model.id())),
+    ])];
+    if let Some(function) = spec.function {
+        lines.push(field("function", function.as_str().to_string()));
+    }
+    let mut params = Vec::new();
+    if let Some(size) = spec.size {
+        params.push(format!("size {size}"));
+    }
+    params.push(format!("n {}", spec.image_count()));
+    if let Some(seed) = spec.seed {
+        params.push(format!("seed {seed}"));
+    }
+    if let Some(v) = spec.prompt_extend {
+        params.push(format!("extend {v}"));
+    }
+    if let Some(v) = spec.watermark {
+        params.push(format!("watermark {v}"));
+    }
+    if let Some(style) = &spec.style {
+        params.push(format!("style {style}"));
+    }
+    if let Some(e) = spec.expand {
+        params.push(format!(
+            "expand {},{},{},{}",
+            e.top, e.bottom, e.left, e.right
+        ));
+    }
+    if let Some(f) = spec.upscale_factor {
+        params.push(format!("upscale {f}"));
+    }
+    lines.push(field("params", params.join(" · ")));
+    for (name, image) in spec.image_refs() {
+        let text = image.to_string();
+        let shown = if text.starts_with("data:") {
+            format!("{}…", &text[..text.len().min(30)])
+        } else {
+            text
+        };
+        lines.push(field(name, shown));
+    }
+    lines.push(field("prompt", spec.prompt.clone()));
+    if let Some(neg) = &spec.negative_prompt {
+        lines.push(field("negative", neg.clone()));
+    }
+    if let Some(actual) = &detail.actual_prompt {
+        lines.push(field("actual", actual.clone()));
+    }
+    if let Some(task) = &detail.task_id {
+        lines.push(field("task", task.clone()));
+    }
+    let mut times = vec![format!("created {}", clock(state.now, detail.created_at))];
+    for (name, at) in [
+        ("submitted", detail.submitted_at),
+        ("scheduled", detail.scheduled_at),
+        ("ended", detail.ended_at),
+    ] {
+        if let Some(at) = at {
+            times.push(format!("{name} {}", clock(state.now, at)));
+        }
+    }
+    lines.push(field("times", times.join(" · ")));
+    let mut tries = format!("{}", detail.attempts);
+    if let Some(cost) = detail.cost_cny {
+        tries.push_str(&format!(" · cost ¥{cost:.2}"));
+    }
+    lines.push(field("attempts", tries));
+    if let Some(error) = &detail.error {
+        lines.push(Line::from(vec![
+            key("error"),
+            Span::styled(sanitize(error), Style::new().fg(Color::Red)),
+        ]));
+    }
+    for image in &detail.images {
+        let mut text = match &image.path {
+            Some(path) => path.display().to_string(),
+            None => "not saved".to_string(),
+        };
+        if let (Some(w), Some(h)) = (image.width, image.height) {
+            text.push_str(&format!(" ({w}x{h})"));
+        }
+        let mut spans = vec![
+            key(&format!("image {}", image.index + 1)),
+            Span::raw(sanitize(&text)),
+        ];
+        if let Some(error) = &image.error {
+            spans.push(Span::styled(
+                format!(" {}", sanitize(error)),
+                Style::new().fg(Color::Red),
+            ));
+        }
+        lines.push(Line::from(spans));
+    }
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .wrap(Wrap { trim: false }),
+        area,
+    );
+}
+
+fn draw_preview(state: &AppState, frame: &mut Frame, area: Rect) {
+    let saved = state
+        .selected_detail()
+        .map_or(0, |d| d.saved_images().len());
+    let title = if saved > 0 {
+        format!(
+            " Preview {}/{} ",
+            state.image_index.min(saved - 1) + 1,
+            saved
+        )
+    } else {
+        " Preview ".to_string()
+    };
+    let block = pane_block(&title, state.pane == Pane::Preview);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    draw_image(
+        state,
+        frame,
+        inner,
+        if saved == 0 { "no image" } else { "" },
+    );
+}
+
+/// Draws the wanted image if it is encoded, or says why not. The area is cleared first,
+/// so a previous job's picture never stays behind.
+fn draw_image(state: &AppState, frame: &mut Frame, area: Rect, empty: &str) {
+    frame.render_widget(Clear, area);
+    let wanted = wanted_image(state);
+    let message = match (&state.preview, &wanted) {
+        (PreviewImage::Ready(ready), Some(key)) if ready.key == *key => {
+            frame.render_widget(Image::new(&ready.protocol), area);
+            return;
+        }
+        (PreviewImage::Failed(key, error), Some(wanted)) if key == wanted => sanitize(error),
+        (_, Some(_)) => "loading…".to_string(),
+        (_, None) if !empty.is_empty() => empty.to_string(),
+        (_, None) => match state.mode {
+            Mode::Help | Mode::Confirm(_) => String::new(),
+            _ => "no image".to_string(),
+        },
+    };
+    frame.render_widget(
+        Paragraph::new(message)
+            .style(Style::new().fg(Color::DarkGray))
+            .wrap(Wrap { trim: true }),
+        area,
+    );
+}
+
+fn draw_full_preview(state: &AppState, frame: &mut Frame, area: Rect) {
+    let [top, body, bottom] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(0),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    let caption = match (state.selected_detail(), state.selected_image()) {
+        (Some(detail), Some(image)) => {
+            let count = detail.saved_images().len();
+            let path = image
+                .path
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            format!(
+                " job {} · image {}/{} · {}",
+                detail.id,
+                state.image_index.min(count - 1) + 1,
+                count,
+                path
+            )
+        }
+        _ => String::new(),
+    };
+    frame.render_widget(Line::from(sanitize(&caption)).bold(), top);
+    draw_image(state, frame, body, "no image");
+    frame.render_widget(
+        Line::from(" [ ] previous/next image · Esc back").fg(Color::DarkGray),
+        bottom,
+    );
+}
+
+fn draw_editor(editor: &Editor, frame: &mut Frame, area: Rect) {
+    let [left, right] =
+        Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(area);
+    let prompt_error = editor.error_for("prompt");
+    let error_height = if prompt_error.is_some() { 3 } else { 0 };
+    let [prompt_area, error_area] =
+        Layout::vertical([Constraint::Min(3), Constraint::Length(error_height)]).areas(left);
+    let chars = editor.prompt_text().chars().count();
+    let limit = prompt_limit(editor.model).map_or(String::new(), |l| format!("/{l}"));
+    let title = format!(" Prompt {chars}{limit} ");
+    let focused = editor.focus == EditorFocus::Prompt;
+    let mut textarea = editor.prompt.clone();
+    textarea.set_block(pane_block(&title, focused));
+    textarea.set_cursor_line_style(Style::new());
+    if !focused {
+        textarea.set_cursor_style(Style::new());
+    }
+    frame.render_widget(&textarea, prompt_area);
+    if let Some(error) = prompt_error {
+        frame.render_widget(
+            Paragraph::new(sanitize(&error.message))
+                .style(Style::new().fg(Color::Red))
+                .wrap(Wrap { trim: true }),
+            error_area,
+        );
+    }
+
+    let mut lines = Vec::new();
+    for field in editor.visible_fields() {
+        let focused = editor.focus == EditorFocus::Field(field);
+        let value = editor.display_value(field);
+        let value = if field.is_choice() {
+            format!("‹ {} ›", sanitize(&value))
+        } else {
+            format!("{}{}", sanitize(&value), if focused { "▏" } else { "" })
+        };
+        let label_style = if focused {
+            Style::new().fg(Color::Cyan).bold()
+        } else {
+            Style::new().fg(Color::DarkGray)
+        };
+        let value_style = if focused {
+            Style::new().add_modifier(Modifier::REVERSED)
+        } else {
+            Style::new()
+        };
+        lines.push(Line::from(vec![
+            Span::styled(format!("{:<16}", field.label()), label_style),
+            Span::styled(value, value_style),
+        ]));
+        if let Some(error) = editor.error_for(field.spec_name()) {
+            lines.push(Line::styled(
+                format!("  ↳ {}", sanitize(&error.message)),
+                Style::new().fg(Color::Red),
+            ));
+        }
+    }
+    // Errors about fields the form does not show (e.g. one from the fork's spec).
+    let shown: Vec<&str> = editor
+        .visible_fields()
+        .iter()
+        .map(|f| f.spec_name())
+        .collect();
+    for error in editor
+        .errors
+        .iter()
+        .filter(|e| e.field != "prompt" && !shown.contains(&e.field.as_str()))
+    {
+        lines.push(Line::styled(
+            sanitize(&error.to_string()),
+            Style::new().fg(Color::Red),
+        ));
+    }
+    lines.push(Line::raw(""));
+    let status = if editor.submitting {
+        Line::styled(
+            "checking files and queueing…",
+            Style::new().fg(Color::Yellow),
+        )
+    } else if editor.is_valid() {
+        Line::styled("valid · Ctrl-s submits", Style::new().fg(Color::Green))
+    } else {
+        Line::styled(
+            format!("{} to fix before submitting", editor.errors.len()),
+            Style::new().fg(Color::Red),
+        )
+    };
+    lines.push(status);
+    let form_focused = editor.focus != EditorFocus::Prompt;
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(pane_block(" Parameters ", form_focused))
+            .wrap(Wrap { trim: false }),
+        right,
+    );
+}
+
+fn draw_footer(state: &AppState, frame: &mut Frame, area: Rect) {
+    let hints = match state.mode {
+        Mode::Editor => "Ctrl-s submit · Esc leave · Tab next field · ←/→ choice",
+        Mode::Search => "type to search prompts · Enter keep · Esc clear",
+        Mode::Help => "Esc close help",
+        Mode::Confirm(_) => "y yes · n no",
+        _ => "? help · n new · e fork · / search · 1-6 tabs · Enter full screen · q quit",
+    };
+    frame.render_widget(Line::from(format!(" {hints}")).fg(Color::DarkGray), area);
+}
+
+fn draw_help(keys: &KeyMap, frame: &mut Frame, area: Rect) {
+    let mut lines = Vec::new();
+    for context in KeyMap::contexts() {
+        let rows = keys.help_rows(context);
+        if rows.is_empty() {
+            continue;
+        }
+        lines.push(Line::styled(
+            context.title(),
+            Style::new().fg(Color::Cyan).bold(),
+        ));
+        for (keys, help) in rows {
+            lines.push(Line::from(vec![
+                Span::styled(format!("  {keys:<12} "), Style::new().bold()),
+                Span::raw(help),
+            ]));
+        }
+    }
+    let popup = area.centered(
+        Constraint::Length(area.width.saturating_sub(2).min(124)),
+        Constraint::Length(area.height.saturating_sub(2)),
+    );
+    frame.render_widget(Clear, popup);
+    let block = Block::bordered()
+        .border_type(BorderType::Rounded)
+        .title(" Keys ")
+        .title_bottom(" Esc closes ");
+    let inner = block.inner(popup);
+    frame.render_widget(block, popup);
+    // Flow the rows into as many columns as fit, so the whole table shows even at 80x24.
+    let columns = (inner.width / 40).max(1);
+    let height = usize::from(inner.height.max(1));
+    let width = inner.width / columns;
+    for (i, chunk) in lines.chunks(height).take(usize::from(columns)).enumerate() {
+        let x = inner.x + width * i as u16;
+        let column = Rect::new(x, inner.y, width.saturating_sub(1), inner.height);
+        frame.render_widget(Paragraph::new(chunk.to_vec()), column);
+    }
+}
+
+fn draw_confirm(question: &Confirm, frame: &mut Frame, area: Rect) {
+    let text = match question {
+        Confirm::Delete(id) => format!("Delete job {id} and its images?"),
+        Confirm::Quit => "The editor holds an unsent prompt. Quit anyway?".to_string(),
+    };
+    let popup = area.centered(
+        Constraint::Length(54.min(area.width)),
+        Constraint::Length(5),
+    );
+    frame.render_widget(Clear, popup);
+    let block = Block::bordered()
+        .border_type(BorderType::Rounded)
+        .title(" Confirm ")
+        .border_style(Style::new().fg(Color::Yellow));
+    frame.render_widget(
+        Paragraph::new(vec![
+            Line::raw(text),
+            Line::raw(""),
+            Line::raw("y yes · n no").fg(Color::DarkGray),
+        ])
+        .block(block)
+        .centered()
+        .wrap(Wrap { trim: true }),
+        popup,
+    );
+}
+
+/// Toasts stack up from the bottom right of the body, over the least important rows.
+fn draw_toasts(state: &AppState, frame: &mut Frame, area: Rect) {
+    let mut y = area.bottom();
+    for toast in state.toasts.iter().rev().filter(|t| t.until > state.now) {
+        let text = format!(" {} ", sanitize(&toast.text));
+        let width = (text.chars().count() as u16).min(area.width.saturating_sub(2));
+        if width == 0 || y <= area.y + 1 {
+            break;
+        }
+        y -= 1;
+        let rect = Rect::new(area.right().saturating_sub(width + 1), y, width, 1);
+        let style = match toast.level {
+            ToastLevel::Info => Style::new().fg(Color::Black).bg(Color::Green),
+            ToastLevel::Error => Style::new().fg(Color::White).bg(Color::Red),
+        };
+        frame.render_widget(Clear, rect);
+        frame.render_widget(Line::from(text).style(style), rect);
+    }
+}
+
+/// Age as the list shows it: 3 characters at most (`45s`, `12m`, `3h`, `9d`).
+fn age(now: OffsetDateTime, then: OffsetDateTime) -> String {
+    short_duration((now - then).whole_seconds().max(0) as u64)
+}
+
+fn short_duration(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m", s / 60),
+        s if s < 86_400 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+/// Times in the detail (UTC, as stored): the clock time, with the date when it is not
+/// today's.
+fn clock(now: OffsetDateTime, at: OffsetDateTime) -> String {
+    let time = format!("{:02}:{:02}:{:02}", at.hour(), at.minute(), at.second());
+    if at.date() == now.date() {
+        time
+    } else {
+        format!("{} {time}", at.date())
+    }
+}

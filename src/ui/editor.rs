@@ -1,0 +1,511 @@
+//! The job editor: a multi-line prompt and a form whose fields follow the model and
+//! function. Every edit re-validates with `dashscope::validate_all`, so each error sits
+//! beside its field and an invalid job cannot be submitted.
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui_textarea::{TextArea, WrapMode};
+
+use crate::dashscope::{
+    EditFunction, ExpandScales, Family, ImageRef, JobSpec, Model, PAINT_STYLES, Size,
+    ValidationError, field_applies, validate_all,
+};
+use crate::text::{sanitize, sanitize_multiline};
+
+/// A form field, in the order the form shows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Model,
+    Function,
+    BaseImage,
+    MaskImage,
+    Images,
+    Size,
+    N,
+    Seed,
+    NegativePrompt,
+    PromptExtend,
+    Watermark,
+    Style,
+    Expand,
+    UpscaleFactor,
+}
+
+impl Field {
+    const ALL: [Field; 14] = [
+        Field::Model,
+        Field::Function,
+        Field::BaseImage,
+        Field::MaskImage,
+        Field::Images,
+        Field::Size,
+        Field::N,
+        Field::Seed,
+        Field::NegativePrompt,
+        Field::PromptExtend,
+        Field::Watermark,
+        Field::Style,
+        Field::Expand,
+        Field::UpscaleFactor,
+    ];
+
+    /// The spec field name, as validation errors name it.
+    pub fn spec_name(self) -> &'static str {
+        match self {
+            Field::Model => "model",
+            Field::Function => "function",
+            Field::BaseImage => "base_image",
+            Field::MaskImage => "mask_image",
+            Field::Images => "images",
+            Field::Size => "size",
+            Field::N => "n",
+            Field::Seed => "seed",
+            Field::NegativePrompt => "negative_prompt",
+            Field::PromptExtend => "prompt_extend",
+            Field::Watermark => "watermark",
+            Field::Style => "style",
+            Field::Expand => "expand",
+            Field::UpscaleFactor => "upscale_factor",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Field::Model => "model",
+            Field::Function => "function",
+            Field::BaseImage => "base image",
+            Field::MaskImage => "mask image",
+            Field::Images => "images (a, b, c)",
+            Field::Size => "size (W*H)",
+            Field::N => "n",
+            Field::Seed => "seed",
+            Field::NegativePrompt => "negative",
+            Field::PromptExtend => "prompt extend",
+            Field::Watermark => "watermark",
+            Field::Style => "style",
+            Field::Expand => "expand t,b,l,r",
+            Field::UpscaleFactor => "upscale factor",
+        }
+    }
+
+    /// Choice fields change with ←/→; the others take typed text.
+    pub fn is_choice(self) -> bool {
+        matches!(
+            self,
+            Field::Model | Field::Function | Field::PromptExtend | Field::Watermark | Field::Style
+        )
+    }
+}
+
+/// Which part of the editor takes typed keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EditorFocus {
+    Prompt,
+    Field(Field),
+}
+
+/// The editor's draft.
+pub struct Editor {
+    pub prompt: TextArea<'static>,
+    pub model: Model,
+    pub function: Option<EditFunction>,
+    pub prompt_extend: Option<bool>,
+    pub watermark: Option<bool>,
+    /// Index into `PAINT_STYLES`.
+    pub style: Option<usize>,
+    /// Typed text of the free-form fields, keyed by field.
+    texts: Vec<(Field, String)>,
+    pub focus: EditorFocus,
+    /// Every broken rule of the current draft (parse errors first, then validation).
+    pub errors: Vec<ValidationError>,
+    /// Set while the worker checks local files and enqueues.
+    pub submitting: bool,
+    /// Whether anything was typed since the editor opened (quit asks first if so).
+    pub modified: bool,
+}
+
+impl Editor {
+    pub fn new(model: Model) -> Self {
+        let mut editor = Editor {
+            prompt: new_textarea(Vec::new()),
+            model,
+            function: None,
+            prompt_extend: None,
+            watermark: None,
+            style: None,
+            texts: Vec::new(),
+            focus: EditorFocus::Prompt,
+            errors: Vec::new(),
+            submitting: false,
+            modified: false,
+        };
+        editor.revalidate();
+        editor
+    }
+
+    /// An editor filled with a past job's parameters (the fork).
+    pub fn from_spec(spec: &JobSpec) -> Self {
+        let mut editor = Editor::new(spec.model);
+        // Sanitised: a stored prompt may hold control or bidi characters from outside.
+        editor.prompt = new_textarea(
+            sanitize_multiline(&spec.prompt)
+                .split('\n')
+                .map(str::to_string)
+                .collect(),
+        );
+        editor.function = spec.function;
+        editor.prompt_extend = spec.prompt_extend;
+        editor.watermark = spec.watermark;
+        editor.style = spec
+            .style
+            .as_deref()
+            .and_then(|s| PAINT_STYLES.iter().position(|p| *p == s));
+        let join = |refs: &[ImageRef]| {
+            refs.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let texts = [
+            (
+                Field::BaseImage,
+                spec.base_image.as_ref().map(ToString::to_string),
+            ),
+            (
+                Field::MaskImage,
+                spec.mask_image.as_ref().map(ToString::to_string),
+            ),
+            (
+                Field::Images,
+                (!spec.images.is_empty()).then(|| join(&spec.images)),
+            ),
+            (Field::Size, spec.size.map(|s| s.to_string())),
+            (Field::N, spec.n.map(|n| n.to_string())),
+            (Field::Seed, spec.seed.map(|s| s.to_string())),
+            (Field::NegativePrompt, spec.negative_prompt.clone()),
+            (
+                Field::Expand,
+                spec.expand
+                    .map(|e| format!("{},{},{},{}", e.top, e.bottom, e.left, e.right)),
+            ),
+            (
+                Field::UpscaleFactor,
+                spec.upscale_factor.map(|f| f.to_string()),
+            ),
+        ];
+        editor.texts = texts
+            .into_iter()
+            .filter_map(|(f, t)| t.map(|t| (f, t)))
+            .collect();
+        editor.revalidate();
+        editor
+    }
+
+    /// The fields that apply to the current model and function, in form order.
+    pub fn visible_fields(&self) -> Vec<Field> {
+        let family = self.model.family();
+        Field::ALL
+            .into_iter()
+            .filter(|field| match field {
+                Field::Model => true,
+                Field::MaskImage => match family {
+                    Family::Inpainting => true,
+                    Family::ImageEdit => self.function.is_some_and(EditFunction::needs_mask),
+                    _ => false,
+                },
+                Field::Expand => self.function == Some(EditFunction::Expand),
+                Field::UpscaleFactor => self.function == Some(EditFunction::SuperResolution),
+                other => field_applies(family, other.spec_name()),
+            })
+            .collect()
+    }
+
+    pub fn text(&self, field: Field) -> &str {
+        self.texts
+            .iter()
+            .find(|(f, _)| *f == field)
+            .map(|(_, t)| t.as_str())
+            .unwrap_or("")
+    }
+
+    fn text_mut(&mut self, field: Field) -> &mut String {
+        let at = match self.texts.iter().position(|(f, _)| *f == field) {
+            Some(at) => at,
+            None => {
+                self.texts.push((field, String::new()));
+                self.texts.len() - 1
+            }
+        };
+        &mut self.texts[at].1
+    }
+
+    /// What a field shows: typed text, or the choice made.
+    pub fn display_value(&self, field: Field) -> String {
+        let tri = |v: Option<bool>| match v {
+            None => "default".to_string(),
+            Some(b) => b.to_string(),
+        };
+        match field {
+            Field::Model => self.model.id().to_string(),
+            Field::Function => self
+                .function
+                .map_or("(choose)".to_string(), |f| f.as_str().to_string()),
+            Field::PromptExtend => tri(self.prompt_extend),
+            Field::Watermark => tri(self.watermark),
+            Field::Style => self
+                .style
+                .map_or("default".to_string(), |i| PAINT_STYLES[i].to_string()),
+            other => self.text(other).to_string(),
+        }
+    }
+
+    /// The first error about a field, if any.
+    pub fn error_for(&self, name: &str) -> Option<&ValidationError> {
+        self.errors.iter().find(|e| e.field == name)
+    }
+
+    pub fn is_valid(&self) -> bool {
+        self.errors.is_empty()
+    }
+
+    pub fn prompt_text(&self) -> String {
+        self.prompt.lines().join("\n")
+    }
+
+    /// The draft as a spec, with the errors of fields whose text does not parse. Fields
+    /// that do not apply to the model are left out, so switching models keeps the text
+    /// typed for the other model without making the job invalid.
+    pub fn build(&self) -> (JobSpec, Vec<ValidationError>) {
+        let mut spec = JobSpec::new(self.model, self.prompt_text());
+        let mut errors = Vec::new();
+        for field in self.visible_fields() {
+            let text = self.text(field).trim();
+            let name = field.spec_name();
+            let mut fail = |message: String| errors.push(ValidationError::new(name, message));
+            match field {
+                Field::Model => {}
+                Field::Function => spec.function = self.function,
+                Field::PromptExtend => spec.prompt_extend = self.prompt_extend,
+                Field::Watermark => spec.watermark = self.watermark,
+                Field::Style => spec.style = self.style.map(|i| PAINT_STYLES[i].to_string()),
+                _ if text.is_empty() => {}
+                Field::BaseImage => spec.base_image = Some(ImageRef::parse(text)),
+                Field::MaskImage => spec.mask_image = Some(ImageRef::parse(text)),
+                Field::Images => {
+                    spec.images = text
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(ImageRef::parse)
+                        .collect()
+                }
+                Field::NegativePrompt => spec.negative_prompt = Some(text.to_string()),
+                Field::Size => match text.parse::<Size>() {
+                    Ok(size) => spec.size = Some(size),
+                    Err(e) => fail(e.to_string()),
+                },
+                Field::N => match text.parse::<u32>() {
+                    Ok(n) => spec.n = Some(n),
+                    Err(_) => fail(format!("`{text}` is not a whole number; n must be 1 to 4")),
+                },
+                Field::Seed => match text.parse::<u64>() {
+                    Ok(seed) => spec.seed = Some(seed),
+                    Err(_) => fail(format!(
+                        "`{text}` is not a whole number; seed must be 0 to 2147483647"
+                    )),
+                },
+                Field::UpscaleFactor => match text.parse::<u32>() {
+                    Ok(f) => spec.upscale_factor = Some(f),
+                    Err(_) => fail(format!("`{text}` is not a whole number")),
+                },
+                Field::Expand => match parse_scales(text) {
+                    Some(scales) => spec.expand = Some(scales),
+                    None => fail(format!(
+                        "`{text}` is not four numbers top,bottom,left,right (e.g. 1,1,1.5,1.5)"
+                    )),
+                },
+            }
+        }
+        (spec, errors)
+    }
+
+    /// Rebuilds the spec and the error list; called after every change.
+    pub fn revalidate(&mut self) {
+        let (spec, mut errors) = self.build();
+        for err in validate_all(&spec) {
+            if !errors.iter().any(|e| e.field == err.field) {
+                errors.push(err);
+            }
+        }
+        self.errors = errors;
+    }
+
+    /// The spec to submit, only if the draft is valid.
+    pub fn valid_spec(&self) -> Option<JobSpec> {
+        let (spec, errors) = self.build();
+        (errors.is_empty() && validate_all(&spec).is_empty()).then_some(spec)
+    }
+
+    /// Moves focus to the next (or previous) part: prompt, then each visible field.
+    pub fn cycle_focus(&mut self, forward: bool) {
+        let mut order = vec![EditorFocus::Prompt];
+        order.extend(self.visible_fields().into_iter().map(EditorFocus::Field));
+        let at = order.iter().position(|f| *f == self.focus).unwrap_or(0);
+        let len = order.len();
+        self.focus = order[if forward {
+            (at + 1) % len
+        } else {
+            (at + len - 1) % len
+        }];
+    }
+
+    /// Changes a choice field one step; true if the focused field is a choice.
+    pub fn cycle_choice(&mut self, forward: bool) -> bool {
+        let EditorFocus::Field(field) = self.focus else {
+            return false;
+        };
+        match field {
+            Field::Model => {
+                self.model = step(&Model::ALL, Some(self.model), forward).unwrap_or(self.model)
+            }
+            Field::Function => self.function = step(&EditFunction::ALL, self.function, forward),
+            Field::PromptExtend => self.prompt_extend = step_bool(self.prompt_extend, forward),
+            Field::Watermark => self.watermark = step_bool(self.watermark, forward),
+            Field::Style => {
+                let indices: Vec<usize> = (0..PAINT_STYLES.len()).collect();
+                self.style = step(&indices, self.style, forward);
+            }
+            _ => return false,
+        }
+        self.modified = true;
+        self.revalidate();
+        true
+    }
+
+    /// A key not bound in the editor's key table: typing into the focused part.
+    pub fn type_key(&mut self, key: KeyEvent) {
+        match self.focus {
+            EditorFocus::Prompt => {
+                if self.prompt.input(key) {
+                    self.modified = true;
+                }
+            }
+            EditorFocus::Field(field) if !field.is_choice() => {
+                let text = self.text_mut(field);
+                match key.code {
+                    KeyCode::Char(c)
+                        if !key
+                            .modifiers
+                            .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT) =>
+                    {
+                        text.push(c)
+                    }
+                    KeyCode::Backspace => {
+                        text.pop();
+                    }
+                    _ => return,
+                }
+                self.modified = true;
+            }
+            EditorFocus::Field(_) => return,
+        }
+        self.revalidate();
+    }
+
+    /// Bracketed paste: into the prompt as is, into a one-line field as one line.
+    pub fn paste(&mut self, pasted: &str) {
+        match self.focus {
+            EditorFocus::Prompt => {
+                let text = pasted.replace("\r\n", "\n").replace('\r', "\n");
+                self.prompt.insert_str(sanitize_multiline(&text));
+            }
+            EditorFocus::Field(field) if !field.is_choice() => {
+                self.text_mut(field).push_str(&sanitize(pasted));
+            }
+            EditorFocus::Field(_) => return,
+        }
+        self.modified = true;
+        self.revalidate();
+    }
+}
+
+fn new_textarea(lines: Vec<String>) -> TextArea<'static> {
+    let mut area = if lines.is_empty() {
+        TextArea::default()
+    } else {
+        TextArea::new(lines)
+    };
+    area.set_wrap_mode(WrapMode::WordOrGlyph);
+    area.set_placeholder_text("Describe the image…");
+    area
+}
+
+fn parse_scales(text: &str) -> Option<ExpandScales> {
+    let parts: Vec<f64> = text
+        .split(',')
+        .map(|p| p.trim().parse().ok())
+        .collect::<Option<_>>()?;
+    let [top, bottom, left, right] = parts[..] else {
+        return None;
+    };
+    Some(ExpandScales {
+        top,
+        bottom,
+        left,
+        right,
+    })
+}
+
+/// The next choice in `all`; `None` sits before the first (for optional choices).
+fn step<T: Copy + PartialEq>(all: &[T], current: Option<T>, forward: bool) -> Option<T> {
+    let at = current.and_then(|c| all.iter().position(|x| *x == c));
+    match (at, forward) {
+        (None, true) => all.first().copied(),
+        (None, false) => all.last().copied(),
+        (Some(i), true) => all.get(i + 1).copied(),
+        (Some(0), false) => None,
+        (Some(i), false) => all.get(i - 1).copied(),
+    }
+}
+
+fn step_bool(current: Option<bool>, forward: bool) -> Option<bool> {
+    step(&[true, false], current, forward)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_follow_model_and_function() {
+        let mut editor = Editor::new(Model::Wanx21T2iTurbo);
+        assert!(editor.visible_fields().contains(&Field::PromptExtend));
+        assert!(!editor.visible_fields().contains(&Field::BaseImage));
+        editor.model = Model::Wanx21ImageEdit;
+        editor.function = Some(EditFunction::Expand);
+        let fields = editor.visible_fields();
+        assert!(fields.contains(&Field::Expand) && fields.contains(&Field::BaseImage));
+        assert!(!fields.contains(&Field::UpscaleFactor) && !fields.contains(&Field::MaskImage));
+    }
+
+    #[test]
+    fn fork_round_trips_the_spec() {
+        let mut spec = JobSpec::new(Model::Wanx21T2iPlus, "a cat\non two lines");
+        spec.n = Some(2);
+        spec.seed = Some(42);
+        spec.size = Some(Size::new(1024, 768));
+        spec.negative_prompt = Some("blurry".into());
+        spec.prompt_extend = Some(false);
+        let editor = Editor::from_spec(&spec);
+        assert_eq!(editor.valid_spec(), Some(spec));
+    }
+
+    #[test]
+    fn a_field_that_does_not_parse_is_named() {
+        let mut editor = Editor::new(Model::Wanx21T2iTurbo);
+        editor.prompt.insert_str("a lighthouse");
+        editor.focus = EditorFocus::Field(Field::N);
+        editor.type_key(KeyEvent::from(KeyCode::Char('x')));
+        assert_eq!(editor.error_for("n").map(|e| e.field.as_str()), Some("n"));
+        assert!(editor.valid_spec().is_none());
+    }
+}

@@ -1,0 +1,18 @@
+//! The dashboard: a ratatui front end on the store and the engine.
+//!
+//! - `state`: the view-model; `draw`: a pure function of it; `update`: events to state
+//!   changes and commands; `keys`: the one key table; `editor`: the job editor.
+//! - `data`: a worker thread that fills the view-model from the store and applies the
+//!   user's changes; `preview`: a worker that decodes and encodes images.
+//! - `app`: the terminal, the one event channel and the draw-when-dirty loop.
+
+mod app;
+pub mod data;
+pub mod draw;
+pub mod editor;
+pub mod keys;
+pub mod preview;
+pub mod state;
+pub mod update;
+
+pub use app::{AppEvent, Notify, UiError, UiOptions, run};

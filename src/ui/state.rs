@@ -1,0 +1,391 @@
+//! The dashboard's view-model: everything on screen is drawn from an `AppState`.
+//!
+//! These types are the UI's own, not the store's: the data adapter (`data.rs`) fills them
+//! on a worker, so drawing and key handling can be tested with no store at all.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ratatui::layout::Rect;
+use ratatui_image::protocol::Protocol;
+use time::OffsetDateTime;
+
+use crate::dashscope::{JobSpec, Model};
+
+use super::editor::Editor;
+
+pub use crate::store::JobId;
+
+/// A job's state, as shown in the list and the detail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowState {
+    Queued,
+    Submitting,
+    Submitted,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+    Expired,
+    NeedsAttention,
+}
+
+impl RowState {
+    pub fn label(self) -> &'static str {
+        match self {
+            RowState::Queued => "queued",
+            RowState::Submitting => "submitting",
+            RowState::Submitted => "submitted",
+            RowState::Running => "running",
+            RowState::Succeeded => "succeeded",
+            RowState::Failed => "failed",
+            RowState::Cancelled => "cancelled",
+            RowState::Expired => "expired",
+            RowState::NeedsAttention => "attention",
+        }
+    }
+
+    /// Whether the engine has finished with the job (retry applies, cancel does not).
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            RowState::Succeeded
+                | RowState::Failed
+                | RowState::Cancelled
+                | RowState::Expired
+                | RowState::NeedsAttention
+        )
+    }
+}
+
+/// The state filter tabs, in the order keys 1-6 select them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Tab {
+    #[default]
+    All,
+    Queued,
+    /// Not finished: queued or in flight at the service.
+    Active,
+    Succeeded,
+    /// Failed, expired or needing attention: what a person should look at.
+    Failed,
+    Cancelled,
+}
+
+impl Tab {
+    pub const ALL: [Tab; 6] = [
+        Tab::All,
+        Tab::Queued,
+        Tab::Active,
+        Tab::Succeeded,
+        Tab::Failed,
+        Tab::Cancelled,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Tab::All => "all",
+            Tab::Queued => "queued",
+            Tab::Active => "active",
+            Tab::Succeeded => "succeeded",
+            Tab::Failed => "failed",
+            Tab::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        Tab::ALL.iter().position(|t| *t == self).unwrap_or(0)
+    }
+}
+
+/// Where the engine sends its requests.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum BackendLabel {
+    Live {
+        region: String,
+    },
+    #[default]
+    Simulator,
+}
+
+/// Jobs per tab, in `Tab::ALL` order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TabCounts(pub [u64; 6]);
+
+impl TabCounts {
+    pub fn get(&self, tab: Tab) -> u64 {
+        self.0[tab.index()]
+    }
+}
+
+/// Progress of the work still queued or in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct BatchProgress {
+    /// Jobs queued, submitting, submitted or running.
+    pub remaining: u64,
+    /// Jobs finished per minute lately; `None` until there is a measurement.
+    pub per_minute: Option<f64>,
+}
+
+impl BatchProgress {
+    pub fn eta(&self) -> Option<Duration> {
+        let rate = self.per_minute.filter(|r| *r > 0.0)?;
+        Some(Duration::from_secs_f64(self.remaining as f64 / rate * 60.0))
+    }
+}
+
+/// The header line's facts.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Header {
+    pub backend: BackendLabel,
+    /// The image protocol in use (halfblocks, sixel, kitty, iterm2).
+    pub protocol: String,
+    pub counts: TabCounts,
+    pub images_today: u64,
+    pub spend_today_cny: f64,
+    pub batch: BatchProgress,
+    /// Set when the engine stopped (e.g. a bad key); queued jobs wait for a restart.
+    pub engine_stopped: Option<String>,
+}
+
+/// One row of the job list. `prompt` is already sanitised and on one line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRow {
+    pub id: JobId,
+    pub state: RowState,
+    pub model: Model,
+    pub prompt: String,
+    pub created_at: OffsetDateTime,
+    pub images_ok: u32,
+    pub images_expected: u32,
+}
+
+/// One output image of a job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageView {
+    pub index: u32,
+    pub path: Option<PathBuf>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub error: Option<String>,
+}
+
+/// Everything the detail pane shows about the selected job. Text here is raw: the
+/// draw code sanitises it (the spec is also what `e` forks into the editor).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobDetailView {
+    pub id: JobId,
+    pub state: RowState,
+    pub spec: JobSpec,
+    pub task_id: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub submitted_at: Option<OffsetDateTime>,
+    pub scheduled_at: Option<OffsetDateTime>,
+    pub ended_at: Option<OffsetDateTime>,
+    pub attempts: u32,
+    pub error: Option<String>,
+    pub actual_prompt: Option<String>,
+    pub cost_cny: Option<f64>,
+    pub images: Vec<ImageView>,
+}
+
+impl JobDetailView {
+    /// The images that reached the disk, in order: what the preview cycles through.
+    pub fn saved_images(&self) -> Vec<&ImageView> {
+        self.images.iter().filter(|i| i.path.is_some()).collect()
+    }
+}
+
+/// The list's window onto the filtered jobs. Only `rows` (the visible window) is held.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ListView {
+    /// Jobs matching the tab and search.
+    pub total: u64,
+    /// Position of `rows[0]` in the filtered list.
+    pub offset: u64,
+    pub rows: Vec<JobRow>,
+    /// First row on screen.
+    pub top: u64,
+    /// Position of the selected row in the filtered list.
+    pub selected: u64,
+}
+
+impl ListView {
+    pub fn row(&self, position: u64) -> Option<&JobRow> {
+        position
+            .checked_sub(self.offset)
+            .and_then(|i| self.rows.get(i as usize))
+    }
+
+    pub fn selected_row(&self) -> Option<&JobRow> {
+        self.row(self.selected)
+    }
+}
+
+/// A decoded, encoded image ready to draw; which picture and for what cell size.
+#[derive(Clone)]
+pub struct ReadyImage {
+    pub key: ImageKey,
+    pub protocol: Arc<Protocol>,
+}
+
+/// Identifies an encoding: the file and the cell area it was fitted into.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ImageKey {
+    pub path: PathBuf,
+    pub width: u16,
+    pub height: u16,
+}
+
+/// What the preview pane shows.
+#[derive(Clone, Default)]
+pub enum PreviewImage {
+    #[default]
+    Nothing,
+    Loading(ImageKey),
+    Ready(ReadyImage),
+    Failed(ImageKey, String),
+}
+
+impl PreviewImage {
+    pub fn key(&self) -> Option<&ImageKey> {
+        match self {
+            PreviewImage::Nothing => None,
+            PreviewImage::Loading(key) | PreviewImage::Failed(key, _) => Some(key),
+            PreviewImage::Ready(ready) => Some(&ready.key),
+        }
+    }
+}
+
+/// Which pane `Tab` has focused outside the editor (decides what `y` copies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pane {
+    #[default]
+    List,
+    Detail,
+    Preview,
+}
+
+impl Pane {
+    pub fn next(self) -> Pane {
+        match self {
+            Pane::List => Pane::Detail,
+            Pane::Detail => Pane::Preview,
+            Pane::Preview => Pane::List,
+        }
+    }
+}
+
+/// A question waiting for y/n.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Confirm {
+    Delete(JobId),
+    /// Quit although the editor holds unsaved text.
+    Quit,
+}
+
+/// What the keyboard is talking to.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Mode {
+    #[default]
+    Browse,
+    Search,
+    Editor,
+    Help,
+    FullPreview,
+    Confirm(Confirm),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToastLevel {
+    Info,
+    Error,
+}
+
+/// A short message in the corner; `until` is compared with `AppState::now`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Toast {
+    pub text: String,
+    pub level: ToastLevel,
+    pub until: OffsetDateTime,
+}
+
+/// How long a toast stays.
+pub const TOAST_TIME: Duration = Duration::from_secs(5);
+
+/// The whole view-model.
+pub struct AppState {
+    /// The terminal's area; handlers use it to know how many rows the list shows.
+    pub area: Rect,
+    /// "Now" for ages and toasts; set by the app, fixed in tests.
+    pub now: OffsetDateTime,
+    pub header: Header,
+    pub tab: Tab,
+    pub search: String,
+    pub list: ListView,
+    pub detail: Option<JobDetailView>,
+    /// Which of the selected job's saved images the preview shows.
+    pub image_index: usize,
+    pub preview: PreviewImage,
+    pub pane: Pane,
+    pub mode: Mode,
+    /// The draft; kept when the editor is left with Esc.
+    pub editor: Option<Editor>,
+    pub toasts: VecDeque<Toast>,
+    pub quit: bool,
+}
+
+impl AppState {
+    pub fn new(area: Rect, now: OffsetDateTime, header: Header) -> Self {
+        AppState {
+            area,
+            now,
+            header,
+            tab: Tab::All,
+            search: String::new(),
+            list: ListView::default(),
+            detail: None,
+            image_index: 0,
+            preview: PreviewImage::Nothing,
+            pane: Pane::List,
+            mode: Mode::Browse,
+            editor: None,
+            toasts: VecDeque::new(),
+            quit: false,
+        }
+    }
+
+    pub fn toast(&mut self, level: ToastLevel, text: impl Into<String>) {
+        // A handful is enough on screen; the oldest goes first.
+        if self.toasts.len() >= 4 {
+            self.toasts.pop_front();
+        }
+        self.toasts.push_back(Toast {
+            text: text.into(),
+            level,
+            until: self.now + TOAST_TIME,
+        });
+    }
+
+    /// Drops toasts whose time is up; true if any went.
+    pub fn expire_toasts(&mut self) -> bool {
+        let before = self.toasts.len();
+        let now = self.now;
+        self.toasts.retain(|t| t.until > now);
+        before != self.toasts.len()
+    }
+
+    /// The selected job's image the preview should show, if it has any saved.
+    pub fn selected_image(&self) -> Option<&ImageView> {
+        let detail = self.detail.as_ref()?;
+        if Some(detail.id) != self.list.selected_row().map(|r| r.id) {
+            return None;
+        }
+        let saved = detail.saved_images();
+        saved
+            .get(self.image_index.min(saved.len().saturating_sub(1)))
+            .copied()
+    }
+}

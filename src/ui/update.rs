@@ -1,0 +1,438 @@
+//! How events change the state. Handlers are synchronous and do no I/O: what needs the
+//! store or the terminal comes back as a `Command` for the app loop to hand to a worker.
+
+use ratatui::crossterm::event::{Event, KeyEvent, KeyEventKind, MouseEventKind};
+use ratatui::layout::Rect;
+
+use crate::dashscope::{JobSpec, Model, ValidationError};
+use crate::text::sanitize;
+
+use super::draw::screen_layout;
+use super::editor::{Editor, EditorFocus};
+use super::keys::{Action, Context, KeyMap};
+use super::state::{
+    AppState, Confirm, JobDetailView, JobId, JobRow, Mode, Pane, Tab, TabCounts, ToastLevel,
+};
+
+/// Work the app loop does on the state's behalf.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// The list window, the counts or the selected job's detail need loading.
+    Refresh,
+    Cancel(JobId),
+    Retry(JobId),
+    Delete(JobId),
+    /// Check local files, then enqueue (the editor has already validated it).
+    Submit(Box<JobSpec>),
+    /// Put text on the clipboard with OSC 52.
+    Copy(String),
+}
+
+/// What the data worker is asked for: the visible window of a filtered list, and the
+/// detail of the job at `selected`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListRequest {
+    pub tab: Tab,
+    pub search: String,
+    pub offset: u64,
+    pub limit: u64,
+    pub selected: u64,
+}
+
+/// What the data worker answers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataSnapshot {
+    pub request: ListRequest,
+    pub counts: TabCounts,
+    pub images_today: u64,
+    pub spend_today_cny: f64,
+    /// Jobs not finished yet (queued or in flight), for the batch progress.
+    pub remaining: u64,
+    pub total: u64,
+    pub rows: Vec<JobRow>,
+    pub detail: Option<JobDetailView>,
+}
+
+/// Why a submit did not enqueue.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SubmitError {
+    /// Rules broken (e.g. a local file that is too big): shown beside their fields.
+    Invalid(Vec<ValidationError>),
+    /// Anything else (the store refused): shown as a toast.
+    Failed(String),
+}
+
+impl AppState {
+    /// Rows the list shows at the current terminal size.
+    pub fn visible_rows(&self) -> u64 {
+        u64::from(screen_layout(self.area).list_rows())
+    }
+
+    /// The request that fills the current list window.
+    pub fn list_request(&self) -> ListRequest {
+        ListRequest {
+            tab: self.tab,
+            search: self.search.clone(),
+            offset: self.list.top,
+            limit: self.visible_rows().max(1),
+            selected: self.list.selected,
+        }
+    }
+
+    /// Takes one event; returns what the app must do for it.
+    pub fn handle(&mut self, keys: &KeyMap, event: &Event) -> Vec<Command> {
+        match event {
+            Event::Resize(width, height) => {
+                self.area = Rect::new(0, 0, *width, *height);
+                self.keep_selection_visible();
+                vec![Command::Refresh]
+            }
+            Event::Paste(text) => {
+                match self.mode {
+                    Mode::Editor => {
+                        if let Some(editor) = self.editor.as_mut() {
+                            editor.paste(text);
+                        }
+                    }
+                    Mode::Search => return self.edit_search(|s| s.push_str(&sanitize(text))),
+                    _ => {}
+                }
+                Vec::new()
+            }
+            Event::Key(key) if key.kind != KeyEventKind::Release => self.key(keys, key),
+            Event::Mouse(mouse) if self.mode == Mode::Browse => match mouse.kind {
+                MouseEventKind::ScrollDown => self.move_to(self.list.selected.saturating_add(1)),
+                MouseEventKind::ScrollUp => self.move_to(self.list.selected.saturating_sub(1)),
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        }
+    }
+
+    fn key(&mut self, keys: &KeyMap, key: &KeyEvent) -> Vec<Command> {
+        match self.mode.clone() {
+            Mode::Browse => match keys.action(Context::Browse, key) {
+                Some(action) => self.browse(action),
+                None => Vec::new(),
+            },
+            Mode::Search => match keys.action(Context::Search, key) {
+                Some(Action::AcceptSearch) => {
+                    self.mode = Mode::Browse;
+                    Vec::new()
+                }
+                Some(Action::Leave) => {
+                    self.mode = Mode::Browse;
+                    self.edit_search(String::clear)
+                }
+                _ => match key.code {
+                    ratatui::crossterm::event::KeyCode::Backspace => self.edit_search(|s| {
+                        s.pop();
+                    }),
+                    ratatui::crossterm::event::KeyCode::Char(c) => {
+                        self.edit_search(|s| s.push_str(&sanitize(&c.to_string())))
+                    }
+                    _ => Vec::new(),
+                },
+            },
+            Mode::Editor => self.editor_key(keys, key),
+            Mode::Help => {
+                if keys.action(Context::Help, key) == Some(Action::Leave) {
+                    self.mode = Mode::Browse;
+                }
+                Vec::new()
+            }
+            Mode::FullPreview => {
+                match keys.action(Context::FullPreview, key) {
+                    Some(Action::Leave) => self.mode = Mode::Browse,
+                    Some(action @ (Action::PrevImage | Action::NextImage)) => {
+                        self.cycle_image(action == Action::NextImage)
+                    }
+                    _ => {}
+                }
+                Vec::new()
+            }
+            Mode::Confirm(question) => match keys.action(Context::Confirm, key) {
+                Some(Action::Yes) => {
+                    self.mode = Mode::Browse;
+                    match question {
+                        Confirm::Delete(id) => vec![Command::Delete(id)],
+                        Confirm::Quit => {
+                            self.quit = true;
+                            Vec::new()
+                        }
+                    }
+                }
+                Some(Action::No) => {
+                    self.mode = if question == Confirm::Quit && self.editor.is_some() {
+                        Mode::Editor
+                    } else {
+                        Mode::Browse
+                    };
+                    Vec::new()
+                }
+                _ => Vec::new(),
+            },
+        }
+    }
+
+    fn browse(&mut self, action: Action) -> Vec<Command> {
+        let page = self.visible_rows().max(1);
+        match action {
+            Action::Down => return self.move_to(self.list.selected.saturating_add(1)),
+            Action::Up => return self.move_to(self.list.selected.saturating_sub(1)),
+            Action::PageDown => return self.move_to(self.list.selected.saturating_add(page)),
+            Action::PageUp => return self.move_to(self.list.selected.saturating_sub(page)),
+            Action::First => return self.move_to(0),
+            Action::Last => return self.move_to(u64::MAX),
+            Action::NextPane => self.pane = self.pane.next(),
+            Action::ShowTab(i) => {
+                let tab = Tab::ALL[i.min(Tab::ALL.len() - 1)];
+                if tab != self.tab {
+                    self.tab = tab;
+                    self.reset_list();
+                    return vec![Command::Refresh];
+                }
+            }
+            Action::StartSearch => self.mode = Mode::Search,
+            Action::NewJob => {
+                let reuse = self.editor.as_ref().is_some_and(|e| e.modified);
+                if !reuse {
+                    let model = self
+                        .editor
+                        .as_ref()
+                        .map_or(Model::Wanx21T2iTurbo, |e| e.model);
+                    self.editor = Some(Editor::new(model));
+                }
+                self.mode = Mode::Editor;
+            }
+            Action::Fork => match self.selected_detail() {
+                Some(detail) => {
+                    self.editor = Some(Editor::from_spec(&detail.spec));
+                    self.mode = Mode::Editor;
+                }
+                None => self.toast(ToastLevel::Info, "no job selected to fork"),
+            },
+            Action::FullScreen => {
+                // The row's count is enough: the detail (with the paths) may still be on
+                // its way, and full screen shows "loading…" until it lands.
+                let has_images = self.list.selected_row().is_some_and(|r| r.images_ok > 0);
+                if has_images || self.selected_image().is_some() {
+                    self.mode = Mode::FullPreview;
+                }
+            }
+            Action::PrevImage | Action::NextImage => self.cycle_image(action == Action::NextImage),
+            Action::Cancel => match self.selected_detail().map(|d| (d.id, d.state)) {
+                Some((_, state)) if state.is_final() => self.toast(
+                    ToastLevel::Info,
+                    format!("the job is {}; nothing to cancel", state.label()),
+                ),
+                Some((id, _)) => return vec![Command::Cancel(id)],
+                None => {}
+            },
+            Action::Retry => match self.selected_detail().map(|d| (d.id, d.state)) {
+                Some((id, state))
+                    if state.is_final() && state != super::state::RowState::Succeeded =>
+                {
+                    return vec![Command::Retry(id)];
+                }
+                Some((_, state)) => self.toast(
+                    ToastLevel::Info,
+                    format!("a {} job cannot be retried", state.label()),
+                ),
+                None => {}
+            },
+            Action::Delete => {
+                if let Some(id) = self.list.selected_row().map(|r| r.id) {
+                    self.mode = Mode::Confirm(Confirm::Delete(id));
+                }
+            }
+            Action::Copy => {
+                let text = match self.pane {
+                    Pane::Preview => self
+                        .selected_image()
+                        .and_then(|i| i.path.as_ref())
+                        .map(|p| p.display().to_string()),
+                    _ => self.selected_detail().map(|d| d.spec.prompt.clone()),
+                };
+                if let Some(text) = text {
+                    return vec![Command::Copy(text)];
+                }
+            }
+            Action::ShowHelp => self.mode = Mode::Help,
+            Action::Quit => {
+                if self
+                    .editor
+                    .as_ref()
+                    .is_some_and(|e| e.modified && !e.prompt_text().trim().is_empty())
+                {
+                    self.mode = Mode::Confirm(Confirm::Quit);
+                } else {
+                    self.quit = true;
+                }
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    fn editor_key(&mut self, keys: &KeyMap, key: &KeyEvent) -> Vec<Command> {
+        let Some(editor) = self.editor.as_mut() else {
+            self.mode = Mode::Browse;
+            return Vec::new();
+        };
+        let on_choice = matches!(editor.focus, EditorFocus::Field(f) if f.is_choice());
+        let action = keys.action(Context::Editor, key).or_else(|| {
+            on_choice
+                .then(|| keys.action(Context::Choice, key))
+                .flatten()
+        });
+        match action {
+            Some(Action::Submit) => {
+                if editor.submitting {
+                    return Vec::new();
+                }
+                match editor.valid_spec() {
+                    Some(spec) => {
+                        editor.submitting = true;
+                        return vec![Command::Submit(Box::new(spec))];
+                    }
+                    None => {
+                        let n = editor.errors.len();
+                        self.toast(
+                            ToastLevel::Error,
+                            format!("not submitted: {n} field(s) to fix"),
+                        );
+                    }
+                }
+            }
+            Some(Action::Leave) => self.mode = Mode::Browse,
+            Some(Action::NextField) => editor.cycle_focus(true),
+            Some(Action::PrevField) => editor.cycle_focus(false),
+            Some(Action::ChoicePrev) => {
+                editor.cycle_choice(false);
+            }
+            Some(Action::ChoiceNext) => {
+                editor.cycle_choice(true);
+            }
+            _ => editor.type_key(*key),
+        }
+        Vec::new()
+    }
+
+    /// The worker's answer to a submit.
+    pub fn submitted(&mut self, result: Result<JobId, SubmitError>) -> Vec<Command> {
+        match result {
+            Ok(id) => {
+                self.editor = None;
+                self.mode = Mode::Browse;
+                self.toast(ToastLevel::Info, format!("job {id} queued"));
+                // Show the new job: it is the newest, at the top of "all".
+                self.tab = Tab::All;
+                self.search.clear();
+                self.reset_list();
+                vec![Command::Refresh]
+            }
+            Err(err) => {
+                if let Some(editor) = self.editor.as_mut() {
+                    editor.submitting = false;
+                    if let SubmitError::Invalid(errors) = &err {
+                        editor.errors = errors.clone();
+                    }
+                }
+                let text = match err {
+                    SubmitError::Invalid(errors) => format!(
+                        "not submitted: {}",
+                        errors.first().map(|e| e.to_string()).unwrap_or_default()
+                    ),
+                    SubmitError::Failed(message) => format!("not submitted: {message}"),
+                };
+                self.toast(ToastLevel::Error, sanitize(&text));
+                Vec::new()
+            }
+        }
+    }
+
+    /// Takes a data snapshot; returns `Refresh` if the selection had to move (the list
+    /// shrank under it) and the window needs loading again.
+    pub fn apply_data(&mut self, data: DataSnapshot) -> Vec<Command> {
+        self.header.counts = data.counts;
+        self.header.images_today = data.images_today;
+        self.header.spend_today_cny = data.spend_today_cny;
+        self.header.batch.remaining = data.remaining;
+        if data.request.tab != self.tab || data.request.search != self.search {
+            // An answer for a filter the user has already left.
+            return Vec::new();
+        }
+        let old_selection = self.list.selected_row().map(|r| r.id);
+        self.list.total = data.total;
+        self.list.offset = data.request.offset;
+        self.list.rows = data.rows;
+        if data.request.selected == self.list.selected {
+            self.detail = data.detail;
+        }
+        if self.list.selected_row().map(|r| r.id) != old_selection {
+            self.image_index = 0;
+        }
+        let last = self.list.total.saturating_sub(1);
+        if self.list.selected > last || self.list.top > self.list.selected {
+            self.list.selected = self.list.selected.min(last);
+            self.keep_selection_visible();
+            return vec![Command::Refresh];
+        }
+        Vec::new()
+    }
+
+    fn move_to(&mut self, position: u64) -> Vec<Command> {
+        let target = position.min(self.list.total.saturating_sub(1));
+        if target == self.list.selected {
+            return Vec::new();
+        }
+        self.list.selected = target;
+        self.image_index = 0;
+        self.keep_selection_visible();
+        vec![Command::Refresh]
+    }
+
+    fn keep_selection_visible(&mut self) {
+        let rows = self.visible_rows().max(1);
+        let list = &mut self.list;
+        if list.selected < list.top {
+            list.top = list.selected;
+        } else if list.selected >= list.top + rows {
+            list.top = list.selected + 1 - rows;
+        }
+    }
+
+    fn reset_list(&mut self) {
+        self.list = Default::default();
+        self.detail = None;
+        self.image_index = 0;
+    }
+
+    fn edit_search(&mut self, edit: impl FnOnce(&mut String)) -> Vec<Command> {
+        let before = self.search.clone();
+        edit(&mut self.search);
+        if self.search == before {
+            return Vec::new();
+        }
+        self.reset_list();
+        vec![Command::Refresh]
+    }
+
+    fn cycle_image(&mut self, forward: bool) {
+        let count = self.selected_detail().map_or(0, |d| d.saved_images().len());
+        if count > 1 {
+            self.image_index = if forward {
+                (self.image_index + 1) % count
+            } else {
+                (self.image_index + count - 1) % count
+            };
+        }
+    }
+
+    /// The detail, only if it is the selected row's (never a stale one).
+    pub fn selected_detail(&self) -> Option<&JobDetailView> {
+        let selected = self.list.selected_row()?.id;
+        self.detail.as_ref().filter(|d| d.id == selected)
+    }
+}

@@ -1,0 +1,260 @@
+//! Key handling through the public surface: events in, state and commands out. The list
+//! data comes from a real store (SQLite in a temp dir) through the data adapter.
+
+use std::path::Path;
+
+use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+use ratatui::layout::Rect;
+use time::OffsetDateTime;
+use wandash::dashscope::{JobSpec, Model};
+use wandash::store::{JobState, Store};
+use wandash::ui::data::snapshot;
+use wandash::ui::keys::KeyMap;
+use wandash::ui::state::{AppState, Confirm, Header, Mode, Tab};
+use wandash::ui::update::{Command, SubmitError};
+
+fn key(code: KeyCode) -> Event {
+    Event::Key(KeyEvent::from(code))
+}
+
+fn ch(c: char) -> Event {
+    key(KeyCode::Char(c))
+}
+
+fn ctrl(c: char) -> Event {
+    Event::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL))
+}
+
+/// A store with `n` jobs, prompts "job 0" .. "job n-1" (the last is the newest).
+fn store_with(dir: &Path, n: usize) -> Store {
+    let store = Store::open(&dir.join("jobs.db")).unwrap();
+    let specs: Vec<JobSpec> = (0..n)
+        .map(|i| JobSpec::new(Model::Wanx21T2iTurbo, format!("job {i}")))
+        .collect();
+    store.enqueue_batch(&specs, None).unwrap();
+    store
+}
+
+/// Answers the state's list request from the store, as the data worker does, until the
+/// state stops asking.
+fn load(state: &mut AppState, store: &Store) {
+    for _ in 0..3 {
+        let data = snapshot(store, &state.list_request()).unwrap();
+        if state.apply_data(data).is_empty() {
+            return;
+        }
+    }
+    panic!("the state kept asking for data");
+}
+
+fn app(area: Rect) -> AppState {
+    AppState::new(area, OffsetDateTime::now_utc(), Header::default())
+}
+
+#[test]
+fn moving_down_scrolls_the_window_and_fetches_only_visible_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(dir.path(), 100);
+    let keys = KeyMap::default();
+    let mut state = app(Rect::new(0, 0, 80, 24));
+    load(&mut state, &store);
+    let visible = state.visible_rows();
+    assert_eq!(state.list.total, 100);
+    assert_eq!(
+        state.list.rows.len() as u64,
+        visible,
+        "only the visible window is loaded"
+    );
+    assert_eq!(state.list.rows[0].prompt, "job 99", "newest first");
+
+    for _ in 0..visible {
+        assert_eq!(state.handle(&keys, &ch('j')), vec![Command::Refresh]);
+    }
+    assert_eq!(state.list.selected, visible);
+    assert_eq!(state.list.top, 1, "the window follows the selection");
+    load(&mut state, &store);
+    assert_eq!(
+        state.list.selected_row().unwrap().prompt,
+        format!("job {}", 99 - visible)
+    );
+    assert_eq!(
+        state.selected_detail().unwrap().spec.prompt,
+        format!("job {}", 99 - visible)
+    );
+
+    state.handle(
+        &keys,
+        &Event::Key(KeyEvent::new(KeyCode::Char('G'), KeyModifiers::SHIFT)),
+    );
+    load(&mut state, &store);
+    assert_eq!(state.list.selected, 99);
+    assert_eq!(state.list.selected_row().unwrap().prompt, "job 0");
+    state.handle(&keys, &ch('g'));
+    assert_eq!((state.list.selected, state.list.top), (0, 0));
+    // At the top, k does nothing and asks for nothing.
+    assert!(state.handle(&keys, &ch('k')).is_empty());
+}
+
+#[test]
+fn tabs_and_search_filter_through_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(dir.path(), 30);
+    store.request_cancel(wandash::store::JobId(3)).unwrap();
+    let keys = KeyMap::default();
+    let mut state = app(Rect::new(0, 0, 120, 40));
+    load(&mut state, &store);
+    assert_eq!(state.header.counts.get(Tab::Cancelled), 1);
+    assert_eq!(state.header.counts.get(Tab::Queued), 29);
+
+    assert_eq!(state.handle(&keys, &ch('6')), vec![Command::Refresh]);
+    assert_eq!(state.tab, Tab::Cancelled);
+    load(&mut state, &store);
+    assert_eq!(state.list.total, 1);
+    assert_eq!(state.list.rows[0].prompt, "job 2");
+
+    state.handle(&keys, &ch('1'));
+    state.handle(&keys, &ch('/'));
+    assert_eq!(state.mode, Mode::Search);
+    for c in "job 2".chars() {
+        assert_eq!(
+            state.handle(&keys, &ch(c)),
+            vec![Command::Refresh],
+            "search is incremental"
+        );
+    }
+    load(&mut state, &store);
+    // "job 2" and "job 20" .. "job 29".
+    assert_eq!(state.list.total, 11);
+    state.handle(&keys, &key(KeyCode::Enter));
+    assert_eq!(
+        (state.mode.clone(), state.search.as_str()),
+        (Mode::Browse, "job 2")
+    );
+    state.handle(&keys, &ch('/'));
+    state.handle(&keys, &key(KeyCode::Esc));
+    assert!(state.search.is_empty());
+}
+
+#[test]
+fn delete_asks_and_quit_asks_only_with_unsent_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(dir.path(), 3);
+    let keys = KeyMap::default();
+    let mut state = app(Rect::new(0, 0, 120, 40));
+    load(&mut state, &store);
+    let newest = state.list.rows[0].id;
+
+    state.handle(&keys, &ch('d'));
+    assert_eq!(state.mode, Mode::Confirm(Confirm::Delete(newest)));
+    assert!(state.handle(&keys, &ch('n')).is_empty());
+    state.handle(&keys, &ch('d'));
+    assert_eq!(state.handle(&keys, &ch('y')), vec![Command::Delete(newest)]);
+
+    // An empty editor does not hold the quit back.
+    state.handle(&keys, &ch('n'));
+    state.handle(&keys, &key(KeyCode::Esc));
+    state.handle(&keys, &ch('q'));
+    assert!(state.quit);
+
+    let mut state = app(Rect::new(0, 0, 120, 40));
+    state.handle(&keys, &ch('n'));
+    state.handle(&keys, &Event::Paste("a lighthouse\r\nat dusk".into()));
+    assert_eq!(
+        state.editor.as_ref().unwrap().prompt_text(),
+        "a lighthouse\nat dusk"
+    );
+    state.handle(&keys, &key(KeyCode::Esc));
+    state.handle(&keys, &ch('q'));
+    assert_eq!(state.mode, Mode::Confirm(Confirm::Quit));
+    assert!(!state.quit);
+    state.handle(&keys, &key(KeyCode::Esc));
+    assert_eq!(state.mode, Mode::Editor, "saying no returns to the draft");
+}
+
+#[test]
+fn fork_fills_the_editor_and_submit_sends_only_a_valid_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("jobs.db")).unwrap();
+    let mut spec = JobSpec::new(Model::Wanx21T2iPlus, "a red fox in snow");
+    spec.seed = Some(7);
+    spec.n = Some(2);
+    store.enqueue(&spec).unwrap();
+    let keys = KeyMap::default();
+    let mut state = app(Rect::new(0, 0, 120, 40));
+    load(&mut state, &store);
+
+    state.handle(&keys, &ch('e'));
+    assert_eq!(state.mode, Mode::Editor);
+    let commands = state.handle(&keys, &ctrl('s'));
+    assert_eq!(
+        commands,
+        vec![Command::Submit(Box::new(spec.clone()))],
+        "the fork submits the same job"
+    );
+    // A second Ctrl-s while the first is in flight sends nothing.
+    assert!(state.handle(&keys, &ctrl('s')).is_empty());
+    // The worker found a problem with a file: it shows beside the field, the draft stays.
+    let refused = wandash::dashscope::ValidationError::new("seed", "refused for the test");
+    state.submitted(Err(SubmitError::Invalid(vec![refused])));
+    assert_eq!(state.mode, Mode::Editor);
+    assert!(state.editor.as_ref().unwrap().error_for("seed").is_some());
+
+    // Clearing the prompt makes the job invalid: Ctrl-s sends nothing.
+    state.handle(&keys, &key(KeyCode::Backspace));
+    let editor = state.editor.as_mut().unwrap();
+    editor.prompt = Default::default();
+    editor.revalidate();
+    assert!(editor.error_for("prompt").is_some());
+    assert!(state.handle(&keys, &ctrl('s')).is_empty());
+
+    let id = store.enqueue(&spec).unwrap();
+    assert_eq!(state.submitted(Ok(id)), vec![Command::Refresh]);
+    assert!(state.editor.is_none() && state.mode == Mode::Browse);
+    load(&mut state, &store);
+    assert_eq!(state.list.rows[0].id, id);
+    assert_eq!(
+        store.job(id).unwrap().unwrap().summary.state,
+        JobState::Queued
+    );
+}
+
+#[test]
+fn choice_fields_change_with_arrows_and_fields_follow_the_model() {
+    let keys = KeyMap::default();
+    let mut state = app(Rect::new(0, 0, 120, 40));
+    state.handle(&keys, &ch('n'));
+    state.handle(&keys, &key(KeyCode::Tab));
+    // Model is the first field; → moves to the next model.
+    state.handle(&keys, &key(KeyCode::Right));
+    assert_eq!(state.editor.as_ref().unwrap().model, Model::Wanx21T2iPlus);
+    for _ in 0..2 {
+        state.handle(&keys, &key(KeyCode::Right));
+    }
+    let editor = state.editor.as_ref().unwrap();
+    assert_eq!(editor.model, Model::Wanx21ImageEdit);
+    // imageedit needs a function; the next field is its choice.
+    assert!(
+        editor.error_for("function").is_some(),
+        "{:?}",
+        editor.errors
+    );
+    state.handle(&keys, &key(KeyCode::Tab));
+    state.handle(&keys, &key(KeyCode::Right));
+    let editor = state.editor.as_ref().unwrap();
+    assert!(
+        editor.error_for("function").is_none(),
+        "{:?}",
+        editor.errors
+    );
+    // Then its base image is missing, and the form now has a field for it.
+    assert!(
+        editor.error_for("base_image").is_some(),
+        "{:?}",
+        editor.errors
+    );
+    assert!(
+        editor
+            .visible_fields()
+            .contains(&wandash::ui::editor::Field::BaseImage)
+    );
+}

@@ -1,0 +1,306 @@
+//! Snapshots of whole screens, drawn from hand-made view-models with the halfblocks
+//! picker (deterministic), at 120x36 unless the test is about size.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use image::{DynamicImage, Rgb, RgbImage};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+use ratatui::layout::{Rect, Size as CellSize};
+use ratatui_image::Resize;
+use ratatui_image::picker::Picker;
+use time::OffsetDateTime;
+use time::macros::datetime;
+use wandash::dashscope::{JobSpec, Model, Size};
+use wandash::ui::draw::{draw, wanted_image};
+use wandash::ui::keys::KeyMap;
+use wandash::ui::state::{
+    AppState, BackendLabel, BatchProgress, Header, ImageView, JobDetailView, JobId, JobRow, Mode,
+    PreviewImage, ReadyImage, RowState, TabCounts,
+};
+use wandash::ui::update::{Command, DataSnapshot};
+
+const NOW: OffsetDateTime = datetime!(2026-11-20 12:00:00 UTC);
+
+fn header() -> Header {
+    Header {
+        backend: BackendLabel::Simulator,
+        protocol: "halfblocks".into(),
+        counts: TabCounts([0; 6]),
+        images_today: 0,
+        spend_today_cny: 0.0,
+        batch: BatchProgress::default(),
+        engine_stopped: None,
+    }
+}
+
+fn render(state: &AppState) -> String {
+    let mut terminal =
+        Terminal::new(TestBackend::new(state.area.width, state.area.height)).unwrap();
+    terminal
+        .draw(|frame| draw(state, &KeyMap::default(), frame))
+        .unwrap();
+    terminal.backend().to_string()
+}
+
+fn snapshot(name: &str, screen: String) {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path("../src/ui/snapshots");
+    settings.set_prepend_module_to_snapshot(false);
+    settings.bind(|| insta::assert_snapshot!(name, screen));
+}
+
+const PROMPTS: [&str; 6] = [
+    "a lighthouse at dusk, oil painting, warm light over a calm sea",
+    "a red fox in fresh snow, morning fog",
+    "city street at night in the rain, neon reflections",
+    "a bowl of ramen, top view, studio light",
+    "portrait of an old fisherman, charcoal sketch",
+    "a tiny robot watering plants on a balcony",
+];
+
+const STATES: [RowState; 6] = [
+    RowState::Running,
+    RowState::Queued,
+    RowState::Succeeded,
+    RowState::Failed,
+    RowState::Cancelled,
+    RowState::Succeeded,
+];
+
+fn row(i: usize) -> JobRow {
+    let state = STATES[i % STATES.len()];
+    JobRow {
+        id: JobId(100 - i as i64),
+        state,
+        model: Model::ALL[i % 3],
+        prompt: PROMPTS[i % PROMPTS.len()].to_string(),
+        created_at: NOW - time::Duration::seconds(37 * (i as i64 + 1) * (i as i64 + 1)),
+        images_ok: if state == RowState::Succeeded { 4 } else { 0 },
+        images_expected: 4,
+    }
+}
+
+fn detail_for(row: &JobRow) -> JobDetailView {
+    let mut spec = JobSpec::new(row.model, row.prompt.clone());
+    spec.size = Some(Size::new(1024, 1024));
+    spec.seed = Some(1234);
+    spec.negative_prompt = Some("blurry, low quality".into());
+    let succeeded = row.state == RowState::Succeeded;
+    JobDetailView {
+        id: row.id,
+        state: row.state,
+        spec,
+        task_id: Some("0385dc79-5ff8-4d82-bcb6-5d2a5c2a8b1c".into()),
+        created_at: row.created_at,
+        submitted_at: Some(row.created_at + time::Duration::seconds(1)),
+        scheduled_at: Some(row.created_at + time::Duration::seconds(3)),
+        ended_at: succeeded.then_some(row.created_at + time::Duration::seconds(21)),
+        attempts: 1,
+        error: None,
+        actual_prompt: succeeded.then(|| format!("{}, highly detailed, soft light", row.prompt)),
+        cost_cny: succeeded.then_some(0.56),
+        // A succeeded job saved three of its four images; the fourth was blocked.
+        images: if succeeded {
+            (0..4)
+                .map(|i| ImageView {
+                    index: i,
+                    path: (i < 3)
+                        .then(|| PathBuf::from(format!("/data/wandash/images/{}/{i}.png", row.id))),
+                    width: (i < 3).then_some(1024),
+                    height: (i < 3).then_some(1024),
+                    error: (i == 3)
+                        .then(|| "DataInspectionFailed: output image blocked".to_string()),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
+    }
+}
+
+/// A state with 40 jobs in the store, the window loaded, row `selected` selected and its
+/// detail loaded, as the data worker would leave it.
+fn mixed(area: Rect, selected: u64) -> AppState {
+    let mut state = AppState::new(area, NOW, header());
+    state.header.counts = TabCounts([40, 6, 7, 14, 7, 6]);
+    state.header.images_today = 56;
+    state.header.spend_today_cny = 7.84;
+    state.header.batch = BatchProgress {
+        remaining: 13,
+        per_minute: Some(6.5),
+    };
+    state.list.selected = selected;
+    // Ask for the window the way the app does, and answer it the way the worker does.
+    let request = state.list_request();
+    let rows: Vec<JobRow> = (request.offset..request.offset + request.limit)
+        .map(|i| row(i as usize))
+        .collect();
+    let detail = rows
+        .get((request.selected - request.offset) as usize)
+        .map(detail_for);
+    let more = state.apply_data(DataSnapshot {
+        request,
+        counts: state.header.counts,
+        images_today: 56,
+        spend_today_cny: 7.84,
+        remaining: 13,
+        total: 40,
+        rows,
+        detail,
+    });
+    assert!(more.is_empty());
+    state
+}
+
+fn key(code: KeyCode) -> Event {
+    Event::Key(KeyEvent::from(code))
+}
+
+#[test]
+fn empty_store() {
+    let state = AppState::new(Rect::new(0, 0, 120, 36), NOW, header());
+    snapshot("empty_store", render(&state));
+}
+
+#[test]
+fn mixed_list_with_detail() {
+    // Row 2 has succeeded: the detail lists its images, one with an error.
+    let state = mixed(Rect::new(0, 0, 120, 40), 2);
+    let screen = render(&state);
+    assert!(screen.contains("Jobs 1-"), "{screen}");
+    assert!(screen.contains("DataInspectionFailed"), "{screen}");
+    snapshot("mixed_list_with_detail", screen);
+}
+
+#[test]
+fn small_terminal_80x24() {
+    let state = mixed(Rect::new(0, 0, 80, 24), 0);
+    snapshot("small_80x24", render(&state));
+}
+
+#[test]
+fn large_terminal_250x70() {
+    let state = mixed(Rect::new(0, 0, 250, 70), 5);
+    let screen = render(&state);
+    // Every row of the store fits; all 40 are drawn.
+    assert!(screen.contains("Jobs 1-40 of 40"), "{screen}");
+}
+
+#[test]
+fn help_overlay_lists_the_key_table() {
+    let keys = KeyMap::default();
+    let mut state = mixed(Rect::new(0, 0, 120, 40), 0);
+    state.handle(&keys, &key(KeyCode::Char('?')));
+    assert_eq!(state.mode, Mode::Help);
+    let screen = render(&state);
+    for binding in &keys.bindings {
+        assert!(
+            screen.contains(binding.help),
+            "help lacks `{}`:\n{screen}",
+            binding.help
+        );
+    }
+    snapshot("help_overlay", screen);
+}
+
+#[test]
+fn editor_shows_each_error_beside_its_field() {
+    let keys = KeyMap::default();
+    let mut state = mixed(Rect::new(0, 0, 120, 36), 0);
+    state.handle(&keys, &key(KeyCode::Char('n')));
+    assert_eq!(state.mode, Mode::Editor);
+    for c in "a lighthouse at dusk".chars() {
+        state.handle(&keys, &key(KeyCode::Char(c)));
+    }
+    // Tab to the fields: model, size, n. Type a size that breaks the model's rule and an n
+    // that is not a number.
+    for _ in 0..2 {
+        state.handle(&keys, &key(KeyCode::Tab));
+    }
+    for c in "9000*16".chars() {
+        state.handle(&keys, &key(KeyCode::Char(c)));
+    }
+    state.handle(&keys, &key(KeyCode::Tab));
+    state.handle(&keys, &key(KeyCode::Char('7')));
+    let editor = state.editor.as_ref().unwrap();
+    assert!(
+        editor.error_for("size").is_some() && editor.error_for("n").is_some(),
+        "{:?}",
+        editor.errors
+    );
+    // Ctrl-s refuses to submit.
+    let commands = state.handle(
+        &keys,
+        &Event::Key(KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL)),
+    );
+    assert!(commands.is_empty());
+    snapshot("editor_validation_errors", render(&state));
+}
+
+#[test]
+fn preview_draws_a_generated_image() {
+    let mut state = mixed(Rect::new(0, 0, 120, 36), 2);
+    let key = wanted_image(&state).expect("a succeeded job with saved images wants a preview");
+    let picture = DynamicImage::ImageRgb8(RgbImage::from_fn(64, 64, |x, y| {
+        Rgb([
+            (x * 4) as u8,
+            (y * 4) as u8,
+            if (x / 16 + y / 16) % 2 == 0 { 200 } else { 40 },
+        ])
+    }));
+    let protocol = Picker::halfblocks()
+        .new_protocol(
+            picture,
+            CellSize::new(key.width, key.height),
+            Resize::Fit(None),
+        )
+        .unwrap();
+    state.preview = PreviewImage::Ready(ReadyImage {
+        key,
+        protocol: Arc::new(protocol),
+    });
+    let screen = render(&state);
+    assert!(
+        screen.contains('▀') || screen.contains('▄'),
+        "no halfblocks drawn:\n{screen}"
+    );
+    snapshot("preview_image", screen);
+
+    // Moving to a job without images leaves no picture behind.
+    let keys = KeyMap::default();
+    assert_eq!(state.handle(&keys, &key_event('j')), vec![Command::Refresh]);
+    let screen = render(&state);
+    assert!(
+        !screen.contains('▀') && !screen.contains('▄'),
+        "image residue:\n{screen}"
+    );
+}
+
+fn key_event(c: char) -> Event {
+    key(KeyCode::Char(c))
+}
+
+#[test]
+fn hostile_prompt_is_drawn_harmlessly() {
+    let mut state = mixed(Rect::new(0, 0, 120, 36), 0);
+    let hostile = "evil\u{1b}]52;c;ZXZpbA==\u{7} prompt \u{202E}desrever\u{202C} \u{1b}[2J\u{9b}31m end\u{200B}";
+    state.list.rows[0].prompt = hostile.to_string();
+    if let Some(detail) = state.detail.as_mut() {
+        detail.spec.prompt = hostile.to_string();
+        detail.error = Some(format!("service said: {hostile}"));
+    }
+    let screen = render(&state);
+    for bad in [
+        '\u{1b}', '\u{7}', '\u{202E}', '\u{202C}', '\u{9b}', '\u{200B}',
+    ] {
+        assert!(!screen.contains(bad), "{bad:?} reached the screen");
+    }
+    assert!(
+        screen.contains("evil]52;c;ZXZpbA== prompt desrever [2J31m"),
+        "{screen}"
+    );
+    snapshot("hostile_prompt", screen);
+}
