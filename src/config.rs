@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::ui::Notify;
 use crate::dashscope::{ApiKey, Model, ModelLimits, Region};
 use crate::engine::{BackendSettings, EngineConfig};
 
@@ -97,13 +98,6 @@ pub enum ImageProtocol {
     Iterm2,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Notify {
-    Bell,
-    Osc9,
-    Off,
-}
 
 impl Default for Config {
     fn default() -> Self {

@@ -246,10 +246,7 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
     let ctx = Context::new(&cli.global, region)?;
     let _log_guard = ctx.init_logging();
     match cli.command {
-        // The dashboard hook: the coordinator wires `ui::run(ctx)` here.
-        None => Err(Failure::usage(
-            "the dashboard is not part of this build; run `wandash --help` for the commands",
-        )),
+        None => run::dashboard(&ctx),
         Some(Command::Submit(args)) => submit_command(&ctx, &args),
         Some(Command::Batch(args)) => batch_command(&ctx, &args),
         Some(Command::Worker { until_idle }) => run::worker(&ctx, until_idle),

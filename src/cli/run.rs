@@ -10,6 +10,9 @@ use crate::dashscope::ApiKey;
 use crate::engine::{self, BackendKind, Engine, EngineError, EngineEvent, EngineHandle};
 use crate::store::{JobDetail, JobId, JobState, Store};
 use crate::text::sanitize;
+use crate::config::ImageProtocol;
+use crate::ui::{UiOptions, state::BackendLabel};
+use ratatui_image::picker::ProtocolType;
 
 use super::Context;
 use super::failure::{CliResult, ExitKind, Failure};
@@ -26,19 +29,67 @@ fn engine_failure(e: EngineError) -> Failure {
 /// Connects to the backend (live, or the embedded simulator) and starts the engine.
 /// Keep the returned backend alive as long as the engine: it may own the simulator.
 async fn start_engine(ctx: &Context) -> Result<(engine::Backend, EngineHandle), EngineError> {
-    let settings = ctx
-        .config
-        .backend_settings(ApiKey::from_env(), ctx.base_url.clone(), ctx.region, &ctx.data_dir);
-    let backend = engine::connect(settings).await?;
+    let (backend, handle) = start_engine_quietly(ctx).await?;
     match &backend.kind {
         BackendKind::Simulator { base_url } => {
             eprintln!("backend: SIMULATOR (embedded at {base_url}; set DASHSCOPE_API_KEY to use the real service)")
         }
         BackendKind::Live { base_url } => eprintln!("backend: {base_url}"),
     }
+    Ok((backend, handle))
+}
+
+/// `start_engine` without the announcement, for the dashboard, which owns the terminal.
+async fn start_engine_quietly(ctx: &Context) -> Result<(engine::Backend, EngineHandle), EngineError> {
+    let settings = ctx
+        .config
+        .backend_settings(ApiKey::from_env(), ctx.base_url.clone(), ctx.region, &ctx.data_dir);
+    let backend = engine::connect(settings).await?;
     let config = ctx.config.engine_config(&ctx.data_dir);
     let handle = Engine::start(&ctx.db_path, backend.client.clone(), config)?;
+    tracing::info!(backend = backend.kind.label(), base_url = backend.kind.base_url(), "engine started");
     Ok((backend, handle))
+}
+
+/// `wandash` with no subcommand: the dashboard, on an engine of its own, or, when a
+/// `wandash worker` already owns the store, as a viewer that enqueues for that worker.
+pub fn dashboard(ctx: &Context) -> CliResult<ExitCode> {
+    runtime()?.block_on(async {
+        let running = match start_engine_quietly(ctx).await {
+            Ok(pair) => Some(pair),
+            Err(EngineError::Locked { .. }) => None,
+            Err(e) => return Err(engine_failure(e)),
+        };
+        let backend = match &running {
+            Some((backend, _)) => match backend.kind {
+                BackendKind::Simulator { .. } => BackendLabel::Simulator,
+                BackendKind::Live { .. } => BackendLabel::Live { region: ctx.region.id().to_string() },
+            },
+            // Another process runs the engine; it follows the same rule to pick a backend.
+            None if ApiKey::from_env().is_none() && ctx.base_url.is_none() => BackendLabel::Simulator,
+            None => BackendLabel::Live { region: ctx.region.id().to_string() },
+        };
+        let ui_config = &ctx.config.ui;
+        let options = UiOptions {
+            store_path: ctx.db_path.clone(),
+            backend,
+            protocol: match ui_config.image_protocol {
+                ImageProtocol::Auto => None,
+                ImageProtocol::Halfblocks => Some(ProtocolType::Halfblocks),
+                ImageProtocol::Sixel => Some(ProtocolType::Sixel),
+                ImageProtocol::Kitty => Some(ProtocolType::Kitty),
+                ImageProtocol::Iterm2 => Some(ProtocolType::Iterm2),
+            },
+            mouse: ui_config.mouse,
+            notify: ui_config.notify,
+        };
+        let outcome = crate::ui::run(options, running.as_ref().map(|(_, handle)| handle)).await;
+        if let Some((backend, handle)) = running {
+            handle.shutdown().await;
+            drop(backend);
+        }
+        outcome.map(|()| ExitCode::SUCCESS).map_err(|e| Failure::other(e.to_string()))
+    })
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -50,7 +50,8 @@ pub enum AppEvent {
 }
 
 /// How the end of a batch is announced besides the toast.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Notify {
     Off,
     /// The terminal bell.
