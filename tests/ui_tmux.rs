@@ -1,0 +1,119 @@
+//! The dashboard end to end in a real terminal: the release-shaped binary runs in tmux with
+//! no API key (so on the embedded simulator), a person's keystrokes go in through
+//! `send-keys`, and the screen is read back with `capture-pane`.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+const SOCKET: &str = "wandash-e2e";
+
+fn tmux(args: &[&str]) -> Output {
+    Command::new("tmux")
+        .arg("-L")
+        .arg(SOCKET)
+        .args(args)
+        .output()
+        .expect("tmux runs")
+}
+
+fn screen(session: &str) -> String {
+    String::from_utf8_lossy(&tmux(&["capture-pane", "-t", session, "-p"]).stdout).into_owned()
+}
+
+/// Waits until the screen satisfies `done`, or panics with the last screen.
+fn wait_for(session: &str, what: &str, timeout: Duration, done: impl Fn(&str) -> bool) -> String {
+    let start = Instant::now();
+    loop {
+        let text = screen(session);
+        if done(&text) {
+            return text;
+        }
+        if start.elapsed() > timeout {
+            panic!("timed out waiting for {what}; the screen was:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Kills the tmux server however the test ends.
+struct Session(&'static str);
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        tmux(&["kill-session", "-t", self.0]);
+    }
+}
+
+fn tmux_available() -> bool {
+    Command::new("tmux").arg("-V").output().is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn a_prompt_typed_in_the_editor_runs_to_success_and_its_image_shows() {
+    if !tmux_available() {
+        eprintln!("skipped: tmux is not installed (`apt-get install tmux`; .ci/run installs it)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    let config = home.join("config.toml");
+    std::fs::write(&config, "[simulator]\nlatency_min_ms = 300\nlatency_max_ms = 800\n").unwrap();
+    let db = home.join("jobs.db");
+    let command = format!(
+        "env -u DASHSCOPE_API_KEY -u DASHSCOPE_BASE_URL HOME={home} XDG_CONFIG_HOME={home} \
+         XDG_DATA_HOME={home} {bin} --config {config} --db {db}",
+        home = home.display(),
+        bin = env!("CARGO_BIN_EXE_wandash"),
+        config = config.display(),
+        db = db.display(),
+    );
+    let session = Session("ui");
+    let started = tmux(&["new-session", "-d", "-s", session.0, "-x", "160", "-y", "48", &command]);
+    assert!(started.status.success(), "tmux new-session: {}", String::from_utf8_lossy(&started.stderr));
+
+    let first = wait_for(session.0, "the dashboard", Duration::from_secs(20), |s| s.contains("No jobs"));
+    assert!(first.contains("SIMULATOR"), "no key, so the header says SIMULATOR:\n{first}");
+
+    tmux(&["send-keys", "-t", session.0, "n"]);
+    wait_for(session.0, "the editor", Duration::from_secs(10), |s| s.contains("Prompt"));
+    tmux(&["send-keys", "-t", session.0, "-l", "a lighthouse at dusk"]);
+    wait_for(session.0, "the typed prompt", Duration::from_secs(10), |s| s.contains("a lighthouse at dusk"));
+    tmux(&["send-keys", "-t", session.0, "C-s"]);
+
+    let done = wait_for(session.0, "the job to succeed with its preview", Duration::from_secs(90), |s| {
+        s.contains("succeeded  wanx2.1-t2i-turbo") && s.contains("Preview 1/4") && s.contains('▀')
+    });
+    assert!(done.contains("4/4"), "all four images were downloaded:\n{done}");
+    assert!(done.contains("a lighthouse at dusk"));
+
+    let images = home.join("images");
+    let saved: Vec<_> = walk_pngs(&images);
+    assert_eq!(saved.len(), 4, "four PNGs under {}", images.display());
+    for png in &saved {
+        let decoded = image::open(png).expect("a saved image decodes");
+        assert_eq!((decoded.width(), decoded.height()), (1024, 1024));
+    }
+
+    // q with an empty editor quits at once; the pane's command then ends the session.
+    tmux(&["send-keys", "-t", session.0, "q"]);
+    let start = Instant::now();
+    while tmux(&["has-session", "-t", session.0]).status.success() {
+        assert!(start.elapsed() < Duration::from_secs(10), "q did not quit:\n{}", screen(session.0));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn walk_pngs(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return found };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(walk_pngs(&path));
+        } else if path.extension().is_some_and(|e| e == "png") {
+            found.push(path);
+        }
+    }
+    found
+}
