@@ -240,6 +240,7 @@ async fn create_failed(
             JobState::Queued
         }
         ErrorAction::StopAll => {
+            ctx.halting.store(true, std::sync::atomic::Ordering::SeqCst);
             ctx.db(move |s| s.requeue(id, &recorded, None, false))
                 .await?;
             ctx.report(Report::StopAll(error.to_string()));

@@ -51,6 +51,10 @@ pub(crate) struct Ctx {
     /// Observed task durations (seconds, moving average) per model, for polling.
     durations: Mutex<HashMap<Model, f64>>,
     reports: mpsc::UnboundedSender<Report>,
+    /// Set by a job task, before it requeues its job, when the whole engine must stop
+    /// (bad key, arrears): the main loop may read the queue before the StopAll report
+    /// arrives, and must not claim that job again for a second, doomed create.
+    pub halting: std::sync::atomic::AtomicBool,
 }
 
 impl Ctx {
@@ -155,6 +159,7 @@ pub(crate) async fn run(setup: Setup) {
             .map(|m| (m, tokio::sync::Mutex::new(())))
             .collect(),
         durations: Mutex::new(HashMap::new()),
+        halting: std::sync::atomic::AtomicBool::new(false),
         config,
         events,
         reports: reports_tx,
@@ -317,7 +322,7 @@ async fn schedule(
 /// Claims and starts as many queued jobs of `model` as its in-flight limit allows; the
 /// job tasks then wait for the model's create rate.
 async fn submit_next(ctx: &Arc<Ctx>, jobs: &mut JoinSet<()>, model: Model, run: &mut ModelRun) {
-    while run.in_flight < run.in_flight_limit {
+    while run.in_flight < run.in_flight_limit && !ctx.halting.load(std::sync::atomic::Ordering::SeqCst) {
         let due = ctx.db(move |s| s.due_queued(model, now_ms(), 1)).await;
         let Some(&id) = due.as_deref().ok().and_then(|ids| ids.first()) else {
             if let Err(e) = due {
