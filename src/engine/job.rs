@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use super::EngineEvent;
 use super::download::{SaveError, save_image};
 use super::recovery::{self, Resolution};
-use super::scheduler::{Ctx, Report};
+use super::scheduler::{CreateGuard, Ctx, Report};
 use crate::dashscope::{
     ClientError, ErrorAction, ImageRef, JobSpec, Model, TaskInfo, TaskResult, TaskStatus, classify,
 };
@@ -73,9 +73,11 @@ pub(crate) fn expired_error() -> JobError {
 }
 
 /// Submits a claimed (submitting) job, then follows its task.
-pub(crate) async fn submit(ctx: Arc<Ctx>, job: JobDetail, mut slot: Slot) {
+pub(crate) async fn submit(ctx: Arc<Ctx>, job: JobDetail, mut slot: Slot, creating: CreateGuard) {
     let id = job.summary.id;
-    match create(&ctx, &job, &mut slot).await {
+    let outcome = create(&ctx, &job, &mut slot).await;
+    drop(creating);
+    match outcome {
         Ok(Some(tracked)) => track(ctx, tracked, slot).await,
         Ok(None) => {}
         // The job keeps its committed state; the next start resumes it.
@@ -101,6 +103,16 @@ async fn create(
     };
     let gate = ctx.gates[&model].lock().await;
     ctx.create_rates[&model].acquire().await;
+    if ctx.halting.load(std::sync::atomic::Ordering::SeqCst) || ctx.stopping.is_cancelled() {
+        // Stopping (shut down, or a bad key that this create would meet too): the job
+        // was never sent, so it goes back to the queue as it was.
+        drop(gate);
+        slot.release();
+        let note = JobError::new("NotSent", "the engine stopped before this job was sent", None);
+        ctx.db(move |s| s.requeue(id, &note, None, false)).await?;
+        ctx.changed(id, JobState::Queued);
+        return Ok(None);
+    }
     match ctx.client.create(&spec).await {
         Ok(created) => {
             let task_id = created.task_id.clone();

@@ -55,6 +55,53 @@ pub(crate) struct Ctx {
     /// (bad key, arrears): the main loop may read the queue before the StopAll report
     /// arrives, and must not claim that job again for a second, doomed create.
     pub halting: std::sync::atomic::AtomicBool,
+    /// Set when the engine is asked to shut down: claimed jobs not yet sent go back to
+    /// the queue instead of being created.
+    pub stopping: CancellationToken,
+    /// Jobs between their claim and the recorded answer to their create.
+    pub creates: Arc<CreatesInFlight>,
+}
+
+/// Counts jobs between their claim and the commit of their create's outcome, so that a
+/// stopping engine lets those outcomes land instead of leaving jobs `submitting` (which
+/// the next start would have to reconcile against the service's task list).
+#[derive(Default)]
+pub(crate) struct CreatesInFlight {
+    count: std::sync::atomic::AtomicUsize,
+    settled: Notify,
+}
+
+impl CreatesInFlight {
+    pub fn begin(self: &Arc<Self>) -> CreateGuard {
+        self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        CreateGuard(self.clone())
+    }
+
+    /// Waits until no create is in flight, or `within` has passed.
+    async fn settle(&self, within: Duration) {
+        let wait = async {
+            loop {
+                let settled = self.settled.notified();
+                if self.count.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                    return;
+                }
+                settled.await;
+            }
+        };
+        if tokio::time::timeout(within, wait).await.is_err() {
+            tracing::warn!("stopping with creates still unanswered; the next start reconciles them");
+        }
+    }
+}
+
+/// Held by a job task until its create's outcome is committed.
+pub(crate) struct CreateGuard(Arc<CreatesInFlight>);
+
+impl Drop for CreateGuard {
+    fn drop(&mut self) {
+        self.0.count.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        self.0.settled.notify_waiters();
+    }
 }
 
 impl Ctx {
@@ -160,6 +207,8 @@ pub(crate) async fn run(setup: Setup) {
             .collect(),
         durations: Mutex::new(HashMap::new()),
         halting: std::sync::atomic::AtomicBool::new(false),
+        stopping: stop.clone(),
+        creates: Arc::default(),
         config,
         events,
         reports: reports_tx,
@@ -182,14 +231,20 @@ pub(crate) async fn run(setup: Setup) {
             .await
         }
     };
-    // Job tasks stop at their next await; every state they reached is committed, and
-    // the next start resumes from there.
+    // Creates on the wire get to record their answer (a claimed job not yet sent goes
+    // back to the queue); other job tasks stop at their next await, with every state
+    // they reached committed, and the next start resumes from there.
+    stop.cancel();
+    ctx.creates.settle(CREATE_SETTLE_LIMIT).await;
     jobs.shutdown().await;
     tracing::info!(%reason, "engine stopped");
     ctx.emit(EngineEvent::Stopped { reason });
     progress.send_modify(|p| p.finished = true);
     drop(lock);
 }
+
+/// How long a stopping engine waits for creates already sent to be answered.
+const CREATE_SETTLE_LIMIT: Duration = Duration::from_secs(30);
 
 /// Picks up what a previous run left: reconciles interrupted creates, resumes polling and
 /// downloading, expires what outlived the service's retention.
@@ -334,7 +389,8 @@ async fn submit_next(ctx: &Arc<Ctx>, jobs: &mut JoinSet<()>, model: Model, run: 
             Ok(Some(job)) => {
                 run.in_flight += 1;
                 ctx.changed(id, JobState::Submitting);
-                jobs.spawn(job::submit(ctx.clone(), job, ctx.slot(model)));
+                let guard = ctx.creates.begin();
+                jobs.spawn(job::submit(ctx.clone(), job, ctx.slot(model), guard));
             }
             // Cancelled or retried by another process between the two reads.
             Ok(None) => {}
