@@ -239,6 +239,7 @@ impl Config {
 
     /// Rules serde cannot express: positive rates, ordered ranges.
     pub fn check(&self) -> Result<(), String> {
+        crate::ui::keys::KeyMap::with_overrides(&self.ui.keys)?;
         for (model, l) in &self.limits {
             if !(l.submit_per_second > 0.0) {
                 return Err(format!(

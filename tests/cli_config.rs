@@ -82,3 +82,11 @@ fn the_example_file_gives_the_same_estimate_as_no_file() {
         "4 images at 1.0 and the painting model has no price left: {cost}"
     );
 }
+
+#[test]
+fn a_key_rebinding_to_no_such_action_is_refused_before_anything_runs() {
+    let s = Scratch::new();
+    let config = s.write("config.toml", "[ui.keys]\nquit = \"ctrl-q\"\nlaunch = \"x\"\n");
+    let run = s.run(&["--config", config.to_str().unwrap(), "list"]).expect(2);
+    assert!(run.stderr.contains("ui.keys.launch: no such action"), "{}", run.stderr);
+}

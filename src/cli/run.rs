@@ -11,7 +11,7 @@ use crate::engine::{self, BackendKind, Engine, EngineError, EngineEvent, EngineH
 use crate::store::{JobDetail, JobId, JobState, Store};
 use crate::text::sanitize;
 use crate::config::ImageProtocol;
-use crate::ui::{UiOptions, state::BackendLabel};
+use crate::ui::{UiOptions, keys::KeyMap, state::BackendLabel};
 use ratatui_image::picker::ProtocolType;
 
 use super::Context;
@@ -82,6 +82,7 @@ pub fn dashboard(ctx: &Context) -> CliResult<ExitCode> {
             },
             mouse: ui_config.mouse,
             notify: ui_config.notify,
+            keys: KeyMap::with_overrides(&ui_config.keys).map_err(Failure::usage)?,
         };
         let outcome = crate::ui::run(options, running.as_ref().map(|(_, handle)| handle)).await;
         if let Some((backend, handle)) = running {

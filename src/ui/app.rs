@@ -73,6 +73,8 @@ pub struct UiOptions {
     /// Mouse capture (scrolling); off by default because it steals text selection.
     pub mouse: bool,
     pub notify: Notify,
+    /// The key table, with the config's rebindings applied.
+    pub keys: KeyMap,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -170,7 +172,7 @@ pub async fn run(options: UiOptions, engine: Option<&EngineHandle>) -> Result<()
     );
     let mut app = App {
         state,
-        keys: KeyMap::default(),
+        keys: options.keys,
         data,
         images,
         engine,

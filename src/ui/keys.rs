@@ -1,6 +1,6 @@
 //! The one key table: the handlers look keys up here and the help overlay lists it, so
-//! help cannot disagree with what the keys do. It is plain data, so a config file can
-//! replace entries later.
+//! help cannot disagree with what the keys do. The config's `[ui.keys]` rebinds actions
+//! by name (`KeyMap::with_overrides`), and help shows the keys as rebound.
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
@@ -72,6 +72,44 @@ pub enum Action {
     No,
 }
 
+impl Action {
+    /// The name `[ui.keys]` uses for the action (`new_job`, `tab_3`, ...).
+    pub fn name(self) -> String {
+        let name = match self {
+            Action::ShowTab(i) => return format!("tab_{}", i + 1),
+            Action::Down => "down",
+            Action::Up => "up",
+            Action::PageDown => "page_down",
+            Action::PageUp => "page_up",
+            Action::First => "first",
+            Action::Last => "last",
+            Action::NextPane => "next_pane",
+            Action::StartSearch => "search",
+            Action::NewJob => "new_job",
+            Action::Fork => "fork",
+            Action::FullScreen => "full_screen",
+            Action::PrevImage => "previous_image",
+            Action::NextImage => "next_image",
+            Action::Cancel => "cancel",
+            Action::Retry => "retry",
+            Action::Delete => "delete",
+            Action::Copy => "copy",
+            Action::ShowHelp => "help",
+            Action::Quit => "quit",
+            Action::Submit => "submit",
+            Action::Leave => "leave",
+            Action::NextField => "next_field",
+            Action::PrevField => "previous_field",
+            Action::ChoicePrev => "previous_choice",
+            Action::ChoiceNext => "next_choice",
+            Action::AcceptSearch => "accept_search",
+            Action::Yes => "yes",
+            Action::No => "no",
+        };
+        name.to_string()
+    }
+}
+
 /// One key with its modifiers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Key {
@@ -96,6 +134,44 @@ impl Key {
 
     pub const fn char(c: char) -> Key {
         Key::plain(KeyCode::Char(c))
+    }
+
+    /// Reads a key as the config writes it: `q`, `G`, `ctrl-q`, `enter`, `esc`, `tab`,
+    /// `shift-tab`, `space`, `up`, `down`, `left`, `right`, `home`, `end`, `pgup`, `pgdn`.
+    pub fn parse(text: &str) -> Result<Key, String> {
+        let lower = text.to_ascii_lowercase();
+        let (ctrl, rest) = match lower.strip_prefix("ctrl-") {
+            Some(rest) => (true, &text[text.len() - rest.len()..]),
+            None => (false, text),
+        };
+        let code = match rest.to_ascii_lowercase().as_str() {
+            "enter" => KeyCode::Enter,
+            "esc" => KeyCode::Esc,
+            "tab" => KeyCode::Tab,
+            "shift-tab" | "backtab" => KeyCode::BackTab,
+            "space" => KeyCode::Char(' '),
+            "up" => KeyCode::Up,
+            "down" => KeyCode::Down,
+            "left" => KeyCode::Left,
+            "right" => KeyCode::Right,
+            "home" => KeyCode::Home,
+            "end" => KeyCode::End,
+            "pgup" | "pageup" => KeyCode::PageUp,
+            "pgdn" | "pagedown" => KeyCode::PageDown,
+            _ => {
+                let mut chars = rest.chars();
+                match (chars.next(), chars.next()) {
+                    (Some(c), None) if !c.is_control() => KeyCode::Char(if ctrl { c.to_ascii_lowercase() } else { c }),
+                    _ => {
+                        return Err(format!(
+                            "`{text}` is not a key; write one character, ctrl-<character>, or one of enter, esc, tab, shift-tab, space, up, down, left, right, home, end, pgup, pgdn"
+                        ));
+                    }
+                }
+            }
+        };
+        let modifiers = if ctrl { KeyModifiers::CONTROL } else { KeyModifiers::NONE };
+        Ok(Key { code, modifiers })
     }
 
     fn matches(&self, event: &KeyEvent) -> bool {
@@ -181,6 +257,27 @@ impl KeyMap {
             }
         }
         rows
+    }
+
+    /// The default table with actions rebound by name (`quit = "ctrl-q"`): the key
+    /// replaces the action's keys wherever the action is bound. Unknown action names and
+    /// unreadable keys are errors that name them.
+    pub fn with_overrides(overrides: &std::collections::BTreeMap<String, String>) -> Result<KeyMap, String> {
+        let mut map = KeyMap::default();
+        for (name, key_text) in overrides {
+            let key = Key::parse(key_text).map_err(|e| format!("ui.keys.{name}: {e}"))?;
+            let mut found = false;
+            for binding in map.bindings.iter_mut().filter(|b| b.action.name() == *name) {
+                binding.keys = vec![key];
+                found = true;
+            }
+            if !found {
+                let mut names: Vec<String> = map.bindings.iter().map(|b| b.action.name()).collect();
+                names.dedup();
+                return Err(format!("ui.keys.{name}: no such action; one of {}", names.join(", ")));
+            }
+        }
+        Ok(map)
     }
 
     /// The contexts in the order help lists them.
@@ -369,6 +466,32 @@ impl Default for KeyMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn press(code: KeyCode, modifiers: KeyModifiers) -> KeyEvent {
+        KeyEvent::new(code, modifiers)
+    }
+
+    #[test]
+    fn a_rebound_action_answers_its_new_key_only_and_help_shows_it() {
+        let overrides = [("quit".to_string(), "ctrl-q".to_string()), ("tab_3".to_string(), "a".to_string())];
+        let map = KeyMap::with_overrides(&overrides.into_iter().collect()).unwrap();
+        let ctrl_q = press(KeyCode::Char('q'), KeyModifiers::CONTROL);
+        assert_eq!(map.action(Context::Browse, &ctrl_q), Some(Action::Quit));
+        assert_eq!(map.action(Context::Browse, &press(KeyCode::Char('q'), KeyModifiers::NONE)), None);
+        assert_eq!(map.action(Context::Browse, &press(KeyCode::Char('a'), KeyModifiers::NONE)), Some(Action::ShowTab(2)));
+        let help = map.help_rows(Context::Browse);
+        assert!(help.iter().any(|(keys, what)| keys == "Ctrl-q" && *what == "quit"), "{help:?}");
+    }
+
+    #[test]
+    fn an_unknown_action_or_key_is_named() {
+        let bad_action = [("launch".to_string(), "x".to_string())].into_iter().collect();
+        let err = KeyMap::with_overrides(&bad_action).unwrap_err();
+        assert!(err.starts_with("ui.keys.launch: no such action") && err.contains("new_job"), "{err}");
+        let bad_key = [("quit".to_string(), "ctrl-".to_string())].into_iter().collect();
+        let err = KeyMap::with_overrides(&bad_key).unwrap_err();
+        assert!(err.starts_with("ui.keys.quit: `ctrl-` is not a key"), "{err}");
+    }
 
     #[test]
     fn shifted_characters_match_and_ctrl_does_not_leak() {
