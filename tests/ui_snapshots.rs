@@ -18,7 +18,7 @@ use wandash::ui::draw::{draw, wanted_image};
 use wandash::ui::keys::KeyMap;
 use wandash::ui::state::{
     AppState, BackendLabel, BatchProgress, Header, ImageView, JobDetailView, JobId, JobRow, Mode,
-    PreviewImage, ReadyImage, RowState, TabCounts,
+    PreviewImage, ReadyImage, JobState, TabCounts,
 };
 use wandash::ui::update::{Command, DataSnapshot};
 
@@ -61,13 +61,13 @@ const PROMPTS: [&str; 6] = [
     "a tiny robot watering plants on a balcony",
 ];
 
-const STATES: [RowState; 6] = [
-    RowState::Running,
-    RowState::Queued,
-    RowState::Succeeded,
-    RowState::Failed,
-    RowState::Cancelled,
-    RowState::Succeeded,
+const STATES: [JobState; 6] = [
+    JobState::Running,
+    JobState::Queued,
+    JobState::Succeeded,
+    JobState::Failed,
+    JobState::Cancelled,
+    JobState::Succeeded,
 ];
 
 fn row(i: usize) -> JobRow {
@@ -78,7 +78,7 @@ fn row(i: usize) -> JobRow {
         model: Model::ALL[i % 3],
         prompt: PROMPTS[i % PROMPTS.len()].to_string(),
         created_at: NOW - time::Duration::seconds(37 * (i as i64 + 1) * (i as i64 + 1)),
-        images_ok: if state == RowState::Succeeded { 4 } else { 0 },
+        images_ok: if state == JobState::Succeeded { 4 } else { 0 },
         images_expected: 4,
     }
 }
@@ -88,7 +88,7 @@ fn detail_for(row: &JobRow) -> JobDetailView {
     spec.size = Some(Size::new(1024, 1024));
     spec.seed = Some(1234);
     spec.negative_prompt = Some("blurry, low quality".into());
-    let succeeded = row.state == RowState::Succeeded;
+    let succeeded = row.state == JobState::Succeeded;
     JobDetailView {
         id: row.id,
         state: row.state,

@@ -18,7 +18,7 @@ use crate::store::{
 };
 
 use super::app::AppEvent;
-use super::state::{ImageView, JobDetailView, JobRow, RowState, Tab, TabCounts};
+use super::state::{ImageView, JobDetailView, JobRow, Tab, TabCounts};
 use super::update::{DataSnapshot, ListRequest, SubmitError};
 
 /// How often the worker looks for commits by other processes.
@@ -191,20 +191,6 @@ fn tab_counts(counts: &StateCounts) -> TabCounts {
     TabCounts(Tab::ALL.map(|tab| sum(tab_filter(tab))))
 }
 
-fn row_state(state: JobState) -> RowState {
-    match state {
-        JobState::Queued => RowState::Queued,
-        JobState::Submitting => RowState::Submitting,
-        JobState::Submitted => RowState::Submitted,
-        JobState::Running => RowState::Running,
-        JobState::Succeeded => RowState::Succeeded,
-        JobState::Failed => RowState::Failed,
-        JobState::Cancelled => RowState::Cancelled,
-        JobState::Expired => RowState::Expired,
-        JobState::NeedsAttention => RowState::NeedsAttention,
-    }
-}
-
 /// Store times are epoch milliseconds.
 fn at(ms: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
@@ -214,7 +200,7 @@ fn at(ms: i64) -> OffsetDateTime {
 fn row_view(summary: &JobSummary) -> JobRow {
     JobRow {
         id: summary.id,
-        state: row_state(summary.state),
+        state: summary.state,
         model: summary.model,
         prompt: crate::text::sanitize(&summary.prompt),
         created_at: at(summary.created_at),
@@ -232,7 +218,7 @@ fn detail_view(detail: JobDetail) -> JobDetailView {
     };
     JobDetailView {
         id: s.id,
-        state: row_state(s.state),
+        state: s.state,
         task_id: detail.task_id.clone(),
         created_at: at(s.created_at),
         submitted_at: s.submitted_at.map(at),

@@ -17,7 +17,8 @@ use crate::text::sanitize;
 use super::editor::{Editor, EditorFocus};
 use super::keys::KeyMap;
 use super::state::{
-    AppState, BackendLabel, Confirm, ImageKey, Mode, Pane, PreviewImage, RowState, Tab, ToastLevel,
+    AppState, BackendLabel, Confirm, ImageKey, JobState, Mode, Pane, PreviewImage, Tab, ToastLevel,
+    state_label,
 };
 
 /// Where each part of the main screen goes.
@@ -161,16 +162,16 @@ fn pane_block(title: &str, focused: bool) -> Block<'static> {
         .title(Span::styled(title.to_string(), Style::new().bold()))
 }
 
-fn state_style(state: RowState) -> Style {
+fn state_style(state: JobState) -> Style {
     match state {
-        RowState::Queued => Style::new().fg(Color::Gray),
-        RowState::Submitting | RowState::Submitted => Style::new().fg(Color::Blue),
-        RowState::Running => Style::new().fg(Color::Yellow),
-        RowState::Succeeded => Style::new().fg(Color::Green),
-        RowState::Failed => Style::new().fg(Color::Red),
-        RowState::Cancelled => Style::new().fg(Color::DarkGray),
-        RowState::Expired => Style::new().fg(Color::Magenta),
-        RowState::NeedsAttention => Style::new().fg(Color::Red).bold(),
+        JobState::Queued => Style::new().fg(Color::Gray),
+        JobState::Submitting | JobState::Submitted => Style::new().fg(Color::Blue),
+        JobState::Running => Style::new().fg(Color::Yellow),
+        JobState::Succeeded => Style::new().fg(Color::Green),
+        JobState::Failed => Style::new().fg(Color::Red),
+        JobState::Cancelled => Style::new().fg(Color::DarkGray),
+        JobState::Expired => Style::new().fg(Color::Magenta),
+        JobState::NeedsAttention => Style::new().fg(Color::Red).bold(),
     }
 }
 
@@ -299,7 +300,7 @@ fn draw_list(state: &AppState, frame: &mut Frame, area: Rect) {
         let row = match list.row(position) {
             Some(job) => Row::new(vec![
                 Cell::from(marker),
-                Cell::from(job.state.label()).style(state_style(job.state)),
+                Cell::from(state_label(job.state)).style(state_style(job.state)),
                 Cell::from(job.model.id()),
                 Cell::from(format!("{}/{}", job.images_ok, job.images_expected)),
                 Cell::from(age(state.now, job.created_at)),
@@ -357,7 +358,7 @@ fn draw_detail(state: &AppState, frame: &mut Frame, area: Rect) {
     let mut lines = vec![Line::from(vec![
         key("job"),
         Span::raw(format!("{} ", detail.id)),
-        Span::styled(detail.state.label(), state_style(detail.state)),
+        Span::styled(state_label(detail.state), state_style(detail.state)),
         Span::raw(format!(" · {}", spec.model.id())),
     ])];
     if let Some(function) = spec.function {

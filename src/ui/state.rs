@@ -18,45 +18,13 @@ use super::editor::Editor;
 
 pub use crate::store::JobId;
 
-/// A job's state, as shown in the list and the detail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RowState {
-    Queued,
-    Submitting,
-    Submitted,
-    Running,
-    Succeeded,
-    Failed,
-    Cancelled,
-    Expired,
-    NeedsAttention,
-}
+pub use crate::store::JobState;
 
-impl RowState {
-    pub fn label(self) -> &'static str {
-        match self {
-            RowState::Queued => "queued",
-            RowState::Submitting => "submitting",
-            RowState::Submitted => "submitted",
-            RowState::Running => "running",
-            RowState::Succeeded => "succeeded",
-            RowState::Failed => "failed",
-            RowState::Cancelled => "cancelled",
-            RowState::Expired => "expired",
-            RowState::NeedsAttention => "attention",
-        }
-    }
-
-    /// Whether the engine has finished with the job (retry applies, cancel does not).
-    pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            RowState::Succeeded
-                | RowState::Failed
-                | RowState::Cancelled
-                | RowState::Expired
-                | RowState::NeedsAttention
-        )
+/// A state as the list and the detail show it: short enough for the state column.
+pub fn state_label(state: JobState) -> &'static str {
+    match state {
+        JobState::NeedsAttention => "attention",
+        other => other.as_str(),
     }
 }
 
@@ -154,7 +122,7 @@ pub struct Header {
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobRow {
     pub id: JobId,
-    pub state: RowState,
+    pub state: JobState,
     pub model: Model,
     pub prompt: String,
     pub created_at: OffsetDateTime,
@@ -177,7 +145,7 @@ pub struct ImageView {
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobDetailView {
     pub id: JobId,
-    pub state: RowState,
+    pub state: JobState,
     pub spec: JobSpec,
     pub task_id: Option<String>,
     pub created_at: OffsetDateTime,

@@ -12,6 +12,7 @@ use super::editor::{Editor, EditorFocus};
 use super::keys::{Action, Context, KeyMap};
 use super::state::{
     AppState, Confirm, JobDetailView, JobId, JobRow, Mode, Pane, Tab, TabCounts, ToastLevel,
+    state_label,
 };
 
 /// Work the app loop does on the state's behalf.
@@ -224,20 +225,20 @@ impl AppState {
             Action::Cancel => match self.selected_detail().map(|d| (d.id, d.state)) {
                 Some((_, state)) if state.is_final() => self.toast(
                     ToastLevel::Info,
-                    format!("the job is {}; nothing to cancel", state.label()),
+                    format!("the job is {}; nothing to cancel", state_label(state)),
                 ),
                 Some((id, _)) => return vec![Command::Cancel(id)],
                 None => {}
             },
             Action::Retry => match self.selected_detail().map(|d| (d.id, d.state)) {
                 Some((id, state))
-                    if state.is_final() && state != super::state::RowState::Succeeded =>
+                    if state.is_final() && state != super::state::JobState::Succeeded =>
                 {
                     return vec![Command::Retry(id)];
                 }
                 Some((_, state)) => self.toast(
                     ToastLevel::Info,
-                    format!("a {} job cannot be retried", state.label()),
+                    format!("a {} job cannot be retried", state_label(state)),
                 ),
                 None => {}
             },
