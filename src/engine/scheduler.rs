@@ -1,6 +1,6 @@
 //! The scheduler: owns the per-model limits and decides which queued job goes next.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -50,6 +50,8 @@ pub(crate) struct Ctx {
     pub gates: HashMap<Model, tokio::sync::Mutex<()>>,
     /// Observed task durations (seconds, moving average) per model, for polling.
     durations: Mutex<HashMap<Model, f64>>,
+    /// Claimed jobs whose create has not been sent yet: safe to requeue on a stop.
+    unsent: Mutex<HashSet<JobId>>,
     reports: mpsc::UnboundedSender<Report>,
 }
 
@@ -91,6 +93,15 @@ impl Ctx {
             .get(&model)
             .copied();
         seconds.map_or_else(|| model.typical_duration(), Duration::from_secs_f64)
+    }
+
+    /// Called right before a create goes out: from here on, only reconciling can tell
+    /// whether the job's task exists.
+    pub fn sending(&self, id: JobId) {
+        self.unsent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
     }
 
     pub fn learn_duration(&self, model: Model, took: Duration) {
@@ -155,6 +166,7 @@ pub(crate) async fn run(setup: Setup) {
             .map(|m| (m, tokio::sync::Mutex::new(())))
             .collect(),
         durations: Mutex::new(HashMap::new()),
+        unsent: Mutex::new(HashSet::new()),
         config,
         events,
         reports: reports_tx,
@@ -180,10 +192,34 @@ pub(crate) async fn run(setup: Setup) {
     // Job tasks stop at their next await; every state they reached is committed, and
     // the next start resumes from there.
     jobs.shutdown().await;
+    requeue_unsent(&ctx).await;
     tracing::info!(%reason, "engine stopped");
     ctx.emit(EngineEvent::Stopped { reason });
     progress.send_modify(|p| p.finished = true);
     drop(lock);
+}
+
+/// After the job tasks stopped: jobs claimed but never sent go back to the queue, so a
+/// stop (bad key, shutdown) does not leave them for reconciling.
+async fn requeue_unsent(ctx: &Ctx) {
+    let unsent: Vec<JobId> = ctx
+        .unsent
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .drain()
+        .collect();
+    for id in unsent {
+        let note = crate::store::JobError::new(
+            "Interrupted",
+            "the engine stopped before sending this job",
+            None,
+        );
+        match ctx.db(move |s| s.requeue(id, &note, None, false)).await {
+            Ok(true) => ctx.changed(id, JobState::Queued),
+            Ok(false) => {}
+            Err(e) => tracing::error!(job = %id, "cannot requeue: {e}"),
+        }
+    }
 }
 
 /// Picks up what a previous run left: reconciles interrupted creates, resumes polling and
@@ -327,6 +363,10 @@ async fn submit_next(ctx: &Arc<Ctx>, jobs: &mut JoinSet<()>, model: Model, run: 
         };
         match ctx.db(move |s| s.claim_for_submit(id)).await {
             Ok(Some(job)) => {
+                ctx.unsent
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id);
                 run.in_flight += 1;
                 ctx.changed(id, JobState::Submitting);
                 jobs.spawn(job::submit(ctx.clone(), job, ctx.slot(model)));

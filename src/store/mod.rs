@@ -175,6 +175,14 @@ impl Store {
     }
 
     pub fn count(&self, filter: &JobFilter) -> Result<u64, StoreError> {
+        if filter.search.as_deref().is_none_or(|s| s.trim().is_empty()) {
+            // Kept up to date by triggers: no scan, whatever the size of the store.
+            let counts = self.counts_by_state()?;
+            return Ok(match filter.state {
+                None => counts.total(),
+                Some(states) => states.states().into_iter().map(|s| counts.get(s)).sum(),
+            });
+        }
         let (where_sql, args) = filter_sql(filter);
         let sql = format!("SELECT COUNT(*) FROM jobs {where_sql}");
         let conn = self.conn();
@@ -186,7 +194,7 @@ impl Store {
 
     pub fn counts_by_state(&self) -> Result<StateCounts, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached("SELECT state, COUNT(*) FROM jobs GROUP BY state")?;
+        let mut stmt = conn.prepare_cached("SELECT state, n FROM state_counts")?;
         let mut counts = StateCounts::default();
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
