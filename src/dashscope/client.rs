@@ -11,7 +11,6 @@ use std::time::Duration;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::Deserialize;
-use serde_json::Value;
 
 use super::error::ClientError;
 use super::spec::{ImageRef, JobSpec};
@@ -186,9 +185,11 @@ impl Client {
     pub async fn cancel(&self, task_id: &str) -> Result<(), ClientError> {
         check_task_id(task_id)?;
         // An empty POST: no body and no Content-Type, as the service expects.
-        let _: Value = self
-            .send_json(self.api(Method::POST, &format!("/tasks/{task_id}/cancel")))
+        let response = self
+            .send(self.api(Method::POST, &format!("/tasks/{task_id}/cancel")))
             .await?;
+        // A 2xx is the whole answer; the body (a request id) is read only to free the connection.
+        let _ = response.bytes().await;
         Ok(())
     }
 
@@ -268,10 +269,11 @@ impl Client {
                 "the image at {path} is {got} bytes or more, over the limit of {max_bytes} bytes"
             ))
         };
-        if let Some(length) = response.content_length() {
-            if length > max_bytes {
-                return Err(too_big(length));
-            }
+        if let Some(length) = response
+            .content_length()
+            .filter(|&length| length > max_bytes)
+        {
+            return Err(too_big(length));
         }
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(transport)? {
