@@ -968,10 +968,170 @@ async fn faults_can_be_switched_at_runtime() {
         4 - failed
     );
 
+    // Slow answers: a client with a short timeout sees a timeout.
+    set_faults(&sim, json!({"slow_rate": 1.0, "slow_delay": 2000})).await;
+    let short = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let err = short
+        .get(format!("{}/tasks/x", sim.base_url()))
+        .bearer_auth("k")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+
+    // Resets also hit result downloads.
+    let url = results[out["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|r| r["url"].is_string())
+        .unwrap()]["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    set_faults(&sim, json!({"reset_rate": 1.0})).await;
+    let err = http()
+        .get(&url)
+        .send()
+        .await
+        .expect_err("the download is reset");
+    assert!(!err.is_status(), "{err:?}");
+
     set_faults(&sim, json!({"task_failure_rate": 1.0})).await;
     let task = wait_final(&sim, &created_id(&sim, T2I, body).await).await;
     assert_eq!(task["output"]["task_status"], "FAILED");
     assert_eq!(task["output"]["code"], "InternalError.Algo");
     assert!(task["output"].get("results").is_none());
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn every_image_edit_function_succeeds_on_an_http_input() {
+    let sim = start(fast()).await.unwrap();
+    // The base image is a result of an earlier task, fetched over loopback HTTP.
+    let body = json!({"model": "wanx2.1-t2i-turbo", "input": {"prompt": "base"}, "parameters": {"n": 2, "size": "512*512"}});
+    let task = wait_final(&sim, &created_id(&sim, T2I, body).await).await;
+    let base = task["output"]["results"][0]["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mask = task["output"]["results"][1]["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for function in wandash::dashscope::EditFunction::ALL {
+        let mut input =
+            json!({"function": function.as_str(), "prompt": "edit it", "base_image_url": base});
+        if function.needs_mask() {
+            input["mask_image_url"] = json!(mask);
+        }
+        let id = created_id(
+            &sim,
+            I2I,
+            json!({"model": "wanx2.1-imageedit", "input": input}),
+        )
+        .await;
+        let task = wait_final(&sim, &id).await;
+        assert_eq!(
+            task["output"]["task_status"], "SUCCEEDED",
+            "{function}: {task}"
+        );
+        assert_eq!(
+            task["output"]["results"].as_array().unwrap().len(),
+            1,
+            "imageedit's n defaults to 1"
+        );
+        let picture = download(task["output"]["results"][0]["url"].as_str().unwrap()).await;
+        assert_eq!(
+            (picture.width(), picture.height()),
+            (512, 512),
+            "{function}"
+        );
+        assert!(task["output"]["results"][0].get("orig_prompt").is_none());
+    }
+    // Inputs that cannot be fetched fail the task, naming the field.
+    let id = created_id(
+        &sim,
+        I2I,
+        json!({"model": "wanx2.1-imageedit", "input": {"function": "colorization",
+        "prompt": "x", "base_image_url": format!("{}/results/nothing/0.png", origin(&sim))}}),
+    )
+    .await;
+    let task = wait_final(&sim, &id).await;
+    assert_eq!(task["output"]["task_status"], "FAILED");
+    assert_eq!(task["output"]["code"], "InvalidParameter");
+    assert!(
+        task["output"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("base_image"),
+        "{task}"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn wandash_sim_prints_its_base_url_and_serves() {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wandash"))
+        .args(["sim", "--listen", "127.0.0.1:0", "--latency", "50ms..100ms"])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let base = line
+        .strip_prefix("wandash simulator listening on ")
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(
+        base.starts_with("http://127.0.0.1:") && base.ends_with("/api/v1"),
+        "{base}"
+    );
+    let answer = http()
+        .get(format!("{base}/tasks/x"))
+        .bearer_auth("k")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer.json::<Value>().await.unwrap()["output"]["task_status"],
+        "UNKNOWN"
+    );
+    child.kill().await.unwrap();
+}
+
+#[tokio::test]
+async fn wrong_methods_and_paths_answer_json_errors() {
+    let sim = start(fast()).await.unwrap();
+    let answer = http()
+        .get(format!("{}{T2I}", sim.base_url()))
+        .bearer_auth("k")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 405);
+    assert!(answer.json::<Value>().await.unwrap()["request_id"].is_string());
+    let answer = http()
+        .get(format!("{}/nothing/here", sim.base_url()))
+        .bearer_auth("k")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 404);
+    assert!(answer.json::<Value>().await.unwrap()["code"].is_string());
+    let answer = create(&sim, T2I, json!("not an object")).await;
+    assert_eq!(answer.status(), 400);
+    assert_eq!(
+        error_code(&answer.json().await.unwrap()),
+        "InvalidParameter"
+    );
     sim.shutdown().await;
 }

@@ -164,3 +164,55 @@ fn parse_model_number<T: std::str::FromStr + PartialOrd + Default>(
     }
     Ok((model, number))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_ranges_parse() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
+        assert!(parse_duration("3 days").is_err());
+        assert_eq!(
+            parse_latency("200ms..2s"),
+            Ok((Duration::from_millis(200), Duration::from_secs(2)))
+        );
+        assert_eq!(
+            parse_latency("1s"),
+            Ok((Duration::from_secs(1), Duration::from_secs(1)))
+        );
+        assert!(parse_latency("2s..1s").is_err());
+    }
+
+    #[test]
+    fn limit_flags_override_one_field_each() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            sim: SimArgs,
+        }
+        let cli = Cli::try_parse_from([
+            "wandash",
+            "--rate",
+            "wanx2.1-t2i-turbo=10",
+            "--in-flight",
+            "wanx-x-painting=4",
+            "--fail-500",
+            "0.25",
+        ])
+        .unwrap();
+        let config = cli.sim.config();
+        assert_eq!(
+            config.limits[&Model::Wanx21T2iTurbo].submit_per_second,
+            10.0
+        );
+        assert_eq!(config.limits[&Model::Wanx21T2iTurbo].in_flight, 2);
+        assert_eq!(config.limits[&Model::WanxXPainting].in_flight, 4);
+        assert_eq!(config.faults.http_500_rate, 0.25);
+        assert!(Cli::try_parse_from(["wandash", "--rate", "dall-e=1"]).is_err());
+        assert!(Cli::try_parse_from(["wandash", "--resets", "1.5"]).is_err());
+    }
+}

@@ -192,6 +192,7 @@ pub async fn start(config: SimConfig) -> Result<RunningSim, SimError> {
         source,
     })?;
     let sim = Arc::new(state::Sim::open(config, addr).await?);
+    sim.resume();
     let app = routes::router(sim);
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {

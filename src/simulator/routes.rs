@@ -30,7 +30,6 @@ type Shared = Arc<Sim>;
 const BODY_LIMIT: usize = 64 * 1024 * 1024;
 
 pub fn router(sim: Shared) -> Router {
-    sim.resume();
     let api = Router::new()
         .route(Endpoint::TextToImage.path(), post(create_text_to_image))
         .route(Endpoint::ImageToImage.path(), post(create_image_to_image))
@@ -39,6 +38,7 @@ pub fn router(sim: Shared) -> Router {
         .route("/tasks/{id}/cancel", post(cancel_task))
         .route("/uploads", get(get_policy))
         .fallback(api_not_found)
+        .method_not_allowed_fallback(api_wrong_method)
         .layer(middleware::from_fn_with_state(sim.clone(), api_faults));
     let results = Router::new()
         .route("/results/{task}/{file}", get(result_image))
@@ -80,7 +80,11 @@ fn authorize(sim: &Sim, headers: &HeaderMap) -> Result<(), Response> {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| {
+            v.get(..7)
+                .filter(|scheme| scheme.eq_ignore_ascii_case("bearer "))
+                .map(|_| &v[7..])
+        })
         .map(str::trim)
         .filter(|k| !k.is_empty());
     let ok = match (&sim.config.key, given) {
@@ -151,6 +155,14 @@ fn connection_reset() -> Response {
         ))
     });
     Response::new(Body::from_stream(failing))
+}
+
+async fn api_wrong_method() -> Response {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "MethodNotAllowed",
+        "This path does not take that HTTP method.",
+    )
 }
 
 async fn api_not_found(headers: HeaderMap, State(sim): State<Shared>) -> Response {
@@ -288,6 +300,7 @@ async fn create(sim: Shared, endpoint: Endpoint, headers: HeaderMap, body: Bytes
         // Throttling (API.md: "over the rate or concurrency limit"). Every accepted task
         // therefore has a slot to run in: it waits PENDING for its queue time, then runs.
         let mut lock = sim.lock();
+        lock.forget_expired(now, sim.ttl_ms());
         let in_flight = lock.in_flight(model, now, sim.ttl_ms());
         if in_flight >= limits.in_flight {
             lock.count(Counter::Throttled, Some(model));

@@ -151,6 +151,20 @@ impl Inner {
             .count() as u32
     }
 
+    /// Drops expired tasks and their images from memory (they read UNKNOWN anyway), so a
+    /// long load test does not keep every PNG it ever made.
+    pub fn forget_expired(&mut self, now: i64, ttl_ms: i64) {
+        let before = self.tasks.len();
+        self.tasks.retain(|_, t| !t.expired(now, ttl_ms));
+        if self.tasks.len() != before {
+            let tasks = &self.tasks;
+            self.images.retain(|(id, _), _| tasks.contains_key(id));
+        }
+        self.uploads
+            .retain(|_, u| now < u.created_ms + UPLOAD_TTL_MS);
+        self.policies.retain(|_, p| now <= p.expires_ms);
+    }
+
     /// A live task by id (expired ones are gone, as on the service).
     pub fn task(&self, id: &str, now: i64, ttl_ms: i64) -> Option<&Task> {
         self.tasks.get(id).filter(|t| !t.expired(now, ttl_ms))
@@ -187,6 +201,7 @@ impl Sim {
         };
         let rng = fastrand::Rng::with_seed(config.faults.seed);
         let http = reqwest::Client::builder()
+            .no_proxy()
             .timeout(std::time::Duration::from_secs(30))
             .build()
             .map_err(|e| SimError::Config(format!("cannot build the input downloader: {e}")))?;
