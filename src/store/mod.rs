@@ -119,7 +119,7 @@ impl Store {
         tag: Option<&str>,
     ) -> Result<Vec<JobId>, StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = write_tx(&mut conn)?;
         let now = now_ms();
         let mut ids = Vec::with_capacity(specs.len());
         {
@@ -247,7 +247,7 @@ impl Store {
     /// Cancels a queued job at once; for a job with a task, flags it for the engine.
     pub fn request_cancel(&self, id: JobId) -> Result<CancelOutcome, StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = write_tx(&mut conn)?;
         let state = current_state(&tx, id)?;
         let outcome = match state {
             JobState::Queued => {
@@ -275,7 +275,7 @@ impl Store {
     /// Puts a failed, cancelled, expired or needs-attention job back in the queue, as new.
     pub fn retry(&self, id: JobId) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = write_tx(&mut conn)?;
         let state = current_state(&tx, id)?;
         if !state.is_retryable() {
             return Err(StoreError::WrongState {
@@ -318,7 +318,7 @@ impl Store {
     /// in flight, so that a paid task is never forgotten.
     pub fn delete(&self, id: JobId) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = write_tx(&mut conn)?;
         let state = current_state(&tx, id)?;
         if state.is_remote() {
             return Err(StoreError::WrongState {
@@ -342,6 +342,13 @@ impl Store {
             .wrapping_mul(1 << 32)
             .wrapping_add(conn.total_changes() as i64))
     }
+}
+
+/// Write transactions take the write lock up front: a deferred one that reads first and
+/// then writes fails at once with "database is locked" when another process committed in
+/// between, instead of waiting out the busy timeout.
+fn write_tx(conn: &mut Connection) -> Result<Transaction<'_>, StoreError> {
+    Ok(conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?)
 }
 
 fn local_midnight_ms() -> i64 {
