@@ -544,3 +544,62 @@ async fn connect_runs_the_simulator_without_a_key_and_refuses_a_url_without_one(
         }
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_stops_a_pending_task_and_is_refused_for_a_running_one() {
+    let slow = (Duration::from_secs(4), Duration::from_secs(4));
+    let s = setup(SimConfig {
+        latency: slow,
+        ..sim_config(Faults::default(), raised_limits())
+    })
+    .await;
+    let store = Store::open(&s.db).unwrap();
+    let pending = store
+        .enqueue(&spec(Model::Wanx21T2iTurbo, "cancel me early"))
+        .unwrap();
+    let running = store
+        .enqueue(&spec(Model::Wanx21T2iTurbo, "cancel me late"))
+        .unwrap();
+    let mut config = engine_config(&s.data);
+    config.limits = raised_limits();
+    let engine = Engine::start(&s.db, client(&s.sim), config).unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.job(pending).unwrap().unwrap().task_id.is_none() {
+        assert!(Instant::now() < deadline, "submitted in time");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The simulator keeps a 4 s task PENDING for its first 1.6 s.
+    assert_eq!(
+        store.request_cancel(pending).unwrap(),
+        wandash::store::CancelOutcome::Requested
+    );
+    while store.job(running).unwrap().unwrap().summary.state != JobState::Running {
+        assert!(Instant::now() < deadline, "running in time");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        store.request_cancel(running).unwrap(),
+        wandash::store::CancelOutcome::Requested
+    );
+    wait_idle(&engine, Duration::from_secs(20)).await;
+    engine.shutdown().await;
+
+    assert_eq!(
+        store.job(pending).unwrap().unwrap().summary.state,
+        JobState::Cancelled
+    );
+    let late = store.job(running).unwrap().unwrap();
+    assert_eq!(late.summary.state, JobState::Succeeded);
+    assert!(
+        late.events.iter().any(|e| e
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.starts_with("cancel refused"))),
+        "{:?}",
+        late.events
+    );
+    assert!(!late.summary.cancel_requested);
+    let stats = sim_get(&s.sim, "/__sim/stats").await;
+    assert_eq!(stats["creates"], 2, "{stats}");
+}

@@ -358,3 +358,85 @@ fn the_spec_round_trips_and_no_key_is_stored() {
     assert_eq!(job.summary.images_expected, 2);
     assert!("7".parse::<JobId>().is_ok() && "x".parse::<JobId>().is_err());
 }
+
+#[test]
+fn a_task_whose_images_all_vanished_ends_expired_and_unbilled() {
+    let (_dir, path) = db();
+    let store = Store::open(&path).unwrap();
+    let id = store.enqueue(&spec("gone")).unwrap();
+    store.claim_for_submit(id).unwrap().unwrap();
+    store
+        .mark_created(id, "t-gone", TaskStatus::Succeeded, "created")
+        .unwrap();
+    store
+        .record_image(
+            id,
+            &ImageRecord {
+                index: 0,
+                error_code: Some("Expired".into()),
+                error_message: Some("result image 0 is no longer available".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        store.finish_downloads(id, Some(0.14), None).unwrap(),
+        Some(JobState::Expired)
+    );
+    let job = store.job(id).unwrap().unwrap();
+    assert_eq!((job.summary.images_ok, job.summary.images_failed), (0, 1));
+    assert_eq!(job.summary.error_code.as_deref(), Some("Expired"));
+    assert_eq!(job.summary.cost_cny, None);
+    assert!(job.summary.state.is_retryable());
+}
+
+/// Counts from the trigger-kept table agree with counting the jobs themselves.
+fn assert_counts_match(store: &Store, path: &std::path::Path) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let counts = store.counts_by_state().unwrap();
+    for state in JobState::ALL {
+        let n: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM jobs WHERE state = ?1",
+                [state.as_str()],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(counts.get(state), n as u64, "{state}");
+    }
+}
+
+#[test]
+fn an_older_schema_is_upgraded_with_its_data_and_counts_follow_every_change() {
+    let (_dir, path) = db();
+    let store = Store::open(&path).unwrap();
+    let ids = store
+        .enqueue_batch(&[spec("a"), spec("b"), spec("c"), spec("d")], None)
+        .unwrap();
+    store.request_cancel(ids[0]).unwrap();
+    drop(store);
+    // Turn the file back into a schema-1 database, as an older wandash left it.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER state_counts_insert; DROP TRIGGER state_counts_delete; DROP TRIGGER state_counts_update;
+         DROP TABLE state_counts; PRAGMA user_version = 1;",
+    )
+    .unwrap();
+    drop(conn);
+
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.job(ids[1]).unwrap().unwrap().spec.prompt, "b");
+    assert_counts_match(&store, &path);
+    store.claim_for_submit(ids[1]).unwrap().unwrap();
+    store.retry(ids[0]).unwrap();
+    store.request_cancel(ids[2]).unwrap();
+    store.delete(ids[2]).unwrap();
+    store.enqueue(&spec("e")).unwrap();
+    assert_counts_match(&store, &path);
+    let active = JobFilter {
+        state: Some(StateFilter::Active),
+        search: None,
+    };
+    assert_eq!(store.count(&active).unwrap(), 4);
+    assert_eq!(store.count(&JobFilter::default()).unwrap(), 4);
+}

@@ -169,11 +169,12 @@ async fn create(
                 Some(Resolution::NotCreated) => create_failed(ctx, id, model, attempts, &e, slot)
                     .await
                     .map(|_| None),
-                _ => {
+                Some(Resolution::Undecidable) => {
                     slot.release();
-                    ctx.changed(id, JobState::NeedsAttention);
                     Ok(None)
                 }
+                // The engine is stopping; the job stays submitting for the next start.
+                None => Ok(None),
             }
         }
         Err(e) => {
@@ -282,6 +283,7 @@ async fn follow(ctx: &Ctx, job: &Tracked, slot: &mut Slot) -> Result<(), StoreEr
     let started = tokio::time::Instant::now();
     let mut failures = 0u32;
     let mut last_status: Option<TaskStatus> = None;
+    let mut cancel_sent = false;
     loop {
         if now_ms() - job.submitted_at > ctx.config.ttl.as_millis() as i64 {
             slot.release();
@@ -290,8 +292,8 @@ async fn follow(ctx: &Ctx, job: &Tracked, slot: &mut Slot) -> Result<(), StoreEr
             ctx.changed(id, JobState::Expired);
             return Ok(());
         }
-        if ctx.db(move |s| s.is_cancel_requested(id)).await? {
-            cancel(ctx, job).await?;
+        if !cancel_sent && ctx.db(move |s| s.is_cancel_requested(id)).await? {
+            cancel_sent = cancel(ctx, job).await?;
         }
         tokio::time::sleep(poll_interval(ctx, job.model, started.elapsed(), failures)).await;
         ctx.queries.acquire().await;
@@ -359,19 +361,25 @@ async fn follow(ctx: &Ctx, job: &Tracked, slot: &mut Slot) -> Result<(), StoreEr
 }
 
 /// Asks the service to cancel; only a PENDING task can be, a running one is left running
-/// and the refusal noted.
-async fn cancel(ctx: &Ctx, job: &Tracked) -> Result<(), StoreError> {
+/// and the refusal noted. Returns whether the service accepted.
+async fn cancel(ctx: &Ctx, job: &Tracked) -> Result<bool, StoreError> {
     let id = job.id;
     ctx.queries.acquire().await;
     match ctx.client.cancel(&job.task_id).await {
         // The next poll sees CANCELED and ends the job.
-        Ok(()) => tracing::info!(job = %id, task = %job.task_id, "task cancelled"),
+        Ok(()) => {
+            tracing::info!(job = %id, task = %job.task_id, "task cancelled");
+            Ok(true)
+        }
         Err(ClientError::Api { code, message, .. }) if code == "UnsupportedOperation" => {
             ctx.db(move |s| s.note_cancel_refused(id, &message)).await?;
+            Ok(false)
         }
-        Err(e) => tracing::warn!(job = %id, "cancel failed, will ask again: {e}"),
+        Err(e) => {
+            tracing::warn!(job = %id, "cancel failed, will ask again: {e}");
+            Ok(false)
+        }
     }
-    Ok(())
 }
 
 /// Polls sparsely while the task is young, more often as it nears the model's usual

@@ -9,8 +9,8 @@
 
 use time::macros::{format_description, offset};
 
-use super::scheduler::Ctx;
-use crate::dashscope::{ListQuery, Model, TaskResult, TaskSummary};
+use super::scheduler::{Ctx, Report};
+use crate::dashscope::{ClientError, ErrorAction, ListQuery, Model, TaskResult, TaskSummary};
 use crate::store::{JobError, JobId, JobState, RemoteJob, StoreError, now_ms};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +33,7 @@ const MAX_PAGES: u32 = 50;
 
 /// Resolves `jobs` (all of `model`, all left submitting, none with a create on the wire),
 /// recording adoptions and needs_attention in the store; the caller requeues `NotCreated`.
+/// Jobs missing from the answer are left submitting (the engine is stopping: bad key).
 pub(crate) async fn reconcile(
     ctx: &Ctx,
     model: Model,
@@ -47,6 +48,11 @@ pub(crate) async fn reconcile(
         - EARLY_SLACK_MS;
     let tasks = match list_window(ctx, model, from, now).await {
         Ok(tasks) => tasks,
+        Err(e) if e.action() == ErrorAction::StopAll => {
+            // A bad key says nothing about the task: leave the jobs for a later start.
+            ctx.report(Report::StopAll(e.to_string()));
+            return Ok(Vec::new());
+        }
         Err(why) => {
             let message = format!(
                 "could not check whether the service created this job's task ({why}); look for it in the service's task list, then retry or delete the job"
@@ -162,7 +168,7 @@ async fn list_window(
     model: Model,
     from: i64,
     to: i64,
-) -> Result<Vec<TaskSummary>, String> {
+) -> Result<Vec<TaskSummary>, ClientError> {
     let mut tasks = Vec::new();
     for page_no in 1..=MAX_PAGES {
         let query = ListQuery {
@@ -179,7 +185,11 @@ async fn list_window(
             ctx.queries.acquire().await;
             match ctx.client.list(&query).await {
                 Ok(page) => break page,
-                Err(e) if attempt >= ctx.config.max_attempts => return Err(e.to_string()),
+                Err(e)
+                    if attempt >= ctx.config.max_attempts || e.action() == ErrorAction::StopAll =>
+                {
+                    return Err(e);
+                }
                 Err(e) => {
                     tracing::warn!(%model, attempt, "task list failed: {e}");
                     tokio::time::sleep(ctx.backoff(attempt)).await;
@@ -192,10 +202,10 @@ async fn list_window(
             return Ok(tasks);
         }
     }
-    Err(format!(
+    Err(ClientError::Protocol(format!(
         "more than {} tasks in the window",
         MAX_PAGES * PAGE_SIZE
-    ))
+    )))
 }
 
 /// The prompt a finished text-to-image task reports (`orig_prompt`), if any.

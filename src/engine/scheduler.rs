@@ -144,6 +144,7 @@ impl Ctx {
         seconds.map_or_else(|| model.typical_duration(), Duration::from_secs_f64)
     }
 
+
     pub fn learn_duration(&self, model: Model, took: Duration) {
         let mut durations = self.durations.lock().unwrap_or_else(|p| p.into_inner());
         let seen = took.as_secs_f64();

@@ -119,7 +119,7 @@ impl Store {
         tag: Option<&str>,
     ) -> Result<Vec<JobId>, StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = write_tx(&mut conn)?;
         let now = now_ms();
         let mut ids = Vec::with_capacity(specs.len());
         {
@@ -175,6 +175,14 @@ impl Store {
     }
 
     pub fn count(&self, filter: &JobFilter) -> Result<u64, StoreError> {
+        if filter.search.as_deref().is_none_or(|s| s.trim().is_empty()) {
+            // Kept up to date by triggers: no scan, whatever the size of the store.
+            let counts = self.counts_by_state()?;
+            return Ok(match filter.state {
+                None => counts.total(),
+                Some(states) => states.states().into_iter().map(|s| counts.get(s)).sum(),
+            });
+        }
         let (where_sql, args) = filter_sql(filter);
         let sql = format!("SELECT COUNT(*) FROM jobs {where_sql}");
         let conn = self.conn();
@@ -186,7 +194,7 @@ impl Store {
 
     pub fn counts_by_state(&self) -> Result<StateCounts, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached("SELECT state, COUNT(*) FROM jobs GROUP BY state")?;
+        let mut stmt = conn.prepare_cached("SELECT state, n FROM state_counts")?;
         let mut counts = StateCounts::default();
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
@@ -239,7 +247,7 @@ impl Store {
     /// Cancels a queued job at once; for a job with a task, flags it for the engine.
     pub fn request_cancel(&self, id: JobId) -> Result<CancelOutcome, StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = write_tx(&mut conn)?;
         let state = current_state(&tx, id)?;
         let outcome = match state {
             JobState::Queued => {
@@ -267,7 +275,7 @@ impl Store {
     /// Puts a failed, cancelled, expired or needs-attention job back in the queue, as new.
     pub fn retry(&self, id: JobId) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = write_tx(&mut conn)?;
         let state = current_state(&tx, id)?;
         if !state.is_retryable() {
             return Err(StoreError::WrongState {
@@ -310,7 +318,7 @@ impl Store {
     /// in flight, so that a paid task is never forgotten.
     pub fn delete(&self, id: JobId) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = write_tx(&mut conn)?;
         let state = current_state(&tx, id)?;
         if state.is_remote() {
             return Err(StoreError::WrongState {
@@ -334,6 +342,13 @@ impl Store {
             .wrapping_mul(1 << 32)
             .wrapping_add(conn.total_changes() as i64))
     }
+}
+
+/// Write transactions take the write lock up front: a deferred one that reads first and
+/// then writes fails at once with "database is locked" when another process committed in
+/// between, instead of waiting out the busy timeout.
+fn write_tx(conn: &mut Connection) -> Result<Transaction<'_>, StoreError> {
+    Ok(conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?)
 }
 
 fn local_midnight_ms() -> i64 {

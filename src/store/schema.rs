@@ -69,6 +69,23 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX events_by_job ON events(job_id, id);
     ",
+    // 2: jobs per state kept by triggers, so the header's counts cost the same at any size.
+    "
+    CREATE TABLE state_counts (state TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
+    INSERT INTO state_counts (state, n) SELECT state, COUNT(*) FROM jobs GROUP BY state;
+    CREATE TRIGGER state_counts_insert AFTER INSERT ON jobs BEGIN
+        INSERT INTO state_counts (state, n) VALUES (NEW.state, 1)
+            ON CONFLICT (state) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER state_counts_delete AFTER DELETE ON jobs BEGIN
+        UPDATE state_counts SET n = n - 1 WHERE state = OLD.state;
+    END;
+    CREATE TRIGGER state_counts_update AFTER UPDATE OF state ON jobs WHEN OLD.state <> NEW.state BEGIN
+        UPDATE state_counts SET n = n - 1 WHERE state = OLD.state;
+        INSERT INTO state_counts (state, n) VALUES (NEW.state, 1)
+            ON CONFLICT (state) DO UPDATE SET n = n + 1;
+    END;
+    ",
 ];
 
 /// The schema version this build writes.

@@ -1,0 +1,138 @@
+//! List-page query time at 100 and at 100 000 jobs: a window costs the same either way.
+//! `cargo bench --bench store` prints medians; nothing here fails on time.
+
+use std::time::{Duration, Instant};
+
+use wandash::dashscope::{JobSpec, Model};
+use wandash::store::{JobFilter, JobState, StateFilter, Store};
+
+const PAGE: u64 = 50;
+const RUNS: usize = 41;
+
+fn fill(store: &Store, jobs: usize) {
+    let models = [
+        Model::Wanx21T2iTurbo,
+        Model::Wanx21T2iPlus,
+        Model::Wanx20T2iTurbo,
+    ];
+    let specs: Vec<JobSpec> = (0..jobs)
+        .map(|i| {
+            JobSpec::new(
+                models[i % 3],
+                format!(
+                    "a {} lighthouse at dusk, study {i}",
+                    ["red", "blue", "green", "amber"][i % 4]
+                ),
+            )
+        })
+        .collect();
+    for chunk in specs.chunks(10_000) {
+        store.enqueue_batch(chunk, Some("bench")).unwrap();
+    }
+    // Spread the states the way a long-running store looks: mostly finished.
+    let conn = rusqlite::Connection::open(store.path()).unwrap();
+    conn.execute_batch(
+        "UPDATE jobs SET state = CASE
+             WHEN id % 10 < 7 THEN 'succeeded'
+             WHEN id % 10 = 7 THEN 'failed'
+             WHEN id % 10 = 8 THEN 'cancelled'
+             ELSE state END;
+         ANALYZE;",
+    )
+    .unwrap();
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn time<T>(mut call: impl FnMut() -> T) -> Duration {
+    call(); // warm the page cache and the statement cache
+    median(
+        (0..RUNS)
+            .map(|_| {
+                let start = Instant::now();
+                std::hint::black_box(call());
+                start.elapsed()
+            })
+            .collect(),
+    )
+}
+
+fn main() {
+    let cases: Vec<(&str, JobFilter, u64)> = vec![
+        ("all, first page", JobFilter::default(), 0),
+        ("all, page at offset 1000", JobFilter::default(), 1000),
+        (
+            "succeeded",
+            JobFilter {
+                state: Some(StateFilter::Only(JobState::Succeeded)),
+                search: None,
+            },
+            0,
+        ),
+        (
+            "queued",
+            JobFilter {
+                state: Some(StateFilter::Only(JobState::Queued)),
+                search: None,
+            },
+            0,
+        ),
+        (
+            "problems (failed/expired/needs_attention)",
+            JobFilter {
+                state: Some(StateFilter::Problems),
+                search: None,
+            },
+            0,
+        ),
+        (
+            "search \"amber\"",
+            JobFilter {
+                state: None,
+                search: Some("amber".into()),
+            },
+            0,
+        ),
+    ];
+    let mut results: Vec<Vec<Duration>> = Vec::new();
+    for jobs in [100usize, 100_000] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("bench.db")).unwrap();
+        let filled = Instant::now();
+        fill(&store, jobs);
+        println!(
+            "{jobs} jobs stored in {:.2} s",
+            filled.elapsed().as_secs_f64()
+        );
+        let mut row = Vec::new();
+        for (_, filter, offset) in &cases {
+            // At 100 jobs an offset of 1000 is past the end; keep the same shape of query.
+            let offset = (*offset).min(jobs as u64 / 2);
+            row.push(time(|| store.list(filter, offset, PAGE).unwrap()));
+        }
+        row.push(time(|| store.counts_by_state().unwrap()));
+        row.push(time(|| store.change_marker().unwrap()));
+        results.push(row);
+    }
+    println!("\nmedian of {RUNS} runs, {PAGE}-row pages (list-page query time):");
+    println!(
+        "{:<44} {:>12} {:>12} {:>8}",
+        "query", "100 jobs", "100000 jobs", "ratio"
+    );
+    let names = cases
+        .iter()
+        .map(|c| c.0)
+        .chain(["counts_by_state (header)", "change_marker"]);
+    for (i, name) in names.enumerate() {
+        let (small, large) = (results[0][i], results[1][i]);
+        println!(
+            "{name:<44} {:>9.1} µs {:>9.1} µs {:>8.2}",
+            small.as_secs_f64() * 1e6,
+            large.as_secs_f64() * 1e6,
+            large.as_secs_f64() / small.as_secs_f64()
+        );
+    }
+}
