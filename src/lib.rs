@@ -2,9 +2,15 @@
 //! image models.
 //!
 //! - `dashscope`: the protocol (models, job specs, validation) and the HTTP client.
+//! - `engine`: the scheduler that takes queued jobs to the service and images to disk.
 //! - `simulator`: a loopback server that speaks the same protocol, for tests and demos.
+//! - `store`: the durable job store (SQLite) shared by the dashboard, CLI and engine.
 //! - `text`: sanitising outside text before it is drawn.
 
+pub mod cli;
+pub mod config;
 pub mod dashscope;
+pub mod engine;
 pub mod simulator;
+pub mod store;
 pub mod text;

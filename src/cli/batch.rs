@@ -1,0 +1,399 @@
+//! Batch files: TOML (`[[job]]` tables) or JSONL (one job per line), with matrix expansion.
+//!
+//! A job may give `prompts`, `seeds` and `sizes` lists instead of `prompt`, `seed`, `size`;
+//! it then stands for the cartesian product (prompts x seeds x sizes). Every job is parsed
+//! and validated before anything is queued, and every error says where it came from.
+
+use std::fmt;
+use std::path::Path;
+
+use serde_json::{Map, Value};
+
+use crate::dashscope::{ImageRef, JobSpec, check_local_images, validate_all};
+
+/// Where a job came from in its batch file, for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// JSONL: the 1-based line.
+    Line(usize),
+    /// TOML: the 1-based `[[job]]` table and the line it starts on.
+    Table { index: usize, line: usize },
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Line(line) => write!(f, "line {line}"),
+            Origin::Table { index, line } => write!(f, "job {index} (the [[job]] table at line {line})"),
+        }
+    }
+}
+
+/// One job after expansion.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchJob {
+    pub origin: Origin,
+    /// Which combination of a matrix job this is (`prompt 2, seed 1`), empty otherwise.
+    pub combination: String,
+    pub spec: JobSpec,
+}
+
+impl BatchJob {
+    pub fn place(&self) -> String {
+        if self.combination.is_empty() {
+            self.origin.to_string()
+        } else {
+            format!("{}, {}", self.origin, self.combination)
+        }
+    }
+}
+
+/// A problem in a batch file: where, and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchError {
+    pub place: String,
+    pub message: String,
+}
+
+impl fmt::Display for BatchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.place, self.message)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Toml,
+    Jsonl,
+}
+
+impl Format {
+    /// By extension; otherwise a file whose first non-blank character is `{` is JSONL.
+    pub fn detect(path: &Path, text: &str) -> Format {
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(|e| e.to_ascii_lowercase())
+            .as_deref()
+        {
+            Some("toml") => Format::Toml,
+            Some("jsonl" | "ndjson" | "json") => Format::Jsonl,
+            _ if text.trim_start().starts_with('{') => Format::Jsonl,
+            _ => Format::Toml,
+        }
+    }
+}
+
+/// Reads and expands a batch file. Relative image paths are taken relative to the file.
+pub fn read_batch(path: &Path) -> Result<Vec<BatchJob>, Vec<BatchError>> {
+    let file_error = |message: String| {
+        vec![BatchError {
+            place: path.display().to_string(),
+            message,
+        }]
+    };
+    let bytes = std::fs::read(path).map_err(|e| file_error(format!("cannot read the batch file: {e}")))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let offset = e.utf8_error().valid_up_to();
+        let line = e.as_bytes()[..offset].iter().filter(|b| **b == b'\n').count() + 1;
+        file_error(format!(
+            "not UTF-8 text (first bad byte at line {line}, byte offset {offset}); save the file as UTF-8"
+        ))
+    })?;
+    let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    parse_batch(&text, Format::detect(path, &text), &base_dir)
+}
+
+/// Parses batch text; returns every error found, not just the first.
+pub fn parse_batch(text: &str, format: Format, base_dir: &Path) -> Result<Vec<BatchJob>, Vec<BatchError>> {
+    let tables = match format {
+        Format::Jsonl => jsonl_tables(text)?,
+        Format::Toml => toml_tables(text)?,
+    };
+    let mut jobs = Vec::new();
+    let mut errors = Vec::new();
+    for (origin, table) in tables {
+        match expand(&origin, table) {
+            Ok(expanded) => jobs.extend(expanded),
+            Err(e) => errors.push(e),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    if jobs.is_empty() {
+        return Err(vec![BatchError {
+            place: "batch file".into(),
+            message: "holds no jobs".into(),
+        }]);
+    }
+    for job in &mut jobs {
+        absolutize_images(&mut job.spec, base_dir);
+    }
+    Ok(jobs)
+}
+
+/// Every rule of every job, including reading local images. Returns all the errors.
+pub fn check_batch(jobs: &[BatchJob]) -> Result<(), Vec<BatchError>> {
+    let mut errors = Vec::new();
+    for job in jobs {
+        let mut broken = validate_all(&job.spec);
+        if broken.is_empty() {
+            if let Err(e) = check_local_images(&job.spec) {
+                broken.push(e);
+            }
+        }
+        errors.extend(broken.into_iter().map(|e| BatchError {
+            place: job.place(),
+            message: format!("field `{}`: {}", e.field, e.message),
+        }));
+    }
+    if errors.is_empty() { Ok(()) } else { Err(errors) }
+}
+
+/// Local image paths become absolute, so a worker started elsewhere still finds them.
+pub fn absolutize_images(spec: &mut JobSpec, base_dir: &Path) {
+    let fix = |image: &mut ImageRef| {
+        if let ImageRef::File(path) = image {
+            if path.is_relative() {
+                let joined = base_dir.join(&*path);
+                *path = std::path::absolute(&joined).unwrap_or(joined);
+            }
+        }
+    };
+    spec.base_image.iter_mut().for_each(fix);
+    spec.mask_image.iter_mut().for_each(fix);
+    spec.images.iter_mut().for_each(fix);
+}
+
+fn jsonl_tables(text: &str) -> Result<Vec<(Origin, Map<String, Value>)>, Vec<BatchError>> {
+    let mut tables = Vec::new();
+    let mut errors = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let origin = Origin::Line(i + 1);
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Value>(line) {
+            Ok(Value::Object(map)) => tables.push((origin, map)),
+            Ok(_) => errors.push(BatchError {
+                place: origin.to_string(),
+                message: "is not a JSON object".into(),
+            }),
+            Err(e) => errors.push(BatchError {
+                place: origin.to_string(),
+                message: format!("not valid JSON: {e}"),
+            }),
+        }
+    }
+    if errors.is_empty() { Ok(tables) } else { Err(errors) }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TomlBatch {
+    #[serde(default)]
+    job: Vec<toml::Spanned<toml::Table>>,
+}
+
+fn toml_tables(text: &str) -> Result<Vec<(Origin, Map<String, Value>)>, Vec<BatchError>> {
+    let batch: TomlBatch = toml::from_str(text).map_err(|e| {
+        vec![BatchError {
+            place: "batch file".into(),
+            message: e.to_string().trim_end().replace('\n', " "),
+        }]
+    })?;
+    let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
+    let mut tables = Vec::new();
+    for (i, spanned) in batch.job.into_iter().enumerate() {
+        let origin = Origin::Table {
+            index: i + 1,
+            line: line_of(spanned.span().start),
+        };
+        let value = serde_json::to_value(spanned.into_inner()).map_err(|e| {
+            vec![BatchError {
+                place: origin.to_string(),
+                message: format!("cannot read the table: {e}"),
+            }]
+        })?;
+        match value {
+            Value::Object(map) => tables.push((origin, map)),
+            _ => unreachable!("a TOML table serialises to a JSON object"),
+        }
+    }
+    Ok(tables)
+}
+
+/// The matrix keys and the field each stands for.
+const MATRIX: [(&str, &str); 3] = [("prompts", "prompt"), ("seeds", "seed"), ("sizes", "size")];
+
+fn expand(origin: &Origin, mut table: Map<String, Value>) -> Result<Vec<BatchJob>, BatchError> {
+    let fail = |message: String| BatchError {
+        place: origin.to_string(),
+        message,
+    };
+    let mut axes: Vec<(&str, Vec<Value>)> = Vec::new();
+    for (plural, singular) in MATRIX {
+        let Some(list) = table.remove(plural) else { continue };
+        if table.contains_key(singular) {
+            return Err(fail(format!("give either `{singular}` or `{plural}`, not both")));
+        }
+        match list {
+            Value::Array(values) if !values.is_empty() => axes.push((singular, values)),
+            Value::Array(_) => return Err(fail(format!("`{plural}` is empty; list at least one value"))),
+            _ => return Err(fail(format!("`{plural}` must be a list, e.g. {plural} = [...]"))),
+        }
+    }
+    let mut combos: Vec<(Map<String, Value>, Vec<String>)> = vec![(table, Vec::new())];
+    for (field, values) in &axes {
+        let mut next = Vec::with_capacity(combos.len() * values.len());
+        for (base, label) in &combos {
+            for (i, value) in values.iter().enumerate() {
+                let mut map = base.clone();
+                map.insert(field.to_string(), value.clone());
+                let mut label = label.clone();
+                label.push(format!("{field} {}", i + 1));
+                next.push((map, label));
+            }
+        }
+        combos = next;
+    }
+    combos
+        .into_iter()
+        .map(|(map, label)| {
+            let combination = label.join(", ");
+            let spec = to_spec(map).map_err(|message| BatchError {
+                place: if combination.is_empty() {
+                    origin.to_string()
+                } else {
+                    format!("{origin}, {combination}")
+                },
+                message,
+            })?;
+            Ok(BatchJob {
+                origin: origin.clone(),
+                combination,
+                spec,
+            })
+        })
+        .collect()
+}
+
+/// Deserialises a job, naming the field that does not fit (serde_json's type errors do not).
+fn to_spec(map: Map<String, Value>) -> Result<JobSpec, String> {
+    match serde_json::from_value::<JobSpec>(Value::Object(map.clone())) {
+        Ok(spec) => Ok(spec),
+        Err(err) => {
+            let message = err.to_string();
+            if message.starts_with("unknown field") || message.starts_with("missing field") {
+                return Err(message);
+            }
+            match bad_field(&map) {
+                Some(field) => Err(format!("field `{field}`: {message}")),
+                None => Err(message),
+            }
+        }
+    }
+}
+
+/// The first field that fails on its own, beside a known-good model and prompt.
+fn bad_field(map: &Map<String, Value>) -> Option<String> {
+    let model = map.get("model")?;
+    if serde_json::from_value::<crate::dashscope::Model>(model.clone()).is_err() {
+        return Some("model".into());
+    }
+    map.iter()
+        .filter(|(k, _)| k.as_str() != "model")
+        .find_map(|(key, value)| {
+            let mut probe = Map::new();
+            probe.insert("model".into(), model.clone());
+            probe.insert("prompt".into(), Value::String("probe".into()));
+            probe.insert(key.clone(), value.clone());
+            serde_json::from_value::<JobSpec>(Value::Object(probe))
+                .is_err()
+                .then(|| key.clone())
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    use crate::dashscope::{Model, Size};
+
+    fn toml_jobs(text: &str) -> Result<Vec<BatchJob>, Vec<BatchError>> {
+        parse_batch(text, Format::Toml, Path::new("/tmp"))
+    }
+
+    #[test]
+    fn matrix_expands_to_the_cartesian_product() {
+        let jobs = toml_jobs(
+            "[[job]]\nmodel = \"wanx2.1-t2i-turbo\"\nprompts = [\"a\", \"b\", \"c\"]\nseeds = [1, 2]\nsizes = [\"1024*1024\", \"720*1280\"]\nn = 1\n\n[[job]]\nmodel = \"wanx2.0-t2i-turbo\"\nprompt = \"d\"\n",
+        )
+        .unwrap();
+        assert_eq!(jobs.len(), 3 * 2 * 2 + 1);
+        assert_eq!(jobs[0].spec.prompt, "a");
+        assert_eq!(jobs[0].spec.seed, Some(1));
+        assert_eq!(jobs[1].spec.size, Some(Size::new(720, 1280)));
+        assert_eq!(jobs[11].spec.prompt, "c");
+        assert_eq!(jobs[12].spec.model, Model::Wanx20T2iTurbo);
+        assert_eq!(jobs[12].origin, Origin::Table { index: 2, line: 8 });
+    }
+
+    #[test]
+    fn singular_and_plural_together_is_an_error() {
+        let errs =
+            toml_jobs("[[job]]\nmodel = \"wanx2.1-t2i-turbo\"\nprompt = \"a\"\nprompts = [\"b\"]\n").unwrap_err();
+        assert!(
+            errs[0].to_string().contains("either `prompt` or `prompts`"),
+            "{}",
+            errs[0]
+        );
+    }
+
+    #[test]
+    fn wrong_type_names_the_field() {
+        let errs = toml_jobs("[[job]]\nmodel = \"wanx2.1-t2i-turbo\"\nprompt = \"a\"\nn = \"four\"\n").unwrap_err();
+        let text = errs[0].to_string();
+        assert!(text.contains("job 1") && text.contains("field `n`"), "{text}");
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let errs = parse_batch(
+            "{\"model\":\"wanx2.1-t2i-turbo\",\"promt\":\"a\"}\n",
+            Format::Jsonl,
+            Path::new("/"),
+        )
+        .unwrap_err();
+        assert!(
+            errs[0].to_string().starts_with("line 1: unknown field `promt`"),
+            "{}",
+            errs[0]
+        );
+    }
+
+    #[test]
+    fn validation_names_line_and_field() {
+        let text = "{\"model\":\"wanx2.1-t2i-turbo\",\"prompt\":\"ok\"}\n\n{\"model\":\"wanx2.1-t2i-turbo\",\"prompt\":\"x\",\"n\":9}\n";
+        let jobs = parse_batch(text, Format::Jsonl, Path::new("/")).unwrap();
+        let errs = check_batch(&jobs).unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert!(errs[0].to_string().starts_with("line 3: field `n`"), "{}", errs[0]);
+    }
+
+    #[test]
+    fn relative_images_resolve_against_the_batch_file() {
+        let jobs = parse_batch(
+            "{\"model\":\"wanx2.1-imageedit\",\"prompt\":\"p\",\"function\":\"colorization\",\"base_image\":\"in/a.png\"}",
+            Format::Jsonl,
+            Path::new("/data/batches"),
+        )
+        .unwrap();
+        assert_eq!(
+            jobs[0].spec.base_image,
+            Some(ImageRef::File(PathBuf::from("/data/batches/in/a.png")))
+        );
+    }
+}

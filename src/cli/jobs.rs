@@ -1,0 +1,278 @@
+//! Commands that only read or change the store: queueing, list, show, cancel, retry.
+//! They work while an engine runs in another process (the store is shared).
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::dashscope::{ImageRef, JobSpec, check_local_images, validate};
+use crate::store::{CancelOutcome, JobDetail, JobFilter, JobId, JobState, JobSummary, StateFilter, Store, StoreError};
+use crate::text::sanitize;
+
+use super::batch::absolutize_images;
+use super::failure::{CliResult, Failure};
+use super::{Context, SubmitArgs};
+
+/// Opens the store named by the context; a store that cannot be opened is an engine error.
+pub fn open_store(ctx: &Context) -> CliResult<Store> {
+    Store::open(&ctx.db_path).map_err(store_failure)
+}
+
+pub fn store_failure(e: StoreError) -> Failure {
+    match e {
+        StoreError::NoSuchJob(_) | StoreError::WrongState { .. } => Failure::usage(e.to_string()),
+        _ => Failure::engine(e.to_string()),
+    }
+}
+
+/// The job `submit` describes, with local paths made absolute, fully checked.
+pub fn submit_spec(args: &SubmitArgs) -> CliResult<JobSpec> {
+    let mut spec = JobSpec::new(args.model, args.prompt.clone());
+    spec.negative_prompt = args.negative.clone();
+    spec.size = args.size;
+    spec.n = args.n;
+    spec.seed = args.seed;
+    spec.function = args.function;
+    spec.base_image = args.base_image.as_deref().map(ImageRef::parse);
+    spec.mask_image = args.mask.as_deref().map(ImageRef::parse);
+    spec.images = args.images.iter().map(|i| ImageRef::parse(i)).collect();
+    spec.style = args.style.clone();
+    spec.expand = args.expand;
+    spec.upscale_factor = args.upscale;
+    spec.prompt_extend = args.no_prompt_extend.then_some(false);
+    spec.watermark = args.watermark.then_some(true);
+    let cwd = std::env::current_dir().unwrap_or_default();
+    absolutize_images(&mut spec, &cwd);
+    validate(&spec).map_err(|e| Failure::usage(format!("{e} (fix the option and run again)")))?;
+    check_local_images(&spec).map_err(|e| Failure::usage(e.to_string()))?;
+    Ok(spec)
+}
+
+pub fn list(ctx: &Context, status: Option<&str>, limit: u64) -> CliResult {
+    let store = open_store(ctx)?;
+    let state = status.map(parse_status_filter).transpose()?;
+    let rows = store
+        .list(&JobFilter { state, search: None }, 0, limit)
+        .map_err(store_failure)?;
+    if ctx.json {
+        println!("{}", serde_json::to_string_pretty(&rows).expect("job rows serialise"));
+        return Ok(());
+    }
+    if rows.is_empty() {
+        println!("no jobs");
+        return Ok(());
+    }
+    println!(
+        "{:>6}  {:<15}  {:<18}  {:>6}  {}",
+        "id", "state", "model", "images", "prompt"
+    );
+    for row in &rows {
+        println!(
+            "{:>6}  {:<15}  {:<18}  {:>6}  {}",
+            row.id,
+            row.state.as_str(),
+            row.model.id(),
+            format!("{}/{}", row.images_ok, row.images_expected),
+            clip(&sanitize(&row.prompt), 60)
+        );
+    }
+    Ok(())
+}
+
+/// `all`, `active`, `problems`, or one state.
+fn parse_status_filter(text: &str) -> CliResult<StateFilter> {
+    match text {
+        "active" => Ok(StateFilter::Active),
+        "problems" => Ok(StateFilter::Problems),
+        other => other
+            .parse::<JobState>()
+            .map(StateFilter::Only)
+            .map_err(|e| Failure::usage(format!("--status: {e}, active, problems"))),
+    }
+}
+
+pub fn show(ctx: &Context, id: JobId) -> CliResult {
+    let store = open_store(ctx)?;
+    let detail = store.job(id).map_err(store_failure)?.ok_or_else(|| no_such_job(id))?;
+    if ctx.json {
+        println!("{}", serde_json::to_string_pretty(&detail).expect("a job serialises"));
+    } else {
+        print!("{}", render_detail(&detail));
+    }
+    Ok(())
+}
+
+fn no_such_job(id: JobId) -> Failure {
+    Failure::usage(format!("job {id} does not exist; `wandash list` shows the jobs"))
+}
+
+fn render_detail(d: &JobDetail) -> String {
+    let s = &d.summary;
+    let mut out = String::new();
+    let mut line = |label: &str, value: String| out.push_str(&format!("{label:<14} {}\n", sanitize(&value)));
+    line("job", s.id.to_string());
+    line("state", s.state.as_str().to_string());
+    line("model", s.model.id().to_string());
+    line("prompt", d.spec.prompt.clone());
+    if let Some(actual) = &d.actual_prompt {
+        line("actual prompt", actual.clone());
+    }
+    if let Some(task) = &d.task_id {
+        line(
+            "task",
+            format!("{task} ({})", s.task_status.map_or("?", |t| t.as_str())),
+        );
+    }
+    line("created", format_ms(s.created_at));
+    if let Some(at) = s.ended_at {
+        line("ended", format_ms(at));
+    }
+    line("attempts", s.attempts.to_string());
+    line(
+        "images",
+        format!(
+            "{} saved, {} failed, {} expected",
+            s.images_ok, s.images_failed, s.images_expected
+        ),
+    );
+    if let Some(cost) = s.cost_cny {
+        line("cost", format!("{cost:.2} CNY"));
+    }
+    if let (Some(code), Some(message)) = (&s.error_code, &s.error_message) {
+        let action = d.error_action.map(|a| format!(" [{}]", a.as_str())).unwrap_or_default();
+        line("error", format!("{code}: {message}{action}"));
+    }
+    if s.cancel_requested {
+        line("cancel", "requested".into());
+    }
+    line("spec", serde_json::to_string(&d.spec).unwrap_or_default());
+    for image in &d.images {
+        let what = match (&image.path, &image.error_code) {
+            (Some(path), _) => format!(
+                "{} ({}x{}, {} bytes)",
+                path.display(),
+                image.width.unwrap_or(0),
+                image.height.unwrap_or(0),
+                image.bytes.unwrap_or(0)
+            ),
+            (None, Some(code)) => format!("failed: {code}: {}", image.error_message.as_deref().unwrap_or("")),
+            (None, None) => "not downloaded yet".into(),
+        };
+        line(&format!("image {}", image.index), what);
+    }
+    for event in &d.events {
+        let from = event.from_state.map_or("-", |s| s.as_str());
+        let detail = event.detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
+        line(
+            "event",
+            format!("{} {from} -> {}{detail}", format_ms(event.at), event.to_state.as_str()),
+        );
+    }
+    out
+}
+
+pub fn cancel(ctx: &Context, id: JobId) -> CliResult {
+    let store = open_store(ctx)?;
+    let outcome = store.request_cancel(id).map_err(|e| match e {
+        StoreError::NoSuchJob(id) => no_such_job(id),
+        e => store_failure(e),
+    })?;
+    let text = match outcome {
+        CancelOutcome::Cancelled => format!("job {id} cancelled"),
+        CancelOutcome::Requested => {
+            format!("job {id}: cancel requested; the engine asks the service (only a PENDING task can be cancelled)")
+        }
+        CancelOutcome::AlreadyEnded(state) => format!("job {id} already ended ({state}); nothing to cancel"),
+    };
+    if ctx.json {
+        println!("{}", json!({"id": id, "outcome": outcome}));
+    } else {
+        println!("{text}");
+    }
+    Ok(())
+}
+
+pub fn retry(ctx: &Context, id: JobId) -> CliResult {
+    let store = open_store(ctx)?;
+    store.retry(id).map_err(|e| match e {
+        StoreError::NoSuchJob(id) => no_such_job(id),
+        StoreError::WrongState { state, .. } => Failure::usage(format!(
+            "job {id} is {state}; only failed, cancelled, expired or needs_attention jobs can be retried"
+        )),
+        e => store_failure(e),
+    })?;
+    if ctx.json {
+        println!("{}", json!({"id": id, "state": JobState::Queued}));
+    } else {
+        println!("job {id} queued again");
+    }
+    Ok(())
+}
+
+/// Prints what `submit`/`batch` queued.
+pub fn print_queued(ctx: &Context, ids: &[JobId]) {
+    if ctx.json {
+        println!("{}", json!({ "ids": ids }));
+    } else if let [id] = ids {
+        println!("{id}");
+    } else if let (Some(first), Some(last)) = (ids.first(), ids.last()) {
+        println!("queued {} jobs ({first}..{last})", ids.len());
+    }
+}
+
+/// Prints how the given jobs ended, with their image paths.
+pub fn print_outcome(ctx: &Context, jobs: &[JobDetail]) {
+    if ctx.json {
+        let rows: Vec<_> = jobs
+            .iter()
+            .map(|d| {
+                json!({
+                    "id": d.summary.id,
+                    "state": d.summary.state,
+                    "images": d.images.iter().filter_map(|i| i.path.as_ref()).collect::<Vec<_>>(),
+                    "error_code": d.summary.error_code,
+                    "error_message": d.summary.error_message,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows).expect("outcomes serialise"));
+        return;
+    }
+    for d in jobs {
+        let s: &JobSummary = &d.summary;
+        if s.state == JobState::Succeeded {
+            for path in d.images.iter().filter_map(|i| i.path.as_ref()) {
+                println!("{}", path.display());
+            }
+        }
+        if s.state != JobState::Succeeded || s.images_failed > 0 {
+            let why = match (&s.error_code, &s.error_message) {
+                (Some(code), Some(message)) => format!(": {code}: {message}"),
+                _ => String::new(),
+            };
+            eprintln!("job {} {}{}", s.id, s.state.as_str(), sanitize(&why));
+        }
+    }
+}
+
+fn clip(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_string()
+    } else {
+        let mut clipped: String = text.chars().take(max - 1).collect();
+        clipped.push('…');
+        clipped
+    }
+}
+
+/// Epoch milliseconds as local-free UTC `2025-02-21 17:56:31`.
+pub fn format_ms(ms: i64) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// How often store readers look for changes made by the engine.
+pub const STORE_POLL: Duration = Duration::from_millis(250);

@@ -1,0 +1,332 @@
+//! The headless command line: `wandash submit | batch | worker | list | show | watch |
+//! cancel | retry | export`. Every command has `--help`; `--json` gives output for scripts.
+
+mod batch;
+mod context;
+mod estimate;
+mod export;
+mod failure;
+mod jobs;
+mod run;
+mod watch;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::dashscope::{EditFunction, JobSpec, Model, Region, Size};
+use crate::store::JobId;
+
+pub use batch::{BatchError, BatchJob, Format, Origin, check_batch, parse_batch, read_batch};
+pub use context::Context;
+pub use estimate::{Estimate, ModelEstimate, estimate};
+pub use failure::{CliResult, EXIT_CODES_HELP, ExitKind, Failure};
+pub use watch::Progress;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "wandash",
+    version,
+    about = "A terminal dashboard and durable job engine for DashScope's Tongyi Wanxiang image models",
+    long_about = "A terminal dashboard and durable job engine for DashScope's Tongyi Wanxiang image models.\n\n\
+        Without a subcommand, opens the dashboard. The API key is read from DASHSCOPE_API_KEY only; \
+        without a key and without a base URL, the engine runs against its embedded simulator.",
+    after_help = EXIT_CODES_HELP
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// The job database (default: wandash.db in the data directory).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// The config file (default: ~/.config/wandash/config.toml; absent = defaults).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// The service's base URL, e.g. a simulator's http://127.0.0.1:PORT/api/v1.
+    #[arg(long, global = true, env = "DASHSCOPE_BASE_URL", value_name = "URL")]
+    pub base_url: Option<String>,
+    /// The DashScope region (its base URL is used unless --base-url is given).
+    #[arg(long, global = true, value_name = "REGION", value_parser = ["cn-beijing", "ap-southeast-1", "us-east-1"])]
+    pub region: Option<String>,
+    /// Machine-readable JSON output.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate one job and queue it; prints the job id.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Submit(SubmitArgs),
+    /// Queue every job of a TOML or JSONL batch file (all validated first).
+    #[command(after_help = BATCH_HELP)]
+    Batch(BatchArgs),
+    /// Run the engine headless (for tmux / systemd) until Ctrl-C or SIGTERM.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Worker {
+        /// Stop once nothing is queued or in flight and every image is downloaded.
+        #[arg(long)]
+        until_idle: bool,
+    },
+    /// List jobs, newest first.
+    List {
+        /// A state (queued, submitting, submitted, running, succeeded, failed, cancelled,
+        /// expired, needs_attention) or a group: active, problems.
+        #[arg(long, value_name = "STATE")]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u64,
+    },
+    /// Everything about one job: parameters, state history, images, errors.
+    Show {
+        #[arg(value_parser = parse_job_id)]
+        id: JobId,
+    },
+    /// Progress until the queue drains: done / total, rate, ETA.
+    Watch,
+    /// Cancel a job: a queued one at once; a submitted one via the service (PENDING only).
+    Cancel {
+        #[arg(value_parser = parse_job_id)]
+        id: JobId,
+    },
+    /// Queue a failed, cancelled, expired or needs-attention job again.
+    Retry {
+        #[arg(value_parser = parse_job_id)]
+        id: JobId,
+    },
+    /// Copy the images of every succeeded job to DIR, with a JSON sidecar of each job's
+    /// parameters (job-<id>.json) so that any image can be reproduced.
+    Export {
+        #[arg(long, value_name = "DIR")]
+        to: PathBuf,
+    },
+    /// Run the loopback DashScope simulator (for tests and demos).
+    Sim(crate::simulator::SimArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    #[arg(long, value_parser = parse_model)]
+    pub model: Model,
+    #[arg(long)]
+    pub prompt: String,
+    /// Negative prompt (text-to-image, wan2.5).
+    #[arg(long = "negative", value_name = "PROMPT")]
+    pub negative: Option<String>,
+    /// Output size W*H (or WxH).
+    #[arg(long, value_parser = parse_size)]
+    pub size: Option<Size>,
+    /// Images per task (1-4).
+    #[arg(short = 'n', long = "n")]
+    pub n: Option<u32>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// wanx2.1-imageedit's function, e.g. stylization_all, expand, super_resolution.
+    #[arg(long, value_parser = parse_function)]
+    pub function: Option<EditFunction>,
+    /// Base image: a local file or an http(s) URL.
+    #[arg(long, value_name = "PATH|URL")]
+    pub base_image: Option<String>,
+    /// Mask image: a local file or an http(s) URL (white = edit).
+    #[arg(long = "mask", value_name = "PATH|URL")]
+    pub mask: Option<String>,
+    /// Input image for wan2.5-i2i-preview (repeat for up to 3).
+    #[arg(long = "image", value_name = "PATH|URL")]
+    pub images: Vec<String>,
+    /// wanx-x-painting style, e.g. "<anime>".
+    #[arg(long)]
+    pub style: Option<String>,
+    /// expand's scales TOP,BOTTOM,LEFT,RIGHT, each 1.0-2.0.
+    #[arg(long, value_name = "T,B,L,R", value_parser = parse_expand)]
+    pub expand: Option<crate::dashscope::ExpandScales>,
+    /// super_resolution's factor (1-4).
+    #[arg(long = "upscale", value_name = "N")]
+    pub upscale: Option<u32>,
+    /// Do not let the service rewrite the prompt.
+    #[arg(long)]
+    pub no_prompt_extend: bool,
+    #[arg(long)]
+    pub watermark: bool,
+    /// Run the engine until this job ends and print its image paths.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BatchArgs {
+    /// A .toml file of [[job]] tables, or a .jsonl file with one job per line.
+    pub file: PathBuf,
+    /// Only print the job and image count, the cost and the time estimate.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Run the engine until every job of the batch ends.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub wait: bool,
+}
+
+const BATCH_HELP: &str = "Batch files:
+  TOML:  [[job]] tables, each with the fields of one job (model, prompt, size, n, seed, ...).
+  JSONL: one JSON object per line with the same fields.
+  Matrix: `prompts = [...]`, `seeds = [...]`, `sizes = [...]` instead of prompt/seed/size
+  expand to every combination (prompts x seeds x sizes).
+  Relative image paths are read relative to the batch file.
+
+Exit codes:
+  0  success
+  1  generic failure (I/O, unexpected answer)
+  2  usage or validation error (the message names the field and the limit)
+  3  engine or backend error (bad API key, arrears, store locked or unreadable)
+  4  with --wait: a job ended failed, cancelled, expired or needing attention";
+
+fn parse_job_id(s: &str) -> Result<JobId, String> {
+    s.parse()
+}
+
+fn parse_model(s: &str) -> Result<Model, String> {
+    s.parse().map_err(|e: crate::dashscope::UnknownModel| e.to_string())
+}
+
+fn parse_size(s: &str) -> Result<Size, String> {
+    s.parse().map_err(|e: crate::dashscope::BadSize| e.to_string())
+}
+
+fn parse_function(s: &str) -> Result<EditFunction, String> {
+    s.parse().map_err(|e: crate::dashscope::UnknownFunction| e.to_string())
+}
+
+fn parse_expand(s: &str) -> Result<crate::dashscope::ExpandScales, String> {
+    let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+    let [top, bottom, left, right] = parts.as_slice() else {
+        return Err(format!(
+            "`{s}` is not TOP,BOTTOM,LEFT,RIGHT (four numbers 1.0-2.0, e.g. 1.5,1.5,1,1)"
+        ));
+    };
+    let num = |side: &str, v: &str| {
+        v.parse::<f64>()
+            .map_err(|_| format!("{side} scale `{v}` is not a number"))
+    };
+    Ok(crate::dashscope::ExpandScales {
+        top: num("top", top)?,
+        bottom: num("bottom", bottom)?,
+        left: num("left", left)?,
+        right: num("right", right)?,
+    })
+}
+
+/// Parses the command line and runs it; the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(failure) => {
+            eprintln!("error: {failure}");
+            failure.exit_code()
+        }
+    }
+}
+
+fn run(cli: Cli) -> CliResult<ExitCode> {
+    // The simulator stands apart: no config, store or data directory of its own.
+    if let Some(Command::Sim(args)) = cli.command {
+        return run_simulator(args);
+    }
+    let region = cli
+        .global
+        .region
+        .as_deref()
+        .map(|r| r.parse::<Region>().map_err(Failure::usage))
+        .transpose()?;
+    let ctx = Context::new(&cli.global, region)?;
+    let _log_guard = ctx.init_logging();
+    match cli.command {
+        // The dashboard hook: the coordinator wires `ui::run(ctx)` here.
+        None => Err(Failure::usage(
+            "the dashboard is not part of this build; run `wandash --help` for the commands",
+        )),
+        Some(Command::Submit(args)) => submit_command(&ctx, &args),
+        Some(Command::Batch(args)) => batch_command(&ctx, &args),
+        Some(Command::Worker { until_idle }) => run::worker(&ctx, until_idle),
+        Some(Command::List { status, limit }) => jobs::list(&ctx, status.as_deref(), limit).map(ok),
+        Some(Command::Show { id }) => jobs::show(&ctx, id).map(ok),
+        Some(Command::Watch) => watch::watch(&ctx).map(ok),
+        Some(Command::Cancel { id }) => jobs::cancel(&ctx, id).map(ok),
+        Some(Command::Retry { id }) => jobs::retry(&ctx, id).map(ok),
+        Some(Command::Export { to }) => export::export(&ctx, &to).map(ok),
+        Some(Command::Sim(_)) => unreachable!("handled before the context is built"),
+    }
+}
+
+fn run_simulator(args: crate::simulator::SimArgs) -> CliResult<ExitCode> {
+    let runtime =
+        tokio::runtime::Runtime::new().map_err(|e| Failure::other(format!("cannot start the async runtime: {e}")))?;
+    runtime
+        .block_on(crate::simulator::run_cli(args))
+        .map_err(|e| Failure::other(e.to_string()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ok(_: ()) -> ExitCode {
+    ExitCode::SUCCESS
+}
+
+fn submit_command(ctx: &Context, args: &SubmitArgs) -> CliResult<ExitCode> {
+    let spec = jobs::submit_spec(args)?;
+    let store = jobs::open_store(ctx)?;
+    let id = store.enqueue(&spec).map_err(jobs::store_failure)?;
+    drop(store);
+    if args.wait {
+        eprintln!("job {id} queued; running it");
+        return run::wait_for(ctx, &[id]);
+    }
+    jobs::print_queued(ctx, &[id]);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn batch_command(ctx: &Context, args: &BatchArgs) -> CliResult<ExitCode> {
+    let jobs = read_batch(&args.file)
+        .and_then(|jobs| check_batch(&jobs).map(|()| jobs))
+        .map_err(report_batch_errors)?;
+    if args.dry_run {
+        let specs: Vec<&JobSpec> = jobs.iter().map(|j| &j.spec).collect();
+        let est = estimate(&specs, &ctx.config);
+        if ctx.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&est).expect("an estimate serialises")
+            );
+        } else {
+            print!("{}", est.render());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let specs: Vec<JobSpec> = jobs.into_iter().map(|j| j.spec).collect();
+    let tag = args.file.file_name().map(|n| n.to_string_lossy().into_owned());
+    let store = jobs::open_store(ctx)?;
+    let ids = store
+        .enqueue_batch(&specs, tag.as_deref())
+        .map_err(jobs::store_failure)?;
+    jobs::print_queued(ctx, &ids);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints every batch error (up to a screenful) and sums them up in the failure.
+fn report_batch_errors(errors: Vec<BatchError>) -> Failure {
+    const SHOWN: usize = 20;
+    for e in errors.iter().take(SHOWN) {
+        eprintln!("error: {}", crate::text::sanitize(&e.to_string()));
+    }
+    if errors.len() > SHOWN {
+        eprintln!("error: ... and {} more", errors.len() - SHOWN);
+    }
+    Failure::usage(format!(
+        "{} problem(s) in the batch file; nothing was queued. Fix them and run the command again",
+        errors.len()
+    ))
+}

@@ -1,0 +1,203 @@
+//! Commands that run the engine in this process: `worker`, and `--wait` on submit/batch.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::dashscope::ApiKey;
+use crate::engine::{self, BackendKind, Engine, EngineError, EngineEvent, EngineHandle};
+use crate::store::{JobDetail, JobId, JobState, Store};
+use crate::text::sanitize;
+
+use super::Context;
+use super::failure::{CliResult, ExitKind, Failure};
+use super::jobs::{STORE_POLL, print_outcome, store_failure};
+
+fn runtime() -> CliResult<tokio::runtime::Runtime> {
+    tokio::runtime::Runtime::new().map_err(|e| Failure::other(format!("cannot start the async runtime: {e}")))
+}
+
+fn engine_failure(e: EngineError) -> Failure {
+    Failure::engine(e.to_string())
+}
+
+/// Connects to the backend (live, or the embedded simulator) and starts the engine.
+/// Keep the returned backend alive as long as the engine: it may own the simulator.
+async fn start_engine(ctx: &Context) -> Result<(engine::Backend, EngineHandle), EngineError> {
+    let settings = ctx
+        .config
+        .backend_settings(ApiKey::from_env(), ctx.base_url.clone(), ctx.region, &ctx.data_dir);
+    let backend = engine::connect(settings).await?;
+    match &backend.kind {
+        BackendKind::Simulator { base_url } => {
+            eprintln!("backend: SIMULATOR (embedded at {base_url}; set DASHSCOPE_API_KEY to use the real service)")
+        }
+        BackendKind::Live { base_url } => eprintln!("backend: {base_url}"),
+    }
+    let config = ctx.config.engine_config(&ctx.data_dir);
+    let handle = Engine::start(&ctx.db_path, backend.client.clone(), config)?;
+    Ok((backend, handle))
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+    }
+}
+
+/// Prints one engine event as a progress line (stdout), or a warning (stderr).
+fn report(ctx: &Context, event: &EngineEvent) {
+    match event {
+        EngineEvent::JobChanged { id, state } if state.is_final() => {
+            if ctx.json {
+                println!("{}", json!({"event": "job", "id": id, "state": state}));
+            } else {
+                println!("job {id} {state}");
+            }
+        }
+        EngineEvent::ImageSaved { job, index, path } => {
+            if ctx.json {
+                println!("{}", json!({"event": "image", "id": job, "index": index, "path": path}));
+            } else {
+                println!("job {job} image {index}: {}", path.display());
+            }
+        }
+        EngineEvent::ModelStopped { model, reason } => {
+            eprintln!("warning: {model} stopped: {}; its jobs stay queued", sanitize(reason));
+        }
+        _ => {}
+    }
+}
+
+/// `wandash worker [--until-idle]`.
+pub fn worker(ctx: &Context, until_idle: bool) -> CliResult<ExitCode> {
+    runtime()?.block_on(async {
+        let (backend, handle) = start_engine(ctx).await.map_err(engine_failure)?;
+        let mut events = handle.subscribe();
+        let outcome = {
+            let idle = handle.wait_idle();
+            tokio::pin!(idle);
+            let signal = shutdown_signal();
+            tokio::pin!(signal);
+            loop {
+                tokio::select! {
+                    _ = &mut signal => break Ok(ExitCode::SUCCESS),
+                    _ = &mut idle, if until_idle => break match handle.is_stopped() {
+                        true => Err(stopped(&stop_reason(&mut events))),
+                        false => Ok(ExitCode::SUCCESS),
+                    },
+                    event = events.recv() => match event {
+                        Ok(EngineEvent::Stopped { reason }) => break Err(stopped(&reason)),
+                        Ok(event) => report(ctx, &event),
+                        Err(RecvError::Lagged(_)) => {}
+                        Err(RecvError::Closed) => break Ok(ExitCode::SUCCESS),
+                    },
+                }
+            }
+        };
+        handle.shutdown().await;
+        drop(backend);
+        outcome
+    })
+}
+
+/// The reason of a `Stopped` event already sent, for an engine found stopped.
+fn stop_reason(events: &mut tokio::sync::broadcast::Receiver<EngineEvent>) -> String {
+    loop {
+        match events.try_recv() {
+            Ok(EngineEvent::Stopped { reason }) => return reason,
+            Ok(_) | Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {}
+            Err(_) => return "see the log in the data directory".into(),
+        }
+    }
+}
+
+fn stopped(reason: &str) -> Failure {
+    Failure::engine(format!("the engine stopped: {reason}; queued jobs stay queued"))
+}
+
+/// Runs the engine until every job in `ids` has ended, then prints their images.
+/// If another engine already runs on this store, waits for it to finish them instead.
+pub fn wait_for(ctx: &Context, ids: &[JobId]) -> CliResult<ExitCode> {
+    let store = Arc::new(Store::open(&ctx.db_path).map_err(store_failure)?);
+    runtime()?.block_on(async {
+        let running = match start_engine(ctx).await {
+            Ok(pair) => Some(pair),
+            Err(EngineError::Locked { .. }) => {
+                eprintln!("another wandash engine runs on this store; waiting for it to finish these jobs");
+                None
+            }
+            Err(e) => return Err(engine_failure(e)),
+        };
+        let mut events = running.as_ref().map(|(_, handle)| handle.subscribe());
+        let mut details = Vec::with_capacity(ids.len());
+        let signal = shutdown_signal();
+        tokio::pin!(signal);
+        let outcome = loop {
+            if let (Some((_, handle)), Some(rx)) = (&running, events.as_mut()) {
+                if handle.is_stopped() {
+                    break Err(stopped(&stop_reason(rx)));
+                }
+            }
+            match collect_ended(&store, ids, &mut details).await {
+                Ok(true) => break Ok(()),
+                Ok(false) => {}
+                Err(e) => break Err(e),
+            }
+            tokio::select! {
+                _ = &mut signal => break Err(Failure::other(
+                    "interrupted; the jobs stay in the store and `wandash worker` finishes them",
+                )),
+                _ = tokio::time::sleep(STORE_POLL) => {}
+                event = async { match events.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
+                    match event {
+                        Ok(EngineEvent::Stopped { reason }) => break Err(stopped(&reason)),
+                        Ok(EngineEvent::ModelStopped { model, reason }) => {
+                            eprintln!("warning: {model} stopped: {}; its jobs stay queued", sanitize(&reason));
+                        }
+                        Ok(_) | Err(RecvError::Lagged(_)) => {}
+                        Err(RecvError::Closed) => events = None,
+                    }
+                }
+            }
+        };
+        if let Some((backend, handle)) = running {
+            handle.shutdown().await;
+            drop(backend);
+        }
+        outcome?;
+        print_outcome(ctx, &details);
+        let all_ok = details.iter().all(|d| d.summary.state == JobState::Succeeded);
+        Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(ExitKind::JobsFailed.code()) })
+    })
+}
+
+/// Adds to `details` the jobs of `ids` that have ended, in order, stopping at the first
+/// still active one (so each check reads only what is new); true once all have ended.
+async fn collect_ended(store: &Arc<Store>, ids: &[JobId], details: &mut Vec<JobDetail>) -> CliResult<bool> {
+    let store = Arc::clone(store);
+    let pending: Vec<JobId> = ids[details.len()..].to_vec();
+    let found = tokio::task::spawn_blocking(move || {
+        let mut found = Vec::new();
+        for id in pending {
+            let detail = store
+                .job(id)
+                .map_err(store_failure)?
+                .ok_or_else(|| Failure::other(format!("job {id} vanished from the store")))?;
+            if !detail.summary.state.is_final() {
+                break;
+            }
+            found.push(detail);
+        }
+        Ok::<_, Failure>(found)
+    })
+    .await
+    .map_err(|e| Failure::other(format!("store reader failed: {e}")))??;
+    details.extend(found);
+    Ok(details.len() == ids.len())
+}

@@ -1,0 +1,395 @@
+//! The settings file (`~/.config/wandash/config.toml`).
+//!
+//! Every table refuses unknown keys, so a typo is an error that names the key and its line
+//! instead of a setting silently ignored. `config.example.toml` documents every setting with
+//! its default; a test checks the two agree.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::dashscope::{ApiKey, Model, ModelLimits, Region};
+use crate::engine::{BackendSettings, EngineConfig};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Which DashScope region (and so which base URL) to use.
+    pub region: Region,
+    /// Overrides the region's base URL (e.g. a simulator); `DASHSCOPE_BASE_URL` and
+    /// `--base-url` override this.
+    pub base_url: Option<String>,
+    /// Where the database, images and logs live; default the XDG data directory.
+    pub data_dir: Option<PathBuf>,
+    /// Per-model quota; a model missing here uses API.md's defaults.
+    pub limits: BTreeMap<Model, LimitsConfig>,
+    /// CNY per successfully generated image; a model missing here has no known price.
+    pub prices: BTreeMap<Model, f64>,
+    pub poll: PollConfig,
+    pub retry: RetryConfig,
+    pub download: DownloadConfig,
+    pub simulator: SimulatorConfig,
+    pub ui: UiConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub submit_per_second: f64,
+    pub in_flight: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PollConfig {
+    /// The shortest wait between two polls of one task, in milliseconds.
+    pub min_interval_ms: u64,
+    /// The longest wait between two polls of one task, in milliseconds.
+    pub max_interval_ms: u64,
+    /// Task queries per second for the whole account (the service allows 20).
+    pub queries_per_second: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// Attempts per job before it ends failed (retryable errors only).
+    pub max_attempts: u32,
+    pub backoff_base_ms: u64,
+    pub backoff_cap_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DownloadConfig {
+    /// A result image larger than this is refused.
+    pub max_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimulatorConfig {
+    /// Task run time range of the embedded simulator (used without an API key and base URL).
+    pub latency_min_ms: u64,
+    pub latency_max_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UiConfig {
+    pub image_protocol: ImageProtocol,
+    /// Mouse capture steals the terminal's text selection, so it is off by default.
+    pub mouse: bool,
+    pub notify: Notify,
+    /// Action name -> key, e.g. `quit = "ctrl-q"`; actions not named keep their keys.
+    pub keys: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageProtocol {
+    Auto,
+    Halfblocks,
+    Sixel,
+    Kitty,
+    Iterm2,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Notify {
+    Bell,
+    Osc9,
+    Off,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            region: Region::Beijing,
+            base_url: None,
+            data_dir: None,
+            limits: Model::ALL
+                .into_iter()
+                .map(|m| {
+                    let l = m.default_limits();
+                    (
+                        m,
+                        LimitsConfig {
+                            submit_per_second: l.submit_per_second,
+                            in_flight: l.in_flight,
+                        },
+                    )
+                })
+                .collect(),
+            prices: Model::ALL
+                .into_iter()
+                .filter_map(|m| Some((m, m.default_price_cny()?)))
+                .collect(),
+            poll: PollConfig::default(),
+            retry: RetryConfig::default(),
+            download: DownloadConfig::default(),
+            simulator: SimulatorConfig::default(),
+            ui: UiConfig::default(),
+        }
+    }
+}
+
+impl Default for PollConfig {
+    fn default() -> Self {
+        PollConfig {
+            min_interval_ms: 1_000,
+            max_interval_ms: 5_000,
+            queries_per_second: 15.0,
+        }
+    }
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            max_attempts: 5,
+            backoff_base_ms: 1_000,
+            backoff_cap_ms: 60_000,
+        }
+    }
+}
+
+impl Default for DownloadConfig {
+    fn default() -> Self {
+        DownloadConfig {
+            max_bytes: 50 * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for SimulatorConfig {
+    fn default() -> Self {
+        SimulatorConfig {
+            latency_min_ms: 2_000,
+            latency_max_ms: 8_000,
+        }
+    }
+}
+
+impl Default for UiConfig {
+    fn default() -> Self {
+        UiConfig {
+            image_protocol: ImageProtocol::Auto,
+            mouse: false,
+            notify: Notify::Bell,
+            keys: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path} not found; create it (see config.example.toml) or drop --config")]
+    Missing { path: PathBuf },
+    #[error("cannot read config file {path}: {message}")]
+    Read { path: PathBuf, message: String },
+    /// toml's message names the key and shows its line and column.
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config file {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl Config {
+    /// `~/.config/wandash/config.toml` (per the platform's conventions).
+    pub fn default_path() -> Option<PathBuf> {
+        directories::ProjectDirs::from("", "", "wandash").map(|d| d.config_dir().join("config.toml"))
+    }
+
+    /// Loads `explicit` (which must exist), or the default path (defaults when absent).
+    pub fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
+        match explicit {
+            Some(path) if !path.exists() => Err(ConfigError::Missing {
+                path: path.to_path_buf(),
+            }),
+            Some(path) => Config::read(path),
+            None => match Config::default_path() {
+                Some(path) if path.exists() => Config::read(&path),
+                _ => Ok(Config::default()),
+            },
+        }
+    }
+
+    fn read(path: &Path) -> Result<Config, ConfigError> {
+        let bytes = std::fs::read(path).map_err(|e| ConfigError::Read {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let text = String::from_utf8(bytes).map_err(|_| ConfigError::Read {
+            path: path.to_path_buf(),
+            message: "not UTF-8 text; save it as UTF-8".into(),
+        })?;
+        let config = Config::parse(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        config.check().map_err(|message| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    /// Parses TOML text; the error is toml's (key, line and column included), trimmed.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
+    }
+
+    /// Rules serde cannot express: positive rates, ordered ranges.
+    pub fn check(&self) -> Result<(), String> {
+        for (model, l) in &self.limits {
+            if !(l.submit_per_second > 0.0) {
+                return Err(format!(
+                    "limits.\"{model}\".submit_per_second must be above 0, got {}",
+                    l.submit_per_second
+                ));
+            }
+            if l.in_flight == 0 {
+                return Err(format!("limits.\"{model}\".in_flight must be at least 1"));
+            }
+        }
+        for (model, price) in &self.prices {
+            if !(*price >= 0.0) {
+                return Err(format!("prices.\"{model}\" must be 0 or more, got {price}"));
+            }
+        }
+        if self.poll.min_interval_ms == 0 || self.poll.min_interval_ms > self.poll.max_interval_ms {
+            return Err(format!(
+                "poll.min_interval_ms ({}) must be at least 1 and at most poll.max_interval_ms ({})",
+                self.poll.min_interval_ms, self.poll.max_interval_ms
+            ));
+        }
+        if !(self.poll.queries_per_second > 0.0 && self.poll.queries_per_second <= 20.0) {
+            return Err(format!(
+                "poll.queries_per_second must be above 0 and at most 20 (the service's limit), got {}",
+                self.poll.queries_per_second
+            ));
+        }
+        if self.retry.max_attempts == 0 {
+            return Err("retry.max_attempts must be at least 1".into());
+        }
+        if self.retry.backoff_base_ms > self.retry.backoff_cap_ms {
+            return Err(format!(
+                "retry.backoff_base_ms ({}) must not exceed retry.backoff_cap_ms ({})",
+                self.retry.backoff_base_ms, self.retry.backoff_cap_ms
+            ));
+        }
+        if self.simulator.latency_min_ms > self.simulator.latency_max_ms {
+            return Err(format!(
+                "simulator.latency_min_ms ({}) must not exceed simulator.latency_max_ms ({})",
+                self.simulator.latency_min_ms, self.simulator.latency_max_ms
+            ));
+        }
+        Ok(())
+    }
+
+    /// The quota wandash schedules against for `model`.
+    pub fn limits_for(&self, model: Model) -> ModelLimits {
+        self.limits
+            .get(&model)
+            .map(|l| ModelLimits {
+                submit_per_second: l.submit_per_second,
+                in_flight: l.in_flight,
+            })
+            .unwrap_or_else(|| model.default_limits())
+    }
+
+    /// Price per image, `None` when neither the config nor API.md knows it.
+    pub fn price_for(&self, model: Model) -> Option<f64> {
+        self.prices.get(&model).copied()
+    }
+
+    pub fn simulator_latency(&self) -> (Duration, Duration) {
+        (
+            Duration::from_millis(self.simulator.latency_min_ms),
+            Duration::from_millis(self.simulator.latency_max_ms),
+        )
+    }
+
+    /// The engine's settings; images go under `data_dir`.
+    pub fn engine_config(&self, data_dir: &Path) -> EngineConfig {
+        EngineConfig {
+            data_dir: data_dir.to_path_buf(),
+            limits: Model::ALL.into_iter().map(|m| (m, self.limits_for(m))).collect(),
+            prices: self.prices.iter().map(|(m, p)| (*m, *p)).collect(),
+            poll_min: Duration::from_millis(self.poll.min_interval_ms),
+            poll_max: Duration::from_millis(self.poll.max_interval_ms),
+            queries_per_second: self.poll.queries_per_second,
+            max_attempts: self.retry.max_attempts,
+            backoff_base: Duration::from_millis(self.retry.backoff_base_ms),
+            backoff_cap: Duration::from_millis(self.retry.backoff_cap_ms),
+            download_max_bytes: self.download.max_bytes,
+            ..EngineConfig::default()
+        }
+    }
+
+    /// Which backend to talk to. `base_url` is the command line's (or environment's)
+    /// choice, already merged with this file's `base_url`.
+    pub fn backend_settings(
+        &self,
+        api_key: Option<ApiKey>,
+        base_url: Option<String>,
+        region: Region,
+        data_dir: &Path,
+    ) -> BackendSettings {
+        BackendSettings {
+            api_key,
+            base_url,
+            region,
+            data_dir: data_dir.to_path_buf(),
+            sim_latency: self.simulator_latency(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_defaults() {
+        assert_eq!(Config::parse("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn example_file_documents_exactly_the_defaults() {
+        let example = Config::parse(include_str!("../config.example.toml")).unwrap();
+        assert_eq!(example, Config::default());
+        example.check().unwrap();
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let err = Config::parse("region = \"cn-beijing\"\n[poll]\nmin_interval = 5\n").unwrap_err();
+        assert!(err.contains("min_interval"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn unknown_model_in_limits_is_refused() {
+        let err = Config::parse("[limits.\"wanx9\"]\nsubmit_per_second = 1.0\nin_flight = 1\n").unwrap_err();
+        assert!(err.contains("wanx9"), "{err}");
+    }
+
+    #[test]
+    fn limits_override_one_model_and_default_the_rest() {
+        let config = Config::parse("[limits.\"wanx2.1-t2i-turbo\"]\nsubmit_per_second = 5.0\nin_flight = 4\n").unwrap();
+        assert_eq!(config.limits_for(Model::Wanx21T2iTurbo).in_flight, 4);
+        assert_eq!(config.limits_for(Model::WanxXPainting).in_flight, 1);
+    }
+
+    #[test]
+    fn ranges_are_checked() {
+        let config = Config::parse("[poll]\nmin_interval_ms = 9000\nmax_interval_ms = 10\n").unwrap();
+        let err = config.check().unwrap_err();
+        assert!(err.contains("poll.min_interval_ms"), "{err}");
+    }
+}

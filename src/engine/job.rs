@@ -1,0 +1,523 @@
+//! One job's way through the service: create, poll, cancel, download. Every state
+//! change is committed before the next network step.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::EngineEvent;
+use super::download::{SaveError, save_image};
+use super::recovery::{self, Resolution};
+use super::scheduler::{Ctx, Report};
+use crate::dashscope::{
+    ClientError, ErrorAction, ImageRef, JobSpec, Model, TaskInfo, TaskResult, TaskStatus, classify,
+};
+use crate::store::{
+    ImageRecord, JobDetail, JobError, JobId, JobState, RemoteJob, StoreError, now_ms,
+};
+
+/// One of a model's in-flight places, held from the claim until the service's task ends
+/// (or is known never to have started). Released exactly once, also if the task is
+/// dropped on shutdown.
+pub(crate) struct Slot {
+    model: Model,
+    reports: Option<mpsc::UnboundedSender<Report>>,
+}
+
+impl Slot {
+    pub(crate) fn held(model: Model, reports: mpsc::UnboundedSender<Report>) -> Self {
+        Slot {
+            model,
+            reports: Some(reports),
+        }
+    }
+
+    /// For a job whose task has already ended (only downloads are left).
+    pub(crate) fn released(model: Model) -> Self {
+        Slot {
+            model,
+            reports: None,
+        }
+    }
+
+    fn release(&mut self) {
+        if let Some(reports) = self.reports.take() {
+            let _ = reports.send(Report::SlotFreed(self.model));
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// A job with a task id, being followed.
+pub(crate) struct Tracked {
+    pub id: JobId,
+    pub model: Model,
+    pub task_id: String,
+    /// When the create went out (epoch ms): the TTL runs from here.
+    pub submitted_at: i64,
+}
+
+pub(crate) fn expired_error() -> JobError {
+    JobError::new(
+        "Expired",
+        "the service keeps tasks and their images for 24 hours; this one's results can no longer be fetched",
+        None,
+    )
+}
+
+/// Submits a claimed (submitting) job, then follows its task.
+pub(crate) async fn submit(ctx: Arc<Ctx>, job: JobDetail, mut slot: Slot) {
+    let id = job.summary.id;
+    match create(&ctx, &job, &mut slot).await {
+        Ok(Some(tracked)) => track(ctx, tracked, slot).await,
+        Ok(None) => {}
+        // The job keeps its committed state; the next start resumes it.
+        Err(e) => tracing::error!(job = %id, "store error while submitting: {e}"),
+    }
+}
+
+async fn create(
+    ctx: &Ctx,
+    job: &JobDetail,
+    slot: &mut Slot,
+) -> Result<Option<Tracked>, StoreError> {
+    let id = job.summary.id;
+    let model = job.summary.model;
+    let attempts = job.summary.attempts;
+    let spec = match prepared(ctx, job).await {
+        Ok(spec) => spec,
+        Err(e) => {
+            return create_failed(ctx, id, model, attempts, &e, slot)
+                .await
+                .map(|_| None);
+        }
+    };
+    let gate = ctx.gates[&model].lock().await;
+    match ctx.client.create(&spec).await {
+        Ok(created) => {
+            let task_id = created.task_id.clone();
+            let status = created.task_status;
+            ctx.db(move |s| s.mark_created(id, &created.task_id, created.task_status, "created"))
+                .await?;
+            drop(gate);
+            ctx.report(Report::Created(model));
+            let state = if status == TaskStatus::Pending {
+                JobState::Submitted
+            } else {
+                JobState::Running
+            };
+            ctx.changed(id, state);
+            tracing::info!(job = %id, %model, task = %task_id, "task created");
+            Ok(Some(Tracked {
+                id,
+                model,
+                task_id,
+                submitted_at: now_ms(),
+            }))
+        }
+        // No answer: the service may or may not have created the task. Find out before
+        // anything else is created for this model (the gate is still held).
+        Err(e @ (ClientError::Transport(_) | ClientError::Protocol(_))) => {
+            tracing::warn!(job = %id, %model, "create not answered ({e}); checking the service's task list");
+            let this = RemoteJob {
+                id,
+                model,
+                state: JobState::Submitting,
+                prompt: job.spec.prompt.clone(),
+                task_id: None,
+                task_status: None,
+                submitted_at: job.summary.submitted_at,
+                cancel_requested: false,
+                images_expected: job.summary.images_expected,
+            };
+            let resolution = recovery::reconcile(ctx, model, vec![this]).await?;
+            drop(gate);
+            match resolution.first().map(|(_, r)| r) {
+                Some(Resolution::Adopted) => {
+                    let detail = ctx.db(move |s| s.job_brief(id)).await?;
+                    let Some(task_id) = detail.and_then(|d| d.task_id) else {
+                        return Ok(None);
+                    };
+                    ctx.changed(id, JobState::Submitted);
+                    Ok(Some(Tracked {
+                        id,
+                        model,
+                        task_id,
+                        submitted_at: job.summary.submitted_at.unwrap_or_else(now_ms),
+                    }))
+                }
+                Some(Resolution::NotCreated) => create_failed(ctx, id, model, attempts, &e, slot)
+                    .await
+                    .map(|_| None),
+                _ => {
+                    slot.release();
+                    ctx.changed(id, JobState::NeedsAttention);
+                    Ok(None)
+                }
+            }
+        }
+        Err(e) => {
+            drop(gate);
+            create_failed(ctx, id, model, attempts, &e, slot)
+                .await
+                .map(|_| None)
+        }
+    }
+}
+
+/// The spec to send: local files resolved once (uploads last 48 h) and remembered.
+async fn prepared(ctx: &Ctx, job: &JobDetail) -> Result<JobSpec, ClientError> {
+    if let Some(spec) = &job.prepared_spec {
+        return Ok(spec.clone());
+    }
+    if !job
+        .spec
+        .image_refs()
+        .iter()
+        .any(|(_, r)| matches!(r, ImageRef::File(_)))
+    {
+        return Ok(job.spec.clone());
+    }
+    let spec = ctx.client.prepare(&job.spec).await?;
+    let (id, saved) = (job.summary.id, spec.clone());
+    ctx.db(move |s| s.set_prepared_spec(id, &saved))
+        .await
+        .map_err(|e| ClientError::Io(format!("cannot record the uploaded images: {e}")))?;
+    Ok(spec)
+}
+
+/// A create that certainly did not produce a task: back to the queue, or failed.
+async fn create_failed(
+    ctx: &Ctx,
+    id: JobId,
+    model: Model,
+    attempts: u32,
+    error: &ClientError,
+    slot: &mut Slot,
+) -> Result<(), StoreError> {
+    slot.release();
+    let recorded = JobError::from_client(error);
+    let throttled = matches!(error, ClientError::Api { status: 429, .. })
+        && error.action() == ErrorAction::RetryLater;
+    let state = match error.action() {
+        ErrorAction::RetryLater if throttled => {
+            // A 429 never fails a job: it waits its turn again, attempts untouched.
+            ctx.report(Report::Throttled(model));
+            let again = now_ms() + 1000;
+            ctx.db(move |s| s.requeue(id, &recorded, Some(again), false))
+                .await?;
+            JobState::Queued
+        }
+        ErrorAction::RetryLater if attempts < ctx.config.max_attempts => {
+            let again = now_ms() + ctx.backoff(attempts).as_millis() as i64;
+            tracing::warn!(job = %id, %model, attempts, "create failed ({error}); retrying");
+            ctx.db(move |s| s.requeue(id, &recorded, Some(again), true))
+                .await?;
+            JobState::Queued
+        }
+        ErrorAction::RetryLater => {
+            let gave_up = JobError {
+                message: format!("gave up after {attempts} attempts: {}", recorded.message),
+                ..recorded
+            };
+            ctx.db(move |s| s.end_job(id, JobState::Failed, Some(&gave_up)))
+                .await?;
+            JobState::Failed
+        }
+        ErrorAction::StopModel => {
+            ctx.db(move |s| s.requeue(id, &recorded, None, false))
+                .await?;
+            ctx.report(Report::StopModel(model, error.to_string()));
+            JobState::Queued
+        }
+        ErrorAction::StopAll => {
+            ctx.db(move |s| s.requeue(id, &recorded, None, false))
+                .await?;
+            ctx.report(Report::StopAll(error.to_string()));
+            JobState::Queued
+        }
+        ErrorAction::FixInput => {
+            tracing::info!(job = %id, %model, "job refused: {error}");
+            ctx.db(move |s| s.end_job(id, JobState::Failed, Some(&recorded)))
+                .await?;
+            JobState::Failed
+        }
+    };
+    ctx.changed(id, state);
+    Ok(())
+}
+
+/// Follows a task until it ends, then fetches its images.
+pub(crate) async fn track(ctx: Arc<Ctx>, job: Tracked, mut slot: Slot) {
+    let id = job.id;
+    if let Err(e) = follow(&ctx, &job, &mut slot).await {
+        tracing::error!(job = %id, "store error while following the task: {e}");
+    }
+}
+
+async fn follow(ctx: &Ctx, job: &Tracked, slot: &mut Slot) -> Result<(), StoreError> {
+    let id = job.id;
+    let started = tokio::time::Instant::now();
+    let mut failures = 0u32;
+    let mut last_status: Option<TaskStatus> = None;
+    loop {
+        if now_ms() - job.submitted_at > ctx.config.ttl.as_millis() as i64 {
+            slot.release();
+            ctx.db(move |s| s.end_job(id, JobState::Expired, Some(&expired_error())))
+                .await?;
+            ctx.changed(id, JobState::Expired);
+            return Ok(());
+        }
+        if ctx.db(move |s| s.is_cancel_requested(id)).await? {
+            cancel(ctx, job).await?;
+        }
+        tokio::time::sleep(poll_interval(ctx, job.model, started.elapsed(), failures)).await;
+        ctx.queries.acquire().await;
+        let info = match ctx.client.fetch(&job.task_id).await {
+            Ok(info) => info,
+            Err(e) if e.action() == ErrorAction::StopAll => {
+                ctx.report(Report::StopAll(e.to_string()));
+                return Ok(());
+            }
+            Err(e) => {
+                failures += 1;
+                tracing::warn!(job = %id, task = %job.task_id, failures, "poll failed: {e}");
+                continue;
+            }
+        };
+        failures = 0;
+        if last_status != Some(info.status) {
+            let (status, scheduled) = (
+                info.status,
+                info.scheduled_time.as_deref().and_then(parse_service_time),
+            );
+            ctx.db(move |s| s.update_task_status(id, status, scheduled))
+                .await?;
+            if last_status.is_some() || status != TaskStatus::Pending {
+                ctx.changed(
+                    id,
+                    if status == TaskStatus::Pending {
+                        JobState::Submitted
+                    } else {
+                        JobState::Running
+                    },
+                );
+            }
+            last_status = Some(info.status);
+        }
+        let ended = match info.status {
+            TaskStatus::Pending | TaskStatus::Running | TaskStatus::Suspended => continue,
+            TaskStatus::Succeeded => {
+                slot.release();
+                ctx.learn_duration(job.model, started.elapsed());
+                return fetch_images(ctx, job, &info).await;
+            }
+            TaskStatus::Failed => {
+                let code = info.code.clone().unwrap_or_else(|| "TaskFailed".into());
+                let action = classify(0, &code);
+                let message = info
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| "the service reports the task failed".into());
+                (
+                    JobState::Failed,
+                    Some(JobError::new(code, message, Some(action))),
+                )
+            }
+            TaskStatus::Canceled => (JobState::Cancelled, None),
+            TaskStatus::Unknown => (JobState::Expired, Some(expired_error())),
+        };
+        slot.release();
+        let (state, error) = ended;
+        ctx.db(move |s| s.end_job(id, state, error.as_ref()))
+            .await?;
+        ctx.changed(id, state);
+        return Ok(());
+    }
+}
+
+/// Asks the service to cancel; only a PENDING task can be, a running one is left running
+/// and the refusal noted.
+async fn cancel(ctx: &Ctx, job: &Tracked) -> Result<(), StoreError> {
+    let id = job.id;
+    ctx.queries.acquire().await;
+    match ctx.client.cancel(&job.task_id).await {
+        // The next poll sees CANCELED and ends the job.
+        Ok(()) => tracing::info!(job = %id, task = %job.task_id, "task cancelled"),
+        Err(ClientError::Api { code, message, .. }) if code == "UnsupportedOperation" => {
+            ctx.db(move |s| s.note_cancel_refused(id, &message)).await?;
+        }
+        Err(e) => tracing::warn!(job = %id, "cancel failed, will ask again: {e}"),
+    }
+    Ok(())
+}
+
+/// Polls sparsely while the task is young, more often as it nears the model's usual
+/// duration (learned from finished tasks), within [poll_min, poll_max]; backs off on errors.
+fn poll_interval(ctx: &Ctx, model: Model, age: Duration, failures: u32) -> Duration {
+    if failures > 0 {
+        return ctx.backoff(failures).max(ctx.config.poll_min);
+    }
+    let expected = ctx.expected_duration(model);
+    let wait = match expected.checked_sub(age) {
+        Some(remaining) if !remaining.is_zero() => remaining / 2,
+        _ => expected / 10,
+    };
+    wait.clamp(
+        ctx.config.poll_min,
+        ctx.config.poll_max.max(ctx.config.poll_min),
+    )
+}
+
+/// `"2025-02-21 17:56:31.786"` (Beijing time) to epoch milliseconds.
+fn parse_service_time(text: &str) -> Option<i64> {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day] [hour]:[minute]:[second].[subsecond]"
+    );
+    let t = time::PrimitiveDateTime::parse(text, format).ok()?;
+    Some(
+        (t.assume_offset(time::macros::offset!(+8))
+            .unix_timestamp_nanos()
+            / 1_000_000) as i64,
+    )
+}
+
+/// Downloads every image not yet saved, then ends the job. A disk that keeps failing
+/// leaves the job running (its error noted) for the next start to finish.
+async fn fetch_images(ctx: &Ctx, job: &Tracked, info: &TaskInfo) -> Result<(), StoreError> {
+    let id = job.id;
+    let saved: HashSet<u32> = ctx
+        .db(move |s| s.job_brief(id))
+        .await?
+        .map(|d| {
+            d.images
+                .iter()
+                .filter(|i| i.is_saved())
+                .map(|i| i.index)
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut actual_prompt = None;
+    for (index, result) in info.results.iter().enumerate() {
+        let index = index as u32;
+        let record = match result {
+            TaskResult::Failed { code, message } => ImageRecord {
+                index,
+                error_code: Some(code.clone()),
+                error_message: Some(message.clone()),
+                ..Default::default()
+            },
+            TaskResult::Image {
+                url,
+                actual_prompt: actual,
+                ..
+            } => {
+                actual_prompt = actual_prompt.or(actual.clone());
+                if saved.contains(&index) {
+                    continue;
+                }
+                match download(ctx, id, index, url).await? {
+                    Some(record) => record,
+                    None => return Ok(()),
+                }
+            }
+        };
+        let path = record.path.clone();
+        ctx.db(move |s| s.record_image(id, &record)).await?;
+        if let Some(path) = path {
+            ctx.emit(EngineEvent::ImageSaved {
+                job: id,
+                index,
+                path,
+            });
+        }
+    }
+    let price = ctx.config.price_for(job.model);
+    let state = ctx
+        .db(move |s| s.finish_downloads(id, price, actual_prompt.as_deref()))
+        .await?;
+    if let Some(state) = state {
+        tracing::info!(job = %id, %state, "job finished");
+        ctx.changed(id, state);
+    }
+    Ok(())
+}
+
+/// One image: downloaded, checked and saved, or its error. `None` when the disk keeps
+/// refusing (the job is left for a later retry).
+async fn download(
+    ctx: &Ctx,
+    id: JobId,
+    index: u32,
+    url: &str,
+) -> Result<Option<ImageRecord>, StoreError> {
+    let failed = |code: &str, message: String| ImageRecord {
+        index,
+        url: Some(url.to_string()),
+        error_code: Some(code.into()),
+        error_message: Some(message),
+        ..Default::default()
+    };
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let last_try = attempt >= ctx.config.max_attempts;
+        let bytes = match ctx
+            .client
+            .download(url, ctx.config.download_max_bytes)
+            .await
+        {
+            Ok(bytes) => bytes,
+            Err(ClientError::Api {
+                status: 403 | 404 | 410,
+                ..
+            }) => {
+                return Ok(Some(failed(
+                    "Expired",
+                    format!("result image {index} is no longer available at the service"),
+                )));
+            }
+            Err(e) if e.action() == ErrorAction::RetryLater && !last_try => {
+                tracing::warn!(job = %id, index, attempt, "download failed, retrying: {e}");
+                tokio::time::sleep(ctx.backoff(attempt)).await;
+                continue;
+            }
+            Err(e) => return Ok(Some(failed(e.code(), e.to_string()))),
+        };
+        let images_dir = ctx.config.images_dir();
+        let url_owned = url.to_string();
+        let saved = tokio::task::spawn_blocking(move || {
+            save_image(&images_dir, id, index, &url_owned, &bytes)
+        })
+        .await
+        .map_err(|e| StoreError::Sqlite(format!("saving an image stopped: {e}")))?;
+        match saved {
+            Ok(record) => return Ok(Some(record)),
+            Err(SaveError::NotAnImage(why)) if last_try => {
+                return Ok(Some(failed(
+                    "InvalidImage",
+                    format!("downloaded image {index} does not decode: {why}"),
+                )));
+            }
+            Err(SaveError::NotAnImage(why)) => {
+                tracing::warn!(job = %id, index, "downloaded image does not decode ({why}); fetching again");
+            }
+            Err(SaveError::Disk(why)) => {
+                tracing::error!(job = %id, index, "{why}");
+                let note = JobError::new("DiskError", why, Some(ErrorAction::RetryLater));
+                ctx.db(move |s| s.note_error(id, &note)).await?;
+                if last_try {
+                    return Ok(None);
+                }
+            }
+        }
+        tokio::time::sleep(ctx.backoff(attempt)).await;
+    }
+}

@@ -1,0 +1,263 @@
+//! The job engine: takes queued jobs from the store to the service and their images to
+//! disk, within the service's limits, exactly once, resuming after a crash.
+//!
+//! One scheduler task owns the per-model limits (token bucket for creates, in-flight
+//! count) and spawns one task per job in flight; each job task submits, polls, cancels
+//! and downloads, committing every state change to the store before its next network
+//! step. Other processes (dashboard, CLI) only enqueue and read; the engine finds their
+//! jobs by polling the store and on `wake()`.
+
+mod backend;
+mod download;
+mod job;
+mod limits;
+mod recovery;
+mod scheduler;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, broadcast, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::dashscope::{Client, Model, ModelLimits};
+use crate::store::{JobId, JobState, Store, StoreError};
+
+pub use backend::{Backend, BackendKind, BackendSettings, connect};
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Images go to `data_dir/images/<job id>/<i>.png`.
+    pub data_dir: PathBuf,
+    /// Overrides of `Model::default_limits()`.
+    pub limits: HashMap<Model, ModelLimits>,
+    /// Overrides of `Model::default_price_cny()`, per image.
+    pub prices: HashMap<Model, f64>,
+    pub poll_min: Duration,
+    pub poll_max: Duration,
+    /// Task queries (polls, lists, cancels) per second across all tasks; the account
+    /// limit is 20.
+    pub queries_per_second: f64,
+    /// Attempts at a create (or a download) that fails with a retryable error.
+    pub max_attempts: u32,
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+    pub download_max_bytes: u64,
+    /// How long the service keeps a task and its images.
+    pub ttl: Duration,
+    /// How often the store is checked for jobs enqueued by other processes.
+    pub store_poll: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            data_dir: directories::ProjectDirs::from("", "", "wandash")
+                .map(|d| d.data_dir().to_path_buf())
+                .unwrap_or_else(|| PathBuf::from(".")),
+            limits: HashMap::new(),
+            prices: HashMap::new(),
+            // The SDK polls from 1 s up to 5 s.
+            poll_min: Duration::from_secs(1),
+            poll_max: Duration::from_secs(5),
+            queries_per_second: 15.0,
+            max_attempts: 5,
+            backoff_base: Duration::from_secs(1),
+            backoff_cap: Duration::from_secs(60),
+            download_max_bytes: 50 * 1024 * 1024,
+            ttl: Duration::from_secs(24 * 3600),
+            store_poll: Duration::from_millis(500),
+        }
+    }
+}
+
+impl EngineConfig {
+    pub fn limits_for(&self, model: Model) -> ModelLimits {
+        self.limits
+            .get(&model)
+            .copied()
+            .unwrap_or_else(|| model.default_limits())
+    }
+
+    pub fn price_for(&self, model: Model) -> Option<f64> {
+        self.prices
+            .get(&model)
+            .copied()
+            .or_else(|| model.default_price_cny())
+    }
+
+    pub fn images_dir(&self) -> PathBuf {
+        self.data_dir.join("images")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(
+        "another wandash engine is already running on {db} (lock {lock}); stop it, or just enqueue: it will pick the jobs up"
+    )]
+    Locked { db: PathBuf, lock: PathBuf },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Io(String),
+    #[error(
+        "a base URL was given but no API key: set DASHSCOPE_API_KEY (or drop the base URL to use the built-in simulator)"
+    )]
+    MissingKey,
+    #[error("backend: {0}")]
+    Backend(String),
+}
+
+/// What the engine tells its watchers (dashboard, `wandash watch`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum EngineEvent {
+    JobChanged {
+        id: JobId,
+        state: JobState,
+    },
+    ImageSaved {
+        job: JobId,
+        index: u32,
+        path: PathBuf,
+    },
+    /// No more creates for this model until the engine restarts (quota, access).
+    ModelStopped {
+        model: Model,
+        reason: String,
+    },
+    /// The engine stopped (bad key, arrears, or shutdown); queued jobs stay queued.
+    Stopped {
+        reason: String,
+    },
+    /// Nothing left to do: no queued job it can submit, nothing in flight.
+    Idle,
+}
+
+pub struct Engine;
+
+impl Engine {
+    /// Starts the engine on the store at `store_path` (inside a Tokio runtime). Takes an
+    /// exclusive lock on `<db>.engine.lock`; a second engine gets `EngineError::Locked`.
+    pub fn start(
+        store_path: &Path,
+        client: Client,
+        config: EngineConfig,
+    ) -> Result<EngineHandle, EngineError> {
+        let lock_path = lock_path(store_path);
+        let lock = take_lock(store_path, &lock_path)?;
+        let store = Arc::new(Store::open(store_path)?);
+        let (events, _) = broadcast::channel(4096);
+        let wake = Arc::new(Notify::new());
+        let stop = CancellationToken::new();
+        let (progress_tx, progress) = watch::channel(Progress::default());
+        let task = tokio::spawn(scheduler::run(scheduler::Setup {
+            store,
+            client,
+            config,
+            events: events.clone(),
+            wake: wake.clone(),
+            stop: stop.clone(),
+            progress: progress_tx,
+            lock,
+        }));
+        Ok(EngineHandle {
+            events,
+            wake,
+            stop,
+            progress,
+            task,
+        })
+    }
+}
+
+fn lock_path(store_path: &Path) -> PathBuf {
+    let mut name = store_path.as_os_str().to_owned();
+    name.push(".engine.lock");
+    PathBuf::from(name)
+}
+
+fn take_lock(db: &Path, lock_path: &Path) -> Result<File, EngineError> {
+    if let Some(parent) = lock_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| EngineError::Io(format!("{}: {e}", parent.display())))?;
+    }
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(lock_path)
+        .map_err(|e| {
+            EngineError::Io(format!(
+                "cannot open the engine lock {}: {e}",
+                lock_path.display()
+            ))
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(EngineError::Locked {
+            db: db.to_path_buf(),
+            lock: lock_path.to_path_buf(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(EngineError::Io(format!(
+            "cannot lock {}: {e}",
+            lock_path.display()
+        ))),
+    }
+}
+
+/// The scheduler's published progress: `round` counts store reads, so a waiter can ask
+/// for a verdict based on a read made after its own request.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Progress {
+    round: u64,
+    idle: bool,
+    finished: bool,
+}
+
+pub struct EngineHandle {
+    events: broadcast::Sender<EngineEvent>,
+    wake: Arc<Notify>,
+    stop: CancellationToken,
+    progress: watch::Receiver<Progress>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl EngineHandle {
+    pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {
+        self.events.subscribe()
+    }
+
+    /// Asks the engine to look at the store now (e.g. right after enqueueing).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Returns once nothing is queued that the engine can submit, nothing is in flight and
+    /// nothing waits to be downloaded, as seen by a store read made after this call; or
+    /// once the engine has stopped.
+    pub async fn wait_idle(&self) {
+        let mut progress = self.progress.clone();
+        let asked_at = progress.borrow().round;
+        self.wake();
+        let _ = progress
+            .wait_for(|p| p.finished || (p.idle && p.round > asked_at))
+            .await;
+    }
+
+    /// True once the engine stopped by itself (bad key, arrears) or was shut down.
+    pub fn is_stopped(&self) -> bool {
+        self.progress.borrow().finished
+    }
+
+    /// Stops the engine; jobs in flight keep their state and resume on the next start.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        if let Err(e) = self.task.await {
+            tracing::error!("engine task ended abnormally: {e}");
+        }
+    }
+}

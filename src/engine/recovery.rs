@@ -1,0 +1,220 @@
+//! Exactly once: deciding whether a create that was never answered produced a task.
+//!
+//! The service's task list (`GET /tasks` by model and time) shows every task of the
+//! account. Tasks already recorded in the store are someone else's; what is left are
+//! candidates. One job and one candidate: adopt it. No candidate: the create never
+//! happened, submit again. Otherwise the prompt echoed by finished text-to-image tasks
+//! may pair them up; what still cannot be paired goes to needs_attention, never to a
+//! silent second create.
+
+use time::macros::{format_description, offset};
+
+use super::scheduler::Ctx;
+use crate::dashscope::{ListQuery, Model, TaskResult, TaskSummary};
+use crate::store::{JobError, JobId, JobState, RemoteJob, StoreError, now_ms};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Resolution {
+    /// The task was found and recorded; the job is submitted (or running).
+    Adopted,
+    /// The service has no such task: the caller may submit again.
+    NotCreated,
+    /// Could not be decided; the job is now needs_attention.
+    Undecidable,
+}
+
+/// Tasks created this long before a job's `submitted_at` cannot be its own.
+const EARLY_SLACK_MS: i64 = 120_000;
+/// The list's time filter is coarse (seconds, a time zone we take to be Beijing's):
+/// ask for a wider window and filter on the exact epoch times in the answer.
+const QUERY_PAD_MS: i64 = 24 * 3600 * 1000;
+const PAGE_SIZE: u32 = 100;
+const MAX_PAGES: u32 = 50;
+
+/// Resolves `jobs` (all of `model`, all left submitting, none with a create on the wire),
+/// recording adoptions and needs_attention in the store; the caller requeues `NotCreated`.
+pub(crate) async fn reconcile(
+    ctx: &Ctx,
+    model: Model,
+    jobs: Vec<RemoteJob>,
+) -> Result<Vec<(JobId, Resolution)>, StoreError> {
+    let now = now_ms();
+    let from = jobs
+        .iter()
+        .filter_map(|j| j.submitted_at)
+        .min()
+        .unwrap_or(now)
+        - EARLY_SLACK_MS;
+    let tasks = match list_window(ctx, model, from, now).await {
+        Ok(tasks) => tasks,
+        Err(why) => {
+            let message = format!(
+                "could not check whether the service created this job's task ({why}); look for it in the service's task list, then retry or delete the job"
+            );
+            return give_up(ctx, &jobs, message).await;
+        }
+    };
+    let mut candidates = Vec::new();
+    for task in tasks {
+        if task
+            .gmt_create
+            .is_some_and(|at| at < from || at > now + EARLY_SLACK_MS)
+        {
+            continue;
+        }
+        let task_id = task.task_id.clone();
+        if ctx.db(move |s| s.job_for_task(&task_id)).await?.is_none() {
+            candidates.push(task);
+        }
+    }
+    if candidates.is_empty() {
+        return Ok(jobs
+            .iter()
+            .map(|j| (j.id, Resolution::NotCreated))
+            .collect());
+    }
+
+    let mut out = Vec::new();
+    let mut open_jobs = jobs;
+    if !(open_jobs.len() == 1 && candidates.len() == 1) {
+        // Pair by the prompt finished tasks echo back, where that is unambiguous.
+        let mut prompts = Vec::new();
+        for task in &candidates {
+            prompts.push(echoed_prompt(ctx, &task.task_id).await);
+        }
+        let mut i = 0;
+        while i < candidates.len() {
+            let matching: Vec<usize> = open_jobs
+                .iter()
+                .enumerate()
+                .filter(|(_, j)| prompts[i].as_deref() == Some(j.prompt.as_str()))
+                .map(|(k, _)| k)
+                .collect();
+            let twins = prompts.iter().filter(|p| **p == prompts[i]).count();
+            if matching.len() == 1 && twins == 1 {
+                let job = open_jobs.remove(matching[0]);
+                adopt(ctx, &job, &candidates[i]).await?;
+                out.push((job.id, Resolution::Adopted));
+                candidates.remove(i);
+                prompts.remove(i);
+                continue;
+            }
+            // A finished task whose prompt is none of ours is not ours.
+            if prompts[i].is_some() && matching.is_empty() {
+                candidates.remove(i);
+                prompts.remove(i);
+                continue;
+            }
+            i += 1;
+        }
+    }
+    match (open_jobs.len(), candidates.len()) {
+        (0, _) => {}
+        (_, 0) => out.extend(open_jobs.iter().map(|j| (j.id, Resolution::NotCreated))),
+        (1, 1) => {
+            adopt(ctx, &open_jobs[0], &candidates[0]).await?;
+            out.push((open_jobs[0].id, Resolution::Adopted));
+        }
+        (_, _) => {
+            let ids: Vec<&str> = candidates.iter().map(|t| t.task_id.as_str()).collect();
+            let message = format!(
+                "the service has {} task(s) of {model} from around this job's submission that no job records ({}), and they cannot be told apart; check them, then retry or delete the job",
+                ids.len(),
+                ids.join(", ")
+            );
+            out.extend(give_up(ctx, &open_jobs, message).await?);
+        }
+    }
+    Ok(out)
+}
+
+async fn adopt(ctx: &Ctx, job: &RemoteJob, task: &TaskSummary) -> Result<(), StoreError> {
+    let (id, task_id, status) = (job.id, task.task_id.clone(), task.status);
+    tracing::info!(job = %id, task = %task_id, "adopting the task an interrupted create made");
+    ctx.db(move |s| s.mark_created(id, &task_id, status, "adopted after an unanswered create"))
+        .await?;
+    Ok(())
+}
+
+async fn give_up(
+    ctx: &Ctx,
+    jobs: &[RemoteJob],
+    message: String,
+) -> Result<Vec<(JobId, Resolution)>, StoreError> {
+    let mut out = Vec::new();
+    for job in jobs {
+        let (id, error) = (
+            job.id,
+            JobError::new("CreateUncertain", message.clone(), None),
+        );
+        tracing::warn!(job = %id, "{message}");
+        ctx.db(move |s| s.end_job(id, JobState::NeedsAttention, Some(&error)))
+            .await?;
+        ctx.changed(id, JobState::NeedsAttention);
+        out.push((id, Resolution::Undecidable));
+    }
+    Ok(out)
+}
+
+/// Every task of `model` created between `from` and `to`, retrying a failing page.
+async fn list_window(
+    ctx: &Ctx,
+    model: Model,
+    from: i64,
+    to: i64,
+) -> Result<Vec<TaskSummary>, String> {
+    let mut tasks = Vec::new();
+    for page_no in 1..=MAX_PAGES {
+        let query = ListQuery {
+            page_no,
+            page_size: PAGE_SIZE,
+            start_time: Some(list_time(from - QUERY_PAD_MS)),
+            end_time: Some(list_time(to + QUERY_PAD_MS)),
+            model_name: Some(model.id().to_string()),
+            status: None,
+        };
+        let mut attempt = 0;
+        let page = loop {
+            attempt += 1;
+            ctx.queries.acquire().await;
+            match ctx.client.list(&query).await {
+                Ok(page) => break page,
+                Err(e) if attempt >= ctx.config.max_attempts => return Err(e.to_string()),
+                Err(e) => {
+                    tracing::warn!(%model, attempt, "task list failed: {e}");
+                    tokio::time::sleep(ctx.backoff(attempt)).await;
+                }
+            }
+        };
+        let last = page.data.is_empty() || u64::from(page_no) >= page.total_page;
+        tasks.extend(page.data);
+        if last {
+            return Ok(tasks);
+        }
+    }
+    Err(format!(
+        "more than {} tasks in the window",
+        MAX_PAGES * PAGE_SIZE
+    ))
+}
+
+/// The prompt a finished text-to-image task reports (`orig_prompt`), if any.
+async fn echoed_prompt(ctx: &Ctx, task_id: &str) -> Option<String> {
+    ctx.queries.acquire().await;
+    let info = ctx.client.fetch(task_id).await.ok()?;
+    info.results.into_iter().find_map(|r| match r {
+        TaskResult::Image { orig_prompt, .. } => orig_prompt,
+        TaskResult::Failed { .. } => None,
+    })
+}
+
+/// `YYYYMMDDhhmmss` in Beijing time, as the list filter takes it.
+fn list_time(epoch_ms: i64) -> String {
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(epoch_ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+        .to_offset(offset!(+8));
+    at.format(format_description!(
+        "[year][month][day][hour][minute][second]"
+    ))
+    .unwrap_or_default()
+}

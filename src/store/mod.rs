@@ -1,0 +1,593 @@
+//! The durable job store: one SQLite file (WAL) shared by the dashboard, the CLI and the
+//! engine, possibly in different processes.
+//!
+//! The API is synchronous; async callers use `spawn_blocking` (the engine does). Every
+//! state change writes an event row in the same transaction. The API key is never stored.
+
+mod schema;
+mod types;
+mod work;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params, params_from_iter};
+
+use crate::dashscope::{ErrorAction, JobSpec, Model, TaskStatus};
+
+pub use schema::SCHEMA_VERSION;
+pub use types::{
+    CancelOutcome, EventRecord, ImageRecord, JobDetail, JobFilter, JobId, JobState, JobSummary,
+    StateCounts, StateFilter,
+};
+pub use work::{JobError, RemoteJob};
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "{path}: created by a newer wandash (schema {found}, this build knows {known}); upgrade wandash or use another --db"
+    )]
+    NewerSchema {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error("{path} is not a wandash database (not an SQLite file); choose another --db")]
+    NotADatabase { path: PathBuf },
+    #[error("{path}: {message}")]
+    Io { path: PathBuf, message: String },
+    #[error("no home directory to put the database in; pass --db PATH")]
+    NoDataDir,
+    #[error("job {0} does not exist")]
+    NoSuchJob(JobId),
+    #[error("job {id} is {state}; cannot {action} it")]
+    WrongState {
+        id: JobId,
+        state: JobState,
+        action: &'static str,
+    },
+    #[error("the database holds something this build cannot read: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Sqlite(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Sqlite(e.to_string())
+    }
+}
+
+/// A handle on the database. `Sync`: share it with `Arc` between threads; calls serialise
+/// on one connection (open a second `Store` for a second connection).
+pub struct Store {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Columns read by `summary_from_row`, in order.
+const SUMMARY_COLUMNS: &str = "id, created_at, model, prompt, state, task_status, submitted_at, ended_at, attempts, \
+     images_expected, images_ok, images_failed, cost_cny, error_code, error_message, cancel_requested, batch_tag";
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`, migrating it to this build's schema.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let conn = schema::open(path)?;
+        Ok(Store {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// `~/.local/share/wandash/wandash.db` (the XDG data directory).
+    pub fn default_path() -> Result<PathBuf, StoreError> {
+        directories::ProjectDirs::from("", "", "wandash")
+            .map(|dirs| dirs.data_dir().join("wandash.db"))
+            .ok_or(StoreError::NoDataDir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave a transaction half-applied (rusqlite
+        // rolls back on drop), so a poisoned lock is safe to keep using.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues one job; returns its id.
+    pub fn enqueue(&self, spec: &JobSpec) -> Result<JobId, StoreError> {
+        Ok(self.enqueue_batch(std::slice::from_ref(spec), None)?[0])
+    }
+
+    /// Queues all jobs in one transaction (all or none), tagged with `tag` if given.
+    pub fn enqueue_batch(
+        &self,
+        specs: &[JobSpec],
+        tag: Option<&str>,
+    ) -> Result<Vec<JobId>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let now = now_ms();
+        let mut ids = Vec::with_capacity(specs.len());
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO jobs (created_at, model, prompt, spec, state, images_expected, batch_tag)
+                 VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6)",
+            )?;
+            for spec in specs {
+                let json =
+                    serde_json::to_string(spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                insert.execute(params![
+                    now,
+                    spec.model.id(),
+                    spec.prompt,
+                    json,
+                    spec.image_count(),
+                    tag
+                ])?;
+                let id = JobId(tx.last_insert_rowid());
+                insert_event(
+                    &tx,
+                    id,
+                    now,
+                    None,
+                    JobState::Queued,
+                    tag.map(|t| format!("batch {t}")).as_deref(),
+                )?;
+                ids.push(id);
+            }
+        }
+        tx.commit()?;
+        Ok(ids)
+    }
+
+    /// A window of jobs, newest first. Costs O(offset + limit) index steps, not O(jobs).
+    pub fn list(
+        &self,
+        filter: &JobFilter,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<JobSummary>, StoreError> {
+        let (where_sql, mut args) = filter_sql(filter);
+        let sql = format!(
+            "SELECT {SUMMARY_COLUMNS} FROM jobs {where_sql} ORDER BY id DESC LIMIT ? OFFSET ?"
+        );
+        args.push(SqlValue::Integer(limit.min(i64::MAX as u64) as i64));
+        args.push(SqlValue::Integer(offset.min(i64::MAX as u64) as i64));
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params_from_iter(args), summary_from_row)?;
+        rows.map(|r| r.map_err(StoreError::from).and_then(|x| x))
+            .collect()
+    }
+
+    pub fn count(&self, filter: &JobFilter) -> Result<u64, StoreError> {
+        let (where_sql, args) = filter_sql(filter);
+        let sql = format!("SELECT COUNT(*) FROM jobs {where_sql}");
+        let conn = self.conn();
+        let n: i64 = conn
+            .prepare_cached(&sql)?
+            .query_row(params_from_iter(args), |row| row.get(0))?;
+        Ok(n as u64)
+    }
+
+    pub fn counts_by_state(&self) -> Result<StateCounts, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("SELECT state, COUNT(*) FROM jobs GROUP BY state")?;
+        let mut counts = StateCounts::default();
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let state: String = row.get(0)?;
+            let n: i64 = row.get(1)?;
+            *counts.slot(parse_state(&state)?) = n as u64;
+        }
+        Ok(counts)
+    }
+
+    /// One job with its images and events; `None` if there is no such job.
+    pub fn job(&self, id: JobId) -> Result<Option<JobDetail>, StoreError> {
+        let conn = self.conn();
+        let Some(mut detail) = load_detail(&conn, id)? else {
+            return Ok(None);
+        };
+        detail.events = load_events(&conn, id)?;
+        Ok(Some(detail))
+    }
+
+    /// Images saved by jobs that ended since local midnight.
+    pub fn images_today(&self) -> Result<u64, StoreError> {
+        self.images_since(local_midnight_ms())
+    }
+
+    /// CNY spent on jobs that ended since local midnight (only billed images count).
+    pub fn spend_today(&self) -> Result<f64, StoreError> {
+        self.spend_since(local_midnight_ms())
+    }
+
+    pub fn images_since(&self, since_ms: i64) -> Result<u64, StoreError> {
+        let conn = self.conn();
+        let n: i64 = conn.query_row(
+            "SELECT COALESCE(SUM(images_ok), 0) FROM jobs WHERE ended_at >= ?1",
+            [since_ms],
+            |row| row.get(0),
+        )?;
+        Ok(n as u64)
+    }
+
+    pub fn spend_since(&self, since_ms: i64) -> Result<f64, StoreError> {
+        let conn = self.conn();
+        Ok(conn.query_row(
+            "SELECT COALESCE(SUM(cost_cny), 0.0) FROM jobs WHERE ended_at >= ?1",
+            [since_ms],
+            |row| row.get(0),
+        )?)
+    }
+
+    /// Cancels a queued job at once; for a job with a task, flags it for the engine.
+    pub fn request_cancel(&self, id: JobId) -> Result<CancelOutcome, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let state = current_state(&tx, id)?;
+        let outcome = match state {
+            JobState::Queued => {
+                transition(
+                    &tx,
+                    id,
+                    &[JobState::Queued],
+                    JobState::Cancelled,
+                    &[("ended_at", now_ms().into())],
+                    Some("cancelled before submission"),
+                )?;
+                CancelOutcome::Cancelled
+            }
+            s if s.is_remote() => {
+                tx.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?1", [id.0])?;
+                insert_event(&tx, id, now_ms(), Some(s), s, Some("cancel requested"))?;
+                CancelOutcome::Requested
+            }
+            s => CancelOutcome::AlreadyEnded(s),
+        };
+        tx.commit()?;
+        Ok(outcome)
+    }
+
+    /// Puts a failed, cancelled, expired or needs-attention job back in the queue, as new.
+    pub fn retry(&self, id: JobId) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let state = current_state(&tx, id)?;
+        if !state.is_retryable() {
+            return Err(StoreError::WrongState {
+                id,
+                state,
+                action: "retry",
+            });
+        }
+        tx.execute("DELETE FROM images WHERE job_id = ?1", [id.0])?;
+        let null = SqlValue::Null;
+        transition(
+            &tx,
+            id,
+            &[state],
+            JobState::Queued,
+            &[
+                ("task_id", null.clone()),
+                ("task_status", null.clone()),
+                ("submitted_at", null.clone()),
+                ("scheduled_at", null.clone()),
+                ("ended_at", null.clone()),
+                ("next_attempt_at", null.clone()),
+                ("error_code", null.clone()),
+                ("error_message", null.clone()),
+                ("error_action", null.clone()),
+                ("cost_cny", null.clone()),
+                ("actual_prompt", null),
+                ("attempts", 0.into()),
+                ("images_ok", 0.into()),
+                ("images_failed", 0.into()),
+                ("cancel_requested", 0.into()),
+            ],
+            Some("retry requested"),
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Deletes a job and its records (not its image files). Refused while a task may be
+    /// in flight, so that a paid task is never forgotten.
+    pub fn delete(&self, id: JobId) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let state = current_state(&tx, id)?;
+        if state.is_remote() {
+            return Err(StoreError::WrongState {
+                id,
+                state,
+                action: "delete",
+            });
+        }
+        tx.execute("DELETE FROM jobs WHERE id = ?1", [id.0])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Changes whenever any process commits to the database: compare two readings to know
+    /// whether a refresh is needed. Cheap (no table is read).
+    pub fn change_marker(&self) -> Result<i64, StoreError> {
+        let conn = self.conn();
+        // data_version moves on other connections' commits, total_changes on our own.
+        let version: i64 = conn.query_row("PRAGMA data_version", [], |row| row.get(0))?;
+        Ok(version
+            .wrapping_mul(1 << 32)
+            .wrapping_add(conn.total_changes() as i64))
+    }
+}
+
+fn local_midnight_ms() -> i64 {
+    // The local offset is unavailable in some multi-threaded processes; UTC is then the day.
+    let offset = time::UtcOffset::current_local_offset().unwrap_or(time::UtcOffset::UTC);
+    let now = time::OffsetDateTime::now_utc().to_offset(offset);
+    let midnight = now.replace_time(time::Time::MIDNIGHT);
+    (midnight.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// `WHERE ...` and its arguments for a filter.
+fn filter_sql(filter: &JobFilter) -> (String, Vec<SqlValue>) {
+    let mut clauses = Vec::new();
+    let mut args = Vec::new();
+    if let Some(state) = filter.state {
+        let states = state.states();
+        let marks = vec!["?"; states.len()].join(", ");
+        clauses.push(format!("state IN ({marks})"));
+        args.extend(
+            states
+                .into_iter()
+                .map(|s| SqlValue::Text(s.as_str().into())),
+        );
+    }
+    if let Some(search) = filter
+        .search
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let escaped = search
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        clauses.push("prompt LIKE ? ESCAPE '\\'".into());
+        args.push(SqlValue::Text(format!("%{escaped}%")));
+    }
+    let sql = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", clauses.join(" AND "))
+    };
+    (sql, args)
+}
+
+fn parse_state(text: &str) -> Result<JobState, StoreError> {
+    text.parse().map_err(StoreError::Corrupt)
+}
+
+fn parse_model(text: &str) -> Result<Model, StoreError> {
+    text.parse()
+        .map_err(|e: crate::dashscope::UnknownModel| StoreError::Corrupt(e.to_string()))
+}
+
+fn parse_task_status(text: Option<String>) -> Result<Option<TaskStatus>, StoreError> {
+    text.map(|t| {
+        serde_json::from_value(serde_json::Value::String(t.clone()))
+            .map_err(|_| StoreError::Corrupt(format!("unknown task status `{t}`")))
+    })
+    .transpose()
+}
+
+fn parse_spec(json: &str) -> Result<JobSpec, StoreError> {
+    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("job spec: {e}")))
+}
+
+/// Reads `SUMMARY_COLUMNS`. The outer `Result` is SQLite's, the inner one ours.
+fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<Result<JobSummary, StoreError>> {
+    let model: String = row.get(2)?;
+    let state: String = row.get(4)?;
+    let task_status: Option<String> = row.get(5)?;
+    let build = |model: String,
+                 state: String,
+                 task_status: Option<String>|
+     -> Result<JobSummary, StoreError> {
+        Ok(JobSummary {
+            id: JobId(row.get(0)?),
+            created_at: row.get(1)?,
+            model: parse_model(&model)?,
+            prompt: row.get(3)?,
+            state: parse_state(&state)?,
+            task_status: parse_task_status(task_status)?,
+            submitted_at: row.get(6)?,
+            ended_at: row.get(7)?,
+            attempts: row.get(8)?,
+            images_expected: row.get(9)?,
+            images_ok: row.get(10)?,
+            images_failed: row.get(11)?,
+            cost_cny: row.get(12)?,
+            error_code: row.get(13)?,
+            error_message: row.get(14)?,
+            cancel_requested: row.get(15)?,
+            batch_tag: row.get(16)?,
+        })
+    };
+    Ok(build(model, state, task_status))
+}
+
+/// A job without its events (the engine does not need them).
+fn load_detail(conn: &Connection, id: JobId) -> Result<Option<JobDetail>, StoreError> {
+    let sql = format!(
+        "SELECT {SUMMARY_COLUMNS}, spec, prepared_spec, task_id, scheduled_at, next_attempt_at, error_action, actual_prompt
+         FROM jobs WHERE id = ?1"
+    );
+    let found = conn
+        .prepare_cached(&sql)?
+        .query_row([id.0], |row| {
+            let summary = summary_from_row(row)?;
+            let spec: String = row.get(17)?;
+            let prepared: Option<String> = row.get(18)?;
+            let action: Option<String> = row.get(22)?;
+            Ok((
+                summary,
+                spec,
+                prepared,
+                row.get(19)?,
+                row.get(20)?,
+                row.get(21)?,
+                action,
+                row.get(23)?,
+            ))
+        })
+        .optional()?;
+    let Some((
+        summary,
+        spec,
+        prepared,
+        task_id,
+        scheduled_at,
+        next_attempt_at,
+        action,
+        actual_prompt,
+    )) = found
+    else {
+        return Ok(None);
+    };
+    let error_action = action
+        .map(|a| {
+            serde_json::from_value::<ErrorAction>(serde_json::Value::String(a.clone()))
+                .map_err(|_| StoreError::Corrupt(format!("unknown error action `{a}`")))
+        })
+        .transpose()?;
+    Ok(Some(JobDetail {
+        summary: summary?,
+        spec: parse_spec(&spec)?,
+        prepared_spec: prepared.as_deref().map(parse_spec).transpose()?,
+        task_id,
+        scheduled_at,
+        next_attempt_at,
+        error_action,
+        actual_prompt,
+        images: load_images(conn, id)?,
+        events: Vec::new(),
+    }))
+}
+
+fn load_images(conn: &Connection, id: JobId) -> Result<Vec<ImageRecord>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT idx, url, path, sha256, width, height, bytes, error_code, error_message
+         FROM images WHERE job_id = ?1 ORDER BY idx",
+    )?;
+    let rows = stmt.query_map([id.0], |row| {
+        Ok(ImageRecord {
+            index: row.get(0)?,
+            url: row.get(1)?,
+            path: row.get::<_, Option<String>>(2)?.map(PathBuf::from),
+            sha256: row.get(3)?,
+            width: row.get(4)?,
+            height: row.get(5)?,
+            bytes: row.get::<_, Option<i64>>(6)?.map(|b| b as u64),
+            error_code: row.get(7)?,
+            error_message: row.get(8)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn load_events(conn: &Connection, id: JobId) -> Result<Vec<EventRecord>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, at, from_state, to_state, detail FROM events WHERE job_id = ?1 ORDER BY id",
+    )?;
+    let mut rows = stmt.query([id.0])?;
+    let mut events = Vec::new();
+    while let Some(row) = rows.next()? {
+        let from: Option<String> = row.get(2)?;
+        let to: String = row.get(3)?;
+        events.push(EventRecord {
+            id: row.get(0)?,
+            job_id: id,
+            at: row.get(1)?,
+            from_state: from.as_deref().map(parse_state).transpose()?,
+            to_state: parse_state(&to)?,
+            detail: row.get(4)?,
+        });
+    }
+    Ok(events)
+}
+
+fn current_state(tx: &Transaction<'_>, id: JobId) -> Result<JobState, StoreError> {
+    let state: Option<String> = tx
+        .query_row("SELECT state FROM jobs WHERE id = ?1", [id.0], |row| {
+            row.get(0)
+        })
+        .optional()?;
+    parse_state(&state.ok_or(StoreError::NoSuchJob(id))?)
+}
+
+fn insert_event(
+    tx: &Connection,
+    id: JobId,
+    at: i64,
+    from: Option<JobState>,
+    to: JobState,
+    detail: Option<&str>,
+) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO events (job_id, at, from_state, to_state, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        id.0,
+        at,
+        from.map(JobState::as_str),
+        to.as_str(),
+        detail
+    ])?;
+    Ok(())
+}
+
+/// Moves a job from one of `from` to `to`, setting `columns`, and writes the event, inside
+/// the caller's transaction. Returns `false` (and changes nothing) if the job was not in
+/// one of `from` — another process got there first.
+fn transition(
+    tx: &Transaction<'_>,
+    id: JobId,
+    from: &[JobState],
+    to: JobState,
+    columns: &[(&str, SqlValue)],
+    detail: Option<&str>,
+) -> Result<bool, StoreError> {
+    let state = current_state(tx, id)?;
+    if !from.contains(&state) {
+        return Ok(false);
+    }
+    let mut sets = vec!["state = ?".to_string()];
+    let mut args = vec![SqlValue::Text(to.as_str().into())];
+    for (column, value) in columns {
+        sets.push(format!("{column} = ?"));
+        args.push(value.clone());
+    }
+    args.push(SqlValue::Integer(id.0));
+    tx.execute(
+        &format!("UPDATE jobs SET {} WHERE id = ?", sets.join(", ")),
+        params_from_iter(args),
+    )?;
+    insert_event(tx, id, now_ms(), Some(state), to, detail)?;
+    Ok(true)
+}

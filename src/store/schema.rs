@@ -1,0 +1,153 @@
+//! Opening the database file and bringing its schema up to date.
+//!
+//! Migrations are numbered by their place in `MIGRATIONS`; `PRAGMA user_version` records
+//! how many have run. Each runs in its own transaction together with the version bump, so
+//! a crash mid-migration leaves the previous version intact.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+
+use super::StoreError;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: jobs, images, events.
+    "
+    CREATE TABLE jobs (
+        id               INTEGER PRIMARY KEY AUTOINCREMENT,
+        created_at       INTEGER NOT NULL,
+        model            TEXT    NOT NULL,
+        prompt           TEXT    NOT NULL,   -- copy of spec.prompt, for search and lists
+        spec             TEXT    NOT NULL,   -- JobSpec JSON as the user gave it
+        prepared_spec    TEXT,               -- JobSpec JSON as sent (remote refs only)
+        state            TEXT    NOT NULL,
+        task_id          TEXT UNIQUE,
+        task_status      TEXT,
+        submitted_at     INTEGER,
+        scheduled_at     INTEGER,
+        ended_at         INTEGER,
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at  INTEGER,
+        error_code       TEXT,
+        error_message    TEXT,
+        error_action     TEXT,
+        cost_cny         REAL,
+        images_expected  INTEGER NOT NULL,
+        images_ok        INTEGER NOT NULL DEFAULT 0,
+        images_failed    INTEGER NOT NULL DEFAULT 0,
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        actual_prompt    TEXT,
+        batch_tag        TEXT
+    );
+    -- Lists by state, newest first, walk this index and stop after the window.
+    CREATE INDEX jobs_by_state ON jobs(state, id);
+    -- The scheduler's 'next queued job of this model'.
+    CREATE INDEX jobs_by_state_model ON jobs(state, model, id);
+    -- The dashboard's images/spend today.
+    CREATE INDEX jobs_by_ended ON jobs(ended_at) WHERE ended_at IS NOT NULL;
+    CREATE TABLE images (
+        job_id        INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+        idx           INTEGER NOT NULL,
+        url           TEXT,
+        path          TEXT,
+        sha256        TEXT,
+        width         INTEGER,
+        height        INTEGER,
+        bytes         INTEGER,
+        error_code    TEXT,
+        error_message TEXT,
+        PRIMARY KEY (job_id, idx)
+    );
+    CREATE TABLE events (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        job_id     INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+        at         INTEGER NOT NULL,
+        from_state TEXT,
+        to_state   TEXT    NOT NULL,
+        detail     TEXT
+    );
+    CREATE INDEX events_by_job ON events(job_id, id);
+    ",
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Several processes share the file (dashboard, CLI, one engine): wait this long for a lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(super) fn open(path: &Path) -> Result<Connection, StoreError> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| StoreError::Io {
+            path: parent.to_path_buf(),
+            message: format!("cannot create the directory: {e}"),
+        })?;
+    }
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| classify(path, e))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(|e| classify(path, e))?;
+    // The first statement that reads the header is where a foreign file shows itself.
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(|e| classify(path, e))?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::NewerSchema {
+            path: path.to_path_buf(),
+            found: version,
+            known: SCHEMA_VERSION,
+        });
+    }
+    // WAL lets readers (dashboard, CLI) run while the engine writes. FULL sync: a state
+    // change that preceded a paid create request must survive a crash or power loss.
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(|e| classify(path, e))?;
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+        .map_err(|e| classify(path, e))?;
+    migrate(&conn, path)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    loop {
+        // Re-read inside an IMMEDIATE transaction: another process may be migrating too.
+        conn.execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| classify(path, e))?;
+        let result = (|| {
+            let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+            if version >= SCHEMA_VERSION {
+                return Ok(None);
+            }
+            conn.execute_batch(MIGRATIONS[version as usize])?;
+            conn.pragma_update(None, "user_version", version + 1)?;
+            Ok(Some(version + 1))
+        })();
+        match result {
+            Ok(next) => {
+                conn.execute_batch("COMMIT")
+                    .map_err(|e| classify(path, e))?;
+                match next {
+                    Some(v) => tracing::info!(version = v, "store schema migrated"),
+                    None => return Ok(()),
+                }
+            }
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(classify(path, e));
+            }
+        }
+    }
+}
+
+/// Turns SQLite's "file is not a database" into a message a person can act on.
+pub(super) fn classify(path: &Path, error: rusqlite::Error) -> StoreError {
+    match error.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase) => StoreError::NotADatabase {
+            path: path.to_path_buf(),
+        },
+        _ => StoreError::Sqlite(error.to_string()),
+    }
+}

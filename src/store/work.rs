@@ -1,0 +1,453 @@
+//! The engine's side of the store: claiming jobs, recording tasks, images and outcomes.
+//! Each call is one transaction, committed before the engine takes its next network step,
+//! so a crash at any point leaves a state the engine can resume from.
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{OptionalExtension, params};
+
+use super::{
+    ImageRecord, JobDetail, JobId, JobState, Store, StoreError, current_state, insert_event,
+    load_detail, now_ms, parse_model, parse_state, parse_task_status, transition,
+};
+use crate::dashscope::{ClientError, ErrorAction, JobSpec, Model, TaskStatus};
+
+/// The last error of a job, as recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobError {
+    pub code: String,
+    pub message: String,
+    pub action: Option<ErrorAction>,
+}
+
+impl JobError {
+    pub fn new(
+        code: impl Into<String>,
+        message: impl Into<String>,
+        action: Option<ErrorAction>,
+    ) -> Self {
+        JobError {
+            code: code.into(),
+            message: message.into(),
+            action,
+        }
+    }
+
+    pub fn from_client(error: &ClientError) -> Self {
+        let message = match error {
+            ClientError::Api { message, .. } => message.clone(),
+            other => other.to_string(),
+        };
+        JobError {
+            code: error.code().to_string(),
+            message,
+            action: Some(error.action()),
+        }
+    }
+
+    fn columns(&self) -> [(&'static str, SqlValue); 3] {
+        [
+            ("error_code", SqlValue::Text(self.code.clone())),
+            ("error_message", SqlValue::Text(self.message.clone())),
+            (
+                "error_action",
+                self.action
+                    .map_or(SqlValue::Null, |a| SqlValue::Text(a.as_str().into())),
+            ),
+        ]
+    }
+
+    fn detail(&self) -> String {
+        format!("{}: {}", self.code, self.message)
+    }
+}
+
+/// A job that has (or may have) a task at the service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteJob {
+    pub id: JobId,
+    pub model: Model,
+    pub state: JobState,
+    pub prompt: String,
+    pub task_id: Option<String>,
+    pub task_status: Option<TaskStatus>,
+    pub submitted_at: Option<i64>,
+    pub cancel_requested: bool,
+    pub images_expected: u32,
+}
+
+impl Store {
+    /// Queued jobs of `model` whose retry time has come, oldest first.
+    pub fn due_queued(&self, model: Model, now: i64, limit: u32) -> Result<Vec<JobId>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id FROM jobs WHERE state = 'queued' AND model = ?1
+               AND (next_attempt_at IS NULL OR next_attempt_at <= ?2)
+             ORDER BY id LIMIT ?3",
+        )?;
+        let ids = stmt.query_map(params![model.id(), now, limit], |row| row.get(0).map(JobId))?;
+        Ok(ids.collect::<Result<_, _>>()?)
+    }
+
+    /// Queued -> submitting, committed before the create request goes out; counts an
+    /// attempt and stamps `submitted_at` (the time window recovery searches). `None` if the
+    /// job is no longer queued (cancelled or claimed meanwhile).
+    pub fn claim_for_submit(&self, id: JobId) -> Result<Option<JobDetail>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let attempts: u32 =
+            tx.query_row("SELECT attempts FROM jobs WHERE id = ?1", [id.0], |r| {
+                r.get(0)
+            })?;
+        let claimed = transition(
+            &tx,
+            id,
+            &[JobState::Queued],
+            JobState::Submitting,
+            &[
+                ("attempts", (attempts + 1).into()),
+                ("submitted_at", now_ms().into()),
+                ("next_attempt_at", SqlValue::Null),
+            ],
+            Some(&format!("attempt {}", attempts + 1)),
+        )?;
+        let detail = if claimed { load_detail(&tx, id)? } else { None };
+        tx.commit()?;
+        Ok(detail)
+    }
+
+    /// Records the spec as sent (local files replaced by remote refs), so a retry within
+    /// the upload's lifetime does not upload again.
+    pub fn set_prepared_spec(&self, id: JobId, spec: &JobSpec) -> Result<(), StoreError> {
+        let json = serde_json::to_string(spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.conn().execute(
+            "UPDATE jobs SET prepared_spec = ?1 WHERE id = ?2",
+            params![json, id.0],
+        )?;
+        Ok(())
+    }
+
+    /// Submitting -> submitted with the task id, right after the create answered (or after
+    /// recovery found the task: `detail` says which).
+    pub fn mark_created(
+        &self,
+        id: JobId,
+        task_id: &str,
+        status: TaskStatus,
+        detail: &str,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let to = if status == TaskStatus::Pending {
+            JobState::Submitted
+        } else {
+            JobState::Running
+        };
+        let done = transition(
+            &tx,
+            id,
+            &[JobState::Submitting],
+            to,
+            &[
+                ("task_id", SqlValue::Text(task_id.into())),
+                ("task_status", SqlValue::Text(status.as_str().into())),
+                ("error_code", SqlValue::Null),
+                ("error_message", SqlValue::Null),
+                ("error_action", SqlValue::Null),
+            ],
+            Some(&format!("{detail}: task {task_id}")),
+        )?;
+        tx.commit()?;
+        Ok(done)
+    }
+
+    /// Records a polled task status; submitted -> running once the task left PENDING.
+    pub fn update_task_status(
+        &self,
+        id: JobId,
+        status: TaskStatus,
+        scheduled_at: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "UPDATE jobs SET task_status = ?1, scheduled_at = COALESCE(?2, scheduled_at) WHERE id = ?3",
+            params![status.as_str(), scheduled_at, id.0],
+        )?;
+        if status != TaskStatus::Pending {
+            transition(
+                &tx,
+                id,
+                &[JobState::Submitted],
+                JobState::Running,
+                &[],
+                Some(status.as_str()),
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Back to the queue after a create that certainly did not happen (an error answer),
+    /// to be tried again at `next_attempt_at`. `count_attempt = false` when the job was not
+    /// at fault (its model or the engine was stopped), so it keeps its attempts.
+    pub fn requeue(
+        &self,
+        id: JobId,
+        error: &JobError,
+        next_attempt_at: Option<i64>,
+        count_attempt: bool,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let mut columns = error.columns().to_vec();
+        columns.push((
+            "next_attempt_at",
+            next_attempt_at.map_or(SqlValue::Null, SqlValue::Integer),
+        ));
+        columns.push(("submitted_at", SqlValue::Null));
+        if !count_attempt {
+            let attempts: u32 =
+                tx.query_row("SELECT attempts FROM jobs WHERE id = ?1", [id.0], |r| {
+                    r.get(0)
+                })?;
+            columns.push(("attempts", attempts.saturating_sub(1).into()));
+        }
+        let done = transition(
+            &tx,
+            id,
+            &[JobState::Submitting],
+            JobState::Queued,
+            &columns,
+            Some(&error.detail()),
+        )?;
+        tx.commit()?;
+        Ok(done)
+    }
+
+    /// Ends a job that is not yet final: failed, cancelled, expired or needs_attention.
+    pub fn end_job(
+        &self,
+        id: JobId,
+        to: JobState,
+        error: Option<&JobError>,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let mut columns = vec![("ended_at", SqlValue::Integer(now_ms()))];
+        if let Some(error) = error {
+            columns.extend(error.columns());
+        }
+        let detail = error.map(JobError::detail);
+        let from = [
+            JobState::Queued,
+            JobState::Submitting,
+            JobState::Submitted,
+            JobState::Running,
+        ];
+        let done = transition(&tx, id, &from, to, &columns, detail.as_deref())?;
+        tx.commit()?;
+        Ok(done)
+    }
+
+    /// Writes (or overwrites) one image slot of a job.
+    pub fn record_image(&self, id: JobId, image: &ImageRecord) -> Result<(), StoreError> {
+        self.conn()
+            .prepare_cached(
+                "INSERT OR REPLACE INTO images
+                   (job_id, idx, url, path, sha256, width, height, bytes, error_code, error_message)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?
+            .execute(params![
+                id.0,
+                image.index,
+                image.url,
+                image
+                    .path
+                    .as_ref()
+                    .map(|p| p.to_string_lossy().into_owned()),
+                image.sha256,
+                image.width,
+                image.height,
+                image.bytes.map(|b| b as i64),
+                image.error_code,
+                image.error_message,
+            ])?;
+        Ok(())
+    }
+
+    /// Ends a job whose task succeeded, once every image slot is saved or has its error:
+    /// succeeded if any image was saved (priced per saved image), otherwise expired (the
+    /// results were gone before they could be fetched) or failed, with the first image's
+    /// error. Returns the state reached, `None` if the job had already moved on.
+    pub fn finish_downloads(
+        &self,
+        id: JobId,
+        price_per_image: Option<f64>,
+        actual_prompt: Option<&str>,
+    ) -> Result<Option<JobState>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let (ok, failed): (u32, u32) = tx.query_row(
+            "SELECT COUNT(path), COUNT(*) - COUNT(path) FROM images WHERE job_id = ?1",
+            [id.0],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let first_error: Option<(String, String)> = tx
+            .query_row(
+                "SELECT error_code, COALESCE(error_message, '') FROM images
+                 WHERE job_id = ?1 AND path IS NULL ORDER BY (error_code = 'Expired') DESC, idx LIMIT 1",
+                [id.0],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let mut columns = vec![
+            ("ended_at", SqlValue::Integer(now_ms())),
+            ("images_ok", ok.into()),
+            ("images_failed", failed.into()),
+            (
+                "task_status",
+                SqlValue::Text(TaskStatus::Succeeded.as_str().into()),
+            ),
+            (
+                "actual_prompt",
+                actual_prompt.map_or(SqlValue::Null, |p| SqlValue::Text(p.into())),
+            ),
+        ];
+        let to = if ok > 0 {
+            columns.push((
+                "cost_cny",
+                price_per_image.map_or(SqlValue::Null, |p| SqlValue::Real(p * ok as f64)),
+            ));
+            JobState::Succeeded
+        } else {
+            let (code, message) = first_error
+                .unwrap_or_else(|| ("NoImage".into(), "the task returned no image".into()));
+            let to = if code == "Expired" {
+                JobState::Expired
+            } else {
+                JobState::Failed
+            };
+            columns.extend(JobError::new(code, message, None).columns());
+            to
+        };
+        let done = transition(
+            &tx,
+            id,
+            &[JobState::Running, JobState::Submitted],
+            to,
+            &columns,
+            Some(&format!("{ok} image(s) saved, {failed} failed")),
+        )?;
+        tx.commit()?;
+        Ok(done.then_some(to))
+    }
+
+    /// Jobs left submitting, submitted or running, oldest first: what the engine watches.
+    pub fn remote_jobs(&self) -> Result<Vec<RemoteJob>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, model, state, prompt, task_id, task_status, submitted_at, cancel_requested, images_expected
+             FROM jobs WHERE state IN ('submitting', 'submitted', 'running') ORDER BY id",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut jobs = Vec::new();
+        while let Some(row) = rows.next()? {
+            let model: String = row.get(1)?;
+            let state: String = row.get(2)?;
+            jobs.push(RemoteJob {
+                id: JobId(row.get(0)?),
+                model: parse_model(&model)?,
+                state: parse_state(&state)?,
+                prompt: row.get(3)?,
+                task_id: row.get(4)?,
+                task_status: parse_task_status(row.get(5)?)?,
+                submitted_at: row.get(6)?,
+                cancel_requested: row.get(7)?,
+                images_expected: row.get(8)?,
+            });
+        }
+        Ok(jobs)
+    }
+
+    /// The job that owns a task id, if any.
+    pub fn job_for_task(&self, task_id: &str) -> Result<Option<JobId>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row("SELECT id FROM jobs WHERE task_id = ?1", [task_id], |r| {
+                r.get(0).map(JobId)
+            })
+            .optional()?)
+    }
+
+    /// Queued jobs per model (retry times not considered): what is left to submit.
+    pub fn queued_by_model(&self) -> Result<Vec<(Model, u64)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT model, COUNT(*) FROM jobs WHERE state = 'queued' GROUP BY model",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let model: String = row.get(0)?;
+            let n: i64 = row.get(1)?;
+            out.push((parse_model(&model)?, n as u64));
+        }
+        Ok(out)
+    }
+
+    pub fn is_cancel_requested(&self, id: JobId) -> Result<bool, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT cancel_requested FROM jobs WHERE id = ?1",
+                [id.0],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(false))
+    }
+
+    /// The service refused to cancel (the task already runs): the request is dropped and
+    /// the refusal noted in the job's log; the job runs on.
+    pub fn note_cancel_refused(&self, id: JobId, message: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let state = current_state(&tx, id)?;
+        tx.execute("UPDATE jobs SET cancel_requested = 0 WHERE id = ?1", [id.0])?;
+        insert_event(
+            &tx,
+            id,
+            now_ms(),
+            Some(state),
+            state,
+            Some(&format!("cancel refused by the service: {message}")),
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records an error on a job without changing its state (e.g. a disk that is full
+    /// while the job waits to save its images).
+    pub fn note_error(&self, id: JobId, error: &JobError) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let state = current_state(&tx, id)?;
+        tx.execute(
+            "UPDATE jobs SET error_code = ?1, error_message = ?2, error_action = ?3 WHERE id = ?4",
+            params![
+                error.code,
+                error.message,
+                error.action.map(ErrorAction::as_str),
+                id.0
+            ],
+        )?;
+        insert_event(&tx, id, now_ms(), Some(state), state, Some(&error.detail()))?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// One job without its event log.
+    pub fn job_brief(&self, id: JobId) -> Result<Option<JobDetail>, StoreError> {
+        load_detail(&self.conn(), id)
+    }
+}

@@ -1,0 +1,164 @@
+//! End to end through the binary against a `wandash sim` child process on loopback.
+
+mod cli_support;
+
+use std::path::PathBuf;
+
+use cli_support::{Scratch, Sim};
+
+/// Fast polling and raised limits, so each test takes seconds.
+const FAST_CONFIG: &str = r#"
+[limits."wanx2.0-t2i-turbo"]
+submit_per_second = 10.0
+in_flight = 6
+
+[poll]
+min_interval_ms = 50
+max_interval_ms = 250
+
+[retry]
+backoff_base_ms = 50
+backoff_cap_ms = 500
+"#;
+
+const SIM_LIMITS: [&str; 4] = ["--rate", "wanx2.0-t2i-turbo=10", "--in-flight", "wanx2.0-t2i-turbo=6"];
+
+struct Setup {
+    scratch: Scratch,
+    sim: Sim,
+    config: PathBuf,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let scratch = Scratch::new();
+        let config = scratch.write("config.toml", FAST_CONFIG);
+        Setup { sim: Sim::start(&SIM_LIMITS), scratch, config }
+    }
+
+    fn run_with_key(&self, key: &str, args: &[&str]) -> cli_support::Run {
+        let mut cmd = self.scratch.cmd();
+        cmd.env("DASHSCOPE_API_KEY", key)
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--base-url")
+            .arg(&self.sim.base_url)
+            .args(args);
+        cli_support::Run::from(cmd.output().expect("run wandash"))
+    }
+
+    fn run(&self, args: &[&str]) -> cli_support::Run {
+        self.run_with_key("test-key", args)
+    }
+
+    fn creates(&self) -> u64 {
+        self.sim.stats()["creates"].as_u64().unwrap()
+    }
+}
+
+fn assert_png(path: &str, width: u32, height: u32) {
+    let img = image::open(path).unwrap_or_else(|e| panic!("{path} does not decode: {e}"));
+    assert_eq!((img.width(), img.height()), (width, height), "{path}");
+    assert!(path.ends_with(".png"), "{path}");
+}
+
+#[test]
+fn submit_wait_prints_the_paths_of_valid_pngs() {
+    let t = Setup::new();
+    let run = t
+        .run(&["submit", "--model", "wanx2.0-t2i-turbo", "--prompt", "a lighthouse at dusk", "-n", "2", "--size", "768*512", "--wait"])
+        .expect(0);
+    let paths: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(paths.len(), 2, "{}", run.stdout);
+    for path in &paths {
+        assert!(path.starts_with(t.scratch.data_dir().to_str().unwrap()), "{path}");
+        assert_png(path, 768, 512);
+    }
+    assert!(run.stderr.contains("job 1 queued"), "{}", run.stderr);
+    assert_eq!(t.creates(), 1);
+}
+
+#[test]
+fn batch_then_worker_until_idle_then_list_show_export() {
+    let t = Setup::new();
+    let batch = t.scratch.write(
+        "b.toml",
+        "[[job]]\nmodel = \"wanx2.0-t2i-turbo\"\nprompts = [\"a fox\", \"an owl\", \"a bear\"]\nseeds = [7, 8]\nsize = \"512*512\"\nn = 1\n",
+    );
+    let queued = t.run(&["--json", "batch", batch.to_str().unwrap()]).expect(0).json();
+    let ids: Vec<i64> = queued["ids"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+    assert_eq!(ids.len(), 6);
+    assert_eq!(t.creates(), 0, "queueing sends nothing");
+
+    t.run(&["worker", "--until-idle"]).expect(0);
+    assert_eq!(t.creates(), 6);
+
+    let rows = t.run(&["--json", "list", "--status", "succeeded"]).expect(0).json();
+    assert_eq!(rows.as_array().unwrap().len(), 6);
+    let text = t.run(&["list"]).expect(0).stdout;
+    assert_eq!(text.lines().filter(|l| l.contains("succeeded")).count(), 6, "{text}");
+
+    let shown = t.run(&["--json", "show", &ids[2].to_string()]).expect(0).json();
+    assert_eq!(shown["summary"]["state"], "succeeded");
+    assert_eq!(shown["spec"]["prompt"], "an owl");
+    assert_eq!(shown["spec"]["seed"], 7);
+    let image_path = shown["images"][0]["path"].as_str().unwrap();
+    assert_png(image_path, 512, 512);
+    assert!(shown["events"].as_array().unwrap().len() >= 3, "every state change is logged");
+    let text = t.run(&["show", &ids[2].to_string()]).expect(0).stdout;
+    assert!(text.contains("an owl") && text.contains(image_path), "{text}");
+
+    let out = t.scratch.path("export");
+    t.run(&["export", "--to", out.to_str().unwrap()]).expect(0);
+    for id in &ids {
+        let sidecar: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join(format!("job-{id}.json"))).unwrap()).unwrap();
+        assert_eq!(sidecar["id"], *id);
+        assert_eq!(sidecar["spec"]["model"], "wanx2.0-t2i-turbo");
+        assert_eq!(sidecar["request"]["parameters"]["size"], "512*512");
+        let file = sidecar["images"][0]["file"].as_str().unwrap();
+        assert_png(out.join(file).to_str().unwrap(), 512, 512);
+    }
+}
+
+#[test]
+fn a_cancelled_job_is_never_sent_and_a_failed_job_exits_4() {
+    let t = Setup::new();
+    let id = t.run(&["submit", "--model", "wanx2.0-t2i-turbo", "--prompt", "never", "-n", "1"]).expect(0).stdout;
+    t.run(&["cancel", id.trim()]).expect(0);
+    t.run(&["worker", "--until-idle"]).expect(0);
+    assert_eq!(t.creates(), 0);
+
+    // An input URL the simulator does not serve: the job ends failed, not retried forever.
+    let missing = format!("{}/results/none/0.png", t.sim.origin());
+    let run = t.run(&[
+        "submit", "--model", "wanx2.1-imageedit", "--prompt", "colour it", "--function", "colorization",
+        "--base-image", &missing, "--wait",
+    ]);
+    let run = run.expect(4);
+    assert!(run.stderr.contains("failed"), "{}", run.stderr);
+}
+
+#[test]
+fn a_wrong_api_key_stops_the_engine_with_exit_3() {
+    let scratch = Scratch::new();
+    let sim = Sim::start(&["--key", "the-right-key"]);
+    let mut cmd = scratch.cmd();
+    cmd.env("DASHSCOPE_API_KEY", "the-wrong-key")
+        .args(["--base-url", &sim.base_url, "submit", "--model", "wanx2.0-t2i-turbo", "--prompt", "x", "-n", "1", "--wait"]);
+    let run = cli_support::Run::from(cmd.output().unwrap()).expect(3);
+    assert!(run.stderr.contains("InvalidApiKey"), "{}", run.stderr);
+    assert_eq!(run.stderr.lines().filter(|l| l.starts_with("error:")).count(), 1, "{}", run.stderr);
+    let rows = scratch.run(&["--json", "list"]).expect(0).json();
+    assert_eq!(rows[0]["state"], "queued", "the job waits for a good key");
+}
+
+#[test]
+fn a_base_url_without_a_key_is_refused_clearly() {
+    let scratch = Scratch::new();
+    let sim = Sim::start(&[]);
+    let mut cmd = scratch.cmd();
+    cmd.args(["--base-url", &sim.base_url, "worker", "--until-idle"]);
+    let run = cli_support::Run::from(cmd.output().unwrap()).expect(3);
+    assert!(run.stderr.contains("DASHSCOPE_API_KEY"), "{}", run.stderr);
+}
