@@ -10,6 +10,7 @@ use mcp_support::*;
 use serde_json::{Value, json};
 use wandash::dashscope::{ApiKey, Client, ImageRef, Model};
 use wandash::engine::{Engine, EngineConfig};
+use wandash::simulator::SimConfig;
 use wandash::store::{JobFilter, JobState};
 
 const TOOLS: [&str; 8] = [
@@ -254,7 +255,7 @@ async fn bad_input_is_a_tool_error_naming_the_field_and_nothing_is_queued() {
         (
             "transform_image_from_file",
             json!({"image_file_path": small, "prompt": "x"}),
-            "base_image",
+            "image_file_path (base_image): width 100",
         ),
         (
             "transform_image_from_file",
@@ -269,7 +270,7 @@ async fn bad_input_is_a_tool_error_naming_the_field_and_nothing_is_queued() {
         (
             "transform_image_from_url",
             json!({"image_url": "https://example.com/a.png", "prompt": "x", "function": "description_edit_with_mask"}),
-            "mask",
+            "mask_image_url",
         ),
         (
             "transform_image_from_encoded",
@@ -454,4 +455,114 @@ async fn with_the_engine_elsewhere_it_enqueues_times_out_with_the_id_and_sees_th
     assert_eq!(setup.stats().await["creates"], 1);
     client.cancel().await.ok();
     engine.shutdown().await;
+}
+
+/// A key the service refuses stops the engine: the tool says so at once instead of
+/// waiting out its timeout, the job stays queued, and the key appears nowhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_key_is_a_tool_error_and_the_job_stays_queued() {
+    let setup = Setup::with_sim(SimConfig {
+        key: Some("the-right-key".into()),
+        ..SimConfig::default()
+    })
+    .await;
+    let client = setup.client().await;
+    let result = call(
+        &client,
+        "generate_image_from_text",
+        json!({"prompt": "a kite", "timeout_seconds": 60}),
+    )
+    .await;
+    assert!(is_error(&result), "{}", text(&result));
+    let message = text(&result);
+    assert!(
+        message.contains("engine stopped") && message.contains("InvalidApiKey"),
+        "{message}"
+    );
+    assert!(!message.contains("test-key"), "the key leaked: {message}");
+    let id = job_id(structured(&result));
+    assert_eq!(setup.job(id).summary.state, JobState::Queued);
+    client.cancel().await.ok();
+}
+
+/// Raw JSON-RPC over the pipes: every stdout line is a protocol message, a bad call is a
+/// tool error (not a crash), and closing stdin ends the server cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdout_carries_only_protocol_and_closing_stdin_stops_the_server() {
+    use std::io::Write;
+    let setup = Setup::new().await;
+    let mut child = setup
+        .command()
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start wandash mcp");
+    let requests = [
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18",
+            "capabilities": {}, "clientInfo": {"name": "raw-test", "version": "0"}}}),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+            "params": {"name": "generate_image_from_text", "arguments": {"prompt": "x", "n": 9}}}),
+        json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+            "params": {"name": "generate_image_from_text", "arguments": {"prompt": "a small boat", "return_image": false}}}),
+    ];
+    let mut stdin = child.stdin.take().unwrap();
+    for request in &requests {
+        writeln!(stdin, "{request}").unwrap();
+    }
+    // Read until both calls are answered, then hang up.
+    let stdout = child.stdout.take().unwrap();
+    let lines = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut lines = Vec::new();
+        let mut reader = std::io::BufReader::new(stdout);
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap() == 0 {
+                break;
+            }
+            let done = line.contains("\"id\":3");
+            lines.push(line);
+            if done {
+                drop(stdin);
+                let mut rest = String::new();
+                std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
+                lines.extend(rest.lines().map(String::from));
+                break;
+            }
+        }
+        lines
+    })
+    .await
+    .unwrap();
+    let messages: Vec<Value> = lines
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON-RPC on stdout ({e}): {l}"))
+        })
+        .collect();
+    assert!(
+        messages.iter().all(|m| m["jsonrpc"] == "2.0"),
+        "{messages:?}"
+    );
+    let answer = |id: i64| {
+        messages
+            .iter()
+            .find(|m| m["id"] == id)
+            .unwrap_or_else(|| panic!("no answer {id}: {messages:?}"))
+    };
+    assert_eq!(answer(1)["result"]["serverInfo"]["name"], "wandash");
+    assert_eq!(answer(2)["result"]["isError"], true);
+    assert_eq!(answer(3)["result"]["isError"], false, "{}", answer(3));
+    assert_eq!(
+        answer(3)["result"]["structuredContent"]["state"],
+        "succeeded"
+    );
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "wandash mcp exited with {status}");
 }

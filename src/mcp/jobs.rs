@@ -3,17 +3,19 @@
 //! the engine itself; otherwise (a `wandash worker` or the dashboard runs it) it only
 //! enqueues and watches the store until the job ends.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Mutex;
+use tokio::sync::broadcast::error::RecvError;
 
-use crate::dashscope::JobSpec;
+use crate::dashscope::{JobSpec, Model};
 use crate::engine::{
-    self, Backend, BackendSettings, Engine, EngineConfig, EngineError, EngineHandle,
+    self, Backend, BackendSettings, Engine, EngineConfig, EngineError, EngineEvent, EngineHandle,
 };
-use crate::store::{CancelOutcome, JobDetail, JobFilter, JobId, JobSummary, Store};
+use crate::store::{CancelOutcome, JobDetail, JobFilter, JobId, JobSummary, Store, StoreError};
 
 /// How often a waiting tool reads the job back from the store.
 const WAIT_POLL: Duration = Duration::from_millis(200);
@@ -46,6 +48,15 @@ pub struct Jobs {
     store: Arc<Store>,
     setup: McpSetup,
     runner: Mutex<Runner>,
+    /// Why the engine here stopped, for the whole service or one model: the reasons its
+    /// events gave, so that a waiting tool can tell the assistant instead of timing out.
+    stops: Arc<std::sync::Mutex<Stops>>,
+}
+
+#[derive(Default)]
+struct Stops {
+    all: Option<String>,
+    models: HashMap<Model, String>,
 }
 
 /// How a wait ended.
@@ -68,6 +79,7 @@ impl Jobs {
             store: Arc::new(store),
             setup,
             runner: Mutex::new(Runner::None),
+            stops: Arc::default(),
         })
     }
 
@@ -95,6 +107,8 @@ impl Jobs {
             self.setup.engine.clone(),
         ) {
             Ok(handle) => {
+                *self.stops.lock().expect("stops lock") = Stops::default();
+                tokio::spawn(record_stops(handle.subscribe(), Arc::clone(&self.stops)));
                 tracing::info!(
                     backend = backend.kind.label(),
                     url = backend.kind.base_url(),
@@ -144,7 +158,7 @@ impl Jobs {
             if detail.summary.state.is_final() {
                 return Ok(Waited::Ended(detail));
             }
-            if let Some(reason) = self.stop_reason().await {
+            if let Some(reason) = self.stop_reason(detail.summary.model).await {
                 return Ok(Waited::EngineStopped(detail, reason));
             }
             if tokio::time::Instant::now() >= deadline {
@@ -154,15 +168,16 @@ impl Jobs {
         }
     }
 
-    /// Why the engine of this process stopped, if it did.
-    async fn stop_reason(&self) -> Option<String> {
-        let runner = self.runner.lock().await;
-        match &*runner {
-            Runner::Here { handle, .. } if handle.is_stopped() => Some(
-                "the engine stopped (see the log in the data directory: a bad API key or an account in arrears stops it)"
-                    .into(),
-            ),
-            _ => None,
+    /// Why the engine of this process cannot run a job of `model`, if it stopped.
+    async fn stop_reason(&self, model: Model) -> Option<String> {
+        if !matches!(&*self.runner.lock().await, Runner::Here { .. }) {
+            return None;
+        }
+        let stops = self.stops.lock().expect("stops lock");
+        match (&stops.all, stops.models.get(&model)) {
+            (Some(reason), _) => Some(format!("the engine stopped: {reason}")),
+            (None, Some(reason)) => Some(format!("{model} stopped: {reason}")),
+            (None, None) => None,
         }
     }
 
@@ -175,8 +190,15 @@ impl Jobs {
             .await
     }
 
-    pub async fn cancel(&self, id: JobId) -> Result<CancelOutcome, String> {
-        let outcome = self.blocking(move |store| store.request_cancel(id)).await?;
+    /// What cancelling did; `None` if there is no such job.
+    pub async fn cancel(&self, id: JobId) -> Result<Option<CancelOutcome>, String> {
+        let outcome = self
+            .blocking(move |store| match store.request_cancel(id) {
+                Ok(outcome) => Ok(Some(outcome)),
+                Err(StoreError::NoSuchJob(_)) => Ok(None),
+                Err(e) => Err(e),
+            })
+            .await?;
         if let Runner::Here { handle, .. } = &*self.runner.lock().await {
             handle.wake();
         }
@@ -207,5 +229,30 @@ impl Jobs {
             .await
             .map_err(|e| format!("the store reader stopped: {e}"))?
             .map_err(|e| e.to_string())
+    }
+}
+
+/// Keeps the reasons of the engine's stop events until the engine goes away.
+async fn record_stops(
+    mut events: tokio::sync::broadcast::Receiver<EngineEvent>,
+    stops: Arc<std::sync::Mutex<Stops>>,
+) {
+    loop {
+        match events.recv().await {
+            Ok(EngineEvent::Stopped { reason }) => {
+                tracing::warn!("MCP: the engine stopped: {reason}");
+                stops.lock().expect("stops lock").all = Some(reason);
+            }
+            Ok(EngineEvent::ModelStopped { model, reason }) => {
+                tracing::warn!("MCP: {model} stopped: {reason}");
+                stops
+                    .lock()
+                    .expect("stops lock")
+                    .models
+                    .insert(model, reason);
+            }
+            Ok(_) | Err(RecvError::Lagged(_)) => {}
+            Err(RecvError::Closed) => return,
+        }
     }
 }

@@ -19,7 +19,7 @@ use super::args::{
     UrlArgs, WaitOptions,
 };
 use super::jobs::{Jobs, Waited};
-use crate::dashscope::{ImageRef, JobSpec, check_local_images, validate};
+use crate::dashscope::{ImageRef, JobSpec, ValidationError, check_local_images, validate};
 use crate::store::{CancelOutcome, JobFilter, JobId, StateFilter};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -67,7 +67,7 @@ impl WandashMcp {
             Err(e) => return e,
         };
         match args.spec() {
-            Ok(spec) => self.run_one(spec, &args.wait).await,
+            Ok(spec) => self.run_one(spec, &args.wait, &[]).await,
             Err(e) => failure(format!("invalid input: {e}")),
         }
     }
@@ -98,7 +98,7 @@ impl WandashMcp {
             })
         })();
         match inputs.and_then(|inputs| args.edit.spec(&args.prompt, inputs)) {
-            Ok(spec) => self.run_one(spec, &args.wait).await,
+            Ok(spec) => self.run_one(spec, &args.wait, FILE_ARGS).await,
             Err(e) => failure(format!("invalid input: {e}")),
         }
     }
@@ -129,7 +129,7 @@ impl WandashMcp {
             })
         })();
         match inputs.and_then(|inputs| args.edit.spec(&args.prompt, inputs)) {
-            Ok(spec) => self.run_one(spec, &args.wait).await,
+            Ok(spec) => self.run_one(spec, &args.wait, URL_ARGS).await,
             Err(e) => failure(format!("invalid input: {e}")),
         }
     }
@@ -147,7 +147,7 @@ impl WandashMcp {
             Err(e) => return failure(format!("invalid input: {e}")),
         };
         match args.edit.spec(&args.prompt, inputs) {
-            Ok(spec) => self.run_one(spec, &args.wait).await,
+            Ok(spec) => self.run_one(spec, &args.wait, ENCODED_ARGS).await,
             Err(e) => failure(format!("invalid input: {e}")),
         }
     }
@@ -209,7 +209,8 @@ impl WandashMcp {
         };
         let id = JobId(args.id);
         match self.jobs.cancel(id).await {
-            Ok(outcome) => {
+            Ok(None) => failure(no_such_job(args.id)),
+            Ok(Some(outcome)) => {
                 let (outcome, note) = match outcome {
                     CancelOutcome::Cancelled => ("cancelled", "the job was still queued; nothing was sent".to_string()),
                     CancelOutcome::Requested => (
@@ -221,7 +222,6 @@ impl WandashMcp {
                 };
                 answer::data(json!({"job_id": id, "outcome": outcome, "note": note}))
             }
-            Err(e) if e.contains("no job") || e.contains("No job") => failure(no_such_job(args.id)),
             Err(e) => failure(format!("cannot cancel job {id}: {e}")),
         }
     }
@@ -298,14 +298,20 @@ impl WandashMcp {
 
 impl WandashMcp {
     /// Checks one job, queues it, waits for it and answers.
-    async fn run_one(&self, spec: JobSpec, wait: &WaitOptions) -> CallToolResult {
+    /// `aliases` names the tool argument behind each spec field, for the error messages.
+    async fn run_one(
+        &self,
+        spec: JobSpec,
+        wait: &WaitOptions,
+        aliases: &[(&str, &str)],
+    ) -> CallToolResult {
         if let Err(e) = validate(&spec) {
-            return failure(format!("invalid input: {e}"));
+            return failure(format!("invalid input: {}", in_tool_terms(&e, aliases)));
         }
         let checked = spec.clone();
         match tokio::task::spawn_blocking(move || check_local_images(&checked)).await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => return failure(format!("invalid input: {e}")),
+            Ok(Err(e)) => return failure(format!("invalid input: {}", in_tool_terms(&e, aliases))),
             Err(e) => return failure(format!("checking the input images stopped: {e}")),
         }
         let id = match self.jobs.enqueue(vec![spec], None).await {
@@ -386,6 +392,32 @@ fn save_data_uri(dir: &std::path::Path, field: &str, uri: &str) -> Result<ImageR
     let path = dir.join(format!("{}.{ext}", uuid::Uuid::new_v4()));
     std::fs::write(&path, &bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     Ok(ImageRef::File(path))
+}
+
+/// The spec fields behind each transform tool's image arguments.
+const FILE_ARGS: &[(&str, &str)] = &[
+    ("base_image", "image_file_path"),
+    ("mask_image", "mask_file_path"),
+    ("images", "image_file_path/extra_image_file_paths"),
+];
+const URL_ARGS: &[(&str, &str)] = &[
+    ("base_image", "image_url"),
+    ("mask_image", "mask_image_url"),
+    ("images", "image_url/extra_image_urls"),
+];
+const ENCODED_ARGS: &[(&str, &str)] = &[
+    ("base_image", "encoded_image"),
+    ("mask_image", "mask_encoded_image"),
+    ("images", "encoded_image/extra_encoded_images"),
+];
+
+/// A validation error with the tool's argument name first, then the spec field (the name
+/// the CLI and batch files use): `image_file_path (base_image): ...`.
+fn in_tool_terms(e: &ValidationError, aliases: &[(&str, &str)]) -> String {
+    match aliases.iter().find(|(field, _)| *field == e.field) {
+        Some((field, argument)) => format!("{argument} ({field}): {}", e.message),
+        None => e.to_string(),
+    }
 }
 
 fn parse_status(text: &str) -> Result<StateFilter, String> {

@@ -26,10 +26,15 @@ pub struct Setup {
 
 impl Setup {
     pub async fn new() -> Setup {
+        Setup::with_sim(SimConfig::default()).await
+    }
+
+    /// A setup whose simulator has `config` (its latency is always made short).
+    pub async fn with_sim(config: SimConfig) -> Setup {
         let dir = tempfile::tempdir().expect("a temp dir");
         let sim = simulator::start(SimConfig {
             latency: (Duration::from_millis(30), Duration::from_millis(120)),
-            ..SimConfig::default()
+            ..config
         })
         .await
         .expect("start the simulator");
@@ -42,18 +47,9 @@ impl Setup {
         Setup { dir, sim }
     }
 
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    pub fn db(&self) -> PathBuf {
-        self.path("data/wandash.db")
-    }
-
-    /// `wandash --db .. --config .. --base-url <sim> mcp` with DASHSCOPE_API_KEY=test-key,
-    /// connected and initialised.
-    pub async fn client(&self) -> RunningService<RoleClient, ()> {
-        let mut cmd = tokio::process::Command::new(BIN);
+    /// The `wandash ... mcp` command line of `client`, for tests that speak raw JSON-RPC.
+    pub fn command(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(BIN);
         let home = self.path("home");
         cmd.env("HOME", &home)
             .env("XDG_CONFIG_HOME", home.join(".config"))
@@ -68,6 +64,21 @@ impl Setup {
             .arg("--base-url")
             .arg(self.sim.base_url())
             .arg("mcp");
+        cmd
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.path("data/wandash.db")
+    }
+
+    /// `wandash --db .. --config .. --base-url <sim> mcp` with DASHSCOPE_API_KEY=test-key,
+    /// connected and initialised.
+    pub async fn client(&self) -> RunningService<RoleClient, ()> {
+        let cmd = tokio::process::Command::from(self.command());
         let (transport, _) = TokioChildProcess::builder(cmd)
             .stderr(Stdio::null())
             .spawn()
