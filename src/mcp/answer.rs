@@ -89,16 +89,15 @@ pub async fn job_result(
         return result;
     }
     let mut result = data(value);
-    if with_image {
-        if let Some(path) = detail.images.iter().find_map(|i| i.path.clone()) {
-            match tokio::task::spawn_blocking(move || preview_png(&path)).await {
-                Ok(Ok(png)) => result.content.push(ContentBlock::image(
-                    base64::engine::general_purpose::STANDARD.encode(png),
-                    "image/png",
-                )),
-                Ok(Err(e)) => tracing::warn!("MCP: no preview for job {}: {e}", detail.summary.id),
-                Err(e) => tracing::warn!("MCP: preview worker stopped: {e}"),
-            }
+    let first_image = detail.images.iter().find_map(|i| i.path.clone());
+    if let (true, Some(path)) = (with_image, first_image) {
+        match tokio::task::spawn_blocking(move || preview_png(&path)).await {
+            Ok(Ok(png)) => result.content.push(ContentBlock::image(
+                base64::engine::general_purpose::STANDARD.encode(png),
+                "image/png",
+            )),
+            Ok(Err(e)) => tracing::warn!("MCP: no preview for job {}: {e}", detail.summary.id),
+            Err(e) => tracing::warn!("MCP: preview worker stopped: {e}"),
         }
     }
     result

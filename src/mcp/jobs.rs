@@ -88,11 +88,11 @@ impl Jobs {
     /// An engine that cannot start (no key for a base URL...) is an error a person can fix.
     pub async fn ensure_engine(&self) -> Result<(), String> {
         let mut runner = self.runner.lock().await;
-        if let Runner::Here { handle, .. } = &*runner {
-            if !handle.is_stopped() {
-                handle.wake();
-                return Ok(());
-            }
+        if let Runner::Here { handle, .. } = &*runner
+            && !handle.is_stopped()
+        {
+            handle.wake();
+            return Ok(());
         }
         if let Runner::Here { backend, handle } = std::mem::replace(&mut *runner, Runner::None) {
             handle.shutdown().await;
