@@ -367,6 +367,28 @@ mod tests {
     }
 
     #[test]
+    fn default_config_gives_the_engines_defaults() {
+        let engine = Config::default().engine_config(Path::new("/data"));
+        let defaults = EngineConfig::default();
+        assert_eq!(engine.data_dir, Path::new("/data"));
+        assert_eq!(
+            (engine.poll_min, engine.poll_max),
+            (defaults.poll_min, defaults.poll_max)
+        );
+        assert_eq!(engine.queries_per_second, defaults.queries_per_second);
+        assert_eq!(engine.max_attempts, defaults.max_attempts);
+        assert_eq!(
+            (engine.backoff_base, engine.backoff_cap),
+            (defaults.backoff_base, defaults.backoff_cap)
+        );
+        assert_eq!(engine.download_max_bytes, defaults.download_max_bytes);
+        for model in Model::ALL {
+            assert_eq!(engine.limits_for(model), defaults.limits_for(model), "{model}");
+            assert_eq!(engine.price_for(model), defaults.price_for(model), "{model}");
+        }
+    }
+
+    #[test]
     fn unknown_key_is_named_with_its_line() {
         let err = Config::parse("region = \"cn-beijing\"\n[poll]\nmin_interval = 5\n").unwrap_err();
         assert!(err.contains("min_interval"), "{err}");

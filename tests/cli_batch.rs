@@ -5,7 +5,12 @@ mod cli_support;
 use cli_support::Scratch;
 
 fn queued_count(s: &Scratch) -> usize {
-    s.run(&["--json", "list", "--limit", "1000"]).expect(0).json().as_array().unwrap().len()
+    s.run(&["--json", "list", "--limit", "1000"])
+        .expect(0)
+        .json()
+        .as_array()
+        .unwrap()
+        .len()
 }
 
 #[test]
@@ -26,7 +31,10 @@ model = "wanx2.0-t2i-turbo"
 prompt = "one more"
 "#,
     );
-    let dry = s.run(&["--json", "batch", batch.to_str().unwrap(), "--dry-run"]).expect(0).json();
+    let dry = s
+        .run(&["--json", "batch", batch.to_str().unwrap(), "--dry-run"])
+        .expect(0)
+        .json();
     assert_eq!(dry["jobs"], 13);
     assert_eq!(dry["images"], 12 + 4);
     assert_eq!(queued_count(&s), 0, "a dry run queues nothing");
@@ -47,7 +55,9 @@ fn one_bad_line_among_a_hundred_queues_nothing_and_names_the_line() {
     let mut text = String::new();
     for i in 1..=100 {
         let n = if i == 57 { 9 } else { 1 };
-        text.push_str(&format!("{{\"model\":\"wanx2.1-t2i-turbo\",\"prompt\":\"job {i}\",\"n\":{n}}}\n"));
+        text.push_str(&format!(
+            "{{\"model\":\"wanx2.1-t2i-turbo\",\"prompt\":\"job {i}\",\"n\":{n}}}\n"
+        ));
     }
     let batch = s.write("jobs.jsonl", text);
     let run = s.run(&["batch", batch.to_str().unwrap()]).expect(2);
@@ -65,7 +75,12 @@ fn a_bad_toml_job_names_its_table_and_field() {
         "[[job]]\nmodel = \"wanx2.1-t2i-turbo\"\nprompt = \"ok\"\n\n[[job]]\nmodel = \"wanx2.1-t2i-turbo\"\nprompts = [\"x\", \"y\"]\nsize = \"100*100\"\n",
     );
     let run = s.run(&["batch", batch.to_str().unwrap()]).expect(2);
-    assert!(run.stderr.contains("job 2 (the [[job]] table at line 5), prompt 1: field `size`"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("job 2 (the [[job]] table at line 5), prompt 1: field `size`"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains("prompt 2: field `size`"), "{}", run.stderr);
     assert!(run.stderr.contains("512"), "the limit is named: {}", run.stderr);
     assert_eq!(queued_count(&s), 0);
@@ -74,9 +89,16 @@ fn a_bad_toml_job_names_its_table_and_field() {
 #[test]
 fn a_non_utf8_file_is_a_clear_error() {
     let s = Scratch::new();
-    let batch = s.write("latin1.jsonl", b"{\"model\":\"wanx2.1-t2i-turbo\",\"prompt\":\"caf\xe9\"}\n".to_vec());
+    let batch = s.write(
+        "latin1.jsonl",
+        b"{\"model\":\"wanx2.1-t2i-turbo\",\"prompt\":\"caf\xe9\"}\n".to_vec(),
+    );
     let run = s.run(&["batch", batch.to_str().unwrap()]).expect(2);
-    assert!(run.stderr.contains("not UTF-8") && run.stderr.contains("line 1"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("not UTF-8") && run.stderr.contains("line 1"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -84,7 +106,9 @@ fn dry_run_prints_counts_cost_and_the_quota_bound_time() {
     let s = Scratch::new();
     let mut text = String::new();
     for i in 0..10 {
-        text.push_str(&format!("{{\"model\":\"wanx2.1-t2i-turbo\",\"prompt\":\"p{i}\",\"n\":1}}\n"));
+        text.push_str(&format!(
+            "{{\"model\":\"wanx2.1-t2i-turbo\",\"prompt\":\"p{i}\",\"n\":1}}\n"
+        ));
     }
     for i in 0..3 {
         text.push_str(&format!(
@@ -92,7 +116,10 @@ fn dry_run_prints_counts_cost_and_the_quota_bound_time() {
         ));
     }
     let batch = s.write("b.jsonl", text);
-    let est = s.run(&["--json", "batch", batch.to_str().unwrap(), "--dry-run"]).expect(0).json();
+    let est = s
+        .run(&["--json", "batch", batch.to_str().unwrap(), "--dry-run"])
+        .expect(0)
+        .json();
     assert_eq!(est["jobs"], 13);
     assert_eq!(est["images"], 16);
     assert!((est["cost_cny"].as_f64().unwrap() - 1.4).abs() < 1e-9);
@@ -106,36 +133,82 @@ fn dry_run_prints_counts_cost_and_the_quota_bound_time() {
 
     let text = s.run(&["batch", batch.to_str().unwrap(), "--dry-run"]).expect(0).stdout;
     assert!(text.contains("13 jobs, 16 images"), "{text}");
-    assert!(text.contains("estimated cost: 1.40 CNY plus wan2.5-i2i-preview at an unknown price"), "{text}");
+    assert!(
+        text.contains("estimated cost: 1.40 CNY plus wan2.5-i2i-preview at an unknown price"),
+        "{text}"
+    );
     assert!(text.contains("estimated time: 7m 30s"), "{text}");
 }
 
 #[test]
 fn submit_refuses_a_bad_job_naming_the_field_and_limit() {
     let s = Scratch::new();
-    let run = s.run(&["submit", "--model", "wanx2.1-t2i-turbo", "--prompt", "x", "--size", "2000*2000"]).expect(2);
+    let run = s
+        .run(&[
+            "submit",
+            "--model",
+            "wanx2.1-t2i-turbo",
+            "--prompt",
+            "x",
+            "--size",
+            "2000*2000",
+        ])
+        .expect(2);
     assert!(run.stderr.starts_with("error: size:"), "{}", run.stderr);
     assert!(run.stderr.contains("1440"), "{}", run.stderr);
     let run = s.run(&["submit", "--model", "wanx9", "--prompt", "x"]).expect(2);
     assert!(run.stderr.contains("unknown model `wanx9`"), "{}", run.stderr);
-    let run = s.run(&["submit", "--model", "wanx2.1-imageedit", "--prompt", "x", "--function", "colorization", "--base-image", "missing.png"]).expect(2);
-    assert!(run.stderr.contains("base_image") && run.stderr.contains("missing.png"), "{}", run.stderr);
+    let run = s
+        .run(&[
+            "submit",
+            "--model",
+            "wanx2.1-imageedit",
+            "--prompt",
+            "x",
+            "--function",
+            "colorization",
+            "--base-image",
+            "missing.png",
+        ])
+        .expect(2);
+    assert!(
+        run.stderr.contains("base_image") && run.stderr.contains("missing.png"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(queued_count(&s), 0);
 }
 
 #[test]
 fn submit_queues_and_cancel_retry_show_work_on_the_store() {
     let s = Scratch::new();
-    let id = s.run(&["submit", "--model", "wanx2.1-t2i-turbo", "--prompt", "a lighthouse", "-n", "1"]).expect(0).stdout;
+    let id = s
+        .run(&[
+            "submit",
+            "--model",
+            "wanx2.1-t2i-turbo",
+            "--prompt",
+            "a lighthouse",
+            "-n",
+            "1",
+        ])
+        .expect(0)
+        .stdout;
     let id = id.trim();
     assert_eq!(id, "1");
     let shown = s.run(&["--json", "show", id]).expect(0).json();
     assert_eq!(shown["summary"]["state"], "queued");
     assert_eq!(shown["spec"]["prompt"], "a lighthouse");
     s.run(&["cancel", id]).expect(0);
-    assert_eq!(s.run(&["--json", "show", id]).expect(0).json()["summary"]["state"], "cancelled");
+    assert_eq!(
+        s.run(&["--json", "show", id]).expect(0).json()["summary"]["state"],
+        "cancelled"
+    );
     s.run(&["retry", id]).expect(0);
-    assert_eq!(s.run(&["--json", "show", id]).expect(0).json()["summary"]["state"], "queued");
+    assert_eq!(
+        s.run(&["--json", "show", id]).expect(0).json()["summary"]["state"],
+        "queued"
+    );
     let run = s.run(&["retry", id]).expect(2);
     assert!(run.stderr.contains("only failed, cancelled"), "{}", run.stderr);
     let run = s.run(&["show", "99"]).expect(2);

@@ -100,6 +100,7 @@ async fn create(
         }
     };
     let gate = ctx.gates[&model].lock().await;
+    ctx.create_rates[&model].acquire().await;
     match ctx.client.create(&spec).await {
         Ok(created) => {
             let task_id = created.task_id.clone();
@@ -107,7 +108,7 @@ async fn create(
             ctx.db(move |s| s.mark_created(id, &created.task_id, created.task_status, "created"))
                 .await?;
             drop(gate);
-            ctx.report(Report::Created(model));
+            ctx.create_rates[&model].accepted();
             let state = if status == TaskStatus::Pending {
                 JobState::Submitted
             } else {
@@ -209,7 +210,8 @@ async fn create_failed(
     let state = match error.action() {
         ErrorAction::RetryLater if throttled => {
             // A 429 never fails a job: it waits its turn again, attempts untouched.
-            ctx.report(Report::Throttled(model));
+            let speed = ctx.create_rates[&model].throttled();
+            tracing::warn!(job = %id, %model, speed, "throttled by the service; slowing down");
             let again = now_ms() + 1000;
             ctx.db(move |s| s.requeue(id, &recorded, Some(again), false))
                 .await?;
@@ -238,6 +240,7 @@ async fn create_failed(
             JobState::Queued
         }
         ErrorAction::StopAll => {
+            ctx.halting.store(true, std::sync::atomic::Ordering::SeqCst);
             ctx.db(move |s| s.requeue(id, &recorded, None, false))
                 .await?;
             ctx.report(Report::StopAll(error.to_string()));

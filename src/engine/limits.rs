@@ -45,11 +45,6 @@ impl TokenBucket {
         }
     }
 
-    /// Gives back a token taken for work that turned out not to exist.
-    pub(crate) fn refund(&mut self) {
-        self.tokens = (self.tokens + 1.0).min(self.capacity);
-    }
-
     /// How long until a token is available.
     pub(crate) fn wait_time(&mut self, now: Instant) -> Duration {
         self.refill(now);
@@ -103,6 +98,68 @@ impl QueryBudget {
     }
 }
 
+/// Creates are sent a little under the quota so that timing jitter between our clock and
+/// the service's never turns into a 429.
+const RATE_MARGIN: f64 = 0.95;
+/// The service's create bucket holds two tokens.
+const CREATE_BURST: f64 = 2.0;
+
+/// One model's create pace: the service's bucket, halved after a 429 and recovering
+/// step by step with each accepted create (additive increase, multiplicative decrease).
+#[derive(Debug)]
+pub(crate) struct CreateRate {
+    state: Mutex<(TokenBucket, f64)>,
+    full_rate: f64,
+}
+
+impl CreateRate {
+    pub(crate) fn new(submit_per_second: f64) -> Self {
+        let full_rate = submit_per_second * RATE_MARGIN;
+        let bucket = TokenBucket::new(full_rate, CREATE_BURST.min(submit_per_second.max(1.0)));
+        CreateRate {
+            state: Mutex::new((bucket, 1.0)),
+            full_rate,
+        }
+    }
+
+    /// Waits for a create token. Taken right before sending (not when the job is
+    /// claimed), so that the service sees creates spaced as the bucket spaced them.
+    pub(crate) async fn acquire(&self) {
+        loop {
+            let wait = {
+                let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                let now = Instant::now();
+                if state.0.try_take(now) {
+                    return;
+                }
+                state.0.wait_time(now)
+            };
+            tokio::time::sleep(wait.max(Duration::from_millis(1))).await;
+        }
+    }
+
+    /// Returns the current speed (1.0 = full rate).
+    pub(crate) fn throttled(&self) -> f64 {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        state.1 = (state.1 * 0.5).max(0.1);
+        let rate = self.full_rate * state.1;
+        state.0.set_rate(rate, now);
+        // After a 429 the service's bucket is empty too.
+        state.0.drain(now);
+        state.1
+    }
+
+    pub(crate) fn accepted(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if state.1 < 1.0 {
+            state.1 = (state.1 + 0.1).min(1.0);
+            let rate = self.full_rate * state.1;
+            state.0.set_rate(rate, Instant::now());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,8 +177,6 @@ mod tests {
         // Never more than the capacity, however long it was idle.
         let later = start + Duration::from_secs(60);
         assert!(bucket.try_take(later) && bucket.try_take(later) && !bucket.try_take(later));
-        bucket.refund();
-        assert!(bucket.try_take(later));
         bucket.set_rate(1.0, later);
         assert_eq!(bucket.wait_time(later), Duration::from_secs(1));
     }

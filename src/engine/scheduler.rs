@@ -7,20 +7,13 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, broadcast, mpsc, watch};
 use tokio::task::JoinSet;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::job::{self, Slot};
-use super::limits::{QueryBudget, TokenBucket};
+use super::limits::{CreateRate, QueryBudget};
 use super::{EngineConfig, EngineEvent, Progress, recovery};
-use crate::dashscope::{Client, Model, ModelLimits};
+use crate::dashscope::{Client, Model};
 use crate::store::{JobId, JobState, Store, StoreError, now_ms};
-
-/// Creates are sent a little under the quota so that timing jitter between our bucket and
-/// the service's never turns into a 429; costs about as much wall time as it saves.
-const RATE_MARGIN: f64 = 0.95;
-/// The service's create bucket holds two tokens.
-const CREATE_BURST: f64 = 2.0;
 
 pub(crate) struct Setup {
     pub store: Arc<Store>,
@@ -39,10 +32,6 @@ pub(crate) struct Setup {
 pub(crate) enum Report {
     /// A task ended at the service (or was never created): one more may be in flight.
     SlotFreed(Model),
-    /// A create was answered 429: slow this model down.
-    Throttled(Model),
-    /// A create was accepted: the model may speed up again.
-    Created(Model),
     StopModel(Model, String),
     StopAll(String),
 }
@@ -54,12 +43,18 @@ pub(crate) struct Ctx {
     pub config: EngineConfig,
     pub events: broadcast::Sender<EngineEvent>,
     pub queries: QueryBudget,
+    /// Per model, taken right before each create.
+    pub create_rates: HashMap<Model, CreateRate>,
     /// Held around a create and the commit of its task id, and around reconciling: while
     /// a model's jobs are reconciled, none of its creates is on the wire.
     pub gates: HashMap<Model, tokio::sync::Mutex<()>>,
     /// Observed task durations (seconds, moving average) per model, for polling.
     durations: Mutex<HashMap<Model, f64>>,
     reports: mpsc::UnboundedSender<Report>,
+    /// Set by a job task, before it requeues its job, when the whole engine must stop
+    /// (bad key, arrears): the main loop may read the queue before the StopAll report
+    /// arrives, and must not claim that job again for a second, doomed create.
+    pub halting: std::sync::atomic::AtomicBool,
 }
 
 impl Ctx {
@@ -121,33 +116,9 @@ impl Ctx {
 }
 
 struct ModelRun {
-    limits: ModelLimits,
-    bucket: TokenBucket,
+    in_flight_limit: u32,
     in_flight: u32,
-    /// 1.0 at full rate; halved on each 429, recovering step by step on success.
-    speed: f64,
     stopped: bool,
-}
-
-impl ModelRun {
-    fn new(limits: ModelLimits) -> Self {
-        let rate = limits.submit_per_second * RATE_MARGIN;
-        ModelRun {
-            limits,
-            bucket: TokenBucket::new(rate, CREATE_BURST.min(limits.submit_per_second.max(1.0))),
-            in_flight: 0,
-            speed: 1.0,
-            stopped: false,
-        }
-    }
-
-    fn set_speed(&mut self, speed: f64) {
-        self.speed = speed.clamp(0.1, 1.0);
-        self.bucket.set_rate(
-            self.limits.submit_per_second * RATE_MARGIN * self.speed,
-            Instant::now(),
-        );
-    }
 }
 
 pub(crate) async fn run(setup: Setup) {
@@ -164,17 +135,31 @@ pub(crate) async fn run(setup: Setup) {
     let (reports_tx, mut reports) = mpsc::unbounded_channel();
     let mut models: HashMap<Model, ModelRun> = Model::ALL
         .into_iter()
-        .map(|m| (m, ModelRun::new(config.limits_for(m))))
+        .map(|m| {
+            (
+                m,
+                ModelRun {
+                    in_flight_limit: config.limits_for(m).in_flight,
+                    in_flight: 0,
+                    stopped: false,
+                },
+            )
+        })
         .collect();
     let ctx = Arc::new(Ctx {
         store,
         client,
         queries: QueryBudget::new(config.queries_per_second),
+        create_rates: Model::ALL
+            .into_iter()
+            .map(|m| (m, CreateRate::new(config.limits_for(m).submit_per_second)))
+            .collect(),
         gates: Model::ALL
             .into_iter()
             .map(|m| (m, tokio::sync::Mutex::new(())))
             .collect(),
         durations: Mutex::new(HashMap::new()),
+        halting: std::sync::atomic::AtomicBool::new(false),
         config,
         events,
         reports: reports_tx,
@@ -297,15 +282,12 @@ async fn schedule(
                 Vec::new()
             }
         };
-        let mut next_look = ctx.config.store_poll;
         for &(model, count) in &queued {
             let run = models.get_mut(&model).expect("every model has a run");
             if run.stopped || count == 0 {
                 continue;
             }
-            if let Some(wait) = submit_next(ctx, jobs, model, run).await {
-                next_look = next_look.min(wait);
-            }
+            submit_next(ctx, jobs, model, run).await;
         }
         let submittable = queued.iter().any(|(m, n)| *n > 0 && !models[m].stopped);
         let idle = jobs.is_empty() && !submittable;
@@ -332,31 +314,21 @@ async fn schedule(
                     tracing::error!("a job task ended abnormally: {e}");
                 }
             }
-            _ = tokio::time::sleep(next_look) => {}
+            _ = tokio::time::sleep(ctx.config.store_poll) => {}
         }
     }
 }
 
-/// Claims and starts as many queued jobs of `model` as its limits allow now. Returns how
-/// long until the rate allows the next one, if that is what stopped it.
-async fn submit_next(
-    ctx: &Arc<Ctx>,
-    jobs: &mut JoinSet<()>,
-    model: Model,
-    run: &mut ModelRun,
-) -> Option<Duration> {
-    while run.in_flight < run.limits.in_flight {
-        let now = Instant::now();
-        if !run.bucket.try_take(now) {
-            return Some(run.bucket.wait_time(now));
-        }
+/// Claims and starts as many queued jobs of `model` as its in-flight limit allows; the
+/// job tasks then wait for the model's create rate.
+async fn submit_next(ctx: &Arc<Ctx>, jobs: &mut JoinSet<()>, model: Model, run: &mut ModelRun) {
+    while run.in_flight < run.in_flight_limit && !ctx.halting.load(std::sync::atomic::Ordering::SeqCst) {
         let due = ctx.db(move |s| s.due_queued(model, now_ms(), 1)).await;
         let Some(&id) = due.as_deref().ok().and_then(|ids| ids.first()) else {
             if let Err(e) = due {
                 tracing::error!("cannot read the queue: {e}");
             }
-            run.bucket.refund();
-            return None;
+            return;
         };
         match ctx.db(move |s| s.claim_for_submit(id)).await {
             Ok(Some(job)) => {
@@ -365,15 +337,13 @@ async fn submit_next(
                 jobs.spawn(job::submit(ctx.clone(), job, ctx.slot(model)));
             }
             // Cancelled or retried by another process between the two reads.
-            Ok(None) => run.bucket.refund(),
+            Ok(None) => {}
             Err(e) => {
                 tracing::error!(job = %id, "cannot claim the job: {e}");
-                run.bucket.refund();
-                return None;
+                return;
             }
         }
     }
-    None
 }
 
 /// Applies a job task's report; returns a reason if the whole engine must stop.
@@ -382,20 +352,6 @@ fn apply(ctx: &Ctx, models: &mut HashMap<Model, ModelRun>, report: Report) -> Op
         Report::SlotFreed(model) => {
             let run = models.get_mut(&model)?;
             run.in_flight = run.in_flight.saturating_sub(1);
-        }
-        Report::Throttled(model) => {
-            let run = models.get_mut(&model)?;
-            let speed = run.speed * 0.5;
-            run.set_speed(speed);
-            run.bucket.drain(Instant::now());
-            tracing::warn!(%model, speed = run.speed, "throttled by the service; slowing down");
-        }
-        Report::Created(model) => {
-            let run = models.get_mut(&model)?;
-            if run.speed < 1.0 {
-                let speed = run.speed + 0.1;
-                run.set_speed(speed);
-            }
         }
         Report::StopModel(model, reason) => {
             let run = models.get_mut(&model)?;

@@ -15,7 +15,9 @@ pub struct Scratch {
 
 impl Scratch {
     pub fn new() -> Scratch {
-        Scratch { dir: tempfile::tempdir().expect("a temp dir") }
+        Scratch {
+            dir: tempfile::tempdir().expect("a temp dir"),
+        }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -76,7 +78,11 @@ impl From<Output> for Run {
 impl Run {
     /// Fails the test with the whole output unless the exit code is `code`.
     pub fn expect(self, code: i32) -> Run {
-        assert_eq!(self.code, code, "exit code\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, code,
+            "exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 
@@ -94,7 +100,11 @@ pub struct Sim {
 impl Sim {
     /// Task latency 50ms..150ms unless `extra` gives `--latency`.
     pub fn start(extra: &[&str]) -> Sim {
-        let latency: &[&str] = if extra.contains(&"--latency") { &[] } else { &["--latency", "50ms..150ms"] };
+        let latency: &[&str] = if extra.contains(&"--latency") {
+            &[]
+        } else {
+            &["--latency", "50ms..150ms"]
+        };
         let mut child = Command::new(BIN)
             .args(["sim", "--listen", "127.0.0.1:0"])
             .args(latency)
@@ -105,7 +115,9 @@ impl Sim {
             .expect("start wandash sim");
         let stdout = child.stdout.take().expect("piped stdout");
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("read the simulator's first line");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the simulator's first line");
         let base_url = line
             .split_whitespace()
             .find(|w| w.starts_with("http://127.0.0.1:"))
@@ -136,13 +148,24 @@ impl Drop for Sim {
 pub fn http_get_json(url: &str) -> serde_json::Value {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://").expect("an http URL");
-    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap_or((rest, "/".into()));
     let mut stream = std::net::TcpStream::connect(host).expect("connect to the simulator");
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
     let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_string() };
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("{url}: not JSON ({e}): {body}"))
 }
 
@@ -162,7 +185,9 @@ fn dechunk(mut body: &str) -> String {
 /// Every file under `dir`, recursively.
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {

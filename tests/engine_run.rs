@@ -1,0 +1,546 @@
+//! The engine end to end: real SQLite files, the real simulator on 127.0.0.1, the real
+//! client. Short simulator latencies keep each test to seconds.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use wandash::dashscope::{ApiKey, Client, JobSpec, Model, ModelLimits, Region, Size};
+use wandash::engine::{
+    BackendKind, BackendSettings, Engine, EngineConfig, EngineError, EngineEvent, EngineHandle,
+    connect,
+};
+use wandash::simulator::{self, Faults, RunningSim, SimConfig};
+use wandash::store::{JobDetail, JobFilter, JobId, JobState, Store};
+
+const FAST: (Duration, Duration) = (Duration::from_millis(50), Duration::from_millis(150));
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    db: PathBuf,
+    data: PathBuf,
+    sim: RunningSim,
+}
+
+async fn setup(sim: SimConfig) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("wandash.db");
+    let data = dir.path().join("data");
+    let sim = simulator::start(sim).await.unwrap();
+    Setup {
+        _dir: dir,
+        db,
+        data,
+        sim,
+    }
+}
+
+fn sim_config(faults: Faults, limits: HashMap<Model, ModelLimits>) -> SimConfig {
+    SimConfig {
+        latency: FAST,
+        faults,
+        limits,
+        ..SimConfig::default()
+    }
+}
+
+fn raised_limits() -> HashMap<Model, ModelLimits> {
+    Model::ALL
+        .into_iter()
+        .map(|m| {
+            (
+                m,
+                ModelLimits {
+                    submit_per_second: 20.0,
+                    in_flight: 8,
+                },
+            )
+        })
+        .collect()
+}
+
+fn engine_config(data: &Path) -> EngineConfig {
+    EngineConfig {
+        data_dir: data.to_path_buf(),
+        poll_min: Duration::from_millis(20),
+        poll_max: Duration::from_millis(200),
+        backoff_base: Duration::from_millis(20),
+        backoff_cap: Duration::from_millis(300),
+        max_attempts: 8,
+        store_poll: Duration::from_millis(100),
+        ..EngineConfig::default()
+    }
+}
+
+fn client(sim: &RunningSim) -> Client {
+    Client::new(&sim.base_url(), ApiKey::new("test-key".into())).unwrap()
+}
+
+fn spec(model: Model, prompt: &str) -> JobSpec {
+    let mut spec = JobSpec::new(model, prompt);
+    spec.n = Some(1);
+    spec.size = Some(Size::from_str("512*512").unwrap());
+    spec.prompt_extend = Some(false);
+    spec
+}
+
+async fn sim_get(sim: &RunningSim, path: &str) -> Value {
+    reqwest::get(format!("http://{}{path}", sim.addr()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn sim_post(sim: &RunningSim, path: &str, body: Value) {
+    let answer = reqwest::Client::new()
+        .post(format!("http://{}{path}", sim.addr()))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_success(), "{path}: {}", answer.status());
+}
+
+async fn wait_idle(engine: &EngineHandle, limit: Duration) {
+    tokio::time::timeout(limit, engine.wait_idle())
+        .await
+        .expect("the engine went idle in time");
+}
+
+fn all_jobs(store: &Store) -> Vec<JobDetail> {
+    let rows = store.list(&JobFilter::default(), 0, 10_000).unwrap();
+    rows.iter()
+        .map(|r| store.job(r.id).unwrap().unwrap())
+        .collect()
+}
+
+/// Every saved image is on disk, decodes to its recorded size and matches its sha256.
+fn check_saved_images(job: &JobDetail) {
+    for image in job.images.iter().filter(|i| i.is_saved()) {
+        let path = image.path.as_ref().unwrap();
+        let bytes = std::fs::read(path)
+            .unwrap_or_else(|e| panic!("job {}: {}: {e}", job.summary.id, path.display()));
+        let digest: String = Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            image.sha256.as_deref(),
+            Some(digest.as_str()),
+            "sha256 of {}",
+            path.display()
+        );
+        assert_eq!(image.bytes, Some(bytes.len() as u64));
+        let decoded = image::load_from_memory(&bytes).unwrap();
+        assert_eq!(
+            (Some(decoded.width()), Some(decoded.height())),
+            (image.width, image.height)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_40_job_batch_runs_at_the_quota_with_every_image_saved() {
+    // API.md's real limits (2 creates/s, 2 in flight per model); two models in parallel.
+    let s = setup(sim_config(Faults::default(), HashMap::new())).await;
+    let store = Store::open(&s.db).unwrap();
+    let models = [Model::Wanx21T2iTurbo, Model::Wanx20T2iTurbo];
+    let specs: Vec<JobSpec> = (0..40)
+        .map(|i| spec(models[i % 2], &format!("a lighthouse, study {i}")))
+        .collect();
+    let ids = store.enqueue_batch(&specs, Some("quota")).unwrap();
+
+    let started = Instant::now();
+    let engine = Engine::start(&s.db, client(&s.sim), engine_config(&s.data)).unwrap();
+    let mut events = engine.subscribe();
+    wait_idle(&engine, Duration::from_secs(120)).await;
+    let wall = started.elapsed();
+    engine.shutdown().await;
+
+    let jobs = all_jobs(&store);
+    assert_eq!(jobs.len(), 40);
+    for job in &jobs {
+        assert_eq!(
+            job.summary.state,
+            JobState::Succeeded,
+            "job {}: {:?}",
+            job.summary.id,
+            job.summary.error_message
+        );
+        assert_eq!(
+            (
+                job.summary.images_ok,
+                job.summary.images_failed,
+                job.summary.attempts
+            ),
+            (1, 0, 1)
+        );
+        assert_eq!(
+            (job.images[0].width, job.images[0].height),
+            (Some(512), Some(512))
+        );
+        assert!(job.summary.cost_cny.unwrap() > 0.0);
+        check_saved_images(job);
+    }
+    let task_ids: HashSet<_> = jobs.iter().map(|j| j.task_id.clone().unwrap()).collect();
+    assert_eq!(task_ids.len(), 40);
+    let stats = sim_get(&s.sim, "/__sim/stats").await;
+    let throttles: Vec<_> = jobs
+        .iter()
+        .flat_map(|j| {
+            j.events
+                .iter()
+                .filter_map(|e| e.detail.clone().filter(|d| d.starts_with("Throttling")))
+        })
+        .collect();
+    assert_eq!(stats["creates"], 40, "{stats}");
+    assert_eq!(stats["throttled"], 0, "{stats} {throttles:?}");
+
+    let mut saved = HashSet::new();
+    while let Ok(event) = events.try_recv() {
+        if let EngineEvent::ImageSaved { job, .. } = event {
+            saved.insert(job);
+        }
+    }
+    assert_eq!(saved, ids.into_iter().collect::<HashSet<JobId>>());
+    // 20 jobs per model at 2 creates per second.
+    let bound = 20.0 / 2.0;
+    println!(
+        "40 jobs in {:.2} s; quota bound {bound:.1} s; ratio {:.3}",
+        wall.as_secs_f64(),
+        wall.as_secs_f64() / bound
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_end_every_job_in_the_right_state_and_nothing_is_created_twice() {
+    let faults = Faults {
+        http_500_rate: 0.08,
+        http_503_rate: 0.08,
+        reset_rate: 0.08,
+        slow_rate: 0.1,
+        slow_delay: Duration::from_millis(300),
+        partial_failure_rate: 0.4,
+        task_failure_rate: 0.1,
+        seed: 7,
+    };
+    let s = setup(sim_config(faults, raised_limits())).await;
+    let store = Store::open(&s.db).unwrap();
+    let specs: Vec<JobSpec> = (0..30)
+        .map(|i| {
+            let mut spec = spec(
+                Model::Wanx21T2iTurbo,
+                &format!("a harbour at night, take {i}"),
+            );
+            spec.n = Some(3);
+            spec
+        })
+        .collect();
+    store.enqueue_batch(&specs, None).unwrap();
+    let mut config = engine_config(&s.data);
+    config.limits = raised_limits();
+    let engine = Engine::start(&s.db, client(&s.sim), config).unwrap();
+    wait_idle(&engine, Duration::from_secs(120)).await;
+    engine.shutdown().await;
+
+    let jobs = all_jobs(&store);
+    let mut partial = 0;
+    for job in &jobs {
+        let s = &job.summary;
+        match s.state {
+            JobState::Succeeded => {
+                assert!(s.images_ok >= 1, "job {}", s.id);
+                assert_eq!(
+                    s.images_ok + s.images_failed,
+                    3,
+                    "job {}: every image accounted for",
+                    s.id
+                );
+                if s.images_failed > 0 {
+                    partial += 1;
+                    let failed = job.images.iter().find(|i| !i.is_saved()).unwrap();
+                    assert_eq!(failed.error_code.as_deref(), Some("InternalError.Algo"));
+                    assert!(!failed.error_message.as_deref().unwrap_or("").is_empty());
+                }
+                check_saved_images(job);
+            }
+            // A task the service ended FAILED; the job records why.
+            JobState::Failed => assert_eq!(
+                s.error_code.as_deref(),
+                Some("InternalError.Algo"),
+                "job {}: {:?}",
+                s.id,
+                s.error_message
+            ),
+            other => panic!(
+                "job {} ended {other}: {:?} {:?}",
+                s.id, s.error_code, s.error_message
+            ),
+        }
+        assert!(job.task_id.is_some(), "job {} has its task", s.id);
+    }
+    assert!(partial > 0, "some tasks partly failed");
+    let adopted = jobs
+        .iter()
+        .filter(|j| {
+            j.events.iter().any(|e| {
+                e.detail
+                    .as_deref()
+                    .is_some_and(|d| d.starts_with("adopted"))
+            })
+        })
+        .count();
+    let retried = jobs.iter().filter(|j| j.summary.attempts > 1).count();
+    println!("{partial} partial, {adopted} adopted after an unanswered create, {retried} retried");
+    // Exactly once: every task the service created belongs to exactly one job.
+    let stats = sim_get(&s.sim, "/__sim/stats").await;
+    let task_ids: HashSet<_> = jobs.iter().filter_map(|j| j.task_id.clone()).collect();
+    assert_eq!(
+        stats["creates"].as_u64().unwrap(),
+        task_ids.len() as u64,
+        "{stats}"
+    );
+    assert_eq!(task_ids.len(), 30);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_that_expires_before_its_results_are_fetched_ends_expired() {
+    let s = setup(sim_config(Faults::default(), HashMap::new())).await;
+    let store = Store::open(&s.db).unwrap();
+    let id = store
+        .enqueue(&spec(Model::Wanx21T2iTurbo, "an old photograph"))
+        .unwrap();
+    let mut config = engine_config(&s.data);
+    // Slow polling: the task finishes, and expires, before the engine looks again.
+    config.poll_min = Duration::from_millis(1500);
+    config.poll_max = Duration::from_millis(1500);
+    let engine = Engine::start(&s.db, client(&s.sim), config).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.job(id).unwrap().unwrap().task_id.is_none() {
+        assert!(Instant::now() < deadline, "the job was submitted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sim_post(
+        &s.sim,
+        "/__sim/advance",
+        serde_json::json!({ "seconds": 25 * 3600 }),
+    )
+    .await;
+    wait_idle(&engine, Duration::from_secs(20)).await;
+    engine.shutdown().await;
+    let job = store.job(id).unwrap().unwrap();
+    assert_eq!(job.summary.state, JobState::Expired);
+    assert_eq!(job.summary.error_code.as_deref(), Some("Expired"));
+    assert!(job.summary.ended_at.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_engine_on_the_same_store_is_refused() {
+    let s = setup(sim_config(Faults::default(), HashMap::new())).await;
+    let first = Engine::start(&s.db, client(&s.sim), engine_config(&s.data)).unwrap();
+    let err = match Engine::start(&s.db, client(&s.sim), engine_config(&s.data)) {
+        Err(e) => e,
+        Ok(_) => panic!("a second engine started"),
+    };
+    assert!(matches!(err, EngineError::Locked { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("another wandash engine is already running"),
+        "{err}"
+    );
+    first.shutdown().await;
+    // The lock goes with the engine.
+    let again = Engine::start(&s.db, client(&s.sim), engine_config(&s.data)).unwrap();
+    again.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_made_just_before_a_crash_is_adopted_and_a_missing_one_resubmitted() {
+    let s = setup(sim_config(Faults::default(), HashMap::new())).await;
+    let store = Store::open(&s.db).unwrap();
+    let made = store
+        .enqueue(&spec(Model::Wanx21T2iTurbo, "made before the crash"))
+        .unwrap();
+    let lost = store
+        .enqueue(&spec(Model::Wanx21T2iTurbo, "lost in the crash"))
+        .unwrap();
+    // The process died after both were marked submitting; only the first create got out.
+    let job = store.claim_for_submit(made).unwrap().unwrap();
+    store.claim_for_submit(lost).unwrap().unwrap();
+    let created = client(&s.sim).create(&job.spec).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let engine = Engine::start(&s.db, client(&s.sim), engine_config(&s.data)).unwrap();
+    wait_idle(&engine, Duration::from_secs(30)).await;
+    engine.shutdown().await;
+
+    let made = store.job(made).unwrap().unwrap();
+    assert_eq!(made.summary.state, JobState::Succeeded);
+    assert_eq!(
+        made.task_id.as_deref(),
+        Some(created.task_id.as_str()),
+        "the existing task was adopted"
+    );
+    assert!(made.events.iter().any(|e| {
+        e.detail
+            .as_deref()
+            .is_some_and(|d| d.starts_with("adopted"))
+    }));
+    check_saved_images(&made);
+    let lost = store.job(lost).unwrap().unwrap();
+    assert_eq!(lost.summary.state, JobState::Succeeded);
+    assert_ne!(lost.task_id, made.task_id);
+    let stats = sim_get(&s.sim, "/__sim/stats").await;
+    assert_eq!(
+        stats["creates"], 2,
+        "one create by hand, one resubmission: {stats}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_that_cannot_be_attributed_goes_to_needs_attention() {
+    let s = setup(sim_config(Faults::default(), HashMap::new())).await;
+    let store = Store::open(&s.db).unwrap();
+    // Two jobs with the same prompt, both interrupted while submitting; one task exists.
+    let a = store
+        .enqueue(&spec(Model::Wanx21T2iPlus, "twin prompt"))
+        .unwrap();
+    let b = store
+        .enqueue(&spec(Model::Wanx21T2iPlus, "twin prompt"))
+        .unwrap();
+    let job = store.claim_for_submit(a).unwrap().unwrap();
+    store.claim_for_submit(b).unwrap().unwrap();
+    client(&s.sim).create(&job.spec).await.unwrap();
+
+    let engine = Engine::start(&s.db, client(&s.sim), engine_config(&s.data)).unwrap();
+    wait_idle(&engine, Duration::from_secs(30)).await;
+    engine.shutdown().await;
+    for id in [a, b] {
+        let job = store.job(id).unwrap().unwrap();
+        assert_eq!(job.summary.state, JobState::NeedsAttention, "job {id}");
+        assert_eq!(job.summary.error_code.as_deref(), Some("CreateUncertain"));
+        assert!(
+            job.summary
+                .error_message
+                .as_deref()
+                .unwrap()
+                .contains("cannot be told apart")
+        );
+    }
+    let stats = sim_get(&s.sim, "/__sim/stats").await;
+    assert_eq!(stats["creates"], 1, "never a silent second create: {stats}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_key_stops_the_engine_and_leaves_jobs_queued() {
+    let s = setup(SimConfig {
+        key: Some("the-right-key".into()),
+        ..sim_config(Faults::default(), HashMap::new())
+    })
+    .await;
+    let store = Store::open(&s.db).unwrap();
+    let ids = store
+        .enqueue_batch(
+            &[
+                spec(Model::Wanx21T2iTurbo, "one"),
+                spec(Model::Wanx21T2iTurbo, "two"),
+            ],
+            None,
+        )
+        .unwrap();
+    let wrong = Client::new(&s.sim.base_url(), ApiKey::new("a-wrong-key".into())).unwrap();
+    let engine = Engine::start(&s.db, wrong, engine_config(&s.data)).unwrap();
+    let mut events = engine.subscribe();
+    wait_idle(&engine, Duration::from_secs(20)).await;
+    assert!(engine.is_stopped());
+    let reason = loop {
+        match tokio::time::timeout(Duration::from_secs(5), events.recv())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            EngineEvent::Stopped { reason } => break reason,
+            _ => continue,
+        }
+    };
+    assert!(reason.contains("InvalidApiKey"), "{reason}");
+    assert!(
+        !reason.contains("a-wrong-key"),
+        "the key never appears: {reason}"
+    );
+    engine.shutdown().await;
+    for id in ids {
+        let job = store.job(id).unwrap().unwrap();
+        assert_eq!(job.summary.state, JobState::Queued);
+        assert_eq!(job.summary.attempts, 0, "not the job's fault");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_runs_the_simulator_without_a_key_and_refuses_a_url_without_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = BackendSettings {
+        api_key: None,
+        base_url: None,
+        region: Region::Beijing,
+        data_dir: dir.path().to_path_buf(),
+        sim_latency: FAST,
+    };
+    let backend = connect(settings.clone()).await.unwrap();
+    assert!(matches!(backend.kind, BackendKind::Simulator { .. }));
+    assert_eq!(backend.kind.label(), "SIMULATOR");
+    let db = dir.path().join("wandash.db");
+    let store = Store::open(&db).unwrap();
+    let id = store
+        .enqueue(&spec(Model::Wanx21T2iTurbo, "a quick one"))
+        .unwrap();
+    let engine = Engine::start(
+        &db,
+        backend.client.clone(),
+        engine_config(&dir.path().join("data")),
+    )
+    .unwrap();
+    wait_idle(&engine, Duration::from_secs(20)).await;
+    engine.shutdown().await;
+    assert_eq!(
+        store.job(id).unwrap().unwrap().summary.state,
+        JobState::Succeeded
+    );
+    backend.shutdown().await;
+    assert!(
+        dir.path().join("simulator.db").exists(),
+        "the simulator keeps its state in the data directory"
+    );
+
+    let err = match connect(BackendSettings {
+        base_url: Some("http://127.0.0.1:9/api/v1".into()),
+        ..settings.clone()
+    })
+    .await
+    {
+        Err(e) => e,
+        Ok(_) => panic!("connected without a key"),
+    };
+    assert!(matches!(err, EngineError::MissingKey));
+    assert!(err.to_string().contains("DASHSCOPE_API_KEY"));
+
+    let live = connect(BackendSettings {
+        api_key: Some(ApiKey::new("k".into())),
+        region: Region::Singapore,
+        ..settings
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        live.kind,
+        BackendKind::Live {
+            base_url: Region::Singapore.base_url().into()
+        }
+    );
+}
