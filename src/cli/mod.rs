@@ -107,6 +107,8 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         to: PathBuf,
     },
+    /// Serve the Model Context Protocol on stdio for AI assistants (same store and engine).
+    Mcp,
     /// Run the loopback DashScope simulator (for tests and demos).
     Sim(crate::simulator::SimArgs),
 }
@@ -256,6 +258,7 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
         Some(Command::Cancel { id }) => jobs::cancel(&ctx, id).map(ok),
         Some(Command::Retry { id }) => jobs::retry(&ctx, id).map(ok),
         Some(Command::Export { to }) => export::export(&ctx, &to).map(ok),
+        Some(Command::Mcp) => crate::mcp::command(&ctx),
         Some(Command::Sim(_)) => unreachable!("handled before the context is built"),
     }
 }
