@@ -53,34 +53,29 @@ pub fn screen_layout(area: Rect) -> ScreenLayout {
         Constraint::Length(1),
     ])
     .areas(area);
-    if area.width >= 120 {
+    // Wide screens put detail and preview beside the list; narrow ones under it.
+    let (list, detail, preview) = if area.width >= 120 {
         let [list, right] =
             Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])
                 .areas(body);
         let [detail, preview] =
             Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(right);
-        ScreenLayout {
-            header,
-            tabs,
-            list,
-            detail,
-            preview,
-            footer,
-        }
+        (list, detail, preview)
     } else {
         let [list, bottom] =
             Layout::vertical([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(body);
         let [detail, preview] =
             Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
                 .areas(bottom);
-        ScreenLayout {
-            header,
-            tabs,
-            list,
-            detail,
-            preview,
-            footer,
-        }
+        (list, detail, preview)
+    };
+    ScreenLayout {
+        header,
+        tabs,
+        list,
+        detail,
+        preview,
+        footer,
     }
 }
 
