@@ -241,6 +241,14 @@ fn cold_start(home: &Path, db: &Path, n: usize) {
     let empty_db = home.join("empty.db");
     // The list's title counts the jobs once the first window has loaded.
     let loaded = format!(" of {n} ");
+    // A session kept open for the whole run, so the tmux server does not exit (and race
+    // the next start) each time a measured session ends.
+    let keep = tmux(&["new-session", "-d", "-s", "keep", "sleep 3600"]);
+    assert!(
+        keep.status.success(),
+        "tmux new-session: {}",
+        String::from_utf8_lossy(&keep.stderr)
+    );
     let cases = [
         ("empty store".to_string(), empty_db.as_path(), None),
         (format!("{n} jobs"), db, Some(loaded.as_str())),
@@ -297,11 +305,36 @@ fn one_cold_start(
         "48",
         &command,
     ]);
-    assert!(out.status.success(), "tmux new-session failed");
+    assert!(
+        out.status.success(),
+        "tmux new-session: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let to_header = wait_screen(&session, started, |s| s.contains("SIMULATOR"));
     let to_row = row.map(|text| wait_screen(&session, started, |s| s.contains(text)));
     tmux(&["kill-session", "-t", &session]);
+    wait_engine_gone(db);
     (to_header, to_row)
+}
+
+/// Waits until the killed dashboard's engine has let go of its lock, so the next start
+/// does not find the store locked.
+fn wait_engine_gone(db: &Path) {
+    let mut lock = db.as_os_str().to_owned();
+    lock.push(".engine.lock");
+    let Ok(file) = std::fs::File::options().write(true).open(&lock) else {
+        return;
+    };
+    let started = Instant::now();
+    while file.try_lock().is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the dashboard's engine still holds {} after 30 s",
+            Path::new(&lock).display()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = file.unlock();
 }
 
 fn wait_screen(session: &str, started: Instant, done: impl Fn(&str) -> bool) -> Duration {
