@@ -10,6 +10,10 @@
 //!   t2i-plus, whose quotas are separate), which halves the bound (default 1).
 //! - `WANDASH_BENCH_LATENCY_MS=1000` or `500-1500`: the simulator's task time (default 1000).
 
+mod measure;
+
+use measure::env_list;
+
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -148,17 +152,6 @@ async fn sim_stats(addr: &std::net::SocketAddr) -> Value {
         .json()
         .await
         .expect("the stats are JSON")
-}
-
-fn env_list(name: &str, default: &str) -> Vec<usize> {
-    let text = std::env::var(name).unwrap_or_else(|_| default.to_string());
-    text.split(',')
-        .map(|part| {
-            part.trim()
-                .parse()
-                .unwrap_or_else(|_| panic!("{name}: {part:?} is not a job count"))
-        })
-        .collect()
 }
 
 fn env_latency() -> (Duration, Duration) {

@@ -6,8 +6,11 @@
 //! `cargo bench --bench preview`
 //! Environment: `WANDASH_BENCH_PREVIEW_RUNS` (encodes per case, default 20).
 
+mod measure;
+
+use measure::{median_of, ms};
+
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use image::{Rgb, RgbImage};
 use ratatui::buffer::Buffer;
@@ -141,22 +144,4 @@ fn write_picture(path: &Path) {
         ])
     });
     picture.save(path).expect("the picture is written");
-}
-
-fn median_of(runs: usize, mut f: impl FnMut()) -> Duration {
-    // One untimed run warms caches and allocations.
-    f();
-    let mut times: Vec<Duration> = (0..runs)
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            start.elapsed()
-        })
-        .collect();
-    times.sort();
-    times[times.len() / 2]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
 }

@@ -1,6 +1,10 @@
 //! List-page query time at 100 and at 100 000 jobs: a window costs the same either way.
 //! `cargo bench --bench store` prints medians; nothing here fails on time.
 
+mod measure;
+
+use measure::median;
+
 use std::time::{Duration, Instant};
 
 use wandash::dashscope::{JobSpec, Model};
@@ -42,21 +46,16 @@ fn fill(store: &Store, jobs: usize) {
     .unwrap();
 }
 
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
 fn time<T>(mut call: impl FnMut() -> T) -> Duration {
     call(); // warm the page cache and the statement cache
     median(
-        (0..RUNS)
+        &mut (0..RUNS)
             .map(|_| {
                 let start = Instant::now();
                 std::hint::black_box(call());
                 start.elapsed()
             })
-            .collect(),
+            .collect::<Vec<_>>(),
     )
 }
 

@@ -7,6 +7,10 @@
 //! Environment: `WANDASH_BENCH_UI_JOBS=100,10000,100000` (the default), `WANDASH_BENCH_FRAMES`
 //! (frames and key presses per size, default 200).
 
+mod measure;
+
+use measure::{env_list, median, median_of, ms};
+
 use std::path::Path;
 use std::process::Command as Process;
 use std::time::{Duration, Instant};
@@ -369,37 +373,4 @@ fn memory() -> (String, String) {
             .unwrap_or_else(|| "unknown".into())
     };
     (field("VmHWM:"), field("VmRSS:"))
-}
-
-fn median_of(runs: usize, mut f: impl FnMut()) -> Duration {
-    // One untimed run warms SQLite's page cache and the prepared statements.
-    f();
-    let mut times: Vec<Duration> = (0..runs)
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            start.elapsed()
-        })
-        .collect();
-    median(&mut times)
-}
-
-fn median(times: &mut [Duration]) -> Duration {
-    times.sort();
-    times[times.len() / 2]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
-}
-
-fn env_list(name: &str, default: &str) -> Vec<usize> {
-    let text = std::env::var(name).unwrap_or_else(|_| default.to_string());
-    text.split(',')
-        .map(|part| {
-            part.trim()
-                .parse()
-                .unwrap_or_else(|_| panic!("{name}: {part:?} is not a job count"))
-        })
-        .collect()
 }
