@@ -136,6 +136,43 @@ mod tests {
         assert!(!dir.path().join("1").exists());
     }
 
+    /// A small PNG whose header claims `w` x `h`: what a decompression bomb looks like
+    /// before it is inflated.
+    fn png_claiming(w: u32, h: u32) -> Vec<u8> {
+        let mut bytes = png(8, 8);
+        // IHDR's data starts at byte 16 (8 signature + 4 length + 4 type); its CRC covers
+        // the type and the 13 data bytes.
+        bytes[16..20].copy_from_slice(&w.to_be_bytes());
+        bytes[20..24].copy_from_slice(&h.to_be_bytes());
+        let crc = crc32(&bytes[12..29]);
+        bytes[29..33].copy_from_slice(&crc.to_be_bytes());
+        bytes
+    }
+
+    fn crc32(data: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &byte in data {
+            crc ^= u32::from(byte);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            }
+        }
+        !crc
+    }
+
+    #[test]
+    fn a_decompression_bomb_is_refused_before_it_is_inflated() {
+        let dir = tempfile::tempdir().unwrap();
+        // The header is read correctly: the same image at its true size still decodes.
+        assert!(save_image(dir.path(), JobId(2), 0, "u", &png_claiming(8, 8)).is_ok());
+        let bomb = png_claiming(100_000, 100_000);
+        match save_image(dir.path(), JobId(3), 0, "u", &bomb) {
+            Err(SaveError::NotAnImage(why)) => assert!(why.to_lowercase().contains("limit"), "{why}"),
+            other => panic!("a 100000x100000 image must be refused, got {other:?}"),
+        }
+        assert!(!dir.path().join("3").exists());
+    }
+
     #[test]
     fn a_disk_error_is_reported_as_such() {
         let dir = tempfile::tempdir().unwrap();
