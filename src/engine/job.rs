@@ -103,7 +103,7 @@ async fn create(
     };
     let gate = ctx.gates[&model].lock().await;
     ctx.create_rates[&model].acquire().await;
-    if ctx.halting.load(std::sync::atomic::Ordering::SeqCst) || ctx.stopping.is_cancelled() {
+    if ctx.stopping.is_cancelled() {
         // Stopping (shut down, or a bad key that this create would meet too): the job
         // was never sent, so it goes back to the queue as it was.
         drop(gate);
@@ -253,10 +253,11 @@ async fn create_failed(
             JobState::Queued
         }
         ErrorAction::StopAll => {
-            ctx.halting.store(true, std::sync::atomic::Ordering::SeqCst);
+            // Report (which stops the engine) before requeueing, so the main loop cannot
+            // claim the job again for a second, doomed create.
+            ctx.report(Report::StopAll(error.to_string()));
             ctx.db(move |s| s.requeue(id, &recorded, None, false))
                 .await?;
-            ctx.report(Report::StopAll(error.to_string()));
             JobState::Queued
         }
         ErrorAction::FixInput => {

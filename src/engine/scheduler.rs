@@ -51,12 +51,9 @@ pub(crate) struct Ctx {
     /// Observed task durations (seconds, moving average) per model, for polling.
     durations: Mutex<HashMap<Model, f64>>,
     reports: mpsc::UnboundedSender<Report>,
-    /// Set by a job task, before it requeues its job, when the whole engine must stop
-    /// (bad key, arrears): the main loop may read the queue before the StopAll report
-    /// arrives, and must not claim that job again for a second, doomed create.
-    pub halting: std::sync::atomic::AtomicBool,
-    /// Set when the engine is asked to shut down: claimed jobs not yet sent go back to
-    /// the queue instead of being created.
+    /// Cancelled when the engine stops (shut down, or a StopAll report: bad key,
+    /// arrears): claimed jobs not yet sent go back to the queue instead of being created,
+    /// and no more jobs are claimed.
     pub stopping: CancellationToken,
     /// Jobs between their claim and the recorded answer to their create.
     pub creates: Arc<CreatesInFlight>,
@@ -127,7 +124,13 @@ impl Ctx {
     }
 
     pub fn report(&self, report: Report) {
+        let stops_everything = matches!(report, Report::StopAll(_));
         let _ = self.reports.send(report);
+        if stops_everything {
+            // After the send: the main loop drains reports before it looks at the token,
+            // so it stops with this reason rather than as a plain shutdown.
+            self.stopping.cancel();
+        }
     }
 
     pub fn slot(&self, model: Model) -> Slot {
@@ -207,7 +210,6 @@ pub(crate) async fn run(setup: Setup) {
             .map(|m| (m, tokio::sync::Mutex::new(())))
             .collect(),
         durations: Mutex::new(HashMap::new()),
-        halting: std::sync::atomic::AtomicBool::new(false),
         stopping: stop.clone(),
         creates: Arc::default(),
         config,
@@ -378,7 +380,7 @@ async fn schedule(
 /// Claims and starts as many queued jobs of `model` as its in-flight limit allows; the
 /// job tasks then wait for the model's create rate.
 async fn submit_next(ctx: &Arc<Ctx>, jobs: &mut JoinSet<()>, model: Model, run: &mut ModelRun) {
-    while run.in_flight < run.in_flight_limit && !ctx.halting.load(std::sync::atomic::Ordering::SeqCst) {
+    while run.in_flight < run.in_flight_limit && !ctx.stopping.is_cancelled() {
         let due = ctx.db(move |s| s.due_queued(model, now_ms(), 1)).await;
         let Some(&id) = due.as_deref().ok().and_then(|ids| ids.first()) else {
             if let Err(e) = due {
