@@ -8,6 +8,7 @@ mod export;
 mod failure;
 mod jobs;
 mod run;
+pub(crate) use run::runtime;
 mod watch;
 
 use std::path::PathBuf;
@@ -264,9 +265,7 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
 }
 
 fn run_simulator(args: crate::simulator::SimArgs) -> CliResult<ExitCode> {
-    let runtime =
-        tokio::runtime::Runtime::new().map_err(|e| Failure::other(format!("cannot start the async runtime: {e}")))?;
-    runtime
+    run::runtime()?
         .block_on(crate::simulator::run_cli(args))
         .map_err(|e| Failure::other(e.to_string()))?;
     Ok(ExitCode::SUCCESS)

@@ -18,7 +18,8 @@ use super::Context;
 use super::failure::{CliResult, ExitKind, Failure};
 use super::jobs::{STORE_POLL, print_outcome, store_failure};
 
-fn runtime() -> CliResult<tokio::runtime::Runtime> {
+/// The async runtime every command that talks to a service runs on.
+pub(crate) fn runtime() -> CliResult<tokio::runtime::Runtime> {
     tokio::runtime::Runtime::new().map_err(|e| Failure::other(format!("cannot start the async runtime: {e}")))
 }
 

@@ -77,8 +77,7 @@ pub fn command(ctx: &Context) -> CliResult<ExitCode> {
             &ctx.data_dir,
         ),
     };
-    let runtime = tokio::runtime::Runtime::new()
-        .map_err(|e| Failure::other(format!("cannot start the async runtime: {e}")))?;
+    let runtime = crate::cli::runtime()?;
     let outcome = runtime.block_on(serve(setup));
     // A read of stdin may still be pending on a blocking thread; do not wait for it.
     runtime.shutdown_timeout(Duration::from_secs(1));
