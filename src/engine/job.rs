@@ -334,7 +334,10 @@ async fn follow(ctx: &Ctx, job: &Tracked, slot: &mut Slot) -> Result<(), StoreEr
             TaskStatus::Pending | TaskStatus::Running | TaskStatus::Suspended => continue,
             TaskStatus::Succeeded => {
                 slot.release();
-                ctx.learn_duration(job.model, started.elapsed());
+                ctx.learn_duration(
+                    job.model,
+                    service_duration(&info).unwrap_or_else(|| started.elapsed()),
+                );
                 return fetch_images(ctx, job, &info).await;
             }
             TaskStatus::Failed => {
@@ -383,21 +386,38 @@ async fn cancel(ctx: &Ctx, job: &Tracked) -> Result<bool, StoreError> {
     }
 }
 
-/// Polls sparsely while the task is young, more often as it nears the model's usual
-/// duration (learned from finished tasks), within [poll_min, poll_max]; backs off on errors.
+/// Polls sparsely while the task is young, halving the distance to the model's usual
+/// duration (learned from finished tasks) so an early end is seen soon, then aims one poll
+/// just past the expected end, where most tasks finish; after that every `expected / 10`.
+/// Within [poll_min, poll_max], except the aimed poll, which may come sooner than
+/// poll_min: it is one query per task, and it decides how soon the task's slot is reused.
+/// Backs off on errors.
 fn poll_interval(ctx: &Ctx, model: Model, age: Duration, failures: u32) -> Duration {
-    if failures > 0 {
-        return ctx.backoff(failures).max(ctx.config.poll_min);
-    }
-    let expected = ctx.expected_duration(model);
-    let wait = match expected.checked_sub(age) {
-        Some(remaining) if !remaining.is_zero() => remaining / 2,
-        _ => expected / 10,
-    };
-    wait.clamp(
+    let (min, max) = (
         ctx.config.poll_min,
         ctx.config.poll_max.max(ctx.config.poll_min),
-    )
+    );
+    if failures > 0 {
+        return ctx.backoff(failures).max(min);
+    }
+    let expected = ctx.expected_duration(model);
+    match expected.checked_sub(age) {
+        Some(remaining) if remaining > 2 * min => (remaining / 2).min(max),
+        Some(remaining) if !remaining.is_zero() => (remaining + PAST_EXPECTED_END).min(max),
+        _ => (expected / 10).clamp(min, max),
+    }
+}
+
+/// How far past the expected end the aimed poll lands: enough for our clock, which starts
+/// when the create is answered, to be behind the service's.
+const PAST_EXPECTED_END: Duration = Duration::from_millis(10);
+
+/// How long the service says the task ran (its own submit and end times), so that what
+/// the engine learns does not include its own polling delay.
+fn service_duration(info: &TaskInfo) -> Option<Duration> {
+    let submitted = parse_service_time(info.submit_time.as_deref()?)?;
+    let ended = parse_service_time(info.end_time.as_deref()?)?;
+    u64::try_from(ended - submitted).ok().map(Duration::from_millis)
 }
 
 /// `"2025-02-21 17:56:31.786"` (Beijing time) to epoch milliseconds.
