@@ -117,6 +117,12 @@ fn batch_then_worker_until_idle_then_list_show_export() {
     assert_eq!(rows.as_array().unwrap().len(), 6);
     let text = t.run(&["list"]).expect(0).stdout;
     assert_eq!(text.lines().filter(|l| l.contains("succeeded")).count(), 6, "{text}");
+    // The id column is right-aligned under its header, so the state column lines up.
+    let state_column: Vec<_> = text
+        .lines()
+        .map(|l| l.find("state").or(l.find("succeeded")))
+        .collect();
+    assert!(state_column.windows(2).all(|w| w[0] == w[1]), "{text}");
 
     let shown = t.run(&["--json", "show", &ids[2].to_string()]).expect(0).json();
     assert_eq!(shown["summary"]["state"], "succeeded");

@@ -14,8 +14,9 @@ use crate::dashscope::{ErrorAction, JobSpec, Model, TaskStatus};
 pub struct JobId(pub i64);
 
 impl fmt::Display for JobId {
+    /// Forwards to the number's own formatting, so width and alignment apply.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
+        fmt::Display::fmt(&self.0, f)
     }
 }
 

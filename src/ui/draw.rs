@@ -160,7 +160,7 @@ fn pane_block(title: &str, focused: bool) -> Block<'static> {
 fn state_style(state: JobState) -> Style {
     match state {
         JobState::Queued => Style::new().fg(Color::Gray),
-        JobState::Submitting | JobState::Submitted => Style::new().fg(Color::Blue),
+        JobState::Submitting | JobState::Submitted => Style::new().fg(Color::LightBlue),
         JobState::Running => Style::new().fg(Color::Yellow),
         JobState::Succeeded => Style::new().fg(Color::Green),
         JobState::Failed => Style::new().fg(Color::Red),
