@@ -115,6 +115,8 @@ async fn create(
     }
     match ctx.client.create(&spec).await {
         Ok(created) => {
+            // Before the store write, so that polls aimed at the task's end are not late by it.
+            let answered_at = now_ms();
             let task_id = created.task_id.clone();
             let status = created.task_status;
             ctx.db(move |s| s.mark_created(id, &created.task_id, created.task_status, "created"))
@@ -132,7 +134,7 @@ async fn create(
                 id,
                 model,
                 task_id,
-                submitted_at: now_ms(),
+                submitted_at: answered_at,
             }))
         }
         // No answer: the service may or may not have created the task. Find out before
@@ -281,7 +283,8 @@ pub(crate) async fn track(ctx: Arc<Ctx>, job: Tracked, mut slot: Slot) {
 
 async fn follow(ctx: &Ctx, job: &Tracked, slot: &mut Slot) -> Result<(), StoreError> {
     let id = job.id;
-    let started = tokio::time::Instant::now();
+    // Measured from the create's answer (also across restarts), not from when following began.
+    let age = || Duration::from_millis(u64::try_from(now_ms() - job.submitted_at).unwrap_or(0));
     let mut failures = 0u32;
     let mut last_status: Option<TaskStatus> = None;
     let mut cancel_sent = false;
@@ -296,7 +299,7 @@ async fn follow(ctx: &Ctx, job: &Tracked, slot: &mut Slot) -> Result<(), StoreEr
         if !cancel_sent && ctx.db(move |s| s.is_cancel_requested(id)).await? {
             cancel_sent = cancel(ctx, job).await?;
         }
-        tokio::time::sleep(poll_interval(ctx, job.model, started.elapsed(), failures)).await;
+        tokio::time::sleep(poll_interval(ctx, job.model, age(), failures)).await;
         ctx.queries.acquire().await;
         let info = match ctx.client.fetch(&job.task_id).await {
             Ok(info) => info,
@@ -336,7 +339,7 @@ async fn follow(ctx: &Ctx, job: &Tracked, slot: &mut Slot) -> Result<(), StoreEr
                 slot.release();
                 ctx.learn_duration(
                     job.model,
-                    service_duration(&info).unwrap_or_else(|| started.elapsed()),
+                    service_duration(&info).unwrap_or_else(age),
                 );
                 return fetch_images(ctx, job, &info).await;
             }
