@@ -101,6 +101,13 @@ pub(super) fn open(path: &Path) -> Result<Connection, StoreError> {
             message: format!("cannot create the directory: {e}"),
         })?;
     }
+    // SQLite's own answer for a directory is "unable to open database file".
+    if path.is_dir() {
+        return Err(StoreError::Io {
+            path: path.to_path_buf(),
+            message: "is a directory, not a database file; pass --db a file path such as DIR/wandash.db".into(),
+        });
+    }
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
