@@ -1,5 +1,70 @@
 //! One test per validation rule: a job that breaks it is refused before anything is sent,
 //! with an error that names the field and the limit.
+//!
+//! Inventory (issue 5): every rule in API.md and every extra case the issue names, with
+//! the test that proves it. Tests without a file are in this one; `cli_bad_input` drives
+//! the real binary. 57 rules, 57 covered.
+//!
+//! | # | rule (API.md) | test |
+//! |---|---|---|
+//! | 1 | prompt required, every model | `an_empty_prompt_is_refused` |
+//! | 2 | t2i prompt <= 800 chars | `prompts_over_each_models_limit_are_refused` |
+//! | 3 | imageedit prompt <= 800 chars | `prompts_over_each_models_limit_are_refused` |
+//! | 4 | x-painting prompt <= 75 chars | `prompts_over_each_models_limit_are_refused` |
+//! | 5 | t2i negative_prompt <= 500 chars | `a_negative_prompt_over_500_characters_is_refused` |
+//! | 6 | t2i size: each side 512..1440 | `a_text_to_image_side_under_512_is_refused`, `..._over_1440_...` |
+//! | 7 | t2i size: at most 2 megapixels | `a_text_to_image_size_over_2_megapixels_is_refused` |
+//! | 8 | size written `W*H` | `a_size_not_written_as_width_by_height_is_refused` |
+//! | 9 | n 1..4, every model | `n_outside_1_to_4_is_refused` |
+//! | 10 | seed 0..2147483647 (t2i, imageedit, wan2.5) | `a_seed_over_2147483647_is_refused`; negative: `cli_bad_input::a_batch_field_of_the_wrong_type_names_the_field_and_its_rule` |
+//! | 11 | imageedit: function required | `imageedit_without_a_function_is_refused` |
+//! | 12 | imageedit: function one of 10 | `an_unknown_function_is_refused_on_the_wire_and_in_batch_files` |
+//! | 13 | imageedit: base_image required | `imageedit_needs_a_base_image` |
+//! | 14 | image URLs are http(s) | `an_image_url_that_is_not_http_is_refused` |
+//! | 15 | imageedit: no Chinese characters in the URL | `a_url_with_chinese_characters_is_refused` |
+//! | 16 | imageedit formats JPG PNG BMP TIFF WEBP | `an_imageedit_input_in_a_format_outside_its_list_is_refused` |
+//! | 17 | imageedit sides 512..4096 | `a_local_image_under_the_minimum_side_is_refused`, `a_local_image_over_the_maximum_side_is_refused` |
+//! | 18 | input image <= 10 MB (file or data URI) | `a_local_file_over_10_mb_is_refused`, `a_data_uri_over_10_mb_is_refused` |
+//! | 19 | mask required for description_edit_with_mask | `description_edit_with_mask_needs_a_mask` |
+//! | 20 | mask only for description_edit_with_mask | `a_mask_for_any_other_function_is_refused` |
+//! | 21 | imageedit mask at the base's resolution | `a_mask_with_another_resolution_than_its_base_is_refused` |
+//! | 22 | expand scales 1.0..2.0 | `expand_scales_outside_1_to_2_are_refused` |
+//! | 23 | expand scales only with function expand | `expand_scales_for_another_function_are_refused` |
+//! | 24 | upscale_factor 1..4 | `an_upscale_factor_of_5_is_refused` |
+//! | 25 | upscale_factor only with super_resolution | `an_upscale_factor_for_another_function_is_refused` |
+//! | 26 | x-painting: base and mask required | `x_painting_needs_base_and_mask` |
+//! | 27 | imageedit, x-painting: URLs only, no base64 | `a_data_uri_for_a_url_only_model_is_refused` |
+//! | 28 | x-painting formats JPG PNG BMP | `a_format_the_model_does_not_take_is_refused` |
+//! | 29 | x-painting sides > 256 and < 4096 | `a_local_image_under_the_minimum_side_is_refused`, `an_x_painting_image_of_4096_pixels_a_side_is_refused` |
+//! | 30 | x-painting mask at the base's resolution | `an_x_painting_mask_with_another_resolution_than_its_base_is_refused` |
+//! | 31 | x-painting style one of 8 | `an_unknown_x_painting_style_is_refused` |
+//! | 32 | x-painting size one of 3 | `an_x_painting_size_outside_the_three_is_refused` |
+//! | 33 | x-painting mask_color: [r, g, b] of 0..255 | `cli_bad_input::a_batch_field_of_the_wrong_type_names_the_field_and_its_rule` |
+//! | 34 | wan2.5 images 1..3 | `wan25_with_0_or_4_images_is_refused` |
+//! | 35 | wan2.5 data URI `data:{mime};base64,{data}` | `a_malformed_data_uri_is_refused` |
+//! | 36 | wan2.5 formats JPEG PNG BMP WEBP | `a_wan25_input_in_a_format_outside_its_list_is_refused` |
+//! | 37 | wan2.5 PNG without alpha | `a_png_with_alpha_is_refused_for_wan25` |
+//! | 38 | wan2.5 sides 384..5000 | `a_local_image_under_the_minimum_side_is_refused`, `a_wan25_image_over_5000_pixels_a_side_is_refused` |
+//! | 39 | wan2.5 size: 768*768..1280*1280 pixels | `wan25_total_pixels_out_of_range_are_refused` |
+//! | 40 | wan2.5 size: aspect 1:4..4:1 | `wan25_aspect_beyond_4_to_1_is_refused` |
+//! | 41 | a parameter the model does not take | `fields_that_do_not_apply_to_the_model_are_refused` |
+//! | 42 | a known model name | `cli_batch::submit_refuses_a_bad_job_naming_the_field_and_limit` |
+//! | | **extra cases (issue 5)** | |
+//! | 43 | empty prompt | `an_empty_prompt_is_refused` |
+//! | 44 | prompt of only whitespace / control / invisible characters, never sent | `a_whitespace_only_prompt_is_refused_as_empty`, `a_prompt_of_only_control_or_invisible_characters_is_refused_as_empty`, `a_blank_prompt_is_never_sent`, `cli_bad_input::submit_refuses_a_prompt_of_only_control_and_invisible_characters` |
+//! | 45 | non-UTF-8 batch file | `cli_batch::a_non_utf8_file_is_a_clear_error`, `cli_bad_input::a_non_utf8_batch_names_the_file_and_the_line_and_queues_nothing` |
+//! | 46 | one bad line among 100: none queued, line named | `cli_batch::one_bad_line_among_a_hundred_queues_nothing_and_names_the_line`, `cli_bad_input::one_over_long_prompt_among_a_hundred_lines_...` |
+//! | 47 | a file that is not an image | `a_local_file_that_is_not_an_image_is_refused`, `cli_bad_input::bad_local_images_in_a_batch_...` |
+//! | 48 | truncated PNG | `a_truncated_png_is_refused`, `cli_bad_input::bad_local_images_in_a_batch_...` |
+//! | 49 | 0-byte file | `an_empty_local_file_is_refused`, `cli_bad_input::bad_local_images_in_a_batch_...` |
+//! | 50 | oversize / undersize images | rows 17, 18, 29, 38; `cli_bad_input::bad_local_images_in_a_batch_...` |
+//! | 51 | mask of the wrong size | rows 21, 30; `cli_bad_input::bad_local_images_in_a_batch_...` |
+//! | 52 | a path that is a directory (image, batch, database) | `a_directory_is_refused`, `cli_bad_input::submit_refuses_a_directory_as_an_image`, `..::a_directory_given_as_the_batch_file_is_named_as_such`, `..::a_directory_given_as_the_database_is_refused` |
+//! | 53 | config: unknown key | `cli_config::an_unknown_key_is_named_with_its_line`, `cli_bad_input::a_config_with_an_unknown_key_names_it_its_line_and_the_keys_allowed` |
+//! | 54 | config: wrong type (or value outside its choices / range) | `cli_config::a_wrong_type_is_named`, `cli_bad_input::a_config_value_of_the_wrong_type_...`, `..._outside_its_choices_...`, `..._outside_its_range_...` |
+//! | 55 | database file that is not a database | `engine_store::a_file_that_is_not_a_database_is_refused_and_left_alone`, `cli_bad_input::a_file_that_is_not_a_database_is_refused_by_every_command_and_left_alone` |
+//! | 56 | database locked by a running engine | `engine_run::a_second_engine_on_the_same_store_is_refused`, `cli_bad_input::a_second_engine_is_refused_naming_the_lock_while_reads_and_enqueues_work` |
+//! | 57 | database held in a write transaction by another connection | `cli_bad_input::a_store_held_in_a_write_transaction_still_reads_and_refuses_writes_naming_the_file` |
 
 use std::path::{Path, PathBuf};
 
