@@ -179,13 +179,33 @@ impl Default for UiConfig {
     }
 }
 
+/// `line 2, column 16 (`max_attempts = "five"`): invalid type: string "five", expected u32`.
+/// toml's own rendering draws the line over several lines with carets, which the CLI's
+/// one-line errors would mangle.
+fn describe_toml_error(text: &str, error: &toml::de::Error) -> String {
+    let reason = error.message().trim().replace('\n', "; ");
+    let Some(span) = error.span() else {
+        return reason;
+    };
+    let start = span.start.min(text.len());
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[..start].matches('\n').count() + 1;
+    let column = text[line_start..start].chars().count() + 1;
+    let source: String = text[line_start..].lines().next().unwrap_or("").trim().chars().take(80).collect();
+    if source.is_empty() {
+        format!("line {line}, column {column}: {reason}")
+    } else {
+        format!("line {line}, column {column} (`{source}`): {reason}")
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("config file {path} not found; create it (see config.example.toml) or drop --config")]
     Missing { path: PathBuf },
     #[error("cannot read config file {path}: {message}")]
     Read { path: PathBuf, message: String },
-    /// toml's message names the key and shows its line and column.
+    /// The message names the line, shows it (so the key) and says what was expected.
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("config file {path}: {message}")]
@@ -232,9 +252,10 @@ impl Config {
         Ok(config)
     }
 
-    /// Parses TOML text; the error is toml's (key, line and column included), trimmed.
+    /// Parses TOML text. The error is one line: where, the offending line itself (so the
+    /// key is named) and toml's reason (the expected type or the keys allowed there).
     pub fn parse(text: &str) -> Result<Config, String> {
-        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
+        toml::from_str(text).map_err(|e| describe_toml_error(text, &e))
     }
 
     /// Rules serde cannot express: positive rates, ordered ranges.

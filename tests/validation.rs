@@ -1,5 +1,70 @@
 //! One test per validation rule: a job that breaks it is refused before anything is sent,
 //! with an error that names the field and the limit.
+//!
+//! Inventory (issue 5): every rule in API.md and every extra case the issue names, with
+//! the test that proves it. Tests without a file are in this one; `cli_bad_input` drives
+//! the real binary. 57 rules, 57 covered.
+//!
+//! | # | rule (API.md) | test |
+//! |---|---|---|
+//! | 1 | prompt required, every model | `an_empty_prompt_is_refused` |
+//! | 2 | t2i prompt <= 800 chars | `prompts_over_each_models_limit_are_refused` |
+//! | 3 | imageedit prompt <= 800 chars | `prompts_over_each_models_limit_are_refused` |
+//! | 4 | x-painting prompt <= 75 chars | `prompts_over_each_models_limit_are_refused` |
+//! | 5 | t2i negative_prompt <= 500 chars | `a_negative_prompt_over_500_characters_is_refused` |
+//! | 6 | t2i size: each side 512..1440 | `a_text_to_image_side_under_512_is_refused`, `..._over_1440_...` |
+//! | 7 | t2i size: at most 2 megapixels | `a_text_to_image_size_over_2_megapixels_is_refused` |
+//! | 8 | size written `W*H` | `a_size_not_written_as_width_by_height_is_refused` |
+//! | 9 | n 1..4, every model | `n_outside_1_to_4_is_refused` |
+//! | 10 | seed 0..2147483647 (t2i, imageedit, wan2.5) | `a_seed_over_2147483647_is_refused`; negative: `cli_bad_input::a_batch_field_of_the_wrong_type_names_the_field_and_its_rule` |
+//! | 11 | imageedit: function required | `imageedit_without_a_function_is_refused` |
+//! | 12 | imageedit: function one of 10 | `an_unknown_function_is_refused_on_the_wire_and_in_batch_files` |
+//! | 13 | imageedit: base_image required | `imageedit_needs_a_base_image` |
+//! | 14 | image URLs are http(s) | `an_image_url_that_is_not_http_is_refused` |
+//! | 15 | imageedit: no Chinese characters in the URL | `a_url_with_chinese_characters_is_refused` |
+//! | 16 | imageedit formats JPG PNG BMP TIFF WEBP | `an_imageedit_input_in_a_format_outside_its_list_is_refused` |
+//! | 17 | imageedit sides 512..4096 | `a_local_image_under_the_minimum_side_is_refused`, `a_local_image_over_the_maximum_side_is_refused` |
+//! | 18 | input image <= 10 MB (file or data URI) | `a_local_file_over_10_mb_is_refused`, `a_data_uri_over_10_mb_is_refused` |
+//! | 19 | mask required for description_edit_with_mask | `description_edit_with_mask_needs_a_mask` |
+//! | 20 | mask only for description_edit_with_mask | `a_mask_for_any_other_function_is_refused` |
+//! | 21 | imageedit mask at the base's resolution | `a_mask_with_another_resolution_than_its_base_is_refused` |
+//! | 22 | expand scales 1.0..2.0 | `expand_scales_outside_1_to_2_are_refused` |
+//! | 23 | expand scales only with function expand | `expand_scales_for_another_function_are_refused` |
+//! | 24 | upscale_factor 1..4 | `an_upscale_factor_of_5_is_refused` |
+//! | 25 | upscale_factor only with super_resolution | `an_upscale_factor_for_another_function_is_refused` |
+//! | 26 | x-painting: base and mask required | `x_painting_needs_base_and_mask` |
+//! | 27 | imageedit, x-painting: URLs only, no base64 | `a_data_uri_for_a_url_only_model_is_refused` |
+//! | 28 | x-painting formats JPG PNG BMP | `a_format_the_model_does_not_take_is_refused` |
+//! | 29 | x-painting sides > 256 and < 4096 | `a_local_image_under_the_minimum_side_is_refused`, `an_x_painting_image_of_4096_pixels_a_side_is_refused` |
+//! | 30 | x-painting mask at the base's resolution | `an_x_painting_mask_with_another_resolution_than_its_base_is_refused` |
+//! | 31 | x-painting style one of 8 | `an_unknown_x_painting_style_is_refused` |
+//! | 32 | x-painting size one of 3 | `an_x_painting_size_outside_the_three_is_refused` |
+//! | 33 | x-painting mask_color: [r, g, b] of 0..255 | `cli_bad_input::a_batch_field_of_the_wrong_type_names_the_field_and_its_rule` |
+//! | 34 | wan2.5 images 1..3 | `wan25_with_0_or_4_images_is_refused` |
+//! | 35 | wan2.5 data URI `data:{mime};base64,{data}` | `a_malformed_data_uri_is_refused` |
+//! | 36 | wan2.5 formats JPEG PNG BMP WEBP | `a_wan25_input_in_a_format_outside_its_list_is_refused` |
+//! | 37 | wan2.5 PNG without alpha | `a_png_with_alpha_is_refused_for_wan25` |
+//! | 38 | wan2.5 sides 384..5000 | `a_local_image_under_the_minimum_side_is_refused`, `a_wan25_image_over_5000_pixels_a_side_is_refused` |
+//! | 39 | wan2.5 size: 768*768..1280*1280 pixels | `wan25_total_pixels_out_of_range_are_refused` |
+//! | 40 | wan2.5 size: aspect 1:4..4:1 | `wan25_aspect_beyond_4_to_1_is_refused` |
+//! | 41 | a parameter the model does not take | `fields_that_do_not_apply_to_the_model_are_refused` |
+//! | 42 | a known model name | `cli_batch::submit_refuses_a_bad_job_naming_the_field_and_limit` |
+//! | | **extra cases (issue 5)** | |
+//! | 43 | empty prompt | `an_empty_prompt_is_refused` |
+//! | 44 | prompt of only whitespace / control / invisible characters, never sent | `a_whitespace_only_prompt_is_refused_as_empty`, `a_prompt_of_only_control_or_invisible_characters_is_refused_as_empty`, `a_blank_prompt_is_never_sent`, `cli_bad_input::submit_refuses_a_prompt_of_only_control_and_invisible_characters` |
+//! | 45 | non-UTF-8 batch file | `cli_batch::a_non_utf8_file_is_a_clear_error`, `cli_bad_input::a_non_utf8_batch_names_the_file_and_the_line_and_queues_nothing` |
+//! | 46 | one bad line among 100: none queued, line named | `cli_batch::one_bad_line_among_a_hundred_queues_nothing_and_names_the_line`, `cli_bad_input::one_over_long_prompt_among_a_hundred_lines_...` |
+//! | 47 | a file that is not an image | `a_local_file_that_is_not_an_image_is_refused`, `cli_bad_input::bad_local_images_in_a_batch_...` |
+//! | 48 | truncated PNG | `a_truncated_png_is_refused`, `cli_bad_input::bad_local_images_in_a_batch_...` |
+//! | 49 | 0-byte file | `an_empty_local_file_is_refused`, `cli_bad_input::bad_local_images_in_a_batch_...` |
+//! | 50 | oversize / undersize images | rows 17, 18, 29, 38; `cli_bad_input::bad_local_images_in_a_batch_...` |
+//! | 51 | mask of the wrong size | rows 21, 30; `cli_bad_input::bad_local_images_in_a_batch_...` |
+//! | 52 | a path that is a directory (image, batch, database) | `a_directory_is_refused`, `cli_bad_input::submit_refuses_a_directory_as_an_image`, `..::a_directory_given_as_the_batch_file_is_named_as_such`, `..::a_directory_given_as_the_database_is_refused` |
+//! | 53 | config: unknown key | `cli_config::an_unknown_key_is_named_with_its_line`, `cli_bad_input::a_config_with_an_unknown_key_names_it_its_line_and_the_keys_allowed` |
+//! | 54 | config: wrong type (or value outside its choices / range) | `cli_config::a_wrong_type_is_named`, `cli_bad_input::a_config_value_of_the_wrong_type_...`, `..._outside_its_choices_...`, `..._outside_its_range_...` |
+//! | 55 | database file that is not a database | `engine_store::a_file_that_is_not_a_database_is_refused_and_left_alone`, `cli_bad_input::a_file_that_is_not_a_database_is_refused_by_every_command_and_left_alone` |
+//! | 56 | database locked by a running engine | `engine_run::a_second_engine_on_the_same_store_is_refused`, `cli_bad_input::a_second_engine_is_refused_naming_the_lock_while_reads_and_enqueues_work` |
+//! | 57 | database held in a write transaction by another connection | `cli_bad_input::a_store_held_in_a_write_transaction_still_reads_and_refuses_writes_naming_the_file` |
 
 use std::path::{Path, PathBuf};
 
@@ -79,6 +144,16 @@ fn multi(count: usize) -> JobSpec {
     spec
 }
 
+/// The smallest spec each model accepts (remote images), to break one rule at a time.
+fn minimal(model: Model) -> JobSpec {
+    match model {
+        Model::Wanx21ImageEdit => edit(EditFunction::DescriptionEdit),
+        Model::WanxXPainting => painting(),
+        Model::Wan25I2iPreview => multi(1),
+        _ => JobSpec::new(model, "a lighthouse"),
+    }
+}
+
 fn write_image<P: image::Pixel<Subpixel = u8> + image::PixelWithColorType>(
     dir: &Path,
     name: &str,
@@ -109,32 +184,48 @@ fn local_edit(base: PathBuf) -> JobSpec {
 #[test]
 fn an_empty_prompt_is_refused() {
     for model in Model::ALL {
-        let mut spec = match model {
-            Model::Wanx21ImageEdit => edit(EditFunction::DescriptionEdit),
-            Model::WanxXPainting => painting(),
-            Model::Wan25I2iPreview => multi(1),
-            _ => JobSpec::new(model, ""),
-        };
+        let mut spec = minimal(model);
         spec.prompt = String::new();
         refused(&spec, "prompt", "is empty");
     }
 }
 
 #[test]
-fn a_whitespace_only_prompt_is_refused() {
+fn a_whitespace_only_prompt_is_refused_as_empty() {
     let spec = JobSpec::new(Model::Wanx21T2iTurbo, " \t\n\u{3000}\r ");
-    refused(&spec, "prompt", "only whitespace");
+    let err = refused(&spec, "prompt", "is empty");
+    assert!(err.message.contains("its 6 character(s)"), "{err}");
+}
+
+#[test]
+fn a_prompt_of_only_control_or_invisible_characters_is_refused_as_empty() {
+    for prompt in [
+        "\u{1b}\u{7}\0\u{7f}\u{9b}",
+        "\u{200B}\u{202E}\u{FEFF}\u{2066}\u{00AD}",
+        "\u{1b}\u{200D} \t\u{2028}",
+    ] {
+        for model in Model::ALL {
+            let mut spec = minimal(model);
+            spec.prompt = prompt.into();
+            let err = refused(&spec, "prompt", "is empty");
+            let count = format!("its {} character(s)", prompt.chars().count());
+            assert!(err.message.contains(&count), "{err}");
+        }
+    }
+    // One visible character among them is a prompt.
+    accepted(&JobSpec::new(Model::Wanx21T2iTurbo, "\u{200B}猫\u{1b}"));
 }
 
 #[test]
 fn prompts_over_each_models_limit_are_refused() {
     for model in T2I {
         accepted(&JobSpec::new(model, "字".repeat(800)));
-        refused(
+        let err = refused(
             &JobSpec::new(model, "字".repeat(801)),
             "prompt",
             "limit of 800",
         );
+        assert!(err.message.contains("801 characters"), "{err}");
     }
     let mut spec = edit(EditFunction::DescriptionEdit);
     spec.prompt = "a".repeat(800);
@@ -146,7 +237,8 @@ fn prompts_over_each_models_limit_are_refused() {
     spec.prompt = "猫".repeat(75);
     accepted(&spec);
     spec.prompt = "猫".repeat(76);
-    refused(&spec, "prompt", "limit of 75");
+    let err = refused(&spec, "prompt", "limit of 75");
+    assert!(err.message.contains("76 characters"), "{err}");
 }
 
 #[test]
@@ -155,44 +247,62 @@ fn a_negative_prompt_over_500_characters_is_refused() {
     spec.negative_prompt = Some("x".repeat(500));
     accepted(&spec);
     spec.negative_prompt = Some("x".repeat(501));
-    refused(&spec, "negative_prompt", "limit of 500");
+    let err = refused(&spec, "negative_prompt", "limit of 500");
+    assert!(err.message.contains("501 characters"), "{err}");
 }
 
 // ---- n, seed, size ----
 
 #[test]
 fn n_outside_1_to_4_is_refused() {
-    for n in [0, 5] {
-        let mut spec = JobSpec::new(Model::Wanx21T2iTurbo, "a lighthouse");
-        spec.n = Some(n);
-        refused(&spec, "n", "1 to 4");
-        let mut spec = edit(EditFunction::Colorization);
-        spec.n = Some(n);
-        refused(&spec, "n", "1 to 4");
+    for model in Model::ALL {
+        for n in [1, 4] {
+            let mut spec = minimal(model);
+            spec.n = Some(n);
+            accepted(&spec);
+        }
+        for n in [0, 5] {
+            let mut spec = minimal(model);
+            spec.n = Some(n);
+            let err = refused(&spec, "n", "1 to 4");
+            assert!(
+                err.message.starts_with(&format!("{n} is out of range")),
+                "{err}"
+            );
+        }
     }
 }
 
 #[test]
 fn a_seed_over_2147483647_is_refused() {
-    let mut spec = JobSpec::new(Model::Wanx21T2iTurbo, "a lighthouse");
-    spec.seed = Some(2_147_483_647);
-    accepted(&spec);
-    spec.seed = Some(2_147_483_648);
-    refused(&spec, "seed", "0 to 2147483647");
+    // Every model that takes a seed (x-painting does not: see fields_that_do_not_apply...).
+    for model in Model::ALL
+        .into_iter()
+        .filter(|m| *m != Model::WanxXPainting)
+    {
+        let mut spec = minimal(model);
+        spec.seed = Some(2_147_483_647);
+        accepted(&spec);
+        spec.seed = Some(2_147_483_648);
+        let err = refused(&spec, "seed", "0 to 2147483647");
+        assert!(err.message.contains("2147483648 is out of range"), "{err}");
+    }
 }
 
 #[test]
 fn a_text_to_image_side_under_512_is_refused() {
     let mut spec = JobSpec::new(Model::Wanx20T2iTurbo, "a lighthouse");
     spec.size = Some(Size::new(511, 1024));
-    refused(&spec, "size", "512 to 1440");
+    let err = refused(&spec, "size", "512 to 1440");
+    assert!(err.message.contains("width 511 of 511*1024"), "{err}");
 }
 
 #[test]
 fn a_text_to_image_side_over_1440_is_refused() {
     let mut spec = JobSpec::new(Model::Wanx21T2iTurbo, "a lighthouse");
     spec.size = Some(Size::new(1024, 1441));
-    refused(&spec, "size", "512 to 1440");
+    let err = refused(&spec, "size", "512 to 1440");
+    assert!(err.message.contains("height 1441"), "{err}");
 }
 
 #[test]
@@ -201,7 +311,8 @@ fn a_text_to_image_size_over_2_megapixels_is_refused() {
     spec.size = Some(Size::new(1440, 1388));
     accepted(&spec);
     spec.size = Some(Size::new(1440, 1440));
-    refused(&spec, "size", "2000000");
+    let err = refused(&spec, "size", "2000000");
+    assert!(err.message.contains("1440*1440 is 2073600 pixels"), "{err}");
 }
 
 #[test]
@@ -217,7 +328,8 @@ fn an_x_painting_size_outside_the_three_is_refused() {
     }
     let mut spec = painting();
     spec.size = Some(Size::new(1280, 1280));
-    refused(&spec, "size", "1024*1024, 720*1280, 1280*720");
+    let err = refused(&spec, "size", "1024*1024, 720*1280, 1280*720");
+    assert!(err.message.starts_with("1280*1280 is not offered"), "{err}");
 }
 
 #[test]
@@ -238,9 +350,32 @@ fn wan25_aspect_beyond_4_to_1_is_refused() {
     spec.size = Some(Size::new(2400, 600));
     accepted(&spec);
     spec.size = Some(Size::new(2404, 600));
-    refused(&spec, "size", "1:4 to 4:1");
+    let err = refused(&spec, "size", "1:4 to 4:1");
+    assert!(err.message.starts_with("2404*600"), "{err}");
     spec.size = Some(Size::new(600, 2404));
     refused(&spec, "size", "1:4 to 4:1");
+}
+
+#[test]
+fn a_size_not_written_as_width_by_height_is_refused() {
+    let err = serde_json::from_value::<JobSpec>(
+        json!({"model": "wanx2.1-t2i-turbo", "prompt": "p", "size": "big"}),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("`big` is not a size; write it as WIDTH*HEIGHT"),
+        "{err}"
+    );
+    let body = json!({"model": "wanx2.1-t2i-turbo", "input": {"prompt": "p"},
+        "parameters": {"size": "1024x"}});
+    match JobSpec::from_wire(&body) {
+        Err(WireError::Field { field, message }) => {
+            assert_eq!(field, "size");
+            assert!(message.contains("WIDTH*HEIGHT"), "{message}");
+        }
+        other => panic!("expected a size error, got {other:?}"),
+    }
 }
 
 // ---- functions and their parameters ----
@@ -315,7 +450,8 @@ fn expand_scales_outside_1_to_2_are_refused() {
         top: 0.9,
         ..ExpandScales::default()
     });
-    refused(&spec, "expand.top_scale", "1.0 to 2.0");
+    let err = refused(&spec, "expand.top_scale", "1.0 to 2.0");
+    assert!(err.message.starts_with("0.9 is out of range"), "{err}");
     spec.expand = Some(ExpandScales {
         right: 2.1,
         ..ExpandScales::default()
@@ -336,7 +472,8 @@ fn an_upscale_factor_of_5_is_refused() {
     spec.upscale_factor = Some(4);
     accepted(&spec);
     spec.upscale_factor = Some(5);
-    refused(&spec, "upscale_factor", "1 to 4");
+    let err = refused(&spec, "upscale_factor", "1 to 4");
+    assert!(err.message.starts_with("5 is out of range"), "{err}");
     spec.upscale_factor = Some(0);
     refused(&spec, "upscale_factor", "1 to 4");
 }
@@ -353,8 +490,10 @@ fn wan25_with_0_or_4_images_is_refused() {
     for count in [1, 3] {
         accepted(&multi(count));
     }
-    refused(&multi(0), "images", "1 to 3");
-    refused(&multi(4), "images", "1 to 3");
+    let err = refused(&multi(0), "images", "1 to 3");
+    assert!(err.message.starts_with("0 images given"), "{err}");
+    let err = refused(&multi(4), "images", "1 to 3");
+    assert!(err.message.starts_with("4 images given"), "{err}");
 }
 
 #[test]
@@ -363,7 +502,11 @@ fn an_unknown_x_painting_style_is_refused() {
     spec.style = Some("<anime>".into());
     accepted(&spec);
     spec.style = Some("<vaporwave>".into());
-    refused(&spec, "style", "<chinese painting>");
+    let err = refused(&spec, "style", "<chinese painting>");
+    assert!(
+        err.message.contains("`<vaporwave>` is not a style"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -435,6 +578,19 @@ fn a_url_with_chinese_characters_is_refused() {
     let mut spec = edit(EditFunction::StylizationAll);
     spec.base_image = Some(ImageRef::Url("https://example.com/图片.png".into()));
     refused(&spec, "base_image", "Chinese characters");
+}
+
+#[test]
+fn an_image_url_that_is_not_http_is_refused() {
+    // Over the wire (the simulator reads create bodies so) anything not a data URI is a URL.
+    let body = json!({"model": "wanx2.1-imageedit", "input": {"function": "colorization",
+        "prompt": "p", "base_image_url": "ftp://example.com/a.png"}});
+    let spec = JobSpec::from_wire(&body).unwrap();
+    let err = refused(&spec, "base_image", "is not an http(s) URL");
+    assert!(err.message.contains("ftp://example.com/a.png"), "{err}");
+    let mut spec = multi(0);
+    spec.images = vec![ImageRef::Url("file:///etc/passwd".into())];
+    refused(&spec, "images", "is not an http(s) URL");
 }
 
 #[test]
@@ -518,7 +674,61 @@ fn a_local_file_over_10_mb_is_refused() {
     let path = dir.path().join("huge.png");
     let file = std::fs::File::create(&path).unwrap();
     file.set_len(10 * 1024 * 1024 + 1).unwrap();
-    local_refused(&local_edit(path), "base_image", "limit of 10 MB");
+    local_refused(&local_edit(path.clone()), "base_image", "limit of 10 MB");
+    let mut spec = painting();
+    spec.mask_image = Some(ImageRef::File(path.clone()));
+    local_refused(
+        &spec,
+        "mask_image",
+        "is 10485761 bytes, over the limit of 10 MB",
+    );
+    let mut spec = multi(0);
+    spec.images = vec![ImageRef::File(path)];
+    local_refused(&spec, "images", "limit of 10 MB");
+}
+
+#[test]
+fn a_data_uri_over_10_mb_is_refused() {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(vec![0u8; 10 * 1024 * 1024 + 1]);
+    let mut spec = multi(0);
+    spec.images = vec![ImageRef::DataUri(format!(
+        "data:image/png;base64,{encoded}"
+    ))];
+    local_refused(&spec, "images", "10485761 bytes is over the limit of 10 MB");
+}
+
+#[test]
+fn an_x_painting_image_of_4096_pixels_a_side_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = painting();
+    spec.base_image = Some(ImageRef::File(grey_png(dir.path(), "b.png", 4095, 300)));
+    spec.mask_image = Some(ImageRef::File(grey_png(dir.path(), "m.png", 4095, 300)));
+    check_local_images(&spec).expect("4095 is under 4096");
+    spec.base_image = Some(ImageRef::File(grey_png(dir.path(), "b2.png", 4096, 300)));
+    local_refused(
+        &spec,
+        "base_image",
+        "width 4096 of a 4096x300 image is out of range; each side must be 257 to 4095",
+    );
+}
+
+#[test]
+fn a_wan25_image_over_5000_pixels_a_side_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = multi(0);
+    spec.images = vec![ImageRef::File(write_image(
+        dir.path(),
+        "tall.png",
+        400,
+        5001,
+        Rgb([1u8, 2, 3]),
+        ImageFormat::Png,
+    ))];
+    local_refused(
+        &spec,
+        "images",
+        "height 5001 of a 400x5001 image is out of range; each side must be 384 to 5000",
+    );
 }
 
 #[test]
@@ -555,6 +765,51 @@ fn a_format_the_model_does_not_take_is_refused() {
     )));
     spec.mask_image = Some(ImageRef::File(grey_png(dir.path(), "m.png", 600, 600)));
     local_refused(&spec, "base_image", "not accepted by wanx-x-painting");
+}
+
+#[test]
+fn an_imageedit_input_in_a_format_outside_its_list_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // A GIF header is enough: the format is refused before anything is decoded.
+    let path = dir.path().join("anim.gif");
+    std::fs::write(&path, b"GIF89a\x01\x00\x01\x00\x00\x00\x00;").unwrap();
+    local_refused(
+        &local_edit(path),
+        "base_image",
+        "Gif is not accepted by wanx2.1-imageedit; use one of jpg, png, bmp, tiff, webp",
+    );
+}
+
+#[test]
+fn a_wan25_input_in_a_format_outside_its_list_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = multi(0);
+    spec.images = vec![ImageRef::File(write_image(
+        dir.path(),
+        "scan.tiff",
+        400,
+        400,
+        Rgb([9u8, 9, 9]),
+        ImageFormat::Tiff,
+    ))];
+    local_refused(
+        &spec,
+        "images",
+        "Tiff is not accepted by wan2.5-i2i-preview; use one of jpg, png, bmp, webp",
+    );
+}
+
+#[test]
+fn an_x_painting_mask_with_another_resolution_than_its_base_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = painting();
+    spec.base_image = Some(ImageRef::File(grey_png(dir.path(), "base.png", 600, 600)));
+    spec.mask_image = Some(ImageRef::File(grey_png(dir.path(), "mask.png", 600, 601)));
+    local_refused(
+        &spec,
+        "mask_image",
+        "is 600x601 but the base image is 600x600; a mask must have its base image's resolution",
+    );
 }
 
 #[test]
@@ -615,6 +870,18 @@ async fn the_client_refuses_an_invalid_job_without_sending_it() {
     spec.n = Some(9);
     match offline_client().create(&spec).await {
         Err(ClientError::Invalid(err)) => assert_eq!(err.field, "n"),
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_blank_prompt_is_never_sent() {
+    let spec = JobSpec::new(Model::Wanx21T2iTurbo, "\u{3000}\u{200B}\u{1b}\r\n");
+    match offline_client().create(&spec).await {
+        Err(ClientError::Invalid(err)) => {
+            assert_eq!(err.field, "prompt");
+            assert!(err.message.contains("is empty"), "{err}");
+        }
         other => panic!("expected a validation error, got {other:?}"),
     }
 }

@@ -92,6 +92,11 @@ pub fn read_batch(path: &Path) -> Result<Vec<BatchJob>, Vec<BatchError>> {
             message,
         }]
     };
+    if path.is_dir() {
+        return Err(file_error(
+            "is a directory, not a batch file; give a .toml or .jsonl file".to_string(),
+        ));
+    }
     let bytes = std::fs::read(path).map_err(|e| file_error(format!("cannot read the batch file: {e}")))?;
     let text = String::from_utf8(bytes).map_err(|e| {
         let offset = e.utf8_error().valid_up_to();
@@ -289,11 +294,32 @@ fn to_spec(map: Map<String, Value>) -> Result<JobSpec, String> {
                 return Err(message);
             }
             match bad_field(&map) {
-                Some(field) => Err(format!("field `{field}`: {message}")),
+                Some(field) => match expected_form(&field) {
+                    Some(form) => Err(format!("field `{field}`: {message}; {field} must be {form}")),
+                    None => Err(format!("field `{field}`: {message}")),
+                },
                 None => Err(message),
             }
         }
     }
+}
+
+/// What a field must look like, for type errors: serde says `expected u64`, a person
+/// needs the rule (`a whole number 0 to 2147483647`). `None` where the parse error of the
+/// field's own type already says it (model, function, size).
+fn expected_form(field: &str) -> Option<String> {
+    Some(match field {
+        "prompt" | "negative_prompt" | "style" => "text (a string)".to_string(),
+        "n" => "a whole number 1 to 4".to_string(),
+        "seed" => format!("a whole number 0 to {}", crate::dashscope::validate::MAX_SEED),
+        "upscale_factor" => "a whole number 1 to 4".to_string(),
+        "prompt_extend" | "watermark" => "true or false".to_string(),
+        "base_image" | "mask_image" => "an image URL or file path (a string)".to_string(),
+        "images" => "a list of 1 to 3 image URLs, data URIs or file paths".to_string(),
+        "expand" => "a table of top, bottom, left, right scales, each 1.0 to 2.0".to_string(),
+        "mask_color" => "a list of [r, g, b] triples, each 0 to 255".to_string(),
+        _ => return None,
+    })
 }
 
 /// The first field that fails on its own, beside a known-good model and prompt.

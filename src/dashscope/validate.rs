@@ -187,12 +187,15 @@ pub fn validate_all(spec: &JobSpec) -> Vec<ValidationError> {
 }
 
 fn check_prompt(model: Model, prompt: &str) -> Result<(), String> {
-    let visible = prompt.chars().any(|c| !c.is_whitespace() && !c.is_control());
-    if !visible {
+    // A prompt nobody can see is as empty as no prompt: refuse it before it costs a task.
+    if !prompt.chars().any(is_visible) {
         return Err(if prompt.is_empty() {
             "is empty; describe the image you want".to_string()
         } else {
-            "has only whitespace or control characters; describe the image you want".to_string()
+            format!(
+                "is empty: its {} character(s) are all whitespace, control or invisible characters; describe the image you want",
+                prompt.chars().count()
+            )
         });
     }
     if let Some(limit) = prompt_limit(model) {
@@ -263,6 +266,25 @@ fn check_image_ref(model: Model, image: &ImageRef) -> Result<(), String> {
         // Local files are checked by `check_local_images`, which reads them.
         ImageRef::File(_) => Ok(()),
     }
+}
+
+/// Whether a character shows on screen: not whitespace, not a control character and not
+/// one of Unicode's invisible format characters (zero-width spaces and joiners, bidi
+/// marks and overrides, word joiners, the byte-order mark, the soft hyphen).
+fn is_visible(c: char) -> bool {
+    !c.is_whitespace()
+        && !c.is_control()
+        && !matches!(
+            c,
+            '\u{00AD}'
+                | '\u{061C}'
+                | '\u{180E}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{206F}'
+                | '\u{FEFF}'
+        )
 }
 
 fn is_cjk(c: char) -> bool {

@@ -35,6 +35,10 @@ pub enum StoreError {
     },
     #[error("{path} is not a wandash database (not an SQLite file); choose another --db")]
     NotADatabase { path: PathBuf },
+    #[error(
+        "{path}: database is locked; another connection held its write lock for over {waited_secs} s. Try again when that process is done"
+    )]
+    Locked { path: PathBuf, waited_secs: u64 },
     #[error("{path}: {message}")]
     Io { path: PathBuf, message: String },
     #[error("no home directory to put the database in; pass --db PATH")]
@@ -119,7 +123,7 @@ impl Store {
         tag: Option<&str>,
     ) -> Result<Vec<JobId>, StoreError> {
         let mut conn = self.conn();
-        let tx = write_tx(&mut conn)?;
+        let tx = write_tx(&mut conn, &self.path)?;
         let now = now_ms();
         let mut ids = Vec::with_capacity(specs.len());
         {
@@ -247,7 +251,7 @@ impl Store {
     /// Cancels a queued job at once; for a job with a task, flags it for the engine.
     pub fn request_cancel(&self, id: JobId) -> Result<CancelOutcome, StoreError> {
         let mut conn = self.conn();
-        let tx = write_tx(&mut conn)?;
+        let tx = write_tx(&mut conn, &self.path)?;
         let state = current_state(&tx, id)?;
         let outcome = match state {
             JobState::Queued => {
@@ -275,7 +279,7 @@ impl Store {
     /// Puts a failed, cancelled, expired or needs-attention job back in the queue, as new.
     pub fn retry(&self, id: JobId) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let tx = write_tx(&mut conn)?;
+        let tx = write_tx(&mut conn, &self.path)?;
         let state = current_state(&tx, id)?;
         if !state.is_retryable() {
             return Err(StoreError::WrongState {
@@ -318,7 +322,7 @@ impl Store {
     /// in flight, so that a paid task is never forgotten.
     pub fn delete(&self, id: JobId) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let tx = write_tx(&mut conn)?;
+        let tx = write_tx(&mut conn, &self.path)?;
         let state = current_state(&tx, id)?;
         if state.is_remote() {
             return Err(StoreError::WrongState {
@@ -347,8 +351,10 @@ impl Store {
 /// Write transactions take the write lock up front: a deferred one that reads first and
 /// then writes fails at once with "database is locked" when another process committed in
 /// between, instead of waiting out the busy timeout.
-fn write_tx(conn: &mut Connection) -> Result<Transaction<'_>, StoreError> {
-    Ok(conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?)
+/// Takes the write lock (waiting up to the busy timeout); a lock never freed names the file.
+fn write_tx<'c>(conn: &'c mut Connection, path: &Path) -> Result<Transaction<'c>, StoreError> {
+    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(|e| schema::classify(path, e))
 }
 
 fn local_midnight_ms() -> i64 {

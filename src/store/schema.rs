@@ -101,6 +101,13 @@ pub(super) fn open(path: &Path) -> Result<Connection, StoreError> {
             message: format!("cannot create the directory: {e}"),
         })?;
     }
+    // SQLite's own answer for a directory is "unable to open database file".
+    if path.is_dir() {
+        return Err(StoreError::Io {
+            path: path.to_path_buf(),
+            message: "is a directory, not a database file; pass --db a file path such as DIR/wandash.db".into(),
+        });
+    }
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -124,7 +131,11 @@ pub(super) fn open(path: &Path) -> Result<Connection, StoreError> {
         .map_err(|e| classify(path, e))?;
     conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
         .map_err(|e| classify(path, e))?;
-    migrate(&conn, path)?;
+    // Only an out-of-date file needs the write lock: a reader (`wandash list`) must open
+    // the store while an engine or another connection holds it.
+    if version < SCHEMA_VERSION {
+        migrate(&conn, path)?;
+    }
     Ok(conn)
 }
 
@@ -159,11 +170,16 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     }
 }
 
-/// Turns SQLite's "file is not a database" into a message a person can act on.
+/// Turns SQLite's "file is not a database" and "database is locked" into messages that
+/// name the file and say what to do.
 pub(super) fn classify(path: &Path, error: rusqlite::Error) -> StoreError {
     match error.sqlite_error_code() {
         Some(ErrorCode::NotADatabase) => StoreError::NotADatabase {
             path: path.to_path_buf(),
+        },
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Locked {
+            path: path.to_path_buf(),
+            waited_secs: BUSY_TIMEOUT.as_secs(),
         },
         _ => StoreError::Sqlite(error.to_string()),
     }

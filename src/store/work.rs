@@ -93,7 +93,7 @@ impl Store {
     /// job is no longer queued (cancelled or claimed meanwhile).
     pub fn claim_for_submit(&self, id: JobId) -> Result<Option<JobDetail>, StoreError> {
         let mut conn = self.conn();
-        let tx = write_tx(&mut conn)?;
+        let tx = write_tx(&mut conn, &self.path)?;
         let attempts: u32 =
             tx.query_row("SELECT attempts FROM jobs WHERE id = ?1", [id.0], |r| {
                 r.get(0)
@@ -136,7 +136,7 @@ impl Store {
         detail: &str,
     ) -> Result<bool, StoreError> {
         let mut conn = self.conn();
-        let tx = write_tx(&mut conn)?;
+        let tx = write_tx(&mut conn, &self.path)?;
         let to = if status == TaskStatus::Pending {
             JobState::Submitted
         } else {
@@ -168,7 +168,7 @@ impl Store {
         scheduled_at: Option<i64>,
     ) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let tx = write_tx(&mut conn)?;
+        let tx = write_tx(&mut conn, &self.path)?;
         tx.execute(
             "UPDATE jobs SET task_status = ?1, scheduled_at = COALESCE(?2, scheduled_at) WHERE id = ?3",
             params![status.as_str(), scheduled_at, id.0],
@@ -198,7 +198,7 @@ impl Store {
         count_attempt: bool,
     ) -> Result<bool, StoreError> {
         let mut conn = self.conn();
-        let tx = write_tx(&mut conn)?;
+        let tx = write_tx(&mut conn, &self.path)?;
         let mut columns = error.columns().to_vec();
         columns.push((
             "next_attempt_at",
@@ -232,7 +232,7 @@ impl Store {
         error: Option<&JobError>,
     ) -> Result<bool, StoreError> {
         let mut conn = self.conn();
-        let tx = write_tx(&mut conn)?;
+        let tx = write_tx(&mut conn, &self.path)?;
         let mut columns = vec![("ended_at", SqlValue::Integer(now_ms()))];
         if let Some(error) = error {
             columns.extend(error.columns());
@@ -286,7 +286,7 @@ impl Store {
         actual_prompt: Option<&str>,
     ) -> Result<Option<JobState>, StoreError> {
         let mut conn = self.conn();
-        let tx = write_tx(&mut conn)?;
+        let tx = write_tx(&mut conn, &self.path)?;
         let (ok, failed): (u32, u32) = tx.query_row(
             "SELECT COUNT(path), COUNT(*) - COUNT(path) FROM images WHERE job_id = ?1",
             [id.0],
@@ -411,7 +411,7 @@ impl Store {
     /// the refusal noted in the job's log; the job runs on.
     pub fn note_cancel_refused(&self, id: JobId, message: &str) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let tx = write_tx(&mut conn)?;
+        let tx = write_tx(&mut conn, &self.path)?;
         let state = current_state(&tx, id)?;
         tx.execute("UPDATE jobs SET cancel_requested = 0 WHERE id = ?1", [id.0])?;
         insert_event(
@@ -430,7 +430,7 @@ impl Store {
     /// while the job waits to save its images).
     pub fn note_error(&self, id: JobId, error: &JobError) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let tx = write_tx(&mut conn)?;
+        let tx = write_tx(&mut conn, &self.path)?;
         let state = current_state(&tx, id)?;
         tx.execute(
             "UPDATE jobs SET error_code = ?1, error_message = ?2, error_action = ?3 WHERE id = ?4",
