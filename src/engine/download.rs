@@ -73,6 +73,7 @@ fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    remove_stale_temps(dir, &name);
     let temp: PathBuf = dir.join(format!(".{name}.{:016x}.tmp", fastrand::u64(..)));
     let result = (|| {
         let mut file = std::fs::File::create(&temp)?;
@@ -87,6 +88,25 @@ fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()
         let _ = std::fs::remove_file(&temp);
     }
     result
+}
+
+/// Removes the temp files of `name` that an engine killed mid-write left behind. Only
+/// this job's task writes this job's folder (one engine per store), so any such file
+/// is stale.
+fn remove_stale_temps(dir: &Path, name: &str) {
+    let prefix = format!(".{name}.");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let file = file.to_string_lossy();
+        if file.starts_with(&prefix) && file.ends_with(".tmp") {
+            if let Err(e) = std::fs::remove_file(entry.path()) {
+                tracing::warn!("cannot remove the stale temp file {}: {e}", entry.path().display());
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -118,6 +138,22 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn a_temp_file_left_by_a_killed_write_is_removed_on_the_next_save() {
+        let dir = tempfile::tempdir().unwrap();
+        let job_dir = dir.path().join("4");
+        std::fs::create_dir_all(&job_dir).unwrap();
+        let stale = job_dir.join(".0.png.00000000deadbeef.tmp");
+        std::fs::write(&stale, b"half an image").unwrap();
+        // Another image's temp is not this save's business.
+        let other = job_dir.join(".1.png.00000000deadbeef.tmp");
+        std::fs::write(&other, b"half an image").unwrap();
+        save_image(dir.path(), JobId(4), 0, "u", &png(4, 4)).unwrap();
+        assert!(!stale.exists());
+        assert!(other.exists());
+        assert!(job_dir.join("0.png").exists());
     }
 
     #[test]
