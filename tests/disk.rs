@@ -165,7 +165,7 @@ impl SmallDisk {
                         "-Urm",
                         "sh",
                         "-c",
-                        "mount -t tmpfs -o \"$1\" none \"$0\" && { cat /dev/zero > \"$0/filler\" 2>/dev/null; shift 2; exec \"$@\"; }",
+                        "mount -t tmpfs -o \"$1\" none \"$0\" && { cat /dev/zero > \"$0/filler\" 2>/dev/null; shift; exec \"$@\"; }",
                     ])
                     .arg(dir)
                     .arg(DISK_SIZE)
