@@ -356,3 +356,67 @@ fn sha256(bytes: &[u8]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+/// The other way out: the worker dies while the disk is full, space is freed, and a
+/// restart finishes the kept jobs (their tasks' images are fetched again).
+#[test]
+fn a_restart_after_a_full_disk_finishes_the_kept_jobs() {
+    const JOBS: usize = 6;
+    let scratch = Scratch::new();
+    let disk = match SmallDisk::get(&scratch.path("disk")) {
+        Ok(disk @ SmallDisk::Mounted(_)) => disk,
+        // A namespace's tmpfs dies with the worker: nothing to restart on.
+        Ok(SmallDisk::Namespace(_)) => {
+            println!("skipping: a restart needs a tmpfs that outlives the worker (not root)");
+            return;
+        }
+        Err(why) => {
+            println!("skipping: cannot mount a small tmpfs here ({why})");
+            return;
+        }
+    };
+    let config = config_with_data_dir(&scratch, disk.dir());
+    let sim = Sim::start(&[]);
+    let wandash = |args: &[&str]| {
+        let mut cmd = scratch.cmd();
+        cmd.env("DASHSCOPE_API_KEY", "test-key")
+            .arg("--config")
+            .arg(&config)
+            .arg("--base-url")
+            .arg(&sim.base_url)
+            .args(args);
+        cmd
+    };
+    let batch = batch_file(&scratch, JOBS);
+    Run::from(wandash(&["batch", batch.to_str().unwrap()]).output().unwrap()).expect(0);
+    let mut worker = disk.spawn_on_full_disk(
+        wandash(&["worker"]),
+        std::fs::File::create(scratch.path("worker.stderr")).unwrap(),
+    );
+    let store = Store::open(&scratch.db()).unwrap();
+    wait_until("a job noting the disk error", &mut worker, || {
+        store
+            .list(&JobFilter::default(), 0, 100)
+            .unwrap()
+            .iter()
+            .any(|r| r.error_code.as_deref() == Some("DiskError"))
+    });
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+    std::fs::remove_file(disk.dir().join("filler")).unwrap();
+
+    Run::from(wandash(&["worker", "--until-idle"]).output().unwrap()).expect(0);
+    let rows = store.list(&JobFilter::default(), 0, 100).unwrap();
+    assert!(rows.iter().all(|r| r.state == JobState::Succeeded), "{rows:?}");
+    assert_eq!(sim.stats()["creates"], JOBS as u64);
+    for row in rows {
+        let image = &store.job(row.id).unwrap().unwrap().images[0];
+        let bytes = std::fs::read(image.path.as_ref().unwrap()).unwrap();
+        assert_eq!(image.sha256.as_deref(), Some(sha256(&bytes).as_str()));
+    }
+    let temps: Vec<_> = files_under(disk.dir())
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "tmp"))
+        .collect();
+    assert!(temps.is_empty(), "{temps:?}");
+}
