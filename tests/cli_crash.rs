@@ -45,7 +45,12 @@ fn a_worker_killed_mid_batch_resumes_and_creates_every_task_exactly_once() {
         ));
     }
     let batch = scratch.write("crash.jsonl", text);
-    Run::from(wandash(&["batch", batch.to_str().unwrap()]).output().unwrap()).expect(0);
+    Run::from(
+        wandash(&["batch", batch.to_str().unwrap()])
+            .output()
+            .unwrap(),
+    )
+    .expect(0);
 
     let mut worker = wandash(&["worker"])
         .stdout(Stdio::null())
@@ -62,7 +67,10 @@ fn a_worker_killed_mid_batch_resumes_and_creates_every_task_exactly_once() {
             Instant::now() < deadline,
             "the worker never got going (creates {creates})"
         );
-        assert!(worker.try_wait().unwrap().is_none(), "the worker exited early");
+        assert!(
+            worker.try_wait().unwrap().is_none(),
+            "the worker exited early"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     worker.kill().unwrap(); // SIGKILL: no cleanup of any kind
@@ -71,9 +79,13 @@ fn a_worker_killed_mid_batch_resumes_and_creates_every_task_exactly_once() {
         created_at_kill < JOBS as u64,
         "killed mid-batch (creates {created_at_kill})"
     );
-    let rows = Run::from(wandash(&["--json", "list", "--limit", "100"]).output().unwrap())
-        .expect(0)
-        .json();
+    let rows = Run::from(
+        wandash(&["--json", "list", "--limit", "100"])
+            .output()
+            .unwrap(),
+    )
+    .expect(0)
+    .json();
     let unfinished = rows
         .as_array()
         .unwrap()
@@ -85,17 +97,28 @@ fn a_worker_killed_mid_batch_resumes_and_creates_every_task_exactly_once() {
     Run::from(wandash(&["worker", "--until-idle"]).output().unwrap()).expect(0);
 
     let stats = sim.stats();
-    assert_eq!(stats["creates"], JOBS as u64, "every job created exactly once: {stats}");
-    let rows = Run::from(wandash(&["--json", "list", "--limit", "100"]).output().unwrap())
-        .expect(0)
-        .json();
+    assert_eq!(
+        stats["creates"], JOBS as u64,
+        "every job created exactly once: {stats}"
+    );
+    let rows = Run::from(
+        wandash(&["--json", "list", "--limit", "100"])
+            .output()
+            .unwrap(),
+    )
+    .expect(0)
+    .json();
     let rows = rows.as_array().unwrap();
     assert_eq!(rows.len(), JOBS);
     for row in rows {
         assert_eq!(row["state"], "succeeded", "{row}");
-        let detail = Run::from(wandash(&["--json", "show", &row["id"].to_string()]).output().unwrap())
-            .expect(0)
-            .json();
+        let detail = Run::from(
+            wandash(&["--json", "show", &row["id"].to_string()])
+                .output()
+                .unwrap(),
+        )
+        .expect(0)
+        .json();
         let path = detail["images"][0]["path"]
             .as_str()
             .unwrap_or_else(|| panic!("no image for {row}"));
@@ -158,7 +181,12 @@ fn ten_sigkills_in_a_row_lose_no_image_and_create_no_task_twice() {
         ));
     }
     let batch = scratch.write("kills.jsonl", text);
-    Run::from(wandash(&["batch", batch.to_str().unwrap()]).output().unwrap()).expect(0);
+    Run::from(
+        wandash(&["batch", batch.to_str().unwrap()])
+            .output()
+            .unwrap(),
+    )
+    .expect(0);
 
     let creates = || sim.stats()["creates"].as_u64().unwrap();
     let mut kills = Vec::new();
@@ -173,8 +201,14 @@ fn ten_sigkills_in_a_row_lose_no_image_and_create_no_task_twice() {
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
         while creates() < target {
-            assert!(Instant::now() < deadline, "round {round}: stuck below {target} creates");
-            assert!(worker.try_wait().unwrap().is_none(), "round {round}: the worker exited");
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: stuck below {target} creates"
+            );
+            assert!(
+                worker.try_wait().unwrap().is_none(),
+                "round {round}: the worker exited"
+            );
             std::thread::sleep(Duration::from_millis(2));
         }
         std::thread::sleep(delay);
@@ -183,8 +217,14 @@ fn ten_sigkills_in_a_row_lose_no_image_and_create_no_task_twice() {
         kills.push((creates(), delay));
     }
     // The kills must have spread over the batch, not all landed after it was done.
-    let early = kills.iter().filter(|(c, _)| *c < KILLED_BATCH as u64).count();
-    assert!(early >= KILLS / 2, "most kills landed mid-creates: {kills:?} (seed {seed})");
+    let early = kills
+        .iter()
+        .filter(|(c, _)| *c < KILLED_BATCH as u64)
+        .count();
+    assert!(
+        early >= KILLS / 2,
+        "most kills landed mid-creates: {kills:?} (seed {seed})"
+    );
 
     Run::from(wandash(&["worker", "--until-idle"]).output().unwrap()).expect(0);
 
@@ -211,24 +251,36 @@ fn ten_sigkills_in_a_row_lose_no_image_and_create_no_task_twice() {
             row.error_message
         );
         let n = detail.spec.n.unwrap() as usize;
-        assert_eq!(detail.images.len(), n, "job {}: {:?}", row.id, detail.images);
+        assert_eq!(
+            detail.images.len(),
+            n,
+            "job {}: {:?}",
+            row.id,
+            detail.images
+        );
         for image in &detail.images {
-            let path = image
-                .path
-                .clone()
-                .unwrap_or_else(|| panic!("job {} image {} not saved: {image:?}", row.id, image.index));
+            let path = image.path.clone().unwrap_or_else(|| {
+                panic!("job {} image {} not saved: {image:?}", row.id, image.index)
+            });
             let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             assert_eq!(Some(bytes.len() as u64), image.bytes, "{}", path.display());
-            assert_eq!(image.sha256.as_deref(), Some(sha256(&bytes).as_str()), "{}", path.display());
-            let decoded = image::load_from_memory(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert_eq!(
+                image.sha256.as_deref(),
+                Some(sha256(&bytes).as_str()),
+                "{}",
+                path.display()
+            );
+            let decoded = image::load_from_memory(&bytes)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             assert_eq!((decoded.width(), decoded.height()), (512, 512));
             recorded.insert(path);
         }
     }
     // Nothing else in the images directory: no temp file a kill interrupted, no image
     // written twice under another name.
-    let on_disk: std::collections::HashSet<_> =
-        files_under(&scratch.data_dir().join("images")).into_iter().collect();
+    let on_disk: std::collections::HashSet<_> = files_under(&scratch.data_dir().join("images"))
+        .into_iter()
+        .collect();
     let extra: Vec<_> = on_disk.difference(&recorded).collect();
     assert!(extra.is_empty(), "files no job records: {extra:?}");
     let temps: Vec<_> = files_under(&scratch.data_dir())

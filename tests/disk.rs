@@ -74,17 +74,26 @@ fn a_data_dir_that_is_a_regular_file_is_refused_at_start_naming_the_path_and_job
     ] {
         let run = wandash(args).expect(3);
         assert!(
-            run.stderr.contains(&*images.to_string_lossy()) && run.stderr.contains("Not a directory"),
+            run.stderr.contains(&*images.to_string_lossy())
+                && run.stderr.contains("Not a directory"),
             "`wandash {args:?}` must name the path and the reason:\n{}",
             run.stderr
         );
-        assert!(run.stderr.contains("queued jobs stay queued"), "{}", run.stderr);
+        assert!(
+            run.stderr.contains("queued jobs stay queued"),
+            "{}",
+            run.stderr
+        );
     }
     let states = states(&scratch.db());
     assert_eq!(states.len(), 6, "the two batches are queued");
     assert!(states.iter().all(|s| *s == JobState::Queued), "{states:?}");
     assert_eq!(sim.stats()["creates"], 0, "nothing was sent");
-    assert_eq!(std::fs::read(&not_a_dir).unwrap(), b"not a directory", "the file is untouched");
+    assert_eq!(
+        std::fs::read(&not_a_dir).unwrap(),
+        b"not a directory",
+        "the file is untouched"
+    );
 
     // The store itself inside a regular file: the error names it too.
     let run = Run::from(
@@ -101,7 +110,11 @@ fn a_data_dir_that_is_a_regular_file_is_refused_at_start_naming_the_path_and_job
             .unwrap(),
     )
     .expect(3);
-    assert!(run.stderr.contains(&*not_a_dir.to_string_lossy()), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&*not_a_dir.to_string_lossy()),
+        "{}",
+        run.stderr
+    );
 }
 
 /// A tiny tmpfs: mounted by root, or inside a user and mount namespace that only the
@@ -224,7 +237,10 @@ fn wait_until(what: &str, worker: &mut Child, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !done() {
         assert!(Instant::now() < deadline, "timed out waiting: {what}");
-        assert!(worker.try_wait().unwrap().is_none(), "the worker exited while waiting: {what}");
+        assert!(
+            worker.try_wait().unwrap().is_none(),
+            "the worker exited while waiting: {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -259,7 +275,12 @@ fn a_full_disk_keeps_the_jobs_and_the_batch_finishes_once_space_is_freed() {
         cmd
     };
     let batch = batch_file(&scratch, JOBS);
-    Run::from(wandash(&["batch", batch.to_str().unwrap()]).output().unwrap()).expect(0);
+    Run::from(
+        wandash(&["batch", batch.to_str().unwrap()])
+            .output()
+            .unwrap(),
+    )
+    .expect(0);
 
     let stderr_path = scratch.path("worker.stderr");
     let mut worker = disk.spawn_on_full_disk(
@@ -272,7 +293,9 @@ fn a_full_disk_keeps_the_jobs_and_the_batch_finishes_once_space_is_freed() {
 
     // The first image meets the full disk: the job notes why, names the path.
     wait_until("a job noting the disk error", &mut worker, || {
-        all().iter().any(|r| r.error_code.as_deref() == Some("DiskError"))
+        all()
+            .iter()
+            .any(|r| r.error_code.as_deref() == Some("DiskError"))
     });
     let noted = all()
         .into_iter()
@@ -284,8 +307,14 @@ fn a_full_disk_keeps_the_jobs_and_the_batch_finishes_once_space_is_freed() {
         message.contains(&*disk.dir().join("images").to_string_lossy()),
         "the note names the path: {message}"
     );
-    assert_eq!(noted.state, JobState::Running, "kept, not failed: {noted:?}");
-    let listed = Run::from(wandash(&["list"]).output().unwrap()).expect(0).stdout;
+    assert_eq!(
+        noted.state,
+        JobState::Running,
+        "kept, not failed: {noted:?}"
+    );
+    let listed = Run::from(wandash(&["list"]).output().unwrap())
+        .expect(0)
+        .stdout;
     assert!(
         listed.contains("! DiskError") && listed.contains("No space left on device"),
         "list shows why the job waits:\n{listed}"
@@ -296,9 +325,16 @@ fn a_full_disk_keeps_the_jobs_and_the_batch_finishes_once_space_is_freed() {
     std::thread::sleep(Duration::from_millis(500));
     let paused_at = sim.stats()["creates"].as_u64().unwrap();
     std::thread::sleep(Duration::from_millis(1000));
-    assert_eq!(sim.stats()["creates"], paused_at, "creates stopped while the disk is full");
+    assert_eq!(
+        sim.stats()["creates"],
+        paused_at,
+        "creates stopped while the disk is full"
+    );
     let rows = all();
-    assert!(paused_at < JOBS as u64, "some jobs were held back ({paused_at} created)");
+    assert!(
+        paused_at < JOBS as u64,
+        "some jobs were held back ({paused_at} created)"
+    );
     assert!(rows.iter().any(|r| r.state == JobState::Queued), "{rows:?}");
     assert!(
         rows.iter().all(|r| !r.state.is_final()),
@@ -310,11 +346,18 @@ fn a_full_disk_keeps_the_jobs_and_the_batch_finishes_once_space_is_freed() {
     wait_until("every job succeeded", &mut worker, || {
         all().iter().all(|r| r.state == JobState::Succeeded)
     });
-    assert_eq!(sim.stats()["creates"], JOBS as u64, "each job created exactly once");
+    assert_eq!(
+        sim.stats()["creates"],
+        JOBS as u64,
+        "each job created exactly once"
+    );
 
     let mut recorded = HashSet::new();
     for row in all() {
-        assert_eq!(row.error_code, None, "no stale note on a finished job: {row:?}");
+        assert_eq!(
+            row.error_code, None,
+            "no stale note on a finished job: {row:?}"
+        );
         let detail = store.job(row.id).unwrap().unwrap();
         assert_eq!(detail.images.len(), 1);
         let image = &detail.images[0];
@@ -334,7 +377,10 @@ fn a_full_disk_keeps_the_jobs_and_the_batch_finishes_once_space_is_freed() {
     // A graceful stop, then the worker's own words.
     let _ = Command::new("kill").arg(worker.id().to_string()).status();
     let status = worker.wait().unwrap();
-    assert!(status.success(), "the worker stops cleanly on SIGTERM: {status}");
+    assert!(
+        status.success(),
+        "the worker stops cleanly on SIGTERM: {status}"
+    );
     drop(store);
     let integrity: String = rusqlite::Connection::open(&db)
         .unwrap()
@@ -388,7 +434,12 @@ fn a_restart_after_a_full_disk_finishes_the_kept_jobs() {
         cmd
     };
     let batch = batch_file(&scratch, JOBS);
-    Run::from(wandash(&["batch", batch.to_str().unwrap()]).output().unwrap()).expect(0);
+    Run::from(
+        wandash(&["batch", batch.to_str().unwrap()])
+            .output()
+            .unwrap(),
+    )
+    .expect(0);
     let mut worker = disk.spawn_on_full_disk(
         wandash(&["worker"]),
         std::fs::File::create(scratch.path("worker.stderr")).unwrap(),
@@ -407,7 +458,10 @@ fn a_restart_after_a_full_disk_finishes_the_kept_jobs() {
 
     Run::from(wandash(&["worker", "--until-idle"]).output().unwrap()).expect(0);
     let rows = store.list(&JobFilter::default(), 0, 100).unwrap();
-    assert!(rows.iter().all(|r| r.state == JobState::Succeeded), "{rows:?}");
+    assert!(
+        rows.iter().all(|r| r.state == JobState::Succeeded),
+        "{rows:?}"
+    );
     assert_eq!(sim.stats()["creates"], JOBS as u64);
     for row in rows {
         let image = &store.job(row.id).unwrap().unwrap().images[0];

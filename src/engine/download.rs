@@ -207,7 +207,10 @@ fn remove_stale_temps(dir: &Path, name: &str) {
         let file = file.to_string_lossy();
         if file.starts_with(&prefix) && file.ends_with(".tmp") {
             if let Err(e) = std::fs::remove_file(entry.path()) {
-                tracing::warn!("cannot remove the stale temp file {}: {e}", entry.path().display());
+                tracing::warn!(
+                    "cannot remove the stale temp file {}: {e}",
+                    entry.path().display()
+                );
             }
         }
     }
@@ -312,7 +315,11 @@ mod tests {
         for &byte in data {
             crc ^= u32::from(byte);
             for _ in 0..8 {
-                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
             }
         }
         !crc
@@ -341,7 +348,10 @@ mod tests {
             Err(Refused::Disk(fault)) => {
                 assert_eq!(fault.path, blocked.join("1"));
                 assert!(fault.reason.contains("Not a directory"), "{fault}");
-                assert!(fault.to_string().contains(&*blocked.to_string_lossy()), "{fault}");
+                assert!(
+                    fault.to_string().contains(&*blocked.to_string_lossy()),
+                    "{fault}"
+                );
             }
             other => panic!("expected a disk fault, got {other:?}"),
         }
@@ -356,7 +366,10 @@ mod tests {
         };
         assert!(!health.is_refusing());
         assert!(health.refused(&fault, true), "the first refusal starts it");
-        assert!(!health.refused(&fault, true), "a second waiting job does not announce it again");
+        assert!(
+            !health.refused(&fault, true),
+            "a second waiting job does not announce it again"
+        );
         assert!(!health.refused(&fault, false), "nor a job that fails again");
         assert!(health.is_refusing());
         let waiter = health.wait_recovered();
@@ -365,7 +378,10 @@ mod tests {
         assert!(health.accepted(), "a save ends it");
         assert!(futures::poll!(waiter.as_mut()).is_ready());
         assert!(!health.accepted(), "and only once");
-        assert!(health.refused(&fault, false), "a failure after the save starts it again");
+        assert!(
+            health.refused(&fault, false),
+            "a failure after the save starts it again"
+        );
         assert!(health.accepted());
         assert!(!health.done_waiting());
         assert!(!health.done_waiting());
@@ -382,7 +398,10 @@ mod tests {
         health.refused(&fault, true);
         assert!(!health.done_waiting(), "one job still waits");
         assert!(health.is_refusing());
-        assert!(health.done_waiting(), "the last one gave up: creates may probe again");
+        assert!(
+            health.done_waiting(),
+            "the last one gave up: creates may probe again"
+        );
         assert!(!health.is_refusing());
     }
 }
