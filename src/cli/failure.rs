@@ -10,7 +10,8 @@ pub enum ExitKind {
     Failure,
     /// 2: bad usage or a job that breaks a rule (clap uses 2 for usage errors too).
     Usage,
-    /// 3: the engine or backend cannot run: bad API key, arrears, store locked or unreadable.
+    /// 3: the engine or backend cannot run: bad API key, arrears, store locked or unreadable,
+    /// data directory not writable.
     Engine,
     /// 4: with --wait, at least one job ended failed, cancelled, expired or needs attention.
     JobsFailed,
@@ -32,7 +33,8 @@ pub const EXIT_CODES_HELP: &str = "Exit codes:
   0  success
   1  generic failure (I/O, unexpected answer)
   2  usage or validation error (the message names the field and the limit)
-  3  engine or backend error (bad API key, arrears, store locked or unreadable)
+  3  engine or backend error (bad API key, arrears, store locked or unreadable,
+     data directory not writable)
   4  with --wait: a job ended failed, cancelled, expired or needing attention";
 
 /// A CLI error: one line for the terminal, and the exit code.

@@ -75,6 +75,10 @@ pub fn list(ctx: &Context, status: Option<&str>, limit: u64) -> CliResult {
             format!("{}/{}", row.images_ok, row.images_expected),
             clip(&sanitize(&row.prompt), 60)
         );
+        // Why a job still waits (a disk that refuses its images, a retry's cause).
+        if let (false, Some(code), Some(message)) = (row.state.is_final(), &row.error_code, &row.error_message) {
+            println!("{:>6}  ! {}: {}", "", sanitize(code), sanitize(message));
+        }
     }
     Ok(())
 }

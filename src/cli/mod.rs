@@ -185,7 +185,8 @@ Exit codes:
   0  success
   1  generic failure (I/O, unexpected answer)
   2  usage or validation error (the message names the field and the limit)
-  3  engine or backend error (bad API key, arrears, store locked or unreadable)
+  3  engine or backend error (bad API key, arrears, store locked or unreadable,
+     data directory not writable)
   4  with --wait: a job ended failed, cancelled, expired or needing attention";
 
 fn parse_job_id(s: &str) -> Result<JobId, String> {
@@ -311,6 +312,11 @@ fn batch_command(ctx: &Context, args: &BatchArgs) -> CliResult<ExitCode> {
     let ids = store
         .enqueue_batch(&specs, tag.as_deref())
         .map_err(jobs::store_failure)?;
+    drop(store);
+    if args.wait {
+        eprintln!("{} job(s) queued; running them", ids.len());
+        return run::wait_for(ctx, &ids);
+    }
     jobs::print_queued(ctx, &ids);
     Ok(ExitCode::SUCCESS)
 }

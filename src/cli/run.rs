@@ -42,11 +42,14 @@ async fn start_engine(ctx: &Context) -> Result<(engine::Backend, EngineHandle), 
 
 /// `start_engine` without the announcement, for the dashboard, which owns the terminal.
 async fn start_engine_quietly(ctx: &Context) -> Result<(engine::Backend, EngineHandle), EngineError> {
+    let config = ctx.config.engine_config(&ctx.data_dir);
+    // Before the backend: the built-in simulator keeps its state in the data directory
+    // too, and would fail with a vaguer message.
+    engine::check_images_dir(&config.images_dir())?;
     let settings = ctx
         .config
         .backend_settings(ApiKey::from_env(), ctx.base_url.clone(), ctx.region, &ctx.data_dir);
     let backend = engine::connect(settings).await?;
-    let config = ctx.config.engine_config(&ctx.data_dir);
     let handle = Engine::start(&ctx.db_path, backend.client.clone(), config)?;
     tracing::info!(backend = backend.kind.label(), base_url = backend.kind.base_url(), "engine started");
     Ok((backend, handle))
@@ -123,6 +126,20 @@ fn report(ctx: &Context, event: &EngineEvent) {
         EngineEvent::ModelStopped { model, reason } => {
             eprintln!("warning: {model} stopped: {}; its jobs stay queued", sanitize(reason));
         }
+        EngineEvent::DiskRefused { .. } | EngineEvent::DiskRecovered => report_disk(event),
+        _ => {}
+    }
+}
+
+/// The disk condition, on stderr: it concerns every job, not one.
+fn report_disk(event: &EngineEvent) {
+    match event {
+        EngineEvent::DiskRefused { path, reason } => eprintln!(
+            "warning: cannot save images: {}: {}; no new jobs are sent and the images already made are kept and saved again until the disk accepts them (free some space or fix the permissions)",
+            sanitize(&path.display().to_string()),
+            sanitize(reason)
+        ),
+        EngineEvent::DiskRecovered => eprintln!("images save again; sending jobs"),
         _ => {}
     }
 }
@@ -213,6 +230,7 @@ pub fn wait_for(ctx: &Context, ids: &[JobId]) -> CliResult<ExitCode> {
                         Ok(EngineEvent::ModelStopped { model, reason }) => {
                             eprintln!("warning: {model} stopped: {}; its jobs stay queued", sanitize(&reason));
                         }
+                        Ok(event @ (EngineEvent::DiskRefused { .. } | EngineEvent::DiskRecovered)) => report_disk(&event),
                         Ok(_) | Err(RecvError::Lagged(_)) => {}
                         Err(RecvError::Closed) => events = None,
                     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::EngineEvent;
-use super::download::{SaveError, save_image};
+use super::download::{CheckedImage, DiskFault, check_image, write_image};
 use super::recovery::{self, Resolution};
 use super::scheduler::{CreateGuard, Ctx, Report};
 use crate::dashscope::{
@@ -103,12 +103,20 @@ async fn create(
     };
     let gate = ctx.gates[&model].lock().await;
     ctx.create_rates[&model].acquire().await;
-    if ctx.stopping.is_cancelled() {
-        // Stopping (shut down, or a bad key that this create would meet too): the job
-        // was never sent, so it goes back to the queue as it was.
+    let held_back = if ctx.stopping.is_cancelled() {
+        Some("the engine stopped before this job was sent".to_string())
+    } else {
+        ctx.disk
+            .fault()
+            .map(|fault| format!("held back while the disk refuses images ({fault})"))
+    };
+    if let Some(why) = held_back {
+        // Stopping (shut down, or a bad key that this create would meet too), or the
+        // disk refuses images (see `DiskHealth`): the job was never sent, so it goes back
+        // to the queue as it was.
         drop(gate);
         slot.release();
-        let note = JobError::new("NotSent", "the engine stopped before this job was sent", None);
+        let note = JobError::new("NotSent", why, None);
         ctx.db(move |s| s.requeue(id, &note, None, false)).await?;
         ctx.changed(id, JobState::Queued);
         return Ok(None);
@@ -436,8 +444,8 @@ fn parse_service_time(text: &str) -> Option<i64> {
     )
 }
 
-/// Downloads every image not yet saved, then ends the job. A disk that keeps failing
-/// leaves the job running (its error noted) for the next start to finish.
+/// Downloads every image not yet saved, then ends the job. A disk that refuses the
+/// images keeps the job running (its error noted) until a save succeeds.
 async fn fetch_images(ctx: &Ctx, job: &Tracked, info: &TaskInfo) -> Result<(), StoreError> {
     let id = job.id;
     let saved: HashSet<u32> = ctx
@@ -470,10 +478,7 @@ async fn fetch_images(ctx: &Ctx, job: &Tracked, info: &TaskInfo) -> Result<(), S
                 if saved.contains(&index) {
                     continue;
                 }
-                match download(ctx, id, index, url).await? {
-                    Some(record) => record,
-                    None => return Ok(()),
-                }
+                download(ctx, job, index, url).await?
             }
         };
         let path = record.path.clone();
@@ -497,14 +502,14 @@ async fn fetch_images(ctx: &Ctx, job: &Tracked, info: &TaskInfo) -> Result<(), S
     Ok(())
 }
 
-/// One image: downloaded, checked and saved, or its error. `None` when the disk keeps
-/// refusing (the job is left for a later retry).
+/// One image: downloaded, checked and saved, or its error.
 async fn download(
     ctx: &Ctx,
-    id: JobId,
+    job: &Tracked,
     index: u32,
     url: &str,
-) -> Result<Option<ImageRecord>, StoreError> {
+) -> Result<ImageRecord, StoreError> {
+    let id = job.id;
     let failed = |code: &str, message: String| ImageRecord {
         index,
         url: Some(url.to_string()),
@@ -526,45 +531,121 @@ async fn download(
                 status: 403 | 404 | 410,
                 ..
             }) => {
-                return Ok(Some(failed(
+                return Ok(failed(
                     "Expired",
                     format!("result image {index} is no longer available at the service"),
-                )));
+                ));
             }
             Err(e) if e.action() == ErrorAction::RetryLater && !last_try => {
                 tracing::warn!(job = %id, index, attempt, "download failed, retrying: {e}");
                 tokio::time::sleep(ctx.backoff(attempt)).await;
                 continue;
             }
-            Err(e) => return Ok(Some(failed(e.code(), e.to_string()))),
+            Err(e) => return Ok(failed(e.code(), e.to_string())),
         };
-        let images_dir = ctx.config.images_dir();
-        let url_owned = url.to_string();
-        let saved = tokio::task::spawn_blocking(move || {
-            save_image(&images_dir, id, index, &url_owned, &bytes)
+        let (bytes, checked) = tokio::task::spawn_blocking(move || {
+            let checked = check_image(&bytes);
+            (bytes, checked)
         })
         .await
-        .map_err(|e| StoreError::Sqlite(format!("saving an image stopped: {e}")))?;
-        match saved {
-            Ok(record) => return Ok(Some(record)),
-            Err(SaveError::NotAnImage(why)) if last_try => {
-                return Ok(Some(failed(
+        .map_err(|e| StoreError::Sqlite(format!("checking an image stopped: {e}")))?;
+        match checked {
+            Ok(checked) => return save(ctx, job, index, url, bytes, checked).await,
+            Err(why) if last_try => {
+                return Ok(failed(
                     "InvalidImage",
                     format!("downloaded image {index} does not decode: {why}"),
-                )));
+                ));
             }
-            Err(SaveError::NotAnImage(why)) => {
+            Err(why) => {
                 tracing::warn!(job = %id, index, "downloaded image does not decode ({why}); fetching again");
-            }
-            Err(SaveError::Disk(why)) => {
-                tracing::error!(job = %id, index, "{why}");
-                let note = JobError::new("DiskError", why, Some(ErrorAction::RetryLater));
-                ctx.db(move |s| s.note_error(id, &note)).await?;
-                if last_try {
-                    return Ok(None);
-                }
             }
         }
         tokio::time::sleep(ctx.backoff(attempt)).await;
+    }
+}
+
+/// Saves a checked image. While the disk refuses (full, read-only, not a directory) the
+/// bytes stay in memory and the save is retried with backoff, or at once when another
+/// job's save succeeds, for as long as the service would keep the image: the job stays
+/// running with the reason noted, never failed, so freeing space lets it finish without
+/// a restart. Only past the service's retention does the image end as a `DiskError`.
+async fn save(
+    ctx: &Ctx,
+    job: &Tracked,
+    index: u32,
+    url: &str,
+    bytes: Vec<u8>,
+    checked: CheckedImage,
+) -> Result<ImageRecord, StoreError> {
+    let id = job.id;
+    let bytes = Arc::new(bytes);
+    let give_up_at = job.submitted_at + ctx.config.ttl.as_millis() as i64;
+    let mut waiting: Option<DiskFault> = None;
+    let mut attempt = 0u32;
+    loop {
+        let (dir, url_owned, data) = (ctx.config.images_dir(), url.to_string(), bytes.clone());
+        let written = tokio::task::spawn_blocking(move || {
+            write_image(&dir, id, index, &url_owned, &data, checked)
+        })
+        .await
+        .map_err(|e| StoreError::Sqlite(format!("saving an image stopped: {e}")))?;
+        let fault = match written {
+            Ok(record) => {
+                if ctx.disk.accepted() {
+                    tracing::info!("the disk takes images again; creates resume");
+                    ctx.emit(EngineEvent::DiskRecovered);
+                }
+                if waiting.is_some() {
+                    ctx.disk.done_waiting();
+                    tracing::info!(job = %id, index, "image saved after the disk refused it");
+                }
+                return Ok(record);
+            }
+            Err(fault) => fault,
+        };
+        attempt += 1;
+        if ctx.disk.refused(&fault, waiting.is_none()) {
+            tracing::error!(path = %fault.path.display(), reason = %fault.reason, "the disk refuses images; no new creates until a save succeeds");
+            ctx.emit(EngineEvent::DiskRefused {
+                path: fault.path.clone(),
+                reason: fault.reason.clone(),
+            });
+        }
+        if waiting.as_ref() != Some(&fault) {
+            tracing::error!(job = %id, index, "{fault}; the image is kept in memory and saving it retried");
+            let note = JobError::new(
+                "DiskError",
+                format!("{fault}; the image is kept and saving retried until the disk accepts it"),
+                Some(ErrorAction::RetryLater),
+            );
+            // The store may sit on the same full disk: not being able to note the
+            // error is no reason to drop the image.
+            if let Err(e) = ctx.db(move |s| s.note_error(id, &note)).await {
+                tracing::warn!(job = %id, "cannot note the disk error in the store: {e}");
+            }
+            waiting = Some(fault.clone());
+        }
+        if now_ms() >= give_up_at {
+            if ctx.disk.done_waiting() {
+                tracing::warn!("no job waits on the disk any more; creates resume");
+            }
+            return Ok(ImageRecord {
+                index,
+                url: Some(url.to_string()),
+                error_code: Some("DiskError".into()),
+                error_message: Some(format!(
+                    "image {index} could not be saved before the service discarded it: {fault}"
+                )),
+                ..Default::default()
+            });
+        }
+        let wait = ctx
+            .backoff(attempt)
+            .min(Duration::from_millis((give_up_at - now_ms()).max(0) as u64));
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = ctx.disk.wait_recovered() => {}
+        }
     }
 }

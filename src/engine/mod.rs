@@ -110,6 +110,11 @@ pub enum EngineError {
     MissingKey,
     #[error("backend: {0}")]
     Backend(String),
+    #[error(
+        "cannot write images to {}: {reason}; make it a writable directory (or set data_dir in the config); queued jobs stay queued",
+        path.display()
+    )]
+    Unwritable { path: PathBuf, reason: String },
 }
 
 /// What the engine tells its watchers (dashboard, `wandash watch`).
@@ -133,6 +138,16 @@ pub enum EngineEvent {
     Stopped {
         reason: String,
     },
+    /// Saving images fails (disk full, no permission, not a directory): `path` could not
+    /// be written for `reason` (the OS's words). Until a save succeeds again no new task
+    /// is created (queued jobs stay queued); jobs whose images are made keep them and
+    /// retry.
+    DiskRefused {
+        path: PathBuf,
+        reason: String,
+    },
+    /// A save succeeded after `DiskRefused`: creates resume.
+    DiskRecovered,
     /// Nothing left to do: no queued job it can submit, nothing in flight.
     Idle,
 }
@@ -147,6 +162,7 @@ impl Engine {
         client: Client,
         config: EngineConfig,
     ) -> Result<EngineHandle, EngineError> {
+        check_images_dir(&config.images_dir())?;
         let lock_path = lock_path(store_path);
         let lock = take_lock(store_path, &lock_path)?;
         let store = Arc::new(Store::open(store_path)?);
@@ -172,6 +188,24 @@ impl Engine {
             task,
         })
     }
+}
+
+/// Fails unless images can be written in `dir` (created if missing): a data directory
+/// that is a regular file, read-only or not creatable is reported at start, naming the
+/// path and the OS's reason, before any job is claimed. (A full disk is found by the
+/// saves themselves: an empty probe file fits on a full disk.)
+pub fn check_images_dir(dir: &Path) -> Result<(), EngineError> {
+    let unwritable = |path: &Path| {
+        let path = path.to_path_buf();
+        move |e: std::io::Error| EngineError::Unwritable {
+            path,
+            reason: e.to_string(),
+        }
+    };
+    std::fs::create_dir_all(dir).map_err(unwritable(dir))?;
+    let probe = dir.join(format!(".write-check.{:016x}.tmp", fastrand::u64(..)));
+    File::create(&probe).map_err(unwritable(dir))?;
+    std::fs::remove_file(&probe).map_err(unwritable(&probe))
 }
 
 fn lock_path(store_path: &Path) -> PathBuf {

@@ -9,6 +9,7 @@ use tokio::sync::{Notify, broadcast, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::download::DiskHealth;
 use super::job::{self, Slot};
 use super::limits::{CreateRate, QueryBudget};
 use super::{EngineConfig, EngineEvent, Progress, recovery};
@@ -57,6 +58,8 @@ pub(crate) struct Ctx {
     pub stopping: CancellationToken,
     /// Jobs between their claim and the recorded answer to their create.
     pub creates: Arc<CreatesInFlight>,
+    /// Whether the disk takes images; no creates while it does not.
+    pub disk: DiskHealth,
 }
 
 /// Counts jobs between their claim and the commit of their create's outcome, so that a
@@ -212,6 +215,7 @@ pub(crate) async fn run(setup: Setup) {
         durations: Mutex::new(HashMap::new()),
         stopping: stop.clone(),
         creates: Arc::default(),
+        disk: DiskHealth::default(),
         config,
         events,
         reports: reports_tx,
@@ -342,7 +346,8 @@ async fn schedule(
         };
         for &(model, count) in &queued {
             let run = models.get_mut(&model).expect("every model has a run");
-            if run.stopped || count == 0 {
+            // While the disk refuses images, new tasks' images would meet it too.
+            if run.stopped || count == 0 || ctx.disk.is_refusing() {
                 continue;
             }
             submit_next(ctx, jobs, model, run).await;

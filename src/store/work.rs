@@ -318,6 +318,13 @@ impl Store {
                 "cost_cny",
                 price_per_image.map_or(SqlValue::Null, |p| SqlValue::Real(p * ok as f64)),
             ));
+            // A note made while the job ran (a disk that refused its images for a while)
+            // is history now: the event log keeps it, the job shows no error.
+            columns.extend([
+                ("error_code", SqlValue::Null),
+                ("error_message", SqlValue::Null),
+                ("error_action", SqlValue::Null),
+            ]);
             JobState::Succeeded
         } else {
             let (code, message) = first_error

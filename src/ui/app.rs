@@ -331,6 +331,20 @@ impl App<'_> {
                     state.header.engine_stopped = Some(reason);
                     Vec::new()
                 }
+                EngineEvent::DiskRefused { path, reason } => {
+                    state.toast(
+                        ToastLevel::Error,
+                        format!(
+                            "cannot save images to {}: {reason}; no new jobs are sent until it works",
+                            path.display()
+                        ),
+                    );
+                    vec![Command::Refresh]
+                }
+                EngineEvent::DiskRecovered => {
+                    state.toast(ToastLevel::Info, "images save again; sending jobs");
+                    vec![Command::Refresh]
+                }
                 EngineEvent::Idle => Vec::new(),
             },
             AppEvent::Image(key, result) => {
