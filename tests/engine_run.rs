@@ -370,9 +370,16 @@ async fn a_create_made_just_before_a_crash_is_adopted_and_a_missing_one_resubmit
     let lost = store
         .enqueue(&spec(Model::Wanx21T2iTurbo, "lost in the crash"))
         .unwrap();
-    // The process died after both were marked submitting; only the first create got out.
+    let unsent = store
+        .enqueue(&spec(Model::Wanx21T2iTurbo, "claimed, never sent"))
+        .unwrap();
+    // The process died after two creates were marked as sending (only the first got
+    // out) and a third job was claimed but still waited for its turn.
     let job = store.claim_for_submit(made).unwrap().unwrap();
+    store.mark_sending(made).unwrap();
     store.claim_for_submit(lost).unwrap().unwrap();
+    store.mark_sending(lost).unwrap();
+    store.claim_for_submit(unsent).unwrap().unwrap();
     let created = client(&s.sim).create(&job.spec).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
 
@@ -396,11 +403,45 @@ async fn a_create_made_just_before_a_crash_is_adopted_and_a_missing_one_resubmit
     let lost = store.job(lost).unwrap().unwrap();
     assert_eq!(lost.summary.state, JobState::Succeeded);
     assert_ne!(lost.task_id, made.task_id);
+    let unsent = store.job(unsent).unwrap().unwrap();
+    assert_eq!(unsent.summary.state, JobState::Succeeded);
+    assert!(unsent.events.iter().any(|e| {
+        e.detail
+            .as_deref()
+            .is_some_and(|d| d.contains("before this job's create was sent"))
+    }));
     let stats = sim_get(&s.sim, "/__sim/stats").await;
     assert_eq!(
-        stats["creates"], 2,
-        "one create by hand, one resubmission: {stats}"
+        stats["creates"], 3,
+        "one create by hand, one resubmission, one first submission: {stats}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_task_with_another_prompt_is_not_adopted() {
+    let s = setup(sim_config(Faults::default(), HashMap::new())).await;
+    let store = Store::open(&s.db).unwrap();
+    let id = store
+        .enqueue(&spec(Model::Wanx21T2iTurbo, "ours, lost in the crash"))
+        .unwrap();
+    store.claim_for_submit(id).unwrap().unwrap();
+    store.mark_sending(id).unwrap();
+    // Meanwhile another program on the same account made a task of the same model.
+    let foreign = client(&s.sim)
+        .create(&spec(Model::Wanx21T2iTurbo, "someone else's"))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let engine = Engine::start(&s.db, client(&s.sim), engine_config(&s.data)).unwrap();
+    wait_idle(&engine, Duration::from_secs(30)).await;
+    engine.shutdown().await;
+
+    let job = store.job(id).unwrap().unwrap();
+    assert_eq!(job.summary.state, JobState::Succeeded);
+    assert_ne!(job.task_id.as_deref(), Some(foreign.task_id.as_str()));
+    let stats = sim_get(&s.sim, "/__sim/stats").await;
+    assert_eq!(stats["creates"], 2, "the lost create was sent again: {stats}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -415,7 +456,9 @@ async fn a_create_that_cannot_be_attributed_goes_to_needs_attention() {
         .enqueue(&spec(Model::Wanx21T2iPlus, "twin prompt"))
         .unwrap();
     let job = store.claim_for_submit(a).unwrap().unwrap();
+    store.mark_sending(a).unwrap();
     store.claim_for_submit(b).unwrap().unwrap();
+    store.mark_sending(b).unwrap();
     client(&s.sim).create(&job.spec).await.unwrap();
 
     let engine = Engine::start(&s.db, client(&s.sim), engine_config(&s.data)).unwrap();

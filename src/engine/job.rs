@@ -121,6 +121,7 @@ async fn create(
         ctx.changed(id, JobState::Queued);
         return Ok(None);
     }
+    let sent_at = ctx.db(move |s| s.mark_sending(id)).await?;
     match ctx.client.create(&spec).await {
         Ok(created) => {
             // Before the store write, so that polls aimed at the task's end are not late by it.
@@ -156,7 +157,7 @@ async fn create(
                 prompt: job.spec.prompt.clone(),
                 task_id: None,
                 task_status: None,
-                submitted_at: job.summary.submitted_at,
+                submitted_at: Some(sent_at),
                 cancel_requested: false,
                 images_expected: job.summary.images_expected,
             };
@@ -173,7 +174,7 @@ async fn create(
                         id,
                         model,
                         task_id,
-                        submitted_at: job.summary.submitted_at.unwrap_or_else(now_ms),
+                        submitted_at: sent_at,
                     }))
                 }
                 Some(Resolution::NotCreated) => create_failed(ctx, id, model, attempts, &e, slot)

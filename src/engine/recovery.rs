@@ -82,37 +82,37 @@ pub(crate) async fn reconcile(
 
     let mut out = Vec::new();
     let mut open_jobs = jobs;
-    if !(open_jobs.len() == 1 && candidates.len() == 1) {
-        // Pair by the prompt finished tasks echo back, where that is unambiguous.
-        let mut prompts = Vec::new();
-        for task in &candidates {
-            prompts.push(echoed_prompt(ctx, &task.task_id).await);
+    // Pair by the prompt finished tasks echo back, where that is unambiguous. Also
+    // with one job and one candidate: a finished task with another prompt belongs to
+    // someone else on the account, and adopting it would lose this job's create.
+    let mut prompts = Vec::new();
+    for task in &candidates {
+        prompts.push(echoed_prompt(ctx, &task.task_id).await);
+    }
+    let mut i = 0;
+    while i < candidates.len() {
+        let matching: Vec<usize> = open_jobs
+            .iter()
+            .enumerate()
+            .filter(|(_, j)| prompts[i].as_deref() == Some(j.prompt.as_str()))
+            .map(|(k, _)| k)
+            .collect();
+        let twins = prompts.iter().filter(|p| **p == prompts[i]).count();
+        if matching.len() == 1 && twins == 1 {
+            let job = open_jobs.remove(matching[0]);
+            adopt(ctx, &job, &candidates[i]).await?;
+            out.push((job.id, Resolution::Adopted));
+            candidates.remove(i);
+            prompts.remove(i);
+            continue;
         }
-        let mut i = 0;
-        while i < candidates.len() {
-            let matching: Vec<usize> = open_jobs
-                .iter()
-                .enumerate()
-                .filter(|(_, j)| prompts[i].as_deref() == Some(j.prompt.as_str()))
-                .map(|(k, _)| k)
-                .collect();
-            let twins = prompts.iter().filter(|p| **p == prompts[i]).count();
-            if matching.len() == 1 && twins == 1 {
-                let job = open_jobs.remove(matching[0]);
-                adopt(ctx, &job, &candidates[i]).await?;
-                out.push((job.id, Resolution::Adopted));
-                candidates.remove(i);
-                prompts.remove(i);
-                continue;
-            }
-            // A finished task whose prompt is none of ours is not ours.
-            if prompts[i].is_some() && matching.is_empty() {
-                candidates.remove(i);
-                prompts.remove(i);
-                continue;
-            }
-            i += 1;
+        // A finished task whose prompt is none of ours is not ours.
+        if prompts[i].is_some() && matching.is_empty() {
+            candidates.remove(i);
+            prompts.remove(i);
+            continue;
         }
+        i += 1;
     }
     match (open_jobs.len(), candidates.len()) {
         (0, _) => {}

@@ -267,20 +267,25 @@ async fn resume(
             .filter(|j| j.model == model && j.state == JobState::Submitting)
             .cloned()
             .collect();
-        if submitting.is_empty() {
-            continue;
-        }
-        tracing::info!(%model, jobs = submitting.len(), "reconciling interrupted creates");
-        for (id, resolution) in recovery::reconcile(ctx, model, submitting).await? {
-            if resolution == recovery::Resolution::NotCreated {
-                let error = crate::store::JobError::new(
-                    "Interrupted",
-                    "the engine stopped before the create request was answered; the service has no such task, so it is queued again",
-                    None,
-                );
-                ctx.db(move |s| s.requeue(id, &error, None, false)).await?;
-                ctx.changed(id, JobState::Queued);
+        // Claimed but never stamped as sending: no create left for them.
+        let (sent, unsent): (Vec<_>, Vec<_>) =
+            submitting.into_iter().partition(|j| j.submitted_at.is_some());
+        let mut requeue: Vec<(JobId, &str)> = unsent
+            .iter()
+            .map(|j| (j.id, "the engine stopped before this job's create was sent, so it is queued again"))
+            .collect();
+        if !sent.is_empty() {
+            tracing::info!(%model, jobs = sent.len(), "reconciling interrupted creates");
+            for (id, resolution) in recovery::reconcile(ctx, model, sent).await? {
+                if resolution == recovery::Resolution::NotCreated {
+                    requeue.push((id, "the engine stopped before the create request was answered; the service has no such task, so it is queued again"));
+                }
             }
+        }
+        for (id, why) in requeue {
+            let error = crate::store::JobError::new("Interrupted", why, None);
+            ctx.db(move |s| s.requeue(id, &error, None, false)).await?;
+            ctx.changed(id, JobState::Queued);
         }
     }
     let ttl_ms = ctx.config.ttl.as_millis() as i64;

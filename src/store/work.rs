@@ -89,8 +89,9 @@ impl Store {
     }
 
     /// Queued -> submitting, committed before the create request goes out; counts an
-    /// attempt and stamps `submitted_at` (the time window recovery searches). `None` if the
-    /// job is no longer queued (cancelled or claimed meanwhile).
+    /// attempt. `submitted_at` stays empty until `mark_sending`: a claimed job may wait
+    /// for its model's create gate, and one that never reached the wire needs no search
+    /// after a crash. `None` if the job is no longer queued (cancelled or claimed meanwhile).
     pub fn claim_for_submit(&self, id: JobId) -> Result<Option<JobDetail>, StoreError> {
         let mut conn = self.conn();
         let tx = write_tx(&mut conn, &self.path)?;
@@ -105,7 +106,7 @@ impl Store {
             JobState::Submitting,
             &[
                 ("attempts", (attempts + 1).into()),
-                ("submitted_at", now_ms().into()),
+                ("submitted_at", SqlValue::Null),
                 ("next_attempt_at", SqlValue::Null),
             ],
             Some(&format!("attempt {}", attempts + 1)),
@@ -113,6 +114,18 @@ impl Store {
         let detail = if claimed { load_detail(&tx, id)? } else { None };
         tx.commit()?;
         Ok(detail)
+    }
+
+    /// Stamps `submitted_at` on a submitting job right before its create goes on the wire
+    /// (the time window recovery searches, and the sign that a create may have happened);
+    /// returns the stamp.
+    pub fn mark_sending(&self, id: JobId) -> Result<i64, StoreError> {
+        let at = now_ms();
+        self.conn().execute(
+            "UPDATE jobs SET submitted_at = ?1 WHERE id = ?2",
+            params![at, id.0],
+        )?;
+        Ok(at)
     }
 
     /// Records the spec as sent (local files replaced by remote refs), so a retry within
