@@ -46,7 +46,10 @@ fn fast_engine(data: &std::path::Path) -> EngineConfig {
 fn batch(n: u32) -> Vec<JobSpec> {
     (0..JOBS)
         .map(|i| {
-            let mut spec = spec(MODELS[i % MODELS.len()], &format!("a harbour at night, take {i}"));
+            let mut spec = spec(
+                MODELS[i % MODELS.len()],
+                &format!("a harbour at night, take {i}"),
+            );
             spec.n = Some(n);
             spec
         })
@@ -106,7 +109,11 @@ fn adopted(jobs: &[JobDetail]) -> usize {
 fn throttled(jobs: &[JobDetail]) -> usize {
     jobs.iter()
         .flat_map(|j| &j.events)
-        .filter(|e| e.detail.as_deref().is_some_and(|d| d.starts_with("Throttling")))
+        .filter(|e| {
+            e.detail
+                .as_deref()
+                .is_some_and(|d| d.starts_with("Throttling"))
+        })
         .count()
 }
 
@@ -155,8 +162,15 @@ async fn verify(sim: &RunningSim, store: &Store, others: &HashSet<String>) -> Ve
                 s.id, s.state, s.error_code, s.error_message
             )
         });
-        assert!(v.task_ids.insert(task_id.clone()), "task {task_id} held by two jobs");
-        assert!(!others.contains(&task_id), "job {} took another client's task", s.id);
+        assert!(
+            v.task_ids.insert(task_id.clone()),
+            "task {task_id} held by two jobs"
+        );
+        assert!(
+            !others.contains(&task_id),
+            "job {} took another client's task",
+            s.id
+        );
         check_saved_images(job);
         let info = service.fetch(&task_id).await.unwrap();
         match info.status {
@@ -231,7 +245,10 @@ async fn verify(sim: &RunningSim, store: &Store, others: &HashSet<String>) -> Ve
                     v.expired_jobs += 1;
                 }
             }
-            other => panic!("job {} ended {} with its task still {other:?}", s.id, s.state),
+            other => panic!(
+                "job {} ended {} with its task still {other:?}",
+                s.id, s.state
+            ),
         }
     }
     let mut expected: HashSet<String> = live;
@@ -253,7 +270,11 @@ async fn verify(sim: &RunningSim, store: &Store, others: &HashSet<String>) -> Ve
 async fn check_creates(sim: &RunningSim, v: &Verdict, others: &HashSet<String>) -> usize {
     let stats = sim_get(sim, "/__sim/stats").await;
     let creates = stats["creates"].as_u64().unwrap() as usize;
-    assert_eq!(creates, v.task_ids.len() + others.len(), "nothing created twice: {stats}");
+    assert_eq!(
+        creates,
+        v.task_ids.len() + others.len(),
+        "nothing created twice: {stats}"
+    );
     creates
 }
 
@@ -297,7 +318,10 @@ async fn http_500s_are_retried_and_every_job_succeeds() {
     };
     let v = batch_under("500", faults, 1, client).await;
     all_succeeded(&v);
-    assert!(v.jobs.iter().any(|j| j.summary.attempts > 1), "some creates met a 500");
+    assert!(
+        v.jobs.iter().any(|j| j.summary.attempts > 1),
+        "some creates met a 500"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -309,5 +333,65 @@ async fn http_503s_are_retried_and_every_job_succeeds() {
     };
     let v = batch_under("503", faults, 1, client).await;
     all_succeeded(&v);
-    assert!(v.jobs.iter().any(|j| j.summary.attempts > 1), "some creates met a 503");
+    assert!(
+        v.jobs.iter().any(|j| j.summary.attempts > 1),
+        "some creates met a 503"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_resets_are_adopted_never_created_twice() {
+    // A reset create has made its task (API.md's lost answer): the engine must find it in
+    // the task list and adopt it. Resets also hit polls, lists and downloads.
+    let faults = Faults {
+        reset_rate: 0.1,
+        seed: 104,
+        ..Faults::default()
+    };
+    let v = batch_under("resets", faults, 1, client).await;
+    all_succeeded(&v);
+    assert!(adopted(&v.jobs) > 0, "some creates lost their answer");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_slower_than_the_client_timeout_are_adopted_never_created_twice() {
+    // The client gives up after 250 ms; a slow call answers after 700 ms. A slow create
+    // still makes its task, like an answer lost on the way back.
+    let faults = Faults {
+        slow_rate: 0.1,
+        slow_delay: Duration::from_millis(700),
+        seed: 408,
+        ..Faults::default()
+    };
+    let impatient = |sim: &RunningSim| {
+        Client::with_timeouts(
+            &sim.base_url(),
+            ApiKey::new("test-key".into()),
+            Duration::from_secs(2),
+            Duration::from_millis(250),
+        )
+        .unwrap()
+    };
+    let v = batch_under("slow", faults, 1, impatient).await;
+    all_succeeded(&v);
+    assert!(
+        adopted(&v.jobs) > 0,
+        "some creates timed out after making their task"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partly_failed_tasks_keep_their_good_images_and_failed_tasks_their_code() {
+    let faults = Faults {
+        partial_failure_rate: 0.4,
+        task_failure_rate: 0.1,
+        seed: 206,
+        ..Faults::default()
+    };
+    let v = batch_under("partial", faults, 2, client).await;
+    // `verify` compared each job with its task; here: the faults did happen.
+    assert!(v.failed_images > 0, "some tasks partly failed");
+    assert!(v.failed_jobs > 0, "some tasks failed");
+    assert_eq!(v.expired_jobs, 0);
+    assert_eq!(v.saved + v.failed_images + 2 * v.failed_jobs, 2 * JOBS);
 }
