@@ -8,6 +8,7 @@ mod engine_support;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -394,4 +395,216 @@ async fn partly_failed_tasks_keep_their_good_images_and_failed_tasks_their_code(
     assert!(v.failed_jobs > 0, "some tasks failed");
     assert_eq!(v.expired_jobs, 0);
     assert_eq!(v.saved + v.failed_images + 2 * v.failed_jobs, 2 * JOBS);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bursts_from_a_second_client_on_the_same_quota_are_waited_out() {
+    // Both clients share one account's quota: 60 creates per second, 24 tasks in flight
+    // per model. The rival fires 40 creates per model at once, every 700 ms.
+    const BURST: usize = 40;
+    let shared = limits(60.0, 24);
+    let s = setup(sim_config(Faults::default(), shared.clone())).await;
+    let store = Store::open(&s.db).unwrap();
+    store.enqueue_batch(&batch(1), Some("rival")).unwrap();
+    let theirs = Arc::new(Mutex::new(HashSet::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let rival = client(&s.sim);
+    let hammer = tokio::spawn({
+        let (theirs, stop) = (theirs.clone(), stop.clone());
+        async move {
+            let mut refused = 0;
+            let mut round = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let creates = MODELS.iter().flat_map(|&model| {
+                    (0..BURST).map(move |k| spec(model, &format!("a rival's sketch {round}-{k}")))
+                });
+                let creates = creates.map(|spec| {
+                    let rival = rival.clone();
+                    async move { rival.create(&spec).await }
+                });
+                for answer in futures::future::join_all(creates).await {
+                    match answer {
+                        Ok(created) => {
+                            theirs.lock().unwrap().insert(created.task_id);
+                        }
+                        Err(ClientError::Api { status: 429, .. }) => refused += 1,
+                        Err(e) => panic!("the rival's create: {e}"),
+                    }
+                }
+                round += 1;
+                tokio::time::sleep(Duration::from_millis(700)).await;
+            }
+            refused
+        }
+    });
+    let started = Instant::now();
+    let config = EngineConfig {
+        limits: shared,
+        ..fast_engine(&s.data)
+    };
+    let engine = Engine::start(&s.db, client(&s.sim), config).unwrap();
+    wait_idle(&engine, IDLE_LIMIT).await;
+    let wall = started.elapsed();
+    engine.shutdown().await;
+    stop.store(true, Ordering::Relaxed);
+    let rival_refused = hammer.await.unwrap();
+    let theirs = theirs.lock().unwrap().clone();
+
+    let v = verify(&s.sim, &store, &theirs).await;
+    let creates = check_creates(&s.sim, &v, &theirs).await;
+    summary("429 bursts", wall, &v, creates);
+    println!(
+        "429 bursts: the rival made {} tasks, was refused {rival_refused} times",
+        theirs.len()
+    );
+    all_succeeded(&v);
+    assert!(!theirs.is_empty(), "the rival shared the quota");
+    assert!(throttled(&v.jobs) > 0, "the engine met the rival's bursts");
+    assert!(
+        v.jobs.iter().all(|j| j.summary.attempts == 1),
+        "a 429 never counts against a job"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_that_expired_before_download_end_expired_and_saved_ones_stay() {
+    // A machine suspended for a day mid-batch: the calls on the wire are held (every call
+    // answers only after 1.5 s), the engine is stopped meanwhile, the service's clock moves
+    // 25 hours on, then the engine starts again. Tasks made before the jump read UNKNOWN
+    // and their URLs are gone; images saved before it stay; jobs not yet sent run anew.
+    let s = setup(fast_sim(Faults::default())).await;
+    let store = Store::open(&s.db).unwrap();
+    store.enqueue_batch(&batch(2), Some("expiry")).unwrap();
+    let started = Instant::now();
+    let engine = Engine::start(&s.db, client(&s.sim), fast_engine(&s.data)).unwrap();
+    let deadline = Instant::now() + IDLE_LIMIT;
+    while store.counts_by_state().unwrap().succeeded < JOBS as u64 / 3 {
+        assert!(Instant::now() < deadline, "a third of the batch in time");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let hold = json!({ "slow_rate": 1.0, "slow_delay": 1500 });
+    sim_post(&s.sim, "/__sim/faults", hold).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stopping = tokio::spawn(engine.shutdown());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    sim_post(&s.sim, "/__sim/advance", json!({ "seconds": 25 * 3600 })).await;
+    stopping.await.unwrap();
+    let before: HashMap<JobId, JobDetail> = all_jobs(&store)
+        .into_iter()
+        .map(|j| (j.summary.id, j))
+        .collect();
+    sim_post(&s.sim, "/__sim/faults", json!({})).await;
+
+    let engine = Engine::start(&s.db, client(&s.sim), fast_engine(&s.data)).unwrap();
+    wait_idle(&engine, IDLE_LIMIT).await;
+    let wall = started.elapsed();
+    engine.shutdown().await;
+    let none = HashSet::new();
+    let v = verify(&s.sim, &store, &none).await;
+    let creates = check_creates(&s.sim, &v, &none).await;
+    summary("expired", wall, &v, creates);
+
+    let (mut kept, mut seen_succeeded) = (0, 0);
+    for job in &v.jobs {
+        let old = &before[&job.summary.id];
+        // An image saved before the jump is still the job's, unchanged.
+        for image in old.images.iter().filter(|i| i.is_saved()) {
+            assert!(job.images.contains(image), "job {}", job.summary.id);
+            kept += 1;
+        }
+        if old.summary.state == JobState::Succeeded {
+            assert_eq!(job.summary.state, JobState::Succeeded);
+            assert_eq!(job.task_id, old.task_id);
+        }
+        // A task seen SUCCEEDED whose images were not all fetched: each one missing is
+        // recorded as expired, none silently dropped.
+        if old.summary.task_status == Some(TaskStatus::Succeeded) && !old.summary.state.is_final() {
+            seen_succeeded += 1;
+            assert_eq!(
+                job.images.len() as u32,
+                job.summary.images_expected,
+                "job {}: {:?} {:?}",
+                job.summary.id,
+                job.summary,
+                job.events
+            );
+        }
+    }
+    println!(
+        "expired: {kept} images saved before the jump kept; {seen_succeeded} jobs had succeeded unfetched"
+    );
+    assert!(v.expired_jobs > 0, "tasks in flight at the jump expired");
+    assert!(
+        v.jobs
+            .iter()
+            .any(|j| before[&j.summary.id].task_id.is_none()
+                && j.summary.state == JobState::Succeeded),
+        "jobs not yet sent ran after the jump"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_simulator_restart_mid_batch_is_ridden_through() {
+    // The service goes away for 700 ms and comes back on the same address with its tasks
+    // (its state file); the engine meets refused connections meanwhile.
+    let dir = tempfile::tempdir().unwrap();
+    let config = SimConfig {
+        state: Some(dir.path().join("simulator.db")),
+        ..fast_sim(Faults::default())
+    };
+    let s = setup(config.clone()).await;
+    let store = Store::open(&s.db).unwrap();
+    store.enqueue_batch(&batch(1), Some("restart")).unwrap();
+    let started = Instant::now();
+    let engine = Engine::start(&s.db, client(&s.sim), fast_engine(&s.data)).unwrap();
+    let deadline = Instant::now() + IDLE_LIMIT;
+    while store.counts_by_state().unwrap().succeeded < JOBS as u64 / 3 {
+        assert!(Instant::now() < deadline, "a third of the batch in time");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let addr: SocketAddr = s.sim.addr();
+    let first_life = sim_get(&s.sim, "/__sim/stats").await;
+    let Setup {
+        _dir,
+        db,
+        data,
+        sim,
+    } = s;
+    sim.shutdown().await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let sim = simulator::start(SimConfig {
+        listen: addr,
+        ..config
+    })
+    .await
+    .unwrap();
+    wait_idle(&engine, IDLE_LIMIT).await;
+    let wall = started.elapsed();
+    engine.shutdown().await;
+
+    // Creates are counted across both lives by the service's task list, which `verify`
+    // matches one to one with the jobs' task ids.
+    let none = HashSet::new();
+    let v = verify(&sim, &store, &none).await;
+    let second_life = sim_get(&sim, "/__sim/stats").await;
+    summary("sim restart", wall, &v, v.task_ids.len());
+    let network_errors = v
+        .jobs
+        .iter()
+        .flat_map(|j| &j.events)
+        .filter(|e| {
+            e.detail
+                .as_deref()
+                .is_some_and(|d| d.starts_with("Network"))
+        })
+        .count();
+    println!(
+        "sim restart: first life {first_life}, second life {second_life}; {network_errors} refused creates"
+    );
+    all_succeeded(&v);
+    assert!(
+        second_life["creates"].as_u64().unwrap() > 0,
+        "the batch went on after the restart"
+    );
+    drop((db, data, _dir));
 }
