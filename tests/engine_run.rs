@@ -1,148 +1,16 @@
 //! The engine end to end: real SQLite files, the real simulator on 127.0.0.1, the real
 //! client. Short simulator latencies keep each test to seconds.
 
+mod engine_support;
+
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-use sha2::{Digest, Sha256};
-use wandash::dashscope::{ApiKey, Client, JobSpec, Model, ModelLimits, Region, Size};
-use wandash::engine::{
-    BackendKind, BackendSettings, Engine, EngineConfig, EngineError, EngineEvent, EngineHandle,
-    connect,
-};
-use wandash::simulator::{self, Faults, RunningSim, SimConfig};
-use wandash::store::{JobDetail, JobFilter, JobId, JobState, Store};
-
-const FAST: (Duration, Duration) = (Duration::from_millis(50), Duration::from_millis(150));
-
-struct Setup {
-    _dir: tempfile::TempDir,
-    db: PathBuf,
-    data: PathBuf,
-    sim: RunningSim,
-}
-
-async fn setup(sim: SimConfig) -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("wandash.db");
-    let data = dir.path().join("data");
-    let sim = simulator::start(sim).await.unwrap();
-    Setup {
-        _dir: dir,
-        db,
-        data,
-        sim,
-    }
-}
-
-fn sim_config(faults: Faults, limits: HashMap<Model, ModelLimits>) -> SimConfig {
-    SimConfig {
-        latency: FAST,
-        faults,
-        limits,
-        ..SimConfig::default()
-    }
-}
-
-fn raised_limits() -> HashMap<Model, ModelLimits> {
-    Model::ALL
-        .into_iter()
-        .map(|m| {
-            (
-                m,
-                ModelLimits {
-                    submit_per_second: 20.0,
-                    in_flight: 8,
-                },
-            )
-        })
-        .collect()
-}
-
-fn engine_config(data: &Path) -> EngineConfig {
-    EngineConfig {
-        data_dir: data.to_path_buf(),
-        poll_min: Duration::from_millis(20),
-        poll_max: Duration::from_millis(200),
-        backoff_base: Duration::from_millis(20),
-        backoff_cap: Duration::from_millis(300),
-        max_attempts: 8,
-        store_poll: Duration::from_millis(100),
-        ..EngineConfig::default()
-    }
-}
-
-fn client(sim: &RunningSim) -> Client {
-    Client::new(&sim.base_url(), ApiKey::new("test-key".into())).unwrap()
-}
-
-fn spec(model: Model, prompt: &str) -> JobSpec {
-    let mut spec = JobSpec::new(model, prompt);
-    spec.n = Some(1);
-    spec.size = Some(Size::from_str("512*512").unwrap());
-    spec.prompt_extend = Some(false);
-    spec
-}
-
-async fn sim_get(sim: &RunningSim, path: &str) -> Value {
-    reqwest::get(format!("http://{}{path}", sim.addr()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-async fn sim_post(sim: &RunningSim, path: &str, body: Value) {
-    let answer = reqwest::Client::new()
-        .post(format!("http://{}{path}", sim.addr()))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert!(answer.status().is_success(), "{path}: {}", answer.status());
-}
-
-async fn wait_idle(engine: &EngineHandle, limit: Duration) {
-    tokio::time::timeout(limit, engine.wait_idle())
-        .await
-        .expect("the engine went idle in time");
-}
-
-fn all_jobs(store: &Store) -> Vec<JobDetail> {
-    let rows = store.list(&JobFilter::default(), 0, 10_000).unwrap();
-    rows.iter()
-        .map(|r| store.job(r.id).unwrap().unwrap())
-        .collect()
-}
-
-/// Every saved image is on disk, decodes to its recorded size and matches its sha256.
-fn check_saved_images(job: &JobDetail) {
-    for image in job.images.iter().filter(|i| i.is_saved()) {
-        let path = image.path.as_ref().unwrap();
-        let bytes = std::fs::read(path)
-            .unwrap_or_else(|e| panic!("job {}: {}: {e}", job.summary.id, path.display()));
-        let digest: String = Sha256::digest(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        assert_eq!(
-            image.sha256.as_deref(),
-            Some(digest.as_str()),
-            "sha256 of {}",
-            path.display()
-        );
-        assert_eq!(image.bytes, Some(bytes.len() as u64));
-        let decoded = image::load_from_memory(&bytes).unwrap();
-        assert_eq!(
-            (Some(decoded.width()), Some(decoded.height())),
-            (image.width, image.height)
-        );
-    }
-}
+use engine_support::*;
+use wandash::dashscope::{ApiKey, Client, JobSpec, Model, Region};
+use wandash::engine::{BackendKind, BackendSettings, Engine, EngineError, EngineEvent, connect};
+use wandash::simulator::{Faults, SimConfig};
+use wandash::store::{JobId, JobState, Store};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_40_job_batch_runs_at_the_quota_with_every_image_saved() {

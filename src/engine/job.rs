@@ -300,10 +300,7 @@ async fn follow(ctx: &Ctx, job: &Tracked, slot: &mut Slot) -> Result<(), StoreEr
     loop {
         if now_ms() - job.submitted_at > ctx.config.ttl.as_millis() as i64 {
             slot.release();
-            ctx.db(move |s| s.end_job(id, JobState::Expired, Some(&expired_error())))
-                .await?;
-            ctx.changed(id, JobState::Expired);
-            return Ok(());
+            return expire(ctx, id, job.model).await;
         }
         if !cancel_sent && ctx.db(move |s| s.is_cancel_requested(id)).await? {
             cancel_sent = cancel(ctx, job).await?;
@@ -323,7 +320,9 @@ async fn follow(ctx: &Ctx, job: &Tracked, slot: &mut Slot) -> Result<(), StoreEr
             }
         };
         failures = 0;
-        if last_status != Some(info.status) {
+        // UNKNOWN is the service having forgotten the task, not a state of it: the last
+        // status seen stays recorded, for `expire` to know whether it had SUCCEEDED.
+        if last_status != Some(info.status) && info.status != TaskStatus::Unknown {
             let (status, scheduled) = (
                 info.status,
                 info.scheduled_time.as_deref().and_then(parse_service_time),
@@ -365,7 +364,10 @@ async fn follow(ctx: &Ctx, job: &Tracked, slot: &mut Slot) -> Result<(), StoreEr
                 )
             }
             TaskStatus::Canceled => (JobState::Cancelled, None),
-            TaskStatus::Unknown => (JobState::Expired, Some(expired_error())),
+            TaskStatus::Unknown => {
+                slot.release();
+                return expire(ctx, id, job.model).await;
+            }
         };
         slot.release();
         let (state, error) = ended;
@@ -374,6 +376,45 @@ async fn follow(ctx: &Ctx, job: &Tracked, slot: &mut Slot) -> Result<(), StoreEr
         ctx.changed(id, state);
         return Ok(());
     }
+}
+
+/// Ends a job whose task the service no longer has (it reads UNKNOWN, or is older than
+/// the service keeps tasks). Images already saved stay the job's. When the task had been
+/// seen SUCCEEDED (the engine stopped before fetching everything), each image slot without
+/// a record is recorded as expired and the job ends as its downloads would have: succeeded
+/// with what was saved (so saved images count and are priced), otherwise expired. Without
+/// this, a job with saved images ended expired with none counted.
+pub(crate) async fn expire(ctx: &Ctx, id: JobId, model: Model) -> Result<(), StoreError> {
+    let Some(job) = ctx.db(move |s| s.job_brief(id)).await? else {
+        return Ok(());
+    };
+    if job.summary.task_status != Some(TaskStatus::Succeeded) {
+        ctx.db(move |s| s.end_job(id, JobState::Expired, Some(&expired_error())))
+            .await?;
+        ctx.changed(id, JobState::Expired);
+        return Ok(());
+    }
+    let recorded: HashSet<u32> = job.images.iter().map(|i| i.index).collect();
+    for index in (0..job.summary.images_expected).filter(|i| !recorded.contains(i)) {
+        let record = ImageRecord {
+            index,
+            error_code: Some("Expired".into()),
+            error_message: Some(format!(
+                "result image {index} expired at the service before it was downloaded"
+            )),
+            ..Default::default()
+        };
+        ctx.db(move |s| s.record_image(id, &record)).await?;
+    }
+    let price = ctx.config.price_for(model);
+    let actual_prompt = job.actual_prompt.clone();
+    let state = ctx
+        .db(move |s| s.finish_downloads(id, price, actual_prompt.as_deref()))
+        .await?;
+    if let Some(state) = state {
+        ctx.changed(id, state);
+    }
+    Ok(())
 }
 
 /// Asks the service to cancel; only a PENDING task can be, a running one is left running

@@ -295,10 +295,7 @@ async fn resume(
             continue;
         };
         if job.submitted_at.is_some_and(|at| now_ms() - at > ttl_ms) {
-            let id = job.id;
-            ctx.db(move |s| s.end_job(id, JobState::Expired, Some(&job::expired_error())))
-                .await?;
-            ctx.changed(id, JobState::Expired);
+            job::expire(ctx, job.id, job.model).await?;
             continue;
         }
         let slot = if job.task_status.is_none_or(|s| !s.is_final()) {

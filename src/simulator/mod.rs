@@ -76,7 +76,8 @@ pub struct Faults {
     /// `/api/v1` calls and result downloads whose connection is closed without an answer.
     /// The call takes effect first (a create still creates its task), like a lost answer.
     pub reset_rate: f64,
-    /// `/api/v1` calls answered only after `slow_delay`.
+    /// `/api/v1` calls answered only after `slow_delay`. They take effect at once, even if
+    /// the client gives up meanwhile (a create still creates its task), like a late answer.
     pub slow_rate: f64,
     #[serde(with = "millis")]
     pub slow_delay: Duration,

@@ -107,8 +107,10 @@ fn authorize(sim: &Sim, headers: &HeaderMap) -> Result<(), Response> {
 
 async fn api_faults(State(sim): State<Shared>, request: Request, next: Next) -> Response {
     let roll = sim.roll();
-    if let Some(delay) = roll.slow {
-        tokio::time::sleep(delay).await;
+    if roll.http_500 || roll.http_503 {
+        if let Some(delay) = roll.slow {
+            tokio::time::sleep(delay).await;
+        }
     }
     if roll.http_500 {
         return error(
@@ -124,7 +126,24 @@ async fn api_faults(State(sim): State<Shared>, request: Request, next: Next) -> 
             "Model is unavailable, please try again later.",
         );
     }
-    let answer = next.run(request).await;
+    let answer = match roll.slow {
+        // A slow answer is late, not lost: the call takes effect now, in a task of its own
+        // so that a client giving up (and hanging up, which would drop this handler) cannot
+        // undo it, and the answer follows after the delay. A create therefore still makes
+        // its task when the client times out, as on the service.
+        Some(delay) => {
+            let call = tokio::spawn(next.run(request));
+            tokio::time::sleep(delay).await;
+            call.await.unwrap_or_else(|e| {
+                error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "InternalError",
+                    format!("the call crashed: {e}"),
+                )
+            })
+        }
+        None => next.run(request).await,
+    };
     if roll.reset {
         connection_reset()
     } else {
