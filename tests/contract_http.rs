@@ -431,19 +431,19 @@ async fn a_timeout_is_a_transport_error_to_retry() {
 }
 
 #[tokio::test]
-async fn refused_and_dropped_connections_are_transport_errors_without_the_key() {
-    // A port that was free a moment ago: nothing listens there now.
+async fn refused_connections_are_unreachable_and_dropped_ones_transport_errors_without_the_key() {
+    // A port that was free a moment ago: nothing listens there now, so nothing was sent.
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .unwrap()
         .local_addr()
         .unwrap();
     let err = client(closed).fetch("task-1").await.unwrap_err();
-    assert!(matches!(err, ClientError::Transport(_)), "{err:?}");
+    assert!(matches!(err, ClientError::Unreachable(_)), "{err:?}");
     assert_eq!(err.action(), ErrorAction::RetryLater);
     assert_no_key(&format!("{err} {err:?}"));
 
-    // A server that accepts and hangs up without answering.
+    // A server that accepts and hangs up without answering: the request may have landed.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {

@@ -547,11 +547,13 @@ async fn results_that_expired_before_download_end_expired_and_saved_ones_stay() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_simulator_restart_mid_batch_is_ridden_through() {
-    // The service goes away for 300 ms and comes back on the same address with its tasks
-    // (its state file); the engine meets refused connections meanwhile. The outage stays
-    // under the engine's retry budget for one download (8 attempts, backoff from 20 ms
-    // capped at 300 ms, jittered: at least ~0.6 s): past it a download is given up and its
-    // image recorded as failed (`Network`) although the URL lives on for 24 hours.
+    const OUTAGE: Duration = Duration::from_secs(3);
+    // The service goes away for 3 s and comes back on the same address with its tasks
+    // (its state file); the engine meets refused connections meanwhile. The outage is
+    // longer than the engine's retry budget for one call (8 attempts, backoff from 20 ms
+    // capped at 300 ms): downloads are retried while their URLs live, creates that never
+    // reached the service wait without using up attempts, and an unanswered create waits
+    // for the task list, so nothing fails, is lost or is created twice.
     let dir = tempfile::tempdir().unwrap();
     let config = SimConfig {
         state: Some(dir.path().join("simulator.db")),
@@ -576,7 +578,7 @@ async fn a_simulator_restart_mid_batch_is_ridden_through() {
         sim,
     } = s;
     sim.shutdown().await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(OUTAGE).await;
     let sim = simulator::start(SimConfig {
         listen: addr,
         ..config

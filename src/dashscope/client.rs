@@ -428,6 +428,9 @@ fn excerpt(text: &str) -> String {
 
 /// No answer at all. reqwest's messages name the URL (never a header), plus its causes.
 pub(super) fn transport(error: reqwest::Error) -> ClientError {
+    if error.is_connect() {
+        return ClientError::Unreachable(error_chain(&error));
+    }
     let kind = if error.is_timeout() {
         "timed out: "
     } else {

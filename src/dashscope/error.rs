@@ -59,7 +59,11 @@ pub enum ClientError {
     /// The service answered with an error body (or a non-JSON one, as code `Unknown`).
     #[error("{code} (HTTP {status}): {message}")]
     Api { status: u16, code: String, message: String, request_id: Option<String> },
-    /// No answer: connection refused or reset, timeout.
+    /// No connection could be made (refused, unreachable, connect timeout): the request
+    /// was never sent, so it certainly changed nothing at the service.
+    #[error("cannot reach the service: {0}")]
+    Unreachable(String),
+    /// No answer to a request that may have been sent: reset, timeout.
     #[error("network error: {0}")]
     Transport(String),
     /// An answer that does not follow the protocol.
@@ -75,7 +79,9 @@ impl ClientError {
         match self {
             ClientError::Invalid(_) | ClientError::Io(_) => ErrorAction::FixInput,
             ClientError::Api { status, code, .. } => classify(*status, code),
-            ClientError::Transport(_) | ClientError::Protocol(_) => ErrorAction::RetryLater,
+            ClientError::Unreachable(_) | ClientError::Transport(_) | ClientError::Protocol(_) => {
+                ErrorAction::RetryLater
+            }
         }
     }
 
@@ -84,7 +90,7 @@ impl ClientError {
         match self {
             ClientError::Invalid(_) => "InvalidInput",
             ClientError::Api { code, .. } => code,
-            ClientError::Transport(_) => "Network",
+            ClientError::Unreachable(_) | ClientError::Transport(_) => "Network",
             ClientError::Protocol(_) => "Protocol",
             ClientError::Io(_) => "LocalFile",
         }

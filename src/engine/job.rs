@@ -219,6 +219,10 @@ async fn prepared(ctx: &Ctx, job: &JobDetail) -> Result<JobSpec, ClientError> {
 }
 
 /// A create that certainly did not produce a task: back to the queue, or failed.
+/// The backoff step a job waits after the service could not be reached: two to four times
+/// the base (jittered, capped), so that an outage is not spun through at the create rate.
+const UNREACHABLE_BACKOFF_STEP: u32 = 3;
+
 async fn create_failed(
     ctx: &Ctx,
     id: JobId,
@@ -237,6 +241,18 @@ async fn create_failed(
             let speed = ctx.create_rates[&model].throttled();
             tracing::warn!(job = %id, %model, speed, "throttled by the service; slowing down");
             let again = now_ms() + 1000;
+            ctx.db(move |s| s.requeue(id, &recorded, Some(again), false))
+                .await?;
+            JobState::Queued
+        }
+        ErrorAction::RetryLater if matches!(error, ClientError::Unreachable(_)) => {
+            // Nothing was sent: the service or our network is down, not this job. It waits
+            // its turn again without using up an attempt, so an outage overnight fails
+            // nothing. The model's create pace drops as after a 429, so the outage is
+            // probed at a trickle rather than at the full rate.
+            ctx.create_rates[&model].throttled();
+            let again = now_ms() + ctx.backoff(UNREACHABLE_BACKOFF_STEP).as_millis() as i64;
+            tracing::warn!(job = %id, %model, "{error}; the job waits");
             ctx.db(move |s| s.requeue(id, &recorded, Some(again), false))
                 .await?;
             JobState::Queued
@@ -559,6 +575,7 @@ async fn download(
         error_message: Some(message),
         ..Default::default()
     };
+    let give_up_at = job.submitted_at + ctx.config.ttl.as_millis() as i64;
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -578,9 +595,23 @@ async fn download(
                     format!("result image {index} is no longer available at the service"),
                 ));
             }
-            Err(e) if e.action() == ErrorAction::RetryLater && !last_try => {
+            // The URL lives as long as the task (24 h): a network or service outage is
+            // waited out for that long rather than `max_attempts` tries, so an overnight
+            // batch does not lose images to a few minutes without a connection.
+            Err(e) if e.action() == ErrorAction::RetryLater && now_ms() < give_up_at => {
                 tracing::warn!(job = %id, index, attempt, "download failed, retrying: {e}");
-                tokio::time::sleep(ctx.backoff(attempt)).await;
+                if attempt == ctx.config.max_attempts {
+                    let note = JobError::new(
+                        e.code(),
+                        format!("downloading image {index} keeps failing ({e}); retried until the service discards it"),
+                        Some(ErrorAction::RetryLater),
+                    );
+                    ctx.db(move |s| s.note_error(id, &note)).await?;
+                }
+                let wait = ctx
+                    .backoff(attempt)
+                    .min(Duration::from_millis((give_up_at - now_ms()).max(0) as u64));
+                tokio::time::sleep(wait).await;
                 continue;
             }
             Err(e) => return Ok(failed(e.code(), e.to_string())),

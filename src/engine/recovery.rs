@@ -33,7 +33,7 @@ const MAX_PAGES: u32 = 50;
 
 /// Resolves `jobs` (all of `model`, all left submitting, none with a create on the wire),
 /// recording adoptions and needs_attention in the store; the caller requeues `NotCreated`.
-/// Jobs missing from the answer are left submitting (the engine is stopping: bad key).
+/// Jobs missing from the answer are left submitting (the engine is stopping, or a bad key).
 pub(crate) async fn reconcile(
     ctx: &Ctx,
     model: Model,
@@ -53,6 +53,7 @@ pub(crate) async fn reconcile(
             ctx.report(Report::StopAll(e.to_string()));
             return Ok(Vec::new());
         }
+        Err(_) if ctx.stopping.is_cancelled() => return Ok(Vec::new()),
         Err(why) => {
             let message = format!(
                 "could not check whether the service created this job's task ({why}); look for it in the service's task list, then retry or delete the job"
@@ -185,15 +186,17 @@ async fn list_window(
             ctx.queries.acquire().await;
             match ctx.client.list(&query).await {
                 Ok(page) => break page,
-                Err(e)
-                    if attempt >= ctx.config.max_attempts || e.action() == ErrorAction::StopAll =>
-                {
-                    return Err(e);
-                }
-                Err(e) => {
+                // Without the list nothing can be decided, and nothing else of this model
+                // should be created meanwhile: a passing outage is waited out (until the
+                // engine stops, which leaves the jobs submitting for the next start).
+                Err(e) if e.action() == ErrorAction::RetryLater && !ctx.stopping.is_cancelled() => {
                     tracing::warn!(%model, attempt, "task list failed: {e}");
-                    tokio::time::sleep(ctx.backoff(attempt)).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(ctx.backoff(attempt)) => {}
+                        _ = ctx.stopping.cancelled() => {}
+                    }
                 }
+                Err(e) => return Err(e),
             }
         };
         let last = page.data.is_empty() || u64::from(page_no) >= page.total_page;
