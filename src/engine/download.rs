@@ -266,6 +266,36 @@ mod tests {
     }
 
     #[test]
+    fn a_hostile_result_url_cannot_choose_where_the_image_lands() {
+        let dir = tempfile::tempdir().unwrap();
+        let images = dir.path().join("images");
+        for url in [
+            "http://x/../../../../tmp/evil.png",
+            "http://x/%2e%2e%2f%2e%2e%2fevil.png",
+            "file:///etc/passwd",
+            "http://x/a.png?name=/etc/cron.d/evil",
+        ] {
+            let rec = save_image(&images, JobId(3), 0, url, &png(4, 4)).unwrap();
+            assert_eq!(rec.path.unwrap(), images.join("3").join("0.png"), "{url}");
+        }
+        let everything: Vec<_> = walk(dir.path());
+        assert_eq!(everything, vec![images.join("3").join("0.png")]);
+    }
+
+    fn walk(dir: &Path) -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                files.extend(walk(&path));
+            } else {
+                files.push(path);
+            }
+        }
+        files
+    }
+
+    #[test]
     fn a_temp_file_left_by_a_killed_write_is_removed_on_the_next_save() {
         let dir = tempfile::tempdir().unwrap();
         let job_dir = dir.path().join("4");
