@@ -29,14 +29,8 @@ fn the_api_key_appears_in_no_file_and_no_output() {
         ),
     );
     let with_key = |key: &str, args: &[&str]| {
-        let mut cmd = scratch.cmd();
-        cmd.env("DASHSCOPE_API_KEY", key)
-            .env("RUST_LOG", "trace")
-            .arg("--config")
-            .arg(&config)
-            .arg("--base-url")
-            .arg(&sim.base_url)
-            .args(args);
+        let mut cmd = scratch.cmd_against(&sim, key, &config);
+        cmd.env("RUST_LOG", "trace").args(args);
         cmd
     };
     let mut outputs = Vec::new();

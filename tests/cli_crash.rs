@@ -28,12 +28,7 @@ fn a_worker_killed_mid_batch_resumes_and_creates_every_task_exactly_once() {
         "wanx2.0-t2i-turbo=6",
     ]);
     let wandash = |args: &[&str]| {
-        let mut cmd = scratch.cmd();
-        cmd.env("DASHSCOPE_API_KEY", "test-key")
-            .arg("--config")
-            .arg(&config)
-            .arg("--base-url")
-            .arg(&sim.base_url);
+        let mut cmd = scratch.cmd_against(&sim, "test-key", &config);
         cmd.args(args);
         cmd
     };
@@ -163,13 +158,8 @@ fn ten_sigkills_in_a_row_lose_no_image_and_create_no_task_twice() {
         &format!("{MODEL}=12"),
     ]);
     let wandash = |args: &[&str]| {
-        let mut cmd = scratch.cmd();
-        cmd.env("DASHSCOPE_API_KEY", "test-key")
-            .arg("--config")
-            .arg(&config)
-            .arg("--base-url")
-            .arg(&sim.base_url)
-            .args(args);
+        let mut cmd = scratch.cmd_against(&sim, "test-key", &config);
+        cmd.args(args);
         cmd
     };
     // One or two images per job: a kill can also land between two images of one job.

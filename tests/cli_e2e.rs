@@ -41,14 +41,8 @@ impl Setup {
     }
 
     fn run_with_key(&self, key: &str, args: &[&str]) -> cli_support::Run {
-        let mut cmd = self.scratch.cmd();
-        cmd.env("DASHSCOPE_API_KEY", key)
-            .arg("--config")
-            .arg(&self.config)
-            .arg("--base-url")
-            .arg(&self.sim.base_url)
-            .args(args);
-        cli_support::Run::from(cmd.output().expect("run wandash"))
+        let mut cmd = self.scratch.cmd_against(&self.sim, key, &self.config);
+        cli_support::Run::from(cmd.args(args).output().expect("run wandash"))
     }
 
     fn run(&self, args: &[&str]) -> cli_support::Run {
@@ -230,12 +224,9 @@ fn watch_prints_plain_progress_lines_until_the_queue_drains() {
     }
     let batch = t.scratch.write("w.jsonl", text);
     t.run(&["batch", batch.to_str().unwrap()]).expect(0);
-    let mut worker = t.scratch.cmd();
+    let mut worker = t.scratch.cmd_against(&t.sim, "test-key", &t.config);
     worker
-        .env("DASHSCOPE_API_KEY", "test-key")
-        .arg("--config")
-        .arg(&t.config)
-        .args(["--base-url", &t.sim.base_url, "worker"])
+        .arg("worker")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     let mut worker = worker.spawn().unwrap();
@@ -258,12 +249,9 @@ fn watch_prints_plain_progress_lines_until_the_queue_drains() {
 #[test]
 fn sigterm_stops_the_worker_cleanly() {
     let t = Setup::new();
-    let mut worker = t.scratch.cmd();
+    let mut worker = t.scratch.cmd_against(&t.sim, "test-key", &t.config);
     worker
-        .env("DASHSCOPE_API_KEY", "test-key")
-        .arg("--config")
-        .arg(&t.config)
-        .args(["--base-url", &t.sim.base_url, "worker"])
+        .arg("worker")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped());
     let worker = worker.spawn().unwrap();

@@ -51,14 +51,8 @@ fn a_data_dir_that_is_a_regular_file_is_refused_at_start_naming_the_path_and_job
     let config = config_with_data_dir(&scratch, &not_a_dir);
     let sim = Sim::start(&[]);
     let wandash = |args: &[&str]| {
-        let mut cmd = scratch.cmd();
-        cmd.env("DASHSCOPE_API_KEY", "test-key")
-            .arg("--config")
-            .arg(&config)
-            .arg("--base-url")
-            .arg(&sim.base_url)
-            .args(args)
-            .stdin(Stdio::null());
+        let mut cmd = scratch.cmd_against(&sim, "test-key", &config);
+        cmd.args(args).stdin(Stdio::null());
         Run::from(cmd.output().unwrap())
     };
     let batch = batch_file(&scratch, 3);
@@ -265,13 +259,8 @@ fn a_full_disk_keeps_the_jobs_and_the_batch_finishes_once_space_is_freed() {
         &format!("{MODEL}=4"),
     ]);
     let wandash = |args: &[&str]| {
-        let mut cmd = scratch.cmd();
-        cmd.env("DASHSCOPE_API_KEY", "test-key")
-            .arg("--config")
-            .arg(&config)
-            .arg("--base-url")
-            .arg(&sim.base_url)
-            .args(args);
+        let mut cmd = scratch.cmd_against(&sim, "test-key", &config);
+        cmd.args(args);
         cmd
     };
     let batch = batch_file(&scratch, JOBS);
@@ -424,13 +413,8 @@ fn a_restart_after_a_full_disk_finishes_the_kept_jobs() {
     let config = config_with_data_dir(&scratch, disk.dir());
     let sim = Sim::start(&[]);
     let wandash = |args: &[&str]| {
-        let mut cmd = scratch.cmd();
-        cmd.env("DASHSCOPE_API_KEY", "test-key")
-            .arg("--config")
-            .arg(&config)
-            .arg("--base-url")
-            .arg(&sim.base_url)
-            .args(args);
+        let mut cmd = scratch.cmd_against(&sim, "test-key", &config);
+        cmd.args(args);
         cmd
     };
     let batch = batch_file(&scratch, JOBS);

@@ -56,6 +56,17 @@ impl Scratch {
     pub fn run(&self, args: &[&str]) -> Run {
         Run::from(self.cmd().args(args).output().expect("run wandash"))
     }
+
+    /// `cmd()` as a user with `key` runs it against `sim`, with the settings in `config`.
+    pub fn cmd_against(&self, sim: &Sim, key: &str, config: &Path) -> Command {
+        let mut cmd = self.cmd();
+        cmd.env("DASHSCOPE_API_KEY", key)
+            .arg("--config")
+            .arg(config)
+            .arg("--base-url")
+            .arg(&sim.base_url);
+        cmd
+    }
 }
 
 /// A finished command: exit code and its output as text.
