@@ -233,38 +233,34 @@ async fn create_failed(
 ) -> Result<(), StoreError> {
     slot.release();
     let recorded = JobError::from_client(error);
-    let throttled = matches!(error, ClientError::Api { status: 429, .. })
-        && error.action() == ErrorAction::RetryLater;
-    let state = match error.action() {
-        ErrorAction::RetryLater if throttled => {
-            // A 429 never fails a job: it waits its turn again, attempts untouched.
+    // A 429, or a create that never reached the service (it or our network is down), is
+    // not this job's doing: the job waits its turn again with its attempts untouched, so
+    // neither throttling nor an outage overnight fails it, and the model's create pace
+    // drops so that either is probed at a trickle rather than at the full rate.
+    let not_this_jobs_doing = match error {
+        ClientError::Api { status: 429, .. } if error.action() == ErrorAction::RetryLater => {
+            Some(Duration::from_secs(1))
+        }
+        ClientError::Unreachable(_) => Some(ctx.backoff(UNREACHABLE_BACKOFF_STEP)),
+        _ => None,
+    };
+    let state = match (error.action(), not_this_jobs_doing) {
+        (ErrorAction::RetryLater, Some(wait)) => {
             let speed = ctx.create_rates[&model].throttled();
-            tracing::warn!(job = %id, %model, speed, "throttled by the service; slowing down");
-            let again = now_ms() + 1000;
+            tracing::warn!(job = %id, %model, speed, "{error}; slowing down, the job waits its turn");
+            let again = now_ms() + wait.as_millis() as i64;
             ctx.db(move |s| s.requeue(id, &recorded, Some(again), false))
                 .await?;
             JobState::Queued
         }
-        ErrorAction::RetryLater if matches!(error, ClientError::Unreachable(_)) => {
-            // Nothing was sent: the service or our network is down, not this job. It waits
-            // its turn again without using up an attempt, so an outage overnight fails
-            // nothing. The model's create pace drops as after a 429, so the outage is
-            // probed at a trickle rather than at the full rate.
-            ctx.create_rates[&model].throttled();
-            let again = now_ms() + ctx.backoff(UNREACHABLE_BACKOFF_STEP).as_millis() as i64;
-            tracing::warn!(job = %id, %model, "{error}; the job waits");
-            ctx.db(move |s| s.requeue(id, &recorded, Some(again), false))
-                .await?;
-            JobState::Queued
-        }
-        ErrorAction::RetryLater if attempts < ctx.config.max_attempts => {
+        (ErrorAction::RetryLater, None) if attempts < ctx.config.max_attempts => {
             let again = now_ms() + ctx.backoff(attempts).as_millis() as i64;
             tracing::warn!(job = %id, %model, attempts, "create failed ({error}); retrying");
             ctx.db(move |s| s.requeue(id, &recorded, Some(again), true))
                 .await?;
             JobState::Queued
         }
-        ErrorAction::RetryLater => {
+        (ErrorAction::RetryLater, None) => {
             let gave_up = JobError {
                 message: format!("gave up after {attempts} attempts: {}", recorded.message),
                 ..recorded
@@ -273,13 +269,13 @@ async fn create_failed(
                 .await?;
             JobState::Failed
         }
-        ErrorAction::StopModel => {
+        (ErrorAction::StopModel, _) => {
             ctx.db(move |s| s.requeue(id, &recorded, None, false))
                 .await?;
             ctx.report(Report::StopModel(model, error.to_string()));
             JobState::Queued
         }
-        ErrorAction::StopAll => {
+        (ErrorAction::StopAll, _) => {
             // Report (which stops the engine) before requeueing, so the main loop cannot
             // claim the job again for a second, doomed create.
             ctx.report(Report::StopAll(error.to_string()));
@@ -287,7 +283,7 @@ async fn create_failed(
                 .await?;
             JobState::Queued
         }
-        ErrorAction::FixInput => {
+        (ErrorAction::FixInput, _) => {
             tracing::info!(job = %id, %model, "job refused: {error}");
             ctx.db(move |s| s.end_job(id, JobState::Failed, Some(&recorded)))
                 .await?;
@@ -314,7 +310,7 @@ async fn follow(ctx: &Ctx, job: &Tracked, slot: &mut Slot) -> Result<(), StoreEr
     let mut last_status: Option<TaskStatus> = None;
     let mut cancel_sent = false;
     loop {
-        if now_ms() - job.submitted_at > ctx.config.ttl.as_millis() as i64 {
+        if now_ms() > ctx.results_expire_at(job.submitted_at) {
             slot.release();
             return expire(ctx, id, job.model).await;
         }
@@ -575,7 +571,7 @@ async fn download(
         error_message: Some(message),
         ..Default::default()
     };
-    let give_up_at = job.submitted_at + ctx.config.ttl.as_millis() as i64;
+    let give_up_at = ctx.results_expire_at(job.submitted_at);
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -653,7 +649,7 @@ async fn save(
 ) -> Result<ImageRecord, StoreError> {
     let id = job.id;
     let bytes = Arc::new(bytes);
-    let give_up_at = job.submitted_at + ctx.config.ttl.as_millis() as i64;
+    let give_up_at = ctx.results_expire_at(job.submitted_at);
     let mut waiting: Option<DiskFault> = None;
     let mut attempt = 0u32;
     loop {

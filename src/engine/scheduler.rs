@@ -150,6 +150,12 @@ impl Ctx {
         seconds.map_or_else(|| model.typical_duration(), Duration::from_secs_f64)
     }
 
+    /// When the service discards a task submitted at `submitted_at` (epoch ms), and with
+    /// it the task's result URLs.
+    pub fn results_expire_at(&self, submitted_at: i64) -> i64 {
+        submitted_at + self.config.ttl.as_millis() as i64
+    }
+
 
     pub fn learn_duration(&self, model: Model, took: Duration) {
         let mut durations = self.durations.lock().unwrap_or_else(|p| p.into_inner());
@@ -288,13 +294,15 @@ async fn resume(
             ctx.changed(id, JobState::Queued);
         }
     }
-    let ttl_ms = ctx.config.ttl.as_millis() as i64;
     for job in ctx.db(|s| s.remote_jobs()).await? {
         let (Some(task_id), false) = (job.task_id.clone(), job.state == JobState::Submitting)
         else {
             continue;
         };
-        if job.submitted_at.is_some_and(|at| now_ms() - at > ttl_ms) {
+        if job
+            .submitted_at
+            .is_some_and(|at| now_ms() > ctx.results_expire_at(at))
+        {
             job::expire(ctx, job.id, job.model).await?;
             continue;
         }
