@@ -295,169 +295,54 @@ impl KeyMap {
 }
 
 impl Default for KeyMap {
+    // One line per binding, so the table reads as the help it produces.
+    #[rustfmt::skip]
     fn default() -> Self {
         use Action::*;
         use Context::*;
-        let b = |context, keys: &[Key], action, help| Binding {
-            context,
-            keys: keys.to_vec(),
-            action,
-            help,
-        };
+        use KeyCode::{BackTab, Down, End, Enter, Esc, Home, Left, PageDown, PageUp, Right, Tab, Up};
+        let b = |context, keys: &[Key], action, help| Binding { context, keys: keys.to_vec(), action, help };
+        let k = Key::plain;
+        let c = Key::char;
         let mut bindings = vec![
-            b(
-                Browse,
-                &[Key::char('j'), Key::plain(KeyCode::Down)],
-                Down,
-                "next job",
-            ),
-            b(
-                Browse,
-                &[Key::char('k'), Key::plain(KeyCode::Up)],
-                Up,
-                "previous job",
-            ),
-            b(
-                Browse,
-                &[Key::plain(KeyCode::PageDown), Key::ctrl('d')],
-                PageDown,
-                "page down",
-            ),
-            b(
-                Browse,
-                &[Key::plain(KeyCode::PageUp), Key::ctrl('u')],
-                PageUp,
-                "page up",
-            ),
-            b(
-                Browse,
-                &[Key::char('g'), Key::plain(KeyCode::Home)],
-                First,
-                "newest job",
-            ),
-            b(
-                Browse,
-                &[Key::char('G'), Key::plain(KeyCode::End)],
-                Last,
-                "oldest job",
-            ),
-            b(Browse, &[Key::plain(KeyCode::Tab)], NextPane, "next pane"),
+            b(Browse, &[c('j'), k(Down)], Action::Down, "next job"),
+            b(Browse, &[c('k'), k(Up)], Action::Up, "previous job"),
+            b(Browse, &[k(PageDown), Key::ctrl('d')], Action::PageDown, "page down"),
+            b(Browse, &[k(PageUp), Key::ctrl('u')], Action::PageUp, "page up"),
+            b(Browse, &[c('g'), k(Home)], First, "newest job"),
+            b(Browse, &[c('G'), k(End)], Last, "oldest job"),
+            b(Browse, &[k(Tab)], NextPane, "next pane"),
         ];
-        for (i, c) in ['1', '2', '3', '4', '5', '6'].into_iter().enumerate() {
-            let help = "state tab, as numbered in the bar";
-            bindings.push(b(Browse, &[Key::char(c)], ShowTab(i), help));
+        for (i, digit) in ['1', '2', '3', '4', '5', '6'].into_iter().enumerate() {
+            bindings.push(b(Browse, &[c(digit)], ShowTab(i), "state tab, as numbered in the bar"));
         }
         bindings.extend([
-            b(Browse, &[Key::char('/')], StartSearch, "search prompts"),
-            b(Browse, &[Key::char('n')], NewJob, "new job (editor)"),
-            b(
-                Browse,
-                &[Key::char('e')],
-                Fork,
-                "fork the job into the editor",
-            ),
-            b(
-                Browse,
-                &[Key::plain(KeyCode::Enter)],
-                FullScreen,
-                "full-screen preview",
-            ),
-            b(Browse, &[Key::char('[')], PrevImage, "previous image"),
-            b(Browse, &[Key::char(']')], NextImage, "next image"),
-            b(Browse, &[Key::char('c')], Cancel, "cancel the job"),
-            b(Browse, &[Key::char('r')], Retry, "retry the job"),
-            b(Browse, &[Key::char('d')], Delete, "delete the job (asks)"),
-            b(
-                Browse,
-                &[Key::char('y')],
-                Copy,
-                "copy prompt (image path in preview)",
-            ),
-            b(Browse, &[Key::char('?')], ShowHelp, "this help"),
-            b(Browse, &[Key::char('q')], Quit, "quit"),
-            b(
-                Search,
-                &[Key::plain(KeyCode::Enter)],
-                AcceptSearch,
-                "keep the search",
-            ),
-            b(
-                Search,
-                &[Key::plain(KeyCode::Esc)],
-                Leave,
-                "clear the search",
-            ),
-            b(
-                Editor,
-                &[Key::ctrl('s')],
-                Submit,
-                "submit (only a valid job)",
-            ),
-            b(
-                Editor,
-                &[Key::plain(KeyCode::Esc)],
-                Leave,
-                "leave (the draft is kept)",
-            ),
-            b(Editor, &[Key::plain(KeyCode::Tab)], NextField, "next field"),
-            b(
-                Editor,
-                &[Key::plain(KeyCode::BackTab)],
-                PrevField,
-                "previous field",
-            ),
-            b(
-                Choice,
-                &[Key::plain(KeyCode::Left)],
-                ChoicePrev,
-                "previous choice",
-            ),
-            b(
-                Choice,
-                &[Key::plain(KeyCode::Right), Key::char(' ')],
-                ChoiceNext,
-                "next choice",
-            ),
-            b(
-                FullPreview,
-                &[Key::char('['), Key::plain(KeyCode::Left)],
-                PrevImage,
-                "previous image",
-            ),
-            b(
-                FullPreview,
-                &[Key::char(']'), Key::plain(KeyCode::Right)],
-                NextImage,
-                "next image",
-            ),
-            b(
-                FullPreview,
-                &[
-                    Key::plain(KeyCode::Esc),
-                    Key::plain(KeyCode::Enter),
-                    Key::char('q'),
-                ],
-                Leave,
-                "back",
-            ),
-            b(
-                Confirm,
-                &[Key::char('y'), Key::plain(KeyCode::Enter)],
-                Yes,
-                "yes",
-            ),
-            b(
-                Confirm,
-                &[Key::char('n'), Key::plain(KeyCode::Esc)],
-                No,
-                "no",
-            ),
-            b(
-                Help,
-                &[Key::plain(KeyCode::Esc), Key::char('?'), Key::char('q')],
-                Leave,
-                "close help",
-            ),
+            b(Browse, &[c('/')], StartSearch, "search prompts"),
+            b(Browse, &[c('n')], NewJob, "new job (editor)"),
+            b(Browse, &[c('e')], Fork, "fork the job into the editor"),
+            b(Browse, &[k(Enter)], FullScreen, "full-screen preview"),
+            b(Browse, &[c('[')], PrevImage, "previous image"),
+            b(Browse, &[c(']')], NextImage, "next image"),
+            b(Browse, &[c('c')], Cancel, "cancel the job"),
+            b(Browse, &[c('r')], Retry, "retry the job"),
+            b(Browse, &[c('d')], Delete, "delete the job (asks)"),
+            b(Browse, &[c('y')], Copy, "copy prompt (image path in preview)"),
+            b(Browse, &[c('?')], ShowHelp, "this help"),
+            b(Browse, &[c('q')], Quit, "quit"),
+            b(Search, &[k(Enter)], AcceptSearch, "keep the search"),
+            b(Search, &[k(Esc)], Leave, "clear the search"),
+            b(Editor, &[Key::ctrl('s')], Submit, "submit (only a valid job)"),
+            b(Editor, &[k(Esc)], Leave, "leave (the draft is kept)"),
+            b(Editor, &[k(Tab)], NextField, "next field"),
+            b(Editor, &[k(BackTab)], PrevField, "previous field"),
+            b(Choice, &[k(Left)], ChoicePrev, "previous choice"),
+            b(Choice, &[k(Right), c(' ')], ChoiceNext, "next choice"),
+            b(FullPreview, &[c('['), k(Left)], PrevImage, "previous image"),
+            b(FullPreview, &[c(']'), k(Right)], NextImage, "next image"),
+            b(FullPreview, &[k(Esc), k(Enter), c('q')], Leave, "back"),
+            b(Confirm, &[c('y'), k(Enter)], Yes, "yes"),
+            b(Confirm, &[c('n'), k(Esc)], No, "no"),
+            b(Help, &[k(Esc), c('?'), c('q')], Leave, "close help"),
         ]);
         KeyMap { bindings }
     }
