@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::ui::Notify;
 use crate::dashscope::{ApiKey, Model, ModelLimits, Region};
 use crate::engine::{BackendSettings, EngineConfig};
+pub use crate::ui::Notify;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -97,7 +97,6 @@ pub enum ImageProtocol {
     Kitty,
     Iterm2,
 }
-
 
 impl Default for Config {
     fn default() -> Self {
@@ -191,7 +190,14 @@ fn describe_toml_error(text: &str, error: &toml::de::Error) -> String {
     let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
     let line = text[..start].matches('\n').count() + 1;
     let column = text[line_start..start].chars().count() + 1;
-    let source: String = text[line_start..].lines().next().unwrap_or("").trim().chars().take(80).collect();
+    let source: String = text[line_start..]
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim()
+        .chars()
+        .take(80)
+        .collect();
     if source.is_empty() {
         format!("line {line}, column {column}: {reason}")
     } else {
@@ -215,7 +221,8 @@ pub enum ConfigError {
 impl Config {
     /// `~/.config/wandash/config.toml` (per the platform's conventions).
     pub fn default_path() -> Option<PathBuf> {
-        directories::ProjectDirs::from("", "", "wandash").map(|d| d.config_dir().join("config.toml"))
+        directories::ProjectDirs::from("", "", "wandash")
+            .map(|d| d.config_dir().join("config.toml"))
     }
 
     /// Loads `explicit` (which must exist), or the default path (defaults when absent).
@@ -334,7 +341,10 @@ impl Config {
     pub fn engine_config(&self, data_dir: &Path) -> EngineConfig {
         EngineConfig {
             data_dir: data_dir.to_path_buf(),
-            limits: Model::ALL.into_iter().map(|m| (m, self.limits_for(m))).collect(),
+            limits: Model::ALL
+                .into_iter()
+                .map(|m| (m, self.limits_for(m)))
+                .collect(),
             prices: self.prices.iter().map(|(m, p)| (*m, *p)).collect(),
             poll_min: Duration::from_millis(self.poll.min_interval_ms),
             poll_max: Duration::from_millis(self.poll.max_interval_ms),
@@ -399,8 +409,16 @@ mod tests {
         );
         assert_eq!(engine.download_max_bytes, defaults.download_max_bytes);
         for model in Model::ALL {
-            assert_eq!(engine.limits_for(model), defaults.limits_for(model), "{model}");
-            assert_eq!(engine.price_for(model), defaults.price_for(model), "{model}");
+            assert_eq!(
+                engine.limits_for(model),
+                defaults.limits_for(model),
+                "{model}"
+            );
+            assert_eq!(
+                engine.price_for(model),
+                defaults.price_for(model),
+                "{model}"
+            );
         }
     }
 
@@ -413,20 +431,25 @@ mod tests {
 
     #[test]
     fn unknown_model_in_limits_is_refused() {
-        let err = Config::parse("[limits.\"wanx9\"]\nsubmit_per_second = 1.0\nin_flight = 1\n").unwrap_err();
+        let err = Config::parse("[limits.\"wanx9\"]\nsubmit_per_second = 1.0\nin_flight = 1\n")
+            .unwrap_err();
         assert!(err.contains("wanx9"), "{err}");
     }
 
     #[test]
     fn limits_override_one_model_and_default_the_rest() {
-        let config = Config::parse("[limits.\"wanx2.1-t2i-turbo\"]\nsubmit_per_second = 5.0\nin_flight = 4\n").unwrap();
+        let config = Config::parse(
+            "[limits.\"wanx2.1-t2i-turbo\"]\nsubmit_per_second = 5.0\nin_flight = 4\n",
+        )
+        .unwrap();
         assert_eq!(config.limits_for(Model::Wanx21T2iTurbo).in_flight, 4);
         assert_eq!(config.limits_for(Model::WanxXPainting).in_flight, 1);
     }
 
     #[test]
     fn ranges_are_checked() {
-        let config = Config::parse("[poll]\nmin_interval_ms = 9000\nmax_interval_ms = 10\n").unwrap();
+        let config =
+            Config::parse("[poll]\nmin_interval_ms = 9000\nmax_interval_ms = 10\n").unwrap();
         let err = config.check().unwrap_err();
         assert!(err.contains("poll.min_interval_ms"), "{err}");
     }

@@ -9,9 +9,11 @@ pub fn sanitize(text: &str) -> String {
         .filter_map(|c| match c {
             '\n' | '\r' | '\t' => Some(' '),
             c if c.is_control() => None,
-            '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}' | '\u{061C}' => {
-                None
-            }
+            '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2069}'
+            | '\u{FEFF}'
+            | '\u{061C}' => None,
             c => Some(c),
         })
         .collect()
@@ -19,7 +21,10 @@ pub fn sanitize(text: &str) -> String {
 
 /// Like `sanitize`, but keeps line breaks (for multi-line prompt views).
 pub fn sanitize_multiline(text: &str) -> String {
-    text.split('\n').map(sanitize).collect::<Vec<_>>().join("\n")
+    text.split('\n')
+        .map(sanitize)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[cfg(test)]

@@ -39,13 +39,22 @@ prompt = "one more"
     assert_eq!(dry["images"], 12 + 4);
     assert_eq!(queued_count(&s), 0, "a dry run queues nothing");
 
-    let queued = s.run(&["--json", "batch", batch.to_str().unwrap()]).expect(0).json();
+    let queued = s
+        .run(&["--json", "batch", batch.to_str().unwrap()])
+        .expect(0)
+        .json();
     assert_eq!(queued["ids"].as_array().unwrap().len(), 13);
-    let rows = s.run(&["--json", "list", "--limit", "100"]).expect(0).json();
+    let rows = s
+        .run(&["--json", "list", "--limit", "100"])
+        .expect(0)
+        .json();
     let rows = rows.as_array().unwrap();
     assert_eq!(rows.len(), 13);
     assert!(rows.iter().all(|r| r["state"] == "queued"));
-    let whales = rows.iter().filter(|r| r["prompt"] == "a blue whale").count();
+    let whales = rows
+        .iter()
+        .filter(|r| r["prompt"] == "a blue whale")
+        .count();
     assert_eq!(whales, 4, "each prompt x 2 seeds x 2 sizes");
 }
 
@@ -81,8 +90,16 @@ fn a_bad_toml_job_names_its_table_and_field() {
         "{}",
         run.stderr
     );
-    assert!(run.stderr.contains("prompt 2: field `size`"), "{}", run.stderr);
-    assert!(run.stderr.contains("512"), "the limit is named: {}", run.stderr);
+    assert!(
+        run.stderr.contains("prompt 2: field `size`"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("512"),
+        "the limit is named: {}",
+        run.stderr
+    );
     assert_eq!(queued_count(&s), 0);
 }
 
@@ -131,7 +148,10 @@ fn dry_run_prints_counts_cost_and_the_quota_bound_time() {
     assert_eq!(models[1]["seconds"], 120.0);
     assert_eq!(est["seconds"], 450.0);
 
-    let text = s.run(&["batch", batch.to_str().unwrap(), "--dry-run"]).expect(0).stdout;
+    let text = s
+        .run(&["batch", batch.to_str().unwrap(), "--dry-run"])
+        .expect(0)
+        .stdout;
     assert!(text.contains("13 jobs, 16 images"), "{text}");
     assert!(
         text.contains("estimated cost: 1.40 CNY plus wan2.5-i2i-preview at an unknown price"),
@@ -156,8 +176,14 @@ fn submit_refuses_a_bad_job_naming_the_field_and_limit() {
         .expect(2);
     assert!(run.stderr.starts_with("error: size:"), "{}", run.stderr);
     assert!(run.stderr.contains("1440"), "{}", run.stderr);
-    let run = s.run(&["submit", "--model", "wanx9", "--prompt", "x"]).expect(2);
-    assert!(run.stderr.contains("unknown model `wanx9`"), "{}", run.stderr);
+    let run = s
+        .run(&["submit", "--model", "wanx9", "--prompt", "x"])
+        .expect(2);
+    assert!(
+        run.stderr.contains("unknown model `wanx9`"),
+        "{}",
+        run.stderr
+    );
     let run = s
         .run(&[
             "submit",
@@ -210,9 +236,17 @@ fn submit_queues_and_cancel_retry_show_work_on_the_store() {
         "queued"
     );
     let run = s.run(&["retry", id]).expect(2);
-    assert!(run.stderr.contains("only failed, cancelled"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("only failed, cancelled"),
+        "{}",
+        run.stderr
+    );
     let run = s.run(&["show", "99"]).expect(2);
-    assert!(run.stderr.contains("job 99 does not exist"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("job 99 does not exist"),
+        "{}",
+        run.stderr
+    );
     let run = s.run(&["list", "--status", "bogus"]).expect(2);
     assert!(run.stderr.contains("unknown job state"), "{}", run.stderr);
 }

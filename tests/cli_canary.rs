@@ -13,13 +13,18 @@ fn the_api_key_appears_in_no_file_and_no_output() {
     let canary = format!("canary-{}", uuid::Uuid::new_v4());
     let wrong_canary = format!("canary-wrong-{}", uuid::Uuid::new_v4());
     let sim = Sim::start(&["--key", &canary]);
-    let config = scratch.write("config.toml", "[poll]\nmin_interval_ms = 50\nmax_interval_ms = 250\n");
+    let config = scratch.write(
+        "config.toml",
+        "[poll]\nmin_interval_ms = 50\nmax_interval_ms = 250\n",
+    );
 
     // A local input image, so the upload flow (getPolicy + form POST) runs too.
     let input = scratch.path("input.png");
-    image::RgbImage::from_fn(640, 640, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 90]))
-        .save(&input)
-        .unwrap();
+    image::RgbImage::from_fn(640, 640, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 90])
+    })
+    .save(&input)
+    .unwrap();
     let batch = scratch.write(
         "canary.toml",
         format!(
@@ -41,11 +46,22 @@ fn the_api_key_appears_in_no_file_and_no_output() {
         Run::from(out).expect(code)
     };
 
-    run(with_key(&canary, &["batch", batch.to_str().unwrap(), "--wait"]), 0);
+    run(
+        with_key(&canary, &["batch", batch.to_str().unwrap(), "--wait"]),
+        0,
+    );
     run(
         with_key(
             &canary,
-            &["submit", "--model", "wanx2.0-t2i-turbo", "--prompt", "three", "-n", "1"],
+            &[
+                "submit",
+                "--model",
+                "wanx2.0-t2i-turbo",
+                "--prompt",
+                "three",
+                "-n",
+                "1",
+            ],
         ),
         0,
     );
@@ -53,7 +69,10 @@ fn the_api_key_appears_in_no_file_and_no_output() {
     run(with_key(&canary, &["--json", "list"]), 0);
     run(with_key(&canary, &["--json", "show", "1"]), 0);
     run(
-        with_key(&canary, &["export", "--to", scratch.path("export").to_str().unwrap()]),
+        with_key(
+            &canary,
+            &["export", "--to", scratch.path("export").to_str().unwrap()],
+        ),
         0,
     );
     // The error path: a rejected key is reported without being repeated.
@@ -73,12 +92,18 @@ fn the_api_key_appears_in_no_file_and_no_output() {
         ),
         3,
     );
-    assert_eq!(sim.stats()["creates"], 4, "the runs really talked to the service");
+    assert_eq!(
+        sim.stats()["creates"],
+        4,
+        "the runs really talked to the service"
+    );
 
     let files = files_under(scratch.dir.path());
     assert!(files.iter().any(|f| f.ends_with("wandash.db")), "{files:?}");
     assert!(
-        files.iter().any(|f| f.extension().is_some_and(|e| e == "log")),
+        files
+            .iter()
+            .any(|f| f.extension().is_some_and(|e| e == "log")),
         "logs were written: {files:?}"
     );
     let mut searched = 0;

@@ -11,7 +11,9 @@ fn an_unknown_key_is_named_with_its_line() {
         "config.toml",
         "region = \"cn-beijing\"\n\n[poll]\nmin_interval_ms = 500\nmax_intervall_ms = 9000\n",
     );
-    let run = s.run(&["--config", config.to_str().unwrap(), "list"]).expect(2);
+    let run = s
+        .run(&["--config", config.to_str().unwrap(), "list"])
+        .expect(2);
     assert!(run.stderr.contains("max_intervall_ms"), "{}", run.stderr);
     assert!(run.stderr.contains("line 5"), "{}", run.stderr);
     assert_eq!(run.stderr.lines().count(), 1, "one line: {}", run.stderr);
@@ -21,7 +23,9 @@ fn an_unknown_key_is_named_with_its_line() {
 fn a_wrong_type_is_named() {
     let s = Scratch::new();
     let config = s.write("config.toml", "[retry]\nmax_attempts = \"five\"\n");
-    let run = s.run(&["--config", config.to_str().unwrap(), "list"]).expect(2);
+    let run = s
+        .run(&["--config", config.to_str().unwrap(), "list"])
+        .expect(2);
     assert!(
         run.stderr.contains("max_attempts") && run.stderr.contains("line 2"),
         "{}",
@@ -62,9 +66,17 @@ fn the_example_file_gives_the_same_estimate_as_no_file() {
     );
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml");
     let with_example = s
-        .run(&["--config", example, "batch", batch.to_str().unwrap(), "--dry-run"])
+        .run(&[
+            "--config",
+            example,
+            "batch",
+            batch.to_str().unwrap(),
+            "--dry-run",
+        ])
         .expect(0);
-    let without = s.run(&["batch", batch.to_str().unwrap(), "--dry-run"]).expect(0);
+    let without = s
+        .run(&["batch", batch.to_str().unwrap(), "--dry-run"])
+        .expect(0);
     assert_eq!(with_example.stdout, without.stdout);
     // A changed price shows: the config is really applied.
     let cheap = s.write("cheap.toml", "[prices]\n\"wanx2.1-t2i-plus\" = 1.0\n");
@@ -86,7 +98,16 @@ fn the_example_file_gives_the_same_estimate_as_no_file() {
 #[test]
 fn a_key_rebinding_to_no_such_action_is_refused_before_anything_runs() {
     let s = Scratch::new();
-    let config = s.write("config.toml", "[ui.keys]\nquit = \"ctrl-q\"\nlaunch = \"x\"\n");
-    let run = s.run(&["--config", config.to_str().unwrap(), "list"]).expect(2);
-    assert!(run.stderr.contains("ui.keys.launch: no such action"), "{}", run.stderr);
+    let config = s.write(
+        "config.toml",
+        "[ui.keys]\nquit = \"ctrl-q\"\nlaunch = \"x\"\n",
+    );
+    let run = s
+        .run(&["--config", config.to_str().unwrap(), "list"])
+        .expect(2);
+    assert!(
+        run.stderr.contains("ui.keys.launch: no such action"),
+        "{}",
+        run.stderr
+    );
 }

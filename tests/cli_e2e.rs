@@ -21,7 +21,12 @@ backoff_base_ms = 50
 backoff_cap_ms = 500
 "#;
 
-const SIM_LIMITS: [&str; 4] = ["--rate", "wanx2.0-t2i-turbo=10", "--in-flight", "wanx2.0-t2i-turbo=6"];
+const SIM_LIMITS: [&str; 4] = [
+    "--rate",
+    "wanx2.0-t2i-turbo=10",
+    "--in-flight",
+    "wanx2.0-t2i-turbo=6",
+];
 
 struct Setup {
     scratch: Scratch,
@@ -80,7 +85,10 @@ fn submit_wait_prints_the_paths_of_valid_pngs() {
     let paths: Vec<&str> = run.stdout.lines().collect();
     assert_eq!(paths.len(), 2, "{}", run.stdout);
     for path in &paths {
-        assert!(path.starts_with(t.scratch.data_dir().to_str().unwrap()), "{path}");
+        assert!(
+            path.starts_with(t.scratch.data_dir().to_str().unwrap()),
+            "{path}"
+        );
         assert_png(path, 768, 512);
     }
     assert!(run.stderr.contains("job 1 queued"), "{}", run.stderr);
@@ -94,7 +102,10 @@ fn batch_then_worker_until_idle_then_list_show_export() {
         "b.toml",
         "[[job]]\nmodel = \"wanx2.0-t2i-turbo\"\nprompts = [\"a fox\", \"an owl\", \"a bear\"]\nseeds = [7, 8]\nsize = \"512*512\"\nn = 1\n",
     );
-    let queued = t.run(&["--json", "batch", batch.to_str().unwrap()]).expect(0).json();
+    let queued = t
+        .run(&["--json", "batch", batch.to_str().unwrap()])
+        .expect(0)
+        .json();
     let ids: Vec<i64> = queued["ids"]
         .as_array()
         .unwrap()
@@ -107,10 +118,17 @@ fn batch_then_worker_until_idle_then_list_show_export() {
     t.run(&["worker", "--until-idle"]).expect(0);
     assert_eq!(t.creates(), 6);
 
-    let rows = t.run(&["--json", "list", "--status", "succeeded"]).expect(0).json();
+    let rows = t
+        .run(&["--json", "list", "--status", "succeeded"])
+        .expect(0)
+        .json();
     assert_eq!(rows.as_array().unwrap().len(), 6);
     let text = t.run(&["list"]).expect(0).stdout;
-    assert_eq!(text.lines().filter(|l| l.contains("succeeded")).count(), 6, "{text}");
+    assert_eq!(
+        text.lines().filter(|l| l.contains("succeeded")).count(),
+        6,
+        "{text}"
+    );
     // The id column is right-aligned under its header, so the state column lines up.
     let state_column: Vec<_> = text
         .lines()
@@ -118,7 +136,10 @@ fn batch_then_worker_until_idle_then_list_show_export() {
         .collect();
     assert!(state_column.windows(2).all(|w| w[0] == w[1]), "{text}");
 
-    let shown = t.run(&["--json", "show", &ids[2].to_string()]).expect(0).json();
+    let shown = t
+        .run(&["--json", "show", &ids[2].to_string()])
+        .expect(0)
+        .json();
     assert_eq!(shown["summary"]["state"], "succeeded");
     assert_eq!(shown["spec"]["prompt"], "an owl");
     assert_eq!(shown["spec"]["seed"], 7);
@@ -129,13 +150,18 @@ fn batch_then_worker_until_idle_then_list_show_export() {
         "every state change is logged"
     );
     let text = t.run(&["show", &ids[2].to_string()]).expect(0).stdout;
-    assert!(text.contains("an owl") && text.contains(image_path), "{text}");
+    assert!(
+        text.contains("an owl") && text.contains(image_path),
+        "{text}"
+    );
 
     let out = t.scratch.path("export");
     t.run(&["export", "--to", out.to_str().unwrap()]).expect(0);
     for id in &ids {
-        let sidecar: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(out.join(format!("job-{id}.json"))).unwrap()).unwrap();
+        let sidecar: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(out.join(format!("job-{id}.json"))).unwrap(),
+        )
+        .unwrap();
         assert_eq!(sidecar["id"], *id);
         assert_eq!(sidecar["spec"]["model"], "wanx2.0-t2i-turbo");
         assert_eq!(sidecar["request"]["parameters"]["size"], "512*512");
@@ -148,7 +174,15 @@ fn batch_then_worker_until_idle_then_list_show_export() {
 fn a_cancelled_job_is_never_sent_and_a_failed_job_exits_4() {
     let t = Setup::new();
     let id = t
-        .run(&["submit", "--model", "wanx2.0-t2i-turbo", "--prompt", "never", "-n", "1"])
+        .run(&[
+            "submit",
+            "--model",
+            "wanx2.0-t2i-turbo",
+            "--prompt",
+            "never",
+            "-n",
+            "1",
+        ])
         .expect(0)
         .stdout;
     t.run(&["cancel", id.trim()]).expect(0);
@@ -193,14 +227,20 @@ fn a_wrong_api_key_stops_the_engine_with_exit_3() {
     let run = cli_support::Run::from(cmd.output().unwrap()).expect(3);
     assert!(run.stderr.contains("InvalidApiKey"), "{}", run.stderr);
     assert_eq!(
-        run.stderr.lines().filter(|l| l.starts_with("error:")).count(),
+        run.stderr
+            .lines()
+            .filter(|l| l.starts_with("error:"))
+            .count(),
         1,
         "{}",
         run.stderr
     );
     let rows = scratch.run(&["--json", "list"]).expect(0).json();
     let detail = scratch.run(&["--json", "show", "1"]).expect(0).stdout;
-    assert_eq!(rows[0]["state"], "queued", "the job waits for a good key: {detail}");
+    assert_eq!(
+        rows[0]["state"], "queued",
+        "the job waits for a good key: {detail}"
+    );
 }
 
 #[test]
@@ -234,7 +274,12 @@ fn watch_prints_plain_progress_lines_until_the_queue_drains() {
     worker.kill().ok();
     worker.wait().ok();
     let watched = watched.expect(0);
-    let last = watched.stdout.lines().last().unwrap_or_default().to_string();
+    let last = watched
+        .stdout
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string();
     assert!(
         last.starts_with("6/6 jobs done (6 succeeded, 0 not)") && last.ends_with("done"),
         "{}",
@@ -258,7 +303,10 @@ fn sigterm_stops_the_worker_cleanly() {
     // Wait until it holds the engine lock: a second engine is then refused.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while !t.scratch.data_dir().join("wandash.db.engine.lock").exists() {
-        assert!(std::time::Instant::now() < deadline, "the worker never started");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the worker never started"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     std::thread::sleep(std::time::Duration::from_millis(200));
@@ -268,7 +316,12 @@ fn sigterm_stops_the_worker_cleanly() {
         .unwrap();
     assert!(status.success());
     let out = worker.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -305,7 +358,11 @@ fn every_command_has_help_with_the_exit_codes_where_they_matter() {
         "submit", "batch", "worker", "list", "show", "watch", "cancel", "retry", "export", "sim",
     ] {
         let run = scratch.run(&[cmd, "--help"]).expect(0);
-        assert!(run.stdout.contains("Usage: wandash"), "{cmd}: {}", run.stdout);
+        assert!(
+            run.stdout.contains("Usage: wandash"),
+            "{cmd}: {}",
+            run.stdout
+        );
     }
     let top = scratch.run(&["--help"]).expect(0).stdout;
     for line in [

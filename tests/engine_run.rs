@@ -309,7 +309,10 @@ async fn a_finished_task_with_another_prompt_is_not_adopted() {
     assert_eq!(job.summary.state, JobState::Succeeded);
     assert_ne!(job.task_id.as_deref(), Some(foreign.task_id.as_str()));
     let stats = sim_get(&s.sim, "/__sim/stats").await;
-    assert_eq!(stats["creates"], 2, "the lost create was sent again: {stats}");
+    assert_eq!(
+        stats["creates"], 2,
+        "the lost create was sent again: {stats}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

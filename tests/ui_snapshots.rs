@@ -17,8 +17,8 @@ use wandash::dashscope::{JobSpec, Model, Size};
 use wandash::ui::draw::{draw, wanted_image};
 use wandash::ui::keys::KeyMap;
 use wandash::ui::state::{
-    AppState, BackendLabel, BatchProgress, Header, ImageView, JobDetailView, JobId, JobRow, Mode,
-    PreviewImage, ReadyImage, JobState, TabCounts,
+    AppState, BackendLabel, BatchProgress, Header, ImageView, JobDetailView, JobId, JobRow,
+    JobState, Mode, PreviewImage, ReadyImage, TabCounts,
 };
 use wandash::ui::update::{Command, DataSnapshot};
 

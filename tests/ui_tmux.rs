@@ -46,7 +46,10 @@ impl Drop for Session {
 }
 
 fn tmux_available() -> bool {
-    Command::new("tmux").arg("-V").output().is_ok_and(|o| o.status.success())
+    Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 #[test]
@@ -58,7 +61,11 @@ fn a_prompt_typed_in_the_editor_runs_to_success_and_its_image_shows() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path();
     let config = home.join("config.toml");
-    std::fs::write(&config, "[simulator]\nlatency_min_ms = 300\nlatency_max_ms = 800\n").unwrap();
+    std::fs::write(
+        &config,
+        "[simulator]\nlatency_min_ms = 300\nlatency_max_ms = 800\n",
+    )
+    .unwrap();
     let db = home.join("jobs.db");
     let command = format!(
         "env -u DASHSCOPE_API_KEY -u DASHSCOPE_BASE_URL HOME={home} XDG_CONFIG_HOME={home} \
@@ -69,22 +76,58 @@ fn a_prompt_typed_in_the_editor_runs_to_success_and_its_image_shows() {
         db = db.display(),
     );
     let session = Session("ui");
-    let started = tmux(&["new-session", "-d", "-s", session.0, "-x", "160", "-y", "48", &command]);
-    assert!(started.status.success(), "tmux new-session: {}", String::from_utf8_lossy(&started.stderr));
+    let started = tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        session.0,
+        "-x",
+        "160",
+        "-y",
+        "48",
+        &command,
+    ]);
+    assert!(
+        started.status.success(),
+        "tmux new-session: {}",
+        String::from_utf8_lossy(&started.stderr)
+    );
 
-    let first = wait_for(session.0, "the dashboard", Duration::from_secs(20), |s| s.contains("No jobs"));
-    assert!(first.contains("SIMULATOR"), "no key, so the header says SIMULATOR:\n{first}");
+    let first = wait_for(session.0, "the dashboard", Duration::from_secs(20), |s| {
+        s.contains("No jobs")
+    });
+    assert!(
+        first.contains("SIMULATOR"),
+        "no key, so the header says SIMULATOR:\n{first}"
+    );
 
     tmux(&["send-keys", "-t", session.0, "n"]);
-    wait_for(session.0, "the editor", Duration::from_secs(10), |s| s.contains("Prompt"));
+    wait_for(session.0, "the editor", Duration::from_secs(10), |s| {
+        s.contains("Prompt")
+    });
     tmux(&["send-keys", "-t", session.0, "-l", "a lighthouse at dusk"]);
-    wait_for(session.0, "the typed prompt", Duration::from_secs(10), |s| s.contains("a lighthouse at dusk"));
+    wait_for(
+        session.0,
+        "the typed prompt",
+        Duration::from_secs(10),
+        |s| s.contains("a lighthouse at dusk"),
+    );
     tmux(&["send-keys", "-t", session.0, "C-s"]);
 
-    let done = wait_for(session.0, "the job to succeed with its preview", Duration::from_secs(90), |s| {
-        s.contains("succeeded  wanx2.1-t2i-turbo") && s.contains("Preview 1/4") && s.contains('▀')
-    });
-    assert!(done.contains("4/4"), "all four images were downloaded:\n{done}");
+    let done = wait_for(
+        session.0,
+        "the job to succeed with its preview",
+        Duration::from_secs(90),
+        |s| {
+            s.contains("succeeded  wanx2.1-t2i-turbo")
+                && s.contains("Preview 1/4")
+                && s.contains('▀')
+        },
+    );
+    assert!(
+        done.contains("4/4"),
+        "all four images were downloaded:\n{done}"
+    );
     assert!(done.contains("a lighthouse at dusk"));
 
     let images = home.join("images");
@@ -99,14 +142,20 @@ fn a_prompt_typed_in_the_editor_runs_to_success_and_its_image_shows() {
     tmux(&["send-keys", "-t", session.0, "q"]);
     let start = Instant::now();
     while tmux(&["has-session", "-t", session.0]).status.success() {
-        assert!(start.elapsed() < Duration::from_secs(10), "q did not quit:\n{}", screen(session.0));
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "q did not quit:\n{}",
+            screen(session.0)
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
 
 fn walk_pngs(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else { return found };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {

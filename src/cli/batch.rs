@@ -24,7 +24,9 @@ impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Origin::Line(line) => write!(f, "line {line}"),
-            Origin::Table { index, line } => write!(f, "job {index} (the [[job]] table at line {line})"),
+            Origin::Table { index, line } => {
+                write!(f, "job {index} (the [[job]] table at line {line})")
+            }
         }
     }
 }
@@ -97,7 +99,8 @@ pub fn read_batch(path: &Path) -> Result<Vec<BatchJob>, Vec<BatchError>> {
             "is a directory, not a batch file; give a .toml or .jsonl file".to_string(),
         ));
     }
-    let bytes = std::fs::read(path).map_err(|e| file_error(format!("cannot read the batch file: {e}")))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| file_error(format!("cannot read the batch file: {e}")))?;
     let text = String::from_utf8(bytes).map_err(|e| {
         let offset = e.utf8_error().valid_up_to();
         let line = e.as_bytes()[..offset].iter().filter(|b| **b == b'\n').count() + 1;
@@ -110,7 +113,11 @@ pub fn read_batch(path: &Path) -> Result<Vec<BatchJob>, Vec<BatchError>> {
 }
 
 /// Parses batch text; returns every error found, not just the first.
-pub fn parse_batch(text: &str, format: Format, base_dir: &Path) -> Result<Vec<BatchJob>, Vec<BatchError>> {
+pub fn parse_batch(
+    text: &str,
+    format: Format,
+    base_dir: &Path,
+) -> Result<Vec<BatchJob>, Vec<BatchError>> {
     let tables = match format {
         Format::Jsonl => jsonl_tables(text)?,
         Format::Toml => toml_tables(text)?,
@@ -153,7 +160,11 @@ pub fn check_batch(jobs: &[BatchJob]) -> Result<(), Vec<BatchError>> {
             message: format!("field `{}`: {}", e.field, e.message),
         }));
     }
-    if errors.is_empty() { Ok(()) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
 }
 
 /// Local image paths become absolute, so a worker started elsewhere still finds them.
@@ -191,7 +202,11 @@ fn jsonl_tables(text: &str) -> Result<Vec<(Origin, Map<String, Value>)>, Vec<Bat
             }),
         }
     }
-    if errors.is_empty() { Ok(tables) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(tables)
+    } else {
+        Err(errors)
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -239,14 +254,26 @@ fn expand(origin: &Origin, mut table: Map<String, Value>) -> Result<Vec<BatchJob
     };
     let mut axes: Vec<(&str, Vec<Value>)> = Vec::new();
     for (plural, singular) in MATRIX {
-        let Some(list) = table.remove(plural) else { continue };
+        let Some(list) = table.remove(plural) else {
+            continue;
+        };
         if table.contains_key(singular) {
-            return Err(fail(format!("give either `{singular}` or `{plural}`, not both")));
+            return Err(fail(format!(
+                "give either `{singular}` or `{plural}`, not both"
+            )));
         }
         match list {
             Value::Array(values) if !values.is_empty() => axes.push((singular, values)),
-            Value::Array(_) => return Err(fail(format!("`{plural}` is empty; list at least one value"))),
-            _ => return Err(fail(format!("`{plural}` must be a list, e.g. {plural} = [...]"))),
+            Value::Array(_) => {
+                return Err(fail(format!(
+                    "`{plural}` is empty; list at least one value"
+                )));
+            }
+            _ => {
+                return Err(fail(format!(
+                    "`{plural}` must be a list, e.g. {plural} = [...]"
+                )));
+            }
         }
     }
     let mut combos: Vec<(Map<String, Value>, Vec<String>)> = vec![(table, Vec::new())];
@@ -295,7 +322,9 @@ fn to_spec(map: Map<String, Value>) -> Result<JobSpec, String> {
             }
             match bad_field(&map) {
                 Some(field) => match expected_form(&field) {
-                    Some(form) => Err(format!("field `{field}`: {message}; {field} must be {form}")),
+                    Some(form) => Err(format!(
+                        "field `{field}`: {message}; {field} must be {form}"
+                    )),
                     None => Err(format!("field `{field}`: {message}")),
                 },
                 None => Err(message),
@@ -311,7 +340,10 @@ fn expected_form(field: &str) -> Option<String> {
     Some(match field {
         "prompt" | "negative_prompt" | "style" => "text (a string)".to_string(),
         "n" => "a whole number 1 to 4".to_string(),
-        "seed" => format!("a whole number 0 to {}", crate::dashscope::validate::MAX_SEED),
+        "seed" => format!(
+            "a whole number 0 to {}",
+            crate::dashscope::validate::MAX_SEED
+        ),
         "upscale_factor" => "a whole number 1 to 4".to_string(),
         "prompt_extend" | "watermark" => "true or false".to_string(),
         "base_image" | "mask_image" => "an image URL or file path (a string)".to_string(),
@@ -369,8 +401,10 @@ mod tests {
 
     #[test]
     fn singular_and_plural_together_is_an_error() {
-        let errs =
-            toml_jobs("[[job]]\nmodel = \"wanx2.1-t2i-turbo\"\nprompt = \"a\"\nprompts = [\"b\"]\n").unwrap_err();
+        let errs = toml_jobs(
+            "[[job]]\nmodel = \"wanx2.1-t2i-turbo\"\nprompt = \"a\"\nprompts = [\"b\"]\n",
+        )
+        .unwrap_err();
         assert!(
             errs[0].to_string().contains("either `prompt` or `prompts`"),
             "{}",
@@ -380,9 +414,14 @@ mod tests {
 
     #[test]
     fn wrong_type_names_the_field() {
-        let errs = toml_jobs("[[job]]\nmodel = \"wanx2.1-t2i-turbo\"\nprompt = \"a\"\nn = \"four\"\n").unwrap_err();
+        let errs =
+            toml_jobs("[[job]]\nmodel = \"wanx2.1-t2i-turbo\"\nprompt = \"a\"\nn = \"four\"\n")
+                .unwrap_err();
         let text = errs[0].to_string();
-        assert!(text.contains("job 1") && text.contains("field `n`"), "{text}");
+        assert!(
+            text.contains("job 1") && text.contains("field `n`"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -394,7 +433,9 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            errs[0].to_string().starts_with("line 1: unknown field `promt`"),
+            errs[0]
+                .to_string()
+                .starts_with("line 1: unknown field `promt`"),
             "{}",
             errs[0]
         );
@@ -406,7 +447,11 @@ mod tests {
         let jobs = parse_batch(text, Format::Jsonl, Path::new("/")).unwrap();
         let errs = check_batch(&jobs).unwrap_err();
         assert_eq!(errs.len(), 1);
-        assert!(errs[0].to_string().starts_with("line 3: field `n`"), "{}", errs[0]);
+        assert!(
+            errs[0].to_string().starts_with("line 3: field `n`"),
+            "{}",
+            errs[0]
+        );
     }
 
     #[test]

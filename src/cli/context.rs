@@ -21,11 +21,14 @@ pub struct Context {
 
 impl Context {
     pub fn new(global: &GlobalArgs, region: Option<Region>) -> CliResult<Context> {
-        let config = Config::load(global.config.as_deref()).map_err(|e| Failure::usage(e.to_string()))?;
+        let config =
+            Config::load(global.config.as_deref()).map_err(|e| Failure::usage(e.to_string()))?;
         let xdg_data = || {
             directories::ProjectDirs::from("", "", "wandash")
                 .map(|d| d.data_dir().to_path_buf())
-                .ok_or_else(|| Failure::usage("no home directory to keep the data in; pass --db PATH"))
+                .ok_or_else(|| {
+                    Failure::usage("no home directory to keep the data in; pass --db PATH")
+                })
         };
         let (db_path, data_dir) = match (&global.db, &config.data_dir) {
             (Some(db), Some(dir)) => (db.clone(), dir.clone()),

@@ -84,7 +84,9 @@ impl Estimate {
             "model", "jobs", "images", "cost (CNY)", "time at quota"
         ));
         for m in &self.models {
-            let cost = m.cost_cny.map_or_else(|| "unknown".to_string(), |c| format!("{c:.2}"));
+            let cost = m
+                .cost_cny
+                .map_or_else(|| "unknown".to_string(), |c| format!("{c:.2}"));
             let time = human_duration(Duration::from_secs_f64(m.seconds));
             out.push_str(&format!(
                 "{:<20} {:>6} {:>7} {:>12} {:>14}\n",

@@ -14,8 +14,12 @@ use super::jobs::{open_store, store_failure};
 const PAGE: u64 = 200;
 
 pub fn export(ctx: &Context, to: &Path) -> CliResult {
-    std::fs::create_dir_all(to)
-        .map_err(|e| Failure::other(format!("cannot create {}: {e}; choose another --to", to.display())))?;
+    std::fs::create_dir_all(to).map_err(|e| {
+        Failure::other(format!(
+            "cannot create {}: {e}; choose another --to",
+            to.display()
+        ))
+    })?;
     let store = open_store(ctx)?;
     let filter = JobFilter {
         state: Some(StateFilter::Only(JobState::Succeeded)),
@@ -51,7 +55,10 @@ pub fn export(ctx: &Context, to: &Path) -> CliResult {
             json!({"jobs": jobs, "images": images, "missing": missing, "to": to})
         );
     } else {
-        println!("exported {images} images of {jobs} jobs to {}", to.display());
+        println!(
+            "exported {images} images of {jobs} jobs to {}",
+            to.display()
+        );
     }
     Ok(())
 }
@@ -70,8 +77,13 @@ fn export_job(detail: &JobDetail, to: &Path) -> CliResult<(u64, Vec<String>)> {
             missing.push(source.display().to_string());
             continue;
         }
-        std::fs::copy(source, to.join(&name))
-            .map_err(|e| Failure::other(format!("cannot copy {} to {}: {e}", source.display(), to.display())))?;
+        std::fs::copy(source, to.join(&name)).map_err(|e| {
+            Failure::other(format!(
+                "cannot copy {} to {}: {e}",
+                source.display(),
+                to.display()
+            ))
+        })?;
         copied += 1;
         files.push(json!({
             "index": image.index,
@@ -97,6 +109,7 @@ fn export_job(detail: &JobDetail, to: &Path) -> CliResult<(u64, Vec<String>)> {
     });
     let path = to.join(format!("job-{id}.json"));
     let text = serde_json::to_string_pretty(&sidecar).expect("a sidecar serialises");
-    std::fs::write(&path, text).map_err(|e| Failure::other(format!("cannot write {}: {e}", path.display())))?;
+    std::fs::write(&path, text)
+        .map_err(|e| Failure::other(format!("cannot write {}: {e}", path.display())))?;
     Ok((copied, missing))
 }

@@ -6,7 +6,10 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::dashscope::{ImageRef, JobSpec, check_local_images, validate};
-use crate::store::{CancelOutcome, JobDetail, JobFilter, JobId, JobState, JobSummary, StateFilter, Store, StoreError};
+use crate::store::{
+    CancelOutcome, JobDetail, JobFilter, JobId, JobState, JobSummary, StateFilter, Store,
+    StoreError,
+};
 use crate::text::sanitize;
 
 use super::batch::absolutize_images;
@@ -52,10 +55,20 @@ pub fn list(ctx: &Context, status: Option<&str>, limit: u64) -> CliResult {
     let store = open_store(ctx)?;
     let state = status.map(parse_status_filter).transpose()?;
     let rows = store
-        .list(&JobFilter { state, search: None }, 0, limit)
+        .list(
+            &JobFilter {
+                state,
+                search: None,
+            },
+            0,
+            limit,
+        )
         .map_err(store_failure)?;
     if ctx.json {
-        println!("{}", serde_json::to_string_pretty(&rows).expect("job rows serialise"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).expect("job rows serialise")
+        );
         return Ok(());
     }
     if rows.is_empty() {
@@ -76,7 +89,9 @@ pub fn list(ctx: &Context, status: Option<&str>, limit: u64) -> CliResult {
             clip(&sanitize(&row.prompt), 60)
         );
         // Why a job still waits (a disk that refuses its images, a retry's cause).
-        if let (false, Some(code), Some(message)) = (row.state.is_final(), &row.error_code, &row.error_message) {
+        if let (false, Some(code), Some(message)) =
+            (row.state.is_final(), &row.error_code, &row.error_message)
+        {
             println!("{:>6}  ! {}: {}", "", sanitize(code), sanitize(message));
         }
     }
@@ -97,9 +112,15 @@ fn parse_status_filter(text: &str) -> CliResult<StateFilter> {
 
 pub fn show(ctx: &Context, id: JobId) -> CliResult {
     let store = open_store(ctx)?;
-    let detail = store.job(id).map_err(store_failure)?.ok_or_else(|| no_such_job(id))?;
+    let detail = store
+        .job(id)
+        .map_err(store_failure)?
+        .ok_or_else(|| no_such_job(id))?;
     if ctx.json {
-        println!("{}", serde_json::to_string_pretty(&detail).expect("a job serialises"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&detail).expect("a job serialises")
+        );
     } else {
         print!("{}", render_detail(&detail));
     }
@@ -107,13 +128,16 @@ pub fn show(ctx: &Context, id: JobId) -> CliResult {
 }
 
 fn no_such_job(id: JobId) -> Failure {
-    Failure::usage(format!("job {id} does not exist; `wandash list` shows the jobs"))
+    Failure::usage(format!(
+        "job {id} does not exist; `wandash list` shows the jobs"
+    ))
 }
 
 fn render_detail(d: &JobDetail) -> String {
     let s = &d.summary;
     let mut out = String::new();
-    let mut line = |label: &str, value: String| out.push_str(&format!("{label:<14} {}\n", sanitize(&value)));
+    let mut line =
+        |label: &str, value: String| out.push_str(&format!("{label:<14} {}\n", sanitize(&value)));
     line("job", s.id.to_string());
     line("state", s.state.as_str().to_string());
     line("model", s.model.id().to_string());
@@ -143,7 +167,10 @@ fn render_detail(d: &JobDetail) -> String {
         line("cost", format!("{cost:.2} CNY"));
     }
     if let (Some(code), Some(message)) = (&s.error_code, &s.error_message) {
-        let action = d.error_action.map(|a| format!(" [{}]", a.as_str())).unwrap_or_default();
+        let action = d
+            .error_action
+            .map(|a| format!(" [{}]", a.as_str()))
+            .unwrap_or_default();
         line("error", format!("{code}: {message}{action}"));
     }
     if s.cancel_requested {
@@ -159,17 +186,28 @@ fn render_detail(d: &JobDetail) -> String {
                 image.height.unwrap_or(0),
                 image.bytes.unwrap_or(0)
             ),
-            (None, Some(code)) => format!("failed: {code}: {}", image.error_message.as_deref().unwrap_or("")),
+            (None, Some(code)) => format!(
+                "failed: {code}: {}",
+                image.error_message.as_deref().unwrap_or("")
+            ),
             (None, None) => "not downloaded yet".into(),
         };
         line(&format!("image {}", image.index), what);
     }
     for event in &d.events {
         let from = event.from_state.map_or("-", |s| s.as_str());
-        let detail = event.detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
+        let detail = event
+            .detail
+            .as_deref()
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default();
         line(
             "event",
-            format!("{} {from} -> {}{detail}", format_ms(event.at), event.to_state.as_str()),
+            format!(
+                "{} {from} -> {}{detail}",
+                format_ms(event.at),
+                event.to_state.as_str()
+            ),
         );
     }
     out
@@ -184,9 +222,13 @@ pub fn cancel(ctx: &Context, id: JobId) -> CliResult {
     let text = match outcome {
         CancelOutcome::Cancelled => format!("job {id} cancelled"),
         CancelOutcome::Requested => {
-            format!("job {id}: cancel requested; the engine asks the service (only a PENDING task can be cancelled)")
+            format!(
+                "job {id}: cancel requested; the engine asks the service (only a PENDING task can be cancelled)"
+            )
         }
-        CancelOutcome::AlreadyEnded(state) => format!("job {id} already ended ({state}); nothing to cancel"),
+        CancelOutcome::AlreadyEnded(state) => {
+            format!("job {id} already ended ({state}); nothing to cancel")
+        }
     };
     if ctx.json {
         println!("{}", json!({"id": id, "outcome": outcome}));
@@ -239,7 +281,10 @@ pub fn print_outcome(ctx: &Context, jobs: &[JobDetail]) {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&rows).expect("outcomes serialise"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).expect("outcomes serialise")
+        );
         return;
     }
     for d in jobs {
@@ -271,7 +316,8 @@ fn clip(text: &str, max: usize) -> String {
 
 /// Epoch milliseconds as local-free UTC `2025-02-21 17:56:31`.
 pub fn format_ms(ms: i64) -> String {
-    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    let format =
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
     time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
         .ok()
         .and_then(|t| t.format(&format).ok())

@@ -194,15 +194,18 @@ fn parse_job_id(s: &str) -> Result<JobId, String> {
 }
 
 fn parse_model(s: &str) -> Result<Model, String> {
-    s.parse().map_err(|e: crate::dashscope::UnknownModel| e.to_string())
+    s.parse()
+        .map_err(|e: crate::dashscope::UnknownModel| e.to_string())
 }
 
 fn parse_size(s: &str) -> Result<Size, String> {
-    s.parse().map_err(|e: crate::dashscope::BadSize| e.to_string())
+    s.parse()
+        .map_err(|e: crate::dashscope::BadSize| e.to_string())
 }
 
 fn parse_function(s: &str) -> Result<EditFunction, String> {
-    s.parse().map_err(|e: crate::dashscope::UnknownFunction| e.to_string())
+    s.parse()
+        .map_err(|e: crate::dashscope::UnknownFunction| e.to_string())
 }
 
 fn parse_expand(s: &str) -> Result<crate::dashscope::ExpandScales, String> {
@@ -307,7 +310,10 @@ fn batch_command(ctx: &Context, args: &BatchArgs) -> CliResult<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let specs: Vec<JobSpec> = jobs.into_iter().map(|j| j.spec).collect();
-    let tag = args.file.file_name().map(|n| n.to_string_lossy().into_owned());
+    let tag = args
+        .file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned());
     let store = jobs::open_store(ctx)?;
     let ids = store
         .enqueue_batch(&specs, tag.as_deref())

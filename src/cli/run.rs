@@ -6,11 +6,11 @@ use std::sync::Arc;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
+use crate::config::ImageProtocol;
 use crate::dashscope::ApiKey;
 use crate::engine::{self, BackendKind, Engine, EngineError, EngineEvent, EngineHandle};
 use crate::store::{JobDetail, JobId, JobState, Store};
 use crate::text::sanitize;
-use crate::config::ImageProtocol;
 use crate::ui::{UiOptions, keys::KeyMap, state::BackendLabel};
 use ratatui_image::picker::ProtocolType;
 
@@ -20,7 +20,8 @@ use super::jobs::{STORE_POLL, print_outcome, store_failure};
 
 /// The async runtime every command that talks to a service runs on.
 pub(crate) fn runtime() -> CliResult<tokio::runtime::Runtime> {
-    tokio::runtime::Runtime::new().map_err(|e| Failure::other(format!("cannot start the async runtime: {e}")))
+    tokio::runtime::Runtime::new()
+        .map_err(|e| Failure::other(format!("cannot start the async runtime: {e}")))
 }
 
 fn engine_failure(e: EngineError) -> Failure {
@@ -33,7 +34,9 @@ async fn start_engine(ctx: &Context) -> Result<(engine::Backend, EngineHandle), 
     let (backend, handle) = start_engine_quietly(ctx).await?;
     match &backend.kind {
         BackendKind::Simulator { base_url } => {
-            eprintln!("backend: SIMULATOR (embedded at {base_url}; set DASHSCOPE_API_KEY to use the real service)")
+            eprintln!(
+                "backend: SIMULATOR (embedded at {base_url}; set DASHSCOPE_API_KEY to use the real service)"
+            )
         }
         BackendKind::Live { base_url } => eprintln!("backend: {base_url}"),
     }
@@ -41,17 +44,26 @@ async fn start_engine(ctx: &Context) -> Result<(engine::Backend, EngineHandle), 
 }
 
 /// `start_engine` without the announcement, for the dashboard, which owns the terminal.
-async fn start_engine_quietly(ctx: &Context) -> Result<(engine::Backend, EngineHandle), EngineError> {
+async fn start_engine_quietly(
+    ctx: &Context,
+) -> Result<(engine::Backend, EngineHandle), EngineError> {
     let config = ctx.config.engine_config(&ctx.data_dir);
     // Before the backend: the built-in simulator keeps its state in the data directory
     // too, and would fail with a vaguer message.
     engine::check_images_dir(&config.images_dir())?;
-    let settings = ctx
-        .config
-        .backend_settings(ApiKey::from_env(), ctx.base_url.clone(), ctx.region, &ctx.data_dir);
+    let settings = ctx.config.backend_settings(
+        ApiKey::from_env(),
+        ctx.base_url.clone(),
+        ctx.region,
+        &ctx.data_dir,
+    );
     let backend = engine::connect(settings).await?;
     let handle = Engine::start(&ctx.db_path, backend.client.clone(), config)?;
-    tracing::info!(backend = backend.kind.label(), base_url = backend.kind.base_url(), "engine started");
+    tracing::info!(
+        backend = backend.kind.label(),
+        base_url = backend.kind.base_url(),
+        "engine started"
+    );
     Ok((backend, handle))
 }
 
@@ -67,11 +79,17 @@ pub fn dashboard(ctx: &Context) -> CliResult<ExitCode> {
         let backend = match &running {
             Some((backend, _)) => match backend.kind {
                 BackendKind::Simulator { .. } => BackendLabel::Simulator,
-                BackendKind::Live { .. } => BackendLabel::Live { region: ctx.region.id().to_string() },
+                BackendKind::Live { .. } => BackendLabel::Live {
+                    region: ctx.region.id().to_string(),
+                },
             },
             // Another process runs the engine; it follows the same rule to pick a backend.
-            None if ApiKey::from_env().is_none() && ctx.base_url.is_none() => BackendLabel::Simulator,
-            None => BackendLabel::Live { region: ctx.region.id().to_string() },
+            None if ApiKey::from_env().is_none() && ctx.base_url.is_none() => {
+                BackendLabel::Simulator
+            }
+            None => BackendLabel::Live {
+                region: ctx.region.id().to_string(),
+            },
         };
         let ui_config = &ctx.config.ui;
         let options = UiOptions {
@@ -93,7 +111,9 @@ pub fn dashboard(ctx: &Context) -> CliResult<ExitCode> {
             handle.shutdown().await;
             drop(backend);
         }
-        outcome.map(|()| ExitCode::SUCCESS).map_err(|e| Failure::other(e.to_string()))
+        outcome
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(|e| Failure::other(e.to_string()))
     })
 }
 
@@ -118,13 +138,19 @@ fn report(ctx: &Context, event: &EngineEvent) {
         }
         EngineEvent::ImageSaved { job, index, path } => {
             if ctx.json {
-                println!("{}", json!({"event": "image", "id": job, "index": index, "path": path}));
+                println!(
+                    "{}",
+                    json!({"event": "image", "id": job, "index": index, "path": path})
+                );
             } else {
                 println!("job {job} image {index}: {}", path.display());
             }
         }
         EngineEvent::ModelStopped { model, reason } => {
-            eprintln!("warning: {model} stopped: {}; its jobs stay queued", sanitize(reason));
+            eprintln!(
+                "warning: {model} stopped: {}; its jobs stay queued",
+                sanitize(reason)
+            );
         }
         EngineEvent::DiskRefused { .. } | EngineEvent::DiskRecovered => report_disk(event),
         _ => {}
@@ -188,7 +214,9 @@ fn stop_reason(events: &mut tokio::sync::broadcast::Receiver<EngineEvent>) -> St
 }
 
 fn stopped(reason: &str) -> Failure {
-    Failure::engine(format!("the engine stopped: {reason}; queued jobs stay queued"))
+    Failure::engine(format!(
+        "the engine stopped: {reason}; queued jobs stay queued"
+    ))
 }
 
 /// Runs the engine until every job in `ids` has ended, then prints their images.
@@ -250,7 +278,11 @@ pub fn wait_for(ctx: &Context, ids: &[JobId]) -> CliResult<ExitCode> {
 
 /// Adds to `details` the jobs of `ids` that have ended, in order, stopping at the first
 /// still active one (so each check reads only what is new); true once all have ended.
-async fn collect_ended(store: &Arc<Store>, ids: &[JobId], details: &mut Vec<JobDetail>) -> CliResult<bool> {
+async fn collect_ended(
+    store: &Arc<Store>,
+    ids: &[JobId],
+    details: &mut Vec<JobDetail>,
+) -> CliResult<bool> {
     let store = Arc::clone(store);
     let pending: Vec<JobId> = ids[details.len()..].to_vec();
     let found = tokio::task::spawn_blocking(move || {

@@ -34,9 +34,14 @@ impl Progress {
         let total = now.total().saturating_sub(ended_before);
         let done = total.saturating_sub(now.active());
         let minutes = elapsed.as_secs_f64() / 60.0;
-        let rate_per_min = if minutes > 0.0 { done as f64 / minutes } else { 0.0 };
+        let rate_per_min = if minutes > 0.0 {
+            done as f64 / minutes
+        } else {
+            0.0
+        };
         let remaining = total - done;
-        let eta = (rate_per_min > 0.0).then(|| Duration::from_secs_f64(remaining as f64 / rate_per_min * 60.0));
+        let eta = (rate_per_min > 0.0)
+            .then(|| Duration::from_secs_f64(remaining as f64 / rate_per_min * 60.0));
         let problems = |c: &StateCounts| c.failed + c.cancelled + c.expired + c.needs_attention;
         Progress {
             done,

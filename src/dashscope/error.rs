@@ -35,12 +35,15 @@ pub fn classify(status: u16, code: &str) -> ErrorAction {
             ErrorAction::StopModel
         }
         "InvalidApiKey" | "Arrearage" => ErrorAction::StopAll,
-        "InvalidParameter" | "DataInspectionFailed" | "IPInfringementSuspect" | "UnsupportedOperation" => {
-            ErrorAction::FixInput
-        }
-        "InternalError" | "InternalError.Algo" | "InternalError.Timeout" | "SystemError" | "ModelUnavailable" => {
-            ErrorAction::RetryLater
-        }
+        "InvalidParameter"
+        | "DataInspectionFailed"
+        | "IPInfringementSuspect"
+        | "UnsupportedOperation" => ErrorAction::FixInput,
+        "InternalError"
+        | "InternalError.Algo"
+        | "InternalError.Timeout"
+        | "SystemError"
+        | "ModelUnavailable" => ErrorAction::RetryLater,
         _ => match status {
             401 => ErrorAction::StopAll,
             403 | 404 => ErrorAction::StopModel,
@@ -58,7 +61,12 @@ pub enum ClientError {
     Invalid(#[from] ValidationError),
     /// The service answered with an error body (or a non-JSON one, as code `Unknown`).
     #[error("{code} (HTTP {status}): {message}")]
-    Api { status: u16, code: String, message: String, request_id: Option<String> },
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+        request_id: Option<String>,
+    },
     /// No connection could be made (refused, unreachable, connect timeout): the request
     /// was never sent, so it certainly changed nothing at the service.
     #[error("cannot reach the service: {0}")]
@@ -104,8 +112,14 @@ mod tests {
     #[test]
     fn codes_map_to_the_documented_actions() {
         assert_eq!(classify(429, "Throttling"), ErrorAction::RetryLater);
-        assert_eq!(classify(429, "Throttling.RateQuota"), ErrorAction::RetryLater);
-        assert_eq!(classify(429, "Throttling.AllocationQuota"), ErrorAction::StopModel);
+        assert_eq!(
+            classify(429, "Throttling.RateQuota"),
+            ErrorAction::RetryLater
+        );
+        assert_eq!(
+            classify(429, "Throttling.AllocationQuota"),
+            ErrorAction::StopModel
+        );
         assert_eq!(classify(403, "Model.AccessDenied"), ErrorAction::StopModel);
         assert_eq!(classify(404, "ModelNotFound"), ErrorAction::StopModel);
         assert_eq!(classify(401, "InvalidApiKey"), ErrorAction::StopAll);

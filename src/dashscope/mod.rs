@@ -12,11 +12,13 @@ pub use client::{ApiKey, Client, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOU
 pub use error::{ClientError, ErrorAction, classify};
 pub use models::{Endpoint, Family, Model, ModelLimits, UnknownModel};
 pub use spec::{
-    BadSize, EditFunction, ExpandScales, ImageRef, JobSpec, PAINT_SIZES, PAINT_STYLES, Size, UnknownFunction,
-    UnresolvedImage, WireError, field_applies,
+    BadSize, EditFunction, ExpandScales, ImageRef, JobSpec, PAINT_SIZES, PAINT_STYLES, Size,
+    UnknownFunction, UnresolvedImage, WireError, field_applies,
 };
 pub use validate::{ValidationError, check_local_images, validate, validate_all};
-pub use wire::{ListQuery, TaskCreated, TaskInfo, TaskList, TaskMetrics, TaskResult, TaskStatus, TaskSummary};
+pub use wire::{
+    ListQuery, TaskCreated, TaskInfo, TaskList, TaskMetrics, TaskResult, TaskStatus, TaskSummary,
+};
 
 /// The documented regions and their base URLs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -55,6 +57,8 @@ impl std::str::FromStr for Region {
         Region::ALL
             .into_iter()
             .find(|r| r.id() == s)
-            .ok_or_else(|| format!("unknown region `{s}`; one of cn-beijing, ap-southeast-1, us-east-1"))
+            .ok_or_else(|| {
+                format!("unknown region `{s}`; one of cn-beijing, ap-southeast-1, us-east-1")
+            })
     }
 }

@@ -100,7 +100,10 @@ impl Model {
     /// same 2/s and 2 in flight as its siblings is assumed, overridable in config.
     pub fn default_limits(self) -> ModelLimits {
         let in_flight = if self == Model::WanxXPainting { 1 } else { 2 };
-        ModelLimits { submit_per_second: 2.0, in_flight }
+        ModelLimits {
+            submit_per_second: 2.0,
+            in_flight,
+        }
     }
 
     /// Price per successfully generated image in CNY; `None` where API.md has none.
@@ -140,7 +143,9 @@ impl fmt::Display for Model {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown model `{0}`; known models: wanx2.1-t2i-turbo, wanx2.1-t2i-plus, wanx2.0-t2i-turbo, wanx2.1-imageedit, wanx-x-painting, wan2.5-i2i-preview")]
+#[error(
+    "unknown model `{0}`; known models: wanx2.1-t2i-turbo, wanx2.1-t2i-plus, wanx2.0-t2i-turbo, wanx2.1-imageedit, wanx-x-painting, wan2.5-i2i-preview"
+)]
 pub struct UnknownModel(pub String);
 
 impl FromStr for Model {

@@ -116,7 +116,11 @@ impl JobSpec {
             input.insert("mask_image_url".into(), json!(mask.wire()?));
         }
         if !self.images.is_empty() {
-            let urls = self.images.iter().map(ImageRef::wire).collect::<Result<Vec<_>, _>>()?;
+            let urls = self
+                .images
+                .iter()
+                .map(ImageRef::wire)
+                .collect::<Result<Vec<_>, _>>()?;
             input.insert("images".into(), json!(urls));
         }
 
@@ -161,7 +165,8 @@ impl JobSpec {
             .get("model")
             .and_then(Value::as_str)
             .ok_or_else(|| WireError::field("model", "is required and must be a string"))?;
-        let model = Model::from_str(model_id).map_err(|_| WireError::UnknownModel(model_id.into()))?;
+        let model =
+            Model::from_str(model_id).map_err(|_| WireError::UnknownModel(model_id.into()))?;
         let empty = Map::new();
         let input = match body.get("input") {
             Some(Value::Object(map)) => map,
@@ -173,13 +178,14 @@ impl JobSpec {
             None | Some(Value::Null) => &empty,
             Some(_) => return Err(WireError::field("parameters", "must be an object")),
         };
-        let string = |map: &Map<String, Value>, key: &'static str| -> Result<Option<String>, WireError> {
-            match map.get(key) {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(_) => Err(WireError::field(key, "must be a string")),
-            }
-        };
+        let string =
+            |map: &Map<String, Value>, key: &'static str| -> Result<Option<String>, WireError> {
+                match map.get(key) {
+                    None | Some(Value::Null) => Ok(None),
+                    Some(Value::String(s)) => Ok(Some(s.clone())),
+                    Some(_) => Err(WireError::field(key, "must be a string")),
+                }
+            };
         let uint = |key: &'static str| -> Result<Option<u64>, WireError> {
             match parameters.get(key) {
                 None | Some(Value::Null) => Ok(None),
@@ -199,7 +205,10 @@ impl JobSpec {
         let scale = |key: &'static str| -> Result<Option<f64>, WireError> {
             match parameters.get(key) {
                 None | Some(Value::Null) => Ok(None),
-                Some(v) => v.as_f64().map(Some).ok_or_else(|| WireError::field(key, "must be a number")),
+                Some(v) => v
+                    .as_f64()
+                    .map(Some)
+                    .ok_or_else(|| WireError::field(key, "must be a number")),
             }
         };
 
@@ -207,7 +216,10 @@ impl JobSpec {
         spec.negative_prompt = string(input, "negative_prompt")?;
         spec.function = match string(input, "function")? {
             None => None,
-            Some(f) => Some(f.parse().map_err(|e: UnknownFunction| WireError::field("function", &e.to_string()))?),
+            Some(f) => Some(
+                f.parse()
+                    .map_err(|e: UnknownFunction| WireError::field("function", &e.to_string()))?,
+            ),
         };
         spec.base_image = string(input, "base_image_url")?.map(ImageRef::remote);
         spec.mask_image = string(input, "mask_image_url")?.map(ImageRef::remote);
@@ -222,23 +234,37 @@ impl JobSpec {
         };
         spec.size = match string(parameters, "size")? {
             None => None,
-            Some(s) => Some(s.parse().map_err(|e: BadSize| WireError::field("size", &e.to_string()))?),
+            Some(s) => Some(
+                s.parse()
+                    .map_err(|e: BadSize| WireError::field("size", &e.to_string()))?,
+            ),
         };
         spec.n = uint("n")?.map(|n| n.min(u32::MAX as u64) as u32);
         spec.seed = uint("seed")?;
         spec.prompt_extend = boolean("prompt_extend")?;
         spec.watermark = boolean("watermark")?;
         spec.style = string(parameters, "style")?;
-        let scales = [scale("top_scale")?, scale("bottom_scale")?, scale("left_scale")?, scale("right_scale")?];
+        let scales = [
+            scale("top_scale")?,
+            scale("bottom_scale")?,
+            scale("left_scale")?,
+            scale("right_scale")?,
+        ];
         if scales.iter().any(Option::is_some) {
             let [top, bottom, left, right] = scales.map(|s| s.unwrap_or(1.0));
-            spec.expand = Some(ExpandScales { top, bottom, left, right });
+            spec.expand = Some(ExpandScales {
+                top,
+                bottom,
+                left,
+                right,
+            });
         }
         spec.upscale_factor = uint("upscale_factor")?.map(|f| f.min(u32::MAX as u64) as u32);
         spec.mask_color = match parameters.get("mask_color") {
             None | Some(Value::Null) => Vec::new(),
-            Some(v) => serde_json::from_value(v.clone())
-                .map_err(|_| WireError::field("mask_color", "must be a list of [r, g, b] triples of 0-255"))?,
+            Some(v) => serde_json::from_value(v.clone()).map_err(|_| {
+                WireError::field("mask_color", "must be a list of [r, g, b] triples of 0-255")
+            })?,
         };
         Ok(spec)
     }
@@ -250,12 +276,18 @@ pub enum WireError {
     #[error("Model not exist: {0}")]
     UnknownModel(String),
     #[error("{field} {message}")]
-    Field { field: &'static str, message: String },
+    Field {
+        field: &'static str,
+        message: String,
+    },
 }
 
 impl WireError {
     fn field(field: &'static str, message: &str) -> Self {
-        WireError::Field { field, message: message.to_string() }
+        WireError::Field {
+            field,
+            message: message.to_string(),
+        }
     }
 }
 
@@ -283,7 +315,10 @@ impl ImageRef {
         let lower = text.get(..8).unwrap_or(text).to_ascii_lowercase();
         if lower.starts_with("data:") {
             ImageRef::DataUri(text.to_string())
-        } else if lower.starts_with("http://") || lower.starts_with("https://") || lower.starts_with("oss://") {
+        } else if lower.starts_with("http://")
+            || lower.starts_with("https://")
+            || lower.starts_with("oss://")
+        {
             ImageRef::Url(text.to_string())
         } else {
             ImageRef::File(PathBuf::from(text.strip_prefix("file://").unwrap_or(text)))
@@ -292,7 +327,10 @@ impl ImageRef {
 
     /// What arrives over the wire is never a local path.
     fn remote(text: String) -> ImageRef {
-        if text.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("data:")) {
+        if text
+            .get(..5)
+            .is_some_and(|p| p.eq_ignore_ascii_case("data:"))
+        {
             ImageRef::DataUri(text)
         } else {
             ImageRef::Url(text)
@@ -303,7 +341,10 @@ impl ImageRef {
         match self {
             ImageRef::Url(url) => Ok(url.clone()),
             ImageRef::DataUri(uri) => Ok(uri.clone()),
-            ImageRef::File(path) => Err(UnresolvedImage { field: "image".into(), path: path.clone() }),
+            ImageRef::File(path) => Err(UnresolvedImage {
+                field: "image".into(),
+                path: path.clone(),
+            }),
         }
     }
 
@@ -443,7 +484,9 @@ impl fmt::Display for EditFunction {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown function `{0}`; one of stylization_all, stylization_local, description_edit, description_edit_with_mask, remove_watermark, expand, super_resolution, colorization, doodle, control_cartoon_feature")]
+#[error(
+    "unknown function `{0}`; one of stylization_all, stylization_local, description_edit, description_edit_with_mask, remove_watermark, expand, super_resolution, colorization, doodle, control_cartoon_feature"
+)]
 pub struct UnknownFunction(pub String);
 
 impl FromStr for EditFunction {
@@ -489,7 +532,12 @@ fn one() -> f64 {
 
 impl Default for ExpandScales {
     fn default() -> Self {
-        ExpandScales { top: 1.0, bottom: 1.0, left: 1.0, right: 1.0 }
+        ExpandScales {
+            top: 1.0,
+            bottom: 1.0,
+            left: 1.0,
+            right: 1.0,
+        }
     }
 }
 
@@ -506,7 +554,11 @@ pub const PAINT_STYLES: [&str; 8] = [
 ];
 
 /// wanx-x-painting's three output sizes.
-pub const PAINT_SIZES: [Size; 3] = [Size::new(1024, 1024), Size::new(720, 1280), Size::new(1280, 720)];
+pub const PAINT_SIZES: [Size; 3] = [
+    Size::new(1024, 1024),
+    Size::new(720, 1280),
+    Size::new(1280, 720),
+];
 
 /// Whether a field applies to a model family at all (a field that does not is refused).
 pub fn field_applies(family: Family, field: &str) -> bool {

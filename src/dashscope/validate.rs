@@ -24,7 +24,10 @@ pub struct ValidationError {
 
 impl ValidationError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        ValidationError { field: field.into(), message: message.into() }
+        ValidationError {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -96,7 +99,9 @@ pub fn validate_all(spec: &JobSpec) -> Vec<ValidationError> {
         if family == Family::TextToImage && len > NEGATIVE_PROMPT_LIMIT {
             check(
                 "negative_prompt",
-                Err(format!("{len} characters is over the limit of {NEGATIVE_PROMPT_LIMIT} for {model}")),
+                Err(format!(
+                    "{len} characters is over the limit of {NEGATIVE_PROMPT_LIMIT} for {model}"
+                )),
             );
         }
     }
@@ -107,7 +112,12 @@ pub fn validate_all(spec: &JobSpec) -> Vec<ValidationError> {
     }
     if let Some(seed) = spec.seed {
         if seed > MAX_SEED {
-            check("seed", Err(format!("{seed} is out of range; seed must be 0 to {MAX_SEED}")));
+            check(
+                "seed",
+                Err(format!(
+                    "{seed} is out of range; seed must be 0 to {MAX_SEED}"
+                )),
+            );
         }
     }
     // A size on a model without one is already reported above; once per field.
@@ -123,25 +133,38 @@ pub fn validate_all(spec: &JobSpec) -> Vec<ValidationError> {
                     check("base_image", Err(format!("is required for {model}")));
                 }
                 if function.needs_mask() && spec.mask_image.is_none() {
-                    check("mask_image", Err(format!("is required for function {function}")));
+                    check(
+                        "mask_image",
+                        Err(format!("is required for function {function}")),
+                    );
                 }
                 if !function.needs_mask() && spec.mask_image.is_some() {
                     check(
                         "mask_image",
-                        Err(format!("applies only to function description_edit_with_mask, not {function}")),
+                        Err(format!(
+                            "applies only to function description_edit_with_mask, not {function}"
+                        )),
                     );
                 }
                 if let Some(scales) = spec.expand {
                     if function != super::EditFunction::Expand {
-                        check("expand", Err(format!("applies only to function expand, not {function}")));
+                        check(
+                            "expand",
+                            Err(format!("applies only to function expand, not {function}")),
+                        );
                     }
-                    for (side, value) in
-                        [("top", scales.top), ("bottom", scales.bottom), ("left", scales.left), ("right", scales.right)]
-                    {
+                    for (side, value) in [
+                        ("top", scales.top),
+                        ("bottom", scales.bottom),
+                        ("left", scales.left),
+                        ("right", scales.right),
+                    ] {
                         if !(1.0..=2.0).contains(&value) {
                             check(
                                 &format!("expand.{side}_scale"),
-                                Err(format!("{value} is out of range; scales must be 1.0 to 2.0")),
+                                Err(format!(
+                                    "{value} is out of range; scales must be 1.0 to 2.0"
+                                )),
                             );
                         }
                     }
@@ -150,10 +173,15 @@ pub fn validate_all(spec: &JobSpec) -> Vec<ValidationError> {
                     if function != super::EditFunction::SuperResolution {
                         check(
                             "upscale_factor",
-                            Err(format!("applies only to function super_resolution, not {function}")),
+                            Err(format!(
+                                "applies only to function super_resolution, not {function}"
+                            )),
                         );
                     } else if !(1..=4).contains(&factor) {
-                        check("upscale_factor", Err(format!("{factor} is out of range; it must be 1 to 4")));
+                        check(
+                            "upscale_factor",
+                            Err(format!("{factor} is out of range; it must be 1 to 4")),
+                        );
                     }
                 }
             }
@@ -167,14 +195,23 @@ pub fn validate_all(spec: &JobSpec) -> Vec<ValidationError> {
             }
             if let Some(style) = &spec.style {
                 if !PAINT_STYLES.contains(&style.as_str()) {
-                    check("style", Err(format!("`{style}` is not a style; one of {}", PAINT_STYLES.join(", "))));
+                    check(
+                        "style",
+                        Err(format!(
+                            "`{style}` is not a style; one of {}",
+                            PAINT_STYLES.join(", ")
+                        )),
+                    );
                 }
             }
         }
         Family::MultiImageEdit => {
             let count = spec.images.len();
             if !(1..=3).contains(&count) {
-                check("images", Err(format!("{count} images given; {model} takes 1 to 3")));
+                check(
+                    "images",
+                    Err(format!("{count} images given; {model} takes 1 to 3")),
+                );
             }
         }
         Family::TextToImage => {}
@@ -201,7 +238,9 @@ fn check_prompt(model: Model, prompt: &str) -> Result<(), String> {
     if let Some(limit) = prompt_limit(model) {
         let len = prompt.chars().count();
         if len > limit {
-            return Err(format!("{len} characters is over the limit of {limit} for {model}"));
+            return Err(format!(
+                "{len} characters is over the limit of {limit} for {model}"
+            ));
         }
     }
     Ok(())
@@ -212,11 +251,16 @@ fn check_size(model: Model, size: super::Size) -> Result<(), String> {
         Family::TextToImage => {
             for (side, value) in [("width", size.width), ("height", size.height)] {
                 if !(512..=1440).contains(&value) {
-                    return Err(format!("{side} {value} of {size} is out of range; each side must be 512 to 1440"));
+                    return Err(format!(
+                        "{side} {value} of {size} is out of range; each side must be 512 to 1440"
+                    ));
                 }
             }
             if size.pixels() > 2_000_000 {
-                return Err(format!("{size} is {} pixels, over the limit of 2000000 (2 megapixels)", size.pixels()));
+                return Err(format!(
+                    "{size} is {} pixels, over the limit of 2000000 (2 megapixels)",
+                    size.pixels()
+                ));
             }
             Ok(())
         }
@@ -224,7 +268,9 @@ fn check_size(model: Model, size: super::Size) -> Result<(), String> {
             if PAINT_SIZES.contains(&size) {
                 Ok(())
             } else {
-                Err(format!("{size} is not offered by {model}; one of 1024*1024, 720*1280, 1280*720"))
+                Err(format!(
+                    "{size} is not offered by {model}; one of 1024*1024, 720*1280, 1280*720"
+                ))
             }
         }
         Family::MultiImageEdit => {
@@ -249,7 +295,10 @@ fn check_image_ref(model: Model, image: &ImageRef) -> Result<(), String> {
     match image {
         ImageRef::Url(url) => {
             let lower = url.to_ascii_lowercase();
-            if !(lower.starts_with("http://") || lower.starts_with("https://") || lower.starts_with("oss://")) {
+            if !(lower.starts_with("http://")
+                || lower.starts_with("https://")
+                || lower.starts_with("oss://"))
+            {
                 return Err(format!("`{url}` is not an http(s) URL"));
             }
             if model.family() == Family::ImageEdit && url.chars().any(is_cjk) {
@@ -293,7 +342,9 @@ fn is_cjk(c: char) -> bool {
 
 /// Splits a `data:{mime};base64,{data}` URI into its MIME type and bytes.
 pub fn decode_data_uri(uri: &str) -> Result<(String, Vec<u8>), String> {
-    let rest = uri.strip_prefix("data:").ok_or("a data URI must start with data:")?;
+    let rest = uri
+        .strip_prefix("data:")
+        .ok_or("a data URI must start with data:")?;
     let (mime, data) = rest
         .split_once(";base64,")
         .ok_or("a data URI must read data:{mime};base64,{data}")?;
@@ -322,30 +373,51 @@ pub fn input_rules(model: Model) -> InputRules {
             alpha_allowed: true,
         },
         // "larger than 256x256 and smaller than 4096x4096"
-        Family::Inpainting => {
-            InputRules { formats: &[Jpeg, Png, Bmp], min_side: 257, max_side: 4095, alpha_allowed: true }
-        }
-        Family::MultiImageEdit => {
-            InputRules { formats: &[Jpeg, Png, Bmp, WebP], min_side: 384, max_side: 5000, alpha_allowed: false }
-        }
+        Family::Inpainting => InputRules {
+            formats: &[Jpeg, Png, Bmp],
+            min_side: 257,
+            max_side: 4095,
+            alpha_allowed: true,
+        },
+        Family::MultiImageEdit => InputRules {
+            formats: &[Jpeg, Png, Bmp, WebP],
+            min_side: 384,
+            max_side: 5000,
+            alpha_allowed: false,
+        },
     }
 }
 
 /// Checks an input image's bytes against a model's rules: size, format, that it
 /// decodes, its dimensions and (wan2.5) no alpha. Returns its width and height.
-pub fn check_image_bytes(model: Model, field: &str, bytes: &[u8]) -> Result<(u32, u32), ValidationError> {
+pub fn check_image_bytes(
+    model: Model,
+    field: &str,
+    bytes: &[u8],
+) -> Result<(u32, u32), ValidationError> {
     let fail = |message: String| ValidationError::new(field, message);
     if bytes.is_empty() {
         return Err(fail("the image is empty (0 bytes)".to_string()));
     }
     if bytes.len() as u64 > MAX_INPUT_BYTES {
-        return Err(fail(format!("{} bytes is over the limit of 10 MB ({MAX_INPUT_BYTES} bytes)", bytes.len())));
+        return Err(fail(format!(
+            "{} bytes is over the limit of 10 MB ({MAX_INPUT_BYTES} bytes)",
+            bytes.len()
+        )));
     }
     let rules = input_rules(model);
-    let format = image::guess_format(bytes).map_err(|_| fail("is not an image (unrecognised format)".to_string()))?;
+    let format = image::guess_format(bytes)
+        .map_err(|_| fail("is not an image (unrecognised format)".to_string()))?;
     if !rules.formats.contains(&format) {
-        let names: Vec<&str> = rules.formats.iter().map(|f| f.extensions_str()[0]).collect();
-        return Err(fail(format!("{format:?} is not accepted by {model}; use one of {}", names.join(", "))));
+        let names: Vec<&str> = rules
+            .formats
+            .iter()
+            .map(|f| f.extensions_str()[0])
+            .collect();
+        return Err(fail(format!(
+            "{format:?} is not accepted by {model}; use one of {}",
+            names.join(", ")
+        )));
     }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut limits = image::Limits::default();
@@ -353,9 +425,11 @@ pub fn check_image_bytes(model: Model, field: &str, bytes: &[u8]) -> Result<(u32
     limits.max_image_height = Some(rules.max_side.max(8192));
     limits.max_alloc = Some(512 * 1024 * 1024);
     reader.limits(limits);
-    let decoded = reader
-        .decode()
-        .map_err(|e| fail(format!("could not be decoded as {format:?} ({e}); the file may be truncated or damaged")))?;
+    let decoded = reader.decode().map_err(|e| {
+        fail(format!(
+            "could not be decoded as {format:?} ({e}); the file may be truncated or damaged"
+        ))
+    })?;
     let (w, h) = (decoded.width(), decoded.height());
     for (side, value) in [("width", w), ("height", h)] {
         if value < rules.min_side || value > rules.max_side {
@@ -366,7 +440,9 @@ pub fn check_image_bytes(model: Model, field: &str, bytes: &[u8]) -> Result<(u32
         }
     }
     if !rules.alpha_allowed && format == ImageFormat::Png && decoded.color().has_alpha() {
-        return Err(fail(format!("PNG with an alpha channel is not accepted by {model}; save it without alpha")));
+        return Err(fail(format!(
+            "PNG with an alpha channel is not accepted by {model}; save it without alpha"
+        )));
     }
     Ok((w, h))
 }
@@ -379,7 +455,11 @@ pub fn check_local_images(spec: &JobSpec) -> Result<(), ValidationError> {
     for (field, image) in spec.image_refs() {
         let bytes = match image {
             ImageRef::File(path) => read_image_file(field, path)?,
-            ImageRef::DataUri(uri) => decode_data_uri(uri).map_err(|m| ValidationError::new(field, m))?.1,
+            ImageRef::DataUri(uri) => {
+                decode_data_uri(uri)
+                    .map_err(|m| ValidationError::new(field, m))?
+                    .1
+            }
             ImageRef::Url(_) => continue,
         };
         let dims = check_image_bytes(spec.model, field, &bytes)?;
@@ -393,7 +473,9 @@ pub fn check_local_images(spec: &JobSpec) -> Result<(), ValidationError> {
         if (bw, bh) != (mw, mh) {
             return Err(ValidationError::new(
                 "mask_image",
-                format!("is {mw}x{mh} but the base image is {bw}x{bh}; a mask must have its base image's resolution"),
+                format!(
+                    "is {mw}x{mh} but the base image is {bw}x{bh}; a mask must have its base image's resolution"
+                ),
             ));
         }
     }
@@ -402,9 +484,13 @@ pub fn check_local_images(spec: &JobSpec) -> Result<(), ValidationError> {
 
 fn read_image_file(field: &str, path: &Path) -> Result<Vec<u8>, ValidationError> {
     let fail = |message: String| ValidationError::new(field, message);
-    let meta = std::fs::metadata(path).map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
     if meta.is_dir() {
-        return Err(fail(format!("{} is a directory, not an image file", path.display())));
+        return Err(fail(format!(
+            "{} is a directory, not an image file",
+            path.display()
+        )));
     }
     if meta.len() > MAX_INPUT_BYTES {
         return Err(fail(format!(

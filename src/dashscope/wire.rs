@@ -30,7 +30,10 @@ impl TaskStatus {
 
     /// PENDING, RUNNING and SUSPENDED tasks may still change.
     pub fn is_final(self) -> bool {
-        matches!(self, TaskStatus::Succeeded | TaskStatus::Failed | TaskStatus::Canceled | TaskStatus::Unknown)
+        matches!(
+            self,
+            TaskStatus::Succeeded | TaskStatus::Failed | TaskStatus::Canceled | TaskStatus::Unknown
+        )
     }
 }
 

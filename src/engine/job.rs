@@ -357,10 +357,7 @@ async fn follow(ctx: &Ctx, job: &Tracked, slot: &mut Slot) -> Result<(), StoreEr
             TaskStatus::Pending | TaskStatus::Running | TaskStatus::Suspended => continue,
             TaskStatus::Succeeded => {
                 slot.release();
-                ctx.learn_duration(
-                    job.model,
-                    service_duration(&info).unwrap_or_else(age),
-                );
+                ctx.learn_duration(job.model, service_duration(&info).unwrap_or_else(age));
                 return fetch_images(ctx, job, &info).await;
             }
             TaskStatus::Failed => {
@@ -482,7 +479,9 @@ const PAST_EXPECTED_END: Duration = Duration::from_millis(10);
 fn service_duration(info: &TaskInfo) -> Option<Duration> {
     let submitted = parse_service_time(info.submit_time.as_deref()?)?;
     let ended = parse_service_time(info.end_time.as_deref()?)?;
-    u64::try_from(ended - submitted).ok().map(Duration::from_millis)
+    u64::try_from(ended - submitted)
+        .ok()
+        .map(Duration::from_millis)
 }
 
 /// `"2025-02-21 17:56:31.786"` (Beijing time) to epoch milliseconds.
@@ -599,7 +598,9 @@ async fn download(
                 if attempt == ctx.config.max_attempts {
                     let note = JobError::new(
                         e.code(),
-                        format!("downloading image {index} keeps failing ({e}); retried until the service discards it"),
+                        format!(
+                            "downloading image {index} keeps failing ({e}); retried until the service discards it"
+                        ),
                         Some(ErrorAction::RetryLater),
                     );
                     ctx.db(move |s| s.note_error(id, &note)).await?;

@@ -89,7 +89,9 @@ impl CreatesInFlight {
             }
         };
         if tokio::time::timeout(within, wait).await.is_err() {
-            tracing::warn!("stopping with creates still unanswered; the next start reconciles them");
+            tracing::warn!(
+                "stopping with creates still unanswered; the next start reconciles them"
+            );
         }
     }
 }
@@ -99,7 +101,9 @@ pub(crate) struct CreateGuard(Arc<CreatesInFlight>);
 
 impl Drop for CreateGuard {
     fn drop(&mut self) {
-        self.0.count.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        self.0
+            .count
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         self.0.settled.notify_waiters();
     }
 }
@@ -155,7 +159,6 @@ impl Ctx {
     pub fn results_expire_at(&self, submitted_at: i64) -> i64 {
         submitted_at + self.config.ttl.as_millis() as i64
     }
-
 
     pub fn learn_duration(&self, model: Model, took: Duration) {
         let mut durations = self.durations.lock().unwrap_or_else(|p| p.into_inner());
@@ -274,11 +277,17 @@ async fn resume(
             .cloned()
             .collect();
         // Claimed but never stamped as sending: no create left for them.
-        let (sent, unsent): (Vec<_>, Vec<_>) =
-            submitting.into_iter().partition(|j| j.submitted_at.is_some());
+        let (sent, unsent): (Vec<_>, Vec<_>) = submitting
+            .into_iter()
+            .partition(|j| j.submitted_at.is_some());
         let mut requeue: Vec<(JobId, &str)> = unsent
             .iter()
-            .map(|j| (j.id, "the engine stopped before this job's create was sent, so it is queued again"))
+            .map(|j| {
+                (
+                    j.id,
+                    "the engine stopped before this job's create was sent, so it is queued again",
+                )
+            })
             .collect();
         if !sent.is_empty() {
             tracing::info!(%model, jobs = sent.len(), "reconciling interrupted creates");

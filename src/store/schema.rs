@@ -105,7 +105,9 @@ pub(super) fn open(path: &Path) -> Result<Connection, StoreError> {
     if path.is_dir() {
         return Err(StoreError::Io {
             path: path.to_path_buf(),
-            message: "is a directory, not a database file; pass --db a file path such as DIR/wandash.db".into(),
+            message:
+                "is a directory, not a database file; pass --db a file path such as DIR/wandash.db"
+                    .into(),
         });
     }
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE

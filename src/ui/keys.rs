@@ -161,7 +161,9 @@ impl Key {
             _ => {
                 let mut chars = rest.chars();
                 match (chars.next(), chars.next()) {
-                    (Some(c), None) if !c.is_control() => KeyCode::Char(if ctrl { c.to_ascii_lowercase() } else { c }),
+                    (Some(c), None) if !c.is_control() => {
+                        KeyCode::Char(if ctrl { c.to_ascii_lowercase() } else { c })
+                    }
                     _ => {
                         return Err(format!(
                             "`{text}` is not a key; write one character, ctrl-<character>, or one of enter, esc, tab, shift-tab, space, up, down, left, right, home, end, pgup, pgdn"
@@ -170,7 +172,11 @@ impl Key {
                 }
             }
         };
-        let modifiers = if ctrl { KeyModifiers::CONTROL } else { KeyModifiers::NONE };
+        let modifiers = if ctrl {
+            KeyModifiers::CONTROL
+        } else {
+            KeyModifiers::NONE
+        };
         Ok(Key { code, modifiers })
     }
 
@@ -262,7 +268,9 @@ impl KeyMap {
     /// The default table with actions rebound by name (`quit = "ctrl-q"`): the key
     /// replaces the action's keys wherever the action is bound. Unknown action names and
     /// unreadable keys are errors that name them.
-    pub fn with_overrides(overrides: &std::collections::BTreeMap<String, String>) -> Result<KeyMap, String> {
+    pub fn with_overrides(
+        overrides: &std::collections::BTreeMap<String, String>,
+    ) -> Result<KeyMap, String> {
         let mut map = KeyMap::default();
         for (name, key_text) in overrides {
             let key = Key::parse(key_text).map_err(|e| format!("ui.keys.{name}: {e}"))?;
@@ -274,7 +282,10 @@ impl KeyMap {
             if !found {
                 let mut names: Vec<String> = map.bindings.iter().map(|b| b.action.name()).collect();
                 names.dedup();
-                return Err(format!("ui.keys.{name}: no such action; one of {}", names.join(", ")));
+                return Err(format!(
+                    "ui.keys.{name}: no such action; one of {}",
+                    names.join(", ")
+                ));
             }
         }
         Ok(map)
@@ -358,24 +369,53 @@ mod tests {
 
     #[test]
     fn a_rebound_action_answers_its_new_key_only_and_help_shows_it() {
-        let overrides = [("quit".to_string(), "ctrl-q".to_string()), ("tab_3".to_string(), "a".to_string())];
+        let overrides = [
+            ("quit".to_string(), "ctrl-q".to_string()),
+            ("tab_3".to_string(), "a".to_string()),
+        ];
         let map = KeyMap::with_overrides(&overrides.into_iter().collect()).unwrap();
         let ctrl_q = press(KeyCode::Char('q'), KeyModifiers::CONTROL);
         assert_eq!(map.action(Context::Browse, &ctrl_q), Some(Action::Quit));
-        assert_eq!(map.action(Context::Browse, &press(KeyCode::Char('q'), KeyModifiers::NONE)), None);
-        assert_eq!(map.action(Context::Browse, &press(KeyCode::Char('a'), KeyModifiers::NONE)), Some(Action::ShowTab(2)));
+        assert_eq!(
+            map.action(
+                Context::Browse,
+                &press(KeyCode::Char('q'), KeyModifiers::NONE)
+            ),
+            None
+        );
+        assert_eq!(
+            map.action(
+                Context::Browse,
+                &press(KeyCode::Char('a'), KeyModifiers::NONE)
+            ),
+            Some(Action::ShowTab(2))
+        );
         let help = map.help_rows(Context::Browse);
-        assert!(help.iter().any(|(keys, what)| keys == "Ctrl-q" && *what == "quit"), "{help:?}");
+        assert!(
+            help.iter()
+                .any(|(keys, what)| keys == "Ctrl-q" && *what == "quit"),
+            "{help:?}"
+        );
     }
 
     #[test]
     fn an_unknown_action_or_key_is_named() {
-        let bad_action = [("launch".to_string(), "x".to_string())].into_iter().collect();
+        let bad_action = [("launch".to_string(), "x".to_string())]
+            .into_iter()
+            .collect();
         let err = KeyMap::with_overrides(&bad_action).unwrap_err();
-        assert!(err.starts_with("ui.keys.launch: no such action") && err.contains("new_job"), "{err}");
-        let bad_key = [("quit".to_string(), "ctrl-".to_string())].into_iter().collect();
+        assert!(
+            err.starts_with("ui.keys.launch: no such action") && err.contains("new_job"),
+            "{err}"
+        );
+        let bad_key = [("quit".to_string(), "ctrl-".to_string())]
+            .into_iter()
+            .collect();
         let err = KeyMap::with_overrides(&bad_key).unwrap_err();
-        assert!(err.starts_with("ui.keys.quit: `ctrl-` is not a key"), "{err}");
+        assert!(
+            err.starts_with("ui.keys.quit: `ctrl-` is not a key"),
+            "{err}"
+        );
     }
 
     #[test]
