@@ -73,7 +73,7 @@ fn main() {
             let target = Rect::new(0, 0, area.width, area.height);
             let mut buffer = Buffer::empty(target);
             let render = median_of(runs * 10, || {
-                Image::new(&*protocol).render(target, &mut buffer);
+                Image::new(&protocol).render(target, &mut buffer);
             });
             println!(
                 "  {name}, {area_name} {}x{} cells: decode + encode median {}, render into a frame median {}",

@@ -269,7 +269,8 @@ impl Config {
     pub fn check(&self) -> Result<(), String> {
         crate::ui::keys::KeyMap::with_overrides(&self.ui.keys)?;
         for (model, l) in &self.limits {
-            if !(l.submit_per_second > 0.0) {
+            // Written to refuse NaN as well.
+            if l.submit_per_second.is_nan() || l.submit_per_second <= 0.0 {
                 return Err(format!(
                     "limits.\"{model}\".submit_per_second must be above 0, got {}",
                     l.submit_per_second
@@ -280,7 +281,7 @@ impl Config {
             }
         }
         for (model, price) in &self.prices {
-            if !(*price >= 0.0) {
+            if price.is_nan() || *price < 0.0 {
                 return Err(format!("prices.\"{model}\" must be 0 or more, got {price}"));
             }
         }

@@ -35,7 +35,7 @@ mod tests {
     fn escape_sequences_and_bidi_overrides_are_removed() {
         let hostile = "cat\u{1b}]52;c;ZXZpbA==\u{7}\u{202E}god\u{200B}\u{9b}31m";
         let clean = sanitize(hostile);
-        assert!(!clean.chars().any(|c| c.is_control()));
+        assert!(!clean.chars().any(char::is_control));
         assert!(!clean.contains('\u{202E}') && !clean.contains('\u{200B}'));
         assert_eq!(clean, "cat]52;c;ZXZpbA==god31m");
     }

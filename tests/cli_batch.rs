@@ -108,7 +108,7 @@ fn a_non_utf8_file_is_a_clear_error() {
     let s = Scratch::new();
     let batch = s.write(
         "latin1.jsonl",
-        b"{\"model\":\"wanx2.1-t2i-turbo\",\"prompt\":\"caf\xe9\"}\n".to_vec(),
+        b"{\"model\":\"wanx2.1-t2i-turbo\",\"prompt\":\"caf\xe9\"}\n",
     );
     let run = s.run(&["batch", batch.to_str().unwrap()]).expect(2);
     assert!(

@@ -212,9 +212,8 @@ async fn a_task_that_expires_before_its_results_are_fetched_ends_expired() {
 async fn a_second_engine_on_the_same_store_is_refused() {
     let s = setup(sim_config(Faults::default(), HashMap::new())).await;
     let first = Engine::start(&s.db, client(&s.sim), engine_config(&s.data)).unwrap();
-    let err = match Engine::start(&s.db, client(&s.sim), engine_config(&s.data)) {
-        Err(e) => e,
-        Ok(_) => panic!("a second engine started"),
+    let Err(err) = Engine::start(&s.db, client(&s.sim), engine_config(&s.data)) else {
+        panic!("a second engine started")
     };
     assert!(matches!(err, EngineError::Locked { .. }), "{err:?}");
     assert!(
@@ -432,14 +431,13 @@ async fn connect_runs_the_simulator_without_a_key_and_refuses_a_url_without_one(
         "the simulator keeps its state in the data directory"
     );
 
-    let err = match connect(BackendSettings {
+    let Err(err) = connect(BackendSettings {
         base_url: Some("http://127.0.0.1:9/api/v1".into()),
         ..settings.clone()
     })
     .await
-    {
-        Err(e) => e,
-        Ok(_) => panic!("connected without a key"),
+    else {
+        panic!("connected without a key")
     };
     assert!(matches!(err, EngineError::MissingKey));
     assert!(err.to_string().contains("DASHSCOPE_API_KEY"));

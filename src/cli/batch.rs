@@ -75,7 +75,7 @@ impl Format {
         match path
             .extension()
             .and_then(|e| e.to_str())
-            .map(|e| e.to_ascii_lowercase())
+            .map(str::to_ascii_lowercase)
             .as_deref()
         {
             Some("toml") => Format::Toml,
@@ -150,10 +150,10 @@ pub fn check_batch(jobs: &[BatchJob]) -> Result<(), Vec<BatchError>> {
     let mut errors = Vec::new();
     for job in jobs {
         let mut broken = validate_all(&job.spec);
-        if broken.is_empty() {
-            if let Err(e) = check_local_images(&job.spec) {
-                broken.push(e);
-            }
+        if broken.is_empty()
+            && let Err(e) = check_local_images(&job.spec)
+        {
+            broken.push(e);
         }
         errors.extend(broken.into_iter().map(|e| BatchError {
             place: job.place(),
@@ -170,11 +170,11 @@ pub fn check_batch(jobs: &[BatchJob]) -> Result<(), Vec<BatchError>> {
 /// Local image paths become absolute, so a worker started elsewhere still finds them.
 pub fn absolutize_images(spec: &mut JobSpec, base_dir: &Path) {
     let fix = |image: &mut ImageRef| {
-        if let ImageRef::File(path) = image {
-            if path.is_relative() {
-                let joined = base_dir.join(&*path);
-                *path = std::path::absolute(&joined).unwrap_or(joined);
-            }
+        if let ImageRef::File(path) = image
+            && path.is_relative()
+        {
+            let joined = base_dir.join(&*path);
+            *path = std::path::absolute(&joined).unwrap_or(joined);
         }
     };
     spec.base_image.iter_mut().for_each(fix);
@@ -182,7 +182,10 @@ pub fn absolutize_images(spec: &mut JobSpec, base_dir: &Path) {
     spec.images.iter_mut().for_each(fix);
 }
 
-fn jsonl_tables(text: &str) -> Result<Vec<(Origin, Map<String, Value>)>, Vec<BatchError>> {
+/// The job tables of a batch file, each with where it stands.
+type Tables = Vec<(Origin, Map<String, Value>)>;
+
+fn jsonl_tables(text: &str) -> Result<Tables, Vec<BatchError>> {
     let mut tables = Vec::new();
     let mut errors = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -216,7 +219,7 @@ struct TomlBatch {
     job: Vec<toml::Spanned<toml::Table>>,
 }
 
-fn toml_tables(text: &str) -> Result<Vec<(Origin, Map<String, Value>)>, Vec<BatchError>> {
+fn toml_tables(text: &str) -> Result<Tables, Vec<BatchError>> {
     let batch: TomlBatch = toml::from_str(text).map_err(|e| {
         vec![BatchError {
             place: "batch file".into(),

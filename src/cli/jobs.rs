@@ -76,8 +76,8 @@ pub fn list(ctx: &Context, status: Option<&str>, limit: u64) -> CliResult {
         return Ok(());
     }
     println!(
-        "{:>6}  {:<15}  {:<18}  {:>6}  {}",
-        "id", "state", "model", "images", "prompt"
+        "{:>6}  {:<15}  {:<18}  {:>6}  prompt",
+        "id", "state", "model", "images"
     );
     for row in &rows {
         println!(

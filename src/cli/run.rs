@@ -237,11 +237,10 @@ pub fn wait_for(ctx: &Context, ids: &[JobId]) -> CliResult<ExitCode> {
         let signal = shutdown_signal();
         tokio::pin!(signal);
         let outcome = loop {
-            if let (Some((_, handle)), Some(rx)) = (&running, events.as_mut()) {
-                if handle.is_stopped() {
+            if let (Some((_, handle)), Some(rx)) = (&running, events.as_mut())
+                && handle.is_stopped() {
                     break Err(stopped(&stop_reason(rx)));
                 }
-            }
             match collect_ended(&store, ids, &mut details).await {
                 Ok(true) => break Ok(()),
                 Ok(false) => {}

@@ -105,20 +105,20 @@ pub fn validate_all(spec: &JobSpec) -> Vec<ValidationError> {
             );
         }
     }
-    if let Some(n) = spec.n {
-        if !(1..=4).contains(&n) {
-            check("n", Err(format!("{n} is out of range; n must be 1 to 4")));
-        }
+    if let Some(n) = spec.n
+        && !(1..=4).contains(&n)
+    {
+        check("n", Err(format!("{n} is out of range; n must be 1 to 4")));
     }
-    if let Some(seed) = spec.seed {
-        if seed > MAX_SEED {
-            check(
-                "seed",
-                Err(format!(
-                    "{seed} is out of range; seed must be 0 to {MAX_SEED}"
-                )),
-            );
-        }
+    if let Some(seed) = spec.seed
+        && seed > MAX_SEED
+    {
+        check(
+            "seed",
+            Err(format!(
+                "{seed} is out of range; seed must be 0 to {MAX_SEED}"
+            )),
+        );
     }
     // A size on a model without one is already reported above; once per field.
     if let Some(size) = spec.size.filter(|_| field_applies(family, "size")) {
@@ -193,16 +193,16 @@ pub fn validate_all(spec: &JobSpec) -> Vec<ValidationError> {
             if spec.mask_image.is_none() {
                 check("mask_image", Err(format!("is required for {model}")));
             }
-            if let Some(style) = &spec.style {
-                if !PAINT_STYLES.contains(&style.as_str()) {
-                    check(
-                        "style",
-                        Err(format!(
-                            "`{style}` is not a style; one of {}",
-                            PAINT_STYLES.join(", ")
-                        )),
-                    );
-                }
+            if let Some(style) = &spec.style
+                && !PAINT_STYLES.contains(&style.as_str())
+            {
+                check(
+                    "style",
+                    Err(format!(
+                        "`{style}` is not a style; one of {}",
+                        PAINT_STYLES.join(", ")
+                    )),
+                );
             }
         }
         Family::MultiImageEdit => {
@@ -469,15 +469,15 @@ pub fn check_local_images(spec: &JobSpec) -> Result<(), ValidationError> {
             _ => {}
         }
     }
-    if let (Some((bw, bh)), Some((mw, mh))) = (base_dims, mask_dims) {
-        if (bw, bh) != (mw, mh) {
-            return Err(ValidationError::new(
-                "mask_image",
-                format!(
-                    "is {mw}x{mh} but the base image is {bw}x{bh}; a mask must have its base image's resolution"
-                ),
-            ));
-        }
+    if let (Some((bw, bh)), Some((mw, mh))) = (base_dims, mask_dims)
+        && (bw, bh) != (mw, mh)
+    {
+        return Err(ValidationError::new(
+            "mask_image",
+            format!(
+                "is {mw}x{mh} but the base image is {bw}x{bh}; a mask must have its base image's resolution"
+            ),
+        ));
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
 use sha2::{Digest, Sha256};
 
@@ -104,7 +104,7 @@ struct DiskState {
 
 impl DiskHealth {
     fn lock(&self) -> std::sync::MutexGuard<'_, DiskState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// True while saves fail: no new creates.
@@ -205,13 +205,14 @@ fn remove_stale_temps(dir: &Path, name: &str) {
     for entry in entries.flatten() {
         let file = entry.file_name();
         let file = file.to_string_lossy();
-        if file.starts_with(&prefix) && file.ends_with(".tmp") {
-            if let Err(e) = std::fs::remove_file(entry.path()) {
-                tracing::warn!(
-                    "cannot remove the stale temp file {}: {e}",
-                    entry.path().display()
-                );
-            }
+        if file.starts_with(&prefix)
+            && file.ends_with(".tmp")
+            && let Err(e) = std::fs::remove_file(entry.path())
+        {
+            tracing::warn!(
+                "cannot remove the stale temp file {}: {e}",
+                entry.path().display()
+            );
         }
     }
 }

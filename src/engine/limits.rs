@@ -1,6 +1,6 @@
 //! Rate limiting: token buckets for creates (per model) and task queries (per account).
 
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -86,7 +86,7 @@ impl QueryBudget {
     pub(crate) async fn acquire(&self) {
         loop {
             let wait = {
-                let mut bucket = self.bucket.lock().unwrap_or_else(|p| p.into_inner());
+                let mut bucket = self.bucket.lock().unwrap_or_else(PoisonError::into_inner);
                 let now = Instant::now();
                 if bucket.try_take(now) {
                     return;
@@ -130,7 +130,7 @@ impl CreateRate {
     pub(crate) async fn acquire(&self) {
         loop {
             let wait = {
-                let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
                 let now = Instant::now();
                 if state.0.try_take(now) {
                     return;
@@ -143,7 +143,7 @@ impl CreateRate {
 
     /// Returns the current speed (1.0 = full rate).
     pub(crate) fn throttled(&self) -> f64 {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
         state.1 = (state.1 * 0.5).max(0.1);
         let rate = self.full_rate * state.1;
@@ -154,7 +154,7 @@ impl CreateRate {
     }
 
     pub(crate) fn accepted(&self) {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         if state.1 < 1.0 {
             state.1 = (state.1 + 0.1).min(1.0);
             let rate = self.full_rate * state.1;

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::{Notify, broadcast, mpsc, watch};
@@ -148,7 +148,7 @@ impl Ctx {
         let seconds = self
             .durations
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(PoisonError::into_inner)
             .get(&model)
             .copied();
         seconds.map_or_else(|| model.typical_duration(), Duration::from_secs_f64)
@@ -161,7 +161,10 @@ impl Ctx {
     }
 
     pub fn learn_duration(&self, model: Model, took: Duration) {
-        let mut durations = self.durations.lock().unwrap_or_else(|p| p.into_inner());
+        let mut durations = self
+            .durations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let seen = took.as_secs_f64();
         durations
             .entry(model)
@@ -269,7 +272,7 @@ async fn resume(
     jobs: &mut JoinSet<()>,
     models: &mut HashMap<Model, ModelRun>,
 ) -> Result<(), StoreError> {
-    let remote = ctx.db(|s| s.remote_jobs()).await?;
+    let remote = ctx.db(Store::remote_jobs).await?;
     for model in Model::ALL {
         let submitting: Vec<_> = remote
             .iter()
@@ -303,7 +306,7 @@ async fn resume(
             ctx.changed(id, JobState::Queued);
         }
     }
-    for job in ctx.db(|s| s.remote_jobs()).await? {
+    for job in ctx.db(Store::remote_jobs).await? {
         let (Some(task_id), false) = (job.task_id.clone(), job.state == JobState::Submitting)
         else {
             continue;
@@ -356,7 +359,7 @@ async fn schedule(
         if stop.is_cancelled() {
             return "shut down".into();
         }
-        let queued = match ctx.db(|s| s.queued_by_model()).await {
+        let queued = match ctx.db(Store::queued_by_model).await {
             Ok(queued) => queued,
             Err(e) => {
                 tracing::error!("cannot read the queue: {e}");

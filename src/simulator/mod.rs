@@ -175,7 +175,10 @@ pub async fn start(config: SimConfig) -> Result<RunningSim, SimError> {
         )));
     }
     for (model, limits) in &config.limits {
-        if !(limits.submit_per_second > 0.0) || limits.in_flight == 0 {
+        if limits.submit_per_second.is_nan()
+            || limits.submit_per_second <= 0.0
+            || limits.in_flight == 0
+        {
             return Err(SimError::Config(format!(
                 "limits for {model} must be above zero (rate {}, in flight {})",
                 limits.submit_per_second, limits.in_flight

@@ -283,7 +283,7 @@ fn inpaint(spec: &JobSpec, base: &RgbImage, mask: &RgbImage, look: &Look) -> Rgb
         if spec.mask_color.is_empty() {
             luma(p) >= 128 // binarised: white is the edit area
         } else {
-            spec.mask_color.iter().any(|c| p.0 == *c)
+            spec.mask_color.contains(&p.0)
         }
     };
     RgbImage::from_fn(w, h, |x, y| {

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
@@ -233,9 +233,7 @@ impl Sim {
     }
 
     pub fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub fn ttl_ms(&self) -> i64 {
@@ -258,13 +256,13 @@ impl Sim {
     }
 
     pub fn set_faults(&self, faults: Faults) {
-        let mut guard = self.faults.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = self.faults.lock().unwrap_or_else(PoisonError::into_inner);
         *guard = (faults.clone(), fastrand::Rng::with_seed(faults.seed));
     }
 
     /// Rolls the dice for one call: which faults hit it.
     pub fn roll(&self) -> Roll {
-        let mut guard = self.faults.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = self.faults.lock().unwrap_or_else(PoisonError::into_inner);
         let (faults, rng) = &mut *guard;
         let mut hit = |rate: f64| rate > 0.0 && rng.f64() < rate;
         Roll {
@@ -277,7 +275,7 @@ impl Sim {
 
     /// Decides a new task's faults: a failure, or which images fail.
     pub fn plan(&self, n: u32) -> super::tasks::Plan {
-        let mut guard = self.faults.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = self.faults.lock().unwrap_or_else(PoisonError::into_inner);
         let (faults, rng) = &mut *guard;
         let mut plan = super::tasks::Plan::default();
         if faults.task_failure_rate > 0.0 && rng.f64() < faults.task_failure_rate {
@@ -404,19 +402,19 @@ impl Sim {
                 _ => inputs.images.push(decoded),
             }
         }
-        if let (Some(base), Some(mask)) = (&inputs.base, &inputs.mask) {
-            if base.dimensions() != mask.dimensions() {
-                return Err(Failure::new(
-                    "InvalidParameter",
-                    format!(
-                        "mask_image: is {}x{} but the base image is {}x{}; a mask must have its base image's resolution",
-                        mask.width(),
-                        mask.height(),
-                        base.width(),
-                        base.height()
-                    ),
-                ));
-            }
+        if let (Some(base), Some(mask)) = (&inputs.base, &inputs.mask)
+            && base.dimensions() != mask.dimensions()
+        {
+            return Err(Failure::new(
+                "InvalidParameter",
+                format!(
+                    "mask_image: is {}x{} but the base image is {}x{}; a mask must have its base image's resolution",
+                    mask.width(),
+                    mask.height(),
+                    base.width(),
+                    base.height()
+                ),
+            ));
         }
         Ok(inputs)
     }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use rusqlite::{Connection, params};
 
@@ -108,7 +108,7 @@ impl Store {
     async fn write(&self, op: impl FnOnce(&Connection) -> rusqlite::Result<()> + Send + 'static) {
         let conn = Arc::clone(&self.conn);
         let result = tokio::task::spawn_blocking(move || {
-            let conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+            let conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
             op(&conn)
         })
         .await;

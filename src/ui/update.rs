@@ -343,7 +343,10 @@ impl AppState {
                 let text = match err {
                     SubmitError::Invalid(errors) => format!(
                         "not submitted: {}",
-                        errors.first().map(|e| e.to_string()).unwrap_or_default()
+                        errors
+                            .first()
+                            .map(std::string::ToString::to_string)
+                            .unwrap_or_default()
                     ),
                     SubmitError::Failed(message) => format!("not submitted: {message}"),
                 };
