@@ -7,8 +7,8 @@ mod estimate;
 mod export;
 mod failure;
 mod jobs;
+mod mcp;
 mod run;
-pub(crate) use run::runtime;
 mod watch;
 
 use std::path::PathBuf;
@@ -263,7 +263,7 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
         Some(Command::Cancel { id }) => jobs::cancel(&ctx, id).map(ok),
         Some(Command::Retry { id }) => jobs::retry(&ctx, id).map(ok),
         Some(Command::Export { to }) => export::export(&ctx, &to).map(ok),
-        Some(Command::Mcp) => crate::mcp::command(&ctx),
+        Some(Command::Mcp) => mcp::command(&ctx),
         Some(Command::Sim(_)) => unreachable!("handled before the context is built"),
     }
 }

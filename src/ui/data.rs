@@ -17,7 +17,7 @@ use crate::store::{
     Store, StoreError,
 };
 
-use super::app::AppEvent;
+use super::event::AppEvent;
 use super::state::{ImageView, JobDetailView, JobRow, Tab, TabCounts};
 use super::update::{DataSnapshot, ListRequest, SubmitError};
 
