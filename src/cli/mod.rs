@@ -148,7 +148,7 @@ pub struct SubmitArgs {
     #[arg(long)]
     pub style: Option<String>,
     /// expand's scales TOP,BOTTOM,LEFT,RIGHT, each 1.0-2.0.
-    #[arg(long, value_name = "T,B,L,R", value_parser = crate::intake::parse_expand)]
+    #[arg(long, value_name = "T,B,L,R", value_parser = intake::parse_expand)]
     pub expand: Option<crate::dashscope::ExpandScales>,
     /// super_resolution's factor (1-4).
     #[arg(long = "upscale", value_name = "N")]
