@@ -3,6 +3,8 @@
 //!
 //! - `dashscope`: the protocol (models, job specs, validation) and the HTTP client.
 //! - `engine`: the scheduler that takes queued jobs to the service and images to disk.
+//! - `intake`: the one way into the queue: every surface's jobs are checked here, all
+//!   problems at once, before they are stored.
 //! - `mcp`: `wandash mcp`, the Model Context Protocol server for AI assistants.
 //! - `simulator`: a loopback server that speaks the same protocol, for tests and demos.
 //! - `store`: the durable job store (SQLite) shared by the dashboard, CLI and engine.
@@ -12,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod dashscope;
 pub mod engine;
+pub mod intake;
 pub mod mcp;
 pub mod simulator;
 pub mod store;
