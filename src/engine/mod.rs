@@ -7,7 +7,6 @@
 //! step. Other processes (dashboard, CLI) only enqueue and read; the engine finds their
 //! jobs by polling the store and on `wake()`.
 
-mod backend;
 mod download;
 mod job;
 mod limits;
@@ -25,8 +24,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::dashscope::{Client, Model, ModelLimits};
 use crate::store::{JobId, JobState, Store, StoreError};
-
-pub use backend::{Backend, BackendKind, BackendSettings, connect};
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
