@@ -7,9 +7,14 @@
 //! step. Other processes (dashboard, CLI) only enqueue and read; the engine finds their
 //! jobs by polling the store and on `wake()`.
 
+mod create;
+mod create_failure;
+mod ctx;
+mod disk;
 mod download;
-mod job;
+mod follow;
 mod limits;
+mod pairing;
 mod recovery;
 mod scheduler;
 
