@@ -1,6 +1,7 @@
 //! wandash: a terminal dashboard and durable job engine for DashScope's Tongyi Wanxiang
 //! image models.
 //!
+//! - `backend`: which service to talk to (live, or the built-in simulator), and starting it.
 //! - `dashscope`: the protocol (models, job specs, validation) and the HTTP client.
 //! - `engine`: the scheduler that takes queued jobs to the service and images to disk.
 //! - `intake`: the one way into the queue: every surface's jobs are checked here, all
@@ -10,6 +11,7 @@
 //! - `store`: the durable job store (SQLite) shared by the dashboard, CLI and engine.
 //! - `text`: sanitising outside text before it is drawn.
 
+pub mod backend;
 pub mod cli;
 pub mod config;
 pub mod dashscope;

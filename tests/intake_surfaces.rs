@@ -18,9 +18,10 @@ use serde_json::json;
 use time::OffsetDateTime;
 use wandash::dashscope::{EditFunction, Model};
 use wandash::store::{JobFilter, Store};
-use wandash::ui::AppEvent;
 use wandash::ui::data::{DataJob, DataWorker, StoreChange};
+use wandash::ui::draw::frame_layout;
 use wandash::ui::editor::{EditorFocus, Field};
+use wandash::ui::event::AppEvent;
 use wandash::ui::keys::KeyMap;
 use wandash::ui::state::{AppState, Header, Mode};
 use wandash::ui::update::SubmitError;
@@ -92,7 +93,7 @@ async fn the_same_bad_job_gets_the_same_field_named_problems_everywhere() {
 async fn through_the_editor(db: &Path, missing: &str) -> BTreeSet<Problem> {
     let keys = KeyMap::default();
     let mut state = AppState::new(
-        Rect::new(0, 0, 120, 40),
+        frame_layout(Rect::new(0, 0, 120, 40)),
         OffsetDateTime::now_utc(),
         Header::default(),
     );

@@ -11,10 +11,9 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::sync::broadcast::error::RecvError;
 
+use crate::backend::{self, Backend, BackendSettings};
 use crate::dashscope::Model;
-use crate::engine::{
-    self, Backend, BackendSettings, Engine, EngineConfig, EngineError, EngineEvent, EngineHandle,
-};
+use crate::engine::{Engine, EngineConfig, EngineError, EngineEvent, EngineHandle};
 use crate::intake::{self, Checked};
 use crate::store::{CancelOutcome, JobDetail, JobFilter, JobId, JobSummary, Store, StoreError};
 
@@ -99,7 +98,7 @@ impl Jobs {
             handle.shutdown().await;
             backend.shutdown().await;
         }
-        let backend = engine::connect(self.setup.backend.clone())
+        let backend = backend::connect(self.setup.backend.clone())
             .await
             .map_err(|e| format!("cannot reach the image service: {e}"))?;
         match Engine::start(
