@@ -205,6 +205,21 @@ fn describe_toml_error(text: &str, error: &toml::de::Error) -> String {
     }
 }
 
+/// A base URL wandash can talk to: an absolute http or https URL. The reason names the
+/// value; the caller names where it came from (the config key or the option).
+pub fn check_base_url(url: &str) -> Result<(), String> {
+    let shown = crate::text::sanitize(url.trim());
+    let parsed = reqwest::Url::parse(url.trim())
+        .map_err(|e| format!("`{shown}` is not a URL ({e}); use http(s)://HOST[:PORT]/api/v1"))?;
+    if matches!(parsed.scheme(), "http" | "https") && parsed.has_host() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{shown}` is not an http(s) URL; use http(s)://HOST[:PORT]/api/v1"
+        ))
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("config file {path} not found; create it (see config.example.toml) or drop --config")]
@@ -265,9 +280,12 @@ impl Config {
         toml::from_str(text).map_err(|e| describe_toml_error(text, &e))
     }
 
-    /// Rules serde cannot express: positive rates, ordered ranges.
+    /// Rules serde cannot express: positive rates, ordered ranges, an http(s) base URL.
     pub fn check(&self) -> Result<(), String> {
         crate::ui::keys::KeyMap::with_overrides(&self.ui.keys)?;
+        if let Some(url) = &self.base_url {
+            check_base_url(url).map_err(|reason| format!("base_url: {reason}"))?;
+        }
         for (model, l) in &self.limits {
             // Written to refuse NaN as well.
             if l.submit_per_second.is_nan() || l.submit_per_second <= 0.0 {

@@ -3,6 +3,7 @@
 //!
 //! - `dashscope`: the protocol (models, job specs, validation) and the HTTP client.
 //! - `engine`: the scheduler that takes queued jobs to the service and images to disk.
+//! - `files`: bounded reads of input files, private (0600 / 0700) writes.
 //! - `mcp`: `wandash mcp`, the Model Context Protocol server for AI assistants.
 //! - `simulator`: a loopback server that speaks the same protocol, for tests and demos.
 //! - `store`: the durable job store (SQLite) shared by the dashboard, CLI and engine.
@@ -12,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod dashscope;
 pub mod engine;
+pub mod files;
 pub mod mcp;
 pub mod simulator;
 pub mod store;

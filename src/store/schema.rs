@@ -96,7 +96,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(super) fn open(path: &Path) -> Result<Connection, StoreError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| StoreError::Io {
+        crate::files::create_private_dir(parent).map_err(|e| StoreError::Io {
             path: parent.to_path_buf(),
             message: format!("cannot create the directory: {e}"),
         })?;
@@ -110,6 +110,7 @@ pub(super) fn open(path: &Path) -> Result<Connection, StoreError> {
                     .into(),
         });
     }
+    refuse_read_only(path)?;
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -127,6 +128,22 @@ pub(super) fn open(path: &Path) -> Result<Connection, StoreError> {
             known: SCHEMA_VERSION,
         });
     }
+    // Every migration bumps the version in its own transaction, so tables at version 0
+    // are another program's: adding ours would change a file that is not ours.
+    if version == 0 {
+        let tables: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table'",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(|e| classify(path, e))?;
+        if tables > 0 {
+            return Err(StoreError::Foreign {
+                path: path.to_path_buf(),
+            });
+        }
+    }
     // WAL lets readers (dashboard, CLI) run while the engine writes. FULL sync: a state
     // change that preceded a paid create request must survive a crash or power loss.
     conn.pragma_update(None, "journal_mode", "WAL")
@@ -138,7 +155,54 @@ pub(super) fn open(path: &Path) -> Result<Connection, StoreError> {
     if version < SCHEMA_VERSION {
         migrate(&conn, path)?;
     }
+    make_private(path);
     Ok(conn)
+}
+
+/// SQLite would open a file it may not write read-only without a word, and every later
+/// write would fail ("attempt to write a readonly database") in a loop. Trying to open the
+/// file and its journal files for writing finds that at the door. A lock held by another
+/// process is not this: readers still open the store while an engine writes.
+fn refuse_read_only(path: &Path) -> Result<(), StoreError> {
+    for file in store_files(path) {
+        match std::fs::OpenOptions::new().write(true).open(&file) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+                ) =>
+            {
+                return Err(StoreError::ReadOnly { path: file });
+            }
+            // Anything else (a directory, a device) is reported by SQLite's own open.
+            Err(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// The database and the WAL files SQLite keeps beside it.
+fn store_files(path: &Path) -> [std::path::PathBuf; 3] {
+    let with_suffix = |suffix: &str| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        std::path::PathBuf::from(name)
+    };
+    [path.to_path_buf(), with_suffix("-wal"), with_suffix("-shm")]
+}
+
+/// Prompts and images are private: the store and its WAL files are made 0600 whatever
+/// the umask SQLite created them with. A file that is not ours to change keeps its mode.
+fn make_private(path: &Path) {
+    for file in store_files(path) {
+        match crate::files::restrict_to_owner(&file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!("cannot make {} private (0600): {e}", file.display()),
+        }
+    }
 }
 
 fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
