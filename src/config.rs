@@ -205,6 +205,9 @@ fn describe_toml_error(text: &str, error: &toml::de::Error) -> String {
     }
 }
 
+/// The largest config file read.
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
 /// A base URL wandash can talk to: an absolute http or https URL. The reason names the
 /// value; the caller names where it came from (the config key or the option).
 pub fn check_base_url(url: &str) -> Result<(), String> {
@@ -255,9 +258,15 @@ impl Config {
     }
 
     fn read(path: &Path) -> Result<Config, ConfigError> {
-        let bytes = std::fs::read(path).map_err(|e| ConfigError::Read {
-            path: path.to_path_buf(),
-            message: e.to_string(),
+        // A config is a few kilobytes: a device, FIFO or huge file is refused unread.
+        let bytes = crate::files::read_regular_file(path, MAX_CONFIG_BYTES).map_err(|refused| {
+            ConfigError::Read {
+                path: path.to_path_buf(),
+                message: match refused {
+                    crate::files::ReadRefused::Io(e) => e.to_string(),
+                    other => other.to_string(),
+                },
+            }
         })?;
         let text = String::from_utf8(bytes).map_err(|_| ConfigError::Read {
             path: path.to_path_buf(),

@@ -238,3 +238,21 @@ async fn the_mcp_tool_refuses_dev_zero_and_a_fifo() {
     assert_eq!(setup.store().count(&Default::default()).unwrap(), 0);
     client.cancel().await.ok();
 }
+
+#[test]
+fn a_config_that_is_a_device_or_a_fifo_is_refused_unread() {
+    let home = Home::new();
+    let fifo = home.fifo();
+    for (path, rule) in [
+        (
+            PathBuf::from("/dev/zero"),
+            "is a character device, not a regular file",
+        ),
+        (fifo, "is a FIFO (named pipe), not a regular file"),
+    ] {
+        let run = home.run(&["--config", path.to_str().unwrap(), "list"]);
+        assert_eq!(run.code, 2, "{}", run.stderr);
+        let expected = format!("cannot read config file {}: {rule}", path.display());
+        assert!(run.stderr.contains(&expected), "{expected}\n{}", run.stderr);
+    }
+}
