@@ -119,7 +119,12 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
-    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+    // Only a missing parent is made: one that is there but not a directory makes the
+    // create below fail with the OS's own reason ("Not a directory").
+    if let Some(parent) = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty() && !p.exists())
+    {
         create_private_dir(parent)?;
     }
     match DirBuilder::new().mode(PRIVATE_DIR_MODE).create(dir) {

@@ -111,6 +111,18 @@ pub(super) fn open(path: &Path) -> Result<Connection, StoreError> {
         });
     }
     refuse_read_only(path)?;
+    // A new store is born 0600, so that it is never readable by others, not even for the
+    // moment before `make_private`; SQLite gives its -wal and -shm the database's mode.
+    match crate::files::create_private_file(path) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => {
+            return Err(StoreError::Io {
+                path: path.to_path_buf(),
+                message: format!("cannot create the database file: {e}"),
+            });
+        }
+    }
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
