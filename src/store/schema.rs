@@ -110,25 +110,26 @@ pub(super) fn open(path: &Path) -> Result<Connection, StoreError> {
                     .into(),
         });
     }
-    refuse_read_only(path)?;
-    // A new store is born 0600, so that it is never readable by others, not even for the
-    // moment before `make_private`; SQLite gives its -wal and -shm the database's mode.
-    match crate::files::create_private_file(path) {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => {
-            return Err(StoreError::Io {
-                path: path.to_path_buf(),
-                message: format!("cannot create the database file: {e}"),
-            });
-        }
-    }
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(|e| classify(path, e))?;
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(|e| classify(path, e))?;
+    // SQLite opens a file it may not write read-only without a word, and every later
+    // write fails ("attempt to write a readonly database"), in a loop for the engine.
+    // Asked here, SQLite's own answer finds that at the door. (Not by opening the file
+    // ourselves: closing any descriptor of it drops the locks of this process's other
+    // connections.) A lock held by another process is not this: readers still open the
+    // store while an engine writes.
+    if conn
+        .is_readonly(rusqlite::MAIN_DB)
+        .map_err(|e| classify(path, e))?
+    {
+        return Err(StoreError::ReadOnly {
+            path: path.to_path_buf(),
+        });
+    }
     // The first statement that reads the header is where a foreign file shows itself.
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |row| row.get(0))
@@ -171,30 +172,6 @@ pub(super) fn open(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-/// SQLite would open a file it may not write read-only without a word, and every later
-/// write would fail ("attempt to write a readonly database") in a loop. Trying to open the
-/// file and its journal files for writing finds that at the door. A lock held by another
-/// process is not this: readers still open the store while an engine writes.
-fn refuse_read_only(path: &Path) -> Result<(), StoreError> {
-    for file in store_files(path) {
-        match std::fs::OpenOptions::new().write(true).open(&file) {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
-                ) =>
-            {
-                return Err(StoreError::ReadOnly { path: file });
-            }
-            // Anything else (a directory, a device) is reported by SQLite's own open.
-            Err(_) => {}
-        }
-    }
-    Ok(())
-}
-
 /// The database and the WAL files SQLite keeps beside it.
 fn store_files(path: &Path) -> [std::path::PathBuf; 3] {
     let with_suffix = |suffix: &str| {
@@ -206,7 +183,9 @@ fn store_files(path: &Path) -> [std::path::PathBuf; 3] {
 }
 
 /// Prompts and images are private: the store and its WAL files are made 0600 whatever
-/// the umask SQLite created them with. A file that is not ours to change keeps its mode.
+/// the umask SQLite created them with (by path: opening a descriptor of them here would
+/// drop the locks of this process's other connections when it closed). A file that is
+/// not ours to change keeps its mode.
 fn make_private(path: &Path) {
     for file in store_files(path) {
         match crate::files::restrict_to_owner(&file) {
