@@ -206,6 +206,24 @@ fn describe_toml_error(text: &str, error: &toml::de::Error) -> String {
     }
 }
 
+/// The largest config file read.
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// A base URL wandash can talk to: an absolute http or https URL. The reason names the
+/// value; the caller names where it came from (the config key or the option).
+pub fn check_base_url(url: &str) -> Result<(), String> {
+    let shown = crate::text::sanitize(url.trim());
+    let parsed = reqwest::Url::parse(url.trim())
+        .map_err(|e| format!("`{shown}` is not a URL ({e}); use http(s)://HOST[:PORT]/api/v1"))?;
+    if matches!(parsed.scheme(), "http" | "https") && parsed.has_host() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{shown}` is not an http(s) URL; use http(s)://HOST[:PORT]/api/v1"
+        ))
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("config file {path} not found; create it (see config.example.toml) or drop --config")]
@@ -241,9 +259,15 @@ impl Config {
     }
 
     fn read(path: &Path) -> Result<Config, ConfigError> {
-        let bytes = std::fs::read(path).map_err(|e| ConfigError::Read {
-            path: path.to_path_buf(),
-            message: e.to_string(),
+        // A config is a few kilobytes: a device, FIFO or huge file is refused unread.
+        let bytes = crate::files::read_regular_file(path, MAX_CONFIG_BYTES).map_err(|refused| {
+            ConfigError::Read {
+                path: path.to_path_buf(),
+                message: match refused {
+                    crate::files::ReadRefused::Io(e) => e.to_string(),
+                    other => other.to_string(),
+                },
+            }
         })?;
         let text = String::from_utf8(bytes).map_err(|_| ConfigError::Read {
             path: path.to_path_buf(),
@@ -266,9 +290,12 @@ impl Config {
         toml::from_str(text).map_err(|e| describe_toml_error(text, &e))
     }
 
-    /// Rules serde cannot express: positive rates, ordered ranges.
+    /// Rules serde cannot express: positive rates, ordered ranges, an http(s) base URL.
     pub fn check(&self) -> Result<(), String> {
         crate::ui::keys::KeyMap::with_overrides(&self.ui.keys)?;
+        if let Some(url) = &self.base_url {
+            check_base_url(url).map_err(|reason| format!("base_url: {reason}"))?;
+        }
         for (model, l) in &self.limits {
             // Written to refuse NaN as well.
             if l.submit_per_second.is_nan() || l.submit_per_second <= 0.0 {

@@ -4,6 +4,7 @@
 //! - `backend`: which service to talk to (live, or the built-in simulator), and starting it.
 //! - `dashscope`: the protocol (models, job specs, validation) and the HTTP client.
 //! - `engine`: the scheduler that takes queued jobs to the service and images to disk.
+//! - `files`: bounded reads of input files, private (0600 / 0700) writes.
 //! - `intake`: the one way into the queue: every surface's jobs are checked here, all
 //!   problems at once, before they are stored.
 //! - `mcp`: `wandash mcp`, the Model Context Protocol server for AI assistants.
@@ -16,6 +17,7 @@ pub mod cli;
 pub mod config;
 pub mod dashscope;
 pub mod engine;
+pub mod files;
 pub mod intake;
 pub mod mcp;
 pub mod simulator;

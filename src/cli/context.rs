@@ -1,5 +1,6 @@
 //! What every command needs: the config, where the store and data live, the backend choice.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::config::Config;
@@ -39,11 +40,13 @@ impl Context {
                 (dir.join("wandash.db"), dir)
             }
         };
-        let base_url = global
-            .base_url
-            .clone()
-            .filter(|u| !u.trim().is_empty())
-            .or_else(|| config.base_url.clone());
+        let option_base_url = global.base_url.clone().filter(|u| !u.trim().is_empty());
+        if let Some(url) = &option_base_url {
+            crate::config::check_base_url(url).map_err(|reason| {
+                Failure::usage(format!("--base-url (or DASHSCOPE_BASE_URL): {reason}"))
+            })?;
+        }
+        let base_url = option_base_url.or_else(|| config.base_url.clone());
         Ok(Context {
             region: region.unwrap_or(config.region),
             config,
@@ -56,11 +59,13 @@ impl Context {
 
     /// Logs go to `<data dir>/logs/wandash.log`, never to the terminal. The filter comes
     /// from `RUST_LOG` (default `info`). Keep the guard alive until exit: it flushes.
+    /// The data and log directories are made 0700 and the file 0600 (prompts are private);
+    /// control characters in what is logged (task ids, service messages) are escaped.
     pub fn init_logging(&self) -> Option<tracing_appender::non_blocking::WorkerGuard> {
         let dir = self.data_dir.join("logs");
-        std::fs::create_dir_all(&dir).ok()?;
-        let appender = tracing_appender::rolling::never(&dir, "wandash.log");
-        let (writer, guard) = tracing_appender::non_blocking(appender);
+        crate::files::create_private_dir(&dir).ok()?;
+        let file = crate::files::open_private_append(&dir.join("wandash.log")).ok()?;
+        let (writer, guard) = tracing_appender::non_blocking(EscapeControls(file));
         let filter = tracing_subscriber::EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
         tracing_subscriber::fmt()
@@ -73,9 +78,62 @@ impl Context {
     }
 }
 
+/// A writer that escapes control characters on their way into the log, so that text from
+/// the service (a task id holding `ESC ]52`, say) cannot drive the terminal of whoever
+/// reads the log with `cat` or `tail -f`. C0 controls other than newline and tab, DEL and
+/// C1 controls become `\x1b`-style escapes; everything else passes unchanged.
+struct EscapeControls<W>(W);
+
+impl<W: Write> Write for EscapeControls<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write_all(&escape_controls(buf))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// The bytes with controls escaped. Works on bytes, not chars, so invalid UTF-8 passes
+/// through as it came; a C1 control is its two-byte UTF-8 form, `C2 80` to `C2 9F`.
+fn escape_controls(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let byte = bytes[i];
+        match byte {
+            b'\n' | b'\t' => out.push(byte),
+            0x00..=0x1f | 0x7f => out.extend_from_slice(format!("\\x{byte:02x}").as_bytes()),
+            0xc2 if matches!(bytes.get(i + 1), Some(0x80..=0x9f)) => {
+                out.extend_from_slice(format!("\\u{{{:02x}}}", bytes[i + 1]).as_bytes());
+                i += 1;
+            }
+            _ => out.push(byte),
+        }
+        i += 1;
+    }
+    out
+}
+
 fn parent_dir(path: &Path) -> PathBuf {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn controls_are_escaped_and_text_passes() {
+        let line = "task_id=a\u{1b}]52;c;ZXZpbA==\u{7} msg=\u{9b}31m\r ok\t中\n";
+        let escaped = String::from_utf8(escape_controls(line.as_bytes())).unwrap();
+        assert_eq!(
+            escaped,
+            "task_id=a\\x1b]52;c;ZXZpbA==\\x07 msg=\\u{9b}31m\\x0d ok\t中\n"
+        );
     }
 }

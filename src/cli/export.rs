@@ -1,48 +1,109 @@
 //! `wandash export --to DIR`: the images of every succeeded job, each job with a JSON
 //! sidecar of its parameters, so that any image can be reproduced.
+//!
+//! DIR may hold other files, and someone else may be able to write in it: the export
+//! never writes through a name that is already there. Each file is written to a fresh
+//! temporary file in DIR (created exclusively, 0600) and linked into place only if its name
+//! is free. A file already there that holds exactly what the export would write is left
+//! as it is (an earlier export); anything else there (another file, a symlink) stops the
+//! export before it writes anything, unless `--force`, which replaces the name itself
+//! (a symlink is replaced, never followed).
 
-use std::path::Path;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use crate::store::{JobDetail, JobFilter, JobState, StateFilter};
+use crate::files::{create_private_dir, create_private_file};
+use crate::store::{JobDetail, JobFilter, JobState, StateFilter, Store};
 
 use super::Context;
 use super::failure::{CliResult, Failure};
 use super::jobs::{open_store, store_failure};
 
 const PAGE: u64 = 200;
+/// How many conflicting names a refusal lists.
+const CONFLICTS_SHOWN: usize = 5;
 
-pub fn export(ctx: &Context, to: &Path) -> CliResult {
-    std::fs::create_dir_all(to).map_err(|e| {
+/// One file the export writes into DIR.
+struct Output {
+    name: String,
+    content: Content,
+}
+
+enum Content {
+    /// A saved image, copied as it is.
+    Copy(PathBuf),
+    /// A sidecar.
+    Text(String),
+}
+
+impl Content {
+    fn bytes(&self) -> std::io::Result<Vec<u8>> {
+        match self {
+            Content::Copy(source) => std::fs::read(source),
+            Content::Text(text) => Ok(text.clone().into_bytes()),
+        }
+    }
+}
+
+/// What is at an output's name in DIR before the export writes it.
+enum Existing {
+    Free,
+    /// The same bytes as the export would write: an earlier export's file.
+    Same,
+    /// Something the export did not write (described for the message).
+    Other(&'static str),
+}
+
+pub fn export(ctx: &Context, to: &Path, force: bool) -> CliResult {
+    create_private_dir(to).map_err(|e| {
         Failure::other(format!(
             "cannot create {}: {e}; choose another --to",
             to.display()
         ))
     })?;
     let store = open_store(ctx)?;
-    let filter = JobFilter {
-        state: Some(StateFilter::Only(JobState::Succeeded)),
-        search: None,
-    };
-    let (mut jobs, mut images, mut missing) = (0u64, 0u64, Vec::new());
-    let mut offset = 0;
-    loop {
-        let page = store.list(&filter, offset, PAGE).map_err(store_failure)?;
-        for row in &page {
-            let Some(detail) = store.job(row.id).map_err(store_failure)? else {
-                continue;
-            };
-            let (copied, lost) = export_job(&detail, to)?;
-            jobs += 1;
-            images += copied;
-            missing.extend(lost);
+
+    // First every name is checked, so that a refusal leaves DIR exactly as it was.
+    let mut conflicts = Vec::new();
+    for_each_succeeded_job(&store, |detail| {
+        for output in job_outputs(detail).0 {
+            if let Existing::Other(what) = existing(to, &output)? {
+                conflicts.push(format!("{} ({what})", output.name));
+            }
         }
-        if (page.len() as u64) < PAGE {
-            break;
+        Ok(())
+    })?;
+    if !conflicts.is_empty() && !force {
+        let mut shown = conflicts[..conflicts.len().min(CONFLICTS_SHOWN)].join(", ");
+        if conflicts.len() > CONFLICTS_SHOWN {
+            shown.push_str(&format!(" and {} more", conflicts.len() - CONFLICTS_SHOWN));
         }
-        offset += PAGE;
+        return Err(Failure::other(format!(
+            "{} already holds files this export did not write: {shown}; nothing was exported. \
+             Choose an empty --to, or pass --force to replace them",
+            to.display()
+        )));
     }
+
+    let (mut jobs, mut images, mut missing) = (0u64, 0u64, Vec::new());
+    for_each_succeeded_job(&store, |detail| {
+        let (outputs, lost) = job_outputs(detail);
+        for output in &outputs {
+            match existing(to, output)? {
+                Existing::Same => {}
+                Existing::Free => write_new(to, output)?,
+                Existing::Other(_) => replace(to, output)?,
+            }
+            if matches!(output.content, Content::Copy(_)) {
+                images += 1;
+            }
+        }
+        jobs += 1;
+        missing.extend(lost);
+        Ok(())
+    })?;
     for path in &missing {
         eprintln!(
             "warning: image file {} is gone; its job's sidecar lists it without a file",
@@ -63,10 +124,34 @@ pub fn export(ctx: &Context, to: &Path) -> CliResult {
     Ok(())
 }
 
-/// Copies one job's saved images and writes its sidecar; returns (copied, missing files).
-fn export_job(detail: &JobDetail, to: &Path) -> CliResult<(u64, Vec<String>)> {
+/// Calls `each` with every succeeded job, a page at a time.
+fn for_each_succeeded_job(
+    store: &Store,
+    mut each: impl FnMut(&JobDetail) -> CliResult,
+) -> CliResult {
+    let filter = JobFilter {
+        state: Some(StateFilter::Only(JobState::Succeeded)),
+        search: None,
+    };
+    let mut offset = 0;
+    loop {
+        let page = store.list(&filter, offset, PAGE).map_err(store_failure)?;
+        for row in &page {
+            if let Some(detail) = store.job(row.id).map_err(store_failure)? {
+                each(&detail)?;
+            }
+        }
+        if (page.len() as u64) < PAGE {
+            return Ok(());
+        }
+        offset += PAGE;
+    }
+}
+
+/// One job's files (its saved images, then its sidecar) and the image files that are gone.
+fn job_outputs(detail: &JobDetail) -> (Vec<Output>, Vec<String>) {
     let id = detail.summary.id;
-    let mut copied = 0;
+    let mut outputs = Vec::new();
     let mut missing = Vec::new();
     let mut files = Vec::new();
     for image in &detail.images {
@@ -77,14 +162,6 @@ fn export_job(detail: &JobDetail, to: &Path) -> CliResult<(u64, Vec<String>)> {
             missing.push(source.display().to_string());
             continue;
         }
-        std::fs::copy(source, to.join(&name)).map_err(|e| {
-            Failure::other(format!(
-                "cannot copy {} to {}: {e}",
-                source.display(),
-                to.display()
-            ))
-        })?;
-        copied += 1;
         files.push(json!({
             "index": image.index,
             "file": name,
@@ -93,6 +170,10 @@ fn export_job(detail: &JobDetail, to: &Path) -> CliResult<(u64, Vec<String>)> {
             "height": image.height,
             "bytes": image.bytes,
         }));
+        outputs.push(Output {
+            name,
+            content: Content::Copy(source.clone()),
+        });
     }
     let sidecar = json!({
         "id": id,
@@ -107,9 +188,101 @@ fn export_job(detail: &JobDetail, to: &Path) -> CliResult<(u64, Vec<String>)> {
         "cost_cny": detail.summary.cost_cny,
         "images": files,
     });
-    let path = to.join(format!("job-{id}.json"));
-    let text = serde_json::to_string_pretty(&sidecar).expect("a sidecar serialises");
-    std::fs::write(&path, text)
-        .map_err(|e| Failure::other(format!("cannot write {}: {e}", path.display())))?;
-    Ok((copied, missing))
+    outputs.push(Output {
+        name: format!("job-{id}.json"),
+        content: Content::Text(
+            serde_json::to_string_pretty(&sidecar).expect("a sidecar serialises"),
+        ),
+    });
+    (outputs, missing)
+}
+
+/// Looks at the output's name in DIR without following a link.
+fn existing(to: &Path, output: &Output) -> CliResult<Existing> {
+    let target = to.join(&output.name);
+    let meta = match std::fs::symlink_metadata(&target) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Existing::Free),
+        Err(e) => return Err(cannot("read", &target, &e)),
+    };
+    if meta.file_type().is_symlink() {
+        return Ok(Existing::Other("a symbolic link"));
+    }
+    if !meta.is_file() {
+        return Ok(Existing::Other("not a regular file"));
+    }
+    let ours = output
+        .content
+        .bytes()
+        .map_err(|e| cannot("read", &source_or(&target, output), &e))?;
+    if meta.len() != ours.len() as u64 {
+        return Ok(Existing::Other("a different file"));
+    }
+    let theirs = std::fs::read(&target).map_err(|e| cannot("read", &target, &e))?;
+    Ok(if theirs == ours {
+        Existing::Same
+    } else {
+        Existing::Other("a different file")
+    })
+}
+
+fn source_or(target: &Path, output: &Output) -> PathBuf {
+    match &output.content {
+        Content::Copy(source) => source.clone(),
+        Content::Text(_) => target.to_path_buf(),
+    }
+}
+
+/// Writes the output under a name that must still be free: `link` refuses an existing
+/// name (a symlink planted since the check included) instead of writing through it.
+fn write_new(to: &Path, output: &Output) -> CliResult {
+    let target = to.join(&output.name);
+    let temp = write_temp(to, output)?;
+    let linked = std::fs::hard_link(&temp, &target);
+    let _ = std::fs::remove_file(&temp);
+    linked.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            Failure::other(format!(
+                "{} appeared while exporting; not overwritten. Run the export again, or pass --force",
+                target.display()
+            ))
+        } else {
+            cannot("write", &target, &e)
+        }
+    })
+}
+
+/// With `--force`: puts the output in place of whatever has its name. `rename` replaces
+/// the entry itself, so a symlink there is replaced, not followed.
+fn replace(to: &Path, output: &Output) -> CliResult {
+    let target = to.join(&output.name);
+    let temp = write_temp(to, output)?;
+    std::fs::rename(&temp, &target).map_err(|e| {
+        let _ = std::fs::remove_file(&temp);
+        cannot("replace", &target, &e)
+    })
+}
+
+/// The output's bytes in a new private file in DIR, for `write_new` or `replace` to put
+/// in place.
+fn write_temp(to: &Path, output: &Output) -> CliResult<PathBuf> {
+    let temp = to.join(format!(".{}.{:016x}.tmp", output.name, fastrand::u64(..)));
+    let result = (|| {
+        let mut file = create_private_file(&temp)?;
+        match &output.content {
+            Content::Copy(source) => {
+                std::io::copy(&mut std::fs::File::open(source)?, &mut file)?;
+            }
+            Content::Text(text) => file.write_all(text.as_bytes())?,
+        }
+        file.sync_all()
+    })();
+    result.map(|()| temp.clone()).map_err(|e| {
+        let _ = std::fs::remove_file(&temp);
+        cannot("write", &to.join(&output.name), &e)
+    })
+}
+
+fn cannot(verb: &str, path: &Path, e: &std::io::Error) -> Failure {
+    Failure::other(format!("cannot {verb} {}: {e}", path.display()))
 }

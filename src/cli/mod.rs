@@ -108,6 +108,9 @@ pub enum Command {
     Export {
         #[arg(long, value_name = "DIR")]
         to: PathBuf,
+        /// Replace files in DIR that this export did not write (by default it stops).
+        #[arg(long)]
+        force: bool,
     },
     /// Serve the Model Context Protocol on stdio for AI assistants (same store and engine).
     Mcp,
@@ -244,7 +247,7 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
         Some(Command::Watch) => watch::watch(&ctx).map(ok),
         Some(Command::Cancel { id }) => jobs::cancel(&ctx, id).map(ok),
         Some(Command::Retry { id }) => jobs::retry(&ctx, id).map(ok),
-        Some(Command::Export { to }) => export::export(&ctx, &to).map(ok),
+        Some(Command::Export { to, force }) => export::export(&ctx, &to, force).map(ok),
         Some(Command::Mcp) => mcp::command(&ctx),
         Some(Command::Sim(_)) => unreachable!("handled before the context is built"),
     }

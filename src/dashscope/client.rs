@@ -25,6 +25,11 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// How much of a non-JSON error body is kept for the message.
 const ERROR_EXCERPT_CHARS: usize = 200;
 
+/// The most wandash reads of any JSON answer (create, task, list, upload policy, error).
+/// The largest real answer, a list page of 100 tasks, is some 60 KB; a task answer with
+/// four results, under 4 KB.
+pub const MAX_ANSWER_BYTES: u64 = 1024 * 1024;
+
 /// A DashScope API key. Never printed: `Debug` shows `ApiKey(***)` and there is no `Display`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiKey(String);
@@ -115,9 +120,15 @@ impl Client {
                 )
             })?;
         authorization.set_sensitive(true);
+        // No redirects: DashScope's API does not redirect, and following one would re-send
+        // a create (prompt, images, key) to wherever the answer points. No Referer: a
+        // signed result URL must not travel to another host. `timeout` bounds the whole
+        // exchange, the body read included, so a trickling answer is cut too.
         let http = reqwest::Client::builder()
             .connect_timeout(connect)
             .timeout(request)
+            .redirect(reqwest::redirect::Policy::none())
+            .referer(false)
             .user_agent(concat!("wandash/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ClientError::Transport(error_chain(&e)))?;
@@ -189,7 +200,7 @@ impl Client {
             .send(self.api(Method::POST, &format!("/tasks/{task_id}/cancel")))
             .await?;
         // A 2xx is the whole answer; the body (a request id) is read only to free the connection.
-        let _ = response.bytes().await;
+        let _ = read_body(response, MAX_ANSWER_BYTES, "the cancel answer").await;
         Ok(())
     }
 
@@ -252,7 +263,7 @@ impl Client {
             )));
         }
         let path = parsed.path().to_string();
-        let mut response = self
+        let response = self
             .inner
             .http
             .get(parsed)
@@ -264,25 +275,7 @@ impl Client {
         if !status.is_success() {
             return Err(api_error(response).await);
         }
-        let too_big = |got: u64| {
-            ClientError::Protocol(format!(
-                "the image at {path} is {got} bytes or more, over the limit of {max_bytes} bytes"
-            ))
-        };
-        if let Some(length) = response
-            .content_length()
-            .filter(|&length| length > max_bytes)
-        {
-            return Err(too_big(length));
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(transport)? {
-            if body.len() as u64 + chunk.len() as u64 > max_bytes {
-                return Err(too_big(body.len() as u64 + chunk.len() as u64));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
+        read_body(response, max_bytes, &format!("the image at {path}")).await
     }
 
     /// The bare HTTP client, for requests that must not carry the key.
@@ -322,7 +315,7 @@ impl Client {
         request: RequestBuilder,
     ) -> Result<T, ClientError> {
         let response = self.send(request).await?;
-        let bytes = response.bytes().await.map_err(transport)?;
+        let bytes = read_body(response, MAX_ANSWER_BYTES, "the answer").await?;
         serde_json::from_slice(&bytes).map_err(|e| {
             ClientError::Protocol(format!(
                 "cannot read the answer ({e}): {}",
@@ -344,6 +337,29 @@ impl Client {
             Err(api_error(response).await)
         }
     }
+}
+
+/// Reads a body of at most `limit` bytes, counted as it streams: neither a lying or
+/// missing Content-Length nor an endless stream makes it read more. `what` names the
+/// body in the error. The client's request timeout still bounds how long this takes.
+async fn read_body(mut response: Response, limit: u64, what: &str) -> Result<Vec<u8>, ClientError> {
+    let too_big = |got: u64| {
+        ClientError::Protocol(format!(
+            "{what} is {got} bytes or more, over the limit of {limit} bytes"
+        ))
+    };
+    if let Some(length) = response.content_length().filter(|&length| length > limit) {
+        return Err(too_big(length));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(transport)? {
+        let got = body.len() as u64 + chunk.len() as u64;
+        if got > limit {
+            return Err(too_big(got));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// Task ids go into the URL path: refuse anything that would change the path.
@@ -369,12 +385,24 @@ fn check_task_id(task_id: &str) -> Result<(), ClientError> {
     }
 }
 
-/// Reads an error answer: JSON `{code, message | msg, request_id}` or anything else as `Unknown`.
+/// Reads an error answer: JSON `{code, message | msg, request_id}` or anything else as
+/// `Unknown`. A redirect is an error of its own: wandash does not follow it.
 pub(super) async fn api_error(response: Response) -> ClientError {
     let status = response.status();
-    match response.bytes().await {
+    if status.is_redirection() {
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .map(|l| crate::text::sanitize(&String::from_utf8_lossy(l.as_bytes())))
+            .unwrap_or_default();
+        return ClientError::Protocol(format!(
+            "HTTP {status} redirect to `{}`; wandash does not follow redirects (check base_url)",
+            excerpt(&location)
+        ));
+    }
+    match read_body(response, MAX_ANSWER_BYTES, "the error answer").await {
         Ok(bytes) => error_from_body(status, &bytes),
-        Err(e) => transport(e),
+        Err(e) => e,
     }
 }
 

@@ -13,7 +13,9 @@ use super::client::{Client, api_error, transport};
 use super::error::ClientError;
 use super::models::{Family, Model};
 use super::spec::{ImageRef, JobSpec};
-use super::validate::{ValidationError, check_image_bytes, check_local_images, validate};
+use super::validate::{
+    ValidationError, check_image_bytes, check_local_images, read_image_file, validate,
+};
 
 /// getPolicy's `data`: everything the signed OSS form needs.
 #[derive(Debug, Deserialize)]
@@ -161,9 +163,7 @@ struct CheckedFile {
 async fn read_image(model: Model, path: &Path, check: bool) -> Result<CheckedFile, ClientError> {
     let path = path.to_path_buf();
     tokio::task::spawn_blocking(move || {
-        let bytes = std::fs::read(&path).map_err(|e| {
-            ValidationError::new("image", format!("cannot read {}: {e}", path.display()))
-        })?;
+        let bytes = read_image_file(model, "image", &path)?;
         if check {
             check_image_bytes(model, "image", &bytes)?;
         }

@@ -454,7 +454,7 @@ pub fn check_local_images(spec: &JobSpec) -> Result<(), ValidationError> {
     let mut mask_dims = None;
     for (field, image) in spec.image_refs() {
         let bytes = match image {
-            ImageRef::File(path) => read_image_file(field, path)?,
+            ImageRef::File(path) => read_image_file(spec.model, field, path)?,
             ImageRef::DataUri(uri) => {
                 decode_data_uri(uri)
                     .map_err(|m| ValidationError::new(field, m))?
@@ -482,22 +482,32 @@ pub fn check_local_images(spec: &JobSpec) -> Result<(), ValidationError> {
     Ok(())
 }
 
-fn read_image_file(field: &str, path: &Path) -> Result<Vec<u8>, ValidationError> {
-    let fail = |message: String| ValidationError::new(field, message);
-    let meta = std::fs::metadata(path)
-        .map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
-    if meta.is_dir() {
-        return Err(fail(format!(
-            "{} is a directory, not an image file",
-            path.display()
-        )));
-    }
-    if meta.len() > MAX_INPUT_BYTES {
-        return Err(fail(format!(
-            "{} is {} bytes, over the limit of 10 MB ({MAX_INPUT_BYTES} bytes)",
-            path.display(),
-            meta.len()
-        )));
-    }
-    std::fs::read(path).map_err(|e| fail(format!("cannot read {}: {e}", path.display())))
+/// Reads a local input image through the one bounded reader (`files::read_regular_file`):
+/// only a regular file, at most the 10 MB limit. The message names the path and the rule
+/// that refused it.
+pub(super) fn read_image_file(
+    model: Model,
+    field: &str,
+    path: &Path,
+) -> Result<Vec<u8>, ValidationError> {
+    use crate::files::{ReadRefused, read_regular_file};
+    let shown = path.display();
+    read_regular_file(path, MAX_INPUT_BYTES).map_err(|refused| {
+        let message = match refused {
+            ReadRefused::Io(e) => format!("cannot read {shown}: {e}"),
+            ReadRefused::NotRegular { kind } => {
+                format!("{shown} is {kind}, not an image file (only regular files are read)")
+            }
+            ReadRefused::TooLarge {
+                length: Some(length),
+                ..
+            } => format!(
+                "{shown} is {length} bytes, over the limit of 10 MB ({MAX_INPUT_BYTES} bytes) of {model}"
+            ),
+            ReadRefused::TooLarge { length: None, .. } => format!(
+                "{shown} holds more than the limit of 10 MB ({MAX_INPUT_BYTES} bytes) of {model}"
+            ),
+        };
+        ValidationError::new(field, message)
+    })
 }

@@ -170,7 +170,8 @@ fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), DiskFau
             reason: e.to_string(),
         }
     };
-    std::fs::create_dir_all(dir).map_err(fault(dir))?;
+    // Images are private: the folders 0700 and the file 0600, whatever the umask.
+    crate::files::create_private_dir(dir).map_err(fault(dir))?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -178,7 +179,7 @@ fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), DiskFau
     remove_stale_temps(dir, &name);
     let temp: PathBuf = dir.join(format!(".{name}.{:016x}.tmp", fastrand::u64(..)));
     let result = (|| {
-        let mut file = std::fs::File::create(&temp).map_err(fault(path))?;
+        let mut file = crate::files::create_private_file(&temp).map_err(fault(path))?;
         file.write_all(bytes).map_err(fault(path))?;
         file.sync_all().map_err(fault(path))?;
         drop(file);

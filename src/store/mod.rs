@@ -36,6 +36,14 @@ pub enum StoreError {
     #[error("{path} is not a wandash database (not an SQLite file); choose another --db")]
     NotADatabase { path: PathBuf },
     #[error(
+        "{path} is another program's SQLite database (it has tables, none of wandash's); choose another --db"
+    )]
+    Foreign { path: PathBuf },
+    #[error(
+        "{path} is read-only: wandash cannot write its job store; make it writable or choose another --db"
+    )]
+    ReadOnly { path: PathBuf },
+    #[error(
         "{path}: database is locked; another connection held its write lock for over {waited_secs} s. Try again when that process is done"
     )]
     Locked { path: PathBuf, waited_secs: u64 },

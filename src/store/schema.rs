@@ -96,7 +96,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(super) fn open(path: &Path) -> Result<Connection, StoreError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| StoreError::Io {
+        crate::files::create_private_dir(parent).map_err(|e| StoreError::Io {
             path: parent.to_path_buf(),
             message: format!("cannot create the directory: {e}"),
         })?;
@@ -116,6 +116,20 @@ pub(super) fn open(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open_with_flags(path, flags).map_err(|e| classify(path, e))?;
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(|e| classify(path, e))?;
+    // SQLite opens a file it may not write read-only without a word, and every later
+    // write fails ("attempt to write a readonly database"), in a loop for the engine.
+    // Asked here, SQLite's own answer finds that at the door. (Not by opening the file
+    // ourselves: closing any descriptor of it drops the locks of this process's other
+    // connections.) A lock held by another process is not this: readers still open the
+    // store while an engine writes.
+    if conn
+        .is_readonly(rusqlite::MAIN_DB)
+        .map_err(|e| classify(path, e))?
+    {
+        return Err(StoreError::ReadOnly {
+            path: path.to_path_buf(),
+        });
+    }
     // The first statement that reads the header is where a foreign file shows itself.
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |row| row.get(0))
@@ -126,6 +140,22 @@ pub(super) fn open(path: &Path) -> Result<Connection, StoreError> {
             found: version,
             known: SCHEMA_VERSION,
         });
+    }
+    // Every migration bumps the version in its own transaction, so tables at version 0
+    // are another program's: adding ours would change a file that is not ours.
+    if version == 0 {
+        let tables: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table'",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(|e| classify(path, e))?;
+        if tables > 0 {
+            return Err(StoreError::Foreign {
+                path: path.to_path_buf(),
+            });
+        }
     }
     // WAL lets readers (dashboard, CLI) run while the engine writes. FULL sync: a state
     // change that preceded a paid create request must survive a crash or power loss.
@@ -138,7 +168,32 @@ pub(super) fn open(path: &Path) -> Result<Connection, StoreError> {
     if version < SCHEMA_VERSION {
         migrate(&conn, path)?;
     }
+    make_private(path);
     Ok(conn)
+}
+
+/// The database and the WAL files SQLite keeps beside it.
+fn store_files(path: &Path) -> [std::path::PathBuf; 3] {
+    let with_suffix = |suffix: &str| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        std::path::PathBuf::from(name)
+    };
+    [path.to_path_buf(), with_suffix("-wal"), with_suffix("-shm")]
+}
+
+/// Prompts and images are private: the store and its WAL files are made 0600 whatever
+/// the umask SQLite created them with (by path: opening a descriptor of them here would
+/// drop the locks of this process's other connections when it closed). A file that is
+/// not ours to change keeps its mode.
+fn make_private(path: &Path) {
+    for file in store_files(path) {
+        match crate::files::restrict_to_owner(&file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!("cannot make {} private (0600): {e}", file.display()),
+        }
+    }
 }
 
 fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
