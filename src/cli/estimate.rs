@@ -33,11 +33,20 @@ pub struct Estimate {
 }
 
 pub fn estimate(specs: &[&JobSpec], config: &Config) -> Estimate {
+    let each_once: Vec<(&JobSpec, u64)> = specs.iter().map(|spec| (*spec, 1)).collect();
+    estimate_repeated(&each_once, config)
+}
+
+/// The estimate for jobs given as (spec, how many jobs like it): a batch too large to build
+/// is priced from one job per table.
+pub fn estimate_repeated(specs: &[(&JobSpec, u64)], config: &Config) -> Estimate {
     let mut by_model: BTreeMap<Model, (u64, u64)> = BTreeMap::new();
-    for spec in specs {
+    for (spec, count) in specs {
         let entry = by_model.entry(spec.model).or_default();
-        entry.0 += 1;
-        entry.1 += spec.image_count() as u64;
+        entry.0 = entry.0.saturating_add(*count);
+        entry.1 = entry
+            .1
+            .saturating_add(count.saturating_mul(spec.image_count() as u64));
     }
     let models: Vec<ModelEstimate> = by_model
         .into_iter()

@@ -22,7 +22,7 @@ use crate::store::JobId;
 
 pub use batch::{BatchError, BatchJob, Format, Origin, check_batch, parse_batch, read_batch};
 pub use context::Context;
-pub use estimate::{Estimate, ModelEstimate, estimate};
+pub use estimate::{Estimate, ModelEstimate, estimate, estimate_repeated};
 pub use failure::{CliResult, EXIT_CODES_HELP, ExitKind, Failure};
 pub use watch::Progress;
 
@@ -176,6 +176,9 @@ pub struct BatchArgs {
     /// Run the engine until every job of the batch ends.
     #[arg(long, conflicts_with = "dry_run")]
     pub wait: bool,
+    /// Queue a batch that expands to more jobs than `[batch] max_jobs` without asking.
+    #[arg(long)]
+    pub yes: bool,
 }
 
 const BATCH_HELP: &str = "Batch files:
@@ -275,20 +278,37 @@ fn submit_command(ctx: &Context, args: &SubmitArgs) -> CliResult<ExitCode> {
 }
 
 fn batch_command(ctx: &Context, args: &BatchArgs) -> CliResult<ExitCode> {
-    let jobs = read_batch(&args.file)
+    let file = read_batch(&args.file).map_err(report_batch_errors)?;
+    let count = file.job_count();
+    let max_jobs = ctx.config.batch.max_jobs;
+    if count > max_jobs {
+        // Priced from one job per table: building a million jobs to count them is what
+        // this limit is there to prevent.
+        let samples = file.samples().map_err(report_batch_errors)?;
+        let specs: Vec<(&JobSpec, u64)> = samples.iter().map(|(job, n)| (job.spec(), *n)).collect();
+        let est = estimate_repeated(&specs, &ctx.config);
+        if args.dry_run {
+            print_estimate(ctx, &est);
+            return Ok(ExitCode::SUCCESS);
+        }
+        let question = format!(
+            "the batch expands to {count} jobs, over the limit of {max_jobs} ([batch] max_jobs in the config); estimated cost {:.2} CNY{}",
+            est.cost_cny,
+            if est.cost_complete { "" } else { " or more" }
+        );
+        if !args.yes && !confirm_on_terminal(ctx, &question) {
+            return Err(Failure::usage(format!(
+                "{question}. Nothing was queued: pass --yes to queue them all, or split the batch"
+            )));
+        }
+    }
+    let jobs = file
+        .expand()
         .and_then(check_batch)
         .map_err(report_batch_errors)?;
     if args.dry_run {
         let specs: Vec<&JobSpec> = jobs.iter().map(Checked::spec).collect();
-        let est = estimate(&specs, &ctx.config);
-        if ctx.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&est).expect("an estimate serialises")
-            );
-        } else {
-            print!("{}", est.render());
-        }
+        print_estimate(ctx, &estimate(&specs, &ctx.config));
         return Ok(ExitCode::SUCCESS);
     }
     let tag = args
@@ -304,6 +324,32 @@ fn batch_command(ctx: &Context, args: &BatchArgs) -> CliResult<ExitCode> {
     }
     jobs::print_queued(ctx, &ids);
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_estimate(ctx: &Context, est: &Estimate) {
+    if ctx.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(est).expect("an estimate serialises")
+        );
+    } else {
+        print!("{}", est.render());
+    }
+}
+
+/// Asks a yes/no question when a person is at the terminal (stdin and stderr both one, and
+/// no `--json`); anywhere else the answer is no, so a script never hangs on a question.
+fn confirm_on_terminal(ctx: &Context, question: &str) -> bool {
+    use std::io::{BufRead, IsTerminal, Read, Write};
+    if ctx.json || !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+        return false;
+    }
+    eprint!("{question}. Queue them all? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    // One short line is all a yes needs; a longer one is not a yes.
+    let read = std::io::stdin().lock().take(16).read_line(&mut answer);
+    read.is_ok() && matches!(answer.trim(), "y" | "Y" | "yes" | "Yes")
 }
 
 /// Prints every batch error (up to a screenful) and sums them up in the failure.
