@@ -213,7 +213,7 @@ pub fn check_images_dir(dir: &Path) -> Result<(), EngineError> {
             reason: e.to_string(),
         }
     };
-    std::fs::create_dir_all(dir).map_err(unwritable(dir))?;
+    crate::files::create_private_dir(dir).map_err(unwritable(dir))?;
     let probe = dir.join(format!(".write-check.{:016x}.tmp", fastrand::u64(..)));
     File::create(&probe).map_err(unwritable(dir))?;
     std::fs::remove_file(&probe).map_err(unwritable(&probe))
