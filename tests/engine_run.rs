@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use engine_support::*;
 use wandash::backend::{BackendKind, BackendSettings, connect};
-use wandash::dashscope::{ApiKey, Client, JobSpec, Model, Region};
+use wandash::dashscope::{ApiKey, Client, JobSpec, Model, Region, TaskStatus};
 use wandash::engine::{Engine, EngineError, EngineEvent};
 use wandash::simulator::{Faults, SimConfig};
 use wandash::store::{JobId, JobState, Store};
@@ -299,7 +299,16 @@ async fn a_finished_task_with_another_prompt_is_not_adopted() {
         .create(&spec(Model::Wanx21T2iTurbo, "someone else's"))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Its task has ended, so it echoes its prompt: a fixed sleep raced the simulator's
+    // latency on a loaded machine, and a still-running task shows no prompt at all.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while client(&s.sim).fetch(&foreign.task_id).await.unwrap().status != TaskStatus::Succeeded {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the other program's task never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     let engine = Engine::start(&s.db, client(&s.sim), engine_config(&s.data)).unwrap();
     wait_idle(&engine, Duration::from_secs(30)).await;
