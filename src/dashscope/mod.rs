@@ -4,6 +4,7 @@ mod client;
 mod error;
 mod models;
 mod spec;
+mod time;
 mod upload;
 pub mod validate;
 mod wire;
@@ -15,6 +16,7 @@ pub use spec::{
     BadSize, EditFunction, ExpandScales, ImageRef, JobSpec, PAINT_SIZES, PAINT_STYLES, Size,
     UnknownFunction, UnresolvedImage, WireError, field_applies,
 };
+pub use self::time::Timestamp;
 pub use validate::{ValidationError, check_local_images, validate, validate_all};
 pub use wire::{
     ListQuery, TaskCreated, TaskInfo, TaskList, TaskMetrics, TaskResult, TaskStatus, TaskSummary,
