@@ -9,6 +9,7 @@ mod upload;
 pub mod validate;
 mod wire;
 
+pub use self::time::Timestamp;
 pub use client::{ApiKey, Client, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
 pub use error::{ClientError, ErrorAction, classify};
 pub use models::{Endpoint, Family, Model, ModelLimits, UnknownModel};
@@ -16,7 +17,6 @@ pub use spec::{
     BadSize, EditFunction, ExpandScales, ImageRef, JobSpec, PAINT_SIZES, PAINT_STYLES, Size,
     UnknownFunction, UnresolvedImage, WireError, field_applies,
 };
-pub use self::time::Timestamp;
 pub use validate::{ValidationError, check_local_images, validate, validate_all};
 pub use wire::{
     ListQuery, TaskCreated, TaskInfo, TaskList, TaskMetrics, TaskResult, TaskStatus, TaskSummary,

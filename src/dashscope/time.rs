@@ -7,9 +7,9 @@ use std::fmt;
 use std::ops::Add;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use ::time::macros::{format_description, offset};
 use ::time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
+use serde::{Deserialize, Serialize};
 
 /// The service writes times in Beijing time without saying so.
 const SERVICE_OFFSET: UtcOffset = offset!(+8);
@@ -33,6 +33,12 @@ impl Timestamp {
         OffsetDateTime::now_utc().into()
     }
 
+    /// The same instant as a date and time (UTC); `None` past what `OffsetDateTime` holds
+    /// (beyond the years ±9999, which no real time reaches).
+    pub fn to_datetime(self) -> Option<OffsetDateTime> {
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000).ok()
+    }
+
     /// How long after `earlier` this is; zero if it is not after it.
     pub fn since(self, earlier: Timestamp) -> Duration {
         Duration::from_millis(u64::try_from(self.0 - earlier.0).unwrap_or(0))
@@ -52,7 +58,8 @@ impl Timestamp {
     /// The task list's `start_time`/`end_time` filter: `YYYYMMDDhhmmss` in Beijing time
     /// (whole seconds: the fraction is dropped).
     pub fn to_list_filter(self) -> String {
-        OffsetDateTime::from(self)
+        self.to_datetime()
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
             .to_offset(SERVICE_OFFSET)
             .format(format_description!(
                 "[year][month][day][hour][minute][second]"
@@ -64,14 +71,6 @@ impl Timestamp {
 impl From<OffsetDateTime> for Timestamp {
     fn from(at: OffsetDateTime) -> Self {
         Timestamp((at.unix_timestamp_nanos() / 1_000_000) as i64)
-    }
-}
-
-impl From<Timestamp> for OffsetDateTime {
-    /// Times beyond what `OffsetDateTime` can hold (no real store has them) read as the epoch.
-    fn from(at: Timestamp) -> Self {
-        OffsetDateTime::from_unix_timestamp_nanos(i128::from(at.0) * 1_000_000)
-            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
     }
 }
 
@@ -110,8 +109,9 @@ mod tests {
         assert_eq!(ended.since(scheduled), Duration::from_millis(10_709));
         // Across midnight in Beijing is the previous day in UTC.
         assert_eq!(
-            OffsetDateTime::from(Timestamp::parse_service("2025-12-16 04:21:02.275").unwrap())
-                .date()
+            Timestamp::parse_service("2025-12-16 04:21:02.275")
+                .and_then(Timestamp::to_datetime)
+                .unwrap()
                 .day(),
             15
         );
@@ -169,7 +169,7 @@ mod tests {
     #[test]
     fn converts_to_and_from_offset_date_time() {
         let at = Timestamp::from_millis(SEEDED);
-        let datetime = OffsetDateTime::from(at);
+        let datetime = at.to_datetime().unwrap();
         assert_eq!(
             (datetime.hour(), datetime.minute(), datetime.millisecond()),
             (9, 56, 786)
@@ -182,5 +182,6 @@ mod tests {
             Duration::from_millis(1500)
         );
         assert_eq!(at.since(now), Duration::ZERO);
+        assert_eq!(Timestamp::from_millis(i64::MAX).to_datetime(), None);
     }
 }

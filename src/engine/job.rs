@@ -12,10 +12,12 @@ use super::download::{CheckedImage, DiskFault, check_image, write_image};
 use super::recovery::{self, Resolution};
 use super::scheduler::{CreateGuard, Ctx, Report};
 use crate::dashscope::{
-    ClientError, ErrorAction, ImageRef, JobSpec, Model, TaskInfo, TaskResult, TaskStatus, classify,
+    ClientError, ErrorAction, ImageRef, JobSpec, Model, TaskInfo, TaskResult, TaskStatus,
+    Timestamp, classify,
 };
 use crate::store::{
-    ImageRecord, JobDetail, JobError, JobId, JobState, RemoteJob, StoreError, now_ms,
+    ErrorKind, ImageRecord, JobDetail, JobError, JobId, JobState, JobStatus, JobSummary,
+    StoreError, now_ms,
 };
 
 /// One of a model's in-flight places, held from the claim until the service's task ends
@@ -66,7 +68,7 @@ pub(crate) struct Tracked {
 
 pub(crate) fn expired_error() -> JobError {
     JobError::new(
-        "Expired",
+        ErrorKind::Expired,
         "the service keeps tasks and their images for 24 hours; this one's results can no longer be fetched",
         None,
     )
@@ -116,7 +118,7 @@ async fn create(
         // to the queue as it was.
         drop(gate);
         slot.release();
-        let note = JobError::new("NotSent", why, None);
+        let note = JobError::new(ErrorKind::NotSent, why, None);
         ctx.db(move |s| s.requeue(id, &note, None, false)).await?;
         ctx.changed(id, JobState::Queued);
         return Ok(None);
@@ -150,23 +152,19 @@ async fn create(
         // anything else is created for this model (the gate is still held).
         Err(e @ (ClientError::Transport(_) | ClientError::Protocol(_))) => {
             tracing::warn!(job = %id, %model, "create not answered ({e}); checking the service's task list");
-            let this = RemoteJob {
-                id,
-                model,
-                state: JobState::Submitting,
-                prompt: job.spec.prompt.clone(),
-                task_id: None,
-                task_status: None,
-                submitted_at: Some(sent_at),
-                cancel_requested: false,
-                images_expected: job.summary.images_expected,
+            let this = JobSummary {
+                status: JobStatus::Submitting {
+                    sending_since: Some(sent_at),
+                    last_error: None,
+                },
+                ..job.summary.clone()
             };
             let resolution = recovery::reconcile(ctx, model, vec![this]).await?;
             drop(gate);
             match resolution.first().map(|(_, r)| r) {
                 Some(Resolution::Adopted) => {
                     let detail = ctx.db(move |s| s.job_brief(id)).await?;
-                    let Some(task_id) = detail.and_then(|d| d.task_id) else {
+                    let Some(task_id) = detail.and_then(|d| d.task_id().map(str::to_owned)) else {
                         return Ok(None);
                     };
                     ctx.changed(id, JobState::Submitted);
@@ -174,7 +172,7 @@ async fn create(
                         id,
                         model,
                         task_id,
-                        submitted_at: sent_at,
+                        submitted_at: sent_at.as_millis(),
                     }))
                 }
                 Some(Resolution::NotCreated) => create_failed(ctx, id, model, attempts, &e, slot)
@@ -248,13 +246,13 @@ async fn create_failed(
         (ErrorAction::RetryLater, Some(wait)) => {
             let speed = ctx.create_rates[&model].throttled();
             tracing::warn!(job = %id, %model, speed, "{error}; slowing down, the job waits its turn");
-            let again = now_ms() + wait.as_millis() as i64;
+            let again = Timestamp::now() + wait;
             ctx.db(move |s| s.requeue(id, &recorded, Some(again), false))
                 .await?;
             JobState::Queued
         }
         (ErrorAction::RetryLater, None) if attempts < ctx.config.max_attempts => {
-            let again = now_ms() + ctx.backoff(attempts).as_millis() as i64;
+            let again = Timestamp::now() + ctx.backoff(attempts);
             tracing::warn!(job = %id, %model, attempts, "create failed ({error}); retrying");
             ctx.db(move |s| s.requeue(id, &recorded, Some(again), true))
                 .await?;
@@ -337,7 +335,9 @@ async fn follow(ctx: &Ctx, job: &Tracked, slot: &mut Slot) -> Result<(), StoreEr
         if last_status != Some(info.status) && info.status != TaskStatus::Unknown {
             let (status, scheduled) = (
                 info.status,
-                info.scheduled_time.as_deref().and_then(parse_service_time),
+                info.scheduled_time
+                    .as_deref()
+                    .and_then(Timestamp::parse_service),
             );
             ctx.db(move |s| s.update_task_status(id, status, scheduled))
                 .await?;
@@ -361,15 +361,18 @@ async fn follow(ctx: &Ctx, job: &Tracked, slot: &mut Slot) -> Result<(), StoreEr
                 return fetch_images(ctx, job, &info).await;
             }
             TaskStatus::Failed => {
-                let code = info.code.clone().unwrap_or_else(|| "TaskFailed".into());
-                let action = classify(0, &code);
+                let kind = info
+                    .code
+                    .clone()
+                    .map_or(ErrorKind::TaskFailed, ErrorKind::Service);
+                let action = classify(0, kind.code());
                 let message = info
                     .message
                     .clone()
                     .unwrap_or_else(|| "the service reports the task failed".into());
                 (
                     JobState::Failed,
-                    Some(JobError::new(code, message, Some(action))),
+                    Some(JobError::new(kind, message, Some(action))),
                 )
             }
             TaskStatus::Canceled => (JobState::Cancelled, None),
@@ -397,7 +400,7 @@ pub(crate) async fn expire(ctx: &Ctx, id: JobId, model: Model) -> Result<(), Sto
     let Some(job) = ctx.db(move |s| s.job_brief(id)).await? else {
         return Ok(());
     };
-    if job.summary.task_status != Some(TaskStatus::Succeeded) {
+    if job.summary.status.task_status() != Some(TaskStatus::Succeeded) {
         ctx.db(move |s| s.end_job(id, JobState::Expired, Some(&expired_error())))
             .await?;
         ctx.changed(id, JobState::Expired);
@@ -477,24 +480,9 @@ const PAST_EXPECTED_END: Duration = Duration::from_millis(10);
 /// How long the service says the task ran (its own submit and end times), so that what
 /// the engine learns does not include its own polling delay.
 fn service_duration(info: &TaskInfo) -> Option<Duration> {
-    let submitted = parse_service_time(info.submit_time.as_deref()?)?;
-    let ended = parse_service_time(info.end_time.as_deref()?)?;
-    u64::try_from(ended - submitted)
-        .ok()
-        .map(Duration::from_millis)
-}
-
-/// `"2025-02-21 17:56:31.786"` (Beijing time) to epoch milliseconds.
-fn parse_service_time(text: &str) -> Option<i64> {
-    let format = time::macros::format_description!(
-        "[year]-[month]-[day] [hour]:[minute]:[second].[subsecond]"
-    );
-    let t = time::PrimitiveDateTime::parse(text, format).ok()?;
-    Some(
-        (t.assume_offset(time::macros::offset!(+8))
-            .unix_timestamp_nanos()
-            / 1_000_000) as i64,
-    )
+    let submitted = Timestamp::parse_service(info.submit_time.as_deref()?)?;
+    let ended = Timestamp::parse_service(info.end_time.as_deref()?)?;
+    (ended >= submitted).then(|| ended.since(submitted))
 }
 
 /// Downloads every image not yet saved, then ends the job. A disk that refuses the
@@ -597,7 +585,7 @@ async fn download(
                 tracing::warn!(job = %id, index, attempt, "download failed, retrying: {e}");
                 if attempt == ctx.config.max_attempts {
                     let note = JobError::new(
-                        e.code(),
+                        ErrorKind::of_client(&e),
                         format!(
                             "downloading image {index} keeps failing ({e}); retried until the service discards it"
                         ),
@@ -685,7 +673,7 @@ async fn save(
         if waiting.as_ref() != Some(&fault) {
             tracing::error!(job = %id, index, "{fault}; the image is kept in memory and saving it retried");
             let note = JobError::new(
-                "DiskError",
+                ErrorKind::DiskError,
                 format!("{fault}; the image is kept and saving retried until the disk accepts it"),
                 Some(ErrorAction::RetryLater),
             );

@@ -10,8 +10,10 @@
 use time::macros::{format_description, offset};
 
 use super::scheduler::{Ctx, Report};
-use crate::dashscope::{ClientError, ErrorAction, ListQuery, Model, TaskResult, TaskSummary};
-use crate::store::{JobError, JobId, JobState, RemoteJob, StoreError, now_ms};
+use crate::dashscope::{
+    ClientError, ErrorAction, ListQuery, Model, TaskResult, TaskSummary, Timestamp,
+};
+use crate::store::{ErrorKind, JobError, JobId, JobState, JobSummary, StoreError, now_ms};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Resolution {
@@ -37,12 +39,12 @@ const MAX_PAGES: u32 = 50;
 pub(crate) async fn reconcile(
     ctx: &Ctx,
     model: Model,
-    jobs: Vec<RemoteJob>,
+    jobs: Vec<JobSummary>,
 ) -> Result<Vec<(JobId, Resolution)>, StoreError> {
     let now = now_ms();
     let from = jobs
         .iter()
-        .filter_map(|j| j.submitted_at)
+        .filter_map(|j| j.status.submitted_at().map(Timestamp::as_millis))
         .min()
         .unwrap_or(now)
         - EARLY_SLACK_MS;
@@ -135,7 +137,7 @@ pub(crate) async fn reconcile(
     Ok(out)
 }
 
-async fn adopt(ctx: &Ctx, job: &RemoteJob, task: &TaskSummary) -> Result<(), StoreError> {
+async fn adopt(ctx: &Ctx, job: &JobSummary, task: &TaskSummary) -> Result<(), StoreError> {
     let (id, task_id, status) = (job.id, task.task_id.clone(), task.status);
     tracing::info!(job = %id, task = %task_id, "adopting the task an interrupted create made");
     ctx.db(move |s| s.mark_created(id, &task_id, status, "adopted after an unanswered create"))
@@ -145,14 +147,14 @@ async fn adopt(ctx: &Ctx, job: &RemoteJob, task: &TaskSummary) -> Result<(), Sto
 
 async fn give_up(
     ctx: &Ctx,
-    jobs: &[RemoteJob],
+    jobs: &[JobSummary],
     message: String,
 ) -> Result<Vec<(JobId, Resolution)>, StoreError> {
     let mut out = Vec::new();
     for job in jobs {
         let (id, error) = (
             job.id,
-            JobError::new("CreateUncertain", message.clone(), None),
+            JobError::new(ErrorKind::CreateUncertain, message.clone(), None),
         );
         tracing::warn!(job = %id, "{message}");
         ctx.db(move |s| s.end_job(id, JobState::NeedsAttention, Some(&error)))
