@@ -989,6 +989,71 @@ mod tests {
         assert!(JobStatus::from_columns(unknown_action).is_err());
     }
 
+    /// `list --json` and `show --json` print these shapes; scripts read them by name.
+    #[test]
+    fn the_json_output_keeps_the_flat_fields_in_their_order() {
+        let summary = JobSummary {
+            id: JobId(7),
+            created_at: at(1),
+            model: Model::Wanx21T2iTurbo,
+            prompt: "a fox".into(),
+            status: JobStatus::Failed {
+                submission: Submission::Task(task()),
+                ended_at: at(99),
+                error: error(ErrorKind::Service("InternalError.Algo".into())),
+            },
+            attempts: 2,
+            images_expected: 1,
+            images_ok: 0,
+            images_failed: 0,
+            cost_cny: None,
+            cancel_requested: false,
+            batch_tag: Some("b".into()),
+        };
+        assert_eq!(
+            serde_json::to_string(&summary).unwrap(),
+            r#"{"id":7,"created_at":1,"model":"wanx2.1-t2i-turbo","prompt":"a fox","state":"failed","task_status":"RUNNING","submitted_at":10,"ended_at":99,"attempts":2,"images_expected":1,"images_ok":0,"images_failed":0,"cost_cny":null,"error_code":"InternalError.Algo","error_message":"why","cancel_requested":false,"batch_tag":"b"}"#
+        );
+        let queued = JobSummary {
+            status: JobStatus::Queued {
+                next_attempt_at: Some(at(50)),
+                last_error: None,
+            },
+            ..summary
+        };
+        let detail = JobDetail {
+            summary: queued,
+            spec: JobSpec::new(Model::Wanx21T2iTurbo, "a fox"),
+            prepared_spec: None,
+            actual_prompt: None,
+            images: Vec::new(),
+            events: Vec::new(),
+        };
+        let text = serde_json::to_string(&detail).unwrap();
+        let mut from = 0;
+        for key in [
+            "summary",
+            "spec",
+            "prepared_spec",
+            "task_id",
+            "scheduled_at",
+            "next_attempt_at",
+            "error_action",
+            "actual_prompt",
+            "images",
+            "events",
+        ] {
+            let found = text[from..].find(&format!("\"{key}\":"));
+            from += found.unwrap_or_else(|| panic!("`{key}` in its place: {text}"));
+        }
+        let json = serde_json::to_value(&detail).unwrap();
+        assert_eq!(json.as_object().unwrap().len(), 10);
+        assert_eq!(json["next_attempt_at"], 50);
+        assert_eq!(json["summary"]["state"], "queued");
+        assert_eq!(json["summary"]["error_code"], serde_json::Value::Null);
+        assert_eq!(json["task_id"], serde_json::Value::Null);
+    }
+
     #[test]
     fn error_kinds_are_stored_as_the_codes_written_before() {
         for kind in ErrorKind::OWN {
