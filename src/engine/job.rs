@@ -16,7 +16,7 @@ use crate::dashscope::{
     Timestamp, classify,
 };
 use crate::store::{
-    ErrorKind, ImageRecord, JobDetail, JobError, JobId, JobState, JobStatus, JobSummary,
+    Ending, ErrorKind, ImageRecord, JobDetail, JobError, JobId, JobState, JobStatus, JobSummary,
     StoreError, now_ms,
 };
 
@@ -263,7 +263,7 @@ async fn create_failed(
                 message: format!("gave up after {attempts} attempts: {}", recorded.message),
                 ..recorded
             };
-            ctx.db(move |s| s.end_job(id, JobState::Failed, Some(&gave_up)))
+            ctx.db(move |s| s.end_job(id, Ending::Failed(gave_up)))
                 .await?;
             JobState::Failed
         }
@@ -283,7 +283,7 @@ async fn create_failed(
         }
         (ErrorAction::FixInput, _) => {
             tracing::info!(job = %id, %model, "job refused: {error}");
-            ctx.db(move |s| s.end_job(id, JobState::Failed, Some(&recorded)))
+            ctx.db(move |s| s.end_job(id, Ending::Failed(recorded)))
                 .await?;
             JobState::Failed
         }
@@ -370,21 +370,17 @@ async fn follow(ctx: &Ctx, job: &Tracked, slot: &mut Slot) -> Result<(), StoreEr
                     .message
                     .clone()
                     .unwrap_or_else(|| "the service reports the task failed".into());
-                (
-                    JobState::Failed,
-                    Some(JobError::new(kind, message, Some(action))),
-                )
+                Ending::Failed(JobError::new(kind, message, Some(action)))
             }
-            TaskStatus::Canceled => (JobState::Cancelled, None),
+            TaskStatus::Canceled => Ending::Cancelled,
             TaskStatus::Unknown => {
                 slot.release();
                 return expire(ctx, id, job.model).await;
             }
         };
         slot.release();
-        let (state, error) = ended;
-        ctx.db(move |s| s.end_job(id, state, error.as_ref()))
-            .await?;
+        let state = ended.state();
+        ctx.db(move |s| s.end_job(id, ended)).await?;
         ctx.changed(id, state);
         return Ok(());
     }
@@ -401,7 +397,7 @@ pub(crate) async fn expire(ctx: &Ctx, id: JobId, model: Model) -> Result<(), Sto
         return Ok(());
     };
     if job.summary.status.task_status() != Some(TaskStatus::Succeeded) {
-        ctx.db(move |s| s.end_job(id, JobState::Expired, Some(&expired_error())))
+        ctx.db(move |s| s.end_job(id, Ending::Expired(expired_error())))
             .await?;
         ctx.changed(id, JobState::Expired);
         return Ok(());

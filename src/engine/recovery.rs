@@ -7,13 +7,11 @@
 //! may pair them up; what still cannot be paired goes to needs_attention, never to a
 //! silent second create.
 
-use time::macros::{format_description, offset};
-
 use super::scheduler::{Ctx, Report};
 use crate::dashscope::{
     ClientError, ErrorAction, ListQuery, Model, TaskResult, TaskSummary, Timestamp,
 };
-use crate::store::{ErrorKind, JobError, JobId, JobState, JobSummary, StoreError, now_ms};
+use crate::store::{Ending, ErrorKind, JobError, JobId, JobState, JobSummary, StoreError, now_ms};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Resolution {
@@ -157,7 +155,7 @@ async fn give_up(
             JobError::new(ErrorKind::CreateUncertain, message.clone(), None),
         );
         tracing::warn!(job = %id, "{message}");
-        ctx.db(move |s| s.end_job(id, JobState::NeedsAttention, Some(&error)))
+        ctx.db(move |s| s.end_job(id, Ending::NeedsAttention(error)))
             .await?;
         ctx.changed(id, JobState::NeedsAttention);
         out.push((id, Resolution::Undecidable));
@@ -177,8 +175,8 @@ async fn list_window(
         let query = ListQuery {
             page_no,
             page_size: PAGE_SIZE,
-            start_time: Some(list_time(from - QUERY_PAD_MS)),
-            end_time: Some(list_time(to + QUERY_PAD_MS)),
+            start_time: Some(Timestamp::from_millis(from - QUERY_PAD_MS).to_list_filter()),
+            end_time: Some(Timestamp::from_millis(to + QUERY_PAD_MS).to_list_filter()),
             model_name: Some(model.id().to_string()),
             status: None,
         };
@@ -221,15 +219,4 @@ async fn echoed_prompt(ctx: &Ctx, task_id: &str) -> Option<String> {
         TaskResult::Image { orig_prompt, .. } => orig_prompt,
         TaskResult::Failed { .. } => None,
     })
-}
-
-/// `YYYYMMDDhhmmss` in Beijing time, as the list filter takes it.
-fn list_time(epoch_ms: i64) -> String {
-    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(epoch_ms) * 1_000_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
-        .to_offset(offset!(+8));
-    at.format(format_description!(
-        "[year][month][day][hour][minute][second]"
-    ))
-    .unwrap_or_default()
 }

@@ -21,7 +21,7 @@ pub use types::{
     CancelOutcome, ErrorKind, EventRecord, ImageRecord, JobDetail, JobError, JobFilter, JobId,
     JobState, JobStatus, JobSummary, StateCounts, StateFilter, Submission, TaskRef,
 };
-pub(crate) use work::EngineStore;
+pub(crate) use work::{Ending, EngineStore};
 
 use types::StatusColumns;
 

@@ -43,8 +43,7 @@ fn list_pages_a_window_by_state_and_search_newest_first() {
         store
             .end_job(
                 *id,
-                JobState::Failed,
-                Some(&JobError::new(
+                Ending::Failed(JobError::new(
                     ErrorKind::Service("InvalidParameter".into()),
                     "bad",
                     None,
@@ -216,7 +215,8 @@ fn every_transition_writes_an_event() {
     assert_eq!(store.job_for_task("task-1").unwrap(), Some(id));
     // A finished job is not claimed, ended or requeued again.
     assert!(store.claim_for_submit(id).unwrap().is_none());
-    assert!(!store.end_job(id, Failed, None).unwrap());
+    let refused = JobError::new(ErrorKind::Service("InvalidParameter".into()), "late", None);
+    assert!(!store.end_job(id, Ending::Failed(refused)).unwrap());
 }
 
 #[test]

@@ -28,6 +28,37 @@ impl JobError {
     }
 }
 
+/// How the engine ends a job that is not yet final, with what each end must record: a
+/// failure, an expiry or a question for a person always says why; a cancel keeps
+/// whatever note the job had.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Ending {
+    Failed(JobError),
+    Cancelled,
+    Expired(JobError),
+    NeedsAttention(JobError),
+}
+
+impl Ending {
+    pub(crate) fn state(&self) -> JobState {
+        match self {
+            Ending::Failed(_) => JobState::Failed,
+            Ending::Cancelled => JobState::Cancelled,
+            Ending::Expired(_) => JobState::Expired,
+            Ending::NeedsAttention(_) => JobState::NeedsAttention,
+        }
+    }
+
+    fn error(&self) -> Option<&JobError> {
+        match self {
+            Ending::Failed(error) | Ending::Expired(error) | Ending::NeedsAttention(error) => {
+                Some(error)
+            }
+            Ending::Cancelled => None,
+        }
+    }
+}
+
 /// The engine's handle on the store: the writes that move a job through its life, and
 /// the reads only the engine makes. The dashboard, the CLI and the MCP server hold a
 /// plain `Store` (reads and user commands) and cannot reach these; the engine makes its
@@ -218,15 +249,11 @@ impl EngineStore {
     }
 
     /// Ends a job that is not yet final: failed, cancelled, expired or needs_attention.
-    pub(crate) fn end_job(
-        &self,
-        id: JobId,
-        to: JobState,
-        error: Option<&JobError>,
-    ) -> Result<bool, StoreError> {
+    pub(crate) fn end_job(&self, id: JobId, ending: Ending) -> Result<bool, StoreError> {
         let mut conn = self.conn();
         let tx = write_tx(&mut conn, &self.path)?;
         let mut columns = vec![("ended_at", SqlValue::from(Timestamp::now()))];
+        let error = ending.error();
         if let Some(error) = error {
             columns.extend(error.columns());
         }
@@ -237,6 +264,7 @@ impl EngineStore {
             JobState::Submitted,
             JobState::Running,
         ];
+        let to = ending.state();
         let done = transition(&tx, id, &from, to, &columns, detail.as_deref())?;
         tx.commit()?;
         Ok(done)
