@@ -23,9 +23,9 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use wandash::dashscope::{JobSpec, Model};
 use wandash::store::{JobFilter, Store};
-use wandash::ui::AppEvent;
 use wandash::ui::data::{DataJob, DataWorker, snapshot};
-use wandash::ui::draw::draw;
+use wandash::ui::draw::{draw, frame_layout};
+use wandash::ui::event::AppEvent;
 use wandash::ui::keys::KeyMap;
 use wandash::ui::state::{AppState, BackendLabel, Header};
 use wandash::ui::update::Command;
@@ -138,7 +138,9 @@ fn bench_size(db: &Path, n: usize, frames: usize) {
     let mut terminal = Terminal::new(TestBackend::new(WIDTH, HEIGHT)).expect("a test terminal");
     let frame = median_of(frames, || {
         terminal
-            .draw(|f| draw(&state, &keys, f))
+            .draw(|f| {
+                draw(&state, &keys, f);
+            })
             .expect("the frame draws");
     });
     println!(
@@ -168,7 +170,9 @@ fn bench_size(db: &Path, n: usize, frames: usize) {
         let pressed = Instant::now();
         let commands = state.handle(&keys, &key);
         terminal
-            .draw(|f| draw(&state, &keys, f))
+            .draw(|f| {
+                draw(&state, &keys, f);
+            })
             .expect("the frame draws");
         first_frames.push(pressed.elapsed());
         if commands.contains(&Command::Refresh) {
@@ -177,7 +181,9 @@ fn bench_size(db: &Path, n: usize, frames: usize) {
             let more = state.apply_data(data);
             assert!(more.is_empty(), "the window settled after one answer");
             terminal
-                .draw(|f| draw(&state, &keys, f))
+                .draw(|f| {
+                    draw(&state, &keys, f);
+                })
                 .expect("the frame draws");
         }
         loaded_frames.push(pressed.elapsed());
@@ -197,7 +203,7 @@ fn bench_size(db: &Path, n: usize, frames: usize) {
 
 fn app_state() -> AppState {
     AppState::new(
-        Rect::new(0, 0, WIDTH, HEIGHT),
+        frame_layout(Rect::new(0, 0, WIDTH, HEIGHT)),
         OffsetDateTime::now_utc(),
         Header {
             backend: BackendLabel::Simulator,

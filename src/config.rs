@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::backend::BackendSettings;
 use crate::dashscope::{ApiKey, Model, ModelLimits, Region};
-use crate::engine::{BackendSettings, EngineConfig};
+use crate::engine::EngineConfig;
 pub use crate::ui::Notify;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -7,8 +7,9 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use engine_support::*;
+use wandash::backend::{BackendKind, BackendSettings, connect};
 use wandash::dashscope::{ApiKey, Client, JobSpec, Model, Region};
-use wandash::engine::{BackendKind, BackendSettings, Engine, EngineError, EngineEvent, connect};
+use wandash::engine::{Engine, EngineError, EngineEvent};
 use wandash::simulator::{Faults, SimConfig};
 use wandash::store::{JobDetail, JobId, JobState, Store};
 

@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use wandash::dashscope::{JobSpec, Model};
 use wandash::store::{JobState, Store};
 use wandash::ui::data::snapshot;
+use wandash::ui::draw::frame_layout;
 use wandash::ui::keys::KeyMap;
 use wandash::ui::state::{AppState, Confirm, Header, Mode, Tab};
 use wandash::ui::update::{Command, SubmitError};
@@ -48,7 +49,11 @@ fn load(state: &mut AppState, store: &Store) {
 }
 
 fn app(area: Rect) -> AppState {
-    AppState::new(area, OffsetDateTime::now_utc(), Header::default())
+    AppState::new(
+        frame_layout(area),
+        OffsetDateTime::now_utc(),
+        Header::default(),
+    )
 }
 
 #[test]

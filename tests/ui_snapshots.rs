@@ -14,7 +14,7 @@ use ratatui_image::picker::Picker;
 use time::OffsetDateTime;
 use time::macros::datetime;
 use wandash::dashscope::{JobSpec, Model, Size};
-use wandash::ui::draw::{draw, wanted_image};
+use wandash::ui::draw::{draw, frame_layout};
 use wandash::ui::keys::KeyMap;
 use wandash::ui::state::{
     AppState, BackendLabel, BatchProgress, Header, ImageView, JobDetailView, JobId, JobRow,
@@ -37,11 +37,17 @@ fn header() -> Header {
 }
 
 fn render(state: &AppState) -> String {
-    let mut terminal =
-        Terminal::new(TestBackend::new(state.area.width, state.area.height)).unwrap();
+    let area = state.layout.area;
+    let mut terminal = Terminal::new(TestBackend::new(area.width, area.height)).unwrap();
+    let mut drawn = None;
     terminal
-        .draw(|frame| draw(state, &KeyMap::default(), frame))
+        .draw(|frame| drawn = Some(draw(state, &KeyMap::default(), frame)))
         .unwrap();
+    assert_eq!(
+        drawn,
+        Some(state.layout),
+        "the frame reports the layout the state was made for"
+    );
     terminal.backend().to_string()
 }
 
@@ -124,7 +130,7 @@ fn detail_for(row: &JobRow) -> JobDetailView {
 /// A state with 40 jobs in the store, the window loaded, row `selected` selected and its
 /// detail loaded, as the data worker would leave it.
 fn mixed(area: Rect, selected: u64) -> AppState {
-    let mut state = AppState::new(area, NOW, header());
+    let mut state = AppState::new(frame_layout(area), NOW, header());
     state.header.counts = TabCounts([40, 6, 7, 14, 7, 6]);
     state.header.images_today = 56;
     state.header.spend_today_cny = 7.84;
@@ -161,7 +167,7 @@ fn key(code: KeyCode) -> Event {
 
 #[test]
 fn empty_store() {
-    let state = AppState::new(Rect::new(0, 0, 120, 36), NOW, header());
+    let state = AppState::new(frame_layout(Rect::new(0, 0, 120, 36)), NOW, header());
     snapshot("empty_store", render(&state));
 }
 
@@ -243,7 +249,9 @@ fn editor_shows_each_error_beside_its_field() {
 #[test]
 fn preview_draws_a_generated_image() {
     let mut state = mixed(Rect::new(0, 0, 120, 36), 2);
-    let key = wanted_image(&state).expect("a succeeded job with saved images wants a preview");
+    let key = state
+        .wanted_image()
+        .expect("a succeeded job with saved images wants a preview");
     let picture = DynamicImage::ImageRgb8(RgbImage::from_fn(64, 64, |x, y| {
         Rgb([
             (x * 4) as u8,

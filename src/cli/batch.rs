@@ -2,14 +2,16 @@
 //!
 //! A job may give `prompts`, `seeds` and `sizes` lists instead of `prompt`, `seed`, `size`;
 //! it then stands for the cartesian product (prompts x seeds x sizes). Every job is parsed
-//! and validated before anything is queued, and every error says where it came from.
+//! and checked (by `intake`, as every job is) before anything is queued, and every error
+//! says where it came from.
 
 use std::fmt;
 use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use crate::dashscope::{ImageRef, JobSpec, check_local_images, validate_all};
+use crate::dashscope::JobSpec;
+use crate::intake::{self, Checked, Draft};
 
 /// Where a job came from in its batch file, for error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,10 +39,15 @@ pub struct BatchJob {
     pub origin: Origin,
     /// Which combination of a matrix job this is (`prompt 2, seed 1`), empty otherwise.
     pub combination: String,
-    pub spec: JobSpec,
+    /// Its local paths already taken relative to the batch file.
+    pub draft: Draft,
 }
 
 impl BatchJob {
+    pub fn spec(&self) -> &JobSpec {
+        self.draft.spec()
+    }
+
     pub fn place(&self) -> String {
         if self.combination.is_empty() {
             self.origin.to_string()
@@ -125,7 +132,7 @@ pub fn parse_batch(
     let mut jobs = Vec::new();
     let mut errors = Vec::new();
     for (origin, table) in tables {
-        match expand(&origin, table) {
+        match expand(&origin, table, base_dir) {
             Ok(expanded) => jobs.extend(expanded),
             Err(e) => errors.push(e),
         }
@@ -139,47 +146,25 @@ pub fn parse_batch(
             message: "holds no jobs".into(),
         }]);
     }
-    for job in &mut jobs {
-        absolutize_images(&mut job.spec, base_dir);
-    }
     Ok(jobs)
 }
 
-/// Every rule of every job, including reading local images. Returns all the errors.
-pub fn check_batch(jobs: &[BatchJob]) -> Result<(), Vec<BatchError>> {
-    let mut errors = Vec::new();
-    for job in jobs {
-        let mut broken = validate_all(&job.spec);
-        if broken.is_empty()
-            && let Err(e) = check_local_images(&job.spec)
-        {
-            broken.push(e);
-        }
-        errors.extend(broken.into_iter().map(|e| BatchError {
-            place: job.place(),
-            message: format!("field `{}`: {}", e.field, e.message),
-        }));
-    }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(errors)
-    }
-}
-
-/// Local image paths become absolute, so a worker started elsewhere still finds them.
-pub fn absolutize_images(spec: &mut JobSpec, base_dir: &Path) {
-    let fix = |image: &mut ImageRef| {
-        if let ImageRef::File(path) = image
-            && path.is_relative()
-        {
-            let joined = base_dir.join(&*path);
-            *path = std::path::absolute(&joined).unwrap_or(joined);
-        }
-    };
-    spec.base_image.iter_mut().for_each(fix);
-    spec.mask_image.iter_mut().for_each(fix);
-    spec.images.iter_mut().for_each(fix);
+/// Every rule of every job, including reading local images (`intake::check_all`).
+/// Returns the checked jobs, in order, or every problem of every bad job.
+pub fn check_batch(jobs: Vec<BatchJob>) -> Result<Vec<Checked>, Vec<BatchError>> {
+    let places: Vec<String> = jobs.iter().map(BatchJob::place).collect();
+    intake::check_all(jobs.into_iter().map(|job| job.draft).collect()).map_err(|refused| {
+        refused
+            .into_iter()
+            .flat_map(|(index, problems)| {
+                let place = &places[index];
+                problems.into_iter().map(|problem| BatchError {
+                    place: place.clone(),
+                    message: format!("field `{}`: {}", problem.field, problem.message),
+                })
+            })
+            .collect()
+    })
 }
 
 /// The job tables of a batch file, each with where it stands.
@@ -250,7 +235,11 @@ fn toml_tables(text: &str) -> Result<Tables, Vec<BatchError>> {
 /// The matrix keys and the field each stands for.
 const MATRIX: [(&str, &str); 3] = [("prompts", "prompt"), ("seeds", "seed"), ("sizes", "size")];
 
-fn expand(origin: &Origin, mut table: Map<String, Value>) -> Result<Vec<BatchJob>, BatchError> {
+fn expand(
+    origin: &Origin,
+    mut table: Map<String, Value>,
+    base_dir: &Path,
+) -> Result<Vec<BatchJob>, BatchError> {
     let fail = |message: String| BatchError {
         place: origin.to_string(),
         message,
@@ -297,7 +286,7 @@ fn expand(origin: &Origin, mut table: Map<String, Value>) -> Result<Vec<BatchJob
         .into_iter()
         .map(|(map, label)| {
             let combination = label.join(", ");
-            let spec = to_spec(map).map_err(|message| BatchError {
+            let spec = intake::spec_from_json(map).map_err(|message| BatchError {
                 place: if combination.is_empty() {
                     origin.to_string()
                 } else {
@@ -308,72 +297,10 @@ fn expand(origin: &Origin, mut table: Map<String, Value>) -> Result<Vec<BatchJob
             Ok(BatchJob {
                 origin: origin.clone(),
                 combination,
-                spec,
+                draft: Draft::new(spec, base_dir),
             })
         })
         .collect()
-}
-
-/// Deserialises a job, naming the field that does not fit (serde_json's type errors do not).
-fn to_spec(map: Map<String, Value>) -> Result<JobSpec, String> {
-    match serde_json::from_value::<JobSpec>(Value::Object(map.clone())) {
-        Ok(spec) => Ok(spec),
-        Err(err) => {
-            let message = err.to_string();
-            if message.starts_with("unknown field") || message.starts_with("missing field") {
-                return Err(message);
-            }
-            match bad_field(&map) {
-                Some(field) => match expected_form(&field) {
-                    Some(form) => Err(format!(
-                        "field `{field}`: {message}; {field} must be {form}"
-                    )),
-                    None => Err(format!("field `{field}`: {message}")),
-                },
-                None => Err(message),
-            }
-        }
-    }
-}
-
-/// What a field must look like, for type errors: serde says `expected u64`, a person
-/// needs the rule (`a whole number 0 to 2147483647`). `None` where the parse error of the
-/// field's own type already says it (model, function, size).
-fn expected_form(field: &str) -> Option<String> {
-    Some(match field {
-        "prompt" | "negative_prompt" | "style" => "text (a string)".to_string(),
-        "n" => "a whole number 1 to 4".to_string(),
-        "seed" => format!(
-            "a whole number 0 to {}",
-            crate::dashscope::validate::MAX_SEED
-        ),
-        "upscale_factor" => "a whole number 1 to 4".to_string(),
-        "prompt_extend" | "watermark" => "true or false".to_string(),
-        "base_image" | "mask_image" => "an image URL or file path (a string)".to_string(),
-        "images" => "a list of 1 to 3 image URLs, data URIs or file paths".to_string(),
-        "expand" => "a table of top, bottom, left, right scales, each 1.0 to 2.0".to_string(),
-        "mask_color" => "a list of [r, g, b] triples, each 0 to 255".to_string(),
-        _ => return None,
-    })
-}
-
-/// The first field that fails on its own, beside a known-good model and prompt.
-fn bad_field(map: &Map<String, Value>) -> Option<String> {
-    let model = map.get("model")?;
-    if serde_json::from_value::<crate::dashscope::Model>(model.clone()).is_err() {
-        return Some("model".into());
-    }
-    map.iter()
-        .filter(|(k, _)| k.as_str() != "model")
-        .find_map(|(key, value)| {
-            let mut probe = Map::new();
-            probe.insert("model".into(), model.clone());
-            probe.insert("prompt".into(), Value::String("probe".into()));
-            probe.insert(key.clone(), value.clone());
-            serde_json::from_value::<JobSpec>(Value::Object(probe))
-                .is_err()
-                .then(|| key.clone())
-        })
 }
 
 #[cfg(test)]
@@ -381,7 +308,7 @@ mod tests {
     use super::*;
     use std::path::PathBuf;
 
-    use crate::dashscope::{Model, Size};
+    use crate::dashscope::{ImageRef, Model, Size};
 
     fn toml_jobs(text: &str) -> Result<Vec<BatchJob>, Vec<BatchError>> {
         parse_batch(text, Format::Toml, Path::new("/tmp"))
@@ -394,11 +321,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(jobs.len(), 3 * 2 * 2 + 1);
-        assert_eq!(jobs[0].spec.prompt, "a");
-        assert_eq!(jobs[0].spec.seed, Some(1));
-        assert_eq!(jobs[1].spec.size, Some(Size::new(720, 1280)));
-        assert_eq!(jobs[11].spec.prompt, "c");
-        assert_eq!(jobs[12].spec.model, Model::Wanx20T2iTurbo);
+        assert_eq!(jobs[0].spec().prompt, "a");
+        assert_eq!(jobs[0].spec().seed, Some(1));
+        assert_eq!(jobs[1].spec().size, Some(Size::new(720, 1280)));
+        assert_eq!(jobs[11].spec().prompt, "c");
+        assert_eq!(jobs[12].spec().model, Model::Wanx20T2iTurbo);
         assert_eq!(jobs[12].origin, Origin::Table { index: 2, line: 8 });
     }
 
@@ -448,7 +375,7 @@ mod tests {
     fn validation_names_line_and_field() {
         let text = "{\"model\":\"wanx2.1-t2i-turbo\",\"prompt\":\"ok\"}\n\n{\"model\":\"wanx2.1-t2i-turbo\",\"prompt\":\"x\",\"n\":9}\n";
         let jobs = parse_batch(text, Format::Jsonl, Path::new("/")).unwrap();
-        let errs = check_batch(&jobs).unwrap_err();
+        let errs = check_batch(jobs).unwrap_err();
         assert_eq!(errs.len(), 1);
         assert!(
             errs[0].to_string().starts_with("line 3: field `n`"),
@@ -466,7 +393,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            jobs[0].spec.base_image,
+            jobs[0].spec().base_image,
             Some(ImageRef::File(PathBuf::from("/data/batches/in/a.png")))
         );
     }

@@ -5,14 +5,14 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::dashscope::{ImageRef, JobSpec, Timestamp, check_local_images, validate};
+use crate::dashscope::{ImageRef, JobSpec, Timestamp, ValidationError};
+use crate::intake::{self, Draft};
 use crate::store::{
     CancelOutcome, JobDetail, JobFilter, JobId, JobState, JobSummary, StateFilter, Store,
     StoreError,
 };
 use crate::text::sanitize;
 
-use super::batch::absolutize_images;
 use super::failure::{CliResult, Failure};
 use super::{Context, SubmitArgs};
 
@@ -28,8 +28,17 @@ pub fn store_failure(e: StoreError) -> Failure {
     }
 }
 
-/// The job `submit` describes, with local paths made absolute, fully checked.
-pub fn submit_spec(args: &SubmitArgs) -> CliResult<JobSpec> {
+/// `submit`: the job the options describe, checked (every problem printed, one a line)
+/// and queued; its id.
+pub fn submit(ctx: &Context, args: &SubmitArgs) -> CliResult<JobId> {
+    let checked =
+        intake::check(submit_draft(args)).map_err(|problems| report_problems(&problems))?;
+    let store = open_store(ctx)?;
+    intake::enqueue(&store, checked).map_err(store_failure)
+}
+
+/// The job the options describe; relative paths are relative to the working directory.
+fn submit_draft(args: &SubmitArgs) -> Draft {
     let mut spec = JobSpec::new(args.model, args.prompt.clone());
     spec.negative_prompt = args.negative.clone();
     spec.size = args.size;
@@ -44,11 +53,18 @@ pub fn submit_spec(args: &SubmitArgs) -> CliResult<JobSpec> {
     spec.upscale_factor = args.upscale;
     spec.prompt_extend = args.no_prompt_extend.then_some(false);
     spec.watermark = args.watermark.then_some(true);
-    let cwd = std::env::current_dir().unwrap_or_default();
-    absolutize_images(&mut spec, &cwd);
-    validate(&spec).map_err(|e| Failure::usage(format!("{e} (fix the option and run again)")))?;
-    check_local_images(&spec).map_err(|e| Failure::usage(e.to_string()))?;
-    Ok(spec)
+    Draft::in_working_dir(spec)
+}
+
+/// Prints every problem of a refused job on its own line and sums them up in the failure.
+fn report_problems(problems: &[ValidationError]) -> Failure {
+    for problem in problems {
+        eprintln!("error: {}", sanitize(&problem.to_string()));
+    }
+    Failure::usage(format!(
+        "{} problem(s) with the job; nothing was queued. Fix the options and run the command again",
+        problems.len()
+    ))
 }
 
 pub fn list(ctx: &Context, status: Option<&str>, limit: u64) -> CliResult {

@@ -7,8 +7,8 @@ mod estimate;
 mod export;
 mod failure;
 mod jobs;
+mod mcp;
 mod run;
-pub(crate) use run::runtime;
 mod watch;
 
 use std::path::PathBuf;
@@ -17,6 +17,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::dashscope::{EditFunction, JobSpec, Model, Region, Size};
+use crate::intake::{self, Checked};
 use crate::store::JobId;
 
 pub use batch::{BatchError, BatchJob, Format, Origin, check_batch, parse_batch, read_batch};
@@ -147,7 +148,7 @@ pub struct SubmitArgs {
     #[arg(long)]
     pub style: Option<String>,
     /// expand's scales TOP,BOTTOM,LEFT,RIGHT, each 1.0-2.0.
-    #[arg(long, value_name = "T,B,L,R", value_parser = parse_expand)]
+    #[arg(long, value_name = "T,B,L,R", value_parser = intake::parse_expand)]
     pub expand: Option<crate::dashscope::ExpandScales>,
     /// super_resolution's factor (1-4).
     #[arg(long = "upscale", value_name = "N")]
@@ -208,25 +209,6 @@ fn parse_function(s: &str) -> Result<EditFunction, String> {
         .map_err(|e: crate::dashscope::UnknownFunction| e.to_string())
 }
 
-fn parse_expand(s: &str) -> Result<crate::dashscope::ExpandScales, String> {
-    let parts: Vec<&str> = s.split(',').map(str::trim).collect();
-    let [top, bottom, left, right] = parts.as_slice() else {
-        return Err(format!(
-            "`{s}` is not TOP,BOTTOM,LEFT,RIGHT (four numbers 1.0-2.0, e.g. 1.5,1.5,1,1)"
-        ));
-    };
-    let num = |side: &str, v: &str| {
-        v.parse::<f64>()
-            .map_err(|_| format!("{side} scale `{v}` is not a number"))
-    };
-    Ok(crate::dashscope::ExpandScales {
-        top: num("top", top)?,
-        bottom: num("bottom", bottom)?,
-        left: num("left", left)?,
-        right: num("right", right)?,
-    })
-}
-
 /// Parses the command line and runs it; the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -263,7 +245,7 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
         Some(Command::Cancel { id }) => jobs::cancel(&ctx, id).map(ok),
         Some(Command::Retry { id }) => jobs::retry(&ctx, id).map(ok),
         Some(Command::Export { to }) => export::export(&ctx, &to).map(ok),
-        Some(Command::Mcp) => crate::mcp::command(&ctx),
+        Some(Command::Mcp) => mcp::command(&ctx),
         Some(Command::Sim(_)) => unreachable!("handled before the context is built"),
     }
 }
@@ -280,10 +262,7 @@ fn ok(_: ()) -> ExitCode {
 }
 
 fn submit_command(ctx: &Context, args: &SubmitArgs) -> CliResult<ExitCode> {
-    let spec = jobs::submit_spec(args)?;
-    let store = jobs::open_store(ctx)?;
-    let id = store.enqueue(&spec).map_err(jobs::store_failure)?;
-    drop(store);
+    let id = jobs::submit(ctx, args)?;
     if args.wait {
         eprintln!("job {id} queued; running it");
         return run::wait_for(ctx, &[id]);
@@ -294,10 +273,10 @@ fn submit_command(ctx: &Context, args: &SubmitArgs) -> CliResult<ExitCode> {
 
 fn batch_command(ctx: &Context, args: &BatchArgs) -> CliResult<ExitCode> {
     let jobs = read_batch(&args.file)
-        .and_then(|jobs| check_batch(&jobs).map(|()| jobs))
+        .and_then(check_batch)
         .map_err(report_batch_errors)?;
     if args.dry_run {
-        let specs: Vec<&JobSpec> = jobs.iter().map(|j| &j.spec).collect();
+        let specs: Vec<&JobSpec> = jobs.iter().map(Checked::spec).collect();
         let est = estimate(&specs, &ctx.config);
         if ctx.json {
             println!(
@@ -309,15 +288,12 @@ fn batch_command(ctx: &Context, args: &BatchArgs) -> CliResult<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let specs: Vec<JobSpec> = jobs.into_iter().map(|j| j.spec).collect();
     let tag = args
         .file
         .file_name()
         .map(|n| n.to_string_lossy().into_owned());
     let store = jobs::open_store(ctx)?;
-    let ids = store
-        .enqueue_batch(&specs, tag.as_deref())
-        .map_err(jobs::store_failure)?;
+    let ids = intake::enqueue_all(&store, jobs, tag.as_deref()).map_err(jobs::store_failure)?;
     drop(store);
     if args.wait {
         eprintln!("{} job(s) queued; running them", ids.len());

@@ -6,9 +6,10 @@ use std::sync::Arc;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
+use crate::backend::{self, Backend, BackendKind, Choice};
 use crate::config::ImageProtocol;
 use crate::dashscope::ApiKey;
-use crate::engine::{self, BackendKind, Engine, EngineError, EngineEvent, EngineHandle};
+use crate::engine::{self, Engine, EngineError, EngineEvent, EngineHandle};
 use crate::store::{JobDetail, JobId, JobState, Store};
 use crate::text::sanitize;
 use crate::ui::{UiOptions, keys::KeyMap, state::BackendLabel};
@@ -30,7 +31,7 @@ fn engine_failure(e: EngineError) -> Failure {
 
 /// Connects to the backend (live, or the embedded simulator) and starts the engine.
 /// Keep the returned backend alive as long as the engine: it may own the simulator.
-async fn start_engine(ctx: &Context) -> Result<(engine::Backend, EngineHandle), EngineError> {
+async fn start_engine(ctx: &Context) -> Result<(Backend, EngineHandle), EngineError> {
     let (backend, handle) = start_engine_quietly(ctx).await?;
     match &backend.kind {
         BackendKind::Simulator { base_url } => {
@@ -44,9 +45,7 @@ async fn start_engine(ctx: &Context) -> Result<(engine::Backend, EngineHandle), 
 }
 
 /// `start_engine` without the announcement, for the dashboard, which owns the terminal.
-async fn start_engine_quietly(
-    ctx: &Context,
-) -> Result<(engine::Backend, EngineHandle), EngineError> {
+async fn start_engine_quietly(ctx: &Context) -> Result<(Backend, EngineHandle), EngineError> {
     let config = ctx.config.engine_config(&ctx.data_dir);
     // Before the backend: the built-in simulator keeps its state in the data directory
     // too, and would fail with a vaguer message.
@@ -57,7 +56,7 @@ async fn start_engine_quietly(
         ctx.region,
         &ctx.data_dir,
     );
-    let backend = engine::connect(settings).await?;
+    let backend = backend::connect(settings).await?;
     let handle = Engine::start(&ctx.db_path, backend.client.clone(), config)?;
     tracing::info!(
         backend = backend.kind.label(),
@@ -84,11 +83,11 @@ pub fn dashboard(ctx: &Context) -> CliResult<ExitCode> {
                 },
             },
             // Another process runs the engine; it follows the same rule to pick a backend.
-            None if ApiKey::from_env().is_none() && ctx.base_url.is_none() => {
-                BackendLabel::Simulator
-            }
-            None => BackendLabel::Live {
-                region: ctx.region.id().to_string(),
+            None => match backend::choose(ApiKey::from_env(), ctx.base_url.as_deref()) {
+                Choice::Simulator => BackendLabel::Simulator,
+                Choice::Live(_) | Choice::MissingKey => BackendLabel::Live {
+                    region: ctx.region.id().to_string(),
+                },
             },
         };
         let ui_config = &ctx.config.ui;

@@ -1,9 +1,37 @@
-//! Rate limiting: token buckets for creates (per model) and task queries (per account).
+//! Pacing: token buckets for creates (per model) and task queries (per account), and the
+//! backoff after failures.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+use super::EngineConfig;
+
+/// Exponential backoff with jitter: how long to wait after a failure.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Backoff {
+    pub base: Duration,
+    pub cap: Duration,
+}
+
+impl Backoff {
+    pub fn of(config: &EngineConfig) -> Self {
+        Backoff {
+            base: config.backoff_base,
+            cap: config.backoff_cap,
+        }
+    }
+
+    /// The wait after the `attempt`th failure: `base` doubled for each failure after the
+    /// first, at most `cap`, then scaled by `jitter` (in [0, 1)) to between half and all
+    /// of that, so that jobs failing together do not retry together.
+    pub fn delay(&self, attempt: u32, jitter: f64) -> Duration {
+        let doubled = self.base.as_secs_f64() * 2f64.powi(attempt.saturating_sub(1).min(30) as i32);
+        let capped = doubled.min(self.cap.as_secs_f64());
+        Duration::from_secs_f64(capped * (0.5 + 0.5 * jitter))
+    }
+}
 
 /// A bucket of `capacity` tokens refilled at `rate` per second.
 #[derive(Debug)]
@@ -182,5 +210,26 @@ mod tests {
         assert!(bucket.try_take(later) && bucket.try_take(later) && !bucket.try_take(later));
         bucket.set_rate(1.0, later);
         assert_eq!(bucket.wait_time(later), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn backoff_doubles_per_failure_up_to_its_cap_and_jitters_down_to_half() {
+        let backoff = Backoff {
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(60),
+        };
+        let longest = |attempt| backoff.delay(attempt, 1.0);
+        assert_eq!(longest(0), Duration::from_secs(1));
+        assert_eq!(longest(1), Duration::from_secs(1));
+        assert_eq!(longest(2), Duration::from_secs(2));
+        assert_eq!(longest(4), Duration::from_secs(8));
+        assert_eq!(longest(7), Duration::from_secs(60), "capped");
+        assert_eq!(longest(u32::MAX), Duration::from_secs(60), "no overflow");
+        assert_eq!(
+            backoff.delay(4, 0.0),
+            Duration::from_secs(4),
+            "half at the least"
+        );
+        assert_eq!(backoff.delay(4, 0.5), Duration::from_secs(6));
     }
 }

@@ -6,11 +6,24 @@
 //! and downloads, committing every state change to the store before its next network
 //! step. Other processes (dashboard, CLI) only enqueue and read; the engine finds their
 //! jobs by polling the store and on `wake()`.
+//!
+//! A job's stages, one file each: `create` (one create per job, under the model's gate),
+//! `follow` (the poll schedule, polling, cancelling) and `download` (fetch, verify,
+//! save). `scheduler` claims jobs and owns the in-flight counts; `recovery` finds out what
+//! unanswered creates did; `ctx` is what they all share. The decisions are pure
+//! functions, unit-tested without a server: `create_failure` (what a failed create
+//! means), `follow::PollSchedule`, `pairing` (lost creates and the service's tasks) and
+//! `limits` (pace and backoff). `disk` checks and writes image files. Which service to
+//! talk to is not the engine's business: see `crate::backend`.
 
-mod backend;
+mod create;
+mod create_failure;
+mod ctx;
+mod disk;
 mod download;
-mod job;
+mod follow;
 mod limits;
+mod pairing;
 mod recovery;
 mod scheduler;
 
@@ -25,8 +38,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::dashscope::{Client, Model, ModelLimits};
 use crate::store::{JobId, JobState, Store, StoreError};
-
-pub use backend::{Backend, BackendKind, BackendSettings, connect};
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {

@@ -7,11 +7,12 @@
 //! may pair them up; what still cannot be paired goes to needs_attention, never to a
 //! silent second create.
 
-use super::scheduler::{Ctx, Report};
+use super::ctx::{Ctx, Report};
+use super::pairing::{Candidate, LostCreate, created_in_window, pair, window_start};
 use crate::dashscope::{
     ClientError, ErrorAction, ListQuery, Model, TaskResult, TaskSummary, Timestamp,
 };
-use crate::store::{Ending, ErrorKind, JobError, JobId, JobState, JobSummary, StoreError, now_ms};
+use crate::store::{Ending, ErrorKind, JobError, JobId, JobState, JobSummary, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Resolution {
@@ -23,8 +24,6 @@ pub(crate) enum Resolution {
     Undecidable,
 }
 
-/// Tasks created this long before a job's `submitted_at` cannot be its own.
-const EARLY_SLACK_MS: i64 = 120_000;
 /// The list's time filter is coarse (seconds, a time zone we take to be Beijing's):
 /// ask for a wider window and filter on the exact epoch times in the answer.
 const QUERY_PAD_MS: i64 = 24 * 3600 * 1000;
@@ -39,13 +38,12 @@ pub(crate) async fn reconcile(
     model: Model,
     jobs: Vec<JobSummary>,
 ) -> Result<Vec<(JobId, Resolution)>, StoreError> {
-    let now = now_ms();
-    let from = jobs
+    // In epoch milliseconds, as the service's list answers.
+    let now = Timestamp::now().as_millis();
+    let sent = jobs
         .iter()
-        .filter_map(|j| j.status.submitted_at().map(Timestamp::as_millis))
-        .min()
-        .unwrap_or(now)
-        - EARLY_SLACK_MS;
+        .filter_map(|j| j.status.submitted_at().map(Timestamp::as_millis));
+    let from = window_start(sent, now);
     let tasks = match list_window(ctx, model, from, now).await {
         Ok(tasks) => tasks,
         Err(e) if e.action() == ErrorAction::StopAll => {
@@ -58,85 +56,70 @@ pub(crate) async fn reconcile(
             let message = format!(
                 "could not check whether the service created this job's task ({why}); look for it in the service's task list, then retry or delete the job"
             );
-            return give_up(ctx, &jobs, message).await;
+            let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
+            return give_up(ctx, &ids, message).await;
         }
     };
-    let mut candidates = Vec::new();
+    let mut unrecorded = Vec::new();
     for task in tasks {
-        if task
-            .gmt_create
-            .is_some_and(|at| at < from || at > now + EARLY_SLACK_MS)
-        {
+        if !created_in_window(task.gmt_create, from, now) {
             continue;
         }
         let task_id = task.task_id.clone();
         if ctx.db(move |s| s.job_for_task(&task_id)).await?.is_none() {
-            candidates.push(task);
+            unrecorded.push(task);
         }
     }
-    if candidates.is_empty() {
-        return Ok(jobs
-            .iter()
-            .map(|j| (j.id, Resolution::NotCreated))
-            .collect());
-    }
-
-    let mut out = Vec::new();
-    let mut open_jobs = jobs;
-    // Pair by the prompt finished tasks echo back, where that is unambiguous. Also
-    // with one job and one candidate: a finished task with another prompt belongs to
-    // someone else on the account, and adopting it would lose this job's create.
     let mut prompts = Vec::new();
-    for task in &candidates {
+    for task in &unrecorded {
         prompts.push(echoed_prompt(ctx, &task.task_id).await);
     }
-    let mut i = 0;
-    while i < candidates.len() {
-        let matching: Vec<usize> = open_jobs
-            .iter()
-            .enumerate()
-            .filter(|(_, j)| prompts[i].as_deref() == Some(j.prompt.as_str()))
-            .map(|(k, _)| k)
-            .collect();
-        let twins = prompts.iter().filter(|p| **p == prompts[i]).count();
-        if matching.len() == 1 && twins == 1 {
-            let job = open_jobs.remove(matching[0]);
-            adopt(ctx, &job, &candidates[i]).await?;
-            out.push((job.id, Resolution::Adopted));
-            candidates.remove(i);
-            prompts.remove(i);
-            continue;
-        }
-        // A finished task whose prompt is none of ours is not ours.
-        if prompts[i].is_some() && matching.is_empty() {
-            candidates.remove(i);
-            prompts.remove(i);
-            continue;
-        }
-        i += 1;
+    let lost: Vec<LostCreate> = jobs
+        .iter()
+        .map(|j| LostCreate {
+            id: j.id,
+            prompt: &j.prompt,
+        })
+        .collect();
+    let candidates: Vec<Candidate> = unrecorded
+        .iter()
+        .zip(&prompts)
+        .map(|(task, prompt)| Candidate {
+            task,
+            echoed_prompt: prompt.as_deref(),
+        })
+        .collect();
+    let pairing = pair(&lost, &candidates);
+
+    let mut out = Vec::new();
+    for &(id, task) in &pairing.adopted {
+        adopt(ctx, id, task).await?;
+        out.push((id, Resolution::Adopted));
     }
-    match (open_jobs.len(), candidates.len()) {
-        (0, _) => {}
-        (_, 0) => out.extend(open_jobs.iter().map(|j| (j.id, Resolution::NotCreated))),
-        (1, 1) => {
-            adopt(ctx, &open_jobs[0], &candidates[0]).await?;
-            out.push((open_jobs[0].id, Resolution::Adopted));
-        }
-        (_, _) => {
-            let ids: Vec<&str> = candidates.iter().map(|t| t.task_id.as_str()).collect();
-            let message = format!(
-                "the service has {} task(s) of {model} from around this job's submission that no job records ({}), and they cannot be told apart; check them, then retry or delete the job",
-                ids.len(),
-                ids.join(", ")
-            );
-            out.extend(give_up(ctx, &open_jobs, message).await?);
-        }
+    out.extend(
+        pairing
+            .not_created
+            .iter()
+            .map(|&id| (id, Resolution::NotCreated)),
+    );
+    if !pairing.undecided.is_empty() {
+        let ids: Vec<&str> = pairing
+            .unclaimed
+            .iter()
+            .map(|t| t.task_id.as_str())
+            .collect();
+        let message = format!(
+            "the service has {} task(s) of {model} from around this job's submission that no job records ({}), and they cannot be told apart; check them, then retry or delete the job",
+            ids.len(),
+            ids.join(", ")
+        );
+        out.extend(give_up(ctx, &pairing.undecided, message).await?);
     }
     Ok(out)
 }
 
-async fn adopt(ctx: &Ctx, job: &JobSummary, task: &TaskSummary) -> Result<(), StoreError> {
-    let (id, task_id, status) = (job.id, task.task_id.clone(), task.status);
+async fn adopt(ctx: &Ctx, id: JobId, task: &TaskSummary) -> Result<(), StoreError> {
+    let (task_id, status) = (task.task_id.clone(), task.status);
     tracing::info!(job = %id, task = %task_id, "adopting the task an interrupted create made");
     ctx.db(move |s| s.mark_created(id, &task_id, status, "adopted after an unanswered create"))
         .await?;
@@ -145,15 +128,12 @@ async fn adopt(ctx: &Ctx, job: &JobSummary, task: &TaskSummary) -> Result<(), St
 
 async fn give_up(
     ctx: &Ctx,
-    jobs: &[JobSummary],
+    jobs: &[JobId],
     message: String,
 ) -> Result<Vec<(JobId, Resolution)>, StoreError> {
     let mut out = Vec::new();
-    for job in jobs {
-        let (id, error) = (
-            job.id,
-            JobError::new(ErrorKind::CreateUncertain, message.clone(), None),
-        );
+    for &id in jobs {
+        let error = JobError::new(ErrorKind::CreateUncertain, message.clone(), None);
         tracing::warn!(job = %id, "{message}");
         ctx.db(move |s| s.end_job(id, Ending::NeedsAttention(error)))
             .await?;

@@ -2,19 +2,18 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Notify, broadcast, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::download::DiskHealth;
-use super::job::{self, Slot};
-use super::limits::{CreateRate, QueryBudget};
-use super::{EngineConfig, EngineEvent, Progress, recovery};
+use super::ctx::{Ctx, Report, Slot, Tracked};
+use super::follow;
+use super::{EngineConfig, EngineEvent, Progress, create, recovery};
 use crate::dashscope::{Client, Model, Timestamp};
-use crate::store::{EngineStore, ErrorKind, JobError, JobId, JobState, StoreError, now_ms};
+use crate::store::{EngineStore, ErrorKind, JobError, JobId, JobState, StoreError};
 
 pub(crate) struct Setup {
     pub store: Arc<EngineStore>,
@@ -26,159 +25,6 @@ pub(crate) struct Setup {
     pub progress: watch::Sender<Progress>,
     /// Held for as long as the scheduler runs.
     pub lock: File,
-}
-
-/// What job tasks tell the scheduler.
-#[derive(Debug)]
-pub(crate) enum Report {
-    /// A task ended at the service (or was never created): one more may be in flight.
-    SlotFreed(Model),
-    StopModel(Model, String),
-    StopAll(String),
-}
-
-/// What every job task shares.
-pub(crate) struct Ctx {
-    pub store: Arc<EngineStore>,
-    pub client: Client,
-    pub config: EngineConfig,
-    pub events: broadcast::Sender<EngineEvent>,
-    pub queries: QueryBudget,
-    /// Per model, taken right before each create.
-    pub create_rates: HashMap<Model, CreateRate>,
-    /// Held around a create and the commit of its task id, and around reconciling: while
-    /// a model's jobs are reconciled, none of its creates is on the wire.
-    pub gates: HashMap<Model, tokio::sync::Mutex<()>>,
-    /// Observed task durations (seconds, moving average) per model, for polling.
-    durations: Mutex<HashMap<Model, f64>>,
-    reports: mpsc::UnboundedSender<Report>,
-    /// Cancelled when the engine stops (shut down, or a StopAll report: bad key,
-    /// arrears): claimed jobs not yet sent go back to the queue instead of being created,
-    /// and no more jobs are claimed.
-    pub stopping: CancellationToken,
-    /// Jobs between their claim and the recorded answer to their create.
-    pub creates: Arc<CreatesInFlight>,
-    /// Whether the disk takes images; no creates while it does not.
-    pub disk: DiskHealth,
-}
-
-/// Counts jobs between their claim and the commit of their create's outcome, so that a
-/// stopping engine lets those outcomes land instead of leaving jobs `submitting` (which
-/// the next start would have to reconcile against the service's task list).
-#[derive(Default)]
-pub(crate) struct CreatesInFlight {
-    count: std::sync::atomic::AtomicUsize,
-    settled: Notify,
-}
-
-impl CreatesInFlight {
-    pub fn begin(self: &Arc<Self>) -> CreateGuard {
-        self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        CreateGuard(self.clone())
-    }
-
-    /// Waits until no create is in flight, or `within` has passed.
-    async fn settle(&self, within: Duration) {
-        let wait = async {
-            loop {
-                let settled = self.settled.notified();
-                if self.count.load(std::sync::atomic::Ordering::SeqCst) == 0 {
-                    return;
-                }
-                settled.await;
-            }
-        };
-        if tokio::time::timeout(within, wait).await.is_err() {
-            tracing::warn!(
-                "stopping with creates still unanswered; the next start reconciles them"
-            );
-        }
-    }
-}
-
-/// Held by a job task until its create's outcome is committed.
-pub(crate) struct CreateGuard(Arc<CreatesInFlight>);
-
-impl Drop for CreateGuard {
-    fn drop(&mut self) {
-        self.0
-            .count
-            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-        self.0.settled.notify_waiters();
-    }
-}
-
-impl Ctx {
-    /// Runs a store call off the async threads.
-    pub async fn db<T, F>(&self, call: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&EngineStore) -> Result<T, StoreError> + Send + 'static,
-    {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || call(&store))
-            .await
-            .map_err(|e| StoreError::Sqlite(format!("store call stopped: {e}")))?
-    }
-
-    pub fn emit(&self, event: EngineEvent) {
-        // No subscriber is fine: events are a courtesy, the store is the truth.
-        let _ = self.events.send(event);
-    }
-
-    pub fn changed(&self, id: JobId, state: JobState) {
-        self.emit(EngineEvent::JobChanged { id, state });
-    }
-
-    pub fn report(&self, report: Report) {
-        let stops_everything = matches!(report, Report::StopAll(_));
-        let _ = self.reports.send(report);
-        if stops_everything {
-            // After the send: the main loop drains reports before it looks at the token,
-            // so it stops with this reason rather than as a plain shutdown.
-            self.stopping.cancel();
-        }
-    }
-
-    pub fn slot(&self, model: Model) -> Slot {
-        Slot::held(model, self.reports.clone())
-    }
-
-    pub fn expected_duration(&self, model: Model) -> Duration {
-        let seconds = self
-            .durations
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&model)
-            .copied();
-        seconds.map_or_else(|| model.typical_duration(), Duration::from_secs_f64)
-    }
-
-    /// When the service discards a task submitted at `submitted_at` (epoch ms), and with
-    /// it the task's result URLs.
-    pub fn results_expire_at(&self, submitted_at: i64) -> i64 {
-        submitted_at + self.config.ttl.as_millis() as i64
-    }
-
-    pub fn learn_duration(&self, model: Model, took: Duration) {
-        let mut durations = self
-            .durations
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let seen = took.as_secs_f64();
-        durations
-            .entry(model)
-            .and_modify(|avg| *avg = 0.7 * *avg + 0.3 * seen)
-            .or_insert(seen);
-    }
-
-    /// Exponential backoff with jitter for the `attempt`th failure, capped.
-    pub fn backoff(&self, attempt: u32) -> Duration {
-        let base = self.config.backoff_base.as_secs_f64()
-            * 2f64.powi(attempt.saturating_sub(1).min(30) as i32);
-        let capped = base.min(self.config.backoff_cap.as_secs_f64());
-        Duration::from_secs_f64(capped * (0.5 + 0.5 * fastrand::f64()))
-    }
 }
 
 struct ModelRun {
@@ -198,7 +44,6 @@ pub(crate) async fn run(setup: Setup) {
         progress,
         lock,
     } = setup;
-    let (reports_tx, mut reports) = mpsc::unbounded_channel();
     let mut models: HashMap<Model, ModelRun> = Model::ALL
         .into_iter()
         .map(|m| {
@@ -212,26 +57,8 @@ pub(crate) async fn run(setup: Setup) {
             )
         })
         .collect();
-    let ctx = Arc::new(Ctx {
-        store,
-        client,
-        queries: QueryBudget::new(config.queries_per_second),
-        create_rates: Model::ALL
-            .into_iter()
-            .map(|m| (m, CreateRate::new(config.limits_for(m).submit_per_second)))
-            .collect(),
-        gates: Model::ALL
-            .into_iter()
-            .map(|m| (m, tokio::sync::Mutex::new(())))
-            .collect(),
-        durations: Mutex::new(HashMap::new()),
-        stopping: stop.clone(),
-        creates: Arc::default(),
-        disk: DiskHealth::default(),
-        config,
-        events,
-        reports: reports_tx,
-    });
+    let (ctx, mut reports) = Ctx::new(store, client, config, events, stop.clone());
+    let ctx = Arc::new(ctx);
     let mut jobs: JoinSet<()> = JoinSet::new();
     tracing::info!("engine started");
 
@@ -316,9 +143,9 @@ async fn resume(
         if job
             .status
             .submitted_at()
-            .is_some_and(|at| now_ms() > ctx.results_expire_at(at.as_millis()))
+            .is_some_and(|at| Timestamp::now() > ctx.results_expire_at(at))
         {
-            job::expire(ctx, job.id, job.model).await?;
+            follow::expire(ctx, job.id, job.model).await?;
             continue;
         }
         let slot = if job.status.task_status().is_none_or(|s| !s.is_final()) {
@@ -330,16 +157,13 @@ async fn resume(
         } else {
             Slot::released(job.model)
         };
-        let tracked = job::Tracked {
+        let tracked = Tracked {
             id: job.id,
             model: job.model,
             task_id,
-            submitted_at: job
-                .status
-                .submitted_at()
-                .map_or_else(now_ms, Timestamp::as_millis),
+            submitted_at: job.status.submitted_at().unwrap_or_else(Timestamp::now),
         };
-        jobs.spawn(job::track(ctx.clone(), tracked, slot));
+        jobs.spawn(follow::track(ctx.clone(), tracked, slot));
     }
     Ok(())
 }
@@ -388,7 +212,7 @@ async fn schedule(
             p.idle = idle;
         });
         if idle && !was_idle {
-            ctx.emit(super::EngineEvent::Idle);
+            ctx.emit(EngineEvent::Idle);
         }
         was_idle = idle;
 
@@ -428,7 +252,7 @@ async fn submit_next(ctx: &Arc<Ctx>, jobs: &mut JoinSet<()>, model: Model, run: 
                 run.in_flight += 1;
                 ctx.changed(id, JobState::Submitting);
                 let guard = ctx.creates.begin();
-                jobs.spawn(job::submit(ctx.clone(), job, ctx.slot(model), guard));
+                jobs.spawn(create::submit(ctx.clone(), job, ctx.slot(model), guard));
             }
             // Cancelled or retried by another process between the two reads.
             Ok(None) => {}

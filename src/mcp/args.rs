@@ -1,14 +1,14 @@
 //! The tools' arguments, named as the "Universal Image Generator" MCP server names them
 //! (`prompt`, `image_file_path`, `image_url`, `encoded_image`, `function`,
 //! `mask_image_url`) so that assistants configured for it keep working, plus the options
-//! every DashScope model takes. Each turns into a `JobSpec` that `validate` then checks.
+//! every DashScope model takes. Each turns into a `JobSpec` that `intake` then checks.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::dashscope::{EditFunction, ExpandScales, ImageRef, JobSpec, Model, Size};
+use crate::dashscope::{EditFunction, ImageRef, JobSpec, Model, Size};
 
 /// How long a tool waits for its job, and what it sends back.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -213,21 +213,12 @@ impl EditOptions {
         spec.seed = self.seed;
         spec.size = parse_size(self.size.as_deref())?;
         spec.style = self.style.clone();
-        let scales = [
+        spec.expand = crate::intake::expand_from_sides([
             self.top_scale,
             self.bottom_scale,
             self.left_scale,
             self.right_scale,
-        ];
-        if scales.iter().any(Option::is_some) {
-            let [top, bottom, left, right] = scales.map(|s| s.unwrap_or(1.0));
-            spec.expand = Some(ExpandScales {
-                top,
-                bottom,
-                left,
-                right,
-            });
-        }
+        ]);
         spec.upscale_factor = self.upscale_factor;
         spec.watermark = self.watermark;
         Ok(spec)
@@ -251,15 +242,15 @@ fn parse_size(text: Option<&str>) -> Result<Option<Size>, ArgError> {
     .transpose()
 }
 
-/// A local path as an image reference, made absolute against the server's working
-/// directory (the engine may run in another process with another one).
+/// A local path as an image reference (`intake` makes it absolute against the server's
+/// working directory).
 pub fn local_file(field: &str, text: &str) -> Result<ImageRef, ArgError> {
     let text = text.trim();
     if text.is_empty() {
         return Err(format!("{field}: is empty; give the path of an image file"));
     }
     let path = text.strip_prefix("file://").unwrap_or(text);
-    Ok(ImageRef::File(absolute(Path::new(path))))
+    Ok(ImageRef::File(PathBuf::from(path)))
 }
 
 /// A URL argument: http(s) only, so a path passed here by mistake is said so.
@@ -272,28 +263,6 @@ pub fn remote_url(field: &str, text: &str) -> Result<ImageRef, ArgError> {
             "{field}: `{}` is not an http(s) URL; use transform_image_from_file for local files",
             clip(text, 80)
         ))
-    }
-}
-
-pub fn absolute(path: &Path) -> PathBuf {
-    if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        std::env::current_dir().unwrap_or_default().join(path)
-    }
-}
-
-/// Makes every local path of a batch job absolute.
-pub fn absolutize(spec: &mut JobSpec) {
-    for image in spec
-        .base_image
-        .iter_mut()
-        .chain(spec.mask_image.iter_mut())
-        .chain(spec.images.iter_mut())
-    {
-        if let ImageRef::File(path) = image {
-            *path = absolute(path);
-        }
     }
 }
 

@@ -11,10 +11,10 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::dashscope::{JobSpec, Model};
-use crate::engine::{
-    self, Backend, BackendSettings, Engine, EngineConfig, EngineError, EngineEvent, EngineHandle,
-};
+use crate::backend::{self, Backend, BackendSettings};
+use crate::dashscope::Model;
+use crate::engine::{Engine, EngineConfig, EngineError, EngineEvent, EngineHandle};
+use crate::intake::{self, Checked};
 use crate::store::{CancelOutcome, JobDetail, JobFilter, JobId, JobSummary, Store, StoreError};
 
 /// How often a waiting tool reads the job back from the store.
@@ -98,7 +98,7 @@ impl Jobs {
             handle.shutdown().await;
             backend.shutdown().await;
         }
-        let backend = engine::connect(self.setup.backend.clone())
+        let backend = backend::connect(self.setup.backend.clone())
             .await
             .map_err(|e| format!("cannot reach the image service: {e}"))?;
         match Engine::start(
@@ -132,19 +132,14 @@ impl Jobs {
         }
     }
 
-    /// Enqueues the specs (several in one transaction).
+    /// Enqueues checked jobs (several in one transaction).
     pub async fn enqueue(
         &self,
-        specs: Vec<JobSpec>,
+        jobs: Vec<Checked>,
         tag: Option<String>,
     ) -> Result<Vec<JobId>, String> {
-        let ids = self
-            .blocking(move |store| match specs.as_slice() {
-                [one] if tag.is_none() => store.enqueue(one).map(|id| vec![id]),
-                _ => store.enqueue_batch(&specs, tag.as_deref()),
-            })
-            .await?;
-        Ok(ids)
+        self.blocking(move |store| intake::enqueue_all(store, jobs, tag.as_deref()))
+            .await
     }
 
     /// Waits until the job ends, `timeout` runs out, or the engine here stops.

@@ -5,20 +5,18 @@
 //! it can take the engine lock, otherwise whoever holds it (a `wandash worker`, the
 //! dashboard) runs the job and this server watches the store for its end. Stdout carries
 //! nothing but protocol: logs go to the log file through `tracing`.
+//!
+//! The command line builds an `McpSetup` from its flags and calls `serve` (`cli/mcp.rs`):
+//! nothing here reads flags or imports the command line.
 
 mod answer;
 mod args;
 mod jobs;
 mod server;
 
-use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use rmcp::ServiceExt;
-
-use crate::cli::{CliResult, Context, Failure};
-use crate::dashscope::ApiKey;
 
 pub use jobs::McpSetup;
 pub use server::WandashMcp;
@@ -62,25 +60,4 @@ async fn terminate_signal() {
             }
         } => {}
     }
-}
-
-/// `wandash mcp`: the global flags pick the store, config and backend as for every command.
-pub fn command(ctx: &Context) -> CliResult<ExitCode> {
-    let setup = McpSetup {
-        db_path: ctx.db_path.clone(),
-        data_dir: ctx.data_dir.clone(),
-        engine: ctx.config.engine_config(&ctx.data_dir),
-        backend: ctx.config.backend_settings(
-            ApiKey::from_env(),
-            ctx.base_url.clone(),
-            ctx.region,
-            &ctx.data_dir,
-        ),
-    };
-    let runtime = crate::cli::runtime()?;
-    let outcome = runtime.block_on(serve(setup));
-    // A read of stdin may still be pending on a blocking thread; do not wait for it.
-    runtime.shutdown_timeout(Duration::from_secs(1));
-    outcome.map_err(Failure::engine)?;
-    Ok(ExitCode::SUCCESS)
 }

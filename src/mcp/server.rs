@@ -1,6 +1,7 @@
-//! The tools. Each one checks its input with the CLI's rules (`validate`, then
-//! `check_local_images` off the async threads), enqueues into the shared store, waits a
-//! bounded time for the job to end, and answers with what the assistant needs.
+//! The tools. Each one checks its input through `intake` like every way into the queue
+//! (every rule, then the local files, off the async threads; every problem at once),
+//! enqueues into the shared store, waits a bounded time for the job to end, and answers
+//! with what the assistant needs.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +20,8 @@ use super::args::{
     UrlArgs, WaitOptions,
 };
 use super::jobs::{Jobs, Waited};
-use crate::dashscope::{ImageRef, JobSpec, ValidationError, check_local_images, validate};
+use crate::dashscope::{ImageRef, JobSpec, ValidationError};
+use crate::intake::{self, Draft};
 use crate::store::{CancelOutcome, JobFilter, JobId, StateFilter};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -244,46 +246,41 @@ impl WandashMcp {
                 args.jobs.len()
             ));
         }
-        let mut specs = Vec::with_capacity(args.jobs.len());
-        let mut problems = Vec::new();
+        // Every job is read and checked, so that one answer lists every problem.
+        let mut problems: Vec<(usize, String)> = Vec::new();
+        let mut drafts = Vec::with_capacity(args.jobs.len());
         for (i, job) in args.jobs.into_iter().enumerate() {
-            match serde_json::from_value::<JobSpec>(Value::Object(job)) {
-                Ok(mut spec) => {
-                    args::absolutize(&mut spec);
-                    match validate(&spec) {
-                        Ok(()) => specs.push(spec),
-                        Err(e) => problems.push(format!("job {i}: {e}")),
-                    }
-                }
-                Err(e) => problems.push(format!("job {i}: {e}")),
+            match intake::spec_from_json(job) {
+                Ok(spec) => drafts.push((i, Draft::in_working_dir(spec))),
+                Err(e) => problems.push((i, e)),
             }
         }
-        if problems.is_empty() {
-            let checked = specs.clone();
-            problems = tokio::task::spawn_blocking(move || {
-                checked
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, spec)| {
-                        check_local_images(spec)
-                            .err()
-                            .map(|e| format!("job {i}: {e}"))
-                    })
-                    .collect()
-            })
-            .await
-            .unwrap_or_else(|e| vec![format!("checking the images stopped: {e}")]);
-        }
+        let (numbers, drafts): (Vec<usize>, Vec<Draft>) = drafts.into_iter().unzip();
+        let checked = match tokio::task::spawn_blocking(move || intake::check_all(drafts)).await {
+            Ok(Ok(checked)) => checked,
+            Ok(Err(refused)) => {
+                for (at, job_problems) in refused {
+                    problems.extend(job_problems.iter().map(|p| (numbers[at], p.to_string())));
+                }
+                Vec::new()
+            }
+            Err(e) => return failure(format!("checking the images stopped: {e}")),
+        };
         if !problems.is_empty() {
+            problems.sort_by_key(|(number, _)| *number);
+            let lines: Vec<String> = problems
+                .into_iter()
+                .map(|(number, problem)| format!("job {number}: {problem}"))
+                .collect();
             return failure(format!(
                 "{} problem(s); nothing was queued (jobs are counted from 0):\n{}",
-                problems.len(),
-                problems.join("\n")
+                lines.len(),
+                lines.join("\n")
             ));
         }
-        let count = specs.len();
-        let images: u32 = specs.iter().map(JobSpec::image_count).sum();
-        let ids = match self.jobs.enqueue(specs, args.tag.clone()).await {
+        let count = checked.len();
+        let images: u32 = checked.iter().map(|job| job.spec().image_count()).sum();
+        let ids = match self.jobs.enqueue(checked, args.tag.clone()).await {
             Ok(ids) => ids,
             Err(e) => return failure(format!("cannot queue the batch: {e}")),
         };
@@ -305,16 +302,13 @@ impl WandashMcp {
         wait: &WaitOptions,
         aliases: &[(&str, &str)],
     ) -> CallToolResult {
-        if let Err(e) = validate(&spec) {
-            return failure(format!("invalid input: {}", in_tool_terms(&e, aliases)));
-        }
-        let checked = spec.clone();
-        match tokio::task::spawn_blocking(move || check_local_images(&checked)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return failure(format!("invalid input: {}", in_tool_terms(&e, aliases))),
+        let draft = Draft::in_working_dir(spec);
+        let checked = match tokio::task::spawn_blocking(move || intake::check(draft)).await {
+            Ok(Ok(checked)) => checked,
+            Ok(Err(problems)) => return failure(invalid_input(&problems, aliases)),
             Err(e) => return failure(format!("checking the input images stopped: {e}")),
-        }
-        let id = match self.jobs.enqueue(vec![spec], None).await {
+        };
+        let id = match self.jobs.enqueue(vec![checked], None).await {
             Ok(ids) => ids[0],
             Err(e) => return failure(format!("cannot queue the job: {e}")),
         };
@@ -410,6 +404,19 @@ const ENCODED_ARGS: &[(&str, &str)] = &[
     ("mask_image", "mask_encoded_image"),
     ("images", "encoded_image/extra_encoded_images"),
 ];
+
+/// The error of a refused job: every problem, each in the tool's terms.
+fn invalid_input(problems: &[ValidationError], aliases: &[(&str, &str)]) -> String {
+    let lines: Vec<String> = problems.iter().map(|p| in_tool_terms(p, aliases)).collect();
+    match lines.as_slice() {
+        [one] => format!("invalid input: {one}"),
+        _ => format!(
+            "invalid input, {} problems:\n{}",
+            lines.len(),
+            lines.join("\n")
+        ),
+    }
+}
 
 /// A validation error with the tool's argument name first, then the spec field (the name
 /// the CLI and batch files use): `image_file_path (base_image): ...`.

@@ -78,10 +78,6 @@ impl std::fmt::Debug for Store {
     }
 }
 
-pub(crate) fn now_ms() -> i64 {
-    Timestamp::now().as_millis()
-}
-
 /// Every `*_at` column holds a `Timestamp`'s epoch milliseconds.
 impl ToSql for Timestamp {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {

@@ -3,7 +3,6 @@
 
 use std::io::{self, Stdout, Write};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -21,33 +20,19 @@ use ratatui::crossterm::terminal::{
 };
 use ratatui::layout::Rect;
 use ratatui_image::picker::{Picker, ProtocolType};
-use ratatui_image::protocol::Protocol;
 use time::OffsetDateTime;
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
-use crate::engine::{EngineEvent, EngineHandle};
-use crate::store::{JobId, StoreError};
+use crate::engine::EngineHandle;
+use crate::store::StoreError;
 
 use super::data::{DataJob, DataWorker, StoreChange};
-use super::draw::{draw, wanted_image};
+use super::draw::{draw, frame_layout};
+use super::event::AppEvent;
 use super::keys::KeyMap;
 use super::preview::ImageWorker;
-use super::state::{AppState, BackendLabel, Header, ImageKey, Tab, ToastLevel};
-use super::update::{Command, DataSnapshot, SubmitError};
-
-/// Everything that can happen to the dashboard, on one channel.
-pub enum AppEvent {
-    Input(Event),
-    /// The terminal's input stream ended or failed.
-    InputClosed(String),
-    Data(Box<DataSnapshot>),
-    DataFailed(String),
-    Submitted(Result<JobId, SubmitError>),
-    /// A cancel, retry or delete finished: the message for a toast.
-    ChangeDone(Result<String, String>),
-    Image(ImageKey, Result<Arc<Protocol>, String>),
-    Engine(EngineEvent),
-}
+use super::state::{AppState, BackendLabel, FrameLayout, Header, Tab, ToastLevel};
+use super::update::{Command, DataSnapshot};
 
 /// How the end of a batch is announced besides the toast.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -166,7 +151,7 @@ pub async fn run(options: UiOptions, engine: Option<&EngineHandle>) -> Result<()
         ..Header::default()
     };
     let state = AppState::new(
-        Rect::new(0, 0, size.width, size.height),
+        frame_layout(Rect::new(0, 0, size.width, size.height)),
         OffsetDateTime::now_utc(),
         header,
     );
@@ -216,8 +201,11 @@ impl App<'_> {
             self.state.expire_toasts();
             self.sync_preview();
             if dirty {
-                terminal.draw(&self.state, &self.keys)?;
+                let commands = terminal.draw(&mut self.state, &self.keys)?;
                 dirty = false;
+                if self.carry_out(commands) {
+                    self.data.send(DataJob::List(self.state.list_request()));
+                }
             }
             if self.state.quit {
                 return Ok(());
@@ -226,11 +214,7 @@ impl App<'_> {
             let first = match tokio::time::timeout(timeout, inbox.recv()).await {
                 Ok(Some(event)) => event,
                 Ok(None) => return Ok(()),
-                Err(_) => {
-                    // Toast expiry or the idle clock.
-                    dirty = true;
-                    continue;
-                }
+                Err(_) => AppEvent::Tick,
             };
             // Take the whole burst before drawing: a held key or a resize storm costs
             // one frame, and of the resizes only the last size counts.
@@ -253,9 +237,7 @@ impl App<'_> {
                     terminal.terminal.autoresize()?;
                 }
                 let commands = self.handle(event)?;
-                for command in commands {
-                    refresh |= self.command(command);
-                }
+                refresh |= self.carry_out(commands);
                 dirty = true;
             }
             if refresh {
@@ -318,35 +300,7 @@ impl App<'_> {
                 }
                 Vec::new()
             }
-            AppEvent::Engine(event) => match event {
-                EngineEvent::JobChanged { .. } | EngineEvent::ImageSaved { .. } => {
-                    vec![Command::Refresh]
-                }
-                EngineEvent::ModelStopped { model, reason } => {
-                    state.toast(ToastLevel::Error, format!("{model} stopped: {reason}"));
-                    Vec::new()
-                }
-                EngineEvent::Stopped { reason } => {
-                    state.toast(ToastLevel::Error, format!("engine stopped: {reason}"));
-                    state.header.engine_stopped = Some(reason);
-                    Vec::new()
-                }
-                EngineEvent::DiskRefused { path, reason } => {
-                    state.toast(
-                        ToastLevel::Error,
-                        format!(
-                            "cannot save images to {}: {reason}; no new jobs are sent until it works",
-                            path.display()
-                        ),
-                    );
-                    vec![Command::Refresh]
-                }
-                EngineEvent::DiskRecovered => {
-                    state.toast(ToastLevel::Info, "images save again; sending jobs");
-                    vec![Command::Refresh]
-                }
-                EngineEvent::Idle => Vec::new(),
-            },
+            AppEvent::Engine(event) => state.engine_event(event),
             AppEvent::Image(key, result) => {
                 let shown = self.images.finished(key.clone(), result);
                 if state.preview.key() == Some(&key) {
@@ -354,7 +308,18 @@ impl App<'_> {
                 }
                 Vec::new()
             }
+            // Only the clock moved (toasts expire, ages grow): the redraw shows it.
+            AppEvent::Tick => Vec::new(),
         })
+    }
+
+    /// Carries out the commands; true if the list needs loading again.
+    fn carry_out(&mut self, commands: Vec<Command>) -> bool {
+        let mut refresh = false;
+        for command in commands {
+            refresh |= self.command(command);
+        }
+        refresh
     }
 
     /// Carries out a command; true if the list needs loading again.
@@ -377,7 +342,7 @@ impl App<'_> {
 
     /// Points the preview at the image the screen wants, from the cache or the worker.
     fn sync_preview(&mut self) {
-        if let Some(wanted) = wanted_image(&self.state)
+        if let Some(wanted) = self.state.wanted_image()
             && self.state.preview.key() != Some(&wanted)
         {
             self.state.preview = self.images.lookup(wanted);
@@ -483,15 +448,30 @@ impl TerminalGuard {
         Ok(TerminalGuard { terminal, mouse })
     }
 
-    fn draw(&mut self, state: &AppState, keys: &KeyMap) -> io::Result<()> {
+    /// Draws the state and hands it the layout the frame was drawn with; returns what the
+    /// state asks for in turn.
+    fn draw(&mut self, state: &mut AppState, keys: &KeyMap) -> io::Result<Vec<Command>> {
         // Synchronized updates: the terminal shows the frame whole, never half drawn.
         execute!(self.terminal.backend_mut(), BeginSynchronizedUpdate)?;
-        let drawn = self
-            .terminal
-            .draw(|frame| draw(state, keys, frame))
-            .map(|_| ());
+        let drawn = self.draw_laid_out(state, keys);
         execute!(self.terminal.backend_mut(), EndSynchronizedUpdate)?;
         drawn
+    }
+
+    /// A new layout (the terminal was resized) moves the list's window, so the frame is
+    /// drawn again at once, inside the same synchronized update: the terminal never shows
+    /// the frame drawn with the old window.
+    fn draw_laid_out(&mut self, state: &mut AppState, keys: &KeyMap) -> io::Result<Vec<Command>> {
+        let mut layout = FrameLayout::default();
+        self.terminal
+            .draw(|frame| layout = draw(state, keys, frame))?;
+        let commands = state.laid_out(layout);
+        if !commands.is_empty() {
+            self.terminal.draw(|frame| {
+                draw(state, keys, frame);
+            })?;
+        }
+        Ok(commands)
     }
 }
 

@@ -11,13 +11,14 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::dashscope::{JobSpec, Timestamp, check_local_images};
+use crate::dashscope::{JobSpec, Timestamp};
+use crate::intake::{self, Draft};
 use crate::store::{
     CancelOutcome, JobDetail, JobFilter, JobId, JobState, JobSummary, StateCounts, StateFilter,
     Store, StoreError,
 };
 
-use super::app::AppEvent;
+use super::event::AppEvent;
 use super::state::{ImageView, JobDetailView, JobRow, Tab, TabCounts};
 use super::update::{DataSnapshot, ListRequest, SubmitError};
 
@@ -130,16 +131,16 @@ fn apply(store: &Store, change: StoreChange) -> AppEvent {
         })),
         StoreChange::Retry(id) => done(store.retry(id).map(|()| format!("job {id} queued again"))),
         StoreChange::Delete(id) => done(store.delete(id).map(|()| format!("job {id} deleted"))),
-        StoreChange::Submit(spec) => AppEvent::Submitted(submit(store, &spec)),
+        StoreChange::Submit(spec) => AppEvent::Submitted(submit(store, *spec)),
     }
 }
 
-/// The checks that read files, then the enqueue.
-fn submit(store: &Store, spec: &JobSpec) -> Result<JobId, SubmitError> {
-    check_local_images(spec).map_err(|e| SubmitError::Invalid(vec![e]))?;
-    store
-        .enqueue(spec)
-        .map_err(|e| SubmitError::Failed(e.to_string()))
+/// The editor's job through `intake`: every rule again and the local files (read here,
+/// on the worker, never on the UI task), then the enqueue. Paths typed in the editor are
+/// relative to the dashboard's working directory.
+fn submit(store: &Store, spec: JobSpec) -> Result<JobId, SubmitError> {
+    let checked = intake::check(Draft::in_working_dir(spec)).map_err(SubmitError::Invalid)?;
+    intake::enqueue(store, checked).map_err(|e| SubmitError::Failed(e.to_string()))
 }
 
 /// Loads what one screen needs: counts, the visible window and the selected job.

@@ -1,5 +1,7 @@
-//! Drawing: a pure function of `AppState`. Every piece of outside text (prompts, service
-//! messages, paths, task ids) goes through `text::sanitize` here, at the last moment.
+//! Drawing: a pure function of `AppState` that returns the layout it drew with (the shape
+//! of television's `render.rs`), so the logic reads the layout and never calls in here.
+//! Every piece of outside text (prompts, service messages, paths, task ids) goes through
+//! `text::sanitize` here, at the last moment.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -17,8 +19,8 @@ use crate::text::sanitize;
 use super::editor::{Editor, EditorFocus};
 use super::keys::KeyMap;
 use super::state::{
-    AppState, BackendLabel, Confirm, ImageKey, JobState, Mode, Pane, PreviewImage, Tab, ToastLevel,
-    state_label,
+    AppState, BackendLabel, Confirm, FrameLayout, JobState, Mode, Pane, PreviewImage, Tab,
+    ToastLevel, state_label,
 };
 
 /// Where each part of the main screen goes.
@@ -79,46 +81,44 @@ pub fn screen_layout(area: Rect) -> ScreenLayout {
     }
 }
 
-/// The cell area the current image is fitted into, if an image is on screen now.
-fn image_area(state: &AppState) -> Option<Rect> {
-    match state.mode {
-        Mode::FullPreview => {
-            let [_, body, _] = Layout::vertical([
-                Constraint::Length(1),
-                Constraint::Min(0),
-                Constraint::Length(1),
-            ])
-            .areas(state.area);
-            Some(body)
-        }
-        Mode::Browse | Mode::Search => {
-            Some(pane_block("", false).inner(screen_layout(state.area).preview))
-        }
-        // Overlays and the editor cover the preview; a graphics image would show through.
-        Mode::Editor | Mode::Help | Mode::Confirm(_) => None,
+/// The full-screen preview: a caption line, the image, a hint line.
+fn full_preview_layout(area: Rect) -> [Rect; 3] {
+    Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(0),
+        Constraint::Length(1),
+    ])
+    .areas(area)
+}
+
+/// The layout a frame of this size is drawn with, as far as logic needs it. `draw`
+/// returns it; the app also uses it for the state it starts with, before the first frame.
+pub fn frame_layout(area: Rect) -> FrameLayout {
+    let screen = screen_layout(area);
+    let [_, full_image, _] = full_preview_layout(area);
+    FrameLayout {
+        area,
+        list_rows: screen.list_rows(),
+        preview_image: pane_block("", false).inner(screen.preview),
+        full_image,
     }
 }
 
-/// The image the screen wants now: the selected job's current image at the size of its
-/// area. The app encodes it on a worker when it is not what `state.preview` holds.
-pub fn wanted_image(state: &AppState) -> Option<ImageKey> {
-    let path = state.selected_image()?.path.clone()?;
-    let area = image_area(state)?;
-    (area.width > 0 && area.height > 0).then_some(ImageKey {
-        path,
-        width: area.width,
-        height: area.height,
-    })
-}
-
-/// Draws the whole screen.
-pub fn draw(state: &AppState, keys: &KeyMap, frame: &mut Frame) {
+/// Draws the whole screen; returns the layout it drew with, for the state to keep.
+pub fn draw(state: &AppState, keys: &KeyMap, frame: &mut Frame) -> FrameLayout {
     let area = frame.area();
     if state.mode == Mode::FullPreview {
         draw_full_preview(state, frame, area);
         draw_toasts(state, frame, area);
-        return;
+    } else {
+        draw_main(state, keys, frame, area);
     }
+    frame_layout(area)
+}
+
+/// The list, detail and preview (or the editor) between the header and the footer, with
+/// any overlay on top.
+fn draw_main(state: &AppState, keys: &KeyMap, frame: &mut Frame, area: Rect) {
     let layout = screen_layout(area);
     draw_header(state, frame, layout.header);
     draw_tabs(state, frame, layout.tabs);
@@ -127,7 +127,7 @@ pub fn draw(state: &AppState, keys: &KeyMap, frame: &mut Frame) {
     {
         draw_editor(editor, frame, layout.body());
     } else {
-        draw_list(state, frame, layout.list);
+        draw_list(state, frame, layout.list, layout.list_rows());
         draw_detail(state, frame, layout.detail);
         draw_preview(state, frame, layout.preview);
     }
@@ -253,11 +253,9 @@ fn draw_tabs(state: &AppState, frame: &mut Frame, area: Rect) {
     );
 }
 
-fn draw_list(state: &AppState, frame: &mut Frame, area: Rect) {
+fn draw_list(state: &AppState, frame: &mut Frame, area: Rect, rows_fit: u16) {
     let list = &state.list;
-    let rows_fit = screen_layout(state.area)
-        .list_rows()
-        .min(area.height.saturating_sub(3)) as u64;
+    let rows_fit = u64::from(rows_fit);
     let title = if list.total == 0 {
         " Jobs ".to_string()
     } else {
@@ -483,7 +481,7 @@ fn draw_preview(state: &AppState, frame: &mut Frame, area: Rect) {
 /// so a previous job's picture never stays behind.
 fn draw_image(state: &AppState, frame: &mut Frame, area: Rect, empty: &str) {
     frame.render_widget(Clear, area);
-    let wanted = wanted_image(state);
+    let wanted = state.image_in(area);
     let message = match (&state.preview, &wanted) {
         (PreviewImage::Ready(ready), Some(key)) if ready.key == *key => {
             frame.render_widget(Image::new(&ready.protocol), area);
@@ -506,12 +504,7 @@ fn draw_image(state: &AppState, frame: &mut Frame, area: Rect, empty: &str) {
 }
 
 fn draw_full_preview(state: &AppState, frame: &mut Frame, area: Rect) {
-    let [top, body, bottom] = Layout::vertical([
-        Constraint::Length(1),
-        Constraint::Min(0),
-        Constraint::Length(1),
-    ])
-    .areas(area);
+    let [top, body, bottom] = full_preview_layout(area);
     let caption = match (state.selected_detail(), state.selected_image()) {
         (Some(detail), Some(image)) => {
             let count = detail.saved_images().len();

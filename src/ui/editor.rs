@@ -1,14 +1,16 @@
 //! The job editor: a multi-line prompt and a form whose fields follow the model and
-//! function. Every edit re-validates with `dashscope::validate_all`, so each error sits
-//! beside its field and an invalid job cannot be submitted.
+//! function. Every edit re-checks the rules with `intake::rule_problems` (the rules every
+//! way into the queue applies), so each error sits beside its field and an invalid job
+//! cannot be submitted; the data worker then reads the local files through `intake`.
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui_textarea::{TextArea, WrapMode};
 
 use crate::dashscope::{
-    EditFunction, ExpandScales, Family, ImageRef, JobSpec, Model, PAINT_STYLES, Size,
-    ValidationError, field_applies, validate_all,
+    EditFunction, Family, ImageRef, JobSpec, Model, PAINT_STYLES, Size, ValidationError,
+    field_applies,
 };
+use crate::intake;
 use crate::text::{sanitize, sanitize_multiline};
 
 /// A form field, in the order the form shows them.
@@ -317,11 +319,9 @@ impl Editor {
                     Ok(f) => spec.upscale_factor = Some(f),
                     Err(_) => fail(format!("`{text}` is not a whole number")),
                 },
-                Field::Expand => match parse_scales(text) {
-                    Some(scales) => spec.expand = Some(scales),
-                    None => fail(format!(
-                        "`{text}` is not four numbers top,bottom,left,right (e.g. 1,1,1.5,1.5)"
-                    )),
+                Field::Expand => match intake::parse_expand(text) {
+                    Ok(scales) => spec.expand = Some(scales),
+                    Err(message) => fail(message),
                 },
             }
         }
@@ -331,7 +331,7 @@ impl Editor {
     /// Rebuilds the spec and the error list; called after every change.
     pub fn revalidate(&mut self) {
         let (spec, mut errors) = self.build();
-        for err in validate_all(&spec) {
+        for err in intake::rule_problems(&spec) {
             if !errors.iter().any(|e| e.field == err.field) {
                 errors.push(err);
             }
@@ -342,7 +342,7 @@ impl Editor {
     /// The spec to submit, only if the draft is valid.
     pub fn valid_spec(&self) -> Option<JobSpec> {
         let (spec, errors) = self.build();
-        (errors.is_empty() && validate_all(&spec).is_empty()).then_some(spec)
+        (errors.is_empty() && intake::rule_problems(&spec).is_empty()).then_some(spec)
     }
 
     /// Moves focus to the next (or previous) part: prompt, then each visible field.
@@ -437,22 +437,6 @@ fn new_textarea(lines: Vec<String>) -> TextArea<'static> {
     area.set_wrap_mode(WrapMode::WordOrGlyph);
     area.set_placeholder_text("Describe the image…");
     area
-}
-
-fn parse_scales(text: &str) -> Option<ExpandScales> {
-    let parts: Vec<f64> = text
-        .split(',')
-        .map(|p| p.trim().parse().ok())
-        .collect::<Option<_>>()?;
-    let [top, bottom, left, right] = parts[..] else {
-        return None;
-    };
-    Some(ExpandScales {
-        top,
-        bottom,
-        left,
-        right,
-    })
 }
 
 /// The next choice in `all`; `None` sits before the first (for optional choices).

@@ -4,15 +4,17 @@
 //!   changes and commands; `keys`: the one key table; `editor`: the job editor.
 //! - `data`: a worker thread that fills the view-model from the store and applies the
 //!   user's changes; `preview`: a worker that decodes and encodes images.
+//! - `event`: the one event type, which the workers send and the app loop receives.
 //! - `app`: the terminal, the one event channel and the draw-when-dirty loop.
 
 mod app;
 pub mod data;
 pub mod draw;
 pub mod editor;
+pub mod event;
 pub mod keys;
 pub mod preview;
 pub mod state;
 pub mod update;
 
-pub use app::{AppEvent, Notify, UiError, UiOptions, run};
+pub use app::{Notify, UiError, UiOptions, run};

@@ -16,7 +16,7 @@ use ratatui_image::picker::Picker;
 use ratatui_image::protocol::Protocol;
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::app::AppEvent;
+use super::event::AppEvent;
 use super::state::{ImageKey, PreviewImage, ReadyImage};
 
 /// Encoded images kept; a page of previews at two sizes (pane and full screen).

@@ -283,10 +283,26 @@ pub struct Toast {
 /// How long a toast stays.
 pub const TOAST_TIME: Duration = Duration::from_secs(5);
 
+/// What logic needs to know about the screen's layout. Drawing works it out and returns it
+/// with every frame (`draw::draw`); the app keeps the last one here, so key handling and
+/// the image worker read it instead of calling into drawing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FrameLayout {
+    /// The whole terminal.
+    pub area: Rect,
+    /// Job rows the list has room for on the main screen. Counted also while something
+    /// covers the list, so leaving an overlay finds the window where it was.
+    pub list_rows: u16,
+    /// Where the preview pane fits an image.
+    pub preview_image: Rect,
+    /// Where the full-screen preview fits an image.
+    pub full_image: Rect,
+}
+
 /// The whole view-model.
 pub struct AppState {
-    /// The terminal's area; handlers use it to know how many rows the list shows.
-    pub area: Rect,
+    /// The layout of the last frame; handlers use it to know how many rows the list shows.
+    pub layout: FrameLayout,
     /// "Now" for ages and toasts; set by the app, fixed in tests.
     pub now: OffsetDateTime,
     pub header: Header,
@@ -306,9 +322,11 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(area: Rect, now: OffsetDateTime, header: Header) -> Self {
+    /// A state for a screen laid out as `layout` (`draw::frame_layout` of the terminal's
+    /// size, until the first frame reports its own).
+    pub fn new(layout: FrameLayout, now: OffsetDateTime, header: Header) -> Self {
         AppState {
-            area,
+            layout,
             now,
             header,
             tab: Tab::All,
@@ -355,5 +373,118 @@ impl AppState {
         saved
             .get(self.image_index.min(saved.len().saturating_sub(1)))
             .copied()
+    }
+
+    /// The selected job's current image fitted into `area`, if the screen shows an image
+    /// now. Overlays and the editor cover the preview, and a graphics image would show
+    /// through them, so they want none.
+    pub fn image_in(&self, area: Rect) -> Option<ImageKey> {
+        if !matches!(self.mode, Mode::Browse | Mode::Search | Mode::FullPreview) {
+            return None;
+        }
+        let path = self.selected_image()?.path.clone()?;
+        (area.width > 0 && area.height > 0).then_some(ImageKey {
+            path,
+            width: area.width,
+            height: area.height,
+        })
+    }
+
+    /// The image the screen wants now, at the size of its area in the last layout. The app
+    /// has it encoded on a worker when it is not what `preview` holds.
+    pub fn wanted_image(&self) -> Option<ImageKey> {
+        let area = if self.mode == Mode::FullPreview {
+            self.layout.full_image
+        } else {
+            self.layout.preview_image
+        };
+        self.image_in(area)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    const NOW: OffsetDateTime = datetime!(2026-11-20 12:00 UTC);
+
+    /// A screen whose selected job has one saved image.
+    fn with_an_image() -> AppState {
+        let layout = FrameLayout {
+            area: Rect::new(0, 0, 120, 40),
+            list_rows: 20,
+            preview_image: Rect::new(67, 20, 51, 17),
+            full_image: Rect::new(0, 1, 120, 38),
+        };
+        let mut state = AppState::new(layout, NOW, Header::default());
+        let spec = JobSpec::new(Model::Wanx21T2iTurbo, "a lighthouse");
+        state.list = ListView {
+            total: 1,
+            rows: vec![JobRow {
+                id: JobId(7),
+                state: JobState::Succeeded,
+                model: spec.model,
+                prompt: spec.prompt.clone(),
+                created_at: NOW,
+                images_ok: 1,
+                images_expected: 1,
+            }],
+            ..ListView::default()
+        };
+        state.detail = Some(JobDetailView {
+            id: JobId(7),
+            state: JobState::Succeeded,
+            spec,
+            task_id: None,
+            created_at: NOW,
+            submitted_at: None,
+            scheduled_at: None,
+            ended_at: None,
+            attempts: 1,
+            error: None,
+            actual_prompt: None,
+            cost_cny: None,
+            images: vec![ImageView {
+                index: 0,
+                path: Some(PathBuf::from("/data/7-0.png")),
+                width: Some(1024),
+                height: Some(1024),
+                error: None,
+            }],
+        });
+        state
+    }
+
+    fn key(width: u16, height: u16) -> ImageKey {
+        ImageKey {
+            path: PathBuf::from("/data/7-0.png"),
+            width,
+            height,
+        }
+    }
+
+    #[test]
+    fn the_wanted_image_fits_the_area_of_the_mode_in_the_last_layout() {
+        let mut state = with_an_image();
+        assert_eq!(state.wanted_image(), Some(key(51, 17)), "the preview pane");
+        state.mode = Mode::Search;
+        assert_eq!(state.wanted_image(), Some(key(51, 17)));
+        state.mode = Mode::FullPreview;
+        assert_eq!(state.wanted_image(), Some(key(120, 38)), "full screen");
+        // What covers the preview wants no image: a graphics image would show through.
+        for covered in [Mode::Editor, Mode::Help, Mode::Confirm(Confirm::Quit)] {
+            state.mode = covered;
+            assert_eq!(state.wanted_image(), None);
+        }
+    }
+
+    #[test]
+    fn no_image_is_wanted_for_an_empty_area_or_a_job_without_images() {
+        let mut state = with_an_image();
+        assert_eq!(state.image_in(Rect::new(0, 0, 0, 10)), None);
+        state.detail.as_mut().expect("the job's detail").images[0].path = None;
+        assert_eq!(state.wanted_image(), None);
     }
 }

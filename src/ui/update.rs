@@ -2,17 +2,16 @@
 //! store or the terminal comes back as a `Command` for the app loop to hand to a worker.
 
 use ratatui::crossterm::event::{Event, KeyEvent, KeyEventKind, MouseEventKind};
-use ratatui::layout::Rect;
 
 use crate::dashscope::{JobSpec, Model, ValidationError};
+use crate::engine::EngineEvent;
 use crate::text::sanitize;
 
-use super::draw::screen_layout;
 use super::editor::{Editor, EditorFocus};
 use super::keys::{Action, Context, KeyMap};
 use super::state::{
-    AppState, Confirm, JobDetailView, JobId, JobRow, Mode, Pane, Tab, TabCounts, ToastLevel,
-    state_label,
+    AppState, Confirm, FrameLayout, JobDetailView, JobId, JobRow, Mode, Pane, Tab, TabCounts,
+    ToastLevel, state_label,
 };
 
 /// Work the app loop does on the state's behalf.
@@ -64,9 +63,9 @@ pub enum SubmitError {
 }
 
 impl AppState {
-    /// Rows the list shows at the current terminal size.
+    /// Rows the list shows in the last layout.
     pub fn visible_rows(&self) -> u64 {
-        u64::from(screen_layout(self.area).list_rows())
+        u64::from(self.layout.list_rows)
     }
 
     /// The request that fills the current list window.
@@ -83,11 +82,8 @@ impl AppState {
     /// Takes one event; returns what the app must do for it.
     pub fn handle(&mut self, keys: &KeyMap, event: &Event) -> Vec<Command> {
         match event {
-            Event::Resize(width, height) => {
-                self.area = Rect::new(0, 0, *width, *height);
-                self.keep_selection_visible();
-                vec![Command::Refresh]
-            }
+            // The frame drawn at the new size reports its layout (`laid_out`).
+            Event::Resize(..) => Vec::new(),
             Event::Paste(text) => {
                 match self.mode {
                     Mode::Editor => {
@@ -320,6 +316,52 @@ impl AppState {
         Vec::new()
     }
 
+    /// Takes the layout a frame was drawn with. A new one means a new terminal size: the
+    /// list may show another number of rows, so the selection is kept on screen and the
+    /// window loaded again.
+    pub fn laid_out(&mut self, layout: FrameLayout) -> Vec<Command> {
+        if layout == self.layout {
+            return Vec::new();
+        }
+        self.layout = layout;
+        self.keep_selection_visible();
+        vec![Command::Refresh]
+    }
+
+    /// What the engine (running in this process) reports: progress reloads the list,
+    /// trouble becomes a toast (and a stopped engine a mark in the header).
+    pub fn engine_event(&mut self, event: EngineEvent) -> Vec<Command> {
+        match event {
+            EngineEvent::JobChanged { .. } | EngineEvent::ImageSaved { .. } => {
+                vec![Command::Refresh]
+            }
+            EngineEvent::ModelStopped { model, reason } => {
+                self.toast(ToastLevel::Error, format!("{model} stopped: {reason}"));
+                Vec::new()
+            }
+            EngineEvent::Stopped { reason } => {
+                self.toast(ToastLevel::Error, format!("engine stopped: {reason}"));
+                self.header.engine_stopped = Some(reason);
+                Vec::new()
+            }
+            EngineEvent::DiskRefused { path, reason } => {
+                self.toast(
+                    ToastLevel::Error,
+                    format!(
+                        "cannot save images to {}: {reason}; no new jobs are sent until it works",
+                        path.display()
+                    ),
+                );
+                vec![Command::Refresh]
+            }
+            EngineEvent::DiskRecovered => {
+                self.toast(ToastLevel::Info, "images save again; sending jobs");
+                vec![Command::Refresh]
+            }
+            EngineEvent::Idle => Vec::new(),
+        }
+    }
+
     /// The worker's answer to a submit.
     pub fn submitted(&mut self, result: Result<JobId, SubmitError>) -> Vec<Command> {
         match result {
@@ -438,5 +480,138 @@ impl AppState {
     pub fn selected_detail(&self) -> Option<&JobDetailView> {
         let selected = self.list.selected_row()?.id;
         self.detail.as_ref().filter(|d| d.id == selected)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use ratatui::layout::Rect;
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::store::JobState;
+    use crate::ui::state::{Header, Toast};
+
+    fn state_with_rows(list_rows: u16) -> AppState {
+        let layout = FrameLayout {
+            area: Rect::new(0, 0, 120, 40),
+            list_rows,
+            ..FrameLayout::default()
+        };
+        AppState::new(layout, datetime!(2026-11-20 12:00 UTC), Header::default())
+    }
+
+    fn only_toast(state: &AppState) -> &Toast {
+        assert_eq!(state.toasts.len(), 1, "{:?}", state.toasts);
+        &state.toasts[0]
+    }
+
+    #[test]
+    fn engine_progress_reloads_the_list_quietly() {
+        let mut state = state_with_rows(20);
+        let changed = EngineEvent::JobChanged {
+            id: JobId(1),
+            state: JobState::Running,
+        };
+        assert_eq!(state.engine_event(changed), vec![Command::Refresh]);
+        let saved = EngineEvent::ImageSaved {
+            job: JobId(1),
+            index: 0,
+            path: PathBuf::from("/data/1-0.png"),
+        };
+        assert_eq!(state.engine_event(saved), vec![Command::Refresh]);
+        assert!(state.toasts.is_empty());
+    }
+
+    #[test]
+    fn a_stopped_model_is_an_error_toast() {
+        let mut state = state_with_rows(20);
+        let stopped = EngineEvent::ModelStopped {
+            model: Model::Wanx21T2iTurbo,
+            reason: "quota used up".into(),
+        };
+        assert!(state.engine_event(stopped).is_empty());
+        let toast = only_toast(&state);
+        assert_eq!(toast.level, ToastLevel::Error);
+        assert_eq!(
+            toast.text,
+            format!("{} stopped: quota used up", Model::Wanx21T2iTurbo)
+        );
+        assert_eq!(state.header.engine_stopped, None, "the engine still runs");
+    }
+
+    #[test]
+    fn a_stopped_engine_is_a_toast_and_a_mark_in_the_header() {
+        let mut state = state_with_rows(20);
+        let stopped = EngineEvent::Stopped {
+            reason: "the API key was refused".into(),
+        };
+        assert!(state.engine_event(stopped).is_empty());
+        let toast = only_toast(&state);
+        assert_eq!(toast.level, ToastLevel::Error);
+        assert_eq!(toast.text, "engine stopped: the API key was refused");
+        assert_eq!(
+            state.header.engine_stopped.as_deref(),
+            Some("the API key was refused")
+        );
+    }
+
+    #[test]
+    fn a_refused_disk_names_the_path_and_a_recovered_one_says_so() {
+        let mut state = state_with_rows(20);
+        let refused = EngineEvent::DiskRefused {
+            path: PathBuf::from("/data/images"),
+            reason: "No space left on device".into(),
+        };
+        assert_eq!(state.engine_event(refused), vec![Command::Refresh]);
+        let toast = only_toast(&state);
+        assert_eq!(toast.level, ToastLevel::Error);
+        assert_eq!(
+            toast.text,
+            "cannot save images to /data/images: No space left on device; \
+             no new jobs are sent until it works"
+        );
+
+        state.toasts.clear();
+        assert_eq!(
+            state.engine_event(EngineEvent::DiskRecovered),
+            vec![Command::Refresh]
+        );
+        let toast = only_toast(&state);
+        assert_eq!(toast.level, ToastLevel::Info);
+        assert_eq!(toast.text, "images save again; sending jobs");
+    }
+
+    #[test]
+    fn an_idle_engine_changes_nothing() {
+        let mut state = state_with_rows(20);
+        assert!(state.engine_event(EngineEvent::Idle).is_empty());
+        assert!(state.toasts.is_empty());
+        assert_eq!(state.header.engine_stopped, None);
+    }
+
+    #[test]
+    fn a_smaller_layout_keeps_the_selection_on_screen_and_reloads() {
+        let mut state = state_with_rows(20);
+        state.list.total = 100;
+        state.list.selected = 15;
+        let same = state.layout;
+        assert!(
+            state.laid_out(same).is_empty(),
+            "the same layout asks for nothing"
+        );
+        assert_eq!(state.list.top, 0);
+
+        let smaller = FrameLayout {
+            list_rows: 10,
+            ..state.layout
+        };
+        assert_eq!(state.laid_out(smaller), vec![Command::Refresh]);
+        assert_eq!(state.layout, smaller);
+        assert_eq!(state.visible_rows(), 10);
+        assert_eq!(state.list.top, 6, "the selection is the last row on screen");
+        assert_eq!(state.list_request().limit, 10);
     }
 }

@@ -1,11 +1,13 @@
-//! Which service the engine talks to: the live one, or the simulator built into wandash
-//! when there is no key and no base URL (so that wandash can be tried without an account).
+//! Which service wandash talks to: the live one, or the simulator built into wandash
+//! when there is no key and no base URL (so that wandash can be tried without an
+//! account). Starting things lives here, not in the engine: the engine takes whatever
+//! `Client` it is given and knows nothing of the simulator.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::EngineError;
-use crate::dashscope::{ApiKey, Client, Region};
+use crate::dashscope::{ApiKey, Client, ClientError, Region};
+use crate::engine::EngineError;
 use crate::simulator::{self, RunningSim, SimConfig};
 
 #[derive(Debug, Clone)]
@@ -17,6 +19,28 @@ pub struct BackendSettings {
     pub data_dir: PathBuf,
     /// Task run time range of the embedded simulator.
     pub sim_latency: (Duration, Duration),
+}
+
+/// The backend rule, for `connect` and for anyone who must know the answer without
+/// connecting (the dashboard, when another process runs the engine).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Choice {
+    /// A key: the live service, at the given base URL or else the region's.
+    Live(ApiKey),
+    /// A base URL but no key: an error, since no service answers without one.
+    MissingKey,
+    /// Neither: the simulator inside this process.
+    Simulator,
+}
+
+/// A key picks the live service; a base URL without a key is an error; neither picks the
+/// built-in simulator.
+pub fn choose(api_key: Option<ApiKey>, base_url: Option<&str>) -> Choice {
+    match (api_key, base_url) {
+        (Some(key), _) => Choice::Live(key),
+        (None, Some(_)) => Choice::MissingKey,
+        (None, None) => Choice::Simulator,
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,13 +81,16 @@ impl Backend {
     }
 }
 
-/// A key picks the live service (the given base URL, else the region's); a base URL
-/// without a key is an error; neither starts the simulator inside this process.
+/// Connects as `choose` decides; the simulator, when chosen, is started inside this
+/// process and lives as long as the returned `Backend`.
 pub async fn connect(settings: BackendSettings) -> Result<Backend, EngineError> {
-    let client_error = |e: crate::dashscope::ClientError| EngineError::Backend(e.to_string());
-    match (settings.api_key, settings.base_url) {
-        (Some(key), base_url) => {
-            let base_url = base_url.unwrap_or_else(|| settings.region.base_url().to_string());
+    let client_error = |e: ClientError| EngineError::Backend(e.to_string());
+    match choose(settings.api_key, settings.base_url.as_deref()) {
+        Choice::MissingKey => Err(EngineError::MissingKey),
+        Choice::Live(key) => {
+            let base_url = settings
+                .base_url
+                .unwrap_or_else(|| settings.region.base_url().to_string());
             let client = Client::new(&base_url, key).map_err(client_error)?;
             Ok(Backend {
                 client,
@@ -71,8 +98,7 @@ pub async fn connect(settings: BackendSettings) -> Result<Backend, EngineError> 
                 sim: None,
             })
         }
-        (None, Some(_)) => Err(EngineError::MissingKey),
-        (None, None) => {
+        Choice::Simulator => {
             let state = settings.data_dir.join("simulator.db");
             let config = SimConfig {
                 latency: settings.sim_latency,
@@ -93,5 +119,33 @@ pub async fn connect(settings: BackendSettings) -> Result<Backend, EngineError> 
                 sim: Some(sim),
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_picks_the_live_service_with_or_without_a_base_url() {
+        let key = ApiKey::new("k".into());
+        assert_eq!(choose(Some(key.clone()), None), Choice::Live(key.clone()));
+        assert_eq!(
+            choose(Some(key.clone()), Some("http://127.0.0.1:9/api/v1")),
+            Choice::Live(key)
+        );
+    }
+
+    #[test]
+    fn a_base_url_without_a_key_is_refused_rather_than_simulated() {
+        assert_eq!(
+            choose(None, Some("http://127.0.0.1:9/api/v1")),
+            Choice::MissingKey
+        );
+    }
+
+    #[test]
+    fn neither_key_nor_base_url_picks_the_built_in_simulator() {
+        assert_eq!(choose(None, None), Choice::Simulator);
     }
 }

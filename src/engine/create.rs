@@ -1,0 +1,272 @@
+//! Creating a job's task: exactly one create per job, under the model's gate, and what a
+//! failed create means for the job.
+
+use std::sync::Arc;
+
+use super::create_failure::{AfterFailedCreate, Wait, after_failed_create, may_have_created};
+use super::ctx::{CreateGuard, Ctx, Report, Slot, Tracked};
+use super::follow;
+use super::recovery::{self, Resolution};
+use crate::dashscope::{ClientError, ImageRef, JobSpec, Model, TaskStatus, Timestamp};
+use crate::store::{
+    Ending, ErrorKind, JobDetail, JobError, JobId, JobState, JobStatus, JobSummary, StoreError,
+};
+
+/// Submits a claimed (submitting) job, then follows its task.
+pub(crate) async fn submit(ctx: Arc<Ctx>, job: JobDetail, mut slot: Slot, creating: CreateGuard) {
+    let id = job.summary.id;
+    let outcome = create(&ctx, &job, &mut slot).await;
+    drop(creating);
+    match outcome {
+        Ok(Some(tracked)) => follow::track(ctx, tracked, slot).await,
+        Ok(None) => {}
+        // The job keeps its committed state; the next start resumes it.
+        Err(e) => tracing::error!(job = %id, "store error while submitting: {e}"),
+    }
+}
+
+async fn create(
+    ctx: &Ctx,
+    job: &JobDetail,
+    slot: &mut Slot,
+) -> Result<Option<Tracked>, StoreError> {
+    let id = job.summary.id;
+    let model = job.summary.model;
+    let attempts = job.summary.attempts;
+    let spec = match prepared(ctx, job).await {
+        Ok(spec) => spec,
+        Err(e) => {
+            return create_failed(ctx, id, model, attempts, &e, slot)
+                .await
+                .map(|()| None);
+        }
+    };
+    match send_gated(ctx, job, &spec).await? {
+        Sent::HeldBack(why) => {
+            // Stopping (shut down, or a bad key that this create would meet too), or the
+            // disk refuses images (see `DiskHealth`): the job was never sent, so it goes
+            // back to the queue as it was.
+            slot.release();
+            let note = JobError::new(ErrorKind::NotSent, why, None);
+            ctx.db(move |s| s.requeue(id, &note, None, false)).await?;
+            ctx.changed(id, JobState::Queued);
+            Ok(None)
+        }
+        Sent::Created {
+            task_id,
+            status,
+            answered_at,
+        } => {
+            ctx.create_rates[&model].accepted();
+            let state = if status == TaskStatus::Pending {
+                JobState::Submitted
+            } else {
+                JobState::Running
+            };
+            ctx.changed(id, state);
+            tracing::info!(job = %id, %model, task = %task_id, "task created");
+            Ok(Some(Tracked {
+                id,
+                model,
+                task_id,
+                submitted_at: answered_at,
+            }))
+        }
+        Sent::Unanswered {
+            error,
+            sent_at,
+            resolution,
+        } => match resolution {
+            Some(Resolution::Adopted) => {
+                let detail = ctx.db(move |s| s.job_brief(id)).await?;
+                let Some(task_id) = detail.and_then(|d| d.task_id().map(str::to_owned)) else {
+                    return Ok(None);
+                };
+                ctx.changed(id, JobState::Submitted);
+                Ok(Some(Tracked {
+                    id,
+                    model,
+                    task_id,
+                    submitted_at: sent_at,
+                }))
+            }
+            Some(Resolution::NotCreated) => create_failed(ctx, id, model, attempts, &error, slot)
+                .await
+                .map(|()| None),
+            Some(Resolution::Undecidable) => {
+                slot.release();
+                Ok(None)
+            }
+            // The engine is stopping; the job stays submitting for the next start.
+            None => Ok(None),
+        },
+        Sent::Failed(error) => create_failed(ctx, id, model, attempts, &error, slot)
+            .await
+            .map(|()| None),
+    }
+}
+
+/// How the part of a create under the model's gate ended.
+enum Sent {
+    /// Not sent: the engine is stopping, or the disk refuses images (the reason).
+    HeldBack(String),
+    /// The service created the task, and its id is committed.
+    Created {
+        task_id: String,
+        status: TaskStatus,
+        /// When the answer came: polls aim at the task's end from here.
+        answered_at: Timestamp,
+    },
+    /// No answer, so the service's task list was checked; `None` when the engine stopped
+    /// before that could decide (the job stays submitting).
+    Unanswered {
+        error: ClientError,
+        sent_at: Timestamp,
+        resolution: Option<Resolution>,
+    },
+    /// The service answered with an error: it certainly created no task.
+    Failed(ClientError),
+}
+
+/// The part of a create that holds the model's gate: no other create of this model is on
+/// the wire meanwhile, and none starts before an unanswered create has been looked up in
+/// the service's task list. The gate is released when this returns, whichever way.
+async fn send_gated(ctx: &Ctx, job: &JobDetail, spec: &JobSpec) -> Result<Sent, StoreError> {
+    let (id, model) = (job.summary.id, job.summary.model);
+    let _gate = ctx.gates[&model].lock().await;
+    ctx.create_rates[&model].acquire().await;
+    let held_back = if ctx.stopping.is_cancelled() {
+        Some("the engine stopped before this job was sent".to_string())
+    } else {
+        ctx.disk
+            .fault()
+            .map(|fault| format!("held back while the disk refuses images ({fault})"))
+    };
+    if let Some(why) = held_back {
+        return Ok(Sent::HeldBack(why));
+    }
+    let sent_at = ctx.db(move |s| s.mark_sending(id)).await?;
+    match ctx.client.create(spec).await {
+        Ok(created) => {
+            // Before the store write, so that polls aimed at the task's end are not late by it.
+            let answered_at = Timestamp::now();
+            let (task_id, status) = (created.task_id.clone(), created.task_status);
+            ctx.db(move |s| s.mark_created(id, &created.task_id, created.task_status, "created"))
+                .await?;
+            Ok(Sent::Created {
+                task_id,
+                status,
+                answered_at,
+            })
+        }
+        // The service may or may not have created the task. Find out before anything else
+        // is created for this model (the gate is still held).
+        Err(error) if may_have_created(&error) => {
+            tracing::warn!(job = %id, %model, "create not answered ({error}); checking the service's task list");
+            let this = JobSummary {
+                status: JobStatus::Submitting {
+                    sending_since: Some(sent_at),
+                    last_error: None,
+                },
+                ..job.summary.clone()
+            };
+            let resolution = recovery::reconcile(ctx, model, vec![this]).await?;
+            Ok(Sent::Unanswered {
+                error,
+                sent_at,
+                resolution: resolution.first().map(|&(_, r)| r),
+            })
+        }
+        Err(error) => Ok(Sent::Failed(error)),
+    }
+}
+
+/// The spec to send: local files resolved once (uploads last 48 h) and remembered.
+async fn prepared(ctx: &Ctx, job: &JobDetail) -> Result<JobSpec, ClientError> {
+    if let Some(spec) = &job.prepared_spec {
+        return Ok(spec.clone());
+    }
+    if !job
+        .spec
+        .image_refs()
+        .iter()
+        .any(|(_, r)| matches!(r, ImageRef::File(_)))
+    {
+        return Ok(job.spec.clone());
+    }
+    let spec = ctx.client.prepare(&job.spec).await?;
+    let (id, saved) = (job.summary.id, spec.clone());
+    ctx.db(move |s| s.set_prepared_spec(id, &saved))
+        .await
+        .map_err(|e| ClientError::Io(format!("cannot record the uploaded images: {e}")))?;
+    Ok(spec)
+}
+
+/// A create that certainly did not produce a task: back to the queue, or failed, as
+/// `after_failed_create` decides.
+async fn create_failed(
+    ctx: &Ctx,
+    id: JobId,
+    model: Model,
+    attempts: u32,
+    error: &ClientError,
+    slot: &mut Slot,
+) -> Result<(), StoreError> {
+    slot.release();
+    let recorded = JobError::from_client(error);
+    let wait_until = |wait: Wait| {
+        let wait = match wait {
+            Wait::Fixed(wait) => wait,
+            Wait::Backoff(step) => ctx.backoff(step),
+        };
+        Timestamp::now() + wait
+    };
+    let state = match after_failed_create(error, attempts, ctx.config.max_attempts) {
+        AfterFailedCreate::WaitTurn(wait) => {
+            let again = wait_until(wait);
+            let speed = ctx.create_rates[&model].throttled();
+            tracing::warn!(job = %id, %model, speed, "{error}; slowing down, the job waits its turn");
+            ctx.db(move |s| s.requeue(id, &recorded, Some(again), false))
+                .await?;
+            JobState::Queued
+        }
+        AfterFailedCreate::Retry(wait) => {
+            let again = wait_until(wait);
+            tracing::warn!(job = %id, %model, attempts, "create failed ({error}); retrying");
+            ctx.db(move |s| s.requeue(id, &recorded, Some(again), true))
+                .await?;
+            JobState::Queued
+        }
+        AfterFailedCreate::GiveUp => {
+            let gave_up = JobError {
+                message: format!("gave up after {attempts} attempts: {}", recorded.message),
+                ..recorded
+            };
+            ctx.db(move |s| s.end_job(id, Ending::Failed(gave_up)))
+                .await?;
+            JobState::Failed
+        }
+        AfterFailedCreate::StopModel => {
+            ctx.db(move |s| s.requeue(id, &recorded, None, false))
+                .await?;
+            ctx.report(Report::StopModel(model, error.to_string()));
+            JobState::Queued
+        }
+        AfterFailedCreate::StopAll => {
+            // Report (which stops the engine) before requeueing, so the main loop cannot
+            // claim the job again for a second, doomed create.
+            ctx.report(Report::StopAll(error.to_string()));
+            ctx.db(move |s| s.requeue(id, &recorded, None, false))
+                .await?;
+            JobState::Queued
+        }
+        AfterFailedCreate::FixInput => {
+            tracing::info!(job = %id, %model, "job refused: {error}");
+            ctx.db(move |s| s.end_job(id, Ending::Failed(recorded)))
+                .await?;
+            JobState::Failed
+        }
+    };
+    ctx.changed(id, state);
+    Ok(())
+}
