@@ -4,7 +4,7 @@
 //! the service's time text goes through here, so there is one parser to get right.
 
 use std::fmt;
-use std::ops::Add;
+use std::ops::{Add, Sub};
 use std::time::Duration;
 
 use ::time::macros::{format_description, offset};
@@ -79,6 +79,14 @@ impl Add<Duration> for Timestamp {
     fn add(self, wait: Duration) -> Timestamp {
         let ms = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
         Timestamp(self.0.saturating_add(ms))
+    }
+}
+
+impl Sub<Duration> for Timestamp {
+    type Output = Timestamp;
+    fn sub(self, span: Duration) -> Timestamp {
+        let ms = i64::try_from(span.as_millis()).unwrap_or(i64::MAX);
+        Timestamp(self.0.saturating_sub(ms))
     }
 }
 
@@ -180,6 +188,10 @@ mod tests {
         assert_eq!(
             (now + Duration::from_millis(1500)).since(now),
             Duration::from_millis(1500)
+        );
+        assert_eq!(
+            now.since(now - Duration::from_millis(250)),
+            Duration::from_millis(250)
         );
         assert_eq!(at.since(now), Duration::ZERO);
         assert_eq!(Timestamp::from_millis(i64::MAX).to_datetime(), None);

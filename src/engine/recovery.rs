@@ -7,6 +7,8 @@
 //! may pair them up; what still cannot be paired goes to needs_attention, never to a
 //! silent second create.
 
+use std::time::Duration;
+
 use super::ctx::{Ctx, Report};
 use super::pairing::{Candidate, LostCreate, created_in_window, pair, window_start};
 use crate::dashscope::{
@@ -26,7 +28,7 @@ pub(crate) enum Resolution {
 
 /// The list's time filter is coarse (seconds, a time zone we take to be Beijing's):
 /// ask for a wider window and filter on the exact epoch times in the answer.
-const QUERY_PAD_MS: i64 = 24 * 3600 * 1000;
+const QUERY_PAD: Duration = Duration::from_secs(24 * 3600);
 const PAGE_SIZE: u32 = 100;
 const MAX_PAGES: u32 = 50;
 
@@ -38,12 +40,8 @@ pub(crate) async fn reconcile(
     model: Model,
     jobs: Vec<JobSummary>,
 ) -> Result<Vec<(JobId, Resolution)>, StoreError> {
-    // In epoch milliseconds, as the service's list answers.
-    let now = Timestamp::now().as_millis();
-    let sent = jobs
-        .iter()
-        .filter_map(|j| j.status.submitted_at().map(Timestamp::as_millis));
-    let from = window_start(sent, now);
+    let now = Timestamp::now();
+    let from = window_start(jobs.iter().filter_map(|j| j.status.submitted_at()), now);
     let tasks = match list_window(ctx, model, from, now).await {
         Ok(tasks) => tasks,
         Err(e) if e.action() == ErrorAction::StopAll => {
@@ -147,16 +145,16 @@ async fn give_up(
 async fn list_window(
     ctx: &Ctx,
     model: Model,
-    from: i64,
-    to: i64,
+    from: Timestamp,
+    to: Timestamp,
 ) -> Result<Vec<TaskSummary>, ClientError> {
     let mut tasks = Vec::new();
     for page_no in 1..=MAX_PAGES {
         let query = ListQuery {
             page_no,
             page_size: PAGE_SIZE,
-            start_time: Some(Timestamp::from_millis(from - QUERY_PAD_MS).to_list_filter()),
-            end_time: Some(Timestamp::from_millis(to + QUERY_PAD_MS).to_list_filter()),
+            start_time: Some((from - QUERY_PAD).to_list_filter()),
+            end_time: Some((to + QUERY_PAD).to_list_filter()),
             model_name: Some(model.id().to_string()),
             status: None,
         };
