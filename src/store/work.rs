@@ -61,8 +61,9 @@ impl Ending {
 
 /// The engine's handle on the store: the writes that move a job through its life, and
 /// the reads only the engine makes. The dashboard, the CLI and the MCP server hold a
-/// plain `Store` (reads and user commands) and cannot reach these; the engine makes its
-/// handle from a store it opened (`Store::into_engine`) and can read through it too.
+/// plain `Store`, whose API has reads and user commands only; the engine turns the store
+/// it opened into this handle (`Store::into_engine`, crate-private) and reads through it
+/// too. Nothing here is public outside the crate.
 pub(crate) struct EngineStore {
     store: Store,
 }
