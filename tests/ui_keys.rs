@@ -218,7 +218,7 @@ fn fork_fills_the_editor_and_submit_sends_only_a_valid_job() {
     load(&mut state, &store);
     assert_eq!(state.list.rows[0].id, id);
     assert_eq!(
-        store.job(id).unwrap().unwrap().summary.state,
+        store.job(id).unwrap().unwrap().summary.state(),
         JobState::Queued
     );
 }

@@ -269,7 +269,7 @@ pub fn wait_for(ctx: &Context, ids: &[JobId]) -> CliResult<ExitCode> {
         }
         outcome?;
         print_outcome(ctx, &details);
-        let all_ok = details.iter().all(|d| d.summary.state == JobState::Succeeded);
+        let all_ok = details.iter().all(|d| d.summary.state() == JobState::Succeeded);
         Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(ExitKind::JobsFailed.code()) })
     })
 }
@@ -290,7 +290,7 @@ async fn collect_ended(
                 .job(id)
                 .map_err(store_failure)?
                 .ok_or_else(|| Failure::other(format!("job {id} vanished from the store")))?;
-            if !detail.summary.state.is_final() {
+            if !detail.summary.state().is_final() {
                 break;
             }
             found.push(detail);

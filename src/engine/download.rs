@@ -4,13 +4,12 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::EngineEvent;
 use super::ctx::{Ctx, Tracked};
 use super::disk::{CheckedImage, DiskFault, check_image, write_image};
-use crate::dashscope::{ClientError, ErrorAction, TaskInfo, TaskResult};
-use crate::store::{ImageRecord, JobError, StoreError, now_ms};
+use crate::dashscope::{ClientError, ErrorAction, TaskInfo, TaskResult, Timestamp};
+use crate::store::{ErrorKind, ImageRecord, JobError, StoreError};
 
 /// Downloads every image not yet saved, then ends the job. A disk that refuses the
 /// images keeps the job running (its error noted) until a save succeeds.
@@ -82,10 +81,10 @@ async fn download(
     url: &str,
 ) -> Result<ImageRecord, StoreError> {
     let id = job.id;
-    let failed = |code: &str, message: String| ImageRecord {
+    let failed = |kind: ErrorKind, message: String| ImageRecord {
         index,
         url: Some(url.to_string()),
-        error_code: Some(code.into()),
+        error_code: Some(kind.code().into()),
         error_message: Some(message),
         ..Default::default()
     };
@@ -105,18 +104,18 @@ async fn download(
                 ..
             }) => {
                 return Ok(failed(
-                    "Expired",
+                    ErrorKind::Expired,
                     format!("result image {index} is no longer available at the service"),
                 ));
             }
             // The URL lives as long as the task (24 h): a network or service outage is
             // waited out for that long rather than `max_attempts` tries, so an overnight
             // batch does not lose images to a few minutes without a connection.
-            Err(e) if e.action() == ErrorAction::RetryLater && now_ms() < give_up_at => {
+            Err(e) if e.action() == ErrorAction::RetryLater && Timestamp::now() < give_up_at => {
                 tracing::warn!(job = %id, index, attempt, "download failed, retrying: {e}");
                 if attempt == ctx.config.max_attempts {
                     let note = JobError::new(
-                        e.code(),
+                        ErrorKind::of_client(&e),
                         format!(
                             "downloading image {index} keeps failing ({e}); retried until the service discards it"
                         ),
@@ -124,13 +123,11 @@ async fn download(
                     );
                     ctx.db(move |s| s.note_error(id, &note)).await?;
                 }
-                let wait = ctx
-                    .backoff(attempt)
-                    .min(Duration::from_millis((give_up_at - now_ms()).max(0) as u64));
+                let wait = ctx.backoff(attempt).min(give_up_at.since(Timestamp::now()));
                 tokio::time::sleep(wait).await;
                 continue;
             }
-            Err(e) => return Ok(failed(e.code(), e.to_string())),
+            Err(e) => return Ok(failed(ErrorKind::of_client(&e), e.to_string())),
         };
         let (bytes, checked) = tokio::task::spawn_blocking(move || {
             let checked = check_image(&bytes);
@@ -142,7 +139,7 @@ async fn download(
             Ok(checked) => return save(ctx, job, index, url, bytes, checked).await,
             Err(why) if last_try => {
                 return Ok(failed(
-                    "InvalidImage",
+                    ErrorKind::InvalidImage,
                     format!("downloaded image {index} does not decode: {why}"),
                 ));
             }
@@ -204,7 +201,7 @@ async fn save(
         if waiting.as_ref() != Some(&fault) {
             tracing::error!(job = %id, index, "{fault}; the image is kept in memory and saving it retried");
             let note = JobError::new(
-                "DiskError",
+                ErrorKind::DiskError,
                 format!("{fault}; the image is kept and saving retried until the disk accepts it"),
                 Some(ErrorAction::RetryLater),
             );
@@ -215,23 +212,21 @@ async fn save(
             }
             waiting = Some(fault.clone());
         }
-        if now_ms() >= give_up_at {
+        if Timestamp::now() >= give_up_at {
             if ctx.disk.done_waiting() {
                 tracing::warn!("no job waits on the disk any more; creates resume");
             }
             return Ok(ImageRecord {
                 index,
                 url: Some(url.to_string()),
-                error_code: Some("DiskError".into()),
+                error_code: Some(ErrorKind::DiskError.code().into()),
                 error_message: Some(format!(
                     "image {index} could not be saved before the service discarded it: {fault}"
                 )),
                 ..Default::default()
             });
         }
-        let wait = ctx
-            .backoff(attempt)
-            .min(Duration::from_millis((give_up_at - now_ms()).max(0) as u64));
+        let wait = ctx.backoff(attempt).min(give_up_at.since(Timestamp::now()));
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = ctx.disk.wait_recovered() => {}

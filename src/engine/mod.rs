@@ -176,7 +176,7 @@ impl Engine {
         check_images_dir(&config.images_dir())?;
         let lock_path = lock_path(store_path);
         let lock = take_lock(store_path, &lock_path)?;
-        let store = Arc::new(Store::open(store_path)?);
+        let store = Arc::new(Store::open(store_path)?.into_engine());
         let (events, _) = broadcast::channel(4096);
         let wake = Arc::new(Notify::new());
         let stop = CancellationToken::new();

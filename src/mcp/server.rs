@@ -173,9 +173,9 @@ impl WandashMcp {
                 let jobs: Vec<Value> = rows
                     .iter()
                     .map(|r| {
-                        json!({"job_id": r.id, "state": r.state, "model": r.model, "prompt": r.prompt,
+                        json!({"job_id": r.id, "state": r.state(), "model": r.model, "prompt": r.prompt,
                             "images_ok": r.images_ok, "images_expected": r.images_expected,
-                            "created_at_ms": r.created_at, "error": r.error_message, "batch_tag": r.batch_tag})
+                            "created_at_ms": r.created_at, "error": r.error().map(|e| &e.message), "batch_tag": r.batch_tag})
                     })
                     .collect();
                 answer::data(json!({"count": jobs.len(), "jobs": jobs}))
@@ -325,7 +325,7 @@ impl WandashMcp {
             Ok(Waited::TimedOut(detail)) => {
                 let note = format!(
                     "job {id} is still {} after {} s; it keeps running: call get_job with id {id} later",
-                    detail.summary.state,
+                    detail.summary.state(),
                     timeout.as_secs()
                 );
                 answer::job_result(&detail, Some(note), with_image).await
