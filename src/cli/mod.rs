@@ -3,6 +3,7 @@
 
 mod batch;
 mod context;
+mod daily_log;
 mod estimate;
 mod export;
 mod failure;
