@@ -7,7 +7,7 @@
 use std::io::IsTerminal;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 
 use crate::store::JobDetail;
 use crate::text::sanitize;
@@ -27,10 +27,10 @@ impl WaitProgress {
         let drawn = std::io::stderr().is_terminal() && !ctx.json;
         let bar = drawn.then(|| {
             let bar = if jobs == 1 {
-                ProgressBar::new_spinner().with_style(style("{spinner} {elapsed:>4} {msg}"))
+                ProgressBar::new_spinner().with_style(style("{spinner} {elapsed:>4} {wide_msg}"))
             } else {
                 ProgressBar::new(jobs as u64).with_style(style(
-                    "{spinner} [{bar:30}] {pos}/{len} jobs, {per_sec}, ETA {eta}  {wide_msg}",
+                    "{spinner} [{bar:30}] {pos}/{len} jobs, {rate}, ETA {eta}  {wide_msg}",
                 ))
             };
             bar.enable_steady_tick(TICK);
@@ -57,7 +57,9 @@ impl WaitProgress {
             let retry = retry_in(waiting.next_attempt_at).map_or_else(String::new, |secs| {
                 format!("; the engine tries again in {secs} s")
             });
-            message.push_str(&format!(" ({trouble}{retry})"));
+            // The short form on the bar's one line; the whole reason is said above it.
+            let short = summary.error_code.as_deref().map_or("trouble", |code| code);
+            message.push_str(&format!(" ({}{retry})", sanitize(short)));
             // Said once above the bar too, so that it stays on screen once it is over.
             if self.last_trouble.as_deref() != Some(trouble.as_str()) {
                 bar.println(format!(
@@ -90,6 +92,13 @@ fn style(template: &str) -> ProgressStyle {
     ProgressStyle::with_template(template)
         .expect("the progress templates are valid")
         .progress_chars("#>-")
+        // Jobs take tens of seconds: per minute reads better than `0.2491/s`.
+        .with_key(
+            "rate",
+            |state: &ProgressState, out: &mut dyn std::fmt::Write| {
+                write!(out, "{:.1} jobs/min", state.per_sec() * 60.0).ok();
+            },
+        )
 }
 
 /// Whole seconds until `next_attempt_at` (epoch milliseconds), if it is still ahead.
