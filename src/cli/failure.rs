@@ -110,10 +110,11 @@ pub fn usage_error(error: clap::Error, json: bool) -> ExitCode {
     let rendered = error.render().to_string();
     let first_line = rendered.lines().next().unwrap_or_default();
     let mut failure = Failure::usage(first_line.trim_start_matches("error: "));
-    // `--seed <SEED>` names the field `seed`, as the job's own rules do.
+    // `--seed <SEED>` names the field `seed`, as the job's own rules do; `<ID>`, `id`.
     if let Some(ContextValue::String(arg)) = error.get(ContextKind::InvalidArg) {
         let name = arg.trim_start_matches('-');
         let name = name.split([' ', '=']).next().unwrap_or(name);
+        let name = name.trim_matches(['<', '>']).to_lowercase();
         failure = failure.with_field(name.replace('-', "_"));
     }
     println!("{}", failure.to_json());
