@@ -242,7 +242,9 @@ pub fn check_base_url(url: &str) -> Result<(), String> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("config file {path} not found; create it (see config.example.toml) or drop --config")]
+    #[error(
+        "config file {path} not found; create it (`wandash config --example > {path}` writes the example) or drop --config"
+    )]
     Missing { path: PathBuf },
     #[error("cannot read config file {path}: {message}")]
     Read { path: PathBuf, message: String },

@@ -61,10 +61,15 @@ fn report_problems(problems: &[ValidationError]) -> Failure {
     for problem in problems {
         eprintln!("error: {}", sanitize(&problem.to_string()));
     }
-    Failure::usage(format!(
+    let failure = Failure::usage(format!(
         "{} problem(s) with the job; nothing was queued. Fix the options and run the command again",
         problems.len()
-    ))
+    ));
+    // A JSON error names the field when one is at fault.
+    match problems {
+        [only] => failure.with_field(only.field.clone()),
+        _ => failure,
+    }
 }
 
 pub fn list(ctx: &Context, status: Option<&str>, limit: u64) -> CliResult {

@@ -3,18 +3,21 @@
 
 mod batch;
 mod context;
+mod daily_log;
 mod estimate;
 mod export;
 mod failure;
 mod jobs;
 mod mcp;
+mod progress;
 mod run;
+mod shell;
 mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::dashscope::{EditFunction, JobSpec, Model, Region, Size};
 use crate::intake::{self, Checked};
@@ -44,6 +47,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// The job database (default: wandash.db in the data directory).
     #[arg(long, global = true, value_name = "PATH")]
@@ -83,11 +87,13 @@ pub enum Command {
         /// expired, needs_attention) or a group: active, problems.
         #[arg(long, value_name = "STATE")]
         status: Option<String>,
-        #[arg(long, default_value_t = 50)]
+        /// At most this many jobs.
+        #[arg(long, default_value_t = 50, value_name = "N")]
         limit: u64,
     },
     /// Everything about one job: parameters, state history, images, errors.
     Show {
+        /// The job's id (as `submit` and `list` print it).
         #[arg(value_parser = parse_job_id)]
         id: JobId,
     },
@@ -95,17 +101,20 @@ pub enum Command {
     Watch,
     /// Cancel a job: a queued one at once; a submitted one via the service (PENDING only).
     Cancel {
+        /// The job's id.
         #[arg(value_parser = parse_job_id)]
         id: JobId,
     },
     /// Queue a failed, cancelled, expired or needs-attention job again.
     Retry {
+        /// The job's id.
         #[arg(value_parser = parse_job_id)]
         id: JobId,
     },
     /// Copy the images of every succeeded job to DIR, with a JSON sidecar of each job's
     /// parameters (job-<id>.json) so that any image can be reproduced.
     Export {
+        /// The folder to copy into (created if missing).
         #[arg(long, value_name = "DIR")]
         to: PathBuf,
         /// Replace files in DIR that this export did not write (by default it stops).
@@ -116,12 +125,28 @@ pub enum Command {
     Mcp,
     /// Run the loopback DashScope simulator (for tests and demos).
     Sim(crate::simulator::SimArgs),
+    /// Print a shell completion script, e.g. `wandash completions bash > ~/.local/share/bash-completion/completions/wandash`.
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) to stdout, e.g. `wandash man | man -l -`.
+    Man,
+    /// Print the example config file, every setting with its default and what it does.
+    Config {
+        /// Print the example config (e.g. `wandash config --example > ~/.config/wandash/config.toml`).
+        #[arg(long, required = true)]
+        example: bool,
+    },
 }
 
 #[derive(Debug, Args)]
 pub struct SubmitArgs {
+    /// The model, e.g. wanx2.1-t2i-turbo, wan2.5-t2i-preview, wanx2.1-imageedit.
     #[arg(long, value_parser = parse_model)]
     pub model: Model,
+    /// What to draw (a prompt starting with `-` is given as `--prompt=-...`).
     #[arg(long)]
     pub prompt: String,
     /// Negative prompt (text-to-image, wan2.5).
@@ -133,7 +158,8 @@ pub struct SubmitArgs {
     /// Images per task (1-4).
     #[arg(short = 'n', long = "n")]
     pub n: Option<u32>,
-    #[arg(long)]
+    /// Random seed, 0 to 2147483647 (same seed and parameters: a similar image).
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_seed)]
     pub seed: Option<u64>,
     /// wanx2.1-imageedit's function, e.g. stylization_all, expand, super_resolution.
     #[arg(long, value_parser = parse_function)]
@@ -159,6 +185,7 @@ pub struct SubmitArgs {
     /// Do not let the service rewrite the prompt.
     #[arg(long)]
     pub no_prompt_extend: bool,
+    /// Ask the service to put its "AI generated" mark on the images.
     #[arg(long)]
     pub watermark: bool,
     /// Run the engine until this job ends and print its image paths.
@@ -200,6 +227,26 @@ fn parse_job_id(s: &str) -> Result<JobId, String> {
     s.parse()
 }
 
+/// Any whole number, so that a negative one meets the seed's rule rather than clap's
+/// "unexpected argument"; the range itself is the validation's
+/// (`crate::dashscope::validate::MAX_SEED`).
+fn parse_seed(s: &str) -> Result<u64, String> {
+    let out_of_range = || {
+        format!(
+            "{s} is out of range; seed must be 0 to {}",
+            crate::dashscope::validate::MAX_SEED
+        )
+    };
+    match s.parse::<i128>() {
+        Ok(n) if n < 0 => Err(out_of_range()),
+        Ok(n) => u64::try_from(n).map_err(|_| out_of_range()),
+        Err(_) => Err(format!(
+            "`{s}` is not a whole number; seed must be 0 to {}",
+            crate::dashscope::validate::MAX_SEED
+        )),
+    }
+}
+
 fn parse_model(s: &str) -> Result<Model, String> {
     s.parse()
         .map_err(|e: crate::dashscope::UnknownModel| e.to_string())
@@ -215,13 +262,31 @@ fn parse_function(s: &str) -> Result<EditFunction, String> {
         .map_err(|e: crate::dashscope::UnknownFunction| e.to_string())
 }
 
+/// The command line's definition as `main` parses it, and as completions and the manual
+/// page describe it.
+pub fn command() -> clap::Command {
+    Cli::command().mut_subcommand("sim", shell::without_global_options_in_help)
+}
+
 /// Parses the command line and runs it; the process exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    failure::end_quietly_on_closed_pipe();
+    // Before parsing, so that a usage error is JSON too when `--json` was asked for.
+    let json = std::env::args_os().skip(1).any(|arg| arg == "--json");
+    let cli = match command()
+        .try_get_matches()
+        .and_then(|matches| Cli::from_arg_matches(&matches))
+    {
+        Ok(cli) => cli,
+        Err(error) => return failure::usage_error(error, json),
+    };
     match run(cli) {
         Ok(code) => code,
         Err(failure) => {
             eprintln!("error: {failure}");
+            if json {
+                println!("{}", failure.to_json());
+            }
             failure.exit_code()
         }
     }
@@ -229,8 +294,12 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> CliResult<ExitCode> {
     // The simulator stands apart: no config, store or data directory of its own.
-    if let Some(Command::Sim(args)) = cli.command {
-        return run_simulator(args);
+    match cli.command {
+        Some(Command::Sim(args)) => return run_simulator(args),
+        Some(Command::Completions { shell }) => return shell::completions(shell).map(ok),
+        Some(Command::Man) => return shell::man().map(ok),
+        Some(Command::Config { .. }) => return shell::example_config().map(ok),
+        _ => {}
     }
     let region = cli
         .global
@@ -252,7 +321,9 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
         Some(Command::Retry { id }) => jobs::retry(&ctx, id).map(ok),
         Some(Command::Export { to, force }) => export::export(&ctx, &to, force).map(ok),
         Some(Command::Mcp) => mcp::command(&ctx),
-        Some(Command::Sim(_)) => unreachable!("handled before the context is built"),
+        Some(
+            Command::Sim(_) | Command::Completions { .. } | Command::Man | Command::Config { .. },
+        ) => unreachable!("handled before the context is built"),
     }
 }
 
