@@ -17,7 +17,7 @@ use crate::dashscope::validate::prompt_limit;
 use crate::text::sanitize;
 
 use super::editor::{Editor, EditorFocus};
-use super::keys::KeyMap;
+use super::keys::{Context, KeyMap};
 use super::state::{
     AppState, BackendLabel, Confirm, FrameLayout, JobState, Mode, Pane, PreviewImage, Tab,
     ToastLevel, state_label,
@@ -125,7 +125,12 @@ fn draw_main(state: &AppState, keys: &KeyMap, frame: &mut Frame, area: Rect) {
     if state.mode == Mode::Editor
         && let Some(editor) = &state.editor
     {
-        draw_editor(editor, frame, layout.body());
+        draw_editor(
+            editor,
+            state.prices.per_image(editor.model),
+            frame,
+            layout.body(),
+        );
     } else {
         draw_list(state, frame, layout.list, layout.list_rows());
         draw_detail(state, frame, layout.detail);
@@ -133,7 +138,7 @@ fn draw_main(state: &AppState, keys: &KeyMap, frame: &mut Frame, area: Rect) {
     }
     draw_footer(state, frame, layout.footer);
     match &state.mode {
-        Mode::Help => draw_help(keys, frame, area),
+        Mode::Help => draw_help(keys, state.help_scroll, frame, area),
         Mode::Confirm(question) => draw_confirm(question, frame, area),
         _ => {}
     }
@@ -194,8 +199,10 @@ fn draw_header(state: &AppState, frame: &mut Frame, area: Rect) {
     let batch = &h.batch;
     if batch.remaining > 0 {
         let mut text = format!("{} left", batch.remaining);
-        if let Some(rate) = batch.per_minute {
-            text.push_str(&format!(" {rate:.1}/min"));
+        match batch.per_minute {
+            Some(rate) => text.push_str(&format!(" {rate:.1}/min")),
+            // Nothing finished lately to measure: a dash, not a rate of zero.
+            None => text.push_str(" -/min"),
         }
         if let Some(eta) = batch.eta() {
             text.push_str(&format!(" ETA {}", short_duration(eta.as_secs())));
@@ -258,6 +265,9 @@ fn draw_list(state: &AppState, frame: &mut Frame, area: Rect, rows_fit: u16) {
     let rows_fit = u64::from(rows_fit);
     let title = if list.total == 0 {
         " Jobs ".to_string()
+    } else if rows_fit == 0 {
+        // No row fits: a range would read "1-0".
+        format!(" Jobs ({}) ", list.total)
     } else {
         let last = (list.top + rows_fit).min(list.total);
         format!(" Jobs {}-{} of {} ", list.top + 1, last, list.total)
@@ -531,7 +541,8 @@ fn draw_full_preview(state: &AppState, frame: &mut Frame, area: Rect) {
     );
 }
 
-fn draw_editor(editor: &Editor, frame: &mut Frame, area: Rect) {
+/// `price` is what one image of the editor's model costs, if known.
+fn draw_editor(editor: &Editor, price: Option<f64>, frame: &mut Frame, area: Rect) {
     let [left, right] =
         Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(area);
     let prompt_error = editor.error_for("prompt");
@@ -605,6 +616,7 @@ fn draw_editor(editor: &Editor, frame: &mut Frame, area: Rect) {
         ));
     }
     lines.push(Line::raw(""));
+    lines.push(cost_line(editor, price));
     let status = if editor.submitting {
         Line::styled(
             "checking files and queueing…",
@@ -619,6 +631,9 @@ fn draw_editor(editor: &Editor, frame: &mut Frame, area: Rect) {
         )
     };
     lines.push(status);
+    if let Some(hint) = editor.hint {
+        lines.push(Line::styled(hint, Style::new().fg(Color::Yellow)));
+    }
     let form_focused = editor.focus != EditorFocus::Prompt;
     frame.render_widget(
         Paragraph::new(lines)
@@ -628,55 +643,128 @@ fn draw_editor(editor: &Editor, frame: &mut Frame, area: Rect) {
     );
 }
 
+/// What the job being written will cost: `n x price = total CNY`.
+fn cost_line(editor: &Editor, price: Option<f64>) -> Line<'static> {
+    let (spec, _) = editor.build();
+    let n = spec.image_count();
+    let text = match price {
+        Some(price) => format!("cost {n} x {price:.2} = {:.2} CNY", f64::from(n) * price),
+        None => format!("cost {n} x ? (no price known for {})", spec.model.id()),
+    };
+    Line::styled(text, Style::new().fg(Color::Gray))
+}
+
 fn draw_footer(state: &AppState, frame: &mut Frame, area: Rect) {
     let hints = match state.mode {
         Mode::Editor => "Ctrl-s submit · Esc leave · Tab next field · ←/→ choice",
         Mode::Search => "type to search prompts · Enter keep · Esc clear",
-        Mode::Help => "Esc close help",
+        Mode::Help => "Esc close help · j/k scroll",
         Mode::Confirm(_) => "y yes · n no",
         _ => "? help · n new · e fork · / search · 1-6 tabs · Enter full screen · q quit",
     };
     frame.render_widget(Line::from(format!(" {hints}")).fg(Color::DarkGray), area);
 }
 
-fn draw_help(keys: &KeyMap, frame: &mut Frame, area: Rect) {
+/// The key table laid out to its content: each column as wide as the longest key label
+/// plus the longest description, as many columns side by side as the screen takes, the
+/// descriptions wrapped when even one column is too wide, and the rest reached by scrolling
+/// (from `scroll`) when the screen is too small for all of it.
+fn draw_help(keys: &KeyMap, scroll: usize, frame: &mut Frame, area: Rect) {
+    let entries: Vec<(Context, Vec<(String, &'static str)>)> = KeyMap::contexts()
+        .into_iter()
+        .map(|context| (context, keys.help_rows(context)))
+        .filter(|(_, rows)| !rows.is_empty())
+        .collect();
+    let key_width = entries
+        .iter()
+        .flat_map(|(_, rows)| rows.iter().map(|(keys, _)| keys.chars().count()))
+        .max()
+        .unwrap_or(0);
+    let help_width = entries
+        .iter()
+        .flat_map(|(_, rows)| rows.iter().map(|(_, help)| help.chars().count()))
+        .max()
+        .unwrap_or(0);
+    // "  keys  help": an indent, the keys padded, a space, the description.
+    let lead = 2 + key_width + 1;
+    let natural = lead + help_width;
+    // The popup keeps a cell of the screen on each side; its border takes one more.
+    let room_width = usize::from(area.width.saturating_sub(4)).max(1);
+    let room_height = usize::from(area.height.saturating_sub(4)).max(1);
+    let column_width = natural.min(room_width);
+    let wrap_width = column_width.saturating_sub(lead).max(10);
+
     let mut lines = Vec::new();
-    for context in KeyMap::contexts() {
-        let rows = keys.help_rows(context);
-        if rows.is_empty() {
-            continue;
-        }
+    for (context, rows) in &entries {
         lines.push(Line::styled(
             context.title(),
             Style::new().fg(Color::Cyan).bold(),
         ));
         for (keys, help) in rows {
-            lines.push(Line::from(vec![
-                Span::styled(format!("  {keys:<12} "), Style::new().bold()),
-                Span::raw(help),
-            ]));
+            for (i, part) in wrap_words(help, wrap_width).into_iter().enumerate() {
+                let keys = if i == 0 { keys.as_str() } else { "" };
+                lines.push(Line::from(vec![
+                    Span::styled(format!("  {keys:<key_width$} "), Style::new().bold()),
+                    Span::raw(part),
+                ]));
+            }
         }
     }
+
+    // Columns one cell apart, as many as fit and as the lines need.
+    let fit_columns = ((room_width + 1) / (column_width + 1)).max(1);
+    let needed_columns = lines.len().div_ceil(room_height).max(1);
+    let columns = fit_columns.min(needed_columns);
+    let shown = columns * room_height;
+    let overflow = lines.len().saturating_sub(shown);
+    let first = scroll.min(overflow);
+    let rows_used = lines.len().div_ceil(columns).min(room_height);
+    // A blank cell after the last column, so no text touches the border.
+    let inner_width = columns * column_width + columns;
     let popup = area.centered(
-        Constraint::Length(area.width.saturating_sub(2).min(124)),
-        Constraint::Length(area.height.saturating_sub(2)),
+        Constraint::Length((inner_width as u16).saturating_add(2)),
+        Constraint::Length((rows_used as u16).saturating_add(2)),
     );
     frame.render_widget(Clear, popup);
+    let closing = if overflow > 0 {
+        format!(" j/k scroll {}/{} · Esc closes ", first, overflow)
+    } else {
+        " Esc closes ".to_string()
+    };
     let block = Block::bordered()
         .border_type(BorderType::Rounded)
         .title(" Keys ")
-        .title_bottom(" Esc closes ");
+        .title_bottom(closing);
     let inner = block.inner(popup);
     frame.render_widget(block, popup);
-    // Flow the rows into as many columns as fit, so the whole table shows even at 80x24.
-    let columns = (inner.width / 40).max(1);
-    let height = usize::from(inner.height.max(1));
-    let width = inner.width / columns;
-    for (i, chunk) in lines.chunks(height).take(usize::from(columns)).enumerate() {
-        let x = inner.x + width * i as u16;
-        let column = Rect::new(x, inner.y, width.saturating_sub(1), inner.height);
+    for (i, chunk) in lines[first..]
+        .chunks(rows_used.max(1))
+        .take(columns)
+        .enumerate()
+    {
+        let x = inner.x + (i * (column_width + 1)) as u16;
+        let column = Rect::new(x, inner.y, column_width as u16, inner.height).intersection(inner);
         frame.render_widget(Paragraph::new(chunk.to_vec()), column);
     }
+}
+
+/// Splits text into lines of at most `width` characters at spaces (a word longer than
+/// the width gets a line of its own).
+fn wrap_words(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        let needed = line.chars().count() + usize::from(!line.is_empty()) + word.chars().count();
+        if !line.is_empty() && needed > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    lines.push(line);
+    lines
 }
 
 fn draw_confirm(question: &Confirm, frame: &mut Frame, area: Rect) {

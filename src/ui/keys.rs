@@ -291,6 +291,17 @@ impl KeyMap {
         Ok(map)
     }
 
+    /// Lines the help overlay has before any wrapping: a title and the rows of each
+    /// context that has bindings.
+    pub fn help_line_count(&self) -> usize {
+        KeyMap::contexts()
+            .into_iter()
+            .map(|context| self.help_rows(context).len())
+            .filter(|rows| *rows > 0)
+            .map(|rows| rows + 1)
+            .sum()
+    }
+
     /// The contexts in the order help lists them.
     pub fn contexts() -> [Context; 7] {
         [
@@ -353,6 +364,8 @@ impl Default for KeyMap {
             b(FullPreview, &[k(Esc), k(Enter), c('q')], Leave, "back"),
             b(Confirm, &[c('y'), k(Enter)], Yes, "yes"),
             b(Confirm, &[c('n'), k(Esc)], No, "no"),
+            b(Help, &[c('j'), k(Down)], Action::Down, "scroll down (when it does not fit)"),
+            b(Help, &[c('k'), k(Up)], Action::Up, "scroll up"),
             b(Help, &[k(Esc), c('?'), c('q')], Leave, "close help"),
         ]);
         KeyMap { bindings }
