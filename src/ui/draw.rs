@@ -17,7 +17,7 @@ use crate::dashscope::validate::prompt_limit;
 use crate::text::sanitize;
 
 use super::editor::{Editor, EditorFocus};
-use super::keys::{Context, KeyMap};
+use super::keys::{HelpLine, KeyMap};
 use super::state::{
     AppState, BackendLabel, Confirm, FrameLayout, JobState, Mode, Pane, PreviewImage, Tab,
     ToastLevel, state_label,
@@ -665,69 +665,32 @@ fn draw_footer(state: &AppState, frame: &mut Frame, area: Rect) {
     frame.render_widget(Line::from(format!(" {hints}")).fg(Color::DarkGray), area);
 }
 
-/// The key table laid out to its content: each column as wide as the longest key label
-/// plus the longest description, as many columns side by side as the screen takes, the
-/// descriptions wrapped when even one column is too wide, and the rest reached by scrolling
-/// (from `scroll`) when the screen is too small for all of it.
+/// The help overlay, laid out by `KeyMap::help_layout` (its lines and columns sized to
+/// the content and the screen), from line `scroll` when it does not all fit.
 fn draw_help(keys: &KeyMap, scroll: usize, frame: &mut Frame, area: Rect) {
-    let entries: Vec<(Context, Vec<(String, &'static str)>)> = KeyMap::contexts()
-        .into_iter()
-        .map(|context| (context, keys.help_rows(context)))
-        .filter(|(_, rows)| !rows.is_empty())
+    let help = keys.help_layout(area);
+    let key_width = help.key_width;
+    let lines: Vec<Line> = help
+        .lines
+        .iter()
+        .map(|line| match line {
+            HelpLine::Title(title) => Line::styled(*title, Style::new().fg(Color::Cyan).bold()),
+            HelpLine::Entry { keys, help } => Line::from(vec![
+                Span::styled(format!("  {keys:<key_width$} "), Style::new().bold()),
+                Span::raw(help.clone()),
+            ]),
+        })
         .collect();
-    let key_width = entries
-        .iter()
-        .flat_map(|(_, rows)| rows.iter().map(|(keys, _)| keys.chars().count()))
-        .max()
-        .unwrap_or(0);
-    let help_width = entries
-        .iter()
-        .flat_map(|(_, rows)| rows.iter().map(|(_, help)| help.chars().count()))
-        .max()
-        .unwrap_or(0);
-    // "  keys  help": an indent, the keys padded, a space, the description.
-    let lead = 2 + key_width + 1;
-    let natural = lead + help_width;
-    // The popup keeps a cell of the screen on each side; its border takes one more.
-    let room_width = usize::from(area.width.saturating_sub(4)).max(1);
-    let room_height = usize::from(area.height.saturating_sub(4)).max(1);
-    let column_width = natural.min(room_width);
-    let wrap_width = column_width.saturating_sub(lead).max(10);
-
-    let mut lines = Vec::new();
-    for (context, rows) in &entries {
-        lines.push(Line::styled(
-            context.title(),
-            Style::new().fg(Color::Cyan).bold(),
-        ));
-        for (keys, help) in rows {
-            for (i, part) in wrap_words(help, wrap_width).into_iter().enumerate() {
-                let keys = if i == 0 { keys.as_str() } else { "" };
-                lines.push(Line::from(vec![
-                    Span::styled(format!("  {keys:<key_width$} "), Style::new().bold()),
-                    Span::raw(part),
-                ]));
-            }
-        }
-    }
-
-    // Columns one cell apart, as many as fit and as the lines need.
-    let fit_columns = ((room_width + 1) / (column_width + 1)).max(1);
-    let needed_columns = lines.len().div_ceil(room_height).max(1);
-    let columns = fit_columns.min(needed_columns);
-    let shown = columns * room_height;
-    let overflow = lines.len().saturating_sub(shown);
-    let first = scroll.min(overflow);
-    let rows_used = lines.len().div_ceil(columns).min(room_height);
+    let first = scroll.min(help.overflow);
     // A blank cell after the last column, so no text touches the border.
-    let inner_width = columns * column_width + columns;
+    let inner_width = help.columns * (help.column_width + 1);
     let popup = area.centered(
         Constraint::Length((inner_width as u16).saturating_add(2)),
-        Constraint::Length((rows_used as u16).saturating_add(2)),
+        Constraint::Length((help.rows as u16).saturating_add(2)),
     );
     frame.render_widget(Clear, popup);
-    let closing = if overflow > 0 {
-        format!(" j/k scroll {}/{} · Esc closes ", first, overflow)
+    let closing = if help.overflow > 0 {
+        format!(" j/k scroll {first}/{} · Esc closes ", help.overflow)
     } else {
         " Esc closes ".to_string()
     };
@@ -738,33 +701,15 @@ fn draw_help(keys: &KeyMap, scroll: usize, frame: &mut Frame, area: Rect) {
     let inner = block.inner(popup);
     frame.render_widget(block, popup);
     for (i, chunk) in lines[first..]
-        .chunks(rows_used.max(1))
-        .take(columns)
+        .chunks(help.rows.max(1))
+        .take(help.columns)
         .enumerate()
     {
-        let x = inner.x + (i * (column_width + 1)) as u16;
-        let column = Rect::new(x, inner.y, column_width as u16, inner.height).intersection(inner);
+        let x = inner.x + (i * (help.column_width + 1)) as u16;
+        let column =
+            Rect::new(x, inner.y, help.column_width as u16, inner.height).intersection(inner);
         frame.render_widget(Paragraph::new(chunk.to_vec()), column);
     }
-}
-
-/// Splits text into lines of at most `width` characters at spaces (a word longer than
-/// the width gets a line of its own).
-fn wrap_words(text: &str, width: usize) -> Vec<String> {
-    let mut lines = Vec::new();
-    let mut line = String::new();
-    for word in text.split(' ') {
-        let needed = line.chars().count() + usize::from(!line.is_empty()) + word.chars().count();
-        if !line.is_empty() && needed > width {
-            lines.push(std::mem::take(&mut line));
-        }
-        if !line.is_empty() {
-            line.push(' ');
-        }
-        line.push_str(word);
-    }
-    lines.push(line);
-    lines
 }
 
 fn draw_confirm(question: &Confirm, frame: &mut Frame, area: Rect) {

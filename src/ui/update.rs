@@ -135,11 +135,10 @@ impl AppState {
             Mode::Help => {
                 match keys.action(Context::Help, key) {
                     Some(Action::Leave) => self.mode = Mode::Browse,
-                    // Drawing stops the help at its last screenful; the line count bounds
-                    // it here, where the screen's size is not the point.
+                    // Down to the last screenful, as the help is laid out on this screen.
                     Some(Action::Down) => {
                         self.help_scroll =
-                            (self.help_scroll + 1).min(keys.help_line_count().saturating_sub(1))
+                            (self.help_scroll + 1).min(keys.help_layout(self.layout.area).overflow)
                     }
                     Some(Action::Up) => self.help_scroll = self.help_scroll.saturating_sub(1),
                     _ => {}
