@@ -10,7 +10,7 @@ use engine_support::*;
 use wandash::backend::{BackendKind, BackendSettings, connect};
 use wandash::dashscope::{ApiKey, Client, JobSpec, Model, Region, TaskStatus};
 use wandash::engine::{Engine, EngineError, EngineEvent};
-use wandash::simulator::{Faults, SimConfig};
+use wandash::simulator::{Faults, RunningSim, SimConfig};
 use wandash::store::{JobDetail, JobId, JobState, Store};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -225,6 +225,20 @@ async fn a_second_engine_on_the_same_store_is_refused() {
     again.shutdown().await;
 }
 
+/// Waits until a task made by hand has ended, so that it echoes its prompt to recovery: a
+/// fixed sleep raced the simulator's latency on a loaded machine, and a still-running
+/// task shows no prompt at all.
+async fn wait_until_succeeded(sim: &RunningSim, task_id: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while client(sim).fetch(task_id).await.unwrap().status != TaskStatus::Succeeded {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "task {task_id} never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_create_made_just_before_a_crash_is_adopted_and_a_missing_one_resubmitted() {
     let s = setup(sim_config(Faults::default(), HashMap::new())).await;
@@ -245,7 +259,7 @@ async fn a_create_made_just_before_a_crash_is_adopted_and_a_missing_one_resubmit
     leave_claimed(&s.db, unsent, false);
     let job = store.job(made).unwrap().unwrap();
     let created = client(&s.sim).create(&job.spec).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_until_succeeded(&s.sim, &created.task_id).await;
 
     let engine = Engine::start(&s.db, client(&s.sim), engine_config(&s.data)).unwrap();
     wait_idle(&engine, Duration::from_secs(30)).await;
@@ -294,16 +308,7 @@ async fn a_finished_task_with_another_prompt_is_not_adopted() {
         .create(&spec(Model::Wanx21T2iTurbo, "someone else's"))
         .await
         .unwrap();
-    // Its task has ended, so it echoes its prompt: a fixed sleep raced the simulator's
-    // latency on a loaded machine, and a still-running task shows no prompt at all.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while client(&s.sim).fetch(&foreign.task_id).await.unwrap().status != TaskStatus::Succeeded {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the other program's task never ended"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until_succeeded(&s.sim, &foreign.task_id).await;
 
     let engine = Engine::start(&s.db, client(&s.sim), engine_config(&s.data)).unwrap();
     wait_idle(&engine, Duration::from_secs(30)).await;
