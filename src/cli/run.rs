@@ -152,7 +152,16 @@ fn report(ctx: &Context, event: &EngineEvent) {
             );
         }
         EngineEvent::DiskRefused { .. } | EngineEvent::DiskRecovered => report_disk(event),
+        EngineEvent::Retrying { .. } => report_retry(event),
         _ => {}
+    }
+}
+
+/// What the engine retries for a job, and why, on stderr at once: a service that answers
+/// something wrong is not left to be found in `show` after the job ends.
+fn report_retry(event: &EngineEvent) {
+    if let EngineEvent::Retrying { id, reason } = event {
+        eprintln!("job {id}: {}", sanitize(reason));
     }
 }
 
@@ -257,6 +266,7 @@ pub fn wait_for(ctx: &Context, ids: &[JobId]) -> CliResult<ExitCode> {
                             eprintln!("warning: {model} stopped: {}; its jobs stay queued", sanitize(&reason));
                         }
                         Ok(event @ (EngineEvent::DiskRefused { .. } | EngineEvent::DiskRecovered)) => report_disk(&event),
+                        Ok(event @ EngineEvent::Retrying { .. }) => report_retry(&event),
                         Ok(_) | Err(RecvError::Lagged(_)) => {}
                         Err(RecvError::Closed) => events = None,
                     }
