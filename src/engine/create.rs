@@ -169,8 +169,22 @@ fn duplicate_task_error(task_id: &str, other: JobId) -> JobError {
 /// the service's task list. The gate is released when this returns, whichever way.
 async fn send_gated(ctx: &Ctx, job: &JobDetail, spec: &JobSpec) -> Result<Sent, StoreError> {
     let (id, model) = (job.summary.id, job.summary.model);
-    let _gate = ctx.gates[&model].lock().await;
-    ctx.create_rates[&model].acquire().await;
+    // A stop does not wait for the gate or the create pace: the job goes back to the
+    // queue at once, well within the stop's grace.
+    let gated = tokio::select! {
+        biased;
+        () = ctx.stopping.cancelled() => None,
+        gate = async {
+            let gate = ctx.gates[&model].lock().await;
+            ctx.create_rates[&model].acquire().await;
+            gate
+        } => Some(gate),
+    };
+    let Some(_gate) = gated else {
+        return Ok(Sent::HeldBack(
+            "the engine stopped before this job was sent".to_string(),
+        ));
+    };
     let held_back = if ctx.stopping.is_cancelled() {
         Some("the engine stopped before this job was sent".to_string())
     } else {
