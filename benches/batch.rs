@@ -97,11 +97,19 @@ async fn run(n: usize, models: &[Model], latency: (Duration, Duration)) {
         .expect("the jobs list");
     let succeeded = jobs
         .iter()
-        .filter(|j| j.state == JobState::Succeeded)
+        .filter(|j| j.state() == JobState::Succeeded)
         .count();
     let observed: Vec<f64> = jobs
         .iter()
-        .filter_map(|j| Some((j.ended_at? - j.submitted_at?) as f64 / 1000.0))
+        .filter_map(|j| {
+            let status = &j.status;
+            Some(
+                status
+                    .ended_at()?
+                    .since(status.submitted_at()?)
+                    .as_secs_f64(),
+            )
+        })
         .collect();
     let observed_mean = observed.iter().sum::<f64>() / observed.len().max(1) as f64;
 

@@ -33,14 +33,21 @@ fn fill(store: &Store, jobs: usize) {
     for chunk in specs.chunks(10_000) {
         store.enqueue_batch(chunk, Some("bench")).unwrap();
     }
-    // Spread the states the way a long-running store looks: mostly finished.
+    // Spread the states the way a long-running store looks: mostly finished, each
+    // finished job with what its state carries (a task, an end time, an error).
     let conn = rusqlite::Connection::open(store.path()).unwrap();
     conn.execute_batch(
-        "UPDATE jobs SET state = CASE
-             WHEN id % 10 < 7 THEN 'succeeded'
-             WHEN id % 10 = 7 THEN 'failed'
-             WHEN id % 10 = 8 THEN 'cancelled'
-             ELSE state END;
+        "UPDATE jobs SET
+             state = CASE
+                 WHEN id % 10 < 7 THEN 'succeeded'
+                 WHEN id % 10 = 7 THEN 'failed'
+                 WHEN id % 10 = 8 THEN 'cancelled'
+                 ELSE state END,
+             task_id = CASE WHEN id % 10 < 7 THEN 'task-' || id END,
+             task_status = CASE WHEN id % 10 < 7 THEN 'SUCCEEDED' END,
+             ended_at = CASE WHEN id % 10 < 9 THEN created_at END,
+             error_code = CASE WHEN id % 10 = 7 THEN 'InvalidParameter' END,
+             error_message = CASE WHEN id % 10 = 7 THEN 'refused by the bench' END;
          ANALYZE;",
     )
     .unwrap();

@@ -34,6 +34,21 @@ pub struct Config {
     pub download: DownloadConfig,
     pub simulator: SimulatorConfig,
     pub ui: UiConfig,
+    pub batch: BatchConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchConfig {
+    /// A batch file that expands to more jobs than this is refused (with the count and the
+    /// estimated cost) unless `--yes` or a yes at the terminal says to queue it.
+    pub max_jobs: u64,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig { max_jobs: 10_000 }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -127,6 +142,7 @@ impl Default for Config {
             download: DownloadConfig::default(),
             simulator: SimulatorConfig::default(),
             ui: UiConfig::default(),
+            batch: BatchConfig::default(),
         }
     }
 }
@@ -226,7 +242,9 @@ pub fn check_base_url(url: &str) -> Result<(), String> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("config file {path} not found; create it (see config.example.toml) or drop --config")]
+    #[error(
+        "config file {path} not found; create it (`wandash config --example > {path}` writes the example) or drop --config"
+    )]
     Missing { path: PathBuf },
     #[error("cannot read config file {path}: {message}")]
     Read { path: PathBuf, message: String },
@@ -312,6 +330,9 @@ impl Config {
             if price.is_nan() || *price < 0.0 {
                 return Err(format!("prices.\"{model}\" must be 0 or more, got {price}"));
             }
+        }
+        if self.batch.max_jobs == 0 {
+            return Err("batch.max_jobs must be at least 1".to_string());
         }
         if self.poll.min_interval_ms == 0 || self.poll.min_interval_ms > self.poll.max_interval_ms {
             return Err(format!(

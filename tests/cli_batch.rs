@@ -250,3 +250,75 @@ fn submit_queues_and_cancel_retry_show_work_on_the_store() {
     let run = s.run(&["list", "--status", "bogus"]).expect(2);
     assert!(run.stderr.contains("unknown job state"), "{}", run.stderr);
 }
+
+/// A matrix of 100 prompts x 100 seeds x 100 sizes: three short lists, a million jobs.
+fn million_job_batch(s: &Scratch) -> std::path::PathBuf {
+    let list = |f: &dyn Fn(usize) -> String| (0..100).map(f).collect::<Vec<_>>().join(", ");
+    let prompts = list(&|i| format!("\"prompt {i}\""));
+    let seeds = list(&|i| i.to_string());
+    let sizes = list(&|i| format!("\"{}*1024\"", 512 + i));
+    s.write(
+        "million.toml",
+        format!(
+            "[[job]]\nmodel = \"wanx2.1-t2i-turbo\"\nn = 1\nprompts = [{prompts}]\nseeds = [{seeds}]\nsizes = [{sizes}]\n"
+        ),
+    )
+}
+
+#[test]
+fn a_batch_over_the_job_limit_is_refused_with_its_count_and_cost_and_nothing_is_queued() {
+    let s = Scratch::new();
+    let batch = million_job_batch(&s);
+    let refused = s.run(&["batch", batch.to_str().unwrap()]).expect(2);
+    assert!(
+        refused.stderr.contains("expands to 1000000 jobs")
+            && refused
+                .stderr
+                .contains("over the limit of 10000 ([batch] max_jobs")
+            && refused.stderr.contains("estimated cost 140000.00 CNY")
+            && refused.stderr.contains("pass --yes"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(queued_count(&s), 0);
+
+    // A dry run prices it without building a million jobs.
+    let dry = s
+        .run(&["--json", "batch", batch.to_str().unwrap(), "--dry-run"])
+        .expect(0)
+        .json();
+    assert_eq!(dry["jobs"], 1_000_000);
+    assert_eq!(dry["images"], 1_000_000);
+    assert_eq!(queued_count(&s), 0);
+}
+
+#[test]
+fn yes_queues_a_batch_over_a_lowered_limit() {
+    let s = Scratch::new();
+    let config = s.write("config.toml", "[batch]\nmax_jobs = 3\n");
+    let batch = s.write(
+        "four.toml",
+        "[[job]]\nmodel = \"wanx2.1-t2i-turbo\"\nprompt = \"a fox\"\nseeds = [1, 2, 3, 4]\n",
+    );
+    let config = config.to_str().unwrap();
+    let refused = s
+        .run(&["--config", config, "batch", batch.to_str().unwrap()])
+        .expect(2);
+    assert!(
+        refused
+            .stderr
+            .contains("expands to 4 jobs, over the limit of 3"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(queued_count(&s), 0);
+    s.run(&[
+        "--config",
+        config,
+        "batch",
+        batch.to_str().unwrap(),
+        "--yes",
+    ])
+    .expect(0);
+    assert_eq!(queued_count(&s), 4);
+}

@@ -233,12 +233,11 @@ fn ten_sigkills_in_a_row_lose_no_image_and_create_no_task_twice() {
     for row in &rows {
         let detail = store.job(row.id).unwrap().unwrap();
         assert_eq!(
-            row.state,
+            row.state(),
             wandash::store::JobState::Succeeded,
-            "job {} ({context}): {:?} {:?}",
+            "job {} ({context}): {:?}",
             row.id,
-            row.error_code,
-            row.error_message
+            row.error()
         );
         let n = detail.spec.n.unwrap() as usize;
         assert_eq!(

@@ -543,7 +543,8 @@ async fn list_pages_and_filters() {
             assert_eq!(task.status, TaskStatus::Succeeded);
             assert_eq!(task.model_name.as_deref(), Some(ids[&task.task_id].id()));
             assert!(
-                task.gmt_create.is_some_and(|ms| ms > 1_600_000_000_000),
+                task.gmt_create
+                    .is_some_and(|at| at.as_millis() > 1_600_000_000_000),
                 "epoch ms: {:?}",
                 task.gmt_create
             );

@@ -40,7 +40,7 @@ fn states(db: &Path) -> Vec<JobState> {
         .list(&JobFilter::default(), 0, 1000)
         .unwrap()
         .into_iter()
-        .map(|r| r.state)
+        .map(|r| r.state())
         .collect()
 }
 
@@ -284,20 +284,20 @@ fn a_full_disk_keeps_the_jobs_and_the_batch_finishes_once_space_is_freed() {
     wait_until("a job noting the disk error", &mut worker, || {
         all()
             .iter()
-            .any(|r| r.error_code.as_deref() == Some("DiskError"))
+            .any(|r| r.error().map(|e| e.kind.code()) == Some("DiskError"))
     });
     let noted = all()
         .into_iter()
-        .find(|r| r.error_code.as_deref() == Some("DiskError"))
+        .find(|r| r.error().map(|e| e.kind.code()) == Some("DiskError"))
         .unwrap();
-    let message = noted.error_message.clone().unwrap();
+    let message = noted.error().unwrap().message.clone();
     assert!(message.contains("No space left on device"), "{message}");
     assert!(
         message.contains(&*disk.dir().join("images").to_string_lossy()),
         "the note names the path: {message}"
     );
     assert_eq!(
-        noted.state,
+        noted.state(),
         JobState::Running,
         "kept, not failed: {noted:?}"
     );
@@ -324,16 +324,19 @@ fn a_full_disk_keeps_the_jobs_and_the_batch_finishes_once_space_is_freed() {
         paused_at < JOBS as u64,
         "some jobs were held back ({paused_at} created)"
     );
-    assert!(rows.iter().any(|r| r.state == JobState::Queued), "{rows:?}");
     assert!(
-        rows.iter().all(|r| !r.state.is_final()),
+        rows.iter().any(|r| r.state() == JobState::Queued),
+        "{rows:?}"
+    );
+    assert!(
+        rows.iter().all(|r| !r.state().is_final()),
         "nothing failed or ended while the disk was full: {rows:?}"
     );
 
     // Free the space: the same worker, without a restart, finishes the batch.
     std::fs::remove_file(disk.seen(&worker, &disk.dir().join("filler"))).unwrap();
     wait_until("every job succeeded", &mut worker, || {
-        all().iter().all(|r| r.state == JobState::Succeeded)
+        all().iter().all(|r| r.state() == JobState::Succeeded)
     });
     assert_eq!(
         sim.stats()["creates"],
@@ -344,7 +347,8 @@ fn a_full_disk_keeps_the_jobs_and_the_batch_finishes_once_space_is_freed() {
     let mut recorded = HashSet::new();
     for row in all() {
         assert_eq!(
-            row.error_code, None,
+            row.error().map(|e| e.kind.code()),
+            None,
             "no stale note on a finished job: {row:?}"
         );
         let detail = store.job(row.id).unwrap().unwrap();
@@ -434,7 +438,7 @@ fn a_restart_after_a_full_disk_finishes_the_kept_jobs() {
             .list(&JobFilter::default(), 0, 100)
             .unwrap()
             .iter()
-            .any(|r| r.error_code.as_deref() == Some("DiskError"))
+            .any(|r| r.error().map(|e| e.kind.code()) == Some("DiskError"))
     });
     worker.kill().unwrap();
     worker.wait().unwrap();
@@ -443,7 +447,7 @@ fn a_restart_after_a_full_disk_finishes_the_kept_jobs() {
     Run::from(wandash(&["worker", "--until-idle"]).output().unwrap()).expect(0);
     let rows = store.list(&JobFilter::default(), 0, 100).unwrap();
     assert!(
-        rows.iter().all(|r| r.state == JobState::Succeeded),
+        rows.iter().all(|r| r.state() == JobState::Succeeded),
         "{rows:?}"
     );
     assert_eq!(sim.stats()["creates"], JOBS as u64);

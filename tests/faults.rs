@@ -157,10 +157,12 @@ async fn verify(sim: &RunningSim, store: &Store, others: &HashSet<String>) -> Ve
     let mut live = HashSet::new();
     for job in &jobs {
         let s = &job.summary;
-        let task_id = job.task_id.clone().unwrap_or_else(|| {
+        let task_id = job.task_id().map(str::to_owned).unwrap_or_else(|| {
             panic!(
-                "job {} ended {} without a task: {:?} {:?}",
-                s.id, s.state, s.error_code, s.error_message
+                "job {} ended {} without a task: {:?}",
+                s.id,
+                s.state(),
+                s.error()
             )
         });
         assert!(
@@ -178,12 +180,11 @@ async fn verify(sim: &RunningSim, store: &Store, others: &HashSet<String>) -> Ve
             TaskStatus::Succeeded => {
                 live.insert(task_id);
                 assert_eq!(
-                    s.state,
+                    s.state(),
                     JobState::Succeeded,
-                    "job {}: {:?} {:?}",
+                    "job {}: {:?}",
                     s.id,
-                    s.error_code,
-                    s.error_message
+                    s.error()
                 );
                 assert_eq!(info.results.len(), s.images_expected as usize);
                 for (index, result) in info.results.iter().enumerate() {
@@ -220,9 +221,14 @@ async fn verify(sim: &RunningSim, store: &Store, others: &HashSet<String>) -> Ve
             }
             TaskStatus::Failed => {
                 live.insert(task_id);
-                assert_eq!(s.state, JobState::Failed, "job {}", s.id);
+                assert_eq!(s.state(), JobState::Failed, "job {}", s.id);
                 assert!(info.code.is_some());
-                assert_eq!(s.error_code, info.code, "job {}: the service's code", s.id);
+                assert_eq!(
+                    s.error().map(|e| e.kind.code()),
+                    info.code.as_deref(),
+                    "job {}: the service's code",
+                    s.id
+                );
                 v.failed_jobs += 1;
             }
             TaskStatus::Unknown => {
@@ -232,7 +238,7 @@ async fn verify(sim: &RunningSim, store: &Store, others: &HashSet<String>) -> Ve
                     v.expired_images += 1;
                 }
                 if saved > 0 {
-                    assert_eq!(s.state, JobState::Succeeded, "job {}", s.id);
+                    assert_eq!(s.state(), JobState::Succeeded, "job {}", s.id);
                     assert_eq!(
                         (s.images_ok as usize, s.images_ok + s.images_failed),
                         (saved, s.images_expected),
@@ -241,14 +247,20 @@ async fn verify(sim: &RunningSim, store: &Store, others: &HashSet<String>) -> Ve
                     );
                     v.saved += saved;
                 } else {
-                    assert_eq!(s.state, JobState::Expired, "job {}", s.id);
-                    assert_eq!(s.error_code.as_deref(), Some("Expired"), "job {}", s.id);
+                    assert_eq!(s.state(), JobState::Expired, "job {}", s.id);
+                    assert_eq!(
+                        s.error().map(|e| e.kind.code()),
+                        Some("Expired"),
+                        "job {}",
+                        s.id
+                    );
                     v.expired_jobs += 1;
                 }
             }
             other => panic!(
                 "job {} ended {} with its task still {other:?}",
-                s.id, s.state
+                s.id,
+                s.state()
             ),
         }
     }
@@ -514,13 +526,15 @@ async fn results_that_expired_before_download_end_expired_and_saved_ones_stay() 
             assert!(job.images.contains(image), "job {}", job.summary.id);
             kept += 1;
         }
-        if old.summary.state == JobState::Succeeded {
-            assert_eq!(job.summary.state, JobState::Succeeded);
-            assert_eq!(job.task_id, old.task_id);
+        if old.summary.state() == JobState::Succeeded {
+            assert_eq!(job.summary.state(), JobState::Succeeded);
+            assert_eq!(job.task_id(), old.task_id());
         }
         // A task seen SUCCEEDED whose images were not all fetched: each one missing is
         // recorded as expired, none silently dropped.
-        if old.summary.task_status == Some(TaskStatus::Succeeded) && !old.summary.state.is_final() {
+        if old.summary.status.task_status() == Some(TaskStatus::Succeeded)
+            && !old.summary.state().is_final()
+        {
             seen_succeeded += 1;
             assert_eq!(
                 job.images.len() as u32,
@@ -539,8 +553,8 @@ async fn results_that_expired_before_download_end_expired_and_saved_ones_stay() 
     assert!(
         v.jobs
             .iter()
-            .any(|j| before[&j.summary.id].task_id.is_none()
-                && j.summary.state == JobState::Succeeded),
+            .any(|j| before[&j.summary.id].task_id().is_none()
+                && j.summary.state() == JobState::Succeeded),
         "jobs not yet sent ran after the jump"
     );
 }

@@ -124,7 +124,7 @@ async fn generate_image_from_text_waits_and_answers_with_paths_prompt_and_image(
     // The same job, as the store (and so the dashboard) sees it.
     let id = job_id(answer);
     let job = setup.job(id);
-    assert_eq!(job.summary.state, JobState::Succeeded);
+    assert_eq!(job.summary.state(), JobState::Succeeded);
     assert_eq!(job.spec.prompt, "a red fox in fresh snow");
     assert_eq!(job.spec.negative_prompt.as_deref(), Some("blur"));
     assert_eq!(job.images.iter().filter(|i| i.is_saved()).count(), 2);
@@ -419,7 +419,7 @@ async fn with_the_engine_elsewhere_it_enqueues_times_out_with_the_id_and_sees_th
     let cancelled = call(&client, "cancel_job", json!({"id": other_id})).await;
     assert!(!is_error(&cancelled), "{}", text(&cancelled));
     assert_eq!(structured(&cancelled)["outcome"], "cancelled");
-    assert_eq!(setup.job(other_id).summary.state, JobState::Cancelled);
+    assert_eq!(setup.job(other_id).summary.state(), JobState::Cancelled);
     let got = call(&client, "get_job", json!({"id": other_id})).await;
     assert!(
         is_error(&got),
@@ -481,7 +481,7 @@ async fn a_refused_key_is_a_tool_error_and_the_job_stays_queued() {
     );
     assert!(!message.contains("test-key"), "the key leaked: {message}");
     let id = job_id(structured(&result));
-    assert_eq!(setup.job(id).summary.state, JobState::Queued);
+    assert_eq!(setup.job(id).summary.state(), JobState::Queued);
     client.cancel().await.ok();
 }
 

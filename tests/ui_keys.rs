@@ -218,7 +218,7 @@ fn fork_fills_the_editor_and_submit_sends_only_a_valid_job() {
     load(&mut state, &store);
     assert_eq!(state.list.rows[0].id, id);
     assert_eq!(
-        store.job(id).unwrap().unwrap().summary.state,
+        store.job(id).unwrap().unwrap().summary.state(),
         JobState::Queued
     );
 }
@@ -262,4 +262,109 @@ fn choice_fields_change_with_arrows_and_fields_follow_the_model() {
             .visible_fields()
             .contains(&wandash::ui::editor::Field::BaseImage)
     );
+}
+
+/// Jobs "extra 0" .. "extra n-1" added to the store, newer than all before.
+fn enqueue_more(store: &Store, n: usize) {
+    let specs: Vec<JobSpec> = (0..n)
+        .map(|i| JobSpec::new(Model::Wanx21T2iTurbo, format!("extra {i}")))
+        .collect();
+    store.enqueue_batch(&specs, None).unwrap();
+}
+
+#[test]
+fn new_jobs_push_the_rows_down_and_the_selection_stays_on_its_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(dir.path(), 6);
+    let keys = KeyMap::default();
+    let mut state = app(Rect::new(0, 0, 120, 40));
+    load(&mut state, &store);
+    state.handle(&keys, &ch('j'));
+    state.handle(&keys, &ch('j'));
+    load(&mut state, &store);
+    let chosen = state.list.selected_row().unwrap().id;
+    assert_eq!(state.list.selected_row().unwrap().prompt, "job 3");
+
+    enqueue_more(&store, 3);
+    load(&mut state, &store);
+    assert_eq!(state.list.total, 9);
+    assert_eq!(state.list.selected, 5, "three new rows above it");
+    assert_eq!(state.list.selected_row().unwrap().id, chosen);
+    assert_eq!(state.selected_detail().unwrap().id, chosen);
+    // `c` cancels the job shown as selected, not the one now at its old row.
+    assert_eq!(state.handle(&keys, &ch('c')), vec![Command::Cancel(chosen)]);
+}
+
+#[test]
+fn a_selected_job_pushed_out_of_the_window_is_followed_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(dir.path(), 40);
+    let keys = KeyMap::default();
+    let mut state = app(Rect::new(0, 0, 80, 24));
+    load(&mut state, &store);
+    let visible = state.visible_rows();
+    // The last row on screen.
+    for _ in 1..visible {
+        state.handle(&keys, &ch('j'));
+    }
+    load(&mut state, &store);
+    assert_eq!(state.list.top, 0);
+    let chosen = state.list.selected_row().unwrap().id;
+
+    enqueue_more(&store, 5);
+    load(&mut state, &store);
+    assert_eq!(state.list.selected, visible - 1 + 5);
+    assert_eq!(state.list.top, 5, "the window follows the job down");
+    assert_eq!(state.list.selected_row().unwrap().id, chosen);
+    assert_eq!(state.selected_detail().unwrap().id, chosen);
+}
+
+#[test]
+fn the_editor_opens_on_the_prompt_and_typing_on_a_choice_shows_a_hint() {
+    use wandash::ui::editor::{CHOICE_HINT, EditorFocus};
+    let keys = KeyMap::default();
+    let mut state = app(Rect::new(0, 0, 120, 40));
+    state.handle(&keys, &ch('n'));
+    assert_eq!(state.editor.as_ref().unwrap().focus, EditorFocus::Prompt);
+    state.handle(&keys, &ch('a'));
+    // On the model field, a letter changes nothing and says what would.
+    state.handle(&keys, &key(KeyCode::Tab));
+    state.handle(&keys, &ch('x'));
+    let editor = state.editor.as_ref().unwrap();
+    assert_eq!(editor.hint, Some(CHOICE_HINT));
+    assert_eq!(
+        (editor.model, editor.prompt_text().as_str()),
+        (Model::Wanx21T2iTurbo, "a")
+    );
+    // The next key takes the hint away.
+    state.handle(&keys, &key(KeyCode::Right));
+    assert_eq!(state.editor.as_ref().unwrap().hint, None);
+
+    // Leaving with the focus on a field and coming back with `n` starts on the prompt.
+    state.handle(&keys, &key(KeyCode::Esc));
+    state.handle(&keys, &ch('n'));
+    let editor = state.editor.as_ref().unwrap();
+    assert_eq!(editor.focus, EditorFocus::Prompt);
+    assert_eq!(editor.prompt_text(), "a", "the draft is kept");
+}
+
+#[test]
+fn help_scrolls_only_within_its_lines() {
+    let keys = KeyMap::default();
+    let mut state = app(Rect::new(0, 0, 80, 24));
+    state.handle(&keys, &ch('?'));
+    assert_eq!(state.mode, Mode::Help);
+    state.handle(&keys, &ch('k'));
+    assert_eq!(state.help_scroll, 0);
+    for _ in 0..500 {
+        state.handle(&keys, &ch('j'));
+    }
+    let overflow = keys.help_layout(state.layout.area).overflow;
+    assert!(overflow > 0, "80x24 is too small for the whole table");
+    assert_eq!(state.help_scroll, overflow, "down to the last screenful");
+    state.handle(&keys, &ch('k'));
+    assert_eq!(state.help_scroll, overflow - 1, "and straight back up");
+    state.handle(&keys, &key(KeyCode::Esc));
+    state.handle(&keys, &ch('?'));
+    assert_eq!(state.help_scroll, 0, "help opens at its top");
 }

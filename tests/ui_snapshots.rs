@@ -312,3 +312,127 @@ fn hostile_prompt_is_drawn_harmlessly() {
     );
     snapshot("hostile_prompt", screen);
 }
+
+#[test]
+fn new_rows_keep_the_selection_on_its_job() {
+    // Row 2 (job 98) is selected; then three new jobs arrive at the top of the list.
+    let mut state = mixed(Rect::new(0, 0, 120, 40), 2);
+    let chosen = state.list.selected_row().unwrap().id;
+    let newer: Vec<JobRow> = (0..3)
+        .map(|i| JobRow {
+            id: JobId(103 - i),
+            state: JobState::Queued,
+            model: Model::ALL[0],
+            prompt: format!("a new job {i}"),
+            created_at: NOW,
+            images_ok: 0,
+            images_expected: 1,
+        })
+        .collect();
+    let request = state.list_request();
+    let mut rows = newer;
+    rows.extend((0..request.limit - 3).map(|i| row(i as usize)));
+    // The worker loaded the detail of the job now at the old position: not the chosen one.
+    let detail = detail_for(&rows[request.selected as usize]);
+    let mut counts = state.header.counts;
+    counts.0[0] += 3;
+    counts.0[1] += 3;
+    let commands = state.apply_data(DataSnapshot {
+        request,
+        counts,
+        images_today: 56,
+        spend_today_cny: 7.84,
+        remaining: 16,
+        total: 43,
+        rows: rows.clone(),
+        detail: Some(detail),
+    });
+    assert_eq!(state.list.selected, 5);
+    assert_eq!(state.list.selected_row().unwrap().id, chosen);
+    assert_eq!(commands, vec![Command::Refresh], "the chosen job's detail");
+    // The worker answers for the new position.
+    let request = state.list_request();
+    assert_eq!(request.selected, 5);
+    let detail = detail_for(&rows[5]);
+    assert!(
+        state
+            .apply_data(DataSnapshot {
+                request,
+                counts,
+                images_today: 56,
+                spend_today_cny: 7.84,
+                remaining: 16,
+                total: 43,
+                rows,
+                detail: Some(detail),
+            })
+            .is_empty()
+    );
+    assert_eq!(state.selected_detail().unwrap().id, chosen);
+    let screen = render(&state);
+    assert!(screen.contains("Jobs 1-"), "{screen}");
+    snapshot("new_rows_keep_selection", screen);
+}
+
+#[test]
+fn help_overlay_fits_its_descriptions_at_160x48_and_80x24() {
+    let keys = KeyMap::default();
+    for (width, height, name) in [(160, 48, "help_160x48"), (80, 24, "help_80x24")] {
+        let mut state = mixed(Rect::new(0, 0, width, height), 0);
+        state.handle(&keys, &key(KeyCode::Char('?')));
+        let screen = render(&state);
+        // Every description that shows, shows whole.
+        assert!(screen.contains("fork the job into the editor"), "{screen}");
+        assert!(
+            screen.contains("copy prompt (image path in preview)"),
+            "{screen}"
+        );
+        snapshot(name, screen);
+    }
+    // Scrolled to its end, the small screen shows the last of the table.
+    let mut state = mixed(Rect::new(0, 0, 80, 24), 0);
+    state.handle(&keys, &key(KeyCode::Char('?')));
+    for _ in 0..keys.help_layout(state.layout.area).overflow {
+        state.handle(&keys, &key(KeyCode::Char('j')));
+    }
+    let screen = render(&state);
+    assert!(screen.contains("close help"), "{screen}");
+}
+
+#[test]
+fn a_list_with_no_room_for_rows_names_no_range() {
+    let state = mixed(Rect::new(0, 0, 80, 8), 0);
+    assert_eq!(state.visible_rows(), 0);
+    let screen = render(&state);
+    assert!(screen.contains("Jobs (40)"), "{screen}");
+    assert!(!screen.contains("1-0"), "{screen}");
+}
+
+#[test]
+fn the_header_shows_a_dash_until_a_rate_is_measured() {
+    let mut state = mixed(Rect::new(0, 0, 120, 36), 0);
+    state.header.batch.per_minute = None;
+    let screen = render(&state);
+    assert!(screen.contains("13 left -/min"), "{screen}");
+}
+
+#[test]
+fn the_editor_shows_what_the_job_will_cost() {
+    use std::collections::BTreeMap;
+    use wandash::ui::state::Prices;
+    let keys = KeyMap::default();
+    let mut state = mixed(Rect::new(0, 0, 120, 36), 0);
+    state.prices = Prices(BTreeMap::from([(Model::Wanx21T2iTurbo, 0.5)]));
+    state.handle(&keys, &key(KeyCode::Char('n')));
+    for c in "a lighthouse".chars() {
+        state.handle(&keys, &key(KeyCode::Char(c)));
+    }
+    // Tab to n (model, size, n) and ask for three images.
+    for _ in 0..3 {
+        state.handle(&keys, &key(KeyCode::Tab));
+    }
+    state.handle(&keys, &key(KeyCode::Char('3')));
+    let screen = render(&state);
+    assert!(screen.contains("cost 3 x 0.50 = 1.50 CNY"), "{screen}");
+    snapshot("editor_cost", screen);
+}

@@ -6,7 +6,7 @@
 //! says where it came from.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
@@ -93,8 +93,20 @@ impl Format {
     }
 }
 
-/// Reads and expands a batch file. Relative image paths are taken relative to the file.
-pub fn read_batch(path: &Path) -> Result<Vec<BatchJob>, Vec<BatchError>> {
+/// The most a batch file may hold. A matrix of a million jobs is a few lines, so this only
+/// stops a device, a FIFO or a stray huge file from being read whole.
+const MAX_BATCH_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// A batch file read and split into its job tables, not yet expanded: how many jobs it makes
+/// is known before any of them is built.
+#[derive(Debug)]
+pub struct BatchFile {
+    tables: Tables,
+    base_dir: PathBuf,
+}
+
+/// Reads a batch file into its tables. Relative image paths are taken relative to the file.
+pub fn read_batch(path: &Path) -> Result<BatchFile, Vec<BatchError>> {
     let file_error = |message: String| {
         vec![BatchError {
             place: path.display().to_string(),
@@ -106,8 +118,8 @@ pub fn read_batch(path: &Path) -> Result<Vec<BatchJob>, Vec<BatchError>> {
             "is a directory, not a batch file; give a .toml or .jsonl file".to_string(),
         ));
     }
-    let bytes =
-        std::fs::read(path).map_err(|e| file_error(format!("cannot read the batch file: {e}")))?;
+    let bytes = crate::files::read_regular_file(path, MAX_BATCH_FILE_BYTES)
+        .map_err(|refused| file_error(format!("batch file {refused}")))?;
     let text = String::from_utf8(bytes).map_err(|e| {
         let offset = e.utf8_error().valid_up_to();
         let line = e.as_bytes()[..offset].iter().filter(|b| **b == b'\n').count() + 1;
@@ -116,37 +128,99 @@ pub fn read_batch(path: &Path) -> Result<Vec<BatchJob>, Vec<BatchError>> {
         ))
     })?;
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    parse_batch(&text, Format::detect(path, &text), &base_dir)
+    BatchFile::parse(&text, Format::detect(path, &text), &base_dir)
 }
 
-/// Parses batch text; returns every error found, not just the first.
+/// Parses and expands batch text; returns every error found, not just the first.
 pub fn parse_batch(
     text: &str,
     format: Format,
     base_dir: &Path,
 ) -> Result<Vec<BatchJob>, Vec<BatchError>> {
-    let tables = match format {
-        Format::Jsonl => jsonl_tables(text)?,
-        Format::Toml => toml_tables(text)?,
-    };
-    let mut jobs = Vec::new();
-    let mut errors = Vec::new();
-    for (origin, table) in tables {
-        match expand(&origin, table, base_dir) {
-            Ok(expanded) => jobs.extend(expanded),
-            Err(e) => errors.push(e),
+    BatchFile::parse(text, format, base_dir)?.expand()
+}
+
+impl BatchFile {
+    fn parse(text: &str, format: Format, base_dir: &Path) -> Result<BatchFile, Vec<BatchError>> {
+        let tables = match format {
+            Format::Jsonl => jsonl_tables(text)?,
+            Format::Toml => toml_tables(text)?,
+        };
+        Ok(BatchFile {
+            tables,
+            base_dir: base_dir.to_path_buf(),
+        })
+    }
+
+    /// How many jobs the file expands to, counted from the matrix lists' lengths.
+    pub fn job_count(&self) -> u64 {
+        self.tables
+            .iter()
+            .map(|(_, table)| table_job_count(table))
+            .fold(0, u64::saturating_add)
+    }
+
+    /// Each table's first job with the number of jobs the table makes: enough to price a
+    /// batch too large to build (the matrix varies prompt, seed and size, never the model
+    /// or the image count).
+    pub fn samples(&self) -> Result<Vec<(BatchJob, u64)>, Vec<BatchError>> {
+        let mut samples = Vec::new();
+        let mut errors = Vec::new();
+        for (origin, table) in &self.tables {
+            let mut first = table.clone();
+            for (plural, _) in MATRIX {
+                if let Some(Value::Array(values)) = first.get_mut(plural) {
+                    values.truncate(1);
+                }
+            }
+            match expand(origin, first, &self.base_dir) {
+                Ok(mut jobs) if !jobs.is_empty() => {
+                    samples.push((jobs.swap_remove(0), table_job_count(table)));
+                }
+                Ok(_) => {}
+                Err(e) => errors.push(e),
+            }
+        }
+        if errors.is_empty() {
+            Ok(samples)
+        } else {
+            Err(errors)
         }
     }
-    if !errors.is_empty() {
-        return Err(errors);
+
+    /// Every job of the file, matrices expanded.
+    pub fn expand(self) -> Result<Vec<BatchJob>, Vec<BatchError>> {
+        let mut jobs = Vec::new();
+        let mut errors = Vec::new();
+        for (origin, table) in self.tables {
+            match expand(&origin, table, &self.base_dir) {
+                Ok(expanded) => jobs.extend(expanded),
+                Err(e) => errors.push(e),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        if jobs.is_empty() {
+            return Err(vec![BatchError {
+                place: "batch file".into(),
+                message: "holds no jobs".into(),
+            }]);
+        }
+        Ok(jobs)
     }
-    if jobs.is_empty() {
-        return Err(vec![BatchError {
-            place: "batch file".into(),
-            message: "holds no jobs".into(),
-        }]);
-    }
-    Ok(jobs)
+}
+
+/// The product of a table's matrix lists' lengths (a list that is not one counts once:
+/// `expand` reports it).
+fn table_job_count(table: &Map<String, Value>) -> u64 {
+    MATRIX
+        .iter()
+        .filter_map(|(plural, _)| match table.get(*plural) {
+            Some(Value::Array(values)) => Some(values.len() as u64),
+            _ => None,
+        })
+        .fold(1, u64::saturating_mul)
 }
 
 /// Every rule of every job, including reading local images (`intake::check_all`).

@@ -7,13 +7,17 @@ use crate::config::Config;
 use crate::dashscope::Region;
 
 use super::GlobalArgs;
+use super::daily_log::DailyLog;
 use super::failure::{CliResult, Failure};
 
 pub struct Context {
     pub config: Config,
     pub db_path: PathBuf,
-    /// Images, logs (and the embedded simulator's state) live here.
+    /// Images (and the embedded simulator's state) live here.
     pub data_dir: PathBuf,
+    /// `$XDG_STATE_HOME/wandash/logs` (the XDG place for logs); `<data dir>/logs` when
+    /// `--db` or the config's `data_dir` names where this store's files go.
+    pub log_dir: PathBuf,
     /// `--base-url` / `DASHSCOPE_BASE_URL`, else the config's `base_url`.
     pub base_url: Option<String>,
     pub region: Region,
@@ -31,13 +35,17 @@ impl Context {
                     Failure::usage("no home directory to keep the data in; pass --db PATH")
                 })
         };
-        let (db_path, data_dir) = match (&global.db, &config.data_dir) {
-            (Some(db), Some(dir)) => (db.clone(), dir.clone()),
-            (Some(db), None) => (db.clone(), parent_dir(db)),
-            (None, Some(dir)) => (dir.join("wandash.db"), dir.clone()),
+        let (db_path, data_dir, log_dir) = match (&global.db, &config.data_dir) {
+            (Some(db), Some(dir)) => (db.clone(), dir.clone(), dir.join("logs")),
+            (Some(db), None) => (db.clone(), parent_dir(db), parent_dir(db).join("logs")),
+            (None, Some(dir)) => (dir.join("wandash.db"), dir.clone(), dir.join("logs")),
             (None, None) => {
                 let dir = xdg_data()?;
-                (dir.join("wandash.db"), dir)
+                let log_dir = directories::ProjectDirs::from("", "", "wandash")
+                    .and_then(|d| d.state_dir().map(|state| state.join("logs")))
+                    // No XDG state directory outside Linux: beside the data, as before.
+                    .unwrap_or_else(|| dir.join("logs"));
+                (dir.join("wandash.db"), dir, log_dir)
             }
         };
         let option_base_url = global.base_url.clone().filter(|u| !u.trim().is_empty());
@@ -52,19 +60,19 @@ impl Context {
             config,
             db_path,
             data_dir,
+            log_dir,
             base_url,
             json: global.json,
         })
     }
 
-    /// Logs go to `<data dir>/logs/wandash.log`, never to the terminal. The filter comes
-    /// from `RUST_LOG` (default `info`). Keep the guard alive until exit: it flushes.
-    /// The data and log directories are made 0700 and the file 0600 (prompts are private);
-    /// control characters in what is logged (task ids, service messages) are escaped.
+    /// Logs go to `<log dir>/wandash.log`, a file a day (see `DailyLog`), never to the
+    /// terminal. The filter comes from `RUST_LOG` (default `info`). Keep the guard alive
+    /// until exit: it flushes. The log directory is made 0700 and the files 0600 (prompts
+    /// are private); control characters in what is logged (task ids, service messages)
+    /// are escaped.
     pub fn init_logging(&self) -> Option<tracing_appender::non_blocking::WorkerGuard> {
-        let dir = self.data_dir.join("logs");
-        crate::files::create_private_dir(&dir).ok()?;
-        let file = crate::files::open_private_append(&dir.join("wandash.log")).ok()?;
+        let file = DailyLog::open(&self.log_dir).ok()?;
         let (writer, guard) = tracing_appender::non_blocking(EscapeControls(file));
         let filter = tracing_subscriber::EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

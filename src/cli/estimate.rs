@@ -14,6 +14,7 @@ pub struct ModelEstimate {
     pub jobs: u64,
     pub images: u64,
     /// `None`: no price known for this model (neither API.md nor the config has one).
+    #[serde(serialize_with = "cents_or_none")]
     pub cost_cny: Option<f64>,
     /// max(jobs / rate, ceil(jobs / in_flight) x typical task time).
     pub seconds: f64,
@@ -25,6 +26,7 @@ pub struct Estimate {
     pub images: u64,
     pub models: Vec<ModelEstimate>,
     /// The sum over models with a known price.
+    #[serde(serialize_with = "cents")]
     pub cost_cny: f64,
     /// False when some model's price is unknown (so `cost_cny` is a lower bound).
     pub cost_complete: bool,
@@ -32,12 +34,42 @@ pub struct Estimate {
     pub seconds: f64,
 }
 
+/// Money in JSON, rounded to the cent: `6.72`, not the `6.720000000000001` that summing
+/// prices in binary floating point leaves.
+pub fn cents<S: serde::Serializer>(amount: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(round_to_cent(*amount))
+}
+
+/// `cents` for an amount that may be unknown (`null`).
+pub fn cents_or_none<S: serde::Serializer>(
+    amount: &Option<f64>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match amount {
+        Some(amount) => cents(amount, serializer),
+        None => serializer.serialize_none(),
+    }
+}
+
+fn round_to_cent(amount: f64) -> f64 {
+    (amount * 100.0).round() / 100.0
+}
+
 pub fn estimate(specs: &[&JobSpec], config: &Config) -> Estimate {
+    let each_once: Vec<(&JobSpec, u64)> = specs.iter().map(|spec| (*spec, 1)).collect();
+    estimate_repeated(&each_once, config)
+}
+
+/// The estimate for jobs given as (spec, how many jobs like it): a batch too large to build
+/// is priced from one job per table.
+pub fn estimate_repeated(specs: &[(&JobSpec, u64)], config: &Config) -> Estimate {
     let mut by_model: BTreeMap<Model, (u64, u64)> = BTreeMap::new();
-    for spec in specs {
+    for (spec, count) in specs {
         let entry = by_model.entry(spec.model).or_default();
-        entry.0 += 1;
-        entry.1 += spec.image_count() as u64;
+        entry.0 = entry.0.saturating_add(*count);
+        entry.1 = entry
+            .1
+            .saturating_add(count.saturating_mul(spec.image_count() as u64));
     }
     let models: Vec<ModelEstimate> = by_model
         .into_iter()
@@ -133,6 +165,17 @@ mod tests {
         assert_eq!(e.images, 40);
         assert!((e.cost_cny - 40.0 * 0.14).abs() < 1e-9);
         assert!(e.cost_complete);
+    }
+
+    #[test]
+    fn money_is_serialised_to_the_cent() {
+        let spec = JobSpec::new(Model::Wanx21T2iTurbo, "x");
+        // 48 images at 0.14: 6.720000000000001 in binary floating point.
+        let specs = vec![&spec; 12];
+        let e = estimate(&specs, &Config::default());
+        let json = serde_json::to_value(&e).unwrap();
+        assert_eq!(json["cost_cny"], serde_json::json!(6.72));
+        assert_eq!(json["models"][0]["cost_cny"], serde_json::json!(6.72));
     }
 
     #[test]

@@ -179,11 +179,11 @@ fn job_outputs(detail: &JobDetail) -> (Vec<Output>, Vec<String>) {
         "id": id,
         "model": detail.summary.model,
         "created_at": detail.summary.created_at,
-        "ended_at": detail.summary.ended_at,
+        "ended_at": detail.status().ended_at(),
         // As the user gave it, and as it was sent (local files replaced by remote refs).
         "spec": detail.spec,
         "request": detail.prepared_spec.as_ref().unwrap_or(&detail.spec).to_wire().ok(),
-        "task_id": detail.task_id,
+        "task_id": detail.task_id(),
         "actual_prompt": detail.actual_prompt,
         "cost_cny": detail.summary.cost_cny,
         "images": files,

@@ -18,6 +18,16 @@ pub enum ExitKind {
 }
 
 impl ExitKind {
+    /// The name scripts see in a JSON error's `kind`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ExitKind::Failure => "failure",
+            ExitKind::Usage => "usage",
+            ExitKind::Engine => "engine",
+            ExitKind::JobsFailed => "jobs_failed",
+        }
+    }
+
     pub fn code(self) -> u8 {
         match self {
             ExitKind::Failure => 1,
@@ -42,6 +52,8 @@ pub const EXIT_CODES_HELP: &str = "Exit codes:
 pub struct Failure {
     pub kind: ExitKind,
     pub message: String,
+    /// The option or job field at fault, when there is one (`seed`, `prompt`...).
+    pub field: Option<String>,
 }
 
 impl Failure {
@@ -49,7 +61,12 @@ impl Failure {
         Failure {
             kind,
             message: message.into(),
+            field: None,
         }
+    }
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
     }
     pub fn usage(message: impl Into<String>) -> Self {
         Failure::new(ExitKind::Usage, message)
@@ -64,6 +81,65 @@ impl Failure {
     pub fn exit_code(&self) -> ExitCode {
         ExitCode::from(self.kind.code())
     }
+
+    /// `{"error": {"kind", "message", "field"}}`, what `--json` prints on stdout.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({"error": {
+            "kind": self.kind.name(),
+            "message": self.to_string(),
+            "field": self.field,
+        }})
+    }
+}
+
+/// A command line clap refused: its own message on stderr, and with `--json` the same as
+/// a JSON error on stdout; clap's exit code. `--help` and `--version` print as usual.
+pub fn usage_error(error: clap::Error, json: bool) -> ExitCode {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let is_output = matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    let exit_code = ExitCode::from(error.exit_code().clamp(0, 255) as u8);
+    error.print().ok();
+    if is_output || !json {
+        return exit_code;
+    }
+    let rendered = error.render().to_string();
+    let first_line = rendered.lines().next().unwrap_or_default();
+    let mut failure = Failure::usage(first_line.trim_start_matches("error: "));
+    // `--seed <SEED>` names the field `seed`, as the job's own rules do; `<ID>`, `id`.
+    if let Some(ContextValue::String(arg)) = error.get(ContextKind::InvalidArg) {
+        let name = arg.trim_start_matches('-');
+        let name = name.split([' ', '=']).next().unwrap_or(name);
+        let name = name.trim_matches(['<', '>']).to_lowercase();
+        failure = failure.with_field(name.replace('-', "_"));
+    }
+    println!("{}", failure.to_json());
+    exit_code
+}
+
+/// Rust ignores SIGPIPE, so `println!` to a reader that has gone (`wandash list --json |
+/// head -1`) panics with "failed printing to stdout: Broken pipe". Resetting the signal
+/// needs `unsafe`; instead such a panic ends the process at once, quietly and with
+/// success, as a program killed by SIGPIPE would have: nobody reads what is left. Every
+/// other panic keeps the default report.
+pub fn end_quietly_on_closed_pipe() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to std") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default_hook(info);
+    }));
 }
 
 impl fmt::Display for Failure {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::dashscope::{ImageRef, JobSpec, ValidationError};
+use crate::dashscope::{ImageRef, JobSpec, Timestamp, ValidationError};
 use crate::intake::{self, Draft};
 use crate::store::{
     CancelOutcome, JobDetail, JobFilter, JobId, JobState, JobSummary, StateFilter, Store,
@@ -61,10 +61,15 @@ fn report_problems(problems: &[ValidationError]) -> Failure {
     for problem in problems {
         eprintln!("error: {}", sanitize(&problem.to_string()));
     }
-    Failure::usage(format!(
+    let failure = Failure::usage(format!(
         "{} problem(s) with the job; nothing was queued. Fix the options and run the command again",
         problems.len()
-    ))
+    ));
+    // A JSON error names the field when one is at fault.
+    match problems {
+        [only] => failure.with_field(only.field.clone()),
+        _ => failure,
+    }
 }
 
 pub fn list(ctx: &Context, status: Option<&str>, limit: u64) -> CliResult {
@@ -99,16 +104,19 @@ pub fn list(ctx: &Context, status: Option<&str>, limit: u64) -> CliResult {
         println!(
             "{:>6}  {:<15}  {:<18}  {:>6}  {}",
             row.id,
-            row.state.as_str(),
+            row.state().as_str(),
             row.model.id(),
             format!("{}/{}", row.images_ok, row.images_expected),
             clip(&sanitize(&row.prompt), 60)
         );
         // Why a job still waits (a disk that refuses its images, a retry's cause).
-        if let (false, Some(code), Some(message)) =
-            (row.state.is_final(), &row.error_code, &row.error_message)
-        {
-            println!("{:>6}  ! {}: {}", "", sanitize(code), sanitize(message));
+        if let (false, Some(error)) = (row.state().is_final(), row.error()) {
+            println!(
+                "{:>6}  ! {}: {}",
+                "",
+                sanitize(error.kind.code()),
+                sanitize(&error.message)
+            );
         }
     }
     Ok(())
@@ -155,21 +163,21 @@ fn render_detail(d: &JobDetail) -> String {
     let mut line =
         |label: &str, value: String| out.push_str(&format!("{label:<14} {}\n", sanitize(&value)));
     line("job", s.id.to_string());
-    line("state", s.state.as_str().to_string());
+    line("state", s.state().as_str().to_string());
     line("model", s.model.id().to_string());
     line("prompt", d.spec.prompt.clone());
     if let Some(actual) = &d.actual_prompt {
         line("actual prompt", actual.clone());
     }
-    if let Some(task) = &d.task_id {
+    if let Some(task) = s.status.task() {
         line(
             "task",
-            format!("{task} ({})", s.task_status.map_or("?", |t| t.as_str())),
+            format!("{} ({})", task.id, task.status.map_or("?", |t| t.as_str())),
         );
     }
-    line("created", format_ms(s.created_at));
-    if let Some(at) = s.ended_at {
-        line("ended", format_ms(at));
+    line("created", format_time(s.created_at));
+    if let Some(at) = s.status.ended_at() {
+        line("ended", format_time(at));
     }
     line("attempts", s.attempts.to_string());
     line(
@@ -182,12 +190,12 @@ fn render_detail(d: &JobDetail) -> String {
     if let Some(cost) = s.cost_cny {
         line("cost", format!("{cost:.2} CNY"));
     }
-    if let (Some(code), Some(message)) = (&s.error_code, &s.error_message) {
-        let action = d
-            .error_action
+    if let Some(error) = s.error() {
+        let action = error
+            .action
             .map(|a| format!(" [{}]", a.as_str()))
             .unwrap_or_default();
-        line("error", format!("{code}: {message}{action}"));
+        line("error", format!("{error}{action}"));
     }
     if s.cancel_requested {
         line("cancel", "requested".into());
@@ -221,7 +229,7 @@ fn render_detail(d: &JobDetail) -> String {
             "event",
             format!(
                 "{} {from} -> {}{detail}",
-                format_ms(event.at),
+                format_time(event.at),
                 event.to_state.as_str()
             ),
         );
@@ -288,12 +296,13 @@ pub fn print_outcome(ctx: &Context, jobs: &[JobDetail]) {
         let rows: Vec<_> = jobs
             .iter()
             .map(|d| {
+                let error = d.summary.error();
                 json!({
                     "id": d.summary.id,
-                    "state": d.summary.state,
+                    "state": d.summary.state(),
                     "images": d.images.iter().filter_map(|i| i.path.as_ref()).collect::<Vec<_>>(),
-                    "error_code": d.summary.error_code,
-                    "error_message": d.summary.error_message,
+                    "error_code": error.map(|e| e.kind.code()),
+                    "error_message": error.map(|e| &e.message),
                 })
             })
             .collect();
@@ -305,17 +314,14 @@ pub fn print_outcome(ctx: &Context, jobs: &[JobDetail]) {
     }
     for d in jobs {
         let s: &JobSummary = &d.summary;
-        if s.state == JobState::Succeeded {
+        if s.state() == JobState::Succeeded {
             for path in d.images.iter().filter_map(|i| i.path.as_ref()) {
                 println!("{}", path.display());
             }
         }
-        if s.state != JobState::Succeeded || s.images_failed > 0 {
-            let why = match (&s.error_code, &s.error_message) {
-                (Some(code), Some(message)) => format!(": {code}: {message}"),
-                _ => String::new(),
-            };
-            eprintln!("job {} {}{}", s.id, s.state.as_str(), sanitize(&why));
+        if s.state() != JobState::Succeeded || s.images_failed > 0 {
+            let why = s.error().map(|e| format!(": {e}")).unwrap_or_default();
+            eprintln!("job {} {}{}", s.id, s.state().as_str(), sanitize(&why));
         }
     }
 }
@@ -330,14 +336,13 @@ fn clip(text: &str, max: usize) -> String {
     }
 }
 
-/// Epoch milliseconds as local-free UTC `2025-02-21 17:56:31`.
-pub fn format_ms(ms: i64) -> String {
+/// A time as local-free UTC `2025-02-21 17:56:31 UTC`.
+pub fn format_time(at: Timestamp) -> String {
     let format =
         time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
-    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-        .ok()
+    at.to_datetime()
         .and_then(|t| t.format(&format).ok())
-        .unwrap_or_else(|| ms.to_string())
+        .unwrap_or_else(|| at.to_string())
 }
 
 /// How often store readers look for changes made by the engine.

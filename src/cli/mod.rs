@@ -3,18 +3,21 @@
 
 mod batch;
 mod context;
+mod daily_log;
 mod estimate;
 mod export;
 mod failure;
 mod jobs;
 mod mcp;
+mod progress;
 mod run;
+mod shell;
 mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::dashscope::{EditFunction, JobSpec, Model, Region, Size};
 use crate::intake::{self, Checked};
@@ -22,7 +25,7 @@ use crate::store::JobId;
 
 pub use batch::{BatchError, BatchJob, Format, Origin, check_batch, parse_batch, read_batch};
 pub use context::Context;
-pub use estimate::{Estimate, ModelEstimate, estimate};
+pub use estimate::{Estimate, ModelEstimate, estimate, estimate_repeated};
 pub use failure::{CliResult, EXIT_CODES_HELP, ExitKind, Failure};
 pub use watch::Progress;
 
@@ -44,6 +47,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// The job database (default: wandash.db in the data directory).
     #[arg(long, global = true, value_name = "PATH")]
@@ -83,11 +87,13 @@ pub enum Command {
         /// expired, needs_attention) or a group: active, problems.
         #[arg(long, value_name = "STATE")]
         status: Option<String>,
-        #[arg(long, default_value_t = 50)]
+        /// At most this many jobs.
+        #[arg(long, default_value_t = 50, value_name = "N")]
         limit: u64,
     },
     /// Everything about one job: parameters, state history, images, errors.
     Show {
+        /// The job's id (as `submit` and `list` print it).
         #[arg(value_parser = parse_job_id)]
         id: JobId,
     },
@@ -95,17 +101,20 @@ pub enum Command {
     Watch,
     /// Cancel a job: a queued one at once; a submitted one via the service (PENDING only).
     Cancel {
+        /// The job's id.
         #[arg(value_parser = parse_job_id)]
         id: JobId,
     },
     /// Queue a failed, cancelled, expired or needs-attention job again.
     Retry {
+        /// The job's id.
         #[arg(value_parser = parse_job_id)]
         id: JobId,
     },
     /// Copy the images of every succeeded job to DIR, with a JSON sidecar of each job's
     /// parameters (job-<id>.json) so that any image can be reproduced.
     Export {
+        /// The folder to copy into (created if missing).
         #[arg(long, value_name = "DIR")]
         to: PathBuf,
         /// Replace files in DIR that this export did not write (by default it stops).
@@ -116,12 +125,28 @@ pub enum Command {
     Mcp,
     /// Run the loopback DashScope simulator (for tests and demos).
     Sim(crate::simulator::SimArgs),
+    /// Print a shell completion script, e.g. `wandash completions bash > ~/.local/share/bash-completion/completions/wandash`.
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) to stdout, e.g. `wandash man | man -l -`.
+    Man,
+    /// Print the example config file, every setting with its default and what it does.
+    Config {
+        /// Print the example config (e.g. `wandash config --example > ~/.config/wandash/config.toml`).
+        #[arg(long, required = true)]
+        example: bool,
+    },
 }
 
 #[derive(Debug, Args)]
 pub struct SubmitArgs {
+    /// The model, e.g. wanx2.1-t2i-turbo, wan2.5-t2i-preview, wanx2.1-imageedit.
     #[arg(long, value_parser = parse_model)]
     pub model: Model,
+    /// What to draw (a prompt starting with `-` is given as `--prompt=-...`).
     #[arg(long)]
     pub prompt: String,
     /// Negative prompt (text-to-image, wan2.5).
@@ -133,7 +158,8 @@ pub struct SubmitArgs {
     /// Images per task (1-4).
     #[arg(short = 'n', long = "n")]
     pub n: Option<u32>,
-    #[arg(long)]
+    /// Random seed, 0 to 2147483647 (same seed and parameters: a similar image).
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_seed)]
     pub seed: Option<u64>,
     /// wanx2.1-imageedit's function, e.g. stylization_all, expand, super_resolution.
     #[arg(long, value_parser = parse_function)]
@@ -159,6 +185,7 @@ pub struct SubmitArgs {
     /// Do not let the service rewrite the prompt.
     #[arg(long)]
     pub no_prompt_extend: bool,
+    /// Ask the service to put its "AI generated" mark on the images.
     #[arg(long)]
     pub watermark: bool,
     /// Run the engine until this job ends and print its image paths.
@@ -176,6 +203,9 @@ pub struct BatchArgs {
     /// Run the engine until every job of the batch ends.
     #[arg(long, conflicts_with = "dry_run")]
     pub wait: bool,
+    /// Queue a batch that expands to more jobs than `[batch] max_jobs` without asking.
+    #[arg(long)]
+    pub yes: bool,
 }
 
 const BATCH_HELP: &str = "Batch files:
@@ -197,6 +227,26 @@ fn parse_job_id(s: &str) -> Result<JobId, String> {
     s.parse()
 }
 
+/// Any whole number, so that a negative one meets the seed's rule rather than clap's
+/// "unexpected argument"; the range itself is the validation's
+/// (`crate::dashscope::validate::MAX_SEED`).
+fn parse_seed(s: &str) -> Result<u64, String> {
+    let out_of_range = || {
+        format!(
+            "{s} is out of range; seed must be 0 to {}",
+            crate::dashscope::validate::MAX_SEED
+        )
+    };
+    match s.parse::<i128>() {
+        Ok(n) if n < 0 => Err(out_of_range()),
+        Ok(n) => u64::try_from(n).map_err(|_| out_of_range()),
+        Err(_) => Err(format!(
+            "`{s}` is not a whole number; seed must be 0 to {}",
+            crate::dashscope::validate::MAX_SEED
+        )),
+    }
+}
+
 fn parse_model(s: &str) -> Result<Model, String> {
     s.parse()
         .map_err(|e: crate::dashscope::UnknownModel| e.to_string())
@@ -212,13 +262,31 @@ fn parse_function(s: &str) -> Result<EditFunction, String> {
         .map_err(|e: crate::dashscope::UnknownFunction| e.to_string())
 }
 
+/// The command line's definition as `main` parses it, and as completions and the manual
+/// page describe it.
+pub fn command() -> clap::Command {
+    Cli::command().mut_subcommand("sim", shell::without_global_options_in_help)
+}
+
 /// Parses the command line and runs it; the process exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    failure::end_quietly_on_closed_pipe();
+    // Before parsing, so that a usage error is JSON too when `--json` was asked for.
+    let json = std::env::args_os().skip(1).any(|arg| arg == "--json");
+    let cli = match command()
+        .try_get_matches()
+        .and_then(|matches| Cli::from_arg_matches(&matches))
+    {
+        Ok(cli) => cli,
+        Err(error) => return failure::usage_error(error, json),
+    };
     match run(cli) {
         Ok(code) => code,
         Err(failure) => {
             eprintln!("error: {failure}");
+            if json {
+                println!("{}", failure.to_json());
+            }
             failure.exit_code()
         }
     }
@@ -226,8 +294,12 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> CliResult<ExitCode> {
     // The simulator stands apart: no config, store or data directory of its own.
-    if let Some(Command::Sim(args)) = cli.command {
-        return run_simulator(args);
+    match cli.command {
+        Some(Command::Sim(args)) => return run_simulator(args),
+        Some(Command::Completions { shell }) => return shell::completions(shell).map(ok),
+        Some(Command::Man) => return shell::man().map(ok),
+        Some(Command::Config { .. }) => return shell::example_config().map(ok),
+        _ => {}
     }
     let region = cli
         .global
@@ -249,7 +321,9 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
         Some(Command::Retry { id }) => jobs::retry(&ctx, id).map(ok),
         Some(Command::Export { to, force }) => export::export(&ctx, &to, force).map(ok),
         Some(Command::Mcp) => mcp::command(&ctx),
-        Some(Command::Sim(_)) => unreachable!("handled before the context is built"),
+        Some(
+            Command::Sim(_) | Command::Completions { .. } | Command::Man | Command::Config { .. },
+        ) => unreachable!("handled before the context is built"),
     }
 }
 
@@ -275,20 +349,37 @@ fn submit_command(ctx: &Context, args: &SubmitArgs) -> CliResult<ExitCode> {
 }
 
 fn batch_command(ctx: &Context, args: &BatchArgs) -> CliResult<ExitCode> {
-    let jobs = read_batch(&args.file)
+    let file = read_batch(&args.file).map_err(report_batch_errors)?;
+    let count = file.job_count();
+    let max_jobs = ctx.config.batch.max_jobs;
+    if count > max_jobs {
+        // Priced from one job per table: building a million jobs to count them is what
+        // this limit is there to prevent.
+        let samples = file.samples().map_err(report_batch_errors)?;
+        let specs: Vec<(&JobSpec, u64)> = samples.iter().map(|(job, n)| (job.spec(), *n)).collect();
+        let est = estimate_repeated(&specs, &ctx.config);
+        if args.dry_run {
+            print_estimate(ctx, &est);
+            return Ok(ExitCode::SUCCESS);
+        }
+        let question = format!(
+            "the batch expands to {count} jobs, over the limit of {max_jobs} ([batch] max_jobs in the config); estimated cost {:.2} CNY{}",
+            est.cost_cny,
+            if est.cost_complete { "" } else { " or more" }
+        );
+        if !args.yes && !confirm_on_terminal(ctx, &question) {
+            return Err(Failure::usage(format!(
+                "{question}. Nothing was queued: pass --yes to queue them all, or split the batch"
+            )));
+        }
+    }
+    let jobs = file
+        .expand()
         .and_then(check_batch)
         .map_err(report_batch_errors)?;
     if args.dry_run {
         let specs: Vec<&JobSpec> = jobs.iter().map(Checked::spec).collect();
-        let est = estimate(&specs, &ctx.config);
-        if ctx.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&est).expect("an estimate serialises")
-            );
-        } else {
-            print!("{}", est.render());
-        }
+        print_estimate(ctx, &estimate(&specs, &ctx.config));
         return Ok(ExitCode::SUCCESS);
     }
     let tag = args
@@ -304,6 +395,32 @@ fn batch_command(ctx: &Context, args: &BatchArgs) -> CliResult<ExitCode> {
     }
     jobs::print_queued(ctx, &ids);
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_estimate(ctx: &Context, est: &Estimate) {
+    if ctx.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(est).expect("an estimate serialises")
+        );
+    } else {
+        print!("{}", est.render());
+    }
+}
+
+/// Asks a yes/no question when a person is at the terminal (stdin and stderr both one, and
+/// no `--json`); anywhere else the answer is no, so a script never hangs on a question.
+fn confirm_on_terminal(ctx: &Context, question: &str) -> bool {
+    use std::io::{BufRead, IsTerminal, Read, Write};
+    if ctx.json || !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+        return false;
+    }
+    eprint!("{question}. Queue them all? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    // One short line is all a yes needs; a longer one is not a yes.
+    let read = std::io::stdin().lock().take(16).read_line(&mut answer);
+    read.is_ok() && matches!(answer.trim(), "y" | "Y" | "yes" | "Yes")
 }
 
 /// Prints every batch error (up to a screenful) and sums them up in the failure.

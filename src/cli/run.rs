@@ -1,5 +1,6 @@
 //! Commands that run the engine in this process: `worker`, and `--wait` on submit/batch.
 
+use std::collections::HashSet;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -18,6 +19,7 @@ use ratatui_image::picker::ProtocolType;
 use super::Context;
 use super::failure::{CliResult, ExitKind, Failure};
 use super::jobs::{STORE_POLL, print_outcome, store_failure};
+use super::progress::WaitProgress;
 
 /// The async runtime every command that talks to a service runs on.
 pub(crate) fn runtime() -> CliResult<tokio::runtime::Runtime> {
@@ -104,6 +106,7 @@ pub fn dashboard(ctx: &Context) -> CliResult<ExitCode> {
             mouse: ui_config.mouse,
             notify: ui_config.notify,
             keys: KeyMap::with_overrides(&ui_config.keys).map_err(Failure::usage)?,
+            prices: ctx.config.prices.clone(),
         };
         let outcome = crate::ui::run(options, running.as_ref().map(|(_, handle)| handle)).await;
         if let Some((backend, handle)) = running {
@@ -145,36 +148,32 @@ fn report(ctx: &Context, event: &EngineEvent) {
                 println!("job {job} image {index}: {}", path.display());
             }
         }
-        EngineEvent::ModelStopped { model, reason } => {
-            eprintln!(
-                "warning: {model} stopped: {}; its jobs stay queued",
-                sanitize(reason)
-            );
+        _ => {
+            if let Some(line) = warning(event) {
+                eprintln!("{line}");
+            }
         }
-        EngineEvent::DiskRefused { .. } | EngineEvent::DiskRecovered => report_disk(event),
-        EngineEvent::Retrying { .. } => report_retry(event),
-        _ => {}
     }
 }
 
-/// What the engine retries for a job, and why, on stderr at once: a service that answers
-/// something wrong is not left to be found in `show` after the job ends.
-fn report_retry(event: &EngineEvent) {
-    if let EngineEvent::Retrying { id, reason } = event {
-        eprintln!("job {id}: {}", sanitize(reason));
-    }
-}
-
-/// The disk condition, on stderr: it concerns every job, not one.
-fn report_disk(event: &EngineEvent) {
+/// The line for an engine event worth telling at once on stderr: one that concerns every
+/// job rather than one (a model stopped, the disk refusing images), or a job's retry and
+/// its reason (a service that answers something wrong is not left to be found in `show`
+/// after the job ends).
+fn warning(event: &EngineEvent) -> Option<String> {
     match event {
-        EngineEvent::DiskRefused { path, reason } => eprintln!(
+        EngineEvent::ModelStopped { model, reason } => Some(format!(
+            "warning: {model} stopped: {}; its jobs stay queued",
+            sanitize(reason)
+        )),
+        EngineEvent::DiskRefused { path, reason } => Some(format!(
             "warning: cannot save images: {}: {}; no new jobs are sent and the images already made are kept and saved again until the disk accepts them (free some space or fix the permissions)",
             sanitize(&path.display().to_string()),
             sanitize(reason)
-        ),
-        EngineEvent::DiskRecovered => eprintln!("images save again; sending jobs"),
-        _ => {}
+        )),
+        EngineEvent::DiskRecovered => Some("images save again; sending jobs".to_string()),
+        EngineEvent::Retrying { id, reason } => Some(format!("job {id}: {}", sanitize(reason))),
+        _ => None,
     }
 }
 
@@ -242,6 +241,11 @@ pub fn wait_for(ctx: &Context, ids: &[JobId]) -> CliResult<ExitCode> {
         };
         let mut events = running.as_ref().map(|(_, handle)| handle.subscribe());
         let mut details = Vec::with_capacity(ids.len());
+        let mut progress = WaitProgress::new(ctx, ids.len());
+        // Jobs of `ids` the engine reported ended, in any order; `details` only grows in
+        // the order of `ids`, so the bar counts these too.
+        let waited_for: HashSet<JobId> = ids.iter().copied().collect();
+        let mut ended: HashSet<JobId> = HashSet::new();
         let signal = shutdown_signal();
         tokio::pin!(signal);
         let outcome = loop {
@@ -250,8 +254,8 @@ pub fn wait_for(ctx: &Context, ids: &[JobId]) -> CliResult<ExitCode> {
                     break Err(stopped(&stop_reason(rx)));
                 }
             match collect_ended(&store, ids, &mut details).await {
-                Ok(true) => break Ok(()),
-                Ok(false) => {}
+                Ok(None) => break Ok(()),
+                Ok(Some(waiting)) => progress.update(details.len().max(ended.len()), &waiting),
                 Err(e) => break Err(e),
             }
             tokio::select! {
@@ -262,53 +266,56 @@ pub fn wait_for(ctx: &Context, ids: &[JobId]) -> CliResult<ExitCode> {
                 event = async { match events.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
                     match event {
                         Ok(EngineEvent::Stopped { reason }) => break Err(stopped(&reason)),
-                        Ok(EngineEvent::ModelStopped { model, reason }) => {
-                            eprintln!("warning: {model} stopped: {}; its jobs stay queued", sanitize(&reason));
+                        Ok(EngineEvent::JobChanged { id, state }) if state.is_final() && waited_for.contains(&id) => {
+                            ended.insert(id);
                         }
-                        Ok(event @ (EngineEvent::DiskRefused { .. } | EngineEvent::DiskRecovered)) => report_disk(&event),
-                        Ok(event @ EngineEvent::Retrying { .. }) => report_retry(&event),
-                        Ok(_) | Err(RecvError::Lagged(_)) => {}
+                        Ok(event) => if let Some(line) = warning(&event) {
+                            progress.say(&line);
+                        },
+                        Err(RecvError::Lagged(_)) => {}
                         Err(RecvError::Closed) => events = None,
                     }
                 }
             }
         };
+        progress.finish();
         if let Some((backend, handle)) = running {
             handle.shutdown().await;
             drop(backend);
         }
         outcome?;
         print_outcome(ctx, &details);
-        let all_ok = details.iter().all(|d| d.summary.state == JobState::Succeeded);
+        let all_ok = details.iter().all(|d| d.summary.state() == JobState::Succeeded);
         Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(ExitKind::JobsFailed.code()) })
     })
 }
 
 /// Adds to `details` the jobs of `ids` that have ended, in order, stopping at the first
-/// still active one (so each check reads only what is new); true once all have ended.
+/// still active one (so each check reads only what is new), which it returns; `None`
+/// once all have ended.
 async fn collect_ended(
     store: &Arc<Store>,
     ids: &[JobId],
     details: &mut Vec<JobDetail>,
-) -> CliResult<bool> {
+) -> CliResult<Option<JobDetail>> {
     let store = Arc::clone(store);
     let pending: Vec<JobId> = ids[details.len()..].to_vec();
-    let found = tokio::task::spawn_blocking(move || {
+    let (ended_now, waiting) = tokio::task::spawn_blocking(move || {
         let mut found = Vec::new();
         for id in pending {
             let detail = store
                 .job(id)
                 .map_err(store_failure)?
                 .ok_or_else(|| Failure::other(format!("job {id} vanished from the store")))?;
-            if !detail.summary.state.is_final() {
-                break;
+            if !detail.summary.state().is_final() {
+                return Ok::<_, Failure>((found, Some(detail)));
             }
             found.push(detail);
         }
-        Ok::<_, Failure>(found)
+        Ok((found, None))
     })
     .await
     .map_err(|e| Failure::other(format!("store reader failed: {e}")))??;
-    details.extend(found);
-    Ok(details.len() == ids.len())
+    details.extend(ended_now);
+    Ok(waiting)
 }

@@ -564,6 +564,7 @@ struct ListAnswer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dashscope::Timestamp;
 
     fn parse_fetch(text: &str) -> TaskInfo {
         serde_json::from_str::<FetchAnswer>(text)
@@ -684,7 +685,10 @@ mod tests {
             (1, 1, 1, 10)
         );
         assert_eq!(list.data[0].status, TaskStatus::Succeeded);
-        assert_eq!(list.data[0].gmt_create, Some(1709260684485));
+        assert_eq!(
+            list.data[0].gmt_create,
+            Some(Timestamp::from_millis(1709260684485))
+        );
         assert_eq!(
             list.data[0].model_name.as_deref(),
             Some("wanx2.1-t2i-turbo")

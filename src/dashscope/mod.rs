@@ -4,10 +4,12 @@ mod client;
 mod error;
 mod models;
 mod spec;
+mod time;
 mod upload;
 pub mod validate;
 mod wire;
 
+pub use self::time::Timestamp;
 pub use client::{ApiKey, Client, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
 pub use error::{ClientError, ErrorAction, classify};
 pub use models::{Endpoint, Family, Model, ModelLimits, UnknownModel};

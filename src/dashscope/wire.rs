@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Timestamp;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TaskStatus {
@@ -119,13 +121,13 @@ pub struct TaskSummary {
     pub status: TaskStatus,
     #[serde(default)]
     pub model_name: Option<String>,
-    /// Epoch milliseconds.
+    /// The list writes its times as epoch milliseconds.
     #[serde(default)]
-    pub gmt_create: Option<i64>,
+    pub gmt_create: Option<Timestamp>,
     #[serde(default)]
-    pub start_time: Option<i64>,
+    pub start_time: Option<Timestamp>,
     #[serde(default)]
-    pub end_time: Option<i64>,
+    pub end_time: Option<Timestamp>,
     #[serde(default)]
     pub region: Option<String>,
     #[serde(default)]

@@ -8,8 +8,10 @@ use super::create_failure::{AfterFailedCreate, Wait, after_failed_create, may_ha
 use super::ctx::{CreateGuard, Ctx, Report, Slot, Tracked};
 use super::follow;
 use super::recovery::{self, Resolution};
-use crate::dashscope::{ClientError, ImageRef, JobSpec, Model, TaskStatus};
-use crate::store::{JobDetail, JobError, JobId, JobState, RemoteJob, StoreError, now_ms};
+use crate::dashscope::{ClientError, ImageRef, JobSpec, Model, TaskStatus, Timestamp};
+use crate::store::{
+    Ending, ErrorKind, JobDetail, JobError, JobId, JobState, JobStatus, JobSummary, StoreError,
+};
 
 /// Submits a claimed (submitting) job, then follows its task.
 pub(crate) async fn submit(ctx: Arc<Ctx>, job: JobDetail, mut slot: Slot, creating: CreateGuard) {
@@ -64,7 +66,7 @@ async fn create(
             // disk refuses images (see `DiskHealth`): the job was never sent, so it goes
             // back to the queue as it was.
             slot.release();
-            let note = JobError::new("NotSent", why, None);
+            let note = JobError::new(ErrorKind::NotSent, why, None);
             ctx.db(move |s| s.requeue(id, &note, None, false)).await?;
             ctx.changed(id, JobState::Queued);
             Ok(None)
@@ -96,7 +98,7 @@ async fn create(
         } => match resolution {
             Some(Resolution::Adopted) => {
                 let detail = ctx.db(move |s| s.job_brief(id)).await?;
-                let Some(task_id) = detail.and_then(|d| d.task_id) else {
+                let Some(task_id) = detail.and_then(|d| d.task_id().map(str::to_owned)) else {
                     return Ok(None);
                 };
                 ctx.changed(id, JobState::Submitted);
@@ -136,14 +138,14 @@ enum Sent {
     Created {
         task_id: String,
         status: TaskStatus,
-        /// When the answer came (epoch ms): polls aim at the task's end from here.
-        answered_at: i64,
+        /// When the answer came: polls aim at the task's end from here.
+        answered_at: Timestamp,
     },
     /// No answer, so the service's task list was checked; `None` when the engine stopped
     /// before that could decide (the job stays submitting).
     Unanswered {
         error: ClientError,
-        sent_at: i64,
+        sent_at: Timestamp,
         resolution: Option<Resolution>,
     },
     /// The service answered with an error: it certainly created no task.
@@ -199,7 +201,7 @@ async fn send_gated(ctx: &Ctx, job: &JobDetail, spec: &JobSpec) -> Result<Sent, 
     match ctx.client.create(spec).await {
         Ok(created) => {
             // Before the store write, so that polls aimed at the task's end are not late by it.
-            let answered_at = now_ms();
+            let answered_at = Timestamp::now();
             let (task_id, status) = (created.task_id.clone(), created.task_status);
             let taken_by = ctx
                 .db(move |s| {
@@ -225,16 +227,12 @@ async fn send_gated(ctx: &Ctx, job: &JobDetail, spec: &JobSpec) -> Result<Sent, 
         // is created for this model (the gate is still held).
         Err(error) if may_have_created(&error) => {
             tracing::warn!(job = %id, %model, "create not answered ({error}); checking the service's task list");
-            let this = RemoteJob {
-                id,
-                model,
-                state: JobState::Submitting,
-                prompt: job.spec.prompt.clone(),
-                task_id: None,
-                task_status: None,
-                submitted_at: Some(sent_at),
-                cancel_requested: false,
-                images_expected: job.summary.images_expected,
+            let this = JobSummary {
+                status: JobStatus::Submitting {
+                    sending_since: Some(sent_at),
+                    last_error: None,
+                },
+                ..job.summary.clone()
             };
             let resolution = recovery::reconcile(ctx, model, vec![this]).await?;
             Ok(Sent::Unanswered {
@@ -285,7 +283,7 @@ async fn create_failed(
             Wait::Fixed(wait) => wait,
             Wait::Backoff(step) => ctx.backoff(step),
         };
-        now_ms() + wait.as_millis() as i64
+        Timestamp::now() + wait
     };
     let state = match after_failed_create(error, attempts, ctx.config.max_attempts) {
         AfterFailedCreate::WaitTurn(wait) => {
@@ -308,7 +306,7 @@ async fn create_failed(
                 message: format!("gave up after {attempts} attempts: {}", recorded.message),
                 ..recorded
             };
-            ctx.db(move |s| s.end_job(id, JobState::Failed, Some(&gave_up)))
+            ctx.db(move |s| s.end_job(id, Ending::Failed(gave_up)))
                 .await?;
             JobState::Failed
         }
@@ -343,7 +341,7 @@ async fn create_failed(
         }
         AfterFailedCreate::FixInput => {
             tracing::info!(job = %id, %model, "job refused: {error}");
-            ctx.db(move |s| s.end_job(id, JobState::Failed, Some(&recorded)))
+            ctx.db(move |s| s.end_job(id, Ending::Failed(recorded)))
                 .await?;
             JobState::Failed
         }

@@ -13,8 +13,8 @@ use tokio_util::sync::CancellationToken;
 use super::disk::DiskHealth;
 use super::limits::{Backoff, CreateRate, QueryBudget};
 use super::{EngineConfig, EngineEvent};
-use crate::dashscope::{Client, Model};
-use crate::store::{JobError, JobId, JobState, Store, StoreError};
+use crate::dashscope::{Client, Model, Timestamp};
+use crate::store::{EngineStore, JobError, JobId, JobState, StoreError};
 
 /// What job tasks tell the scheduler.
 #[derive(Debug)]
@@ -27,7 +27,7 @@ pub(crate) enum Report {
 
 /// What every job task shares.
 pub(crate) struct Ctx {
-    pub store: Arc<Store>,
+    pub store: Arc<EngineStore>,
     pub client: Client,
     pub config: EngineConfig,
     pub events: broadcast::Sender<EngineEvent>,
@@ -59,7 +59,7 @@ impl Ctx {
     /// A context with every model's limits taken from `config`; job tasks' reports
     /// arrive on the returned receiver.
     pub fn new(
-        store: Arc<Store>,
+        store: Arc<EngineStore>,
         client: Client,
         config: EngineConfig,
         events: broadcast::Sender<EngineEvent>,
@@ -94,7 +94,7 @@ impl Ctx {
     pub async fn db<T, F>(&self, call: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&EngineStore) -> Result<T, StoreError> + Send + 'static,
     {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || call(&store))
@@ -144,10 +144,10 @@ impl Ctx {
         seconds.map_or_else(|| model.typical_duration(), Duration::from_secs_f64)
     }
 
-    /// When the service discards a task submitted at `submitted_at` (epoch ms), and with
-    /// it the task's result URLs.
-    pub fn results_expire_at(&self, submitted_at: i64) -> i64 {
-        submitted_at + self.config.ttl.as_millis() as i64
+    /// When the service discards a task submitted at `submitted_at`, and with it the
+    /// task's result URLs.
+    pub fn results_expire_at(&self, submitted_at: Timestamp) -> Timestamp {
+        submitted_at + self.config.ttl
     }
 
     pub fn learn_duration(&self, model: Model, took: Duration) {
@@ -173,8 +173,8 @@ pub(crate) struct Tracked {
     pub id: JobId,
     pub model: Model,
     pub task_id: String,
-    /// When the create went out (epoch ms): the TTL runs from here.
-    pub submitted_at: i64,
+    /// When the create went out: the TTL runs from here.
+    pub submitted_at: Timestamp,
 }
 
 /// One of a model's in-flight places, held from the claim until the service's task ends

@@ -4,15 +4,14 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::EngineEvent;
 use super::answer_failure::{AfterFailedDownload, after_failed_download, is_wrong_answer};
 use super::ctx::{Ctx, Tracked};
 use super::decode::{CheckedImage, DecodeBound, check_image};
 use super::disk::{DiskFault, write_image};
-use crate::dashscope::{ErrorAction, TaskInfo, TaskResult};
-use crate::store::{ImageRecord, JobError, StoreError, now_ms};
+use crate::dashscope::{ErrorAction, TaskInfo, TaskResult, Timestamp};
+use crate::store::{ErrorKind, ImageRecord, JobError, StoreError};
 
 /// Downloads every image not yet saved, then ends the job. A disk that refuses the
 /// images keeps the job running (its error noted) until a save succeeds.
@@ -102,10 +101,10 @@ async fn download(
     bound: DecodeBound,
 ) -> Result<ImageRecord, StoreError> {
     let id = job.id;
-    let failed = |code: &str, message: String| ImageRecord {
+    let failed = |kind: ErrorKind, message: String| ImageRecord {
         index,
         url: Some(url.to_string()),
-        error_code: Some(code.into()),
+        error_code: Some(kind.code().into()),
         error_message: Some(message),
         ..Default::default()
     };
@@ -120,21 +119,27 @@ async fn download(
             .await
         {
             Ok(bytes) => bytes,
-            Err(e) => match after_failed_download(&e, attempt, max_attempts, now_ms() < give_up_at)
-            {
+            Err(e) => match after_failed_download(
+                &e,
+                attempt,
+                max_attempts,
+                Timestamp::now() < give_up_at,
+            ) {
                 AfterFailedDownload::Expired => {
                     return Ok(failed(
-                        "Expired",
+                        ErrorKind::Expired,
                         format!("result image {index} is no longer available at the service"),
                     ));
                 }
                 AfterFailedDownload::Fail if is_wrong_answer(&e) => {
                     return Ok(failed(
-                        e.code(),
+                        ErrorKind::of_client(&e),
                         format!("gave up on result image {index} after {attempt} tries: {e}"),
                     ));
                 }
-                AfterFailedDownload::Fail => return Ok(failed(e.code(), e.to_string())),
+                AfterFailedDownload::Fail => {
+                    return Ok(failed(ErrorKind::of_client(&e), e.to_string()));
+                }
                 AfterFailedDownload::Retry => {
                     tracing::warn!(job = %id, index, attempt, "download failed, retrying: {e}");
                     let why = if is_wrong_answer(&e) {
@@ -149,12 +154,14 @@ async fn download(
                         })
                     };
                     if let Some(why) = why {
-                        let note = JobError::new(e.code(), why, Some(ErrorAction::RetryLater));
+                        let note = JobError::new(
+                            ErrorKind::of_client(&e),
+                            why,
+                            Some(ErrorAction::RetryLater),
+                        );
                         ctx.retrying(id, note).await?;
                     }
-                    let wait = ctx
-                        .backoff(attempt)
-                        .min(Duration::from_millis((give_up_at - now_ms()).max(0) as u64));
+                    let wait = ctx.backoff(attempt).min(give_up_at.since(Timestamp::now()));
                     tokio::time::sleep(wait).await;
                     continue;
                 }
@@ -179,7 +186,7 @@ async fn download(
             Ok(checked) => return save(ctx, job, index, url, bytes, checked).await,
             Err(why) if attempt >= max_attempts => {
                 return Ok(failed(
-                    "InvalidImage",
+                    ErrorKind::InvalidImage,
                     format!("downloaded image {index} does not decode: {why}"),
                 ));
             }
@@ -249,7 +256,7 @@ async fn save(
         if waiting.as_ref() != Some(&fault) {
             tracing::error!(job = %id, index, "{fault}; the image is kept in memory and saving it retried");
             let note = JobError::new(
-                "DiskError",
+                ErrorKind::DiskError,
                 format!("{fault}; the image is kept and saving retried until the disk accepts it"),
                 Some(ErrorAction::RetryLater),
             );
@@ -260,23 +267,21 @@ async fn save(
             }
             waiting = Some(fault.clone());
         }
-        if now_ms() >= give_up_at {
+        if Timestamp::now() >= give_up_at {
             if ctx.disk.done_waiting() {
                 tracing::warn!("no job waits on the disk any more; creates resume");
             }
             return Ok(ImageRecord {
                 index,
                 url: Some(url.to_string()),
-                error_code: Some("DiskError".into()),
+                error_code: Some(ErrorKind::DiskError.code().into()),
                 error_message: Some(format!(
                     "image {index} could not be saved before the service discarded it: {fault}"
                 )),
                 ..Default::default()
             });
         }
-        let wait = ctx
-            .backoff(attempt)
-            .min(Duration::from_millis((give_up_at - now_ms()).max(0) as u64));
+        let wait = ctx.backoff(attempt).min(give_up_at.since(Timestamp::now()));
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = ctx.disk.wait_recovered() => {}

@@ -10,12 +10,14 @@ use super::answer_failure::{AfterFailedPoll, after_failed_poll, is_wrong_answer}
 use super::ctx::{Ctx, Report, Slot, Tracked};
 use super::download::fetch_images;
 use super::limits::Backoff;
-use crate::dashscope::{ClientError, ErrorAction, Model, TaskInfo, TaskStatus, classify};
-use crate::store::{ImageRecord, JobError, JobId, JobState, StoreError, now_ms};
+use crate::dashscope::{
+    ClientError, ErrorAction, Model, TaskInfo, TaskStatus, Timestamp, classify,
+};
+use crate::store::{Ending, ErrorKind, ImageRecord, JobError, JobId, JobState, StoreError};
 
 fn expired_error() -> JobError {
     JobError::new(
-        "Expired",
+        ErrorKind::Expired,
         "the service keeps tasks and their images for 24 hours; this one's results can no longer be fetched",
         None,
     )
@@ -32,14 +34,14 @@ pub(crate) async fn track(ctx: Arc<Ctx>, job: Tracked, mut slot: Slot) {
 async fn follow(ctx: &Ctx, job: &Tracked, slot: &mut Slot) -> Result<(), StoreError> {
     let id = job.id;
     // Measured from the create's answer (also across restarts), not from when following began.
-    let age = || Duration::from_millis(u64::try_from(now_ms() - job.submitted_at).unwrap_or(0));
+    let age = || Timestamp::now().since(job.submitted_at);
     let mut failures = 0u32;
     let mut wrong_answers = 0u32;
     let mut last_status: Option<TaskStatus> = None;
     let mut cancel_sent = false;
     let schedule = PollSchedule::of(&ctx.config);
     loop {
-        if now_ms() > ctx.results_expire_at(job.submitted_at) {
+        if Timestamp::now() > ctx.results_expire_at(job.submitted_at) {
             slot.release();
             return expire(ctx, id, job.model).await;
         }
@@ -100,7 +102,9 @@ async fn follow(ctx: &Ctx, job: &Tracked, slot: &mut Slot) -> Result<(), StoreEr
         if last_status != Some(info.status) && info.status != TaskStatus::Unknown {
             let (status, scheduled) = (
                 info.status,
-                info.scheduled_time.as_deref().and_then(parse_service_time),
+                info.scheduled_time
+                    .as_deref()
+                    .and_then(Timestamp::parse_service),
             );
             ctx.db(move |s| s.update_task_status(id, status, scheduled))
                 .await?;
@@ -124,27 +128,26 @@ async fn follow(ctx: &Ctx, job: &Tracked, slot: &mut Slot) -> Result<(), StoreEr
                 return fetch_images(ctx, job, &info).await;
             }
             TaskStatus::Failed => {
-                let code = info.code.clone().unwrap_or_else(|| "TaskFailed".into());
-                let action = classify(0, &code);
+                let kind = info
+                    .code
+                    .clone()
+                    .map_or(ErrorKind::TaskFailed, ErrorKind::Service);
+                let action = classify(0, kind.code());
                 let message = info
                     .message
                     .clone()
                     .unwrap_or_else(|| "the service reports the task failed".into());
-                (
-                    JobState::Failed,
-                    Some(JobError::new(code, message, Some(action))),
-                )
+                Ending::Failed(JobError::new(kind, message, Some(action)))
             }
-            TaskStatus::Canceled => (JobState::Cancelled, None),
+            TaskStatus::Canceled => Ending::Cancelled,
             TaskStatus::Unknown => {
                 slot.release();
                 return expire(ctx, id, job.model).await;
             }
         };
         slot.release();
-        let (state, error) = ended;
-        ctx.db(move |s| s.end_job(id, state, error.as_ref()))
-            .await?;
+        let state = ended.state();
+        ctx.db(move |s| s.end_job(id, ended)).await?;
         ctx.changed(id, state);
         return Ok(());
     }
@@ -185,8 +188,8 @@ pub(crate) async fn expire(ctx: &Ctx, id: JobId, model: Model) -> Result<(), Sto
     let Some(job) = ctx.db(move |s| s.job_brief(id)).await? else {
         return Ok(());
     };
-    if job.summary.task_status != Some(TaskStatus::Succeeded) {
-        ctx.db(move |s| s.end_job(id, JobState::Expired, Some(&expired_error())))
+    if job.summary.status.task_status() != Some(TaskStatus::Succeeded) {
+        ctx.db(move |s| s.end_job(id, Ending::Expired(expired_error())))
             .await?;
         ctx.changed(id, JobState::Expired);
         return Ok(());
@@ -195,7 +198,7 @@ pub(crate) async fn expire(ctx: &Ctx, id: JobId, model: Model) -> Result<(), Sto
     for index in (0..job.summary.images_expected).filter(|i| !recorded.contains(i)) {
         let record = ImageRecord {
             index,
-            error_code: Some("Expired".into()),
+            error_code: Some(ErrorKind::Expired.code().into()),
             error_message: Some(format!(
                 "result image {index} expired at the service before it was downloaded"
             )),
@@ -291,24 +294,9 @@ const PAST_EXPECTED_END: Duration = Duration::from_millis(10);
 /// How long the service says the task ran (its own submit and end times), so that what
 /// the engine learns does not include its own polling delay.
 fn service_duration(info: &TaskInfo) -> Option<Duration> {
-    let submitted = parse_service_time(info.submit_time.as_deref()?)?;
-    let ended = parse_service_time(info.end_time.as_deref()?)?;
-    u64::try_from(ended - submitted)
-        .ok()
-        .map(Duration::from_millis)
-}
-
-/// `"2025-02-21 17:56:31.786"` (Beijing time) to epoch milliseconds.
-fn parse_service_time(text: &str) -> Option<i64> {
-    let format = time::macros::format_description!(
-        "[year]-[month]-[day] [hour]:[minute]:[second].[subsecond]"
-    );
-    let t = time::PrimitiveDateTime::parse(text, format).ok()?;
-    Some(
-        (t.assume_offset(time::macros::offset!(+8))
-            .unix_timestamp_nanos()
-            / 1_000_000) as i64,
-    )
+    let submitted = Timestamp::parse_service(info.submit_time.as_deref()?)?;
+    let ended = Timestamp::parse_service(info.end_time.as_deref()?)?;
+    (ended >= submitted).then(|| ended.since(submitted))
 }
 
 #[cfg(test)]

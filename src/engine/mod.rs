@@ -186,7 +186,7 @@ impl Engine {
         check_images_dir(&config.images_dir())?;
         let lock_path = lock_path(store_path);
         let lock = take_lock(store_path, &lock_path)?;
-        let store = Arc::new(Store::open(store_path)?);
+        let store = Arc::new(Store::open(store_path)?.into_engine());
         let (events, _) = broadcast::channel(4096);
         let wake = Arc::new(Notify::new());
         let stop = CancellationToken::new();
@@ -223,7 +223,7 @@ pub fn check_images_dir(dir: &Path) -> Result<(), EngineError> {
             reason: e.to_string(),
         }
     };
-    std::fs::create_dir_all(dir).map_err(unwritable(dir))?;
+    crate::files::create_private_dir(dir).map_err(unwritable(dir))?;
     let probe = dir.join(format!(".write-check.{:016x}.tmp", fastrand::u64(..)));
     File::create(&probe).map_err(unwritable(dir))?;
     std::fs::remove_file(&probe).map_err(unwritable(&probe))

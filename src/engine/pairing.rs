@@ -2,22 +2,31 @@
 //! which of the tasks the service lists but no job records. Pure, so that every way the
 //! list can look is a unit test; `recovery` gathers the list and carries the answer out.
 
-use crate::dashscope::TaskSummary;
+use std::time::Duration;
+
+use crate::dashscope::{TaskSummary, Timestamp};
 use crate::store::JobId;
 
 /// Tasks created this long before a job's `submitted_at` cannot be its own.
-const EARLY_SLACK_MS: i64 = 120_000;
+const EARLY_SLACK: Duration = Duration::from_secs(120);
 
 /// Where the service's list is searched from: a little before the earliest of the lost
-/// creates (`submitted`, epoch ms), or before `now` if none has a time.
-pub(super) fn window_start(submitted: impl Iterator<Item = i64>, now: i64) -> i64 {
-    submitted.min().unwrap_or(now) - EARLY_SLACK_MS
+/// creates (`submitted`), or before `now` if none has a time.
+pub(super) fn window_start(
+    submitted: impl Iterator<Item = Timestamp>,
+    now: Timestamp,
+) -> Timestamp {
+    submitted.min().unwrap_or(now) - EARLY_SLACK
 }
 
-/// Whether a task created at `created` (epoch ms; unknown counts as maybe) can be one of
-/// the lost creates of a window that starts at `from` and ends at `now`.
-pub(super) fn created_in_window(created: Option<i64>, from: i64, now: i64) -> bool {
-    created.is_none_or(|at| at >= from && at <= now + EARLY_SLACK_MS)
+/// Whether a task created at `created` (unknown counts as maybe) can be one of the lost
+/// creates of a window that starts at `from` and ends at `now`.
+pub(super) fn created_in_window(
+    created: Option<Timestamp>,
+    from: Timestamp,
+    now: Timestamp,
+) -> bool {
+    created.is_none_or(|at| at >= from && at <= now + EARLY_SLACK)
 }
 
 /// A job whose create went unanswered.
@@ -265,22 +274,23 @@ mod tests {
 
     #[test]
     fn the_window_reaches_a_little_before_the_earliest_lost_create() {
-        let now = 10_000_000;
+        let ms = Duration::from_millis;
+        let now = Timestamp::from_millis(10_000_000);
         assert_eq!(
-            window_start([now - 5_000, now - 9_000].into_iter(), now),
-            now - 9_000 - EARLY_SLACK_MS
+            window_start([now - ms(5_000), now - ms(9_000)].into_iter(), now),
+            now - ms(9_000) - EARLY_SLACK
         );
-        assert_eq!(window_start(std::iter::empty(), now), now - EARLY_SLACK_MS);
-        let from = now - 60_000;
+        assert_eq!(window_start(std::iter::empty(), now), now - EARLY_SLACK);
+        let from = now - ms(60_000);
         assert!(created_in_window(Some(from), from, now));
-        assert!(created_in_window(Some(now + EARLY_SLACK_MS), from, now));
+        assert!(created_in_window(Some(now + EARLY_SLACK), from, now));
         assert!(
             created_in_window(None, from, now),
             "an unknown time may be ours"
         );
-        assert!(!created_in_window(Some(from - 1), from, now));
+        assert!(!created_in_window(Some(from - ms(1)), from, now));
         assert!(!created_in_window(
-            Some(now + EARLY_SLACK_MS + 1),
+            Some(now + EARLY_SLACK + ms(1)),
             from,
             now
         ));

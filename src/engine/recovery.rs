@@ -7,12 +7,14 @@
 //! may pair them up; what still cannot be paired goes to needs_attention, never to a
 //! silent second create.
 
-use time::macros::{format_description, offset};
+use std::time::Duration;
 
 use super::ctx::{Ctx, Report};
 use super::pairing::{Candidate, LostCreate, created_in_window, pair, window_start};
-use crate::dashscope::{ClientError, ErrorAction, ListQuery, Model, TaskResult, TaskSummary};
-use crate::store::{JobError, JobId, JobState, RemoteJob, StoreError, now_ms};
+use crate::dashscope::{
+    ClientError, ErrorAction, ListQuery, Model, TaskResult, TaskSummary, Timestamp,
+};
+use crate::store::{Ending, ErrorKind, JobError, JobId, JobState, JobSummary, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Resolution {
@@ -26,7 +28,7 @@ pub(crate) enum Resolution {
 
 /// The list's time filter is coarse (seconds, a time zone we take to be Beijing's):
 /// ask for a wider window and filter on the exact epoch times in the answer.
-const QUERY_PAD_MS: i64 = 24 * 3600 * 1000;
+const QUERY_PAD: Duration = Duration::from_secs(24 * 3600);
 const PAGE_SIZE: u32 = 100;
 const MAX_PAGES: u32 = 50;
 
@@ -36,10 +38,10 @@ const MAX_PAGES: u32 = 50;
 pub(crate) async fn reconcile(
     ctx: &Ctx,
     model: Model,
-    jobs: Vec<RemoteJob>,
+    jobs: Vec<JobSummary>,
 ) -> Result<Vec<(JobId, Resolution)>, StoreError> {
-    let now = now_ms();
-    let from = window_start(jobs.iter().filter_map(|j| j.submitted_at), now);
+    let now = Timestamp::now();
+    let from = window_start(jobs.iter().filter_map(|j| j.status.submitted_at()), now);
     let tasks = match list_window(ctx, model, from, now).await {
         Ok(tasks) => tasks,
         Err(e) if e.action() == ErrorAction::StopAll => {
@@ -129,9 +131,9 @@ async fn give_up(
 ) -> Result<Vec<(JobId, Resolution)>, StoreError> {
     let mut out = Vec::new();
     for &id in jobs {
-        let error = JobError::new("CreateUncertain", message.clone(), None);
+        let error = JobError::new(ErrorKind::CreateUncertain, message.clone(), None);
         tracing::warn!(job = %id, "{message}");
-        ctx.db(move |s| s.end_job(id, JobState::NeedsAttention, Some(&error)))
+        ctx.db(move |s| s.end_job(id, Ending::NeedsAttention(error)))
             .await?;
         ctx.changed(id, JobState::NeedsAttention);
         out.push((id, Resolution::Undecidable));
@@ -143,16 +145,16 @@ async fn give_up(
 async fn list_window(
     ctx: &Ctx,
     model: Model,
-    from: i64,
-    to: i64,
+    from: Timestamp,
+    to: Timestamp,
 ) -> Result<Vec<TaskSummary>, ClientError> {
     let mut tasks = Vec::new();
     for page_no in 1..=MAX_PAGES {
         let query = ListQuery {
             page_no,
             page_size: PAGE_SIZE,
-            start_time: Some(list_time(from - QUERY_PAD_MS)),
-            end_time: Some(list_time(to + QUERY_PAD_MS)),
+            start_time: Some((from - QUERY_PAD).to_list_filter()),
+            end_time: Some((to + QUERY_PAD).to_list_filter()),
             model_name: Some(model.id().to_string()),
             status: None,
         };
@@ -195,15 +197,4 @@ async fn echoed_prompt(ctx: &Ctx, task_id: &str) -> Option<String> {
         TaskResult::Image { orig_prompt, .. } => orig_prompt,
         TaskResult::Failed { .. } => None,
     })
-}
-
-/// `YYYYMMDDhhmmss` in Beijing time, as the list filter takes it.
-fn list_time(epoch_ms: i64) -> String {
-    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(epoch_ms) * 1_000_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
-        .to_offset(offset!(+8));
-    at.format(format_description!(
-        "[year][month][day][hour][minute][second]"
-    ))
-    .unwrap_or_default()
 }

@@ -12,11 +12,11 @@ use tokio_util::sync::CancellationToken;
 use super::ctx::{Ctx, Report, Slot, Tracked};
 use super::follow;
 use super::{EngineConfig, EngineEvent, Progress, create, recovery};
-use crate::dashscope::{Client, Model};
-use crate::store::{JobId, JobState, Store, StoreError, now_ms};
+use crate::dashscope::{Client, Model, Timestamp};
+use crate::store::{EngineStore, ErrorKind, JobError, JobId, JobState, StoreError};
 
 pub(crate) struct Setup {
-    pub store: Arc<Store>,
+    pub store: Arc<EngineStore>,
     pub client: Client,
     pub config: EngineConfig,
     pub events: broadcast::Sender<EngineEvent>,
@@ -117,17 +117,17 @@ async fn resume(
     jobs: &mut JoinSet<()>,
     models: &mut HashMap<Model, ModelRun>,
 ) -> Result<(), StoreError> {
-    let remote = ctx.db(Store::remote_jobs).await?;
+    let remote = ctx.db(EngineStore::remote_jobs).await?;
     for model in Model::ALL {
         let submitting: Vec<_> = remote
             .iter()
-            .filter(|j| j.model == model && j.state == JobState::Submitting)
+            .filter(|j| j.model == model && j.state() == JobState::Submitting)
             .cloned()
             .collect();
         // Claimed but never stamped as sending: no create left for them.
         let (sent, unsent): (Vec<_>, Vec<_>) = submitting
             .into_iter()
-            .partition(|j| j.submitted_at.is_some());
+            .partition(|j| j.status.submitted_at().is_some());
         let mut requeue: Vec<(JobId, &str)> = unsent
             .iter()
             .map(|j| {
@@ -146,24 +146,27 @@ async fn resume(
             }
         }
         for (id, why) in requeue {
-            let error = crate::store::JobError::new("Interrupted", why, None);
+            let error = JobError::new(ErrorKind::Interrupted, why, None);
             ctx.db(move |s| s.requeue(id, &error, None, false)).await?;
             ctx.changed(id, JobState::Queued);
         }
     }
-    for job in ctx.db(Store::remote_jobs).await? {
-        let (Some(task_id), false) = (job.task_id.clone(), job.state == JobState::Submitting)
-        else {
+    for job in ctx.db(EngineStore::remote_jobs).await? {
+        let (Some(task_id), false) = (
+            job.status.task_id().map(str::to_owned),
+            job.state() == JobState::Submitting,
+        ) else {
             continue;
         };
         if job
-            .submitted_at
-            .is_some_and(|at| now_ms() > ctx.results_expire_at(at))
+            .status
+            .submitted_at()
+            .is_some_and(|at| Timestamp::now() > ctx.results_expire_at(at))
         {
             follow::expire(ctx, job.id, job.model).await?;
             continue;
         }
-        let slot = if job.task_status.is_none_or(|s| !s.is_final()) {
+        let slot = if job.status.task_status().is_none_or(|s| !s.is_final()) {
             models
                 .get_mut(&job.model)
                 .expect("every model has a run")
@@ -176,7 +179,7 @@ async fn resume(
             id: job.id,
             model: job.model,
             task_id,
-            submitted_at: job.submitted_at.unwrap_or_else(now_ms),
+            submitted_at: job.status.submitted_at().unwrap_or_else(Timestamp::now),
         };
         jobs.spawn(follow::track(ctx.clone(), tracked, slot));
     }
@@ -204,7 +207,7 @@ async fn schedule(
         if stop.is_cancelled() {
             return "shut down".into();
         }
-        let queued = match ctx.db(Store::queued_by_model).await {
+        let queued = match ctx.db(EngineStore::queued_by_model).await {
             Ok(queued) => queued,
             Err(e) => {
                 tracing::error!("cannot read the queue: {e}");
@@ -253,7 +256,9 @@ async fn schedule(
 /// job tasks then wait for the model's create rate.
 async fn submit_next(ctx: &Arc<Ctx>, jobs: &mut JoinSet<()>, model: Model, run: &mut ModelRun) {
     while run.in_flight < run.in_flight_limit && !ctx.stopping.is_cancelled() {
-        let due = ctx.db(move |s| s.due_queued(model, now_ms(), 1)).await;
+        let due = ctx
+            .db(move |s| s.due_queued(model, Timestamp::now(), 1))
+            .await;
         let Some(&id) = due.as_deref().ok().and_then(|ids| ids.first()) else {
             if let Err(e) = due {
                 tracing::error!("cannot read the queue: {e}");

@@ -42,7 +42,7 @@ pub fn describe(detail: &JobDetail) -> Value {
         .collect();
     let mut value = json!({
         "job_id": s.id,
-        "state": s.state,
+        "state": s.state(),
         "model": s.model,
         "parameters": detail.spec,
         "actual_prompt": detail.actual_prompt,
@@ -50,13 +50,13 @@ pub fn describe(detail: &JobDetail) -> Value {
         "images_expected": s.images_expected,
         "images_ok": s.images_ok,
         "images_failed": s.images_failed,
-        "task_id": detail.task_id,
+        "task_id": detail.task_id(),
         "attempts": s.attempts,
         "cost_cny": s.cost_cny,
         "cancel_requested": s.cancel_requested,
     });
-    if s.error_code.is_some() || s.error_message.is_some() {
-        value["error"] = json!({"code": s.error_code, "message": s.error_message});
+    if let Some(error) = s.error() {
+        value["error"] = json!({"code": error.kind.code(), "message": error.message});
     }
     value
 }
@@ -72,14 +72,12 @@ pub async fn job_result(
     if let Some(note) = &note {
         value["note"] = json!(note);
     }
-    let state = detail.summary.state;
+    let state = detail.summary.state();
     if state.is_final() && state != JobState::Succeeded {
-        let reason = match (&detail.summary.error_code, &detail.summary.error_message) {
-            (Some(code), Some(message)) => format!("{code}: {message}"),
-            (None, Some(message)) => message.clone(),
-            (Some(code), None) => code.clone(),
-            (None, None) => "no reason recorded".into(),
-        };
+        let reason = detail
+            .summary
+            .error()
+            .map_or_else(|| "no reason recorded".into(), ToString::to_string);
         let headline = format!("job {} ended {state}: {reason}", detail.summary.id);
         let mut result = CallToolResult::error(vec![
             ContentBlock::text(headline),

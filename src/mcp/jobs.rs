@@ -150,7 +150,7 @@ impl Jobs {
                 .job(id)
                 .await?
                 .ok_or_else(|| format!("job {id} vanished from the store"))?;
-            if detail.summary.state.is_final() {
+            if detail.summary.state().is_final() {
                 return Ok(Waited::Ended(detail));
             }
             if let Some(reason) = self.stop_reason(detail.summary.model).await {

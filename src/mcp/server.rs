@@ -173,9 +173,9 @@ impl WandashMcp {
                 let jobs: Vec<Value> = rows
                     .iter()
                     .map(|r| {
-                        json!({"job_id": r.id, "state": r.state, "model": r.model, "prompt": r.prompt,
+                        json!({"job_id": r.id, "state": r.state(), "model": r.model, "prompt": r.prompt,
                             "images_ok": r.images_ok, "images_expected": r.images_expected,
-                            "created_at_ms": r.created_at, "error": r.error_message, "batch_tag": r.batch_tag})
+                            "created_at_ms": r.created_at, "error": r.error().map(|e| &e.message), "batch_tag": r.batch_tag})
                     })
                     .collect();
                 answer::data(json!({"count": jobs.len(), "jobs": jobs}))
@@ -325,7 +325,7 @@ impl WandashMcp {
             Ok(Waited::TimedOut(detail)) => {
                 let note = format!(
                     "job {id} is still {} after {} s; it keeps running: call get_job with id {id} later",
-                    detail.summary.state,
+                    detail.summary.state(),
                     timeout.as_secs()
                 );
                 answer::job_result(&detail, Some(note), with_image).await
@@ -382,9 +382,13 @@ fn save_data_uri(dir: &std::path::Path, field: &str, uri: &str) -> Result<ImageR
     let format = image::guess_format(&bytes)
         .map_err(|_| format!("{field}: the data is not an image this service reads (JPG, PNG, BMP, TIFF, WEBP); declared {mime}"))?;
     let ext = format.extensions_str().first().copied().unwrap_or("img");
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    // An assistant's images are as private as the user's own (0700 / 0600).
+    crate::files::create_private_dir(dir)
+        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let path = dir.join(format!("{}.{ext}", uuid::Uuid::new_v4()));
-    std::fs::write(&path, &bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    crate::files::create_private_file(&path)
+        .and_then(|mut file| std::io::Write::write_all(&mut file, &bytes))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     Ok(ImageRef::File(path))
 }
 

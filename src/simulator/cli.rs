@@ -44,6 +44,7 @@ pub struct SimArgs {
     /// Share of API calls answered late (after --slow-delay).
     #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
     pub slow: f64,
+    /// How late a slow answer comes, e.g. `3s`.
     #[arg(long = "slow-delay", default_value = "3s", value_parser = parse_duration)]
     pub slow_delay: Duration,
     /// Share of tasks where some (not all) images fail.

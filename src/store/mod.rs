@@ -11,17 +11,19 @@ mod work;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use rusqlite::types::Value as SqlValue;
+use rusqlite::types::{FromSql, FromSqlResult, ToSql, ToSqlOutput, Value as SqlValue, ValueRef};
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params, params_from_iter};
 
-use crate::dashscope::{ErrorAction, JobSpec, Model, TaskStatus};
+use crate::dashscope::{JobSpec, Model, TaskStatus, Timestamp};
 
 pub use schema::SCHEMA_VERSION;
 pub use types::{
-    CancelOutcome, EventRecord, ImageRecord, JobDetail, JobFilter, JobId, JobState, JobSummary,
-    StateCounts, StateFilter,
+    CancelOutcome, ErrorKind, EventRecord, ImageRecord, JobDetail, JobError, JobFilter, JobId,
+    JobState, JobStatus, JobSummary, StateCounts, StateFilter, Submission, TaskRef,
 };
-pub use work::{JobError, RemoteJob};
+pub(crate) use work::{Ending, EngineStore};
+
+use types::StatusColumns;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum StoreError {
@@ -84,13 +86,29 @@ impl std::fmt::Debug for Store {
     }
 }
 
-pub(crate) fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+/// Every `*_at` column holds a `Timestamp`'s epoch milliseconds.
+impl ToSql for Timestamp {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_millis()))
+    }
+}
+
+impl FromSql for Timestamp {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        i64::column_result(value).map(Timestamp::from_millis)
+    }
+}
+
+impl From<Timestamp> for SqlValue {
+    fn from(at: Timestamp) -> Self {
+        SqlValue::Integer(at.as_millis())
+    }
 }
 
 /// Columns read by `summary_from_row`, in order.
 const SUMMARY_COLUMNS: &str = "id, created_at, model, prompt, state, task_status, submitted_at, ended_at, attempts, \
-     images_expected, images_ok, images_failed, cost_cny, error_code, error_message, cancel_requested, batch_tag";
+     images_expected, images_ok, images_failed, cost_cny, error_code, error_message, cancel_requested, batch_tag, \
+     task_id, scheduled_at, next_attempt_at, error_action";
 
 impl Store {
     /// Opens (creating if needed) the database at `path`, migrating it to this build's schema.
@@ -132,7 +150,7 @@ impl Store {
     ) -> Result<Vec<JobId>, StoreError> {
         let mut conn = self.conn();
         let tx = write_tx(&mut conn, &self.path)?;
-        let now = now_ms();
+        let now = Timestamp::now();
         let mut ids = Vec::with_capacity(specs.len());
         {
             let mut insert = tx.prepare_cached(
@@ -229,29 +247,29 @@ impl Store {
 
     /// Images saved by jobs that ended since local midnight.
     pub fn images_today(&self) -> Result<u64, StoreError> {
-        self.images_since(local_midnight_ms())
+        self.images_since(local_midnight())
     }
 
     /// CNY spent on jobs that ended since local midnight (only billed images count).
     pub fn spend_today(&self) -> Result<f64, StoreError> {
-        self.spend_since(local_midnight_ms())
+        self.spend_since(local_midnight())
     }
 
-    pub fn images_since(&self, since_ms: i64) -> Result<u64, StoreError> {
+    pub fn images_since(&self, since: Timestamp) -> Result<u64, StoreError> {
         let conn = self.conn();
         let n: i64 = conn.query_row(
             "SELECT COALESCE(SUM(images_ok), 0) FROM jobs WHERE ended_at >= ?1",
-            [since_ms],
+            [since],
             |row| row.get(0),
         )?;
         Ok(n as u64)
     }
 
-    pub fn spend_since(&self, since_ms: i64) -> Result<f64, StoreError> {
+    pub fn spend_since(&self, since: Timestamp) -> Result<f64, StoreError> {
         let conn = self.conn();
         Ok(conn.query_row(
             "SELECT COALESCE(SUM(cost_cny), 0.0) FROM jobs WHERE ended_at >= ?1",
-            [since_ms],
+            [since],
             |row| row.get(0),
         )?)
     }
@@ -268,14 +286,21 @@ impl Store {
                     id,
                     &[JobState::Queued],
                     JobState::Cancelled,
-                    &[("ended_at", now_ms().into())],
+                    &[("ended_at", Timestamp::now().into())],
                     Some("cancelled before submission"),
                 )?;
                 CancelOutcome::Cancelled
             }
             s if s.is_remote() => {
                 tx.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?1", [id.0])?;
-                insert_event(&tx, id, now_ms(), Some(s), s, Some("cancel requested"))?;
+                insert_event(
+                    &tx,
+                    id,
+                    Timestamp::now(),
+                    Some(s),
+                    s,
+                    Some("cancel requested"),
+                )?;
                 CancelOutcome::Requested
             }
             s => CancelOutcome::AlreadyEnded(s),
@@ -365,12 +390,11 @@ fn write_tx<'c>(conn: &'c mut Connection, path: &Path) -> Result<Transaction<'c>
         .map_err(|e| schema::classify(path, e))
 }
 
-fn local_midnight_ms() -> i64 {
+fn local_midnight() -> Timestamp {
     // The local offset is unavailable in some multi-threaded processes; UTC is then the day.
     let offset = time::UtcOffset::current_local_offset().unwrap_or(time::UtcOffset::UTC);
     let now = time::OffsetDateTime::now_utc().to_offset(offset);
-    let midnight = now.replace_time(time::Time::MIDNIGHT);
-    (midnight.unix_timestamp_nanos() / 1_000_000) as i64
+    now.replace_time(time::Time::MIDNIGHT).into()
 }
 
 /// `WHERE ...` and its arguments for a filter.
@@ -431,88 +455,70 @@ fn parse_spec(json: &str) -> Result<JobSpec, StoreError> {
 
 /// Reads `SUMMARY_COLUMNS`. The outer `Result` is SQLite's, the inner one ours.
 fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<Result<JobSummary, StoreError>> {
+    let id = JobId(row.get(0)?);
     let model: String = row.get(2)?;
     let state: String = row.get(4)?;
     let task_status: Option<String> = row.get(5)?;
-    let build = |model: String,
-                 state: String,
-                 task_status: Option<String>|
-     -> Result<JobSummary, StoreError> {
+    let columns = |state: JobState, task_status: Option<TaskStatus>| {
+        Ok::<_, rusqlite::Error>(StatusColumns {
+            state,
+            task_id: row.get(17)?,
+            task_status,
+            submitted_at: row.get(6)?,
+            scheduled_at: row.get(18)?,
+            ended_at: row.get(7)?,
+            next_attempt_at: row.get(19)?,
+            error_code: row.get(13)?,
+            error_message: row.get(14)?,
+            error_action: row.get(20)?,
+        })
+    };
+    let status = match (parse_state(&state), parse_task_status(task_status)) {
+        (Ok(state), Ok(task_status)) => JobStatus::from_columns(columns(state, task_status)?)
+            .map_err(|why| StoreError::Corrupt(format!("job {id}: {why}"))),
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    };
+    let build = |status: Result<JobStatus, StoreError>| -> Result<JobSummary, StoreError> {
         Ok(JobSummary {
-            id: JobId(row.get(0)?),
+            id,
             created_at: row.get(1)?,
             model: parse_model(&model)?,
             prompt: row.get(3)?,
-            state: parse_state(&state)?,
-            task_status: parse_task_status(task_status)?,
-            submitted_at: row.get(6)?,
-            ended_at: row.get(7)?,
+            status: status?,
             attempts: row.get(8)?,
             images_expected: row.get(9)?,
             images_ok: row.get(10)?,
             images_failed: row.get(11)?,
             cost_cny: row.get(12)?,
-            error_code: row.get(13)?,
-            error_message: row.get(14)?,
             cancel_requested: row.get(15)?,
             batch_tag: row.get(16)?,
         })
     };
-    Ok(build(model, state, task_status))
+    Ok(build(status))
 }
 
 /// A job without its events (the engine does not need them).
 fn load_detail(conn: &Connection, id: JobId) -> Result<Option<JobDetail>, StoreError> {
     let sql = format!(
-        "SELECT {SUMMARY_COLUMNS}, spec, prepared_spec, task_id, scheduled_at, next_attempt_at, error_action, actual_prompt
-         FROM jobs WHERE id = ?1"
+        "SELECT {SUMMARY_COLUMNS}, spec, prepared_spec, actual_prompt FROM jobs WHERE id = ?1"
     );
     let found = conn
         .prepare_cached(&sql)?
         .query_row([id.0], |row| {
             let summary = summary_from_row(row)?;
-            let spec: String = row.get(17)?;
-            let prepared: Option<String> = row.get(18)?;
-            let action: Option<String> = row.get(22)?;
-            Ok((
-                summary,
-                spec,
-                prepared,
-                row.get(19)?,
-                row.get(20)?,
-                row.get(21)?,
-                action,
-                row.get(23)?,
-            ))
+            let spec: String = row.get(21)?;
+            let prepared: Option<String> = row.get(22)?;
+            let actual_prompt: Option<String> = row.get(23)?;
+            Ok((summary, spec, prepared, actual_prompt))
         })
         .optional()?;
-    let Some((
-        summary,
-        spec,
-        prepared,
-        task_id,
-        scheduled_at,
-        next_attempt_at,
-        action,
-        actual_prompt,
-    )) = found
-    else {
+    let Some((summary, spec, prepared, actual_prompt)) = found else {
         return Ok(None);
     };
-    let error_action = action
-        .map(|a| {
-            serde_json::from_value::<ErrorAction>(serde_json::Value::String(a.clone()))
-                .map_err(|_| StoreError::Corrupt(format!("unknown error action `{a}`")))
-        })
-        .transpose()?;
     Ok(Some(JobDetail {
         summary: summary?,
         spec: parse_spec(&spec)?,
         prepared_spec: prepared.as_deref().map(parse_spec).transpose()?,
-        task_id,
-        scheduled_at,
-        next_attempt_at,
-        error_action,
         actual_prompt,
         images: load_images(conn, id)?,
         events: Vec::new(),
@@ -573,7 +579,7 @@ fn current_state(tx: &Transaction<'_>, id: JobId) -> Result<JobState, StoreError
 fn insert_event(
     tx: &Connection,
     id: JobId,
-    at: i64,
+    at: Timestamp,
     from: Option<JobState>,
     to: JobState,
     detail: Option<&str>,
@@ -617,6 +623,9 @@ fn transition(
         &format!("UPDATE jobs SET {} WHERE id = ?", sets.join(", ")),
         params_from_iter(args),
     )?;
-    insert_event(tx, id, now_ms(), Some(state), to, detail)?;
+    insert_event(tx, id, Timestamp::now(), Some(state), to, detail)?;
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests;

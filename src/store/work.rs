@@ -2,51 +2,22 @@
 //! Each call is one transaction, committed before the engine takes its next network step,
 //! so a crash at any point leaves a state the engine can resume from.
 
+use std::ops::Deref;
+
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{OptionalExtension, params};
 
 use super::{
-    ImageRecord, JobDetail, JobId, JobState, Store, StoreError, current_state, insert_event,
-    load_detail, now_ms, parse_model, parse_state, parse_task_status, transition, write_tx,
+    ErrorKind, ImageRecord, JobDetail, JobError, JobId, JobState, JobSummary, SUMMARY_COLUMNS,
+    Store, StoreError, current_state, insert_event, load_detail, parse_model, summary_from_row,
+    transition, write_tx,
 };
-use crate::dashscope::{ClientError, ErrorAction, JobSpec, Model, TaskStatus};
-
-/// The last error of a job, as recorded.
-#[derive(Debug, Clone, PartialEq)]
-pub struct JobError {
-    pub code: String,
-    pub message: String,
-    pub action: Option<ErrorAction>,
-}
+use crate::dashscope::{ErrorAction, JobSpec, Model, TaskStatus, Timestamp};
 
 impl JobError {
-    pub fn new(
-        code: impl Into<String>,
-        message: impl Into<String>,
-        action: Option<ErrorAction>,
-    ) -> Self {
-        JobError {
-            code: code.into(),
-            message: message.into(),
-            action,
-        }
-    }
-
-    pub fn from_client(error: &ClientError) -> Self {
-        let message = match error {
-            ClientError::Api { message, .. } => message.clone(),
-            other => other.to_string(),
-        };
-        JobError {
-            code: error.code().to_string(),
-            message,
-            action: Some(error.action()),
-        }
-    }
-
     fn columns(&self) -> [(&'static str, SqlValue); 3] {
         [
-            ("error_code", SqlValue::Text(self.code.clone())),
+            ("error_code", SqlValue::Text(self.kind.code().into())),
             ("error_message", SqlValue::Text(self.message.clone())),
             (
                 "error_action",
@@ -55,29 +26,70 @@ impl JobError {
             ),
         ]
     }
+}
 
-    fn detail(&self) -> String {
-        format!("{}: {}", self.code, self.message)
+/// How the engine ends a job that is not yet final, with what each end must record: a
+/// failure, an expiry or a question for a person always says why; a cancel keeps
+/// whatever note the job had.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Ending {
+    Failed(JobError),
+    Cancelled,
+    Expired(JobError),
+    NeedsAttention(JobError),
+}
+
+impl Ending {
+    pub(crate) fn state(&self) -> JobState {
+        match self {
+            Ending::Failed(_) => JobState::Failed,
+            Ending::Cancelled => JobState::Cancelled,
+            Ending::Expired(_) => JobState::Expired,
+            Ending::NeedsAttention(_) => JobState::NeedsAttention,
+        }
+    }
+
+    fn error(&self) -> Option<&JobError> {
+        match self {
+            Ending::Failed(error) | Ending::Expired(error) | Ending::NeedsAttention(error) => {
+                Some(error)
+            }
+            Ending::Cancelled => None,
+        }
     }
 }
 
-/// A job that has (or may have) a task at the service.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RemoteJob {
-    pub id: JobId,
-    pub model: Model,
-    pub state: JobState,
-    pub prompt: String,
-    pub task_id: Option<String>,
-    pub task_status: Option<TaskStatus>,
-    pub submitted_at: Option<i64>,
-    pub cancel_requested: bool,
-    pub images_expected: u32,
+/// The engine's handle on the store: the writes that move a job through its life, and
+/// the reads only the engine makes. The dashboard, the CLI and the MCP server hold a
+/// plain `Store`, whose API has reads and user commands only; the engine turns the store
+/// it opened into this handle (`Store::into_engine`, crate-private) and reads through it
+/// too. Nothing here is public outside the crate.
+pub(crate) struct EngineStore {
+    store: Store,
+}
+
+impl Deref for EngineStore {
+    type Target = Store;
+    fn deref(&self) -> &Store {
+        &self.store
+    }
 }
 
 impl Store {
+    /// This store as the engine's handle.
+    pub(crate) fn into_engine(self) -> EngineStore {
+        EngineStore { store: self }
+    }
+}
+
+impl EngineStore {
     /// Queued jobs of `model` whose retry time has come, oldest first.
-    pub fn due_queued(&self, model: Model, now: i64, limit: u32) -> Result<Vec<JobId>, StoreError> {
+    pub(crate) fn due_queued(
+        &self,
+        model: Model,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<JobId>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
             "SELECT id FROM jobs WHERE state = 'queued' AND model = ?1
@@ -92,7 +104,7 @@ impl Store {
     /// attempt. `submitted_at` stays empty until `mark_sending`: a claimed job may wait
     /// for its model's create gate, and one that never reached the wire needs no search
     /// after a crash. `None` if the job is no longer queued (cancelled or claimed meanwhile).
-    pub fn claim_for_submit(&self, id: JobId) -> Result<Option<JobDetail>, StoreError> {
+    pub(crate) fn claim_for_submit(&self, id: JobId) -> Result<Option<JobDetail>, StoreError> {
         let mut conn = self.conn();
         let tx = write_tx(&mut conn, &self.path)?;
         let attempts: u32 =
@@ -119,8 +131,8 @@ impl Store {
     /// Stamps `submitted_at` on a submitting job right before its create goes on the wire
     /// (the time window recovery searches, and the sign that a create may have happened);
     /// returns the stamp.
-    pub fn mark_sending(&self, id: JobId) -> Result<i64, StoreError> {
-        let at = now_ms();
+    pub(crate) fn mark_sending(&self, id: JobId) -> Result<Timestamp, StoreError> {
+        let at = Timestamp::now();
         self.conn().execute(
             "UPDATE jobs SET submitted_at = ?1 WHERE id = ?2",
             params![at, id.0],
@@ -130,7 +142,7 @@ impl Store {
 
     /// Records the spec as sent (local files replaced by remote refs), so a retry within
     /// the upload's lifetime does not upload again.
-    pub fn set_prepared_spec(&self, id: JobId, spec: &JobSpec) -> Result<(), StoreError> {
+    pub(crate) fn set_prepared_spec(&self, id: JobId, spec: &JobSpec) -> Result<(), StoreError> {
         let json = serde_json::to_string(spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.conn().execute(
             "UPDATE jobs SET prepared_spec = ?1 WHERE id = ?2",
@@ -141,7 +153,7 @@ impl Store {
 
     /// Submitting -> submitted with the task id, right after the create answered (or after
     /// recovery found the task: `detail` says which).
-    pub fn mark_created(
+    pub(crate) fn mark_created(
         &self,
         id: JobId,
         task_id: &str,
@@ -196,11 +208,11 @@ impl Store {
     }
 
     /// Records a polled task status; submitted -> running once the task left PENDING.
-    pub fn update_task_status(
+    pub(crate) fn update_task_status(
         &self,
         id: JobId,
         status: TaskStatus,
-        scheduled_at: Option<i64>,
+        scheduled_at: Option<Timestamp>,
     ) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = write_tx(&mut conn, &self.path)?;
@@ -225,11 +237,11 @@ impl Store {
     /// Back to the queue after a create that certainly did not happen (an error answer),
     /// to be tried again at `next_attempt_at`. `count_attempt = false` when the job was not
     /// at fault (its model or the engine was stopped), so it keeps its attempts.
-    pub fn requeue(
+    pub(crate) fn requeue(
         &self,
         id: JobId,
         error: &JobError,
-        next_attempt_at: Option<i64>,
+        next_attempt_at: Option<Timestamp>,
         count_attempt: bool,
     ) -> Result<bool, StoreError> {
         let mut conn = self.conn();
@@ -237,7 +249,7 @@ impl Store {
         let mut columns = error.columns().to_vec();
         columns.push((
             "next_attempt_at",
-            next_attempt_at.map_or(SqlValue::Null, SqlValue::Integer),
+            next_attempt_at.map_or(SqlValue::Null, SqlValue::from),
         ));
         columns.push(("submitted_at", SqlValue::Null));
         if !count_attempt {
@@ -253,39 +265,36 @@ impl Store {
             &[JobState::Submitting],
             JobState::Queued,
             &columns,
-            Some(&error.detail()),
+            Some(&error.to_string()),
         )?;
         tx.commit()?;
         Ok(done)
     }
 
     /// Ends a job that is not yet final: failed, cancelled, expired or needs_attention.
-    pub fn end_job(
-        &self,
-        id: JobId,
-        to: JobState,
-        error: Option<&JobError>,
-    ) -> Result<bool, StoreError> {
+    pub(crate) fn end_job(&self, id: JobId, ending: Ending) -> Result<bool, StoreError> {
         let mut conn = self.conn();
         let tx = write_tx(&mut conn, &self.path)?;
-        let mut columns = vec![("ended_at", SqlValue::Integer(now_ms()))];
+        let mut columns = vec![("ended_at", SqlValue::from(Timestamp::now()))];
+        let error = ending.error();
         if let Some(error) = error {
             columns.extend(error.columns());
         }
-        let detail = error.map(JobError::detail);
+        let detail = error.map(JobError::to_string);
         let from = [
             JobState::Queued,
             JobState::Submitting,
             JobState::Submitted,
             JobState::Running,
         ];
+        let to = ending.state();
         let done = transition(&tx, id, &from, to, &columns, detail.as_deref())?;
         tx.commit()?;
         Ok(done)
     }
 
     /// Writes (or overwrites) one image slot of a job.
-    pub fn record_image(&self, id: JobId, image: &ImageRecord) -> Result<(), StoreError> {
+    pub(crate) fn record_image(&self, id: JobId, image: &ImageRecord) -> Result<(), StoreError> {
         self.conn()
             .prepare_cached(
                 "INSERT OR REPLACE INTO images
@@ -314,7 +323,7 @@ impl Store {
     /// succeeded if any image was saved (priced per saved image), otherwise expired (the
     /// results were gone before they could be fetched) or failed, with the first image's
     /// error. Returns the state reached, `None` if the job had already moved on.
-    pub fn finish_downloads(
+    pub(crate) fn finish_downloads(
         &self,
         id: JobId,
         price_per_image: Option<f64>,
@@ -327,16 +336,17 @@ impl Store {
             [id.0],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
+        // An expired image explains the job best: the others could not have been fetched either.
         let first_error: Option<(String, String)> = tx
             .query_row(
                 "SELECT error_code, COALESCE(error_message, '') FROM images
-                 WHERE job_id = ?1 AND path IS NULL ORDER BY (error_code = 'Expired') DESC, idx LIMIT 1",
-                [id.0],
+                 WHERE job_id = ?1 AND path IS NULL ORDER BY (error_code = ?2) DESC, idx LIMIT 1",
+                params![id.0, ErrorKind::Expired.code()],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
         let mut columns = vec![
-            ("ended_at", SqlValue::Integer(now_ms())),
+            ("ended_at", SqlValue::from(Timestamp::now())),
             ("images_ok", ok.into()),
             ("images_failed", failed.into()),
             (
@@ -362,14 +372,16 @@ impl Store {
             ]);
             JobState::Succeeded
         } else {
-            let (code, message) = first_error
-                .unwrap_or_else(|| ("NoImage".into(), "the task returned no image".into()));
-            let to = if code == "Expired" {
+            let error = first_error.map_or_else(
+                || JobError::new(ErrorKind::NoImage, "the task returned no image", None),
+                |(code, message)| JobError::new(ErrorKind::from_code(&code), message, None),
+            );
+            let to = if matches!(error.kind, ErrorKind::Expired) {
                 JobState::Expired
             } else {
                 JobState::Failed
             };
-            columns.extend(JobError::new(code, message, None).columns());
+            columns.extend(error.columns());
             to
         };
         let done = transition(
@@ -385,34 +397,19 @@ impl Store {
     }
 
     /// Jobs left submitting, submitted or running, oldest first: what the engine watches.
-    pub fn remote_jobs(&self) -> Result<Vec<RemoteJob>, StoreError> {
+    pub(crate) fn remote_jobs(&self) -> Result<Vec<JobSummary>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
-            "SELECT id, model, state, prompt, task_id, task_status, submitted_at, cancel_requested, images_expected
-             FROM jobs WHERE state IN ('submitting', 'submitted', 'running') ORDER BY id",
-        )?;
-        let mut rows = stmt.query([])?;
-        let mut jobs = Vec::new();
-        while let Some(row) = rows.next()? {
-            let model: String = row.get(1)?;
-            let state: String = row.get(2)?;
-            jobs.push(RemoteJob {
-                id: JobId(row.get(0)?),
-                model: parse_model(&model)?,
-                state: parse_state(&state)?,
-                prompt: row.get(3)?,
-                task_id: row.get(4)?,
-                task_status: parse_task_status(row.get(5)?)?,
-                submitted_at: row.get(6)?,
-                cancel_requested: row.get(7)?,
-                images_expected: row.get(8)?,
-            });
-        }
-        Ok(jobs)
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {SUMMARY_COLUMNS} FROM jobs
+             WHERE state IN ('submitting', 'submitted', 'running') ORDER BY id"
+        ))?;
+        let rows = stmt.query_map([], summary_from_row)?;
+        rows.map(|r| r.map_err(StoreError::from).and_then(|x| x))
+            .collect()
     }
 
     /// The job that owns a task id, if any.
-    pub fn job_for_task(&self, task_id: &str) -> Result<Option<JobId>, StoreError> {
+    pub(crate) fn job_for_task(&self, task_id: &str) -> Result<Option<JobId>, StoreError> {
         Ok(self
             .conn()
             .query_row("SELECT id FROM jobs WHERE task_id = ?1", [task_id], |r| {
@@ -422,7 +419,7 @@ impl Store {
     }
 
     /// Queued jobs per model (retry times not considered): what is left to submit.
-    pub fn queued_by_model(&self) -> Result<Vec<(Model, u64)>, StoreError> {
+    pub(crate) fn queued_by_model(&self) -> Result<Vec<(Model, u64)>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
             "SELECT model, COUNT(*) FROM jobs WHERE state = 'queued' GROUP BY model",
@@ -437,7 +434,7 @@ impl Store {
         Ok(out)
     }
 
-    pub fn is_cancel_requested(&self, id: JobId) -> Result<bool, StoreError> {
+    pub(crate) fn is_cancel_requested(&self, id: JobId) -> Result<bool, StoreError> {
         Ok(self
             .conn()
             .query_row(
@@ -451,7 +448,7 @@ impl Store {
 
     /// The service refused to cancel (the task already runs): the request is dropped and
     /// the refusal noted in the job's log; the job runs on.
-    pub fn note_cancel_refused(&self, id: JobId, message: &str) -> Result<(), StoreError> {
+    pub(crate) fn note_cancel_refused(&self, id: JobId, message: &str) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = write_tx(&mut conn, &self.path)?;
         let state = current_state(&tx, id)?;
@@ -459,7 +456,7 @@ impl Store {
         insert_event(
             &tx,
             id,
-            now_ms(),
+            Timestamp::now(),
             Some(state),
             state,
             Some(&format!("cancel refused by the service: {message}")),
@@ -470,26 +467,33 @@ impl Store {
 
     /// Records an error on a job without changing its state (e.g. a disk that is full
     /// while the job waits to save its images).
-    pub fn note_error(&self, id: JobId, error: &JobError) -> Result<(), StoreError> {
+    pub(crate) fn note_error(&self, id: JobId, error: &JobError) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = write_tx(&mut conn, &self.path)?;
         let state = current_state(&tx, id)?;
         tx.execute(
             "UPDATE jobs SET error_code = ?1, error_message = ?2, error_action = ?3 WHERE id = ?4",
             params![
-                error.code,
+                error.kind.code(),
                 error.message,
                 error.action.map(ErrorAction::as_str),
                 id.0
             ],
         )?;
-        insert_event(&tx, id, now_ms(), Some(state), state, Some(&error.detail()))?;
+        insert_event(
+            &tx,
+            id,
+            Timestamp::now(),
+            Some(state),
+            state,
+            Some(&error.to_string()),
+        )?;
         tx.commit()?;
         Ok(())
     }
 
     /// One job without its event log.
-    pub fn job_brief(&self, id: JobId) -> Result<Option<JobDetail>, StoreError> {
+    pub(crate) fn job_brief(&self, id: JobId) -> Result<Option<JobDetail>, StoreError> {
         load_detail(&self.conn(), id)
     }
 }

@@ -1,6 +1,7 @@
 //! The app loop: one event channel, state changes mark the screen dirty, and only a dirty
 //! screen is drawn (inside a synchronized update). Everything slow runs on workers.
 
+use std::collections::BTreeMap;
 use std::io::{self, Stdout, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -23,6 +24,7 @@ use ratatui_image::picker::{Picker, ProtocolType};
 use time::OffsetDateTime;
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
+use crate::dashscope::Model;
 use crate::engine::EngineHandle;
 use crate::store::StoreError;
 
@@ -31,7 +33,7 @@ use super::draw::{draw, frame_layout};
 use super::event::AppEvent;
 use super::keys::KeyMap;
 use super::preview::ImageWorker;
-use super::state::{AppState, BackendLabel, FrameLayout, Header, Tab, ToastLevel};
+use super::state::{AppState, BackendLabel, FrameLayout, Header, Prices, Tab, ToastLevel};
 use super::update::{Command, DataSnapshot};
 
 /// How the end of a batch is announced besides the toast.
@@ -60,6 +62,8 @@ pub struct UiOptions {
     pub notify: Notify,
     /// The key table, with the config's rebindings applied.
     pub keys: KeyMap,
+    /// Price per image of each model (the config's `prices`), for the editor's cost line.
+    pub prices: BTreeMap<Model, f64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -150,11 +154,12 @@ pub async fn run(options: UiOptions, engine: Option<&EngineHandle>) -> Result<()
         protocol: protocol_name,
         ..Header::default()
     };
-    let state = AppState::new(
+    let mut state = AppState::new(
         frame_layout(Rect::new(0, 0, size.width, size.height)),
         OffsetDateTime::now_utc(),
         header,
     );
+    state.prices = Prices(options.prices);
     let mut app = App {
         state,
         keys: options.keys,
@@ -269,9 +274,10 @@ impl App<'_> {
             AppEvent::InputClosed(reason) => return Err(UiError::Input(reason)),
             AppEvent::Data(data) => {
                 let finished = data.counts.get(Tab::All).saturating_sub(data.remaining);
-                let ended = self.progress.observe(data.remaining, finished, &data);
+                let now = Instant::now();
+                let ended = self.progress.observe(now, data.remaining, finished, &data);
                 let commands = state.apply_data(*data);
-                state.header.batch.per_minute = self.progress.per_minute();
+                state.header.batch.per_minute = self.progress.per_minute(now);
                 if let Some(summary) = ended {
                     state.toast(ToastLevel::Info, summary.clone());
                     announce(self.notify, &summary);
@@ -353,18 +359,26 @@ impl App<'_> {
 /// Throughput of the running batch, and noticing its end.
 #[derive(Default)]
 struct Progress {
-    /// (when, jobs finished so far) over the last two minutes.
+    /// (when, jobs finished so far) over the last two minutes, one reading per change.
     samples: Vec<(Instant, u64)>,
     /// Succeeded and problem counts when the batch started.
     start: Option<(u64, u64)>,
 }
 
+/// How far back the rate looks.
+const RATE_WINDOW: Duration = Duration::from_secs(120);
+
 impl Progress {
-    /// Records a reading; returns the summary when a batch has just ended.
-    fn observe(&mut self, remaining: u64, finished: u64, data: &DataSnapshot) -> Option<String> {
-        let now = Instant::now();
+    /// Records a reading taken at `now`; returns the summary when a batch has just ended.
+    fn observe(
+        &mut self,
+        now: Instant,
+        remaining: u64,
+        finished: u64,
+        data: &DataSnapshot,
+    ) -> Option<String> {
         self.samples
-            .retain(|(at, _)| now.duration_since(*at) < Duration::from_secs(120));
+            .retain(|(at, _)| now.duration_since(*at) < RATE_WINDOW);
         if self.samples.last().is_none_or(|(_, f)| *f != finished) {
             self.samples.push((now, finished));
         }
@@ -390,10 +404,19 @@ impl Progress {
         }
     }
 
-    fn per_minute(&self) -> Option<f64> {
-        let (first, last) = (self.samples.first()?, self.samples.last()?);
-        let minutes = last.0.duration_since(first.0).as_secs_f64() / 60.0;
-        (minutes > 0.05).then(|| (last.1 - first.1) as f64 / minutes)
+    /// Jobs finished per minute from the first reading kept until `now`; `None` until
+    /// a job has finished in that time (the header shows `-` then, never `0.0`).
+    fn per_minute(&self, now: Instant) -> Option<f64> {
+        // Completions are the rises between readings: a retried or deleted job lowers the
+        // finished count, and that must not cancel out work that was done.
+        let finished: u64 = self
+            .samples
+            .windows(2)
+            .map(|pair| pair[1].1.saturating_sub(pair[0].1))
+            .sum();
+        let (since, _) = self.samples.first()?;
+        let minutes = now.duration_since(*since).as_secs_f64() / 60.0;
+        (finished > 0 && minutes > 0.05).then(|| finished as f64 / minutes)
     }
 }
 
@@ -499,4 +522,56 @@ fn install_panic_hook(mouse: bool) {
         restore_terminal(mouse);
         previous(info);
     }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ui::state::TabCounts;
+    use crate::ui::update::ListRequest;
+
+    fn data(remaining: u64) -> DataSnapshot {
+        DataSnapshot {
+            request: ListRequest {
+                tab: Tab::All,
+                search: String::new(),
+                offset: 0,
+                limit: 10,
+                selected: 0,
+            },
+            counts: TabCounts([10, remaining, remaining, 0, 0, 0]),
+            images_today: 0,
+            spend_today_cny: 0.0,
+            remaining,
+            total: 10,
+            rows: Vec::new(),
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn the_rate_counts_completions_even_when_a_retry_lowers_the_finished_count() {
+        let start = Instant::now();
+        let at = |secs| start + Duration::from_secs(secs);
+        let mut progress = Progress::default();
+        progress.observe(at(0), 5, 5, &data(5));
+        assert_eq!(progress.per_minute(at(0)), None, "nothing measured yet");
+        // A job finishes, one is retried (finished drops back), another finishes.
+        progress.observe(at(20), 4, 6, &data(4));
+        progress.observe(at(30), 5, 5, &data(5));
+        progress.observe(at(60), 4, 6, &data(4));
+        let rate = progress
+            .per_minute(at(60))
+            .expect("two jobs finished in a minute");
+        assert!((rate - 2.0).abs() < 1e-9, "{rate}");
+    }
+
+    #[test]
+    fn no_rate_is_claimed_before_a_job_finishes() {
+        let start = Instant::now();
+        let mut progress = Progress::default();
+        progress.observe(start, 3, 7, &data(3));
+        progress.observe(start + Duration::from_secs(40), 3, 7, &data(3));
+        assert_eq!(progress.per_minute(start + Duration::from_secs(40)), None);
+    }
 }

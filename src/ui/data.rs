@@ -11,7 +11,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::dashscope::JobSpec;
+use crate::dashscope::{JobSpec, Timestamp};
 use crate::intake::{self, Draft};
 use crate::store::{
     CancelOutcome, JobDetail, JobFilter, JobId, JobState, JobSummary, StateCounts, StateFilter,
@@ -192,16 +192,15 @@ fn tab_counts(counts: &StateCounts) -> TabCounts {
     TabCounts(Tab::ALL.map(|tab| sum(tab_filter(tab))))
 }
 
-/// Store times are epoch milliseconds.
-fn at(ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+/// A store time for the views (the epoch for a time no real store holds).
+fn at(time: Timestamp) -> OffsetDateTime {
+    time.to_datetime().unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 fn row_view(summary: &JobSummary) -> JobRow {
     JobRow {
         id: summary.id,
-        state: summary.state,
+        state: summary.state(),
         model: summary.model,
         prompt: crate::text::sanitize(&summary.prompt),
         created_at: at(summary.created_at),
@@ -212,21 +211,17 @@ fn row_view(summary: &JobSummary) -> JobRow {
 
 fn detail_view(detail: JobDetail) -> JobDetailView {
     let s = &detail.summary;
-    let error = match (&s.error_code, &s.error_message) {
-        (Some(code), Some(message)) => Some(format!("{code}: {message}")),
-        (Some(text), None) | (None, Some(text)) => Some(text.clone()),
-        (None, None) => None,
-    };
+    let status = &s.status;
     JobDetailView {
         id: s.id,
-        state: s.state,
-        task_id: detail.task_id.clone(),
+        state: s.state(),
+        task_id: status.task_id().map(str::to_owned),
         created_at: at(s.created_at),
-        submitted_at: s.submitted_at.map(at),
-        scheduled_at: detail.scheduled_at.map(at),
-        ended_at: s.ended_at.map(at),
+        submitted_at: status.submitted_at().map(at),
+        scheduled_at: status.task().and_then(|t| t.scheduled_at).map(at),
+        ended_at: status.ended_at().map(at),
         attempts: s.attempts,
-        error,
+        error: s.error().map(ToString::to_string),
         actual_prompt: detail.actual_prompt.clone(),
         cost_cny: s.cost_cny,
         images: detail

@@ -17,7 +17,7 @@ use crate::dashscope::validate::prompt_limit;
 use crate::text::sanitize;
 
 use super::editor::{Editor, EditorFocus};
-use super::keys::KeyMap;
+use super::keys::{HelpLine, KeyMap};
 use super::state::{
     AppState, BackendLabel, Confirm, FrameLayout, JobState, Mode, Pane, PreviewImage, Tab,
     ToastLevel, state_label,
@@ -125,7 +125,12 @@ fn draw_main(state: &AppState, keys: &KeyMap, frame: &mut Frame, area: Rect) {
     if state.mode == Mode::Editor
         && let Some(editor) = &state.editor
     {
-        draw_editor(editor, frame, layout.body());
+        draw_editor(
+            editor,
+            state.prices.per_image(editor.model),
+            frame,
+            layout.body(),
+        );
     } else {
         draw_list(state, frame, layout.list, layout.list_rows());
         draw_detail(state, frame, layout.detail);
@@ -133,7 +138,7 @@ fn draw_main(state: &AppState, keys: &KeyMap, frame: &mut Frame, area: Rect) {
     }
     draw_footer(state, frame, layout.footer);
     match &state.mode {
-        Mode::Help => draw_help(keys, frame, area),
+        Mode::Help => draw_help(keys, state.help_scroll, frame, area),
         Mode::Confirm(question) => draw_confirm(question, frame, area),
         _ => {}
     }
@@ -194,8 +199,10 @@ fn draw_header(state: &AppState, frame: &mut Frame, area: Rect) {
     let batch = &h.batch;
     if batch.remaining > 0 {
         let mut text = format!("{} left", batch.remaining);
-        if let Some(rate) = batch.per_minute {
-            text.push_str(&format!(" {rate:.1}/min"));
+        match batch.per_minute {
+            Some(rate) => text.push_str(&format!(" {rate:.1}/min")),
+            // Nothing finished lately to measure: a dash, not a rate of zero.
+            None => text.push_str(" -/min"),
         }
         if let Some(eta) = batch.eta() {
             text.push_str(&format!(" ETA {}", short_duration(eta.as_secs())));
@@ -258,6 +265,9 @@ fn draw_list(state: &AppState, frame: &mut Frame, area: Rect, rows_fit: u16) {
     let rows_fit = u64::from(rows_fit);
     let title = if list.total == 0 {
         " Jobs ".to_string()
+    } else if rows_fit == 0 {
+        // No row fits: a range would read "1-0".
+        format!(" Jobs ({}) ", list.total)
     } else {
         let last = (list.top + rows_fit).min(list.total);
         format!(" Jobs {}-{} of {} ", list.top + 1, last, list.total)
@@ -531,7 +541,8 @@ fn draw_full_preview(state: &AppState, frame: &mut Frame, area: Rect) {
     );
 }
 
-fn draw_editor(editor: &Editor, frame: &mut Frame, area: Rect) {
+/// `price` is what one image of the editor's model costs, if known.
+fn draw_editor(editor: &Editor, price: Option<f64>, frame: &mut Frame, area: Rect) {
     let [left, right] =
         Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(area);
     let prompt_error = editor.error_for("prompt");
@@ -605,6 +616,7 @@ fn draw_editor(editor: &Editor, frame: &mut Frame, area: Rect) {
         ));
     }
     lines.push(Line::raw(""));
+    lines.push(cost_line(editor, price));
     let status = if editor.submitting {
         Line::styled(
             "checking files and queueing…",
@@ -619,6 +631,9 @@ fn draw_editor(editor: &Editor, frame: &mut Frame, area: Rect) {
         )
     };
     lines.push(status);
+    if let Some(hint) = editor.hint {
+        lines.push(Line::styled(hint, Style::new().fg(Color::Yellow)));
+    }
     let form_focused = editor.focus != EditorFocus::Prompt;
     frame.render_widget(
         Paragraph::new(lines)
@@ -628,53 +643,71 @@ fn draw_editor(editor: &Editor, frame: &mut Frame, area: Rect) {
     );
 }
 
+/// What the job being written will cost: `n x price = total CNY`.
+fn cost_line(editor: &Editor, price: Option<f64>) -> Line<'static> {
+    let (spec, _) = editor.build();
+    let n = spec.image_count();
+    let text = match price {
+        Some(price) => format!("cost {n} x {price:.2} = {:.2} CNY", f64::from(n) * price),
+        None => format!("cost {n} x ? (no price known for {})", spec.model.id()),
+    };
+    Line::styled(text, Style::new().fg(Color::Gray))
+}
+
 fn draw_footer(state: &AppState, frame: &mut Frame, area: Rect) {
     let hints = match state.mode {
         Mode::Editor => "Ctrl-s submit · Esc leave · Tab next field · ←/→ choice",
         Mode::Search => "type to search prompts · Enter keep · Esc clear",
-        Mode::Help => "Esc close help",
+        Mode::Help => "Esc close help · j/k scroll",
         Mode::Confirm(_) => "y yes · n no",
         _ => "? help · n new · e fork · / search · 1-6 tabs · Enter full screen · q quit",
     };
     frame.render_widget(Line::from(format!(" {hints}")).fg(Color::DarkGray), area);
 }
 
-fn draw_help(keys: &KeyMap, frame: &mut Frame, area: Rect) {
-    let mut lines = Vec::new();
-    for context in KeyMap::contexts() {
-        let rows = keys.help_rows(context);
-        if rows.is_empty() {
-            continue;
-        }
-        lines.push(Line::styled(
-            context.title(),
-            Style::new().fg(Color::Cyan).bold(),
-        ));
-        for (keys, help) in rows {
-            lines.push(Line::from(vec![
-                Span::styled(format!("  {keys:<12} "), Style::new().bold()),
-                Span::raw(help),
-            ]));
-        }
-    }
+/// The help overlay, laid out by `KeyMap::help_layout` (its lines and columns sized to
+/// the content and the screen), from line `scroll` when it does not all fit.
+fn draw_help(keys: &KeyMap, scroll: usize, frame: &mut Frame, area: Rect) {
+    let help = keys.help_layout(area);
+    let key_width = help.key_width;
+    let lines: Vec<Line> = help
+        .lines
+        .iter()
+        .map(|line| match line {
+            HelpLine::Title(title) => Line::styled(*title, Style::new().fg(Color::Cyan).bold()),
+            HelpLine::Entry { keys, help } => Line::from(vec![
+                Span::styled(format!("  {keys:<key_width$} "), Style::new().bold()),
+                Span::raw(help.clone()),
+            ]),
+        })
+        .collect();
+    let first = scroll.min(help.overflow);
+    // A blank cell after the last column, so no text touches the border.
+    let inner_width = help.columns * (help.column_width + 1);
     let popup = area.centered(
-        Constraint::Length(area.width.saturating_sub(2).min(124)),
-        Constraint::Length(area.height.saturating_sub(2)),
+        Constraint::Length((inner_width as u16).saturating_add(2)),
+        Constraint::Length((help.rows as u16).saturating_add(2)),
     );
     frame.render_widget(Clear, popup);
+    let closing = if help.overflow > 0 {
+        format!(" j/k scroll {first}/{} · Esc closes ", help.overflow)
+    } else {
+        " Esc closes ".to_string()
+    };
     let block = Block::bordered()
         .border_type(BorderType::Rounded)
         .title(" Keys ")
-        .title_bottom(" Esc closes ");
+        .title_bottom(closing);
     let inner = block.inner(popup);
     frame.render_widget(block, popup);
-    // Flow the rows into as many columns as fit, so the whole table shows even at 80x24.
-    let columns = (inner.width / 40).max(1);
-    let height = usize::from(inner.height.max(1));
-    let width = inner.width / columns;
-    for (i, chunk) in lines.chunks(height).take(usize::from(columns)).enumerate() {
-        let x = inner.x + width * i as u16;
-        let column = Rect::new(x, inner.y, width.saturating_sub(1), inner.height);
+    for (i, chunk) in lines[first..]
+        .chunks(help.rows.max(1))
+        .take(help.columns)
+        .enumerate()
+    {
+        let x = inner.x + (i * (help.column_width + 1)) as u16;
+        let column =
+            Rect::new(x, inner.y, help.column_width as u16, inner.height).intersection(inner);
         frame.render_widget(Paragraph::new(chunk.to_vec()), column);
     }
 }

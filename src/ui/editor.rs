@@ -123,7 +123,12 @@ pub struct Editor {
     pub submitting: bool,
     /// Whether anything was typed since the editor opened (quit asks first if so).
     pub modified: bool,
+    /// Shown under the form until the next key: why the last key did nothing.
+    pub hint: Option<&'static str>,
 }
+
+/// What typing on a choice field gets instead of silence.
+pub const CHOICE_HINT: &str = "←/→ or Space change this choice; Tab moves to a text field";
 
 impl Editor {
     pub fn new(model: Model) -> Self {
@@ -139,6 +144,7 @@ impl Editor {
             errors: Vec::new(),
             submitting: false,
             modified: false,
+            hint: None,
         };
         editor.revalidate();
         editor
@@ -406,7 +412,16 @@ impl Editor {
                 }
                 self.modified = true;
             }
-            EditorFocus::Field(_) => return,
+            EditorFocus::Field(_) => {
+                if let KeyCode::Char(_) = key.code
+                    && !key
+                        .modifiers
+                        .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
+                {
+                    self.hint = Some(CHOICE_HINT);
+                }
+                return;
+            }
         }
         self.revalidate();
     }
@@ -491,5 +506,15 @@ mod tests {
         editor.type_key(KeyEvent::from(KeyCode::Char('x')));
         assert_eq!(editor.error_for("n").map(|e| e.field.as_str()), Some("n"));
         assert!(editor.valid_spec().is_none());
+    }
+
+    #[test]
+    fn typing_on_a_choice_field_gives_a_hint_and_changes_nothing() {
+        let mut editor = Editor::new(Model::Wanx21T2iTurbo);
+        editor.focus = EditorFocus::Field(Field::Model);
+        editor.type_key(KeyEvent::from(KeyCode::Char('x')));
+        assert_eq!(editor.hint, Some(CHOICE_HINT));
+        assert_eq!(editor.model, Model::Wanx21T2iTurbo);
+        assert!(!editor.modified);
     }
 }

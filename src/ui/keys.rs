@@ -3,6 +3,49 @@
 //! by name (`KeyMap::with_overrides`), and help shows the keys as rebound.
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::layout::Rect;
+
+/// One line of the help overlay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HelpLine {
+    /// A context's title.
+    Title(&'static str),
+    /// Keys (blank where a description goes on to another line) and what they do.
+    Entry { keys: String, help: String },
+}
+
+/// The help overlay laid out for one screen size (`KeyMap::help_layout`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelpLayout {
+    pub lines: Vec<HelpLine>,
+    /// The longest key label, which every entry pads to.
+    pub key_width: usize,
+    pub column_width: usize,
+    pub columns: usize,
+    /// Lines in each column.
+    pub rows: usize,
+    /// Lines that do not fit on the screen: how far the help scrolls.
+    pub overflow: usize,
+}
+
+/// Splits text into lines of at most `width` characters at spaces (a word longer than
+/// the width gets a line of its own).
+fn wrap_words(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        let needed = line.chars().count() + usize::from(!line.is_empty()) + word.chars().count();
+        if !line.is_empty() && needed > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    lines.push(line);
+    lines
+}
 
 /// Where a binding applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -291,6 +334,59 @@ impl KeyMap {
         Ok(map)
     }
 
+    /// The help overlay for a screen of `area`: each column as wide as the longest key
+    /// label plus the longest description, as many columns side by side as the screen
+    /// takes and the lines need, descriptions wrapped when even one column is too wide,
+    /// and what still does not fit counted in `overflow` (the help scrolls that far).
+    /// Drawing draws it; key handling bounds the scroll with it.
+    pub fn help_layout(&self, area: Rect) -> HelpLayout {
+        let entries: Vec<(Context, Vec<(String, &'static str)>)> = KeyMap::contexts()
+            .into_iter()
+            .map(|context| (context, self.help_rows(context)))
+            .filter(|(_, rows)| !rows.is_empty())
+            .collect();
+        let widest = |width: fn(&(String, &'static str)) -> usize| {
+            entries
+                .iter()
+                .flat_map(|(_, rows)| rows.iter().map(width))
+                .max()
+                .unwrap_or(0)
+        };
+        let key_width = widest(|(keys, _)| keys.chars().count());
+        let help_width = widest(|(_, help)| help.chars().count());
+        // "  keys help": an indent, the keys padded, a space, the description.
+        let lead = 2 + key_width + 1;
+        // The popup keeps a cell of the screen on each side, and its border one more;
+        // each column is followed by a blank cell.
+        let room_width = usize::from(area.width.saturating_sub(5)).max(1);
+        let room_height = usize::from(area.height.saturating_sub(4)).max(1);
+        let column_width = (lead + help_width).min(room_width);
+        let wrap_width = column_width.saturating_sub(lead).max(10);
+
+        let mut lines = Vec::new();
+        for (context, rows) in &entries {
+            lines.push(HelpLine::Title(context.title()));
+            for (keys, help) in rows {
+                for (i, part) in wrap_words(help, wrap_width).into_iter().enumerate() {
+                    lines.push(HelpLine::Entry {
+                        keys: if i == 0 { keys.clone() } else { String::new() },
+                        help: part,
+                    });
+                }
+            }
+        }
+        let fit_columns = (room_width / (column_width + 1)).max(1);
+        let columns = fit_columns.min(lines.len().div_ceil(room_height).max(1));
+        HelpLayout {
+            key_width,
+            column_width,
+            columns,
+            rows: lines.len().div_ceil(columns).min(room_height),
+            overflow: lines.len().saturating_sub(columns * room_height),
+            lines,
+        }
+    }
+
     /// The contexts in the order help lists them.
     pub fn contexts() -> [Context; 7] {
         [
@@ -353,6 +449,8 @@ impl Default for KeyMap {
             b(FullPreview, &[k(Esc), k(Enter), c('q')], Leave, "back"),
             b(Confirm, &[c('y'), k(Enter)], Yes, "yes"),
             b(Confirm, &[c('n'), k(Esc)], No, "no"),
+            b(Help, &[c('j'), k(Down)], Action::Down, "scroll down (when it does not fit)"),
+            b(Help, &[c('k'), k(Up)], Action::Up, "scroll up"),
             b(Help, &[k(Esc), c('?'), c('q')], Leave, "close help"),
         ]);
         KeyMap { bindings }
@@ -427,5 +525,39 @@ mod tests {
         assert_eq!(map.action(Context::Editor, &ctrl_s), Some(Action::Submit));
         let plain_s = KeyEvent::from(KeyCode::Char('s'));
         assert_eq!(map.action(Context::Editor, &plain_s), None);
+    }
+
+    #[test]
+    fn help_wraps_descriptions_on_a_narrow_screen_instead_of_cutting_them() {
+        let map = KeyMap::default();
+        let narrow = map.help_layout(Rect::new(0, 0, 40, 100));
+        assert_eq!(narrow.columns, 1);
+        for line in &narrow.lines {
+            if let HelpLine::Entry { help, .. } = line {
+                assert!(
+                    2 + narrow.key_width + 1 + help.chars().count() <= narrow.column_width,
+                    "{help:?} is wider than its column"
+                );
+            }
+        }
+        let words = |text: &str| text.split(' ').map(str::to_string).collect::<Vec<_>>();
+        let shown: Vec<String> = narrow
+            .lines
+            .iter()
+            .filter_map(|line| match line {
+                HelpLine::Entry { help, .. } => Some(words(help)),
+                HelpLine::Title(_) => None,
+            })
+            .flatten()
+            .collect();
+        let all: Vec<String> = KeyMap::contexts()
+            .into_iter()
+            .flat_map(|context| map.help_rows(context))
+            .flat_map(|(_, help)| words(help))
+            .collect();
+        assert_eq!(shown, all, "every word of every description is there");
+        // A wide screen takes all of it without wrapping or scrolling.
+        let wide = map.help_layout(Rect::new(0, 0, 250, 70));
+        assert_eq!((wide.overflow, wide.columns), (0, 1));
     }
 }

@@ -3,7 +3,7 @@
 //! These types are the UI's own, not the store's: the data adapter (`data.rs`) fills them
 //! on a worker, so drawing and key handling can be tested with no store at all.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +19,21 @@ use super::editor::Editor;
 pub use crate::store::JobId;
 
 pub use crate::store::JobState;
+
+/// What one image of each model costs, as the config says (prices it does not name fall
+/// back to the published ones, as the engine's do). Handed in at start, so the editor
+/// shows the price of the job being written without asking the engine.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Prices(pub BTreeMap<Model, f64>);
+
+impl Prices {
+    pub fn per_image(&self, model: Model) -> Option<f64> {
+        self.0
+            .get(&model)
+            .copied()
+            .or_else(|| model.default_price_cny())
+    }
+}
 
 /// A state as the list and the detail show it: short enough for the state column.
 pub fn state_label(state: JobState) -> &'static str {
@@ -178,6 +193,9 @@ pub struct ListView {
     pub top: u64,
     /// Position of the selected row in the filtered list.
     pub selected: u64,
+    /// The job the selection is on, once its row has been loaded. New jobs arrive at the
+    /// top and push the rows down; the selection follows this id, not the position.
+    pub selected_id: Option<JobId>,
 }
 
 impl ListView {
@@ -317,6 +335,10 @@ pub struct AppState {
     pub mode: Mode,
     /// The draft; kept when the editor is left with Esc.
     pub editor: Option<Editor>,
+    /// For the editor's cost line.
+    pub prices: Prices,
+    /// First line of the help shown, when the help does not fit the screen.
+    pub help_scroll: usize,
     pub toasts: VecDeque<Toast>,
     pub quit: bool,
 }
@@ -338,6 +360,8 @@ impl AppState {
             pane: Pane::List,
             mode: Mode::Browse,
             editor: None,
+            prices: Prices::default(),
+            help_scroll: 0,
             toasts: VecDeque::new(),
             quit: false,
         }

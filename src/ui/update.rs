@@ -133,8 +133,15 @@ impl AppState {
             },
             Mode::Editor => self.editor_key(keys, key),
             Mode::Help => {
-                if keys.action(Context::Help, key) == Some(Action::Leave) {
-                    self.mode = Mode::Browse;
+                match keys.action(Context::Help, key) {
+                    Some(Action::Leave) => self.mode = Mode::Browse,
+                    // Down to the last screenful, as the help is laid out on this screen.
+                    Some(Action::Down) => {
+                        self.help_scroll =
+                            (self.help_scroll + 1).min(keys.help_layout(self.layout.area).overflow)
+                    }
+                    Some(Action::Up) => self.help_scroll = self.help_scroll.saturating_sub(1),
+                    _ => {}
                 }
                 Vec::new()
             }
@@ -193,7 +200,12 @@ impl AppState {
             Action::StartSearch => self.mode = Mode::Search,
             Action::NewJob => {
                 let reuse = self.editor.as_ref().is_some_and(|e| e.modified);
-                if !reuse {
+                if reuse {
+                    // A kept draft opens where typing goes: the prompt.
+                    if let Some(editor) = self.editor.as_mut() {
+                        editor.focus = EditorFocus::Prompt;
+                    }
+                } else {
                     let model = self
                         .editor
                         .as_ref()
@@ -255,7 +267,10 @@ impl AppState {
                     return vec![Command::Copy(text)];
                 }
             }
-            Action::ShowHelp => self.mode = Mode::Help,
+            Action::ShowHelp => {
+                self.help_scroll = 0;
+                self.mode = Mode::Help;
+            }
             Action::Quit => {
                 if self
                     .editor
@@ -277,6 +292,8 @@ impl AppState {
             self.mode = Mode::Browse;
             return Vec::new();
         };
+        // A hint is about the key before; any new key replaces it.
+        editor.hint = None;
         let on_choice = matches!(editor.focus, EditorFocus::Field(f) if f.is_choice());
         let action = keys.action(Context::Editor, key).or_else(|| {
             on_choice
@@ -402,7 +419,8 @@ impl AppState {
     }
 
     /// Takes a data snapshot; returns `Refresh` if the selection had to move (the list
-    /// shrank under it) and the window needs loading again.
+    /// shrank under it, or new jobs pushed the selected job down) and the window or the
+    /// detail needs loading again.
     pub fn apply_data(&mut self, data: DataSnapshot) -> Vec<Command> {
         self.header.counts = data.counts;
         self.header.images_today = data.images_today;
@@ -413,22 +431,65 @@ impl AppState {
             return Vec::new();
         }
         let old_selection = self.list.selected_row().map(|r| r.id);
+        let old_total = self.list.total;
         self.list.total = data.total;
         self.list.offset = data.request.offset;
         self.list.rows = data.rows;
-        if data.request.selected == self.list.selected {
+        let mut moved = self.follow_selected_job(&data.request, old_total);
+        let selected_id = self.list.selected_row().map(|r| r.id);
+        // The detail was loaded for a position; it is the selected job's only if the ids
+        // agree (new rows may have put another job at that position meanwhile).
+        let detail_fits = match &data.detail {
+            Some(detail) => Some(detail.id) == selected_id,
+            None => data.request.selected == self.list.selected,
+        };
+        if detail_fits {
             self.detail = data.detail;
         }
-        if self.list.selected_row().map(|r| r.id) != old_selection {
+        if selected_id.is_some() {
+            self.list.selected_id = selected_id;
+        }
+        if selected_id != old_selection {
             self.image_index = 0;
         }
         let last = self.list.total.saturating_sub(1);
         if self.list.selected > last || self.list.top > self.list.selected {
             self.list.selected = self.list.selected.min(last);
+            moved = true;
+        }
+        if moved {
             self.keep_selection_visible();
             return vec![Command::Refresh];
         }
         Vec::new()
+    }
+
+    /// Puts the selection back on the job it was on, after the rows have been replaced.
+    /// The list is newest first: jobs that arrived meanwhile push the selected one down.
+    /// If it is in the loaded window, the selection goes to its row; if it was pushed out
+    /// of the window, the selection moves down by the number of new jobs and the window
+    /// containing it is asked for. True if the selection moved.
+    fn follow_selected_job(&mut self, request: &ListRequest, old_total: u64) -> bool {
+        let Some(id) = self.list.selected_id else {
+            return false;
+        };
+        let found = self.list.rows.iter().position(|r| r.id == id);
+        let list = &mut self.list;
+        match found {
+            Some(index) => {
+                let position = list.offset + index as u64;
+                let moved = position != list.selected;
+                list.selected = position;
+                moved
+            }
+            // Only an answer for the window on screen tells where the job went; an older
+            // answer was for a window the user has scrolled away from.
+            None if request.offset == list.top && list.total > old_total => {
+                list.selected += list.total - old_total;
+                true
+            }
+            None => false,
+        }
     }
 
     fn move_to(&mut self, position: u64) -> Vec<Command> {
@@ -437,6 +498,8 @@ impl AppState {
             return Vec::new();
         }
         self.list.selected = target;
+        // Known when the row is loaded; otherwise the answer for the new window tells it.
+        self.list.selected_id = self.list.row(target).map(|r| r.id);
         self.image_index = 0;
         self.keep_selection_visible();
         vec![Command::Refresh]

@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use wandash::dashscope::{ApiKey, Client, JobSpec, Model, ModelLimits, Size};
+use wandash::dashscope::{ApiKey, Client, JobSpec, Model, ModelLimits, Size, Timestamp};
 use wandash::engine::{EngineConfig, EngineHandle};
 use wandash::simulator::{self, Faults, RunningSim, SimConfig};
-use wandash::store::{JobDetail, JobFilter, Store};
+use wandash::store::{JobDetail, JobFilter, JobId, Store};
 
 pub const FAST: (Duration, Duration) = (Duration::from_millis(50), Duration::from_millis(150));
 
@@ -114,6 +114,28 @@ pub async fn wait_idle(engine: &EngineHandle, limit: Duration) {
     tokio::time::timeout(limit, engine.wait_idle())
         .await
         .expect("the engine went idle in time");
+}
+
+/// What an engine that died while submitting leaves in the store for `id`: the job
+/// claimed (submitting, its attempt counted, the claim's event written) and, if `sent`,
+/// stamped as its create went on the wire, the answer never recorded. The engine's writes
+/// are not public, so the rows are written as its claim and `mark_sending` write them.
+pub fn leave_claimed(db: &Path, id: JobId, sent: bool) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let now = Timestamp::now().as_millis();
+    conn.execute(
+        "UPDATE jobs SET state = 'submitting', attempts = attempts + 1, submitted_at = ?2,
+             next_attempt_at = NULL
+         WHERE id = ?1 AND state = 'queued'",
+        rusqlite::params![id.0, sent.then_some(now)],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO events (job_id, at, from_state, to_state, detail)
+         SELECT id, ?2, 'queued', 'submitting', 'attempt ' || attempts FROM jobs WHERE id = ?1",
+        rusqlite::params![id.0, now],
+    )
+    .unwrap();
 }
 
 pub fn all_jobs(store: &Store) -> Vec<JobDetail> {
