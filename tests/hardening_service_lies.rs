@@ -211,15 +211,14 @@ fn creates(server: &Hostile) -> usize {
 }
 
 fn error_of(job: &JobDetail) -> String {
-    format!(
-        "{} {}",
-        job.summary.error_code.as_deref().unwrap_or_default(),
-        job.summary.error_message.as_deref().unwrap_or_default()
-    )
+    job.summary
+        .error()
+        .map(|error| format!("{} {}", error.kind.code(), error.message))
+        .unwrap_or_default()
 }
 
 fn assert_good_job_saved(job: &JobDetail) {
-    assert_eq!(job.summary.state, JobState::Succeeded, "{job:?}");
+    assert_eq!(job.summary.state(), JobState::Succeeded, "{job:?}");
     assert_eq!(job.summary.images_ok, 1, "{job:?}");
     engine_support::check_saved_images(job);
 }
@@ -280,7 +279,7 @@ async fn an_image_far_larger_than_asked_is_refused_before_it_is_decoded() {
     engine.shutdown().await;
     println!("16000x16000 refused in {:?}", started.elapsed());
     let bomb = &jobs[0];
-    assert!(bomb.summary.state.is_final(), "{bomb:?}");
+    assert!(bomb.summary.state().is_final(), "{bomb:?}");
     assert_eq!(bomb.summary.images_ok, 0);
     let image = &bomb.images[0];
     assert_eq!(
@@ -313,7 +312,11 @@ async fn two_creates_answered_with_one_task_id_end_the_second_job_visibly_and_ne
     engine.shutdown().await;
     let (first, second) = (&jobs[0], &jobs[1]);
     assert_good_job_saved(first);
-    assert_eq!(second.summary.state, JobState::NeedsAttention, "{second:?}");
+    assert_eq!(
+        second.summary.state(),
+        JobState::NeedsAttention,
+        "{second:?}"
+    );
     let why = error_of(second);
     assert!(
         why.contains("DuplicateTaskId") && why.contains("one-id-for-all"),
@@ -325,7 +328,7 @@ async fn two_creates_answered_with_one_task_id_end_the_second_job_visibly_and_ne
     let (jobs, engine, _) = run(&server, dir.path(), &[]).await;
     engine.shutdown().await;
     assert_eq!(creates(&server), 2, "no create re-sent on restart");
-    assert_eq!(jobs[1].summary.state, JobState::NeedsAttention);
+    assert_eq!(jobs[1].summary.state(), JobState::NeedsAttention);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -346,7 +349,7 @@ async fn task_ids_that_cannot_be_task_ids_end_their_job_and_are_never_used_nor_r
     let (jobs, engine, _) = run(&server, dir.path(), &prompts).await;
     engine.shutdown().await;
     for job in &jobs[..4] {
-        assert_eq!(job.summary.state, JobState::NeedsAttention, "{job:?}");
+        assert_eq!(job.summary.state(), JobState::NeedsAttention, "{job:?}");
         let why = error_of(job);
         assert!(
             why.contains("WrongAnswer") && why.contains("not a task id"),
@@ -357,7 +360,7 @@ async fn task_ids_that_cannot_be_task_ids_end_their_job_and_are_never_used_nor_r
             why.len() < 1_000,
             "the 5000-character id is not echoed whole"
         );
-        assert_eq!(job.task_id, None, "{job:?}");
+        assert_eq!(job.task_id(), None, "{job:?}");
     }
     assert_good_job_saved(&jobs[4]);
     let polls: Vec<_> = server
@@ -397,13 +400,13 @@ async fn poll_answers_no_client_can_read_are_retried_a_bounded_number_of_times_t
         run(&server, dir.path(), &["status", "nourl", "types", "good"]).await;
     engine.shutdown().await;
     for job in &jobs[..3] {
-        assert_eq!(job.summary.state, JobState::NeedsAttention, "{job:?}");
+        assert_eq!(job.summary.state(), JobState::NeedsAttention, "{job:?}");
         let why = error_of(job);
         assert!(
             why.contains("stopped following task") && why.contains("3 wrong answers"),
             "{why}"
         );
-        let task = job.task_id.clone().unwrap();
+        let task = job.task_id().unwrap().to_string();
         assert_eq!(
             requests_to(&server, &format!("/tasks/{task} ")),
             MAX_ATTEMPTS as usize,
@@ -443,7 +446,7 @@ async fn a_result_url_not_http_or_an_image_over_the_byte_limit_fails_that_image_
         (&jobs[0], "not an http(s) URL"),
         (&jobs[1], "over the limit"),
     ] {
-        assert!(job.summary.state.is_final(), "{job:?}");
+        assert!(job.summary.state().is_final(), "{job:?}");
         assert_eq!(job.summary.images_ok, 0, "{job:?}");
         let message = job.images[0].error_message.clone().unwrap_or_default();
         assert!(

@@ -158,7 +158,7 @@ enum Sent {
 /// Why a job whose create was answered with another job's task id needs attention.
 fn duplicate_task_error(task_id: &str, other: JobId) -> JobError {
     JobError::new(
-        "DuplicateTaskId",
+        ErrorKind::DuplicateTaskId,
         format!(
             "the service answered this job's create with task id {task_id}, which job {other} already has; a task may have been made for this job that wandash cannot follow: check the service's task list, then retry or delete the job"
         ),
@@ -335,7 +335,7 @@ async fn create_failed(
                 ..recorded
             };
             tracing::warn!(job = %id, %model, "{}", why.message);
-            ctx.db(move |s| s.end_job(id, JobState::NeedsAttention, Some(&why)))
+            ctx.db(move |s| s.end_job(id, Ending::NeedsAttention(why)))
                 .await?;
             JobState::NeedsAttention
         }

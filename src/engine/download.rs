@@ -36,7 +36,7 @@ pub(crate) async fn fetch_images(
     let asked = detail.summary.images_expected as usize;
     let results = if asked > 0 && info.results.len() > asked {
         let note = JobError::new(
-            "TooManyResults",
+            ErrorKind::TooManyResults,
             format!(
                 "the service answered {} results for a request of {asked}; kept the first {asked}, ignored the rest",
                 info.results.len()
@@ -193,7 +193,7 @@ async fn download(
             Err(why) => {
                 tracing::warn!(job = %id, index, "downloaded image does not decode ({why}); fetching again");
                 let note = JobError::new(
-                    "InvalidImage",
+                    ErrorKind::InvalidImage,
                     format!(
                         "downloaded image {index} does not decode ({why}); try {attempt} of {max_attempts}"
                     ),

@@ -87,7 +87,11 @@ async fn follow(ctx: &Ctx, job: &Tracked, slot: &mut Slot) -> Result<(), StoreEr
                             })
                         };
                         if let Some(why) = why {
-                            let note = JobError::new(e.code(), why, Some(ErrorAction::RetryLater));
+                            let note = JobError::new(
+                                ErrorKind::of_client(&e),
+                                why,
+                                Some(ErrorAction::RetryLater),
+                            );
                             ctx.retrying(id, note).await?;
                         }
                         continue;
@@ -164,7 +168,7 @@ async fn unfollowable(
 ) -> Result<(), StoreError> {
     let id = job.id;
     let note = JobError::new(
-        error.code(),
+        ErrorKind::of_client(error),
         format!(
             "stopped following task {} ({wrong_answers} wrong answers in a row): {error}; the task may still exist at the service: check it there, then retry or delete the job",
             crate::text::sanitize(&job.task_id)
@@ -172,7 +176,7 @@ async fn unfollowable(
         None,
     );
     tracing::warn!(job = %id, "{}", note.message);
-    ctx.db(move |s| s.end_job(id, JobState::NeedsAttention, Some(&note)))
+    ctx.db(move |s| s.end_job(id, Ending::NeedsAttention(note)))
         .await?;
     ctx.changed(id, JobState::NeedsAttention);
     Ok(())

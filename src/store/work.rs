@@ -171,7 +171,7 @@ impl EngineStore {
     /// (the service answered two creates with one id): then, in the same transaction,
     /// this job goes to needs_attention with the error `duplicate` makes of the other
     /// job's id, and that id is returned.
-    pub fn mark_created_unless_taken(
+    pub(crate) fn mark_created_unless_taken(
         &self,
         id: JobId,
         task_id: &str,
@@ -193,7 +193,7 @@ impl EngineStore {
             return Ok(None);
         };
         let error = duplicate(holder);
-        let mut columns = vec![("ended_at", SqlValue::Integer(now_ms()))];
+        let mut columns = vec![("ended_at", SqlValue::from(Timestamp::now()))];
         columns.extend(error.columns());
         transition(
             &tx,
@@ -201,7 +201,7 @@ impl EngineStore {
             &[JobState::Submitting],
             JobState::NeedsAttention,
             &columns,
-            Some(&error.detail()),
+            Some(&error.to_string()),
         )?;
         tx.commit()?;
         Ok(Some(holder))
