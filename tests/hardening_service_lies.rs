@@ -502,7 +502,7 @@ fn silent_server() -> Hostile {
 }
 
 #[test]
-fn a_worker_stops_within_a_second_while_the_service_never_answers_and_a_restart_finishes_all() {
+fn a_worker_stops_within_seconds_while_the_service_never_answers_and_a_restart_finishes_all() {
     let scratch = Scratch::new();
     let config = scratch.write(
         "config.toml",

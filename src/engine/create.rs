@@ -34,9 +34,12 @@ pub(crate) async fn submit(ctx: Arc<Ctx>, job: JobDetail, mut slot: Slot, creati
     }
 }
 
-/// How long a create already under way may still take once the engine stops: an answer
-/// that comes at once is recorded, a service that does not answer does not hold the stop.
-pub(crate) const STOP_GRACE: Duration = Duration::from_millis(300);
+/// How long a create already under way may still take once the engine stops: a slow
+/// answer (a second or two) is still recorded, a service that does not answer holds the
+/// stop no longer than this. Shorter loses creates answered late: their task, looked up
+/// in the service's task list at the next start, may be gone from it by then (a machine
+/// suspended for a day, tests/faults.rs), and the job would be created a second time.
+pub(crate) const STOP_GRACE: Duration = Duration::from_millis(2000);
 
 /// Resolves `grace` after the engine started stopping.
 async fn stopped_for(ctx: &Ctx, grace: Duration) {
