@@ -179,6 +179,9 @@ impl Client {
         // Checked here, where the id enters: every later call puts it in a URL path, and
         // the store keys the job by it.
         check_task_id(&answer.output.task_id).map_err(|_| {
+            // The id exactly as answered, for finding the task in the service's list: the
+            // log file escapes what the error message strips.
+            tracing::warn!(task = %answer.output.task_id, "task created with an id that cannot be used; not followed");
             ClientError::WrongAnswer(format!(
                 "the create answered task id `{}`, which is not a task id (letters, digits, - _ . only, 1 to {MAX_TASK_ID_CHARS})",
                 excerpt(&answer.output.task_id)
