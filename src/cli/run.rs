@@ -156,8 +156,10 @@ fn report(ctx: &Context, event: &EngineEvent) {
     }
 }
 
-/// The line for an event that concerns every job rather than one (a model stopped, the
-/// disk refusing images), meant for stderr.
+/// The line for an engine event worth telling at once on stderr: one that concerns every
+/// job rather than one (a model stopped, the disk refusing images), or a job's retry and
+/// its reason (a service that answers something wrong is not left to be found in `show`
+/// after the job ends).
 fn warning(event: &EngineEvent) -> Option<String> {
     match event {
         EngineEvent::ModelStopped { model, reason } => Some(format!(
@@ -170,6 +172,7 @@ fn warning(event: &EngineEvent) -> Option<String> {
             sanitize(reason)
         )),
         EngineEvent::DiskRecovered => Some("images save again; sending jobs".to_string()),
+        EngineEvent::Retrying { id, reason } => Some(format!("job {id}: {}", sanitize(reason))),
         _ => None,
     }
 }

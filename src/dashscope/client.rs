@@ -176,6 +176,17 @@ impl Client {
             request = request.header("X-DashScope-OssResourceResolve", "enable");
         }
         let answer: CreateAnswer = self.send_json(request).await?;
+        // Checked here, where the id enters: every later call puts it in a URL path, and
+        // the store keys the job by it.
+        check_task_id(&answer.output.task_id).map_err(|_| {
+            // The id exactly as answered, for finding the task in the service's list: the
+            // log file escapes what the error message strips.
+            tracing::warn!(task = %answer.output.task_id, "task created with an id that cannot be used; not followed");
+            ClientError::WrongAnswer(format!(
+                "the create answered task id `{}`, which is not a task id (letters, digits, - _ . only, 1 to {MAX_TASK_ID_CHARS})",
+                excerpt(&answer.output.task_id)
+            ))
+        })?;
         Ok(TaskCreated {
             task_id: answer.output.task_id,
             task_status: answer.output.task_status,
@@ -362,10 +373,13 @@ async fn read_body(mut response: Response, limit: u64, what: &str) -> Result<Vec
     Ok(body)
 }
 
+/// The longest task id accepted; the service's are 36-character UUIDs.
+const MAX_TASK_ID_CHARS: usize = 128;
+
 /// Task ids go into the URL path: refuse anything that would change the path.
 fn check_task_id(task_id: &str) -> Result<(), ClientError> {
     let ok = !task_id.is_empty()
-        && task_id.len() <= 128
+        && task_id.len() <= MAX_TASK_ID_CHARS
         && task_id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))

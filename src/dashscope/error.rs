@@ -77,6 +77,11 @@ pub enum ClientError {
     /// An answer that does not follow the protocol.
     #[error("unexpected answer from the service: {0}")]
     Protocol(String),
+    /// The service answered, readably, something no client can act on: a create
+    /// answered with a task id that cannot be one. Unlike `Protocol`, the answer was
+    /// read and a task may exist, so the create must not be sent again.
+    #[error("the service answered something wrong: {0}")]
+    WrongAnswer(String),
     /// A local file could not be read.
     #[error("{0}")]
     Io(String),
@@ -87,9 +92,10 @@ impl ClientError {
         match self {
             ClientError::Invalid(_) | ClientError::Io(_) => ErrorAction::FixInput,
             ClientError::Api { status, code, .. } => classify(*status, code),
-            ClientError::Unreachable(_) | ClientError::Transport(_) | ClientError::Protocol(_) => {
-                ErrorAction::RetryLater
-            }
+            ClientError::Unreachable(_)
+            | ClientError::Transport(_)
+            | ClientError::Protocol(_)
+            | ClientError::WrongAnswer(_) => ErrorAction::RetryLater,
         }
     }
 
@@ -100,6 +106,7 @@ impl ClientError {
             ClientError::Api { code, .. } => code,
             ClientError::Unreachable(_) | ClientError::Transport(_) => "Network",
             ClientError::Protocol(_) => "Protocol",
+            ClientError::WrongAnswer(_) => "WrongAnswer",
             ClientError::Io(_) => "LocalFile",
         }
     }

@@ -2,6 +2,7 @@
 //! failed create means for the job.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::create_failure::{AfterFailedCreate, Wait, after_failed_create, may_have_created};
 use super::ctx::{CreateGuard, Ctx, Report, Slot, Tracked};
@@ -15,7 +16,15 @@ use crate::store::{
 /// Submits a claimed (submitting) job, then follows its task.
 pub(crate) async fn submit(ctx: Arc<Ctx>, job: JobDetail, mut slot: Slot, creating: CreateGuard) {
     let id = job.summary.id;
-    let outcome = create(&ctx, &job, &mut slot).await;
+    let outcome = tokio::select! {
+        outcome = create(&ctx, &job, &mut slot) => outcome,
+        () = stopped_for(&ctx, STOP_GRACE) => {
+            // Whatever was committed stands: not yet sent, the next start queues the job
+            // again; sent, it looks the create up in the service's task list.
+            tracing::info!(job = %id, "stopping before the create was answered; the next start settles it");
+            Ok(None)
+        }
+    };
     drop(creating);
     match outcome {
         Ok(Some(tracked)) => follow::track(ctx, tracked, slot).await,
@@ -23,6 +32,19 @@ pub(crate) async fn submit(ctx: Arc<Ctx>, job: JobDetail, mut slot: Slot, creati
         // The job keeps its committed state; the next start resumes it.
         Err(e) => tracing::error!(job = %id, "store error while submitting: {e}"),
     }
+}
+
+/// How long a create already under way may still take once the engine stops: a slow
+/// answer (a second or two) is still recorded, a service that does not answer holds the
+/// stop no longer than this. Shorter loses creates answered late: their task, looked up
+/// in the service's task list at the next start, may be gone from it by then (a machine
+/// suspended for a day, tests/faults.rs), and the job would be created a second time.
+pub(crate) const STOP_GRACE: Duration = Duration::from_millis(2000);
+
+/// Resolves `grace` after the engine started stopping.
+async fn stopped_for(ctx: &Ctx, grace: Duration) {
+    ctx.stopping.cancelled().await;
+    tokio::time::sleep(grace).await;
 }
 
 async fn create(
@@ -103,6 +125,11 @@ async fn create(
         Sent::Failed(error) => create_failed(ctx, id, model, attempts, &error, slot)
             .await
             .map(|()| None),
+        Sent::Duplicate => {
+            slot.release();
+            ctx.changed(id, JobState::NeedsAttention);
+            Ok(None)
+        }
     }
 }
 
@@ -126,6 +153,20 @@ enum Sent {
     },
     /// The service answered with an error: it certainly created no task.
     Failed(ClientError),
+    /// The service answered with a task id another job already has; the job is now
+    /// needs_attention.
+    Duplicate,
+}
+
+/// Why a job whose create was answered with another job's task id needs attention.
+fn duplicate_task_error(task_id: &str, other: JobId) -> JobError {
+    JobError::new(
+        ErrorKind::DuplicateTaskId,
+        format!(
+            "the service answered this job's create with task id {task_id}, which job {other} already has; a task may have been made for this job that wandash cannot follow: check the service's task list, then retry or delete the job"
+        ),
+        None,
+    )
 }
 
 /// The part of a create that holds the model's gate: no other create of this model is on
@@ -133,8 +174,22 @@ enum Sent {
 /// the service's task list. The gate is released when this returns, whichever way.
 async fn send_gated(ctx: &Ctx, job: &JobDetail, spec: &JobSpec) -> Result<Sent, StoreError> {
     let (id, model) = (job.summary.id, job.summary.model);
-    let _gate = ctx.gates[&model].lock().await;
-    ctx.create_rates[&model].acquire().await;
+    // A stop does not wait for the gate or the create pace: the job goes back to the
+    // queue at once, well within the stop's grace.
+    let gated = tokio::select! {
+        biased;
+        () = ctx.stopping.cancelled() => None,
+        gate = async {
+            let gate = ctx.gates[&model].lock().await;
+            ctx.create_rates[&model].acquire().await;
+            gate
+        } => Some(gate),
+    };
+    let Some(_gate) = gated else {
+        return Ok(Sent::HeldBack(
+            "the engine stopped before this job was sent".to_string(),
+        ));
+    };
     let held_back = if ctx.stopping.is_cancelled() {
         Some("the engine stopped before this job was sent".to_string())
     } else {
@@ -151,8 +206,20 @@ async fn send_gated(ctx: &Ctx, job: &JobDetail, spec: &JobSpec) -> Result<Sent, 
             // Before the store write, so that polls aimed at the task's end are not late by it.
             let answered_at = Timestamp::now();
             let (task_id, status) = (created.task_id.clone(), created.task_status);
-            ctx.db(move |s| s.mark_created(id, &created.task_id, created.task_status, "created"))
+            let taken_by = ctx
+                .db(move |s| {
+                    s.mark_created_unless_taken(
+                        id,
+                        &created.task_id,
+                        created.task_status,
+                        |other| duplicate_task_error(&created.task_id, other),
+                    )
+                })
                 .await?;
+            if let Some(other) = taken_by {
+                tracing::error!(job = %id, task = %task_id, %other, "the service answered a task id another job already has");
+                return Ok(Sent::Duplicate);
+            }
             Ok(Sent::Created {
                 task_id,
                 status,
@@ -202,8 +269,8 @@ async fn prepared(ctx: &Ctx, job: &JobDetail) -> Result<JobSpec, ClientError> {
     Ok(spec)
 }
 
-/// A create that certainly did not produce a task: back to the queue, or failed, as
-/// `after_failed_create` decides.
+/// A create that produced no task the engine can follow: back to the queue, failed, or
+/// needs_attention, as `after_failed_create` decides.
 async fn create_failed(
     ctx: &Ctx,
     id: JobId,
@@ -259,6 +326,21 @@ async fn create_failed(
             ctx.db(move |s| s.requeue(id, &recorded, None, false))
                 .await?;
             JobState::Queued
+        }
+        AfterFailedCreate::Unfollowable => {
+            // The service made a task it named unusably: never created again, never lost.
+            let why = JobError {
+                message: format!(
+                    "{}; a task may have been made for this job: check the service's task list, then retry or delete the job",
+                    recorded.message
+                ),
+                action: None,
+                ..recorded
+            };
+            tracing::warn!(job = %id, %model, "{}", why.message);
+            ctx.db(move |s| s.end_job(id, Ending::NeedsAttention(why)))
+                .await?;
+            JobState::NeedsAttention
         }
         AfterFailedCreate::FixInput => {
             tracing::info!(job = %id, %model, "job refused: {error}");

@@ -29,6 +29,9 @@ pub(crate) enum AfterFailedCreate {
     StopAll,
     /// The job itself is refused: it fails with the service's words.
     FixInput,
+    /// The service answered the create with something wrong (a task id that cannot be
+    /// one): a task may exist, so the job is never created again; it needs attention.
+    Unfollowable,
 }
 
 /// How long a job waits before its next create.
@@ -65,6 +68,9 @@ pub(crate) fn after_failed_create(
         ClientError::Unreachable(_) => Some(Wait::Backoff(UNREACHABLE_BACKOFF_STEP)),
         _ => None,
     };
+    if matches!(error, ClientError::WrongAnswer(_)) {
+        return AfterFailedCreate::Unfollowable;
+    }
     match (action, not_this_jobs_doing) {
         (ErrorAction::RetryLater, Some(wait)) => AfterFailedCreate::WaitTurn(wait),
         (ErrorAction::RetryLater, None) if attempts < max_attempts => {
@@ -80,7 +86,7 @@ pub(crate) fn after_failed_create(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use AfterFailedCreate::{FixInput, GiveUp, Retry, StopAll, StopModel, WaitTurn};
+    use AfterFailedCreate::{FixInput, GiveUp, Retry, StopAll, StopModel, Unfollowable, WaitTurn};
 
     const MAX_ATTEMPTS: u32 = 5;
 
@@ -187,6 +193,18 @@ mod tests {
         ] {
             assert_eq!(after(&error, 0), FixInput, "{error}");
         }
+    }
+
+    #[test]
+    fn a_create_answered_with_an_unusable_task_id_needs_attention_and_is_never_resent() {
+        let error = ClientError::WrongAnswer("task id `../../x` is not a task id".into());
+        for attempts in [0, MAX_ATTEMPTS] {
+            assert_eq!(after(&error, attempts), Unfollowable);
+        }
+        assert!(
+            !may_have_created(&error),
+            "not looked up in the task list either"
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use super::disk::DiskHealth;
 use super::limits::{Backoff, CreateRate, QueryBudget};
 use super::{EngineConfig, EngineEvent};
 use crate::dashscope::{Client, Model, Timestamp};
-use crate::store::{EngineStore, JobId, JobState, StoreError};
+use crate::store::{EngineStore, JobError, JobId, JobState, StoreError};
 
 /// What job tasks tell the scheduler.
 #[derive(Debug)]
@@ -48,7 +48,12 @@ pub(crate) struct Ctx {
     pub creates: Arc<CreatesInFlight>,
     /// Whether the disk takes images; no creates while it does not.
     pub disk: DiskHealth,
+    /// Taken around each image decode: a decode may hold hundreds of megabytes.
+    pub decodes: tokio::sync::Semaphore,
 }
+
+/// Images decoded at once at most.
+const DECODES_AT_ONCE: usize = 2;
 
 impl Ctx {
     /// A context with every model's limits taken from `config`; job tasks' reports
@@ -77,6 +82,7 @@ impl Ctx {
             stopping,
             creates: Arc::default(),
             disk: DiskHealth::default(),
+            decodes: tokio::sync::Semaphore::new(DECODES_AT_ONCE),
             config,
             events,
             reports,
@@ -103,6 +109,15 @@ impl Ctx {
 
     pub fn changed(&self, id: JobId, state: JobState) {
         self.emit(EngineEvent::JobChanged { id, state });
+    }
+
+    /// Something the engine retries, and why: noted on the job (what `show`, `list` and
+    /// the dashboard display) and told to watchers (`submit --wait` prints it).
+    pub async fn retrying(&self, id: JobId, note: JobError) -> Result<(), StoreError> {
+        let reason = note.message.clone();
+        self.db(move |s| s.note_error(id, &note)).await?;
+        self.emit(EngineEvent::Retrying { id, reason });
+        Ok(())
     }
 
     pub fn report(&self, report: Report) {

@@ -1,4 +1,4 @@
-//! Checking a downloaded image and saving it atomically, and the engine-wide view of
+//! Saving a checked image atomically, and the engine-wide view of
 //! whether the disk takes images at all.
 
 use std::io::Write;
@@ -7,6 +7,7 @@ use std::sync::{Mutex, PoisonError};
 
 use sha2::{Digest, Sha256};
 
+use super::decode::CheckedImage;
 use crate::store::{ImageRecord, JobId};
 
 /// The disk refused a write: where, and the operating system's reason ("No space left
@@ -21,36 +22,6 @@ impl std::fmt::Display for DiskFault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "cannot write {}: {}", self.path.display(), self.reason)
     }
-}
-
-/// What decoding told about a downloaded image.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct CheckedImage {
-    ext: &'static str,
-    width: u32,
-    height: u32,
-}
-
-/// Decode limits: the service makes at most 4096-ish sides (x4 upscaling of 1440 at most).
-const MAX_SIDE: u32 = 16_384;
-const MAX_DECODE_BYTES: u64 = 1 << 30;
-
-/// Checks that `bytes` decode as an image (within limits that refuse a decompression
-/// bomb); the error says why not. Blocking: call from `spawn_blocking`.
-pub(crate) fn check_image(bytes: &[u8]) -> Result<CheckedImage, String> {
-    let format = image::guess_format(bytes).map_err(|e| e.to_string())?;
-    let mut reader = image::ImageReader::with_format(std::io::Cursor::new(bytes), format);
-    let mut limits = image::Limits::default();
-    limits.max_image_width = Some(MAX_SIDE);
-    limits.max_image_height = Some(MAX_SIDE);
-    limits.max_alloc = Some(MAX_DECODE_BYTES);
-    reader.limits(limits);
-    let decoded = reader.decode().map_err(|e| e.to_string())?;
-    Ok(CheckedImage {
-        ext: format.extensions_str().first().copied().unwrap_or("img"),
-        width: decoded.width(),
-        height: decoded.height(),
-    })
 }
 
 /// Writes checked image bytes to `<dir>/<job>/<index>.<ext>` atomically: a temp file in
@@ -221,6 +192,8 @@ fn remove_stale_temps(dir: &Path, name: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::decode::check_image;
+    use crate::engine::decode::test_images::{png, png_claiming, text_to_image_bound};
 
     /// Why a save did not happen, as the engine tells the two apart.
     #[derive(Debug)]
@@ -236,15 +209,9 @@ mod tests {
         url: &str,
         bytes: &[u8],
     ) -> Result<ImageRecord, Refused> {
-        let checked = check_image(bytes).map_err(Refused::NotAnImage)?;
+        let checked =
+            check_image(bytes, text_to_image_bound(1024, 1024)).map_err(Refused::NotAnImage)?;
         write_image(dir, job, index, url, bytes, checked).map_err(Refused::Disk)
-    }
-
-    fn png(w: u32, h: u32) -> Vec<u8> {
-        let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([x as u8, y as u8, 7]));
-        let mut out = std::io::Cursor::new(Vec::new());
-        img.write_to(&mut out, image::ImageFormat::Png).unwrap();
-        out.into_inner()
     }
 
     #[test]
@@ -327,34 +294,6 @@ mod tests {
             Err(Refused::NotAnImage(_))
         ));
         assert!(!dir.path().join("1").exists());
-    }
-
-    /// A small PNG whose header claims `w` x `h`: what a decompression bomb looks like
-    /// before it is inflated.
-    fn png_claiming(w: u32, h: u32) -> Vec<u8> {
-        let mut bytes = png(8, 8);
-        // IHDR's data starts at byte 16 (8 signature + 4 length + 4 type); its CRC covers
-        // the type and the 13 data bytes.
-        bytes[16..20].copy_from_slice(&w.to_be_bytes());
-        bytes[20..24].copy_from_slice(&h.to_be_bytes());
-        let crc = crc32(&bytes[12..29]);
-        bytes[29..33].copy_from_slice(&crc.to_be_bytes());
-        bytes
-    }
-
-    fn crc32(data: &[u8]) -> u32 {
-        let mut crc = !0u32;
-        for &byte in data {
-            crc ^= u32::from(byte);
-            for _ in 0..8 {
-                crc = if crc & 1 == 1 {
-                    (crc >> 1) ^ 0xEDB8_8320
-                } else {
-                    crc >> 1
-                };
-            }
-        }
-        !crc
     }
 
     #[test]

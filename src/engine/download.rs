@@ -6,9 +6,11 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::EngineEvent;
+use super::answer_failure::{AfterFailedDownload, after_failed_download, is_wrong_answer};
 use super::ctx::{Ctx, Tracked};
-use super::disk::{CheckedImage, DiskFault, check_image, write_image};
-use crate::dashscope::{ClientError, ErrorAction, TaskInfo, TaskResult, Timestamp};
+use super::decode::{CheckedImage, DecodeBound, check_image};
+use super::disk::{DiskFault, write_image};
+use crate::dashscope::{ErrorAction, TaskInfo, TaskResult, Timestamp};
 use crate::store::{ErrorKind, ImageRecord, JobError, StoreError};
 
 /// Downloads every image not yet saved, then ends the job. A disk that refuses the
@@ -19,19 +21,36 @@ pub(crate) async fn fetch_images(
     info: &TaskInfo,
 ) -> Result<(), StoreError> {
     let id = job.id;
-    let saved: HashSet<u32> = ctx
-        .db(move |s| s.job_brief(id))
-        .await?
-        .map(|d| {
-            d.images
-                .iter()
-                .filter(|i| i.is_saved())
-                .map(|i| i.index)
-                .collect()
-        })
-        .unwrap_or_default();
+    let Some(detail) = ctx.db(move |s| s.job_brief(id)).await? else {
+        return Ok(());
+    };
+    let saved: HashSet<u32> = detail
+        .images
+        .iter()
+        .filter(|i| i.is_saved())
+        .map(|i| i.index)
+        .collect();
+    let bound = DecodeBound::for_spec(&detail.spec);
+    // A task can make at most the images the request asked for; more is a service fault
+    // (one answered 500 results for n=1), and saving them all would fill the disk.
+    let asked = detail.summary.images_expected as usize;
+    let results = if asked > 0 && info.results.len() > asked {
+        let note = JobError::new(
+            ErrorKind::TooManyResults,
+            format!(
+                "the service answered {} results for a request of {asked}; kept the first {asked}, ignored the rest",
+                info.results.len()
+            ),
+            None,
+        );
+        tracing::warn!(job = %id, "{}", note.message);
+        ctx.db(move |s| s.note_error(id, &note)).await?;
+        &info.results[..asked]
+    } else {
+        &info.results[..]
+    };
     let mut actual_prompt = None;
-    for (index, result) in info.results.iter().enumerate() {
+    for (index, result) in results.iter().enumerate() {
         let index = index as u32;
         let record = match result {
             TaskResult::Failed { code, message } => ImageRecord {
@@ -49,7 +68,7 @@ pub(crate) async fn fetch_images(
                 if saved.contains(&index) {
                     continue;
                 }
-                download(ctx, job, index, url).await?
+                download(ctx, job, index, url, bound).await?
             }
         };
         let path = record.path.clone();
@@ -79,6 +98,7 @@ async fn download(
     job: &Tracked,
     index: u32,
     url: &str,
+    bound: DecodeBound,
 ) -> Result<ImageRecord, StoreError> {
     let id = job.id;
     let failed = |kind: ErrorKind, message: String| ImageRecord {
@@ -89,55 +109,82 @@ async fn download(
         ..Default::default()
     };
     let give_up_at = ctx.results_expire_at(job.submitted_at);
+    let max_attempts = ctx.config.max_attempts;
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let last_try = attempt >= ctx.config.max_attempts;
         let bytes = match ctx
             .client
             .download(url, ctx.config.download_max_bytes)
             .await
         {
             Ok(bytes) => bytes,
-            Err(ClientError::Api {
-                status: 403 | 404 | 410,
-                ..
-            }) => {
-                return Ok(failed(
-                    ErrorKind::Expired,
-                    format!("result image {index} is no longer available at the service"),
-                ));
-            }
-            // The URL lives as long as the task (24 h): a network or service outage is
-            // waited out for that long rather than `max_attempts` tries, so an overnight
-            // batch does not lose images to a few minutes without a connection.
-            Err(e) if e.action() == ErrorAction::RetryLater && Timestamp::now() < give_up_at => {
-                tracing::warn!(job = %id, index, attempt, "download failed, retrying: {e}");
-                if attempt == ctx.config.max_attempts {
-                    let note = JobError::new(
-                        ErrorKind::of_client(&e),
-                        format!(
-                            "downloading image {index} keeps failing ({e}); retried until the service discards it"
-                        ),
-                        Some(ErrorAction::RetryLater),
-                    );
-                    ctx.db(move |s| s.note_error(id, &note)).await?;
+            Err(e) => match after_failed_download(
+                &e,
+                attempt,
+                max_attempts,
+                Timestamp::now() < give_up_at,
+            ) {
+                AfterFailedDownload::Expired => {
+                    return Ok(failed(
+                        ErrorKind::Expired,
+                        format!("result image {index} is no longer available at the service"),
+                    ));
                 }
-                let wait = ctx.backoff(attempt).min(give_up_at.since(Timestamp::now()));
-                tokio::time::sleep(wait).await;
-                continue;
-            }
-            Err(e) => return Ok(failed(ErrorKind::of_client(&e), e.to_string())),
+                AfterFailedDownload::Fail if is_wrong_answer(&e) => {
+                    return Ok(failed(
+                        ErrorKind::of_client(&e),
+                        format!("gave up on result image {index} after {attempt} tries: {e}"),
+                    ));
+                }
+                AfterFailedDownload::Fail => {
+                    return Ok(failed(ErrorKind::of_client(&e), e.to_string()));
+                }
+                AfterFailedDownload::Retry => {
+                    tracing::warn!(job = %id, index, attempt, "download failed, retrying: {e}");
+                    let why = if is_wrong_answer(&e) {
+                        Some(format!(
+                            "downloading image {index}: {e}; try {attempt} of {max_attempts}"
+                        ))
+                    } else {
+                        (attempt == max_attempts).then(|| {
+                            format!(
+                                "downloading image {index} keeps failing ({e}); retried until the service discards it"
+                            )
+                        })
+                    };
+                    if let Some(why) = why {
+                        let note = JobError::new(
+                            ErrorKind::of_client(&e),
+                            why,
+                            Some(ErrorAction::RetryLater),
+                        );
+                        ctx.retrying(id, note).await?;
+                    }
+                    let wait = ctx.backoff(attempt).min(give_up_at.since(Timestamp::now()));
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+            },
         };
-        let (bytes, checked) = tokio::task::spawn_blocking(move || {
-            let checked = check_image(&bytes);
-            (bytes, checked)
-        })
-        .await
-        .map_err(|e| StoreError::Sqlite(format!("checking an image stopped: {e}")))?;
+        let checked = {
+            // Decodes at once are few: each may take hundreds of megabytes.
+            let _decoding = ctx
+                .decodes
+                .acquire()
+                .await
+                .map_err(|e| StoreError::Sqlite(format!("image decoding stopped: {e}")))?;
+            tokio::task::spawn_blocking(move || {
+                let checked = check_image(&bytes, bound);
+                (bytes, checked)
+            })
+            .await
+            .map_err(|e| StoreError::Sqlite(format!("checking an image stopped: {e}")))?
+        };
+        let (bytes, checked) = checked;
         match checked {
             Ok(checked) => return save(ctx, job, index, url, bytes, checked).await,
-            Err(why) if last_try => {
+            Err(why) if attempt >= max_attempts => {
                 return Ok(failed(
                     ErrorKind::InvalidImage,
                     format!("downloaded image {index} does not decode: {why}"),
@@ -145,6 +192,14 @@ async fn download(
             }
             Err(why) => {
                 tracing::warn!(job = %id, index, "downloaded image does not decode ({why}); fetching again");
+                let note = JobError::new(
+                    ErrorKind::InvalidImage,
+                    format!(
+                        "downloaded image {index} does not decode ({why}); try {attempt} of {max_attempts}"
+                    ),
+                    Some(ErrorAction::RetryLater),
+                );
+                ctx.retrying(id, note).await?;
             }
         }
         tokio::time::sleep(ctx.backoff(attempt)).await;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::EngineConfig;
+use super::answer_failure::{AfterFailedPoll, after_failed_poll, is_wrong_answer};
 use super::ctx::{Ctx, Report, Slot, Tracked};
 use super::download::fetch_images;
 use super::limits::Backoff;
@@ -35,6 +36,7 @@ async fn follow(ctx: &Ctx, job: &Tracked, slot: &mut Slot) -> Result<(), StoreEr
     // Measured from the create's answer (also across restarts), not from when following began.
     let age = || Timestamp::now().since(job.submitted_at);
     let mut failures = 0u32;
+    let mut wrong_answers = 0u32;
     let mut last_status: Option<TaskStatus> = None;
     let mut cancel_sent = false;
     let schedule = PollSchedule::of(&ctx.config);
@@ -51,17 +53,54 @@ async fn follow(ctx: &Ctx, job: &Tracked, slot: &mut Slot) -> Result<(), StoreEr
         ctx.queries.acquire().await;
         let info = match ctx.client.fetch(&job.task_id).await {
             Ok(info) => info,
-            Err(e) if e.action() == ErrorAction::StopAll => {
-                ctx.report(Report::StopAll(e.to_string()));
-                return Ok(());
-            }
             Err(e) => {
                 failures += 1;
-                tracing::warn!(job = %id, task = %job.task_id, failures, "poll failed: {e}");
-                continue;
+                wrong_answers = if is_wrong_answer(&e) {
+                    wrong_answers + 1
+                } else {
+                    0
+                };
+                let max_attempts = ctx.config.max_attempts;
+                match after_failed_poll(&e, wrong_answers, max_attempts) {
+                    AfterFailedPoll::StopAll => {
+                        ctx.report(Report::StopAll(e.to_string()));
+                        return Ok(());
+                    }
+                    AfterFailedPoll::GiveUp => {
+                        slot.release();
+                        return unfollowable(ctx, job, &e, wrong_answers).await;
+                    }
+                    AfterFailedPoll::Retry => {
+                        tracing::warn!(job = %id, task = %job.task_id, failures, "poll failed: {e}");
+                        let why = if wrong_answers > 0 {
+                            Some(format!(
+                                "polling task {}: {e}; try {wrong_answers} of {max_attempts}",
+                                job.task_id
+                            ))
+                        } else {
+                            // Told once per run of failures: an outage is waited out.
+                            (failures == 1).then(|| {
+                                format!(
+                                    "polling task {} failed ({e}); polling again with backoff",
+                                    job.task_id
+                                )
+                            })
+                        };
+                        if let Some(why) = why {
+                            let note = JobError::new(
+                                ErrorKind::of_client(&e),
+                                why,
+                                Some(ErrorAction::RetryLater),
+                            );
+                            ctx.retrying(id, note).await?;
+                        }
+                        continue;
+                    }
+                }
             }
         };
         failures = 0;
+        wrong_answers = 0;
         // UNKNOWN is the service having forgotten the task, not a state of it: the last
         // status seen stays recorded, for `expire` to know whether it had SUCCEEDED.
         if last_status != Some(info.status) && info.status != TaskStatus::Unknown {
@@ -116,6 +155,31 @@ async fn follow(ctx: &Ctx, job: &Tracked, slot: &mut Slot) -> Result<(), StoreEr
         ctx.changed(id, state);
         return Ok(());
     }
+}
+
+/// Ends a job whose task cannot be followed (the service keeps answering its polls with
+/// something wrong, or its id cannot be polled): needs_attention, since the task may
+/// exist and even succeed at the service.
+async fn unfollowable(
+    ctx: &Ctx,
+    job: &Tracked,
+    error: &ClientError,
+    wrong_answers: u32,
+) -> Result<(), StoreError> {
+    let id = job.id;
+    let note = JobError::new(
+        ErrorKind::of_client(error),
+        format!(
+            "stopped following task {} ({wrong_answers} wrong answers in a row): {error}; the task may still exist at the service: check it there, then retry or delete the job",
+            crate::text::sanitize(&job.task_id)
+        ),
+        None,
+    );
+    tracing::warn!(job = %id, "{}", note.message);
+    ctx.db(move |s| s.end_job(id, Ending::NeedsAttention(note)))
+        .await?;
+    ctx.changed(id, JobState::NeedsAttention);
+    Ok(())
 }
 
 /// Ends a job whose task the service no longer has (it reads UNKNOWN, or is older than

@@ -12,13 +12,16 @@
 //! save). `scheduler` claims jobs and owns the in-flight counts; `recovery` finds out what
 //! unanswered creates did; `ctx` is what they all share. The decisions are pure
 //! functions, unit-tested without a server: `create_failure` (what a failed create
-//! means), `follow::PollSchedule`, `pairing` (lost creates and the service's tasks) and
-//! `limits` (pace and backoff). `disk` checks and writes image files. Which service to
+//! means), `answer_failure` (what a failed poll or download means),
+//! `follow::PollSchedule`, `pairing` (lost creates and the service's tasks) and
+//! `limits` (pace and backoff). `decode` checks downloaded images, `disk` writes them. Which service to
 //! talk to is not the engine's business: see `crate::backend`.
 
+mod answer_failure;
 mod create;
 mod create_failure;
 mod ctx;
+mod decode;
 mod disk;
 mod download;
 mod follow;
@@ -52,7 +55,9 @@ pub struct EngineConfig {
     /// Task queries (polls, lists, cancels) per second across all tasks; the account
     /// limit is 20.
     pub queries_per_second: f64,
-    /// Attempts at a create (or a download) that fails with a retryable error.
+    /// Attempts at a create (or a download) that fails with a retryable error, and how
+    /// many times in a row the service may answer a poll or a download with something
+    /// wrong before the job ends with the reason.
     pub max_attempts: u32,
     pub backoff_base: Duration,
     pub backoff_cap: Duration,
@@ -139,6 +144,11 @@ pub enum EngineEvent {
         job: JobId,
         index: u32,
         path: PathBuf,
+    },
+    /// Something about this job is retried, and why (also noted on the job).
+    Retrying {
+        id: JobId,
+        reason: String,
     },
     /// No more creates for this model until the engine restarts (quota, access).
     ModelStopped {

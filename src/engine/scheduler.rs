@@ -62,9 +62,16 @@ pub(crate) async fn run(setup: Setup) {
     let mut jobs: JoinSet<()> = JoinSet::new();
     tracing::info!("engine started");
 
-    let reason = match resume(&ctx, &mut jobs, &mut models).await {
-        Err(e) => format!("cannot resume from the store: {e}"),
-        Ok(()) => {
+    // Resuming may wait on the service (the task-list check of unanswered creates): a stop
+    // cuts it, and what it had not settled stays for the next start.
+    let resumed = tokio::select! {
+        resumed = resume(&ctx, &mut jobs, &mut models) => Some(resumed),
+        () = stop.cancelled() => None,
+    };
+    let reason = match resumed {
+        None => first_stop_reason(&mut reports).unwrap_or_else(|| "shut down".into()),
+        Some(Err(e)) => format!("cannot resume from the store: {e}"),
+        Some(Ok(())) => {
             schedule(
                 &ctx,
                 &mut jobs,
@@ -77,9 +84,10 @@ pub(crate) async fn run(setup: Setup) {
             .await
         }
     };
-    // Creates on the wire get to record their answer (a claimed job not yet sent goes
-    // back to the queue); other job tasks stop at their next await, with every state
-    // they reached committed, and the next start resumes from there.
+    // Creates on the wire get `STOP_GRACE` to record their answer (a claimed job not yet
+    // sent goes back to the queue); other job tasks stop at their next await, with every
+    // state they reached committed, and the next start resumes from there (a create whose
+    // answer never came is looked up in the service's task list, as after a kill -9).
     stop.cancel();
     ctx.creates.settle(CREATE_SETTLE_LIMIT).await;
     jobs.shutdown().await;
@@ -89,8 +97,18 @@ pub(crate) async fn run(setup: Setup) {
     drop(lock);
 }
 
-/// How long a stopping engine waits for creates already sent to be answered.
-const CREATE_SETTLE_LIMIT: Duration = Duration::from_secs(30);
+/// How long a stopping engine waits for creates already sent to be answered: each create
+/// gives up after `create::STOP_GRACE`, this is the backstop. A stop takes at most a few
+/// seconds whatever the service does.
+const CREATE_SETTLE_LIMIT: Duration = Duration::from_millis(2500);
+
+/// Why the engine stops, if a job task reported a reason to stop everything.
+fn first_stop_reason(reports: &mut mpsc::UnboundedReceiver<Report>) -> Option<String> {
+    std::iter::from_fn(|| reports.try_recv().ok()).find_map(|report| match report {
+        Report::StopAll(reason) => Some(reason),
+        Report::SlotFreed(_) | Report::StopModel(..) => None,
+    })
+}
 
 /// Picks up what a previous run left: reconciles interrupted creates, resumes polling and
 /// downloading, expires what outlived the service's retention.

@@ -192,6 +192,15 @@ pub enum ErrorKind {
     Network,
     /// The service answered something that does not follow the protocol.
     Protocol,
+    /// The service answered, readably, something no client can act on: a create's task
+    /// id that cannot be one. A task may exist, so the create is never sent again.
+    WrongAnswer,
+    /// The service answered a create with a task id another job already has: a task may
+    /// have been made for this job that cannot be followed, so a person decides.
+    DuplicateTaskId,
+    /// The service answered more results than the request asked for; the rest were
+    /// ignored (a note, not an end).
+    TooManyResults,
     /// The job breaks a documented rule (refused before sending).
     InvalidInput,
     /// A local input file could not be read.
@@ -202,7 +211,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// The codes wandash itself writes; any other text is the service's.
-    const OWN: [ErrorKind; 12] = [
+    const OWN: [ErrorKind; 15] = [
         ErrorKind::Expired,
         ErrorKind::NotSent,
         ErrorKind::Interrupted,
@@ -213,6 +222,9 @@ impl ErrorKind {
         ErrorKind::TaskFailed,
         ErrorKind::Network,
         ErrorKind::Protocol,
+        ErrorKind::WrongAnswer,
+        ErrorKind::DuplicateTaskId,
+        ErrorKind::TooManyResults,
         ErrorKind::InvalidInput,
         ErrorKind::LocalFile,
     ];
@@ -230,6 +242,9 @@ impl ErrorKind {
             ErrorKind::TaskFailed => "TaskFailed",
             ErrorKind::Network => "Network",
             ErrorKind::Protocol => "Protocol",
+            ErrorKind::WrongAnswer => "WrongAnswer",
+            ErrorKind::DuplicateTaskId => "DuplicateTaskId",
+            ErrorKind::TooManyResults => "TooManyResults",
             ErrorKind::InvalidInput => "InvalidInput",
             ErrorKind::LocalFile => "LocalFile",
             ErrorKind::Service(code) => code,
@@ -251,6 +266,7 @@ impl ErrorKind {
             ClientError::Api { code, .. } => ErrorKind::Service(code.clone()),
             ClientError::Unreachable(_) | ClientError::Transport(_) => ErrorKind::Network,
             ClientError::Protocol(_) => ErrorKind::Protocol,
+            ClientError::WrongAnswer(_) => ErrorKind::WrongAnswer,
             ClientError::Io(_) => ErrorKind::LocalFile,
         }
     }

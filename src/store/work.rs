@@ -162,27 +162,49 @@ impl EngineStore {
     ) -> Result<bool, StoreError> {
         let mut conn = self.conn();
         let tx = write_tx(&mut conn, &self.path)?;
-        let to = if status == TaskStatus::Pending {
-            JobState::Submitted
-        } else {
-            JobState::Running
+        let done = record_created(&tx, id, task_id, status, detail)?;
+        tx.commit()?;
+        Ok(done)
+    }
+
+    /// `mark_created` for a create's answer, unless another job already has `task_id`
+    /// (the service answered two creates with one id): then, in the same transaction,
+    /// this job goes to needs_attention with the error `duplicate` makes of the other
+    /// job's id, and that id is returned.
+    pub(crate) fn mark_created_unless_taken(
+        &self,
+        id: JobId,
+        task_id: &str,
+        status: TaskStatus,
+        duplicate: impl FnOnce(JobId) -> JobError,
+    ) -> Result<Option<JobId>, StoreError> {
+        let mut conn = self.conn();
+        let tx = write_tx(&mut conn, &self.path)?;
+        let holder: Option<JobId> = tx
+            .query_row(
+                "SELECT id FROM jobs WHERE task_id = ?1 AND id != ?2",
+                params![task_id, id.0],
+                |r| r.get(0).map(JobId),
+            )
+            .optional()?;
+        let Some(holder) = holder else {
+            record_created(&tx, id, task_id, status, "created")?;
+            tx.commit()?;
+            return Ok(None);
         };
-        let done = transition(
+        let error = duplicate(holder);
+        let mut columns = vec![("ended_at", SqlValue::from(Timestamp::now()))];
+        columns.extend(error.columns());
+        transition(
             &tx,
             id,
             &[JobState::Submitting],
-            to,
-            &[
-                ("task_id", SqlValue::Text(task_id.into())),
-                ("task_status", SqlValue::Text(status.as_str().into())),
-                ("error_code", SqlValue::Null),
-                ("error_message", SqlValue::Null),
-                ("error_action", SqlValue::Null),
-            ],
-            Some(&format!("{detail}: task {task_id}")),
+            JobState::NeedsAttention,
+            &columns,
+            Some(&error.to_string()),
         )?;
         tx.commit()?;
-        Ok(done)
+        Ok(Some(holder))
     }
 
     /// Records a polled task status; submitted -> running once the task left PENDING.
@@ -474,4 +496,33 @@ impl EngineStore {
     pub(crate) fn job_brief(&self, id: JobId) -> Result<Option<JobDetail>, StoreError> {
         load_detail(&self.conn(), id)
     }
+}
+
+/// Submitting -> submitted (or running) with the task id, within `tx`.
+fn record_created(
+    tx: &rusqlite::Transaction<'_>,
+    id: JobId,
+    task_id: &str,
+    status: TaskStatus,
+    detail: &str,
+) -> Result<bool, StoreError> {
+    let to = if status == TaskStatus::Pending {
+        JobState::Submitted
+    } else {
+        JobState::Running
+    };
+    transition(
+        tx,
+        id,
+        &[JobState::Submitting],
+        to,
+        &[
+            ("task_id", SqlValue::Text(task_id.into())),
+            ("task_status", SqlValue::Text(status.as_str().into())),
+            ("error_code", SqlValue::Null),
+            ("error_message", SqlValue::Null),
+            ("error_action", SqlValue::Null),
+        ],
+        Some(&format!("{detail}: task {task_id}")),
+    )
 }

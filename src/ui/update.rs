@@ -349,7 +349,10 @@ impl AppState {
     /// trouble becomes a toast (and a stopped engine a mark in the header).
     pub fn engine_event(&mut self, event: EngineEvent) -> Vec<Command> {
         match event {
-            EngineEvent::JobChanged { .. } | EngineEvent::ImageSaved { .. } => {
+            // A retry's reason is noted on the job, which the refreshed list shows.
+            EngineEvent::JobChanged { .. }
+            | EngineEvent::ImageSaved { .. }
+            | EngineEvent::Retrying { .. } => {
                 vec![Command::Refresh]
             }
             EngineEvent::ModelStopped { model, reason } => {
