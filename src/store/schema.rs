@@ -86,6 +86,14 @@ const MIGRATIONS: &[&str] = &[
             ON CONFLICT (state) DO UPDATE SET n = n + 1;
     END;
     ",
+    // 3: the studio: favourite images (a compare's winner stars its images) and the job a
+    // variation or edit came from, so a chain of iterations can be walked back (no foreign
+    // key: a deleted parent is still worth naming as "job 12, deleted").
+    "
+    ALTER TABLE images ADD COLUMN starred INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN parent_job_id INTEGER;
+    CREATE INDEX images_starred ON images(job_id) WHERE starred = 1;
+    ",
 ];
 
 /// The schema version this build writes.
