@@ -472,7 +472,7 @@ fn the_stats_view_shows_spend_and_free_images_per_model_at_80x24() {
         at_service: Default::default(),
     };
     let periods = Periods::at(NOW, Timestamp::from(datetime!(2026-10-01 00:00 UTC)));
-    let figures = money_stats(&rows, &periods, Region::Beijing, |m| m.default_price_cny());
+    let figures = money_stats(&rows, &periods, Region::Beijing, Model::default_price_cny);
     state.stats = StatsState::Ready(Box::new(figures));
     let screen = render(&state);
     for text in [

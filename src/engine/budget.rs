@@ -431,7 +431,7 @@ mod tests {
             }],
             at_service: [(TURBO, 2)].into_iter().collect(),
         };
-        let spending = Spending::from_rows(&rows, |m| m.default_price_cny());
+        let spending = Spending::from_rows(&rows, Model::default_price_cny);
         assert!((spending.today_cny - 0.56).abs() < 1e-9);
         assert!((spending.month_cny - 1.4).abs() < 1e-9);
         assert!((spending.at_service_cny - 0.28).abs() < 1e-9);

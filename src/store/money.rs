@@ -100,14 +100,12 @@ pub struct MoneyRows {
     pub at_service: BTreeMap<Model, u64>,
 }
 
-impl Store {
-    /// Sums of ended jobs per model over `periods`, reading only jobs that ended at or
-    /// after `from` (so a budget check reads this month, not all history), and the
-    /// images of jobs at the service. One pass over the `jobs_money` index.
-    pub fn money_rows(&self, periods: &Periods, from: Timestamp) -> Result<MoneyRows, StoreError> {
-        let marks = vec!["?"; Model::ALL.len()].join(", ");
-        let sql = format!(
-            "SELECT model, SUM(images_ok), TOTAL(cost_cny),
+/// The sums of ended jobs per model: `?1`-`?3` today, month and free-images starts, `?4`
+/// where the scan begins, then every known model.
+pub(super) fn ended_sums_sql() -> String {
+    let marks = vec!["?"; Model::ALL.len()].join(", ");
+    format!(
+        "SELECT model, SUM(images_ok), TOTAL(cost_cny),
                 SUM(CASE WHEN ended_at >= ?1 THEN images_ok ELSE 0 END),
                 TOTAL(CASE WHEN ended_at >= ?1 THEN cost_cny END),
                 SUM(CASE WHEN ended_at >= ?2 THEN images_ok ELSE 0 END),
@@ -115,7 +113,15 @@ impl Store {
                 SUM(CASE WHEN ended_at >= ?3 THEN images_ok ELSE 0 END),
                 TOTAL(CASE WHEN ended_at >= ?3 THEN cost_cny END)
              FROM jobs WHERE ended_at >= ?4 AND model IN ({marks}) GROUP BY model"
-        );
+    )
+}
+
+impl Store {
+    /// Sums of ended jobs per model over `periods`, reading only jobs that ended at or
+    /// after `from` (so a budget check reads this month, not all history), and the
+    /// images of jobs at the service. One pass over the `jobs_money` index.
+    pub fn money_rows(&self, periods: &Periods, from: Timestamp) -> Result<MoneyRows, StoreError> {
+        let sql = ended_sums_sql();
         let mut args: Vec<SqlValue> = vec![
             periods.today.into(),
             periods.month.into(),
@@ -363,7 +369,7 @@ mod tests {
             ],
             at_service: BTreeMap::new(),
         };
-        let stats = money_stats(&rows, &periods, Region::Beijing, |m| m.default_price_cny());
+        let stats = money_stats(&rows, &periods, Region::Beijing, Model::default_price_cny);
         assert_eq!(
             stats.models.len(),
             Model::ALL.len(),
@@ -424,7 +430,7 @@ mod tests {
             }],
             at_service: BTreeMap::new(),
         };
-        let stats = money_stats(&rows, &periods, Region::Beijing, |m| m.default_price_cny());
+        let stats = money_stats(&rows, &periods, Region::Beijing, Model::default_price_cny);
         let text = serde_json::to_string(&stats).unwrap();
         assert!(!text.contains("000000"), "{text}");
         let json: serde_json::Value = serde_json::from_str(&text).unwrap();
