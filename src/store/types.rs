@@ -1077,6 +1077,29 @@ mod tests {
     }
 
     #[test]
+    fn the_cost_in_job_json_is_rounded_to_the_cent() {
+        let summary = JobSummary {
+            id: JobId(1),
+            created_at: at(1),
+            model: Model::Wanx21T2iTurbo,
+            prompt: "a fox".into(),
+            status: JobStatus::Succeeded {
+                task: task(),
+                ended_at: at(99),
+            },
+            attempts: 1,
+            images_expected: 3,
+            images_ok: 3,
+            images_failed: 0,
+            cost_cny: Some(0.14 * 3.0),
+            cancel_requested: false,
+            batch_tag: None,
+        };
+        let text = serde_json::to_string(&summary).unwrap();
+        assert!(text.contains(r#""cost_cny":0.42,"#), "{text}");
+    }
+
+    #[test]
     fn error_kinds_are_stored_as_the_codes_written_before() {
         for kind in ErrorKind::OWN {
             assert_eq!(ErrorKind::from_code(kind.code()), kind);
