@@ -355,7 +355,8 @@ fn without_key_and_base_url_the_embedded_simulator_is_used_and_said() {
 fn every_command_has_help_with_the_exit_codes_where_they_matter() {
     let scratch = Scratch::new();
     for cmd in [
-        "submit", "batch", "worker", "list", "show", "watch", "cancel", "retry", "export", "sim",
+        "submit", "batch", "worker", "list", "show", "watch", "stats", "cancel", "retry", "export",
+        "sim",
     ] {
         let run = scratch.run(&[cmd, "--help"]).expect(0);
         assert!(
