@@ -1,4 +1,5 @@
-//! List-page query time at 100 and at 100 000 jobs: a window costs the same either way.
+//! List-page query time at 100 and at 100 000 jobs: a window costs the same either way;
+//! the money figures (`stats`, a budget check) are timed beside them.
 //! `cargo bench --bench store` prints medians; nothing here fails on time.
 
 mod measure;
@@ -7,8 +8,8 @@ use measure::median;
 
 use std::time::{Duration, Instant};
 
-use wandash::dashscope::{JobSpec, Model};
-use wandash::store::{JobFilter, JobState, StateFilter, Store};
+use wandash::dashscope::{JobSpec, Model, Region, Timestamp};
+use wandash::store::{JobFilter, JobState, Periods, StateFilter, Store};
 
 const PAGE: u64 = 50;
 const RUNS: usize = 41;
@@ -121,6 +122,13 @@ fn main() {
         }
         row.push(time(|| store.counts_by_state().unwrap()));
         row.push(time(|| store.change_marker().unwrap()));
+        row.push(time(|| {
+            store
+                .money_stats_now(Region::Beijing, None, Model::default_price_cny)
+                .unwrap()
+        }));
+        let periods = Periods::now_local(Timestamp::from_millis(0));
+        row.push(time(|| store.money_rows(&periods, periods.month).unwrap()));
         results.push(row);
     }
     println!("\nmedian of {RUNS} runs, {PAGE}-row pages (list-page query time):");
@@ -128,10 +136,12 @@ fn main() {
         "{:<44} {:>12} {:>12} {:>8}",
         "query", "100 jobs", "100000 jobs", "ratio"
     );
-    let names = cases
-        .iter()
-        .map(|c| c.0)
-        .chain(["counts_by_state (header)", "change_marker"]);
+    let names = cases.iter().map(|c| c.0).chain([
+        "counts_by_state (header)",
+        "change_marker",
+        "money_stats_now (stats, all time)",
+        "money_rows since the month (budget check)",
+    ]);
     for (i, name) in names.enumerate() {
         let (small, large) = (results[0][i], results[1][i]);
         println!(

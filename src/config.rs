@@ -11,8 +11,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::BackendSettings;
-use crate::dashscope::{ApiKey, Model, ModelLimits, Region};
-use crate::engine::EngineConfig;
+use crate::dashscope::{ApiKey, Model, ModelLimits, Region, Timestamp};
+use crate::engine::{Budget, EngineConfig};
 pub use crate::ui::Notify;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,6 +35,60 @@ pub struct Config {
     pub simulator: SimulatorConfig,
     pub ui: UiConfig,
     pub batch: BatchConfig,
+    pub budget: BudgetConfig,
+}
+
+/// `[budget]`: limits no job is sent past (see `engine::Budget`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BudgetConfig {
+    pub daily_cny: Option<f64>,
+    pub monthly_cny: Option<f64>,
+    pub free_quota_only: bool,
+    /// `YYYY-MM-DD`, local time; `None`: the store's first job.
+    pub free_quota_since: Option<String>,
+}
+
+impl BudgetConfig {
+    /// The start of the `free_quota_since` day in the local time zone.
+    fn free_quota_since_at(&self) -> Result<Option<Timestamp>, String> {
+        let Some(text) = &self.free_quota_since else {
+            return Ok(None);
+        };
+        let format = time::macros::format_description!("[year]-[month]-[day]");
+        let date = time::Date::parse(text.trim(), format).map_err(|_| {
+            format!(
+                "budget.free_quota_since must be a date YYYY-MM-DD, got `{}`",
+                crate::text::sanitize(text)
+            )
+        })?;
+        let offset = crate::store::local_now().offset();
+        Ok(Some(date.midnight().assume_offset(offset).into()))
+    }
+
+    /// The engine's budget (the config has been checked).
+    pub fn budget(&self) -> Budget {
+        Budget {
+            daily_cny: self.daily_cny,
+            monthly_cny: self.monthly_cny,
+            free_quota_only: self.free_quota_only,
+            free_quota_since: self.free_quota_since_at().ok().flatten(),
+        }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        for (key, limit) in [
+            ("daily_cny", self.daily_cny),
+            ("monthly_cny", self.monthly_cny),
+        ] {
+            if let Some(limit) = limit
+                && !(limit.is_finite() && limit >= 0.0)
+            {
+                return Err(format!("budget.{key} must be 0 or more CNY, got {limit}"));
+            }
+        }
+        self.free_quota_since_at().map(|_| ())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,6 +197,7 @@ impl Default for Config {
             simulator: SimulatorConfig::default(),
             ui: UiConfig::default(),
             batch: BatchConfig::default(),
+            budget: BudgetConfig::default(),
         }
     }
 }
@@ -331,6 +386,7 @@ impl Config {
                 return Err(format!("prices.\"{model}\" must be 0 or more, got {price}"));
             }
         }
+        self.budget.check()?;
         if self.batch.max_jobs == 0 {
             return Err("batch.max_jobs must be at least 1".to_string());
         }
@@ -403,6 +459,7 @@ impl Config {
             backoff_base: Duration::from_millis(self.retry.backoff_base_ms),
             backoff_cap: Duration::from_millis(self.retry.backoff_cap_ms),
             download_max_bytes: self.download.max_bytes,
+            budget: self.budget.budget(),
             ..EngineConfig::default()
         }
     }
@@ -494,6 +551,30 @@ mod tests {
         .unwrap();
         assert_eq!(config.limits_for(Model::Wanx21T2iTurbo).in_flight, 4);
         assert_eq!(config.limits_for(Model::WanxXPainting).in_flight, 1);
+    }
+
+    #[test]
+    fn budgets_are_read_and_checked_by_name() {
+        let config = Config::parse(
+            "[budget]\ndaily_cny = 1.5\nmonthly_cny = 20.0\nfree_quota_only = true\nfree_quota_since = \"2026-01-15\"\n",
+        )
+        .unwrap();
+        config.check().unwrap();
+        let budget = config.engine_config(Path::new("/data")).budget;
+        assert_eq!(budget.daily_cny, Some(1.5));
+        assert_eq!(budget.monthly_cny, Some(20.0));
+        assert!(budget.free_quota_only);
+        assert!(budget.free_quota_since.is_some());
+
+        let negative = Config::parse("[budget]\ndaily_cny = -1.0\n").unwrap();
+        let err = negative.check().unwrap_err();
+        assert!(err.contains("budget.daily_cny"), "{err}");
+        let not_a_date = Config::parse("[budget]\nfree_quota_since = \"15/01/2026\"\n").unwrap();
+        let err = not_a_date.check().unwrap_err();
+        assert!(err.contains("budget.free_quota_since"), "{err}");
+        assert!(err.contains("YYYY-MM-DD"), "{err}");
+        let typo = Config::parse("[budget]\ndaily = 1.0\n").unwrap_err();
+        assert!(typo.contains("daily"), "{typo}");
     }
 
     #[test]

@@ -355,7 +355,8 @@ fn without_key_and_base_url_the_embedded_simulator_is_used_and_said() {
 fn every_command_has_help_with_the_exit_codes_where_they_matter() {
     let scratch = Scratch::new();
     for cmd in [
-        "submit", "batch", "worker", "list", "show", "watch", "cancel", "retry", "export", "sim",
+        "submit", "batch", "worker", "list", "show", "watch", "stats", "cancel", "retry", "export",
+        "sim",
     ] {
         let run = scratch.run(&[cmd, "--help"]).expect(0);
         assert!(
@@ -381,4 +382,147 @@ fn every_command_has_help_with_the_exit_codes_where_they_matter() {
             .contains("prompts x seeds x sizes")
     );
     scratch.run(&["frobnicate"]).expect(2);
+}
+
+/// Ends job `id` succeeded at `ended_ms` (made a second before) with `images` images that
+/// cost `cost`, as the engine writes an ended job.
+fn end_job(db: &std::path::Path, id: i64, ended_ms: i64, images: u32, cost: f64) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.execute(
+        "UPDATE jobs SET state = 'succeeded', task_id = 'task-' || id, task_status = 'SUCCEEDED',
+             created_at = ?2 - 1000, submitted_at = ?2 - 1000, ended_at = ?2,
+             images_expected = ?3, images_ok = ?3, cost_cny = ?4
+         WHERE id = ?1",
+        rusqlite::params![id, ended_ms, images, cost],
+    )
+    .unwrap();
+}
+
+#[test]
+fn stats_match_the_store_and_a_budget_holds_jobs_with_the_reason_said() {
+    let t = Setup::new();
+    // In UTC, so that the test and the binary agree where today and the month begin.
+    let run = |config: &std::path::Path, args: &[&str]| {
+        let mut cmd = t.scratch.cmd_against(&t.sim, "test-key", config);
+        cli_support::Run::from(cmd.env("TZ", "UTC").args(args).output().unwrap())
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let ms = |at: time::OffsetDateTime| (at.unix_timestamp_nanos() / 1_000_000) as i64;
+    let today = ms(now.replace_time(time::Time::MIDNIGHT));
+    let month = ms(now
+        .replace_time(time::Time::MIDNIGHT)
+        .replace_day(1)
+        .unwrap());
+    let turbo = "wanx2.1-t2i-turbo";
+    // Oldest first, so the first job is where free images are counted from.
+    let ended = [
+        (turbo, month - 40 * 86_400_000, 4, 0.56),
+        ("wanx2.1-t2i-plus", month - 86_400_000, 2, 0.4),
+        (turbo, month, 3, 0.14 * 3.0),
+        (turbo, ms(now) - 1000, 4, 0.56),
+    ];
+    for (i, (model, at, images, cost)) in ended.iter().enumerate() {
+        run(
+            &t.config,
+            &["submit", "--model", model, "--prompt", "counted"],
+        )
+        .expect(0);
+        end_job(&t.scratch.db(), i as i64 + 1, *at, *images, *cost);
+    }
+    let sum = |model: &str, since: i64| {
+        let rows = ended
+            .iter()
+            .filter(|(m, at, ..)| *m == model && *at >= since);
+        let images: u32 = rows.clone().map(|r| r.2).sum();
+        let cost: f64 = rows.map(|r| r.3).sum();
+        (images, (cost * 100.0).round() / 100.0)
+    };
+
+    let stats = run(&t.config, &["--json", "stats"]).expect(0).json();
+    let line = |model: &str| {
+        stats["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["model"] == model)
+            .unwrap_or_else(|| panic!("{model} in {stats}"))
+            .clone()
+    };
+    for model in [turbo, "wanx2.1-t2i-plus"] {
+        let m = line(model);
+        for (images_key, spend_key, since) in [
+            ("images_today", "spend_today_cny", today),
+            ("images_month", "spend_month_cny", month),
+            ("images_total", "spend_total_cny", i64::MIN),
+        ] {
+            let (images, spend) = sum(model, since);
+            assert_eq!(m[images_key], images, "{model} {images_key}: {m}");
+            assert_eq!(
+                m[spend_key].as_f64().unwrap(),
+                spend,
+                "{model} {spend_key}: {m}"
+            );
+        }
+        assert_eq!(m["free_images_left"], 500 - sum(model, i64::MIN).0, "{m}");
+    }
+    let all = |since: i64| {
+        let cost: f64 = ended.iter().filter(|r| r.1 >= since).map(|r| r.3).sum();
+        (cost * 100.0).round() / 100.0
+    };
+    assert_eq!(stats["spend_today_cny"].as_f64().unwrap(), all(today));
+    assert_eq!(stats["spend_month_cny"].as_f64().unwrap(), all(month));
+    assert_eq!(stats["free_images_counted_locally"], true);
+    assert_eq!(line("wan2.5-i2i-preview")["images_total"], 0);
+    let text = run(&t.config, &["stats"]).expect(0).stdout;
+    assert!(
+        text.contains(turbo) && text.contains("counted locally"),
+        "{text}"
+    );
+    // Money in job JSON is to the cent: 0.14 x 3 is not 0.42000000000000004.
+    let listed = run(&t.config, &["--json", "list"]).expect(0);
+    assert!(listed.stdout.contains("0.42"), "{}", listed.stdout);
+    assert!(!listed.stdout.contains("0000000"), "{}", listed.stdout);
+
+    // A daily budget already spent: the job waits, says so up front, and nothing is sent.
+    let budgeted = t.scratch.write(
+        "budget.toml",
+        format!(
+            "{FAST_CONFIG}\n[budget]\ndaily_cny = {}\n",
+            all(today) + 0.1
+        ),
+    );
+    let submitted = run(
+        &budgeted,
+        &[
+            "submit", "--model", turbo, "--prompt", "too dear", "-n", "2",
+        ],
+    )
+    .expect(0);
+    assert!(
+        submitted.stderr.contains("waits for budget")
+            && submitted.stderr.contains("budget.daily_cny"),
+        "{}",
+        submitted.stderr
+    );
+    let id = submitted.stdout.trim().to_string();
+    let batch = t.scratch.write(
+        "dear.jsonl",
+        format!("{{\"model\": \"{turbo}\", \"prompt\": \"dearer\", \"n\": 1}}\n"),
+    );
+    let dry = run(&budgeted, &["batch", "--dry-run", batch.to_str().unwrap()]).expect(0);
+    assert!(dry.stderr.contains("waits for budget"), "{}", dry.stderr);
+    run(&budgeted, &["worker", "--until-idle"]).expect(0);
+    assert_eq!(t.creates(), 0, "nothing past the budget is sent");
+    let list = run(&budgeted, &["list"]).expect(0).stdout;
+    assert!(list.contains("OverBudget: waits for budget"), "{list}");
+    let shown = run(&budgeted, &["--json", "show", &id]).expect(0).json();
+    assert_eq!(shown["summary"]["state"], "queued");
+    assert_eq!(shown["summary"]["error_code"], "OverBudget");
+    // A raised limit lets it go.
+    let raised = t.scratch.write(
+        "raised.toml",
+        format!("{FAST_CONFIG}\n[budget]\ndaily_cny = 100.0\n"),
+    );
+    run(&raised, &["worker", "--until-idle"]).expect(0);
+    assert_eq!(t.creates(), 1);
 }

@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use engine_support::*;
 use wandash::backend::{BackendKind, BackendSettings, connect};
-use wandash::dashscope::{ApiKey, Client, JobSpec, Model, Region, TaskStatus};
-use wandash::engine::{Engine, EngineError, EngineEvent};
+use wandash::dashscope::{ApiKey, Client, JobSpec, Model, Region, TaskStatus, Timestamp};
+use wandash::engine::{Budget, Engine, EngineConfig, EngineError, EngineEvent};
 use wandash::simulator::{Faults, RunningSim, SimConfig};
-use wandash::store::{JobDetail, JobId, JobState, Store};
+use wandash::store::{ErrorKind, JobDetail, JobId, JobState, Store};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_40_job_batch_runs_at_the_quota_with_every_image_saved() {
@@ -526,4 +526,106 @@ async fn cancel_stops_a_pending_task_and_is_refused_for_a_running_one() {
     assert!(!late.summary.cancel_requested);
     let stats = sim_get(&s.sim, "/__sim/stats").await;
     assert_eq!(stats["creates"], 2, "{stats}");
+}
+
+/// The jobs of `store` by state, oldest first.
+fn in_state(store: &Store, state: JobState) -> Vec<JobDetail> {
+    let mut jobs: Vec<JobDetail> = all_jobs(store)
+        .into_iter()
+        .filter(|j| j.summary.state() == state)
+        .collect();
+    jobs.sort_by_key(|j| j.summary.id);
+    jobs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daily_budget_stops_creates_at_the_limit_and_a_raised_one_lets_them_go() {
+    let s = setup(sim_config(Faults::default(), raised_limits())).await;
+    let store = Store::open(&s.db).unwrap();
+    // 0.14 CNY per image, one image a job: three fit under 0.50, the fourth would not.
+    let specs: Vec<JobSpec> = (0..8)
+        .map(|i| spec(Model::Wanx21T2iTurbo, &format!("a budgeted fox {i}")))
+        .collect();
+    store.enqueue_batch(&specs, None).unwrap();
+    let with_daily = |limit: f64| EngineConfig {
+        budget: Budget {
+            daily_cny: Some(limit),
+            ..Budget::default()
+        },
+        ..engine_config(&s.data)
+    };
+
+    let engine = Engine::start(&s.db, client(&s.sim), with_daily(0.5)).unwrap();
+    wait_idle(&engine, Duration::from_secs(20)).await;
+    engine.shutdown().await;
+    let stats = sim_get(&s.sim, "/__sim/stats").await;
+    assert_eq!(stats["creates"], 3, "{stats}");
+    assert_eq!(in_state(&store, JobState::Succeeded).len(), 3);
+    let queued = in_state(&store, JobState::Queued);
+    assert_eq!(queued.len(), 5);
+    // The job next in line says why it waits; the ones behind it wait their turn.
+    let reason = queued[0].summary.error().expect("the reason is noted");
+    assert_eq!(reason.kind, ErrorKind::OverBudget);
+    assert!(
+        reason.message.contains("daily budget of 0.50 CNY")
+            && reason.message.contains("0.42 CNY spent"),
+        "{reason}"
+    );
+    assert_eq!(queued[0].summary.attempts, 0, "never claimed");
+    let spent: f64 = all_jobs(&store)
+        .iter()
+        .filter_map(|j| j.summary.cost_cny)
+        .sum();
+    assert!(spent <= 0.5, "{spent}");
+
+    // A raised limit, after a restart, sends the rest.
+    let engine = Engine::start(&s.db, client(&s.sim), with_daily(10.0)).unwrap();
+    wait_idle(&engine, Duration::from_secs(20)).await;
+    engine.shutdown().await;
+    let stats = sim_get(&s.sim, "/__sim/stats").await;
+    assert_eq!(stats["creates"], 8, "{stats}");
+    let done = in_state(&store, JobState::Succeeded);
+    assert_eq!(done.len(), 8);
+    assert!(done.iter().all(|j| j.summary.error().is_none()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn free_quota_only_stops_at_the_free_images() {
+    let s = setup(sim_config(Faults::default(), raised_limits())).await;
+    let store = Store::open(&s.db).unwrap();
+    // 497 of the model's 500 free images were made earlier (a job from before, written
+    // as the engine ends one), so 3 are left.
+    let earlier = store
+        .enqueue_batch(&[spec(Model::Wanx21T2iTurbo, "what came before")], None)
+        .unwrap()[0];
+    let conn = rusqlite::Connection::open(&s.db).unwrap();
+    conn.execute(
+        "UPDATE jobs SET state = 'succeeded', task_id = 'earlier-task', task_status = 'SUCCEEDED',
+             submitted_at = ?2, ended_at = ?2, images_expected = 497, images_ok = 497, cost_cny = 69.58
+         WHERE id = ?1",
+        rusqlite::params![earlier.0, Timestamp::now().as_millis()],
+    )
+    .unwrap();
+    drop(conn);
+    let specs: Vec<JobSpec> = (0..5)
+        .map(|i| spec(Model::Wanx21T2iTurbo, &format!("a free fox {i}")))
+        .collect();
+    store.enqueue_batch(&specs, None).unwrap();
+    let config = EngineConfig {
+        budget: Budget {
+            free_quota_only: true,
+            ..Budget::default()
+        },
+        ..engine_config(&s.data)
+    };
+    let engine = Engine::start(&s.db, client(&s.sim), config).unwrap();
+    wait_idle(&engine, Duration::from_secs(20)).await;
+    engine.shutdown().await;
+    let stats = sim_get(&s.sim, "/__sim/stats").await;
+    assert_eq!(stats["creates"], 3, "{stats}");
+    let queued = in_state(&store, JobState::Queued);
+    assert_eq!(queued.len(), 2);
+    let reason = queued[0].summary.error().expect("the reason is noted");
+    assert_eq!(reason.kind, ErrorKind::OverBudget);
+    assert!(reason.message.contains("0 free image(s) left"), "{reason}");
 }

@@ -368,3 +368,55 @@ fn help_scrolls_only_within_its_lines() {
     state.handle(&keys, &ch('?'));
     assert_eq!(state.help_scroll, 0, "help opens at its top");
 }
+
+#[test]
+fn the_stats_view_gets_its_figures_from_the_data_worker_and_again_on_changes() {
+    use std::time::{Duration, Instant};
+    use wandash::dashscope::{Region, Timestamp};
+    use wandash::store::MoneyStats;
+    use wandash::ui::data::{DataJob, DataWorker};
+    use wandash::ui::event::AppEvent;
+    use wandash::ui::stats::StatsSource;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(dir.path(), 2);
+    // Ends job `id` now with four images, as the engine writes an ended job.
+    let end = |id: i64| {
+        let conn = rusqlite::Connection::open(store.path()).unwrap();
+        conn.execute(
+            "UPDATE jobs SET state = 'succeeded', task_id = 't' || id, ended_at = ?2,
+                 images_ok = 4, cost_cny = 0.56 WHERE id = ?1",
+            rusqlite::params![id, Timestamp::now().as_millis()],
+        )
+        .unwrap();
+    };
+    end(1);
+    let (events, mut answers) = tokio::sync::mpsc::unbounded_channel();
+    let worker = DataWorker::start(store.path(), events).unwrap();
+    let next_figures = |answers: &mut tokio::sync::mpsc::UnboundedReceiver<AppEvent>| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match answers.try_recv() {
+                Ok(AppEvent::Stats(figures)) => return figures.expect("the figures load"),
+                Ok(_) => {}
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                Err(e) => panic!("no figures from the data worker: {e}"),
+            }
+        }
+    };
+    worker.send(DataJob::WatchStats(Some(StatsSource {
+        region: Region::Beijing,
+        prices: Default::default(),
+        free_quota_since: None,
+    })));
+    let figures: Box<MoneyStats> = next_figures(&mut answers);
+    assert_eq!(figures.images_today, 4);
+    assert_eq!(figures.models[0].free_images_left, 496);
+    // A job another process ends shows up without being asked for.
+    end(2);
+    let figures = next_figures(&mut answers);
+    assert_eq!(figures.images_today, 8);
+    assert!((figures.spend_today_cny - 1.12).abs() < 1e-9);
+}

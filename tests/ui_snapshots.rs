@@ -436,3 +436,61 @@ fn the_editor_shows_what_the_job_will_cost() {
     assert!(screen.contains("cost 3 x 0.50 = 1.50 CNY"), "{screen}");
     snapshot("editor_cost", screen);
 }
+
+#[test]
+fn the_stats_view_shows_spend_and_free_images_per_model_at_80x24() {
+    use wandash::dashscope::{Region, Timestamp};
+    use wandash::store::{ModelTally, MoneyRows, Periods, Tally, money_stats};
+    use wandash::ui::stats::StatsState;
+    let keys = KeyMap::default();
+    let mut state = mixed(Rect::new(0, 0, 80, 24), 0);
+    assert_eq!(
+        state.handle(&keys, &key(KeyCode::Char('$'))),
+        vec![Command::WatchStats(true)]
+    );
+    assert_eq!(state.mode, Mode::Stats);
+    assert!(render(&state).contains("loading…"));
+
+    let tally = |images: u64, cost_cny: f64| Tally { images, cost_cny };
+    let rows = MoneyRows {
+        ended: vec![
+            ModelTally {
+                model: Model::Wanx21T2iTurbo,
+                all: tally(48, 6.72),
+                today: tally(4, 0.56),
+                month: tally(12, 1.68),
+                since_free: tally(48, 6.72),
+            },
+            ModelTally {
+                model: Model::Wanx20T2iTurbo,
+                all: tally(520, 20.8),
+                today: tally(20, 0.8),
+                month: tally(100, 4.0),
+                since_free: tally(520, 20.8),
+            },
+        ],
+        at_service: Default::default(),
+    };
+    let periods = Periods::at(NOW, Timestamp::from(datetime!(2026-10-01 00:00 UTC)));
+    let figures = money_stats(&rows, &periods, Region::Beijing, Model::default_price_cny);
+    state.stats = StatsState::Ready(Box::new(figures));
+    let screen = render(&state);
+    for text in [
+        "prices for cn-beijing",
+        "wanx2.1-t2i-turbo",
+        "4 ¥0.56",
+        "452/500",
+        "0/500",
+        "counted locally",
+        "2026-10-01",
+    ] {
+        assert!(screen.contains(text), "`{text}` in:\n{screen}");
+    }
+    snapshot("stats_80x24", screen);
+
+    assert_eq!(
+        state.handle(&keys, &key(KeyCode::Esc)),
+        vec![Command::WatchStats(false)]
+    );
+    assert_eq!(state.mode, Mode::Browse);
+}

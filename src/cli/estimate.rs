@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::dashscope::{JobSpec, Model};
+use crate::store::{cents, cents_or_none};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelEstimate {
@@ -32,27 +33,6 @@ pub struct Estimate {
     pub cost_complete: bool,
     /// Models have separate quotas and run side by side: the slowest one decides.
     pub seconds: f64,
-}
-
-/// Money in JSON, rounded to the cent: `6.72`, not the `6.720000000000001` that summing
-/// prices in binary floating point leaves.
-pub fn cents<S: serde::Serializer>(amount: &f64, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_f64(round_to_cent(*amount))
-}
-
-/// `cents` for an amount that may be unknown (`null`).
-pub fn cents_or_none<S: serde::Serializer>(
-    amount: &Option<f64>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    match amount {
-        Some(amount) => cents(amount, serializer),
-        None => serializer.serialize_none(),
-    }
-}
-
-fn round_to_cent(amount: f64) -> f64 {
-    (amount * 100.0).round() / 100.0
 }
 
 pub fn estimate(specs: &[&JobSpec], config: &Config) -> Estimate {

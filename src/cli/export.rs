@@ -185,7 +185,7 @@ fn job_outputs(detail: &JobDetail) -> (Vec<Output>, Vec<String>) {
         "request": detail.prepared_spec.as_ref().unwrap_or(&detail.spec).to_wire().ok(),
         "task_id": detail.task_id(),
         "actual_prompt": detail.actual_prompt,
-        "cost_cny": detail.summary.cost_cny,
+        "cost_cny": detail.summary.cost_cny.map(crate::store::round_to_cent),
         "images": files,
     });
     outputs.push(Output {

@@ -1,7 +1,8 @@
 //! The headless command line: `wandash submit | batch | worker | list | show | watch |
-//! cancel | retry | export`. Every command has `--help`; `--json` gives output for scripts.
+//! stats | cancel | retry | export`. Every command has `--help`; `--json` gives output for scripts.
 
 mod batch;
+mod budget;
 mod context;
 mod daily_log;
 mod estimate;
@@ -12,6 +13,7 @@ mod mcp;
 mod progress;
 mod run;
 mod shell;
+mod stats;
 mod watch;
 
 use std::path::PathBuf;
@@ -99,6 +101,9 @@ pub enum Command {
     },
     /// Progress until the queue drains: done / total, rate, ETA.
     Watch,
+    /// Images and spend per model today, this month and in total, and the free images
+    /// left (counted locally, from `[budget] free_quota_since` or the store's first job).
+    Stats,
     /// Cancel a job: a queued one at once; a submitted one via the service (PENDING only).
     Cancel {
         /// The job's id.
@@ -317,6 +322,7 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
         Some(Command::List { status, limit }) => jobs::list(&ctx, status.as_deref(), limit).map(ok),
         Some(Command::Show { id }) => jobs::show(&ctx, id).map(ok),
         Some(Command::Watch) => watch::watch(&ctx).map(ok),
+        Some(Command::Stats) => stats::stats(&ctx).map(ok),
         Some(Command::Cancel { id }) => jobs::cancel(&ctx, id).map(ok),
         Some(Command::Retry { id }) => jobs::retry(&ctx, id).map(ok),
         Some(Command::Export { to, force }) => export::export(&ctx, &to, force).map(ok),
@@ -340,6 +346,9 @@ fn ok(_: ()) -> ExitCode {
 
 fn submit_command(ctx: &Context, args: &SubmitArgs) -> CliResult<ExitCode> {
     let id = jobs::submit(ctx, args)?;
+    let store = jobs::open_store(ctx)?;
+    budget::say(budget::note(ctx, &store, &budget::queue(&store)?, 1)?);
+    drop(store);
     if args.wait {
         eprintln!("job {id} queued; running it");
         return run::wait_for(ctx, &[id]);
@@ -380,6 +389,14 @@ fn batch_command(ctx: &Context, args: &BatchArgs) -> CliResult<ExitCode> {
     if args.dry_run {
         let specs: Vec<&JobSpec> = jobs.iter().map(Checked::spec).collect();
         print_estimate(ctx, &estimate(&specs, &ctx.config));
+        let store = jobs::open_store(ctx)?;
+        let mut queue = budget::queue(&store)?;
+        queue.extend(
+            specs
+                .iter()
+                .map(|spec| (spec.model, u64::from(spec.image_count()))),
+        );
+        budget::say(budget::note(ctx, &store, &queue, specs.len())?);
         return Ok(ExitCode::SUCCESS);
     }
     let tag = args
@@ -388,6 +405,12 @@ fn batch_command(ctx: &Context, args: &BatchArgs) -> CliResult<ExitCode> {
         .map(|n| n.to_string_lossy().into_owned());
     let store = jobs::open_store(ctx)?;
     let ids = intake::enqueue_all(&store, jobs, tag.as_deref()).map_err(jobs::store_failure)?;
+    budget::say(budget::note(
+        ctx,
+        &store,
+        &budget::queue(&store)?,
+        ids.len(),
+    )?);
     drop(store);
     if args.wait {
         eprintln!("{} job(s) queued; running them", ids.len());

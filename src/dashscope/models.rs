@@ -118,6 +118,15 @@ impl Model {
         }
     }
 
+    /// Free images a new account gets for this model (API.md: 500 for the wanx models;
+    /// API-CURRENT.md: 50 for wan2.5-i2i-preview). Only successful images count.
+    pub fn free_images(self) -> u64 {
+        match self {
+            Model::Wan25I2iPreview => 50,
+            _ => 500,
+        }
+    }
+
     /// How many images a task makes when `n` is not given.
     pub fn default_n(self) -> u32 {
         match self.family() {

@@ -14,10 +14,12 @@
 //! functions, unit-tested without a server: `create_failure` (what a failed create
 //! means), `answer_failure` (what a failed poll or download means),
 //! `follow::PollSchedule`, `pairing` (lost creates and the service's tasks) and
-//! `limits` (pace and backoff). `decode` checks downloaded images, `disk` writes them. Which service to
+//! `limits` (pace and backoff), `budget` (whether a job may be sent under the
+//! config's budget). `decode` checks downloaded images, `disk` writes them. Which service to
 //! talk to is not the engine's business: see `crate::backend`.
 
 mod answer_failure;
+mod budget;
 mod create;
 mod create_failure;
 mod ctx;
@@ -41,6 +43,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::dashscope::{Client, Model, ModelLimits};
 use crate::store::{JobId, JobState, Store, StoreError};
+
+pub use budget::{Budget, Hold, Period, Spending, forecast, hold, periods_now};
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -66,6 +70,8 @@ pub struct EngineConfig {
     pub ttl: Duration,
     /// How often the store is checked for jobs enqueued by other processes.
     pub store_poll: Duration,
+    /// Limits on spend and free images; no job is sent past them.
+    pub budget: Budget,
 }
 
 impl Default for EngineConfig {
@@ -86,6 +92,7 @@ impl Default for EngineConfig {
             download_max_bytes: 50 * 1024 * 1024,
             ttl: Duration::from_secs(24 * 3600),
             store_poll: Duration::from_millis(500),
+            budget: Budget::default(),
         }
     }
 }

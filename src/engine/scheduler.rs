@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::ctx::{Ctx, Report, Slot, Tracked};
 use super::follow;
-use super::{EngineConfig, EngineEvent, Progress, create, recovery};
+use super::{EngineConfig, EngineEvent, Progress, budget, create, recovery};
 use crate::dashscope::{Client, Model, Timestamp};
 use crate::store::{EngineStore, ErrorKind, JobError, JobId, JobState, StoreError};
 
@@ -31,6 +31,9 @@ struct ModelRun {
     in_flight_limit: u32,
     in_flight: u32,
     stopped: bool,
+    /// The budget held this model's next job back in the last round: its queue waits,
+    /// and does not keep the engine from being idle.
+    held: bool,
 }
 
 pub(crate) async fn run(setup: Setup) {
@@ -53,6 +56,7 @@ pub(crate) async fn run(setup: Setup) {
                     in_flight_limit: config.limits_for(m).in_flight,
                     in_flight: 0,
                     stopped: false,
+                    held: false,
                 },
             )
         })
@@ -216,13 +220,16 @@ async fn schedule(
         };
         for &(model, count) in &queued {
             let run = models.get_mut(&model).expect("every model has a run");
+            run.held = false;
             // While the disk refuses images, new tasks' images would meet it too.
             if run.stopped || count == 0 || ctx.disk.is_refusing() {
                 continue;
             }
             submit_next(ctx, jobs, model, run).await;
         }
-        let submittable = queued.iter().any(|(m, n)| *n > 0 && !models[m].stopped);
+        let submittable = queued
+            .iter()
+            .any(|(m, n)| *n > 0 && !models[m].stopped && !models[m].held);
         let idle = jobs.is_empty() && !submittable;
         round += 1;
         progress.send_modify(|p| {
@@ -265,6 +272,17 @@ async fn submit_next(ctx: &Arc<Ctx>, jobs: &mut JoinSet<()>, model: Model, run: 
             }
             return;
         };
+        match budget::check(ctx, id).await {
+            Ok(true) => {}
+            Ok(false) => {
+                run.held = true;
+                return;
+            }
+            Err(e) => {
+                tracing::error!(job = %id, "cannot check the budget: {e}");
+                return;
+            }
+        }
         match ctx.db(move |s| s.claim_for_submit(id)).await {
             Ok(Some(job)) => {
                 run.in_flight += 1;

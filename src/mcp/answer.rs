@@ -52,7 +52,7 @@ pub fn describe(detail: &JobDetail) -> Value {
         "images_failed": s.images_failed,
         "task_id": detail.task_id(),
         "attempts": s.attempts,
-        "cost_cny": s.cost_cny,
+        "cost_cny": s.cost_cny.map(crate::store::round_to_cent),
         "cancel_requested": s.cancel_requested,
     });
     if let Some(error) = s.error() {

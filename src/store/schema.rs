@@ -94,6 +94,11 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE jobs ADD COLUMN parent_job_id INTEGER;
     CREATE INDEX images_starred ON images(job_id) WHERE starred = 1;
     ",
+    // 4: money per model over a stretch of time (stats, budgets) read from the index
+    // alone: a model's ended jobs in end order, with what they made and cost.
+    "
+    CREATE INDEX jobs_money ON jobs(model, ended_at, images_ok, cost_cny) WHERE ended_at IS NOT NULL;
+    ",
 ];
 
 /// The schema version this build writes.

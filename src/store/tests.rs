@@ -308,3 +308,99 @@ fn a_task_whose_images_all_vanished_ends_expired_and_unbilled() {
     assert_eq!(job.summary.cost_cny, None);
     assert!(job.summary.state().is_retryable());
 }
+
+#[test]
+fn money_rows_sum_each_period_per_model_from_the_money_index() {
+    let (_dir, path) = db();
+    let store = Store::open(&path).unwrap().into_engine();
+    let plus = JobSpec::new(Model::Wanx21T2iPlus, "plus");
+    let ids = store
+        .enqueue_batch(&[spec("a"), spec("b"), spec("c"), plus, spec("d")], None)
+        .unwrap();
+    let periods = Periods {
+        today: Timestamp::from_millis(3_000),
+        month: Timestamp::from_millis(2_000),
+        free_since: Timestamp::from_millis(1_500),
+    };
+    // Ended at 1000 (before everything), 2500 (this month), 3500 (today) and, for the
+    // other model, today; the last job is still at the service.
+    let ended = [
+        (ids[0], 1_000, 4, 0.56),
+        (ids[1], 2_500, 2, 0.28),
+        (ids[2], 3_500, 1, 0.14),
+        (ids[3], 3_600, 3, 0.6),
+    ];
+    for (id, at, images, cost) in ended {
+        store
+            .conn()
+            .execute(
+                "UPDATE jobs SET state = 'succeeded', task_id = 't' || id, ended_at = ?2,
+                     images_ok = ?3, cost_cny = ?4 WHERE id = ?1",
+                params![id.0, at, images, cost],
+            )
+            .unwrap();
+    }
+    store.claim_for_submit(ids[4]).unwrap().unwrap();
+
+    let rows = store
+        .money_rows(&periods, Timestamp::from_millis(i64::MIN))
+        .unwrap();
+    let turbo = rows
+        .ended
+        .iter()
+        .find(|t| t.model == Model::Wanx21T2iTurbo)
+        .unwrap();
+    let images = |t: Tally| t.images;
+    assert_eq!(
+        (
+            images(turbo.all),
+            images(turbo.month),
+            images(turbo.today),
+            images(turbo.since_free)
+        ),
+        (7, 3, 1, 3)
+    );
+    assert!((turbo.all.cost_cny - 0.98).abs() < 1e-9);
+    assert!((turbo.today.cost_cny - 0.14).abs() < 1e-9);
+    let plus = rows
+        .ended
+        .iter()
+        .find(|t| t.model == Model::Wanx21T2iPlus)
+        .unwrap();
+    assert_eq!(plus.today.images, 3);
+    assert_eq!(
+        rows.at_service.get(&Model::Wanx21T2iTurbo),
+        Some(&u64::from(
+            store.job(ids[4]).unwrap().unwrap().summary.images_expected
+        ))
+    );
+    // A budget's read starts at the month: older jobs are not read at all.
+    let this_month = store.money_rows(&periods, periods.month).unwrap();
+    let turbo = this_month
+        .ended
+        .iter()
+        .find(|t| t.model == Model::Wanx21T2iTurbo)
+        .unwrap();
+    assert_eq!(turbo.all.images, 3);
+    assert_eq!(
+        store.first_job_at().unwrap(),
+        Some(store.job(ids[0]).unwrap().unwrap().summary.created_at)
+    );
+
+    // The sums come from the index alone, whatever the store's size.
+    let conn = store.conn();
+    let mut explain = conn
+        .prepare(&format!("EXPLAIN QUERY PLAN {}", money::ended_sums_sql()))
+        .unwrap();
+    let unbound = vec![SqlValue::Null; explain.parameter_count()];
+    let plan: Vec<String> = explain
+        .query_map(params_from_iter(unbound), |row| row.get::<_, String>(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        plan.iter()
+            .any(|step| step.contains("COVERING INDEX jobs_money")),
+        "{plan:?}"
+    );
+}

@@ -201,6 +201,9 @@ pub enum ErrorKind {
     /// The service answered more results than the request asked for; the rest were
     /// ignored (a note, not an end).
     TooManyResults,
+    /// The job waits in the queue: sending it would go past a budget of the config's
+    /// `[budget]` (a note, not an end: it goes when the budget allows).
+    OverBudget,
     /// The job breaks a documented rule (refused before sending).
     InvalidInput,
     /// A local input file could not be read.
@@ -211,7 +214,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// The codes wandash itself writes; any other text is the service's.
-    const OWN: [ErrorKind; 15] = [
+    const OWN: [ErrorKind; 16] = [
         ErrorKind::Expired,
         ErrorKind::NotSent,
         ErrorKind::Interrupted,
@@ -225,6 +228,7 @@ impl ErrorKind {
         ErrorKind::WrongAnswer,
         ErrorKind::DuplicateTaskId,
         ErrorKind::TooManyResults,
+        ErrorKind::OverBudget,
         ErrorKind::InvalidInput,
         ErrorKind::LocalFile,
     ];
@@ -245,6 +249,7 @@ impl ErrorKind {
             ErrorKind::WrongAnswer => "WrongAnswer",
             ErrorKind::DuplicateTaskId => "DuplicateTaskId",
             ErrorKind::TooManyResults => "TooManyResults",
+            ErrorKind::OverBudget => "OverBudget",
             ErrorKind::InvalidInput => "InvalidInput",
             ErrorKind::LocalFile => "LocalFile",
             ErrorKind::Service(code) => code,
@@ -659,6 +664,7 @@ struct SummaryOutput<'a> {
     images_expected: u32,
     images_ok: u32,
     images_failed: u32,
+    #[serde(serialize_with = "super::money::cents_or_none")]
     cost_cny: Option<f64>,
     error_code: Option<String>,
     error_message: Option<String>,
@@ -1068,6 +1074,29 @@ mod tests {
         assert_eq!(json["summary"]["state"], "queued");
         assert_eq!(json["summary"]["error_code"], serde_json::Value::Null);
         assert_eq!(json["task_id"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn the_cost_in_job_json_is_rounded_to_the_cent() {
+        let summary = JobSummary {
+            id: JobId(1),
+            created_at: at(1),
+            model: Model::Wanx21T2iTurbo,
+            prompt: "a fox".into(),
+            status: JobStatus::Succeeded {
+                task: task(),
+                ended_at: at(99),
+            },
+            attempts: 1,
+            images_expected: 3,
+            images_ok: 3,
+            images_failed: 0,
+            cost_cny: Some(0.14 * 3.0),
+            cancel_requested: false,
+            batch_tag: None,
+        };
+        let text = serde_json::to_string(&summary).unwrap();
+        assert!(text.contains(r#""cost_cny":0.42,"#), "{text}");
     }
 
     #[test]

@@ -34,6 +34,7 @@ use super::event::AppEvent;
 use super::keys::KeyMap;
 use super::preview::ImageWorker;
 use super::state::{AppState, BackendLabel, FrameLayout, Header, Prices, Tab, ToastLevel};
+use super::stats::{StatsSource, StatsState};
 use super::update::{Command, DataSnapshot};
 
 /// How the end of a batch is announced besides the toast.
@@ -64,6 +65,8 @@ pub struct UiOptions {
     pub keys: KeyMap,
     /// Price per image of each model (the config's `prices`), for the editor's cost line.
     pub prices: BTreeMap<Model, f64>,
+    /// Where the `$` view's figures come from.
+    pub stats: StatsSource,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -168,6 +171,7 @@ pub async fn run(options: UiOptions, engine: Option<&EngineHandle>) -> Result<()
         engine,
         notify: options.notify,
         progress: Progress::default(),
+        stats_source: options.stats,
     };
     let result = app.run(&mut terminal, &mut inbox).await;
     input.abort();
@@ -186,6 +190,7 @@ struct App<'e> {
     engine: Option<&'e EngineHandle>,
     notify: Notify,
     progress: Progress,
+    stats_source: StatsSource,
 }
 
 /// At most this many queued events are taken before a frame is drawn.
@@ -307,6 +312,13 @@ impl App<'_> {
                 Vec::new()
             }
             AppEvent::Engine(event) => state.engine_event(event),
+            AppEvent::Stats(figures) => {
+                state.stats = match figures {
+                    Ok(figures) => StatsState::Ready(figures),
+                    Err(message) => StatsState::Failed(message),
+                };
+                Vec::new()
+            }
             AppEvent::Image(key, result) => {
                 let shown = self.images.finished(key.clone(), result);
                 if state.preview.key() == Some(&key) {
@@ -341,6 +353,11 @@ impl App<'_> {
             Command::Retry(id) => StoreChange::Retry(id),
             Command::Delete(id) => StoreChange::Delete(id),
             Command::Submit(spec) => StoreChange::Submit(spec),
+            Command::WatchStats(on) => {
+                let source = on.then(|| self.stats_source.clone());
+                self.data.send(DataJob::WatchStats(source));
+                return false;
+            }
         };
         self.data.send(DataJob::Change(change));
         false

@@ -20,6 +20,7 @@ use crate::store::{
 
 use super::event::AppEvent;
 use super::state::{ImageView, JobDetailView, JobRow, Tab, TabCounts};
+use super::stats::StatsSource;
 use super::update::{DataSnapshot, ListRequest, SubmitError};
 
 /// How often the worker looks for commits by other processes.
@@ -31,6 +32,8 @@ pub enum DataJob {
     /// Load this window (and the counts, and the selected job).
     List(ListRequest),
     Change(StoreChange),
+    /// Read the `$` view's figures now and after every change (`Some`), or stop (`None`).
+    WatchStats(Option<StatsSource>),
 }
 
 /// A change the user asked for.
@@ -75,6 +78,7 @@ impl DataWorker {
 
 fn serve(store: Store, inbox: Receiver<DataJob>, events: UnboundedSender<AppEvent>) {
     let mut last_request: Option<ListRequest> = None;
+    let mut stats: Option<StatsSource> = None;
     let mut marker = store.change_marker().ok();
     loop {
         let first = match inbox.recv_timeout(CHANGE_POLL) {
@@ -87,8 +91,13 @@ fn serve(store: Store, inbox: Receiver<DataJob>, events: UnboundedSender<AppEven
         let mut pending: Vec<DataJob> = first.into_iter().collect();
         pending.extend(inbox.try_iter());
         let mut wants_list = false;
+        let mut wants_stats = false;
         for job in pending {
             match job {
+                DataJob::WatchStats(source) => {
+                    wants_stats = source.is_some();
+                    stats = source;
+                }
                 DataJob::List(request) => {
                     last_request = Some(request);
                     wants_list = true;
@@ -106,6 +115,12 @@ fn serve(store: Store, inbox: Receiver<DataJob>, events: UnboundedSender<AppEven
         if now_marker != marker {
             marker = now_marker;
             wants_list = true;
+        }
+        if let (true, Some(source)) = (wants_list || wants_stats, &stats) {
+            let figures = source.load(&store).map(Box::new).map_err(|e| e.to_string());
+            if events.send(AppEvent::Stats(figures)).is_err() {
+                return;
+            }
         }
         if let (true, Some(request)) = (wants_list, &last_request) {
             let event = match snapshot(&store, request) {

@@ -122,7 +122,9 @@ fn draw_main(state: &AppState, keys: &KeyMap, frame: &mut Frame, area: Rect) {
     let layout = screen_layout(area);
     draw_header(state, frame, layout.header);
     draw_tabs(state, frame, layout.tabs);
-    if state.mode == Mode::Editor
+    if state.mode == Mode::Stats {
+        super::stats::draw(&state.stats, frame, layout.body());
+    } else if state.mode == Mode::Editor
         && let Some(editor) = &state.editor
     {
         draw_editor(
@@ -660,6 +662,7 @@ fn draw_footer(state: &AppState, frame: &mut Frame, area: Rect) {
         Mode::Search => "type to search prompts · Enter keep · Esc clear",
         Mode::Help => "Esc close help · j/k scroll",
         Mode::Confirm(_) => "y yes · n no",
+        Mode::Stats => "Esc back to the jobs",
         _ => "? help · n new · e fork · / search · 1-6 tabs · Enter full screen · q quit",
     };
     frame.render_widget(Line::from(format!(" {hints}")).fg(Color::DarkGray), area);

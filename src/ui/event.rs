@@ -29,6 +29,8 @@ pub enum AppEvent {
     /// The image worker's encoding of a preview, or why it failed.
     Image(ImageKey, Result<Arc<Protocol>, String>),
     Engine(EngineEvent),
+    /// The `$` view's figures, or why they could not be read.
+    Stats(Result<Box<crate::store::MoneyStats>, String>),
     /// A timer went off: a toast's time is up, or the idle redraw is due (ages move on).
     Tick,
 }

@@ -64,6 +64,8 @@ pub enum Context {
     Confirm,
     /// The help overlay.
     Help,
+    /// The spend and free images view (`$`).
+    Stats,
 }
 
 impl Context {
@@ -76,6 +78,7 @@ impl Context {
             Context::FullPreview => "Full-screen preview",
             Context::Confirm => "Questions",
             Context::Help => "Help",
+            Context::Stats => "Spend and free images",
         }
     }
 }
@@ -102,6 +105,7 @@ pub enum Action {
     Retry,
     Delete,
     Copy,
+    ShowStats,
     ShowHelp,
     Quit,
     Submit,
@@ -137,6 +141,7 @@ impl Action {
             Action::Retry => "retry",
             Action::Delete => "delete",
             Action::Copy => "copy",
+            Action::ShowStats => "stats",
             Action::ShowHelp => "help",
             Action::Quit => "quit",
             Action::Submit => "submit",
@@ -388,7 +393,7 @@ impl KeyMap {
     }
 
     /// The contexts in the order help lists them.
-    pub fn contexts() -> [Context; 7] {
+    pub fn contexts() -> [Context; 8] {
         [
             Context::Browse,
             Context::Search,
@@ -397,6 +402,7 @@ impl KeyMap {
             Context::FullPreview,
             Context::Confirm,
             Context::Help,
+            Context::Stats,
         ]
     }
 }
@@ -434,6 +440,7 @@ impl Default for KeyMap {
             b(Browse, &[c('r')], Retry, "retry the job"),
             b(Browse, &[c('d')], Delete, "delete the job (asks)"),
             b(Browse, &[c('y')], Copy, "copy prompt (image path in preview)"),
+            b(Browse, &[c('$')], ShowStats, "spend and free images per model"),
             b(Browse, &[c('?')], ShowHelp, "this help"),
             b(Browse, &[c('q')], Quit, "quit"),
             b(Search, &[k(Enter)], AcceptSearch, "keep the search"),
@@ -452,6 +459,7 @@ impl Default for KeyMap {
             b(Help, &[c('j'), k(Down)], Action::Down, "scroll down (when it does not fit)"),
             b(Help, &[c('k'), k(Up)], Action::Up, "scroll up"),
             b(Help, &[k(Esc), c('?'), c('q')], Leave, "close help"),
+            b(Stats, &[k(Esc), c('$'), c('q')], Leave, "back to the jobs"),
         ]);
         KeyMap { bindings }
     }

@@ -4,6 +4,7 @@
 //!   changes and commands; `keys`: the one key table; `editor`: the job editor.
 //! - `data`: a worker thread that fills the view-model from the store and applies the
 //!   user's changes; `preview`: a worker that decodes and encodes images.
+//! - `stats`: the `$` view of spend and free images, its state and its drawing.
 //! - `event`: the one event type, which the workers send and the app loop receives.
 //! - `app`: the terminal, the one event channel and the draw-when-dirty loop.
 
@@ -15,6 +16,7 @@ pub mod event;
 pub mod keys;
 pub mod preview;
 pub mod state;
+pub mod stats;
 pub mod update;
 
 pub use app::{Notify, UiError, UiOptions, run};

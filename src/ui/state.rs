@@ -282,6 +282,8 @@ pub enum Mode {
     Help,
     FullPreview,
     Confirm(Confirm),
+    /// The spend and free images view (`$`).
+    Stats,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -339,6 +341,8 @@ pub struct AppState {
     pub prices: Prices,
     /// First line of the help shown, when the help does not fit the screen.
     pub help_scroll: usize,
+    /// The `$` view's figures.
+    pub stats: super::stats::StatsState,
     pub toasts: VecDeque<Toast>,
     pub quit: bool,
 }
@@ -362,6 +366,7 @@ impl AppState {
             editor: None,
             prices: Prices::default(),
             help_scroll: 0,
+            stats: super::stats::StatsState::default(),
             toasts: VecDeque::new(),
             quit: false,
         }

@@ -26,6 +26,8 @@ pub enum Command {
     Submit(Box<JobSpec>),
     /// Put text on the clipboard with OSC 52.
     Copy(String),
+    /// Start (true) or stop reading the `$` view's figures, now and on every change.
+    WatchStats(bool),
 }
 
 /// What the data worker is asked for: the visible window of a filtered list, and the
@@ -155,6 +157,13 @@ impl AppState {
                 }
                 Vec::new()
             }
+            Mode::Stats => match keys.action(Context::Stats, key) {
+                Some(Action::Leave) => {
+                    self.mode = Mode::Browse;
+                    vec![Command::WatchStats(false)]
+                }
+                _ => Vec::new(),
+            },
             Mode::Confirm(question) => match keys.action(Context::Confirm, key) {
                 Some(Action::Yes) => {
                     self.mode = Mode::Browse;
@@ -266,6 +275,10 @@ impl AppState {
                 if let Some(text) = text {
                     return vec![Command::Copy(text)];
                 }
+            }
+            Action::ShowStats => {
+                self.mode = Mode::Stats;
+                return vec![Command::WatchStats(true)];
             }
             Action::ShowHelp => {
                 self.help_scroll = 0;
