@@ -14,6 +14,7 @@ use ratatui_image::picker::Picker;
 use time::OffsetDateTime;
 use time::macros::datetime;
 use wandash::dashscope::{JobSpec, Model, Size};
+use wandash::store::Pauses;
 use wandash::ui::draw::{draw, frame_layout};
 use wandash::ui::keys::KeyMap;
 use wandash::ui::state::{
@@ -33,6 +34,7 @@ fn header() -> Header {
         spend_today_cny: 0.0,
         batch: BatchProgress::default(),
         engine_stopped: None,
+        pauses: Pauses::default(),
     }
 }
 
@@ -152,6 +154,7 @@ fn mixed(area: Rect, selected: u64) -> AppState {
         counts: state.header.counts,
         images_today: 56,
         spend_today_cny: 7.84,
+        pauses: Pauses::default(),
         remaining: 13,
         total: 40,
         rows,
@@ -342,6 +345,7 @@ fn new_rows_keep_the_selection_on_its_job() {
         counts,
         images_today: 56,
         spend_today_cny: 7.84,
+        pauses: Pauses::default(),
         remaining: 16,
         total: 43,
         rows: rows.clone(),
@@ -361,6 +365,7 @@ fn new_rows_keep_the_selection_on_its_job() {
                 counts,
                 images_today: 56,
                 spend_today_cny: 7.84,
+                pauses: Pauses::default(),
                 remaining: 16,
                 total: 43,
                 rows,

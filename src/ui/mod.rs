@@ -14,6 +14,7 @@ pub mod editor;
 pub mod event;
 pub mod keys;
 pub mod preview;
+mod queue;
 pub mod state;
 pub mod update;
 
