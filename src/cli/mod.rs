@@ -82,7 +82,7 @@ pub enum Command {
         #[arg(long)]
         until_idle: bool,
     },
-    /// List jobs, newest first.
+    /// List jobs, newest first (queued jobs alone, `--status queued`: in send order).
     List {
         /// A state (queued, submitting, submitted, running, succeeded, failed, cancelled,
         /// expired, needs_attention) or a group: active, problems.
