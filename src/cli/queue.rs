@@ -114,7 +114,7 @@ pub fn delete(ctx: &Context, ids: &[JobId], yes: bool) -> CliResult {
     for &id in ids {
         let deleted = store.delete(id).map_err(job_failure)?;
         if !ctx.json {
-            println!("job {id} deleted ({} image files)", deleted.images_removed);
+            println!("job {id} deleted with {}", deleted.files_removed());
         }
         for left in &deleted.images_left {
             eprintln!("warning: job {id}: cannot remove {}", sanitize(left));

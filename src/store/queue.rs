@@ -97,6 +97,16 @@ pub struct DeletedJob {
     pub images_left: Vec<String>,
 }
 
+impl DeletedJob {
+    /// `1 image file`, `3 image files`: what the user is told was removed.
+    pub fn files_removed(&self) -> String {
+        match self.images_removed {
+            1 => "1 image file".to_string(),
+            n => format!("{n} image files"),
+        }
+    }
+}
+
 impl Store {
     /// What is paused now.
     pub fn pauses(&self) -> Result<Pauses, StoreError> {

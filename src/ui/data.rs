@@ -139,10 +139,7 @@ fn apply(store: &Store, change: StoreChange) -> AppEvent {
                 store
                     .delete(id)
                     .map(|deleted| match deleted.images_left.first() {
-                        None => format!(
-                            "job {id} deleted with {} image files",
-                            deleted.images_removed
-                        ),
+                        None => format!("job {id} deleted with {}", deleted.files_removed()),
                         Some(left) => format!(
                             "job {id} deleted; cannot remove {}",
                             crate::text::sanitize(left)
