@@ -356,7 +356,7 @@ fn every_command_has_help_with_the_exit_codes_where_they_matter() {
     let scratch = Scratch::new();
     for cmd in [
         "submit", "batch", "worker", "list", "show", "watch", "stats", "cancel", "retry", "export",
-        "sim",
+        "sim", "delete", "pause", "resume", "top",
     ] {
         let run = scratch.run(&[cmd, "--help"]).expect(0);
         assert!(
@@ -525,4 +525,178 @@ fn stats_match_the_store_and_a_budget_holds_jobs_with_the_reason_said() {
     );
     run(&raised, &["worker", "--until-idle"]).expect(0);
     assert_eq!(t.creates(), 1);
+}
+
+/// A child process killed when the test ends, however it ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        self.0.kill().ok();
+        self.0.wait().ok();
+    }
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{what} in time");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+impl Setup {
+    /// Queues one 512x512 image of `model`; its id.
+    fn submit(&self, model: &str, prompt: &str) -> String {
+        let args = ["submit", "--model", model, "--prompt", prompt, "-n", "1"];
+        let run = self.run(&[&args[..], &["--size", "512*512"]].concat());
+        run.expect(0).stdout.trim().to_string()
+    }
+
+    fn state(&self, id: &str) -> String {
+        let shown = self.run(&["--json", "show", id]).expect(0).json();
+        shown["summary"]["state"].as_str().unwrap().to_string()
+    }
+
+    fn worker(&self) -> KillOnDrop {
+        let mut worker = self
+            .scratch
+            .cmd_against(&self.sim, "test-key", &self.config);
+        worker
+            .arg("worker")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        KillOnDrop(worker.spawn().unwrap())
+    }
+
+    /// The lines of the store's log (beside the database) that contain every one of `words`.
+    fn log_lines_with(&self, words: &[&str]) -> usize {
+        let log = std::fs::read_to_string(self.scratch.data_dir().join("logs/wandash.log"))
+            .unwrap_or_default();
+        log.lines()
+            .filter(|line| words.iter().all(|w| line.contains(w)))
+            .count()
+    }
+}
+
+#[test]
+fn a_pause_holds_every_create_of_a_worker_in_another_process_and_resume_drains() {
+    let t = Setup::new();
+    let _worker = t.worker();
+
+    // One model paused: its job waits while a job of another model, queued after it,
+    // is sent (the worker's round that sent that one saw this one and held it).
+    t.run(&["pause", "--model", "wanx2.1-t2i-turbo"]).expect(0);
+    let held = t.submit("wanx2.1-t2i-turbo", "held by its model");
+    let witness = t.submit("wanx2.0-t2i-turbo", "sent meanwhile");
+    wait_until("the other model's job", || t.state(&witness) == "succeeded");
+    assert_eq!(t.creates(), 1);
+    let shown = t.run(&["--json", "show", &held]).expect(0).json();
+    assert_eq!(shown["summary"]["state"], "queued");
+    let why = shown["waiting"].as_str().unwrap_or_default();
+    assert!(why.contains("wanx2.1-t2i-turbo is paused"), "{shown}");
+    let list = t.run(&["list"]).expect(0).stdout;
+    assert!(
+        list.contains("paused: wanx2.1-t2i-turbo")
+            && list.contains("waits: wanx2.1-t2i-turbo is paused"),
+        "{list}"
+    );
+    let rows = t.run(&["--json", "list"]).expect(0).json();
+    assert_eq!(rows[0]["waiting"], serde_json::Value::Null, "{rows}");
+    assert!(rows[1]["waiting"].is_string(), "{rows}");
+
+    // The whole queue: the worker sees the new job and holds it (its log says so).
+    t.run(&["pause"]).expect(0);
+    let later = t.submit("wanx2.0-t2i-turbo", "held by the queue");
+    wait_until("the worker holding the new job", || {
+        t.log_lines_with(&["queued jobs held: the queue is paused", "wanx2.0-t2i-turbo"]) > 0
+    });
+    assert_eq!(t.creates(), 1, "nothing sent while paused");
+    let text = t.run(&["show", &later]).expect(0).stdout;
+    assert!(text.contains("the queue is paused"), "{text}");
+    let partly = t
+        .run(&["resume", "--model", "wanx2.1-t2i-turbo"])
+        .expect(0)
+        .stdout;
+    assert!(
+        partly.contains("the whole queue is still paused"),
+        "{partly}"
+    );
+    assert_eq!(t.creates(), 1);
+
+    t.run(&["resume"]).expect(0);
+    wait_until("every job", || {
+        [&held, &later].iter().all(|id| t.state(id) == "succeeded")
+    });
+    assert_eq!(t.creates(), 3);
+}
+
+#[test]
+fn top_delete_and_cancel_refuse_what_they_must_and_ask_first() {
+    let t = Setup::new();
+    let ids: Vec<String> = ["a", "b", "c"]
+        .iter()
+        .map(|p| t.submit("wanx2.0-t2i-turbo", p))
+        .collect();
+    let next = t.run(&["top", &ids[2]]).expect(0).stdout;
+    assert!(next.contains("goes next"), "{next}");
+    let queued = t
+        .run(&["--json", "list", "--status", "queued"])
+        .expect(0)
+        .json();
+    let order: Vec<String> = queued
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["id"].to_string())
+        .collect();
+    assert_eq!(order, [&*ids[2], &*ids[0], &*ids[1]], "in send order");
+
+    // Without a terminal, delete needs --yes; a missing job refuses the whole command.
+    let refused = t.run(&["delete", &ids[0]]).expect(2);
+    assert!(refused.stderr.contains("--yes"), "{}", refused.stderr);
+    let missing = t.run(&["delete", "--yes", &ids[0], "999"]).expect(2);
+    assert!(
+        missing.stderr.contains("job 999 does not exist"),
+        "{}",
+        missing.stderr
+    );
+    assert_eq!(t.state(&ids[0]), "queued", "nothing was deleted");
+
+    t.run(&["worker", "--until-idle"]).expect(0);
+    let done = t.run(&["top", &ids[0]]).expect(2);
+    assert!(done.stderr.contains("only a queued job"), "{}", done.stderr);
+    let images = t.scratch.data_dir().join("images").join(&ids[0]);
+    assert_eq!(cli_support::files_under(&images).len(), 1);
+    let deleted = t
+        .run(&["--json", "delete", "--yes", &ids[0], &ids[1]])
+        .expect(0)
+        .json();
+    assert_eq!(deleted["deleted"][0]["images_removed"], 1, "{deleted}");
+    assert!(!images.exists());
+    t.run(&["show", &ids[1]]).expect(2);
+    assert_eq!(t.state(&ids[2]), "succeeded");
+
+    // A job at the service may be billed: cancel asks, and without a terminal needs --yes.
+    let remote = t.submit("wanx2.0-t2i-turbo", "at the service");
+    rusqlite::Connection::open(t.scratch.db())
+        .unwrap()
+        .execute(
+            "UPDATE jobs SET state = 'submitting', attempts = 1 WHERE id = ?1",
+            [remote.parse::<i64>().unwrap()],
+        )
+        .unwrap();
+    let asked = t.run(&["cancel", &remote]).expect(2);
+    assert!(asked.stderr.contains("may be billed"), "{}", asked.stderr);
+    let shown = t.run(&["--json", "show", &remote]).expect(0).json();
+    assert_eq!(shown["summary"]["cancel_requested"], false);
+    t.run(&["cancel", "--yes", &remote]).expect(0);
+    let shown = t.run(&["--json", "show", &remote]).expect(0).json();
+    assert_eq!(shown["summary"]["cancel_requested"], true);
+    let refused = t.run(&["delete", "--yes", &remote]).expect(2);
+    assert!(
+        refused.stderr.contains("Cancel it first"),
+        "{}",
+        refused.stderr
+    );
 }

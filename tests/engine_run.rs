@@ -8,10 +8,12 @@ use std::time::{Duration, Instant};
 
 use engine_support::*;
 use wandash::backend::{BackendKind, BackendSettings, connect};
-use wandash::dashscope::{ApiKey, Client, JobSpec, Model, Region, TaskStatus, Timestamp};
+use wandash::dashscope::{
+    ApiKey, Client, JobSpec, ListQuery, Model, Region, TaskStatus, Timestamp,
+};
 use wandash::engine::{Budget, Engine, EngineConfig, EngineError, EngineEvent};
 use wandash::simulator::{Faults, RunningSim, SimConfig};
-use wandash::store::{ErrorKind, JobDetail, JobId, JobState, Store};
+use wandash::store::{ErrorKind, JobDetail, JobId, JobState, PauseScope, QueueStep, Store};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_40_job_batch_runs_at_the_quota_with_every_image_saved() {
@@ -628,4 +630,111 @@ async fn free_quota_only_stops_at_the_free_images() {
     let reason = queued[0].summary.error().expect("the reason is noted");
     assert_eq!(reason.kind, ErrorKind::OverBudget);
     assert!(reason.message.contains("0 free image(s) left"), "{reason}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn top_and_moves_change_the_order_the_creates_reach_the_service() {
+    // One in flight: the creates go one after another, in the order the engine claims.
+    let s = setup(sim_config(Faults::default(), raised_limits())).await;
+    let store = Store::open(&s.db).unwrap();
+    let specs: Vec<JobSpec> = (0..5)
+        .map(|i| spec(Model::Wanx21T2iTurbo, &format!("in order {i}")))
+        .collect();
+    let ids = store.enqueue_batch(&specs, None).unwrap();
+    store.move_to_top(ids[4]).unwrap();
+    assert!(store.move_in_queue(ids[0], QueueStep::Later).unwrap());
+    let mut config = engine_config(&s.data);
+    config.limits = limits(20.0, 1);
+    let engine = Engine::start(&s.db, client(&s.sim), config).unwrap();
+    wait_idle(&engine, Duration::from_secs(30)).await;
+    engine.shutdown().await;
+
+    let query = ListQuery {
+        page_no: 1,
+        page_size: 100,
+        ..ListQuery::default()
+    };
+    let mut created: Vec<_> = client(&s.sim)
+        .list(&query)
+        .await
+        .unwrap()
+        .data
+        .into_iter()
+        .map(|task| (task.gmt_create.unwrap(), task.task_id))
+        .collect();
+    created.sort();
+    let job_of_task: HashMap<String, JobId> = all_jobs(&store)
+        .iter()
+        .map(|j| (j.task_id().unwrap().to_string(), j.summary.id))
+        .collect();
+    let order: Vec<JobId> = created.iter().map(|(_, task)| job_of_task[task]).collect();
+    assert_eq!(order, [ids[4], ids[1], ids[0], ids[2], ids[3]]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_holds_back_claimed_jobs_lets_tasks_at_the_service_finish_and_resume_sends_them() {
+    let s = setup(SimConfig {
+        latency: (Duration::from_millis(300), Duration::from_millis(300)),
+        ..sim_config(Faults::default(), raised_limits())
+    })
+    .await;
+    let store = Store::open(&s.db).unwrap();
+    let specs: Vec<JobSpec> = (0..4)
+        .map(|i| spec(Model::Wanx21T2iTurbo, &format!("held {i}")))
+        .collect();
+    let ids = store.enqueue_batch(&specs, None).unwrap();
+    // Every job is claimed at once and waits for the create pace (2 a second).
+    let mut config = engine_config(&s.data);
+    config.limits = limits(2.0, 8);
+    let engine = Engine::start(&s.db, client(&s.sim), config).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while all_jobs(&store).iter().all(|j| j.task_id().is_none()) {
+        assert!(Instant::now() < deadline, "a first create in time");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // As `wandash pause` does it from another process.
+    Store::open(&s.db).unwrap().pause(PauseScope::All).unwrap();
+
+    // The task at the service finishes; the claimed jobs go back to the queue unsent.
+    let settled = |jobs: &[JobDetail]| {
+        jobs.iter()
+            .all(|j| matches!(j.summary.state(), JobState::Succeeded | JobState::Queued))
+    };
+    let mut jobs = all_jobs(&store);
+    while !settled(&jobs) {
+        assert!(Instant::now() < deadline, "settled in time: {jobs:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        jobs = all_jobs(&store);
+    }
+    let done = jobs
+        .iter()
+        .filter(|j| j.summary.state() == JobState::Succeeded)
+        .count();
+    let held: Vec<&JobDetail> = jobs
+        .iter()
+        .filter(|j| j.summary.state() == JobState::Queued)
+        .collect();
+    assert!(done >= 1 && !held.is_empty(), "{jobs:?}");
+    assert_eq!(sim_get(&s.sim, "/__sim/stats").await["creates"], done);
+    for job in &held {
+        assert!(job.task_id().is_none());
+        assert!(
+            job.events.iter().any(|e| e
+                .detail
+                .as_deref()
+                .is_some_and(|d| d.contains("the queue was paused"))),
+            "{:?}",
+            job.events
+        );
+    }
+
+    Store::open(&s.db).unwrap().resume(PauseScope::All).unwrap();
+    wait_idle(&engine, Duration::from_secs(20)).await;
+    engine.shutdown().await;
+    for id in ids {
+        let job = store.job(id).unwrap().unwrap();
+        assert_eq!(job.summary.state(), JobState::Succeeded);
+        assert_eq!(job.summary.attempts, 1, "a held-back claim is no attempt");
+    }
+    assert_eq!(sim_get(&s.sim, "/__sim/stats").await["creates"], 4);
 }

@@ -7,7 +7,7 @@ use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 use ratatui::layout::Rect;
 use time::OffsetDateTime;
 use wandash::dashscope::{JobSpec, Model};
-use wandash::store::{JobState, Store};
+use wandash::store::{JobState, PauseScope, QueueStep, Store};
 use wandash::ui::data::snapshot;
 use wandash::ui::draw::frame_layout;
 use wandash::ui::keys::KeyMap;
@@ -419,4 +419,156 @@ fn the_stats_view_gets_its_figures_from_the_data_worker_and_again_on_changes() {
     let figures = next_figures(&mut answers);
     assert_eq!(figures.images_today, 8);
     assert!((figures.spend_today_cny - 1.12).abs() < 1e-9);
+}
+
+/// Carries out the queue commands on the store, as the data worker does.
+fn carry_out_queue(store: &Store, commands: &[Command]) {
+    for command in commands {
+        match command {
+            Command::MoveInQueue(id, step) => {
+                store.move_in_queue(*id, *step).unwrap();
+            }
+            Command::MoveToTop(id) => store.move_to_top(*id).unwrap(),
+            Command::Pause => drop(store.pause(PauseScope::All).unwrap()),
+            Command::Resume => drop(store.resume(PauseScope::All).unwrap()),
+            Command::Refresh => {}
+            other => panic!("not a queue command: {other:?}"),
+        }
+    }
+}
+
+fn prompts(state: &AppState) -> Vec<&str> {
+    state.list.rows.iter().map(|r| r.prompt.as_str()).collect()
+}
+
+#[test]
+fn queue_keys_reorder_the_queued_tab_and_the_selection_stays_on_its_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(dir.path(), 5);
+    let keys = KeyMap::default();
+    let mut state = app(Rect::new(0, 0, 120, 40));
+    load(&mut state, &store);
+    state.handle(&keys, &ch('2'));
+    load(&mut state, &store);
+    assert_eq!(
+        prompts(&state),
+        ["job 0", "job 1", "job 2", "job 3", "job 4"],
+        "the queued tab lists the send order, next first"
+    );
+    state.handle(&keys, &ch('j'));
+    state.handle(&keys, &ch('j'));
+    let chosen = state.list.selected_row().unwrap().id;
+
+    let up = state.handle(&keys, &ch('K'));
+    assert_eq!(
+        up,
+        vec![
+            Command::MoveInQueue(chosen, QueueStep::Earlier),
+            Command::Refresh
+        ]
+    );
+    carry_out_queue(&store, &up);
+    load(&mut state, &store);
+    assert_eq!(
+        prompts(&state),
+        ["job 0", "job 2", "job 1", "job 3", "job 4"]
+    );
+    assert_eq!(state.list.selected, 1);
+    assert_eq!(state.list.selected_row().unwrap().id, chosen);
+
+    for _ in 0..2 {
+        let down = state.handle(&keys, &ch('J'));
+        carry_out_queue(&store, &down);
+        load(&mut state, &store);
+    }
+    assert_eq!(
+        prompts(&state),
+        ["job 0", "job 1", "job 3", "job 2", "job 4"]
+    );
+    assert_eq!(state.list.selected_row().unwrap().id, chosen);
+
+    let top = state.handle(&keys, &ch('T'));
+    assert_eq!(top, vec![Command::MoveToTop(chosen), Command::Refresh]);
+    carry_out_queue(&store, &top);
+    load(&mut state, &store);
+    assert_eq!(
+        prompts(&state),
+        ["job 2", "job 0", "job 1", "job 3", "job 4"]
+    );
+    assert_eq!(state.list.selected, 0);
+    assert_eq!(state.selected_detail().unwrap().id, chosen);
+    assert!(
+        state.handle(&keys, &ch('K')).is_empty(),
+        "the first job has nowhere to go up"
+    );
+
+    // In the list by age the row stays put; the store still moves the job.
+    state.handle(&keys, &ch('1'));
+    load(&mut state, &store);
+    let newest = state.list.selected_row().unwrap().id;
+    assert_eq!(
+        state.handle(&keys, &ch('T')),
+        vec![Command::MoveToTop(newest)]
+    );
+
+    // Only a queued job moves.
+    store.request_cancel(newest).unwrap();
+    load(&mut state, &store);
+    assert!(state.handle(&keys, &ch('J')).is_empty());
+    assert!(
+        state
+            .toasts
+            .back()
+            .unwrap()
+            .text
+            .contains("only a queued job can be moved"),
+        "{:?}",
+        state.toasts
+    );
+}
+
+#[test]
+fn p_pauses_and_resumes_the_whole_queue_through_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(dir.path(), 2);
+    let keys = KeyMap::default();
+    let mut state = app(Rect::new(0, 0, 120, 40));
+    load(&mut state, &store);
+    let pause = state.handle(&keys, &ch('p'));
+    assert_eq!(pause, vec![Command::Pause]);
+    carry_out_queue(&store, &pause);
+    load(&mut state, &store);
+    assert!(state.header.pauses.all);
+    let resume = state.handle(&keys, &ch('p'));
+    assert_eq!(resume, vec![Command::Resume]);
+    carry_out_queue(&store, &resume);
+    load(&mut state, &store);
+    assert!(state.header.pauses.is_empty());
+}
+
+#[test]
+fn cancelling_a_job_at_the_service_asks_first_and_a_queued_one_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(dir.path(), 2);
+    let keys = KeyMap::default();
+    let mut state = app(Rect::new(0, 0, 120, 40));
+    load(&mut state, &store);
+    let queued = state.list.selected_row().unwrap().id;
+    assert_eq!(state.handle(&keys, &ch('c')), vec![Command::Cancel(queued)]);
+
+    // What the engine's claim does to the row (the engine's writes are not public).
+    rusqlite::Connection::open(dir.path().join("jobs.db"))
+        .unwrap()
+        .execute(
+            "UPDATE jobs SET state = 'submitting', attempts = 1 WHERE id = ?1",
+            [queued.0],
+        )
+        .unwrap();
+    load(&mut state, &store);
+    assert!(state.handle(&keys, &ch('c')).is_empty(), "not at once");
+    assert_eq!(state.mode, Mode::Confirm(Confirm::CancelBilled(queued)));
+    assert!(state.handle(&keys, &ch('n')).is_empty());
+    assert_eq!(state.mode, Mode::Browse);
+    state.handle(&keys, &ch('c'));
+    assert_eq!(state.handle(&keys, &ch('y')), vec![Command::Cancel(queued)]);
 }

@@ -14,6 +14,7 @@ use ratatui_image::picker::Picker;
 use time::OffsetDateTime;
 use time::macros::datetime;
 use wandash::dashscope::{JobSpec, Model, Size};
+use wandash::store::Pauses;
 use wandash::ui::draw::{draw, frame_layout};
 use wandash::ui::keys::KeyMap;
 use wandash::ui::state::{
@@ -33,6 +34,7 @@ fn header() -> Header {
         spend_today_cny: 0.0,
         batch: BatchProgress::default(),
         engine_stopped: None,
+        pauses: Pauses::default(),
     }
 }
 
@@ -152,6 +154,7 @@ fn mixed(area: Rect, selected: u64) -> AppState {
         counts: state.header.counts,
         images_today: 56,
         spend_today_cny: 7.84,
+        pauses: Pauses::default(),
         remaining: 13,
         total: 40,
         rows,
@@ -342,6 +345,7 @@ fn new_rows_keep_the_selection_on_its_job() {
         counts,
         images_today: 56,
         spend_today_cny: 7.84,
+        pauses: Pauses::default(),
         remaining: 16,
         total: 43,
         rows: rows.clone(),
@@ -361,6 +365,7 @@ fn new_rows_keep_the_selection_on_its_job() {
                 counts,
                 images_today: 56,
                 spend_today_cny: 7.84,
+                pauses: Pauses::default(),
                 remaining: 16,
                 total: 43,
                 rows,
@@ -493,4 +498,88 @@ fn the_stats_view_shows_spend_and_free_images_per_model_at_80x24() {
         vec![Command::WatchStats(false)]
     );
     assert_eq!(state.mode, Mode::Browse);
+}
+
+fn queued_row(id: i64, prompt: &str) -> JobRow {
+    JobRow {
+        id: JobId(id),
+        state: JobState::Queued,
+        model: Model::Wanx21T2iTurbo,
+        prompt: prompt.to_string(),
+        created_at: NOW - time::Duration::seconds(60 * id),
+        images_ok: 0,
+        images_expected: 1,
+    }
+}
+
+/// Answers the state's request with `rows` (the whole list), as the data worker would.
+fn answer_with(state: &mut AppState, rows: &[JobRow], pauses: &Pauses) -> Vec<Command> {
+    let request = state.list_request();
+    let detail = rows
+        .get(request.selected as usize)
+        .map(|row| JobDetailView {
+            task_id: None,
+            submitted_at: None,
+            scheduled_at: None,
+            attempts: 0,
+            ..detail_for(row)
+        });
+    state.apply_data(DataSnapshot {
+        request,
+        counts: TabCounts([5, 5, 5, 0, 0, 0]),
+        images_today: 0,
+        spend_today_cny: 0.0,
+        pauses: pauses.clone(),
+        remaining: 5,
+        total: rows.len() as u64,
+        rows: rows.to_vec(),
+        detail,
+    })
+}
+
+#[test]
+fn a_job_sent_to_the_top_keeps_the_selection_and_the_header_says_paused() {
+    let keys = KeyMap::default();
+    let mut state = AppState::new(frame_layout(Rect::new(0, 0, 120, 36)), NOW, header());
+    let pauses = Pauses {
+        all: false,
+        models: [Model::Wanx21T2iTurbo].into_iter().collect(),
+    };
+    let mut rows: Vec<JobRow> = (1..=5)
+        .map(|id| queued_row(id, &format!("queued job number {id}")))
+        .collect();
+    assert_eq!(
+        state.handle(&keys, &key(KeyCode::Char('2'))),
+        vec![Command::Refresh]
+    );
+    answer_with(&mut state, &rows, &pauses);
+    for _ in 0..3 {
+        state.handle(&keys, &key(KeyCode::Char('j')));
+        answer_with(&mut state, &rows, &pauses);
+    }
+    let chosen = state.list.selected_row().unwrap().id;
+    assert_eq!(chosen, JobId(4));
+
+    let commands = state.handle(&keys, &key(KeyCode::Char('T')));
+    assert_eq!(commands, vec![Command::MoveToTop(chosen), Command::Refresh]);
+    // The store moved it: the worker's next answer lists it first.
+    let moved = rows.remove(3);
+    rows.insert(0, moved);
+    assert!(answer_with(&mut state, &rows, &pauses).is_empty());
+    assert_eq!(state.list.selected, 0);
+    assert_eq!(state.selected_detail().unwrap().id, chosen);
+    let screen = render(&state);
+    assert!(screen.contains("PAUSED: wanx2.1-t2i-turbo"), "{screen}");
+    snapshot("queue_top_paused", screen);
+}
+
+#[test]
+fn cancelling_a_job_at_the_service_asks_because_it_may_be_billed() {
+    let keys = KeyMap::default();
+    // Row 0 is running.
+    let mut state = mixed(Rect::new(0, 0, 120, 40), 0);
+    assert!(state.handle(&keys, &key(KeyCode::Char('c'))).is_empty());
+    let screen = render(&state);
+    assert!(screen.contains("it may be billed"), "{screen}");
+    snapshot("cancel_billed_confirm", screen);
 }

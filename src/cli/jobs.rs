@@ -8,8 +8,8 @@ use serde_json::json;
 use crate::dashscope::{ImageRef, JobSpec, Timestamp, ValidationError};
 use crate::intake::{self, Draft};
 use crate::store::{
-    CancelOutcome, JobDetail, JobFilter, JobId, JobState, JobSummary, StateFilter, Store,
-    StoreError,
+    CancelOutcome, JobDetail, JobFilter, JobId, JobState, JobSummary, PauseHold, Pauses,
+    StateFilter, Store, StoreError,
 };
 use crate::text::sanitize;
 
@@ -85,12 +85,20 @@ pub fn list(ctx: &Context, status: Option<&str>, limit: u64) -> CliResult {
             limit,
         )
         .map_err(store_failure)?;
+    let pauses = store.pauses().map_err(store_failure)?;
     if ctx.json {
+        let rows: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|row| with_waiting(row, &pauses, serde_json::to_value(row)))
+            .collect();
         println!(
             "{}",
             serde_json::to_string_pretty(&rows).expect("job rows serialise")
         );
         return Ok(());
+    }
+    if let Some(line) = super::queue::paused_line(&pauses) {
+        println!("{line}");
     }
     if rows.is_empty() {
         println!("no jobs");
@@ -109,6 +117,9 @@ pub fn list(ctx: &Context, status: Option<&str>, limit: u64) -> CliResult {
             format!("{}/{}", row.images_ok, row.images_expected),
             clip(&sanitize(&row.prompt), 60)
         );
+        if let Some(hold) = waiting(row, &pauses) {
+            println!("{:>6}  waits: {hold}", "");
+        }
         // Why a job still waits (a disk that refuses its images, a retry's cause).
         if let (false, Some(error)) = (row.state().is_final(), row.error()) {
             println!(
@@ -140,30 +151,61 @@ pub fn show(ctx: &Context, id: JobId) -> CliResult {
         .job(id)
         .map_err(store_failure)?
         .ok_or_else(|| no_such_job(id))?;
+    let pauses = store.pauses().map_err(store_failure)?;
     if ctx.json {
+        let shown = with_waiting(&detail.summary, &pauses, serde_json::to_value(&detail));
         println!(
             "{}",
-            serde_json::to_string_pretty(&detail).expect("a job serialises")
+            serde_json::to_string_pretty(&shown).expect("a job serialises")
         );
     } else {
-        print!("{}", render_detail(&detail));
+        print!(
+            "{}",
+            render_detail(&detail, waiting(&detail.summary, &pauses))
+        );
     }
     Ok(())
 }
 
-fn no_such_job(id: JobId) -> Failure {
+/// Why a queued job is not sent now: a pause that holds its model.
+fn waiting(job: &JobSummary, pauses: &Pauses) -> Option<PauseHold> {
+    (job.state() == JobState::Queued)
+        .then(|| pauses.holds(job.model))
+        .flatten()
+}
+
+/// A job's JSON with `"waiting"`: why it is not sent now (`null` when nothing holds it).
+fn with_waiting(
+    job: &JobSummary,
+    pauses: &Pauses,
+    value: serde_json::Result<serde_json::Value>,
+) -> serde_json::Value {
+    let mut value = value.expect("a job serialises");
+    if let Some(object) = value.as_object_mut() {
+        object.insert(
+            "waiting".into(),
+            waiting(job, pauses).map_or(serde_json::Value::Null, |hold| hold.to_string().into()),
+        );
+    }
+    value
+}
+
+pub(super) fn no_such_job(id: JobId) -> Failure {
     Failure::usage(format!(
         "job {id} does not exist; `wandash list` shows the jobs"
     ))
 }
 
-fn render_detail(d: &JobDetail) -> String {
+fn render_detail(d: &JobDetail, waits: Option<PauseHold>) -> String {
     let s = &d.summary;
     let mut out = String::new();
     let mut line =
         |label: &str, value: String| out.push_str(&format!("{label:<14} {}\n", sanitize(&value)));
     line("job", s.id.to_string());
     line("state", s.state().as_str().to_string());
+    if let Some(hold) = waits {
+        line("waits", hold.to_string());
+    }
     line("model", s.model.id().to_string());
     line("prompt", d.spec.prompt.clone());
     if let Some(actual) = &d.actual_prompt {
@@ -237,8 +279,25 @@ fn render_detail(d: &JobDetail) -> String {
     out
 }
 
-pub fn cancel(ctx: &Context, id: JobId) -> CliResult {
+/// `wandash cancel ID [--yes]`: a queued job at once; a job already at the service only
+/// after a yes (at the terminal, or `--yes`), since it may be billed.
+pub fn cancel(ctx: &Context, id: JobId, yes: bool) -> CliResult {
     let store = open_store(ctx)?;
+    let job = store
+        .job(id)
+        .map_err(store_failure)?
+        .ok_or_else(|| no_such_job(id))?;
+    let state = job.summary.state();
+    if state.is_remote() && !yes {
+        let why = format!(
+            "job {id} is already at the service ({state}), so it may be billed: only a PENDING task can still be cancelled"
+        );
+        if !super::ask_on_terminal(ctx, &format!("{why}. Cancel it?")) {
+            return Err(Failure::usage(format!(
+                "{why}; nothing was changed. Answer y at a terminal, or pass --yes to cancel it anyway"
+            )));
+        }
+    }
     let outcome = store.request_cancel(id).map_err(|e| match e {
         StoreError::NoSuchJob(id) => no_such_job(id),
         e => store_failure(e),

@@ -1,5 +1,6 @@
 //! The headless command line: `wandash submit | batch | worker | list | show | watch |
-//! stats | cancel | retry | export`. Every command has `--help`; `--json` gives output for scripts.
+//! stats | cancel | retry | delete | pause | resume | top | export`. Every command has `--help`;
+//! `--json` gives output for scripts.
 
 mod batch;
 mod budget;
@@ -11,6 +12,7 @@ mod failure;
 mod jobs;
 mod mcp;
 mod progress;
+mod queue;
 mod run;
 mod shell;
 mod stats;
@@ -83,7 +85,7 @@ pub enum Command {
         #[arg(long)]
         until_idle: bool,
     },
-    /// List jobs, newest first.
+    /// List jobs, newest first (queued jobs alone, `--status queued`: in send order).
     List {
         /// A state (queued, submitting, submitted, running, succeeded, failed, cancelled,
         /// expired, needs_attention) or a group: active, problems.
@@ -104,8 +106,41 @@ pub enum Command {
     /// Images and spend per model today, this month and in total, and the free images
     /// left (counted locally, from `[budget] free_quota_since` or the store's first job).
     Stats,
-    /// Cancel a job: a queued one at once; a submitted one via the service (PENDING only).
+    /// Cancel a job: a queued one at once; one already at the service (it may be billed)
+    /// after a yes, via the service (PENDING only).
     Cancel {
+        /// The job's id.
+        #[arg(value_parser = parse_job_id)]
+        id: JobId,
+        /// Cancel a job already at the service without asking.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Delete jobs with their image files (asks at a terminal). A job at the service is
+    /// refused: cancel it, then delete it once it has ended.
+    Delete {
+        /// The jobs' ids.
+        #[arg(value_parser = parse_job_id, required = true, value_name = "ID")]
+        ids: Vec<JobId>,
+        /// Delete without asking (needed when stdin is not a terminal).
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Pause the queue: no engine on this store sends a new job until `resume`; jobs
+    /// already at the service finish and their images are saved.
+    Pause {
+        /// Pause only this model's jobs.
+        #[arg(long, value_parser = parse_model)]
+        model: Option<Model>,
+    },
+    /// Resume the queue (every pause), or one model with --model.
+    Resume {
+        /// Resume only this model's jobs (the whole queue's pause stays).
+        #[arg(long, value_parser = parse_model)]
+        model: Option<Model>,
+    },
+    /// Send a queued job next (before the other queued jobs of its model).
+    Top {
         /// The job's id.
         #[arg(value_parser = parse_job_id)]
         id: JobId,
@@ -323,7 +358,11 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
         Some(Command::Show { id }) => jobs::show(&ctx, id).map(ok),
         Some(Command::Watch) => watch::watch(&ctx).map(ok),
         Some(Command::Stats) => stats::stats(&ctx).map(ok),
-        Some(Command::Cancel { id }) => jobs::cancel(&ctx, id).map(ok),
+        Some(Command::Cancel { id, yes }) => jobs::cancel(&ctx, id, yes).map(ok),
+        Some(Command::Delete { ids, yes }) => queue::delete(&ctx, &ids, yes).map(ok),
+        Some(Command::Pause { model }) => queue::pause(&ctx, model).map(ok),
+        Some(Command::Resume { model }) => queue::resume(&ctx, model).map(ok),
+        Some(Command::Top { id }) => queue::top(&ctx, id).map(ok),
         Some(Command::Retry { id }) => jobs::retry(&ctx, id).map(ok),
         Some(Command::Export { to, force }) => export::export(&ctx, &to, force).map(ok),
         Some(Command::Mcp) => mcp::command(&ctx),
@@ -431,14 +470,19 @@ fn print_estimate(ctx: &Context, est: &Estimate) {
     }
 }
 
+/// Asks whether to queue an oversized batch (see `ask_on_terminal`).
+fn confirm_on_terminal(ctx: &Context, question: &str) -> bool {
+    ask_on_terminal(ctx, &format!("{question}. Queue them all?"))
+}
+
 /// Asks a yes/no question when a person is at the terminal (stdin and stderr both one, and
 /// no `--json`); anywhere else the answer is no, so a script never hangs on a question.
-fn confirm_on_terminal(ctx: &Context, question: &str) -> bool {
+fn ask_on_terminal(ctx: &Context, question: &str) -> bool {
     use std::io::{BufRead, IsTerminal, Read, Write};
     if ctx.json || !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
         return false;
     }
-    eprint!("{question}. Queue them all? [y/N] ");
+    eprint!("{question} [y/N] ");
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
     // One short line is all a yes needs; a longer one is not a yes.

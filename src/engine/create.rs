@@ -65,9 +65,10 @@ async fn create(
     };
     match send_gated(ctx, job, &spec).await? {
         Sent::HeldBack(why) => {
-            // Stopping (shut down, or a bad key that this create would meet too), or the
-            // disk refuses images (see `DiskHealth`): the job was never sent, so it goes
-            // back to the queue as it was.
+            // Stopping (shut down, or a bad key that this create would meet too), the
+            // disk refuses images (see `DiskHealth`), or the queue was paused while the
+            // job waited for the gate: it was never sent, so it goes back to the queue
+            // as it was, in its place.
             slot.release();
             let note = JobError::new(ErrorKind::NotSent, why, None);
             ctx.db(move |s| s.requeue(id, &note, None, false)).await?;
@@ -135,7 +136,8 @@ async fn create(
 
 /// How the part of a create under the model's gate ended.
 enum Sent {
-    /// Not sent: the engine is stopping, or the disk refuses images (the reason).
+    /// Not sent: the engine is stopping, the disk refuses images, or the queue or the
+    /// model is paused (the reason).
     HeldBack(String),
     /// The service created the task, and its id is committed.
     Created {
@@ -200,7 +202,11 @@ async fn send_gated(ctx: &Ctx, job: &JobDetail, spec: &JobSpec) -> Result<Sent, 
     if let Some(why) = held_back {
         return Ok(Sent::HeldBack(why));
     }
-    let sent_at = ctx.db(move |s| s.mark_sending(id)).await?;
+    let Some(sent_at) = ctx.db(move |s| s.mark_sending(id, model)).await? else {
+        return Ok(Sent::HeldBack(
+            "held back: the queue was paused before this job was sent".to_string(),
+        ));
+    };
     match ctx.client.create(spec).await {
         Ok(created) => {
             // Before the store write, so that polls aimed at the task's end are not late by it.

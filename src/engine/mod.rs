@@ -13,9 +13,10 @@
 //! unanswered creates did; `ctx` is what they all share. The decisions are pure
 //! functions, unit-tested without a server: `create_failure` (what a failed create
 //! means), `answer_failure` (what a failed poll or download means),
-//! `follow::PollSchedule`, `pairing` (lost creates and the service's tasks) and
-//! `limits` (pace and backoff), `budget` (whether a job may be sent under the
-//! config's budget). `decode` checks downloaded images, `disk` writes them. Which service to
+//! `follow::PollSchedule`, `pairing` (lost creates and the service's tasks), `gate`
+//! (whether a model's next job may be claimed: stopped, disk, pauses), `budget` (whether
+//! a job may be sent under the config's budget) and `limits` (pace and backoff).
+//! `decode` checks downloaded images, `disk` writes them. Which service to
 //! talk to is not the engine's business: see `crate::backend`.
 
 mod answer_failure;
@@ -27,6 +28,7 @@ mod decode;
 mod disk;
 mod download;
 mod follow;
+mod gate;
 mod limits;
 mod pairing;
 mod recovery;

@@ -11,9 +11,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::ctx::{Ctx, Report, Slot, Tracked};
 use super::follow;
+use super::gate::{Hold, claim_hold};
 use super::{EngineConfig, EngineEvent, Progress, budget, create, recovery};
 use crate::dashscope::{Client, Model, Timestamp};
-use crate::store::{EngineStore, ErrorKind, JobError, JobId, JobState, StoreError};
+use crate::store::{EngineStore, ErrorKind, JobError, JobId, JobState, Pauses, StoreError};
 
 pub(crate) struct Setup {
     pub store: Arc<EngineStore>,
@@ -31,9 +32,11 @@ struct ModelRun {
     in_flight_limit: u32,
     in_flight: u32,
     stopped: bool,
+    /// What held its queued jobs back last round, to log when that changes.
+    held: Option<Hold>,
     /// The budget held this model's next job back in the last round: its queue waits,
     /// and does not keep the engine from being idle.
-    held: bool,
+    over_budget: bool,
 }
 
 pub(crate) async fn run(setup: Setup) {
@@ -56,7 +59,8 @@ pub(crate) async fn run(setup: Setup) {
                     in_flight_limit: config.limits_for(m).in_flight,
                     in_flight: 0,
                     stopped: false,
-                    held: false,
+                    held: None,
+                    over_budget: false,
                 },
             )
         })
@@ -218,18 +222,31 @@ async fn schedule(
                 Vec::new()
             }
         };
+        // Set by any process on the store; unreadable, nothing is sent.
+        let pauses = ctx.db(|s| s.pauses()).await.unwrap_or_else(|e| {
+            tracing::error!("cannot read the pauses, holding every create: {e}");
+            Pauses {
+                all: true,
+                ..Pauses::default()
+            }
+        });
+        let mut submittable = false;
         for &(model, count) in &queued {
             let run = models.get_mut(&model).expect("every model has a run");
-            run.held = false;
-            // While the disk refuses images, new tasks' images would meet it too.
-            if run.stopped || count == 0 || ctx.disk.is_refusing() {
+            run.over_budget = false;
+            if count == 0 {
                 continue;
             }
-            submit_next(ctx, jobs, model, run).await;
+            let hold = claim_hold(model, run.stopped, ctx.disk.is_refusing(), &pauses);
+            note_hold(model, run, hold);
+            match hold {
+                None => {
+                    submit_next(ctx, jobs, model, run).await;
+                    submittable |= !run.over_budget;
+                }
+                Some(hold) => submittable |= hold.ends_by_itself(),
+            }
         }
-        let submittable = queued
-            .iter()
-            .any(|(m, n)| *n > 0 && !models[m].stopped && !models[m].held);
         let idle = jobs.is_empty() && !submittable;
         round += 1;
         progress.send_modify(|p| {
@@ -259,6 +276,23 @@ async fn schedule(
     }
 }
 
+/// Logs when what holds a model's queued jobs back changes (a pause, say, set by another
+/// process), so the log tells why nothing was sent.
+fn note_hold(model: Model, run: &mut ModelRun, hold: Option<Hold>) {
+    if run.held == hold {
+        return;
+    }
+    match hold {
+        Some(Hold::Paused(pause)) => tracing::info!(%model, "queued jobs held: {pause}"),
+        Some(Hold::DiskRefusing) => {
+            tracing::info!(%model, "queued jobs held while the disk refuses images")
+        }
+        Some(Hold::Stopped) => tracing::info!(%model, "queued jobs held: the model is stopped"),
+        None => tracing::info!(%model, "sending queued jobs"),
+    }
+    run.held = hold;
+}
+
 /// Claims and starts as many queued jobs of `model` as its in-flight limit allows; the
 /// job tasks then wait for the model's create rate.
 async fn submit_next(ctx: &Arc<Ctx>, jobs: &mut JoinSet<()>, model: Model, run: &mut ModelRun) {
@@ -275,7 +309,7 @@ async fn submit_next(ctx: &Arc<Ctx>, jobs: &mut JoinSet<()>, model: Model, run: 
         match budget::check(ctx, id).await {
             Ok(true) => {}
             Ok(false) => {
-                run.held = true;
+                run.over_budget = true;
                 return;
             }
             Err(e) => {

@@ -5,6 +5,7 @@
 //! state change writes an event row in the same transaction. The API key is never stored.
 
 mod money;
+mod queue;
 mod schema;
 mod types;
 mod work;
@@ -21,6 +22,7 @@ pub use money::{
     ModelMoney, ModelTally, MoneyRows, MoneyStats, Periods, Tally, cents, cents_or_none, local_now,
     money_stats, round_to_cent,
 };
+pub use queue::{DeletedJob, PauseHold, PauseScope, Pauses, QueueStep};
 pub use schema::SCHEMA_VERSION;
 pub use types::{
     CancelOutcome, ErrorKind, EventRecord, ImageRecord, JobDetail, JobError, JobFilter, JobId,
@@ -189,7 +191,8 @@ impl Store {
         Ok(ids)
     }
 
-    /// A window of jobs, newest first. Costs O(offset + limit) index steps, not O(jobs).
+    /// A window of jobs, newest first; queued jobs alone come in the order they will be
+    /// sent, next first. Costs O(offset + limit) index steps, not O(jobs).
     pub fn list(
         &self,
         filter: &JobFilter,
@@ -197,8 +200,13 @@ impl Store {
         limit: u64,
     ) -> Result<Vec<JobSummary>, StoreError> {
         let (where_sql, mut args) = filter_sql(filter);
+        let order = if filter.state == Some(StateFilter::Only(JobState::Queued)) {
+            "queue_pos, id"
+        } else {
+            "id DESC"
+        };
         let sql = format!(
-            "SELECT {SUMMARY_COLUMNS} FROM jobs {where_sql} ORDER BY id DESC LIMIT ? OFFSET ?"
+            "SELECT {SUMMARY_COLUMNS} FROM jobs {where_sql} ORDER BY {order} LIMIT ? OFFSET ?"
         );
         args.push(SqlValue::Integer(limit.min(i64::MAX as u64) as i64));
         args.push(SqlValue::Integer(offset.min(i64::MAX as u64) as i64));
@@ -356,9 +364,10 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes a job and its records (not its image files). Refused while a task may be
-    /// in flight, so that a paid task is never forgotten.
-    pub fn delete(&self, id: JobId) -> Result<(), StoreError> {
+    /// Deletes a job, its records and its image files. Refused while a task may be in
+    /// flight, so that a paid task is never forgotten. The dashboard and the CLI both
+    /// delete through here.
+    pub fn delete(&self, id: JobId) -> Result<DeletedJob, StoreError> {
         let mut conn = self.conn();
         let tx = write_tx(&mut conn, &self.path)?;
         let state = current_state(&tx, id)?;
@@ -369,9 +378,11 @@ impl Store {
                 action: "delete",
             });
         }
+        let images = queue::image_paths(&tx, id)?;
         tx.execute("DELETE FROM jobs WHERE id = ?1", [id.0])?;
         tx.commit()?;
-        Ok(())
+        // After the commit: a file removed for a job that stayed would be an image lost.
+        Ok(queue::remove_image_files(id, &images))
     }
 
     /// Changes whenever any process commits to the database: compare two readings to know

@@ -99,6 +99,21 @@ const MIGRATIONS: &[&str] = &[
     "
     CREATE INDEX jobs_money ON jobs(model, ended_at, images_ok, cost_cny) WHERE ended_at IS NOT NULL;
     ",
+    // 5: queue control. Queued jobs go in `queue_pos` order (then id): existing rows keep
+    // their id order and a new job goes last (the trigger gives it its id), so `top` and
+    // the dashboard's moves only rewrite positions. `paused` holds one row per paused
+    // scope, 'all' or a model id: every engine on the store reads it before a create.
+    "
+    ALTER TABLE jobs ADD COLUMN queue_pos INTEGER;
+    UPDATE jobs SET queue_pos = id;
+    CREATE TRIGGER jobs_queue_pos AFTER INSERT ON jobs WHEN NEW.queue_pos IS NULL BEGIN
+        UPDATE jobs SET queue_pos = NEW.id WHERE id = NEW.id;
+    END;
+    -- The scheduler's 'next queued job of this model', and the queued list in send order.
+    CREATE INDEX jobs_queue_order ON jobs(state, model, queue_pos, id);
+    CREATE INDEX jobs_by_state_queue ON jobs(state, queue_pos, id);
+    CREATE TABLE paused (scope TEXT PRIMARY KEY) WITHOUT ROWID;
+    ",
 ];
 
 /// The schema version this build writes.

@@ -404,3 +404,174 @@ fn money_rows_sum_each_period_per_model_from_the_money_index() {
         "{plan:?}"
     );
 }
+#[test]
+fn a_pause_set_on_another_connection_holds_the_send_mark_until_resumed() {
+    let (_dir, path) = db();
+    let engine = Store::open(&path).unwrap().into_engine();
+    // Another process: the CLI's `wandash pause`.
+    let cli = Store::open(&path).unwrap();
+    let turbo = engine.enqueue(&spec("turbo")).unwrap();
+    let plus = engine
+        .enqueue(&JobSpec::new(Model::Wanx21T2iPlus, "plus"))
+        .unwrap();
+    engine.claim_for_submit(turbo).unwrap().unwrap();
+    engine.claim_for_submit(plus).unwrap().unwrap();
+
+    let paused = cli.pause(PauseScope::Model(Model::Wanx21T2iTurbo)).unwrap();
+    assert_eq!(engine.pauses().unwrap(), paused);
+    assert_eq!(
+        paused.holds(Model::Wanx21T2iTurbo),
+        Some(PauseHold::Model(Model::Wanx21T2iTurbo))
+    );
+    assert_eq!(
+        engine.mark_sending(turbo, Model::Wanx21T2iTurbo).unwrap(),
+        None
+    );
+    let turbo_job = engine.job(turbo).unwrap().unwrap();
+    assert_eq!(turbo_job.summary.status.submitted_at(), None, "not stamped");
+    assert!(
+        engine
+            .mark_sending(plus, Model::Wanx21T2iPlus)
+            .unwrap()
+            .is_some(),
+        "another model is not held"
+    );
+
+    // The whole queue: a model's resume does not release it, the queue's resume does.
+    cli.pause(PauseScope::All).unwrap();
+    cli.pause(PauseScope::All).unwrap();
+    let left = cli
+        .resume(PauseScope::Model(Model::Wanx21T2iTurbo))
+        .unwrap();
+    assert!(left.all && left.models.is_empty(), "{left:?}");
+    assert_eq!(
+        engine.mark_sending(turbo, Model::Wanx21T2iTurbo).unwrap(),
+        None
+    );
+    cli.pause(PauseScope::Model(Model::Wanx21T2iPlus)).unwrap();
+    assert!(cli.resume(PauseScope::All).unwrap().is_empty());
+    assert!(
+        engine
+            .mark_sending(turbo, Model::Wanx21T2iTurbo)
+            .unwrap()
+            .is_some()
+    );
+}
+
+fn due_ids(store: &EngineStore) -> Vec<JobId> {
+    store
+        .due_queued(Model::Wanx21T2iTurbo, Timestamp::now(), 100)
+        .unwrap()
+}
+
+fn queued_list(store: &Store) -> Vec<JobId> {
+    let queued = JobFilter {
+        state: Some(StateFilter::Only(JobState::Queued)),
+        search: None,
+    };
+    store
+        .list(&queued, 0, 100)
+        .unwrap()
+        .iter()
+        .map(|j| j.id)
+        .collect()
+}
+
+#[test]
+fn queued_jobs_go_in_queue_order_and_top_and_moves_survive_reopening() {
+    let (_dir, path) = db();
+    let store = Store::open(&path).unwrap().into_engine();
+    let ids = store
+        .enqueue_batch(&[spec("a"), spec("b"), spec("c"), spec("d")], None)
+        .unwrap();
+    let [a, b, c, d] = ids[..] else { panic!() };
+    assert_eq!(due_ids(&store), vec![a, b, c, d], "oldest first by default");
+
+    store.move_to_top(d).unwrap();
+    assert_eq!(due_ids(&store), vec![d, a, b, c]);
+    assert!(store.move_in_queue(a, QueueStep::Later).unwrap());
+    assert_eq!(due_ids(&store), vec![d, b, a, c]);
+    assert!(store.move_in_queue(c, QueueStep::Earlier).unwrap());
+    assert_eq!(due_ids(&store), vec![d, b, c, a]);
+    assert!(
+        !store.move_in_queue(d, QueueStep::Earlier).unwrap(),
+        "first"
+    );
+    assert!(!store.move_in_queue(a, QueueStep::Later).unwrap(), "last");
+    // A new job goes last; the queued list shows the send order, next first.
+    let e = store.enqueue(&spec("e")).unwrap();
+    assert_eq!(queued_list(&store), vec![d, b, c, a, e]);
+    assert_eq!(
+        store
+            .list(&JobFilter::default(), 0, 100)
+            .unwrap()
+            .iter()
+            .map(|j| j.id)
+            .collect::<Vec<_>>(),
+        vec![e, d, c, b, a],
+        "every other list stays newest first"
+    );
+
+    // Only a queued job has a place in the queue.
+    store.claim_for_submit(d).unwrap().unwrap();
+    for refused in [
+        store.move_to_top(d),
+        store.move_in_queue(d, QueueStep::Later).map(drop),
+    ] {
+        assert!(
+            matches!(
+                refused,
+                Err(StoreError::WrongState {
+                    state: JobState::Submitting,
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
+    }
+    assert!(matches!(
+        store.move_to_top(JobId(99)),
+        Err(StoreError::NoSuchJob(_))
+    ));
+    drop(store);
+    let reopened = Store::open(&path).unwrap().into_engine();
+    assert_eq!(due_ids(&reopened), vec![b, c, a, e]);
+}
+
+#[test]
+fn deleting_a_job_removes_its_image_files_and_folder() {
+    let (dir, path) = db();
+    let store = Store::open(&path).unwrap().into_engine();
+    let id = store.enqueue(&spec("with images")).unwrap();
+    store.claim_for_submit(id).unwrap().unwrap();
+    store
+        .mark_created(id, "t-img", TaskStatus::Succeeded, "created")
+        .unwrap();
+    let folder = dir.path().join("images").join(id.to_string());
+    std::fs::create_dir_all(&folder).unwrap();
+    for index in 0..2 {
+        let file = folder.join(format!("{index}.png"));
+        std::fs::write(&file, b"png").unwrap();
+        let image = ImageRecord {
+            index,
+            path: Some(file),
+            ..Default::default()
+        };
+        store.record_image(id, &image).unwrap();
+    }
+    // One file already gone is no error.
+    std::fs::remove_file(folder.join("1.png")).unwrap();
+    store.finish_downloads(id, Some(0.14), None).unwrap();
+
+    let deleted = store.delete(id).unwrap();
+    assert_eq!(
+        deleted,
+        DeletedJob {
+            images_removed: 1,
+            images_left: Vec::new()
+        }
+    );
+    assert!(store.job(id).unwrap().is_none());
+    assert!(!folder.exists(), "the emptied folder goes too");
+    assert!(dir.path().join("images").exists(), "not the images folder");
+}

@@ -83,7 +83,7 @@ impl Store {
 }
 
 impl EngineStore {
-    /// Queued jobs of `model` whose retry time has come, oldest first.
+    /// Queued jobs of `model` whose retry time has come, in queue order.
     pub(crate) fn due_queued(
         &self,
         model: Model,
@@ -94,7 +94,7 @@ impl EngineStore {
         let mut stmt = conn.prepare_cached(
             "SELECT id FROM jobs WHERE state = 'queued' AND model = ?1
                AND (next_attempt_at IS NULL OR next_attempt_at <= ?2)
-             ORDER BY id LIMIT ?3",
+             ORDER BY queue_pos, id LIMIT ?3",
         )?;
         let ids = stmt.query_map(params![model.id(), now, limit], |row| row.get(0).map(JobId))?;
         Ok(ids.collect::<Result<_, _>>()?)
@@ -130,14 +130,20 @@ impl EngineStore {
 
     /// Stamps `submitted_at` on a submitting job right before its create goes on the wire
     /// (the time window recovery searches, and the sign that a create may have happened);
-    /// returns the stamp.
-    pub(crate) fn mark_sending(&self, id: JobId) -> Result<Timestamp, StoreError> {
+    /// returns the stamp. `None`, stamping nothing, while the queue or `model` is paused:
+    /// checked in the same statement, so no create goes out once a pause has committed.
+    pub(crate) fn mark_sending(
+        &self,
+        id: JobId,
+        model: Model,
+    ) -> Result<Option<Timestamp>, StoreError> {
         let at = Timestamp::now();
-        self.conn().execute(
-            "UPDATE jobs SET submitted_at = ?1 WHERE id = ?2",
-            params![at, id.0],
+        let stamped = self.conn().execute(
+            "UPDATE jobs SET submitted_at = ?1 WHERE id = ?2
+               AND NOT EXISTS (SELECT 1 FROM paused WHERE scope IN ('all', ?3))",
+            params![at, id.0, model.id()],
         )?;
-        Ok(at)
+        Ok((stamped == 1).then_some(at))
     }
 
     /// Records the spec as sent (local files replaced by remote refs), so a retry within

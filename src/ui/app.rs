@@ -352,6 +352,10 @@ impl App<'_> {
             Command::Cancel(id) => StoreChange::Cancel(id),
             Command::Retry(id) => StoreChange::Retry(id),
             Command::Delete(id) => StoreChange::Delete(id),
+            Command::Pause => StoreChange::Pause,
+            Command::Resume => StoreChange::Resume,
+            Command::MoveInQueue(id, step) => StoreChange::MoveInQueue(id, step),
+            Command::MoveToTop(id) => StoreChange::MoveToTop(id),
             Command::Submit(spec) => StoreChange::Submit(spec),
             Command::WatchStats(on) => {
                 let source = on.then(|| self.stats_source.clone());
@@ -559,6 +563,7 @@ mod tests {
             counts: TabCounts([10, remaining, remaining, 0, 0, 0]),
             images_today: 0,
             spend_today_cny: 0.0,
+            pauses: Default::default(),
             remaining,
             total: 10,
             rows: Vec::new(),

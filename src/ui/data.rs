@@ -14,8 +14,8 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::dashscope::{JobSpec, Timestamp};
 use crate::intake::{self, Draft};
 use crate::store::{
-    CancelOutcome, JobDetail, JobFilter, JobId, JobState, JobSummary, StateCounts, StateFilter,
-    Store, StoreError,
+    CancelOutcome, JobDetail, JobFilter, JobId, JobState, JobSummary, PauseScope, QueueStep,
+    StateCounts, StateFilter, Store, StoreError,
 };
 
 use super::event::AppEvent;
@@ -42,6 +42,10 @@ pub enum StoreChange {
     Cancel(JobId),
     Retry(JobId),
     Delete(JobId),
+    Pause,
+    Resume,
+    MoveInQueue(JobId, QueueStep),
+    MoveToTop(JobId),
     Submit(Box<JobSpec>),
 }
 
@@ -145,7 +149,42 @@ fn apply(store: &Store, change: StoreChange) -> AppEvent {
             CancelOutcome::AlreadyEnded(state) => format!("job {id} already {state}"),
         })),
         StoreChange::Retry(id) => done(store.retry(id).map(|()| format!("job {id} queued again"))),
-        StoreChange::Delete(id) => done(store.delete(id).map(|()| format!("job {id} deleted"))),
+        StoreChange::Delete(id) => {
+            done(
+                store
+                    .delete(id)
+                    .map(|deleted| match deleted.images_left.first() {
+                        None => format!("job {id} deleted with {}", deleted.files_removed()),
+                        Some(left) => format!(
+                            "job {id} deleted; cannot remove {}",
+                            crate::text::sanitize(left)
+                        ),
+                    }),
+            )
+        }
+        StoreChange::Pause => done(store.pause(PauseScope::All).map(|_| {
+            "queue paused: no new job is sent (p resumes); jobs at the service finish".to_string()
+        })),
+        StoreChange::Resume => done(
+            store
+                .resume(PauseScope::All)
+                .map(|_| "queue resumed".to_string()),
+        ),
+        StoreChange::MoveInQueue(id, step) => done(store.move_in_queue(id, step).map(|moved| {
+            let way = match step {
+                QueueStep::Earlier => "up (sooner)",
+                QueueStep::Later => "down (later)",
+            };
+            match moved {
+                true => format!("job {id} moved {way}"),
+                false => format!("job {id} cannot move {way}: it is at the end of the queue"),
+            }
+        })),
+        StoreChange::MoveToTop(id) => done(
+            store
+                .move_to_top(id)
+                .map(|()| format!("job {id} goes next")),
+        ),
         StoreChange::Submit(spec) => AppEvent::Submitted(submit(store, *spec)),
     }
 }
@@ -180,6 +219,7 @@ pub fn snapshot(store: &Store, request: &ListRequest) -> Result<DataSnapshot, St
         counts: tab_counts(&counts),
         images_today: store.images_today()?,
         spend_today_cny: store.spend_today()?,
+        pauses: store.pauses()?,
         remaining: counts.active(),
         total,
         rows: summaries.iter().map(row_view).collect(),

@@ -19,7 +19,7 @@ use crate::text::sanitize;
 use super::editor::{Editor, EditorFocus};
 use super::keys::{HelpLine, KeyMap};
 use super::state::{
-    AppState, BackendLabel, Confirm, FrameLayout, JobState, Mode, Pane, PreviewImage, Tab,
+    AppState, BackendLabel, Confirm, FrameLayout, JobState, Mode, Pane, Pauses, PreviewImage, Tab,
     ToastLevel, state_label,
 };
 
@@ -215,6 +215,10 @@ fn draw_header(state: &AppState, frame: &mut Frame, area: Rect) {
     }
     spans.push(sep());
     spans.push(Span::raw(format!("img: {}", sanitize(&h.protocol))));
+    if let Some(paused) = paused_label(&h.pauses) {
+        spans.push(sep());
+        spans.push(Span::styled(paused, Style::new().fg(Color::Magenta).bold()));
+    }
     if let Some(reason) = &h.engine_stopped {
         spans.push(sep());
         spans.push(Span::styled(
@@ -223,6 +227,15 @@ fn draw_header(state: &AppState, frame: &mut Frame, area: Rect) {
         ));
     }
     frame.render_widget(Line::from(spans), area);
+}
+
+/// `PAUSED` for the whole queue, `PAUSED: model-a, model-b` for single models.
+fn paused_label(pauses: &Pauses) -> Option<String> {
+    if pauses.all {
+        return Some("PAUSED".to_string());
+    }
+    let models: Vec<&str> = pauses.models.iter().map(|m| m.id()).collect();
+    (!models.is_empty()).then(|| format!("PAUSED: {}", models.join(", ")))
 }
 
 fn draw_tabs(state: &AppState, frame: &mut Frame, area: Rect) {
@@ -718,11 +731,17 @@ fn draw_help(keys: &KeyMap, scroll: usize, frame: &mut Frame, area: Rect) {
 fn draw_confirm(question: &Confirm, frame: &mut Frame, area: Rect) {
     let text = match question {
         Confirm::Delete(id) => format!("Delete job {id} and its images?"),
+        Confirm::CancelBilled(id) => {
+            format!("Job {id} is already at the service: it may be billed. Cancel it anyway?")
+        }
         Confirm::Quit => "The editor holds an unsent prompt. Quit anyway?".to_string(),
     };
+    let width = 54.min(area.width);
+    // The question wrapped to the popup, a blank line, the answers, and the border.
+    let question_lines = (text.chars().count() as u16).div_ceil(width.saturating_sub(4).max(1));
     let popup = area.centered(
-        Constraint::Length(54.min(area.width)),
-        Constraint::Length(5),
+        Constraint::Length(width),
+        Constraint::Length(question_lines + 4),
     );
     frame.render_widget(Clear, popup);
     let block = Block::bordered()

@@ -15,6 +15,7 @@ pub mod editor;
 pub mod event;
 pub mod keys;
 pub mod preview;
+mod queue;
 pub mod state;
 pub mod stats;
 pub mod update;

@@ -20,6 +20,8 @@ pub use crate::store::JobId;
 
 pub use crate::store::JobState;
 
+pub use crate::store::Pauses;
+
 /// What one image of each model costs, as the config says (prices it does not name fall
 /// back to the published ones, as the engine's do). Handed in at start, so the editor
 /// shows the price of the job being written without asking the engine.
@@ -131,6 +133,8 @@ pub struct Header {
     pub batch: BatchProgress,
     /// Set when the engine stopped (e.g. a bad key); queued jobs wait for a restart.
     pub engine_stopped: Option<String>,
+    /// What is paused in the store (by `p`, or `wandash pause` from anywhere).
+    pub pauses: Pauses,
 }
 
 /// One row of the job list. `prompt` is already sanitised and on one line.
@@ -268,6 +272,8 @@ impl Pane {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Confirm {
     Delete(JobId),
+    /// Cancel a job already at the service: it may be billed.
+    CancelBilled(JobId),
     /// Quit although the editor holds unsaved text.
     Quit,
 }

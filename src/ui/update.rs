@@ -5,6 +5,7 @@ use ratatui::crossterm::event::{Event, KeyEvent, KeyEventKind, MouseEventKind};
 
 use crate::dashscope::{JobSpec, Model, ValidationError};
 use crate::engine::EngineEvent;
+use crate::store::{Pauses, QueueStep};
 use crate::text::sanitize;
 
 use super::editor::{Editor, EditorFocus};
@@ -22,6 +23,11 @@ pub enum Command {
     Cancel(JobId),
     Retry(JobId),
     Delete(JobId),
+    /// Pause the whole queue; `Resume` lifts every pause.
+    Pause,
+    Resume,
+    MoveInQueue(JobId, QueueStep),
+    MoveToTop(JobId),
     /// Check local files, then enqueue (the editor has already validated it).
     Submit(Box<JobSpec>),
     /// Put text on the clipboard with OSC 52.
@@ -48,6 +54,7 @@ pub struct DataSnapshot {
     pub counts: TabCounts,
     pub images_today: u64,
     pub spend_today_cny: f64,
+    pub pauses: Pauses,
     /// Jobs not finished yet (queued or in flight), for the batch progress.
     pub remaining: u64,
     pub total: u64,
@@ -169,6 +176,7 @@ impl AppState {
                     self.mode = Mode::Browse;
                     match question {
                         Confirm::Delete(id) => vec![Command::Delete(id)],
+                        Confirm::CancelBilled(id) => vec![Command::Cancel(id)],
                         Confirm::Quit => {
                             self.quit = true;
                             Vec::new()
@@ -244,6 +252,10 @@ impl AppState {
                     ToastLevel::Info,
                     format!("the job is {}; nothing to cancel", state_label(state)),
                 ),
+                // It may be billed already: asked first.
+                Some((id, state)) if state.is_remote() => {
+                    self.mode = Mode::Confirm(Confirm::CancelBilled(id));
+                }
                 Some((id, _)) => return vec![Command::Cancel(id)],
                 None => {}
             },
@@ -263,6 +275,9 @@ impl AppState {
                 if let Some(id) = self.list.selected_row().map(|r| r.id) {
                     self.mode = Mode::Confirm(Confirm::Delete(id));
                 }
+            }
+            Action::TogglePause | Action::QueueSooner | Action::QueueLater | Action::QueueTop => {
+                return self.queue_action(action);
             }
             Action::Copy => {
                 let text = match self.pane {
@@ -438,6 +453,7 @@ impl AppState {
         self.header.counts = data.counts;
         self.header.images_today = data.images_today;
         self.header.spend_today_cny = data.spend_today_cny;
+        self.header.pauses = data.pauses;
         self.header.batch.remaining = data.remaining;
         if data.request.tab != self.tab || data.request.search != self.search {
             // An answer for a filter the user has already left.
@@ -518,7 +534,7 @@ impl AppState {
         vec![Command::Refresh]
     }
 
-    fn keep_selection_visible(&mut self) {
+    pub(super) fn keep_selection_visible(&mut self) {
         let rows = self.visible_rows().max(1);
         let list = &mut self.list;
         if list.selected < list.top {
