@@ -90,9 +90,17 @@ fn wandash(dir: &Path, base_url: &str) -> Command {
     cmd
 }
 
-/// One run: a fresh store with one job, a worker that has sent it (as `sent` tells),
-/// SIGTERM; how long until the worker exited.
-fn stop_time(base_url: &str, sent: &dyn Fn(&Path) -> bool) -> Duration {
+/// How a run knows the worker has met the service.
+enum Met {
+    /// The test's server counted a request more.
+    Requests(Arc<AtomicUsize>),
+    /// The store shows the job sent, or an error from sending it.
+    StoreShows,
+}
+
+/// One run: a fresh store with one job, a worker that has met the service (as `met`
+/// tells), SIGTERM; how long until the worker exited.
+fn stop_time(base_url: &str, met: &Met) -> Duration {
     let dir = tempfile::tempdir().unwrap();
     let status = wandash(dir.path(), base_url)
         .args([
@@ -106,8 +114,16 @@ fn stop_time(base_url: &str, sent: &dyn Fn(&Path) -> bool) -> Duration {
         .unwrap();
     assert!(status.success(), "submit: {status:?}");
     let mut worker: Child = wandash(dir.path(), base_url).arg("worker").spawn().unwrap();
+    let before = match met {
+        Met::Requests(seen) => seen.load(Ordering::SeqCst),
+        Met::StoreShows => 0,
+    };
+    let sent = || match met {
+        Met::Requests(seen) => seen.load(Ordering::SeqCst) > before,
+        Met::StoreShows => job_sent(dir.path()),
+    };
     let waiting = Instant::now();
-    while !sent(dir.path()) {
+    while !sent() {
         assert!(waiting.elapsed() < Duration::from_secs(30), "nothing sent");
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -176,30 +192,23 @@ fn main() {
     drop(closed);
     let (mut sim, sim_url) = holding_sim();
 
-    let after_request = |seen: &Arc<AtomicUsize>| {
-        let before = seen.load(Ordering::SeqCst);
-        let seen = seen.clone();
-        move |_: &Path| seen.load(Ordering::SeqCst) > before
-    };
-    let services: Vec<(&str, String, Box<dyn Fn() -> Box<dyn Fn(&Path) -> bool>>)> = vec![
+    let services = [
         (
             "silent",
             format!("http://{silent_addr}/api/v1"),
-            Box::new(move || Box::new(after_request(&silent_seen))),
+            Met::Requests(silent_seen),
         ),
         (
             "trickling",
             format!("http://{trickle_addr}/api/v1"),
-            Box::new(move || Box::new(after_request(&trickle_seen))),
+            Met::Requests(trickle_seen),
         ),
-        ("holding", sim_url, Box::new(|| Box::new(job_sent))),
-        ("unreachable", unreachable, Box::new(|| Box::new(job_sent))),
+        ("holding", sim_url, Met::StoreShows),
+        ("unreachable", unreachable, Met::StoreShows),
     ];
     println!("worker exit after SIGTERM, median of {runs} runs (min..max):");
-    for (name, base_url, sent) in &services {
-        let mut times: Vec<Duration> = (0..runs)
-            .map(|_| stop_time(base_url, sent().as_ref()))
-            .collect();
+    for (name, base_url, met) in &services {
+        let mut times: Vec<Duration> = (0..runs).map(|_| stop_time(base_url, met)).collect();
         let mid = median(&mut times);
         println!(
             "  {name:<12} {:>7.1} ms  ({:.1}..{:.1} ms)",

@@ -493,6 +493,15 @@ async fn a_poll_answer_trickling_in_is_cut_at_the_timeout_counted_and_told() {
         ),
         "the cut poll was told: {events:?}"
     );
+    // And noted on the job, where `show` and the dashboard read it.
+    assert!(
+        jobs[0]
+            .events
+            .iter()
+            .any(|e| e.detail.as_deref().is_some_and(|d| d.contains("timed out"))),
+        "{:?}",
+        jobs[0].events
+    );
     assert_eq!(requests_to(&server, "/tasks/task-slow "), 2);
 }
 

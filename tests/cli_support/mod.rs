@@ -174,7 +174,7 @@ fn http_json(method: &str, url: &str, body: Option<&serde_json::Value>) -> serde
         .map(|(h, p)| (h, format!("/{p}")))
         .unwrap_or((rest, "/".into()));
     let mut stream = std::net::TcpStream::connect(host).expect("connect to the simulator");
-    let sent = body.map(|b| b.to_string()).unwrap_or_default();
+    let sent = body.map(ToString::to_string).unwrap_or_default();
     write!(
         stream,
         "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{sent}",
