@@ -93,6 +93,21 @@ struct Verdict {
     failed_jobs: usize,
     expired_jobs: usize,
     expired_images: usize,
+    /// Jobs without a task: their create went unanswered, and when the engine looked the
+    /// service had forgotten tasks that old (see `LostCreates::PastRetention`).
+    forgotten: usize,
+}
+
+/// Whether a job may end without a task.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum LostCreates {
+    /// Every job ends with a task.
+    Never,
+    /// The service's clock jumped past its retention while a create was on the wire and
+    /// the engine stopped before the answer: the engine cannot know whether that create
+    /// made a task (if it did, the service has forgotten it), so the job needs attention,
+    /// with why, and is never created a second time.
+    PastRetention,
 }
 
 fn adopted(jobs: &[JobDetail]) -> usize {
@@ -147,7 +162,12 @@ fn summary(name: &str, wall: Duration, v: &Verdict, creates: usize) {
 ///
 /// Then: no two jobs share a task, none holds a task of `others` (another client's), and
 /// the tasks the service lists are exactly the jobs' live ones plus `others`' live ones.
-async fn verify(sim: &RunningSim, store: &Store, others: &HashSet<String>) -> Verdict {
+async fn verify(
+    sim: &RunningSim,
+    store: &Store,
+    others: &HashSet<String>,
+    lost: LostCreates,
+) -> Verdict {
     // The checks read the service without faults.
     sim_post(sim, "/__sim/faults", json!({})).await;
     let service = checker(sim);
@@ -157,6 +177,18 @@ async fn verify(sim: &RunningSim, store: &Store, others: &HashSet<String>) -> Ve
     let mut live = HashSet::new();
     for job in &jobs {
         let s = &job.summary;
+        if lost == LostCreates::PastRetention && job.task_id().is_none() {
+            let error = s.error().expect("a job without a task says why");
+            assert_eq!(
+                (s.state(), error.kind.code()),
+                (JobState::NeedsAttention, "CreateUncertain"),
+                "job {}: {error:?}",
+                s.id
+            );
+            assert!(error.message.contains("keeps tasks only"), "{error:?}");
+            v.forgotten += 1;
+            continue;
+        }
         let task_id = job.task_id().map(str::to_owned).unwrap_or_else(|| {
             panic!(
                 "job {} ended {} without a task: {:?}",
@@ -283,11 +315,18 @@ async fn verify(sim: &RunningSim, store: &Store, others: &HashSet<String>) -> Ve
 async fn check_creates(sim: &RunningSim, v: &Verdict, others: &HashSet<String>) -> usize {
     let stats = sim_get(sim, "/__sim/stats").await;
     let creates = stats["creates"].as_u64().unwrap() as usize;
-    assert_eq!(
-        creates,
-        v.task_ids.len() + others.len(),
-        "nothing created twice: {stats}"
-    );
+    let held = v.task_ids.len() + others.len();
+    if v.forgotten == 0 {
+        assert_eq!(creates, held, "nothing created twice: {stats}");
+    } else {
+        // A forgotten job's one create may or may not have reached the service; a second
+        // create would have given it a task.
+        assert!(
+            (held..=held + v.forgotten).contains(&creates),
+            "nothing created twice: {creates} creates, {held} tasks held, {} forgotten: {stats}",
+            v.forgotten
+        );
+    }
     creates
 }
 
@@ -308,7 +347,7 @@ async fn batch_under(
     let wall = started.elapsed();
     engine.shutdown().await;
     let none = HashSet::new();
-    let v = verify(&s.sim, &store, &none).await;
+    let v = verify(&s.sim, &store, &none, LostCreates::Never).await;
     let creates = check_creates(&s.sim, &v, &none).await;
     summary(name, wall, &v, creates);
     v
@@ -464,7 +503,7 @@ async fn bursts_from_a_second_client_on_the_same_quota_are_waited_out() {
     let rival_refused = hammer.await.unwrap();
     let theirs = theirs.lock().unwrap().clone();
 
-    let v = verify(&s.sim, &store, &theirs).await;
+    let v = verify(&s.sim, &store, &theirs, LostCreates::Never).await;
     let creates = check_creates(&s.sim, &v, &theirs).await;
     summary("429 bursts", wall, &v, creates);
     println!(
@@ -486,6 +525,9 @@ async fn results_that_expired_before_download_end_expired_and_saved_ones_stay() 
     // answers only after 1.5 s), the engine is stopped meanwhile, the service's clock moves
     // 25 hours on, then the engine starts again. Tasks made before the jump read UNKNOWN
     // and their URLs are gone; images saved before it stay; jobs not yet sent run anew.
+    // A create held past the stop's grace is never answered: the service's list, by its
+    // clock (a day on), no longer shows what was made then, so the job needs attention
+    // instead of a second create.
     let s = setup(fast_sim(Faults::default())).await;
     let store = Store::open(&s.db).unwrap();
     store.enqueue_batch(&batch(2), Some("expiry")).unwrap();
@@ -514,9 +556,13 @@ async fn results_that_expired_before_download_end_expired_and_saved_ones_stay() 
     let wall = started.elapsed();
     engine.shutdown().await;
     let none = HashSet::new();
-    let v = verify(&s.sim, &store, &none).await;
+    let v = verify(&s.sim, &store, &none, LostCreates::PastRetention).await;
     let creates = check_creates(&s.sim, &v, &none).await;
     summary("expired", wall, &v, creates);
+    println!(
+        "expired: {} creates given up at the stop, past the service's memory at the restart",
+        v.forgotten
+    );
 
     let (mut kept, mut seen_succeeded) = (0, 0);
     for job in &v.jobs {
@@ -606,7 +652,7 @@ async fn a_simulator_restart_mid_batch_is_ridden_through() {
     // Creates are counted across both lives by the service's task list, which `verify`
     // matches one to one with the jobs' task ids.
     let none = HashSet::new();
-    let v = verify(&sim, &store, &none).await;
+    let v = verify(&sim, &store, &none, LostCreates::Never).await;
     let second_life = sim_get(&sim, "/__sim/stats").await;
     summary("sim restart", wall, &v, v.task_ids.len());
     let network_errors = v

@@ -1,7 +1,8 @@
 //! Files and the store: exports never write through a link or over someone else's file,
 //! everything wandash writes is private whatever the umask, a read-only or foreign store
-//! is refused at open, text from the service is escaped in the log, and a base URL that
-//! is not http(s) is a config error naming the key. Through the real binary.
+//! is refused at open, an impossible row hides no other job, text from the service is
+//! escaped in the log, and a base URL that is not http(s) is a config error naming the
+//! key. Through the real binary.
 
 mod cli_support;
 mod hardening_support;
@@ -292,6 +293,71 @@ fn a_foreign_sqlite_database_is_refused_with_one_line() {
         .collect::<Result<_, _>>()
         .unwrap();
     assert_eq!(tables, ["albums"]);
+}
+
+#[test]
+fn an_impossible_row_in_the_store_is_named_by_id_and_field_and_the_other_jobs_are_listed() {
+    let s = Scratch::new();
+    for prompt in ["kept one", "impossible state", "unknown model"] {
+        s.run(&["submit", "--model", "wanx2.1-t2i-turbo", "--prompt", prompt])
+            .expect(0);
+    }
+    {
+        // Edited by hand or by another program: a running job without a task, and a
+        // model no build knows.
+        let conn = rusqlite::Connection::open(s.db()).unwrap();
+        conn.execute_batch(
+            "UPDATE jobs SET state = 'running' WHERE id = 2;
+             UPDATE jobs SET model = 'wanx9-made-up' WHERE id = 3;",
+        )
+        .unwrap();
+    }
+    let listed = expect(run(s.cmd().arg("list")), 0);
+    assert!(listed.stdout.contains("kept one"), "{}", listed.stdout);
+    assert!(!listed.stdout.contains("impossible"), "{}", listed.stdout);
+    let warnings: Vec<&str> = listed.stderr.lines().collect();
+    assert_eq!(warnings.len(), 2, "{}", listed.stderr);
+    assert!(
+        warnings[0].contains("job 3 cannot be read")
+            && warnings[0].contains("field `model`")
+            && warnings[0].contains("wanx9-made-up"),
+        "{}",
+        warnings[0]
+    );
+    assert!(
+        warnings[1].contains("job 2 cannot be read")
+            && warnings[1].contains("a running job without a task id"),
+        "{}",
+        warnings[1]
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&expect(run(s.cmd().args(["--json", "list"])), 0).stdout).unwrap();
+    let ids: Vec<i64> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [1]);
+    // The bad row itself: refused by id and field, not by a bare "corrupt".
+    let shown = run(s.cmd().args(["show", "3"]));
+    assert_ne!(shown.code, 0);
+    assert!(
+        shown.stderr.contains("job 3, field `model`"),
+        "{}",
+        shown.stderr
+    );
+    assert!(
+        expect(run(s.cmd().args(["show", "1"])), 0)
+            .stdout
+            .contains("kept one")
+    );
+    // Nothing was changed or dropped by reading.
+    let conn = rusqlite::Connection::open(s.db()).unwrap();
+    let count: i64 = conn
+        .query_row("SELECT COUNT(*) FROM jobs", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(count, 3);
 }
 
 #[test]

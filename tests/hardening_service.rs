@@ -74,6 +74,14 @@ async fn endless_answers_are_cut_at_the_bound_and_the_client_still_works() {
             .await,
     );
     assert!(message.contains("over the limit"), "{message}");
+    // The upload policy, asked for before a local image is uploaded.
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("base.png");
+    image::RgbImage::from_pixel(512, 512, image::Rgb([40, 90, 160]))
+        .save(&local)
+        .unwrap();
+    let message = protocol_message(client.upload(Model::Wanx21ImageEdit, &local).await);
+    assert!(message.contains("over the limit"), "{message}");
     assert!(
         started.elapsed() < Duration::from_secs(15),
         "{:?}",

@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cli_support::{Run, Scratch, Sim, files_under};
+use cli_support::{Run, Scratch, Sim, files_under, http_post_json};
 use engine_support::{all_jobs, engine_config, spec, wait_idle};
 use hardening_support::{Hostile, Seen, answer, answer_json};
 use serde_json::json;
@@ -493,6 +493,15 @@ async fn a_poll_answer_trickling_in_is_cut_at_the_timeout_counted_and_told() {
         ),
         "the cut poll was told: {events:?}"
     );
+    // And noted on the job, where `show` and the dashboard read it.
+    assert!(
+        jobs[0]
+            .events
+            .iter()
+            .any(|e| e.detail.as_deref().is_some_and(|d| d.contains("timed out"))),
+        "{:?}",
+        jobs[0].events
+    );
     assert_eq!(requests_to(&server, "/tasks/task-slow "), 2);
 }
 
@@ -501,91 +510,188 @@ fn silent_server() -> Hostile {
     Hostile::start(|_, _| std::thread::sleep(Duration::from_secs(3600)))
 }
 
-#[test]
-fn a_worker_stops_within_seconds_while_the_service_never_answers_and_a_restart_finishes_all() {
-    let scratch = Scratch::new();
-    let config = scratch.write(
-        "config.toml",
-        "[poll]\nmin_interval_ms = 20\nmax_interval_ms = 100\n\n[retry]\nbackoff_base_ms = 20\nbackoff_cap_ms = 200\n",
-    );
-    let jobs = 3;
-    let text: String = (0..jobs)
-        .map(|i| format!("{{\"model\":\"wanx2.1-t2i-turbo\",\"prompt\":\"stop test {i}\",\"n\":1,\"size\":\"512*512\"}}\n"))
-        .collect();
-    let batch = scratch.write("stop.jsonl", text);
-    let wandash = |base_url: &str| {
-        let mut cmd = scratch.cmd();
+/// Jobs queued for each stop test.
+const STOPPED_JOBS: usize = 3;
+
+/// A scratch store with `STOPPED_JOBS` jobs queued and a config with short polls, for
+/// stopping a worker and starting it again.
+struct StopRig {
+    scratch: Scratch,
+    config: std::path::PathBuf,
+}
+
+impl StopRig {
+    fn new() -> StopRig {
+        let scratch = Scratch::new();
+        let config = scratch.write(
+            "config.toml",
+            "[poll]\nmin_interval_ms = 20\nmax_interval_ms = 100\n\n[retry]\nbackoff_base_ms = 20\nbackoff_cap_ms = 200\n",
+        );
+        let rig = StopRig { scratch, config };
+        let text: String = (0..STOPPED_JOBS)
+            .map(|i| format!("{{\"model\":\"wanx2.1-t2i-turbo\",\"prompt\":\"stop test {i}\",\"n\":1,\"size\":\"512*512\"}}\n"))
+            .collect();
+        let batch = rig.scratch.write("stop.jsonl", text);
+        // Enqueueing sends nothing; any base URL does.
+        Run::from(
+            rig.wandash("http://127.0.0.1:9/api/v1")
+                .args(["batch", batch.to_str().unwrap()])
+                .output()
+                .unwrap(),
+        )
+        .expect(0);
+        rig
+    }
+
+    fn wandash(&self, base_url: &str) -> Command {
+        let mut cmd = self.scratch.cmd();
         cmd.env("DASHSCOPE_API_KEY", "test-key")
             .arg("--config")
-            .arg(&config)
+            .arg(&self.config)
             .arg("--base-url")
             .arg(base_url);
         cmd
-    };
-    let silent = silent_server();
-    Run::from(
-        wandash(&silent.base_url())
-            .args(["batch", batch.to_str().unwrap()])
-            .output()
-            .unwrap(),
-    )
-    .expect(0);
-
-    let mut worker = wandash(&silent.base_url())
-        .arg("worker")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let waiting = Instant::now();
-    while creates(&silent) == 0 {
-        assert!(
-            waiting.elapsed() < Duration::from_secs(20),
-            "no create was sent"
-        );
-        std::thread::sleep(Duration::from_millis(20));
     }
-    std::thread::sleep(Duration::from_millis(200));
-    let stopping = Instant::now();
-    Command::new("kill")
-        .args(["-TERM", &worker.id().to_string()])
-        .status()
-        .unwrap();
-    let status = loop {
-        if let Some(status) = worker.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            stopping.elapsed() < Duration::from_secs(5),
-            "the worker did not stop within 5 s of SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let took = stopping.elapsed();
-    // The 5 s bound above leaves room for a loaded machine; the figure is what counts.
-    println!("worker stopped {took:?} after SIGTERM with a create unanswered");
-    assert!(status.success(), "{status:?}");
 
-    // A good service: every job finishes, each created there exactly once.
-    let sim = Sim::start(&[]);
-    Run::from(
-        wandash(&sim.base_url)
-            .args(["worker", "--until-idle"])
-            .output()
-            .unwrap(),
-    )
-    .expect(0);
-    let stats = sim.stats();
-    assert_eq!(stats["creates"], jobs, "{stats}");
-    let rows = Run::from(
-        wandash(&sim.base_url)
-            .args(["--json", "list"])
-            .output()
-            .unwrap(),
-    )
-    .expect(0)
-    .json();
-    let rows = rows.as_array().unwrap();
-    assert_eq!(rows.len(), jobs);
-    assert!(rows.iter().all(|r| r["state"] == "succeeded"), "{rows:?}");
+    /// Starts a worker on `base_url`, waits until `sent` says it has met the service,
+    /// sends it SIGTERM and returns how long it took to exit (cleanly, within 5 s: room
+    /// for a loaded machine; the printed figure is what counts).
+    fn stop_worker(&self, base_url: &str, service: &str, sent: impl Fn() -> bool) -> Duration {
+        let mut worker = self.wandash(base_url);
+        worker.arg("worker");
+        let (took, status) = self.stop(&mut worker, &format!("worker, {service} service"), sent);
+        assert!(status.success(), "{status:?}");
+        took
+    }
+
+    /// Runs `cmd`, waits until `sent`, sends SIGTERM; how long it took to exit (within
+    /// 5 s), and how.
+    fn stop(
+        &self,
+        cmd: &mut Command,
+        what: &str,
+        sent: impl Fn() -> bool,
+    ) -> (Duration, std::process::ExitStatus) {
+        let mut worker = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let waiting = Instant::now();
+        while !sent() {
+            assert!(
+                waiting.elapsed() < Duration::from_secs(20),
+                "{what}: never met the service"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let stopping = Instant::now();
+        Command::new("kill")
+            .args(["-TERM", &worker.id().to_string()])
+            .status()
+            .unwrap();
+        let status = loop {
+            if let Some(status) = worker.try_wait().unwrap() {
+                break status;
+            }
+            if stopping.elapsed() > Duration::from_secs(5) {
+                worker.kill().ok();
+                panic!("{what}: did not stop within 5 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let took = stopping.elapsed();
+        println!("{what}: stopped {took:?} after SIGTERM");
+        (took, status)
+    }
+
+    /// Runs `worker --until-idle` on `sim`: every one of the `jobs` succeeds, and the
+    /// service made exactly one task per job.
+    fn finish_on(&self, sim: &Sim, jobs: usize) -> Vec<JobDetail> {
+        Run::from(
+            self.wandash(&sim.base_url)
+                .args(["worker", "--until-idle"])
+                .output()
+                .unwrap(),
+        )
+        .expect(0);
+        let stats = sim.stats();
+        assert_eq!(stats["creates"], jobs, "one create per job: {stats}");
+        let all = all_jobs(&Store::open(&self.scratch.db()).unwrap());
+        assert_eq!(all.len(), jobs);
+        for job in &all {
+            assert_eq!(job.summary.state(), JobState::Succeeded, "{job:?}");
+        }
+        all
+    }
+
+    /// Whether a job has met the service (a create answered or not, or an error).
+    fn any_job_sent(&self) -> bool {
+        all_jobs(&Store::open(&self.scratch.db()).unwrap())
+            .iter()
+            .any(|j| j.summary.status.submitted_at().is_some() || j.summary.error().is_some())
+    }
+}
+
+#[test]
+fn a_worker_stops_within_seconds_while_the_service_never_answers_and_a_restart_finishes_all() {
+    let rig = StopRig::new();
+    let silent = silent_server();
+    rig.stop_worker(&silent.base_url(), "silent", || creates(&silent) > 0);
+    // `submit --wait` runs an engine of its own: interrupted the same way (here while it
+    // looks the worker's unanswered create up in the silent service's task list), its
+    // job stays.
+    let sent_before = silent.seen().len();
+    let (_, status) = rig.stop(
+        rig.wandash(&silent.base_url()).args([
+            "submit",
+            "--wait",
+            "--model",
+            "wanx2.1-t2i-turbo",
+            "--prompt",
+            "waited for",
+        ]),
+        "submit --wait, silent service",
+        || silent.seen().len() > sent_before,
+    );
+    assert_eq!(status.code(), Some(1), "interrupted: {status:?}");
+    rig.finish_on(&Sim::start(&[]), STOPPED_JOBS + 1);
+}
+
+#[test]
+fn a_worker_stops_within_a_second_while_its_create_is_held_and_the_restart_adopts_that_task() {
+    // The service takes the create, makes the task and holds the answer for an hour.
+    let rig = StopRig::new();
+    let sim = Sim::start(&["--slow", "1", "--slow-delay", "1h"]);
+    let took = rig.stop_worker(&sim.base_url, "holding", || sim.stats()["creates"] == 1);
+    assert_eq!(sim.stats()["creates"], 1, "one create was on the wire");
+    // The same service answers again: the next start finds the task in its list and
+    // follows it; it never sends that job's create a second time.
+    http_post_json(&format!("{}/__sim/faults", sim.origin()), &json!({}));
+    let jobs = rig.finish_on(&sim, STOPPED_JOBS);
+    let adopted: Vec<_> = jobs
+        .iter()
+        .filter(|j| {
+            j.events.iter().any(|e| {
+                e.detail
+                    .as_deref()
+                    .is_some_and(|d| d.starts_with("adopted"))
+            })
+        })
+        .collect();
+    assert_eq!(adopted.len(), 1, "the held create's task adopted: {jobs:?}");
+    println!("held create: stopped in {took:?}, its task adopted at the next start");
+}
+
+#[test]
+fn a_worker_stops_within_a_second_while_the_service_is_unreachable_and_a_restart_finishes_all() {
+    // A port nobody listens on: every connection is refused.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base_url = format!("http://{}/api/v1", closed.local_addr().unwrap());
+    drop(closed);
+    let rig = StopRig::new();
+    rig.stop_worker(&base_url, "unreachable", || rig.any_job_sent());
+    rig.finish_on(&Sim::start(&[]), STOPPED_JOBS);
 }

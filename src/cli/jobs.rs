@@ -75,8 +75,8 @@ fn report_problems(problems: &[ValidationError]) -> Failure {
 pub fn list(ctx: &Context, status: Option<&str>, limit: u64) -> CliResult {
     let store = open_store(ctx)?;
     let state = status.map(parse_status_filter).transpose()?;
-    let rows = store
-        .list(
+    let listing = store
+        .list_readable(
             &JobFilter {
                 state,
                 search: None,
@@ -86,6 +86,16 @@ pub fn list(ctx: &Context, status: Option<&str>, limit: u64) -> CliResult {
         )
         .map_err(store_failure)?;
     let pauses = store.pauses().map_err(store_failure)?;
+    // A row this build cannot read does not hide the others: named on stderr, by id and
+    // field, and the rest listed.
+    for bad in &listing.unreadable {
+        eprintln!(
+            "warning: job {} cannot be read and is left out: {}",
+            bad.id,
+            sanitize(&bad.problem)
+        );
+    }
+    let rows = listing.rows;
     if ctx.json {
         let rows: Vec<serde_json::Value> = rows
             .iter()

@@ -320,3 +320,24 @@ async fn collect_ended(
     details.extend(ended_now);
     Ok(waiting)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_retry_is_told_at_once_with_its_reason_escaped() {
+        // What `worker` and `submit --wait` print on stderr the moment the engine retries
+        // (a poll cut at the request timeout, an answer no client can read).
+        let event = EngineEvent::Retrying {
+            id: JobId(7),
+            reason: "poll timed out: \u{1b}]52;c;ZXZpbA==\u{7}the service trickled".into(),
+        };
+        let line = warning(&event).expect("a retry is told");
+        assert!(line.starts_with("job 7: poll timed out"), "{line}");
+        assert!(
+            !line.contains('\u{1b}') && !line.contains('\u{7}'),
+            "{line:?}"
+        );
+    }
+}

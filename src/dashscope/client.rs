@@ -8,10 +8,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, DATE, HeaderValue};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::Deserialize;
 
+use super::Timestamp;
 use super::error::ClientError;
 use super::spec::{ImageRef, JobSpec};
 use super::validate::{ValidationError, validate};
@@ -245,15 +246,23 @@ impl Client {
             .iter()
             .map(|(name, value)| (*name, value.as_str()))
             .collect();
-        let answer: ListAnswer = self
-            .send_json(self.api_query(Method::GET, "/tasks", &params))
+        let response = self
+            .send(self.api_query(Method::GET, "/tasks", &params))
             .await?;
+        let service_time = response
+            .headers()
+            .get(DATE)
+            .and_then(|date| date.to_str().ok())
+            .and_then(Timestamp::parse_http_date);
+        let answer: ListAnswer =
+            decode_json(&read_body(response, MAX_ANSWER_BYTES, "the answer").await?)?;
         Ok(TaskList {
             total: answer.total,
             total_page: answer.total_page,
             page_no: answer.page_no,
             page_size: answer.page_size,
             data: answer.data,
+            service_time,
         })
     }
 
@@ -326,13 +335,7 @@ impl Client {
         request: RequestBuilder,
     ) -> Result<T, ClientError> {
         let response = self.send(request).await?;
-        let bytes = read_body(response, MAX_ANSWER_BYTES, "the answer").await?;
-        serde_json::from_slice(&bytes).map_err(|e| {
-            ClientError::Protocol(format!(
-                "cannot read the answer ({e}): {}",
-                excerpt(&String::from_utf8_lossy(&bytes))
-            ))
-        })
+        decode_json(&read_body(response, MAX_ANSWER_BYTES, "the answer").await?)
     }
 
     /// Sends a request and returns a 2xx response, or the error the answer describes.
@@ -348,6 +351,16 @@ impl Client {
             Err(api_error(response).await)
         }
     }
+}
+
+/// A JSON answer's body as `T`, or what is wrong with it.
+fn decode_json<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, ClientError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        ClientError::Protocol(format!(
+            "cannot read the answer ({e}): {}",
+            excerpt(&String::from_utf8_lossy(bytes))
+        ))
+    })
 }
 
 /// Reads a body of at most `limit` bytes, counted as it streams: neither a lying or

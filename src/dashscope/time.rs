@@ -1,6 +1,7 @@
 //! Points in time as wandash keeps them (epoch milliseconds), and the service's ways of
 //! writing them: task times as Beijing wall-clock text, list filters as `YYYYMMDDhhmmss`
-//! in Beijing time, list answers as epoch milliseconds. Everything that reads or writes
+//! in Beijing time, list answers as epoch milliseconds, the `Date` header of an answer
+//! (the service's clock) as HTTP writes it. Everything that reads or writes
 //! the service's time text goes through here, so there is one parser to get right.
 
 use std::fmt;
@@ -66,7 +67,27 @@ impl Timestamp {
             ))
             .unwrap_or_default()
     }
+
+    /// An HTTP `Date` header (`Sun, 06 Nov 1994 08:49:37 GMT`, RFC 9110's IMF-fixdate):
+    /// the answering server's clock, to the second. `None` for anything else.
+    pub fn parse_http_date(text: &str) -> Option<Timestamp> {
+        let at = PrimitiveDateTime::parse(text.trim(), HTTP_DATE).ok()?;
+        Some(at.assume_utc().into())
+    }
+
+    /// This instant as an HTTP `Date` header (whole seconds).
+    pub fn to_http_date(self) -> String {
+        self.to_datetime()
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+            .format(HTTP_DATE)
+            .unwrap_or_default()
+    }
 }
+
+/// IMF-fixdate, the one form of `Date` HTTP/1.1 servers send; always in GMT.
+const HTTP_DATE: &[::time::format_description::BorrowedFormatItem<'static>] = format_description!(
+    "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+);
 
 impl From<OffsetDateTime> for Timestamp {
     fn from(at: OffsetDateTime) -> Self {
@@ -172,6 +193,25 @@ mod tests {
         let read: Timestamp = serde_json::from_str("1709260684485").unwrap();
         assert_eq!(read.as_millis(), 1_709_260_684_485);
         assert_eq!(serde_json::to_string(&read).unwrap(), "1709260684485");
+    }
+
+    #[test]
+    fn http_dates_are_read_and_written_to_the_second() {
+        let at = Timestamp::from_millis(SEEDED);
+        assert_eq!(at.to_http_date(), "Fri, 21 Feb 2025 09:56:31 GMT");
+        assert_eq!(
+            Timestamp::parse_http_date("Fri, 21 Feb 2025 09:56:31 GMT"),
+            Some(Timestamp::from_millis(SEEDED - 786))
+        );
+        for text in [
+            "",
+            "Fri, 21 Feb 2025 09:56:31",
+            "2025-02-21 17:56:31",
+            "Fri, 21 Feb 2025 09:56:31 +0800",
+            "Fri, 32 Feb 2025 09:56:31 GMT",
+        ] {
+            assert_eq!(Timestamp::parse_http_date(text), None, "{text:?}");
+        }
     }
 
     #[test]

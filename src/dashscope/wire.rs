@@ -113,6 +113,9 @@ pub struct TaskList {
     pub page_no: u32,
     pub page_size: u32,
     pub data: Vec<TaskSummary>,
+    /// The service's clock when it answered (its `Date` header), if it said: what its
+    /// list remembers is reckoned by this clock, not ours.
+    pub service_time: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

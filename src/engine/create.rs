@@ -34,12 +34,14 @@ pub(crate) async fn submit(ctx: Arc<Ctx>, job: JobDetail, mut slot: Slot, creati
     }
 }
 
-/// How long a create already under way may still take once the engine stops: a slow
-/// answer (a second or two) is still recorded, a service that does not answer holds the
-/// stop no longer than this. Shorter loses creates answered late: their task, looked up
-/// in the service's task list at the next start, may be gone from it by then (a machine
-/// suspended for a day, tests/faults.rs), and the job would be created a second time.
-pub(crate) const STOP_GRACE: Duration = Duration::from_millis(2000);
+/// How long a create already under way may still take once the engine stops: a quick
+/// answer is still recorded, and a service that does not answer holds the stop no longer
+/// than this (a stop takes under a second whatever the service does). A create given up
+/// is settled at the next start, as after a kill -9: looked up in the service's task list
+/// and adopted if its task is there; if the list may have forgotten it (sent longer ago
+/// than the service keeps tasks, by its clock), the job needs attention instead of being
+/// created a second time.
+pub(crate) const STOP_GRACE: Duration = Duration::from_millis(500);
 
 /// Resolves `grace` after the engine started stopping.
 async fn stopped_for(ctx: &Ctx, grace: Duration) {

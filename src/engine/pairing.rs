@@ -7,8 +7,35 @@ use std::time::Duration;
 use crate::dashscope::{TaskSummary, Timestamp};
 use crate::store::JobId;
 
-/// Tasks created this long before a job's `submitted_at` cannot be its own.
+/// Tasks created this long before a job's `submitted_at` cannot be its own; also what two
+/// clocks may differ by.
 const EARLY_SLACK: Duration = Duration::from_secs(120);
+
+/// The list's time filter is coarse (seconds, a time zone we take to be Beijing's): the
+/// query asks for a wider window, and the exact epoch times in the answer are filtered.
+pub(super) const QUERY_PAD: Duration = Duration::from_secs(24 * 3600);
+
+/// The later of our clock and the service's (the `Date` of its answer): what the service
+/// made and what it forgot are reckoned by its clock, which may be far from ours (a
+/// machine suspended for a day whose clock has not caught up, a service clock set
+/// wrong). Taking the later one errs towards "may have been made" and "may be
+/// forgotten", never towards a second create.
+pub(super) fn latest_clock(ours: Timestamp, service: Option<Timestamp>) -> Timestamp {
+    service.map_or(ours, |service| service.max(ours))
+}
+
+/// Whether a list queried up to `asked_to` (plus `QUERY_PAD`) misses tasks the service
+/// may have made up to `latest`: then it is asked again, up to `latest`.
+pub(super) fn query_falls_short(asked_to: Timestamp, latest: Timestamp) -> bool {
+    latest + EARLY_SLACK > asked_to + QUERY_PAD
+}
+
+/// The oldest creation time the service's list still vouches for at `latest`: it
+/// forgets a task `ttl` after making it. A lost create sent before this may have made a
+/// task the list no longer shows, so the list's silence proves nothing about it.
+pub(super) fn remembered_since(latest: Timestamp, ttl: Duration) -> Timestamp {
+    latest - ttl + EARLY_SLACK
+}
 
 /// Where the service's list is searched from: a little before the earliest of the lost
 /// creates (`submitted`), or before `now` if none has a time.
@@ -34,6 +61,8 @@ pub(super) fn created_in_window(
 pub(super) struct LostCreate<'a> {
     pub id: JobId,
     pub prompt: &'a str,
+    /// When the create was sent (by our clock).
+    pub sent_at: Timestamp,
 }
 
 /// A task of the window that no job records, and the prompt it echoes (finished
@@ -51,6 +80,9 @@ pub(super) struct Pairing<'a> {
     pub adopted: Vec<(JobId, &'a TaskSummary)>,
     /// Jobs whose create made no task: they may be submitted again.
     pub not_created: Vec<JobId>,
+    /// Jobs with no task listed, sent so long ago that the list may have forgotten the
+    /// task they made: whether they made one cannot be known, and a person decides.
+    pub forgotten: Vec<JobId>,
     /// Jobs that cannot be told apart from the `unclaimed` tasks: a person decides.
     pub undecided: Vec<JobId>,
     pub unclaimed: Vec<&'a TaskSummary>,
@@ -59,9 +91,14 @@ pub(super) struct Pairing<'a> {
 /// Pairs lost creates with the tasks no job records. By the prompt finished tasks echo
 /// back, where that is unambiguous; a finished task echoing none of the jobs' prompts
 /// belongs to someone else on the account. What is left: no task means no create
-/// happened, one job and one task belong together, anything else is undecidable (never
-/// a second create that might duplicate a task).
-pub(super) fn pair<'a>(jobs: &[LostCreate<'_>], candidates: &[Candidate<'a>]) -> Pairing<'a> {
+/// happened (for a create sent since `remembered_since`; before it, the list may have
+/// forgotten the task), one job and one task belong together, anything else is
+/// undecidable (never a second create that might duplicate a task).
+pub(super) fn pair<'a>(
+    jobs: &[LostCreate<'_>],
+    candidates: &[Candidate<'a>],
+    remembered_since: Timestamp,
+) -> Pairing<'a> {
     let mut pairing = Pairing::default();
     let mut open_jobs = jobs.to_vec();
     let mut candidates = candidates.to_vec();
@@ -92,7 +129,15 @@ pub(super) fn pair<'a>(jobs: &[LostCreate<'_>], candidates: &[Candidate<'a>]) ->
     }
     match (open_jobs.as_slice(), candidates.as_slice()) {
         ([], _) => {}
-        (open, []) => pairing.not_created.extend(open.iter().map(|j| j.id)),
+        (open, []) => {
+            for job in open {
+                if job.sent_at < remembered_since {
+                    pairing.forgotten.push(job.id);
+                } else {
+                    pairing.not_created.push(job.id);
+                }
+            }
+        }
         ([job], [task]) => pairing.adopted.push((job.id, task.task)),
         (open, unclaimed) => {
             pairing.undecided.extend(open.iter().map(|j| j.id));
@@ -134,16 +179,29 @@ mod tests {
         resubmit: Vec<i64>,
         needs_attention: Vec<i64>,
         unclaimed: Vec<&'static str>,
+        forgotten: Vec<i64>,
     }
 
-    /// Pairs jobs 1, 2, ... (with these prompts) with the listed tasks.
+    const SENT: Timestamp = Timestamp::from_millis(1_740_131_791_786);
+
+    /// Pairs jobs 1, 2, ... (with these prompts, sent at `SENT`) with the listed tasks,
+    /// while the list remembers what was made then.
     fn decide(prompts: &[&str], listed: &[(&'static str, Option<&str>)]) -> Decided {
+        decide_remembering(prompts, listed, SENT - Duration::from_secs(1))
+    }
+
+    fn decide_remembering(
+        prompts: &[&str],
+        listed: &[(&'static str, Option<&str>)],
+        remembered_since: Timestamp,
+    ) -> Decided {
         let jobs: Vec<LostCreate> = prompts
             .iter()
             .zip(1i64..)
             .map(|(&prompt, n)| LostCreate {
                 id: JobId(n),
                 prompt,
+                sent_at: SENT,
             })
             .collect();
         let listed_tasks = tasks(listed);
@@ -154,7 +212,7 @@ mod tests {
                 echoed_prompt: echoed.as_deref(),
             })
             .collect();
-        let pairing = pair(&jobs, &candidates);
+        let pairing = pair(&jobs, &candidates, remembered_since);
         let task_id = |task: &TaskSummary| {
             listed
                 .iter()
@@ -171,6 +229,7 @@ mod tests {
             resubmit: pairing.not_created.iter().map(|id| id.0).collect(),
             needs_attention: pairing.undecided.iter().map(|id| id.0).collect(),
             unclaimed: pairing.unclaimed.iter().map(|&t| task_id(t)).collect(),
+            forgotten: pairing.forgotten.iter().map(|id| id.0).collect(),
         }
     }
 
@@ -183,6 +242,48 @@ mod tests {
                 ..Decided::default()
             }
         );
+    }
+
+    #[test]
+    fn no_task_listed_proves_nothing_for_a_create_older_than_the_list_remembers() {
+        // Sent just before what the list remembers: the task it made may be forgotten.
+        let forgotten = decide_remembering(&["a cat"], &[], SENT + Duration::from_millis(1));
+        assert_eq!(
+            forgotten,
+            Decided {
+                forgotten: vec![1],
+                ..Decided::default()
+            }
+        );
+        // Sent just within it: the list would show the task, so none was made.
+        assert_eq!(decide_remembering(&["a cat"], &[], SENT).resubmit, vec![1]);
+        // A task that is listed is still adopted, however old the create.
+        let listed = decide_remembering(
+            &["a cat"],
+            &[("t1", None)],
+            SENT + Duration::from_secs(3600),
+        );
+        assert_eq!(listed.adopt, vec![(1, "t1")]);
+    }
+
+    #[test]
+    fn the_later_clock_decides_what_the_list_remembers_and_how_far_to_ask() {
+        let day = Duration::from_secs(24 * 3600);
+        let ours = SENT + Duration::from_secs(60);
+        // The service's clock a day ahead of ours (our machine slept, its clock did not
+        // catch up): a create sent a minute ago by our clock may be a day old to it.
+        let theirs = ours + day + Duration::from_secs(3600);
+        let latest = latest_clock(ours, Some(theirs));
+        assert_eq!(latest, theirs);
+        assert!(SENT < remembered_since(latest, day));
+        assert!(query_falls_short(ours, latest), "ask again up to its clock");
+        // A service clock behind ours, or none given: ours.
+        assert_eq!(latest_clock(ours, Some(SENT)), ours);
+        assert_eq!(latest_clock(ours, None), ours);
+        assert!(SENT >= remembered_since(ours, day));
+        assert!(!query_falls_short(ours, ours));
+        // A clock a few minutes off is within the pad.
+        assert!(!query_falls_short(ours, ours + Duration::from_secs(600)));
     }
 
     #[test]

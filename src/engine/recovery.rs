@@ -3,14 +3,16 @@
 //! The service's task list (`GET /tasks` by model and time) shows every task of the
 //! account. Tasks already recorded in the store are someone else's; what is left are
 //! candidates. One job and one candidate: adopt it. No candidate: the create never
-//! happened, submit again. Otherwise the prompt echoed by finished text-to-image tasks
+//! happened, submit again - unless it was sent so long ago, by the service's clock, that
+//! the list may have forgotten its task (a person decides). Otherwise the prompt echoed by finished text-to-image tasks
 //! may pair them up; what still cannot be paired goes to needs_attention, never to a
 //! silent second create.
 
-use std::time::Duration;
-
 use super::ctx::{Ctx, Report};
-use super::pairing::{Candidate, LostCreate, created_in_window, pair, window_start};
+use super::pairing::{
+    Candidate, LostCreate, QUERY_PAD, created_in_window, latest_clock, pair, query_falls_short,
+    remembered_since, window_start,
+};
 use crate::dashscope::{
     ClientError, ErrorAction, ListQuery, Model, TaskResult, TaskSummary, Timestamp,
 };
@@ -26,9 +28,6 @@ pub(crate) enum Resolution {
     Undecidable,
 }
 
-/// The list's time filter is coarse (seconds, a time zone we take to be Beijing's):
-/// ask for a wider window and filter on the exact epoch times in the answer.
-const QUERY_PAD: Duration = Duration::from_secs(24 * 3600);
 const PAGE_SIZE: u32 = 100;
 const MAX_PAGES: u32 = 50;
 
@@ -42,8 +41,16 @@ pub(crate) async fn reconcile(
 ) -> Result<Vec<(JobId, Resolution)>, StoreError> {
     let now = Timestamp::now();
     let from = window_start(jobs.iter().filter_map(|j| j.status.submitted_at()), now);
-    let tasks = match list_window(ctx, model, from, now).await {
-        Ok(tasks) => tasks,
+    let listed = match list_window(ctx, model, from, now).await {
+        // The service's clock is far ahead of ours: what it made since is past the
+        // query's end, so ask up to its clock.
+        Ok(listed) if query_falls_short(now, latest_clock(now, listed.service_time)) => {
+            list_window(ctx, model, from, latest_clock(now, listed.service_time)).await
+        }
+        other => other,
+    };
+    let (tasks, latest) = match listed {
+        Ok(listed) => (listed.tasks, latest_clock(now, listed.service_time)),
         Err(e) if e.action() == ErrorAction::StopAll => {
             // A bad key says nothing about the task: leave the jobs for a later start.
             ctx.report(Report::StopAll(e.to_string()));
@@ -60,7 +67,7 @@ pub(crate) async fn reconcile(
     };
     let mut unrecorded = Vec::new();
     for task in tasks {
-        if !created_in_window(task.gmt_create, from, now) {
+        if !created_in_window(task.gmt_create, from, latest) {
             continue;
         }
         let task_id = task.task_id.clone();
@@ -77,6 +84,7 @@ pub(crate) async fn reconcile(
         .map(|j| LostCreate {
             id: j.id,
             prompt: &j.prompt,
+            sent_at: j.status.submitted_at().unwrap_or(now),
         })
         .collect();
     let candidates: Vec<Candidate> = unrecorded
@@ -87,7 +95,7 @@ pub(crate) async fn reconcile(
             echoed_prompt: prompt.as_deref(),
         })
         .collect();
-    let pairing = pair(&lost, &candidates);
+    let pairing = pair(&lost, &candidates, remembered_since(latest, ctx.config.ttl));
 
     let mut out = Vec::new();
     for &(id, task) in &pairing.adopted {
@@ -100,6 +108,15 @@ pub(crate) async fn reconcile(
             .iter()
             .map(|&id| (id, Resolution::NotCreated)),
     );
+    for &id in &pairing.forgotten {
+        let sent_at = lost.iter().find(|j| j.id == id).map_or(now, |j| j.sent_at);
+        let message = format!(
+            "this job's create was sent {} h ago by the service's clock and never answered, and the service's task list keeps tasks only {} h: whether a task was made cannot be known any more (if one was, its images have expired); retry to create it again, or delete the job",
+            latest.since(sent_at).as_secs() / 3600,
+            ctx.config.ttl.as_secs() / 3600,
+        );
+        out.extend(give_up(ctx, &[id], message).await?);
+    }
     if !pairing.undecided.is_empty() {
         let ids: Vec<&str> = pairing
             .unclaimed
@@ -141,13 +158,19 @@ async fn give_up(
     Ok(out)
 }
 
+/// The service's tasks of a window, and its clock when it last answered.
+struct Listed {
+    tasks: Vec<TaskSummary>,
+    service_time: Option<Timestamp>,
+}
+
 /// Every task of `model` created between `from` and `to`, retrying a failing page.
 async fn list_window(
     ctx: &Ctx,
     model: Model,
     from: Timestamp,
     to: Timestamp,
-) -> Result<Vec<TaskSummary>, ClientError> {
+) -> Result<Listed, ClientError> {
     let mut tasks = Vec::new();
     for page_no in 1..=MAX_PAGES {
         let query = ListQuery {
@@ -180,7 +203,10 @@ async fn list_window(
         let last = page.data.is_empty() || u64::from(page_no) >= page.total_page;
         tasks.extend(page.data);
         if last {
-            return Ok(tasks);
+            return Ok(Listed {
+                tasks,
+                service_time: page.service_time,
+            });
         }
     }
     Err(ClientError::Protocol(format!(

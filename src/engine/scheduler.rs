@@ -106,9 +106,9 @@ pub(crate) async fn run(setup: Setup) {
 }
 
 /// How long a stopping engine waits for creates already sent to be answered: each create
-/// gives up after `create::STOP_GRACE`, this is the backstop. A stop takes at most a few
-/// seconds whatever the service does.
-const CREATE_SETTLE_LIMIT: Duration = Duration::from_millis(2500);
+/// gives up after `create::STOP_GRACE`, this is the backstop. A stop takes under a second
+/// whatever the service does.
+const CREATE_SETTLE_LIMIT: Duration = Duration::from_millis(750);
 
 /// Why the engine stops, if a job task reported a reason to stop everything.
 fn first_stop_reason(reports: &mut mpsc::UnboundedReceiver<Report>) -> Option<String> {

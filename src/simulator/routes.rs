@@ -43,7 +43,8 @@ pub fn router(sim: Shared) -> Router {
         .route("/uploads", get(get_policy))
         .fallback(api_not_found)
         .method_not_allowed_fallback(api_wrong_method)
-        .layer(middleware::from_fn_with_state(sim.clone(), api_faults));
+        .layer(middleware::from_fn_with_state(sim.clone(), api_faults))
+        .layer(middleware::from_fn_with_state(sim.clone(), service_date));
     let results = Router::new()
         .route("/results/{task}/{file}", get(result_image))
         .layer(middleware::from_fn_with_state(sim.clone(), download_faults));
@@ -153,6 +154,21 @@ async fn api_faults(State(sim): State<Shared>, request: Request, next: Next) -> 
     } else {
         answer
     }
+}
+
+/// The service's clock in every API answer's `Date` header, as a web server stamps it
+/// when the answer goes out: the simulator's clock, which `/__sim/advance` moves on.
+async fn service_date(State(sim): State<Shared>, request: Request, next: Next) -> Response {
+    let mut answer = next.run(request).await;
+    let now = OffsetDateTime::from_unix_timestamp_nanos(i128::from(sim.clock.now_ms()) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let date = now.format(format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    ));
+    if let Some(date) = date.ok().and_then(|d| HeaderValue::from_str(&d).ok()) {
+        answer.headers_mut().insert(header::DATE, date);
+    }
+    answer
 }
 
 async fn download_faults(State(sim): State<Shared>, request: Request, next: Next) -> Response {

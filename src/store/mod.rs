@@ -26,7 +26,8 @@ pub use queue::{DeletedJob, PauseHold, PauseScope, Pauses, QueueStep};
 pub use schema::SCHEMA_VERSION;
 pub use types::{
     CancelOutcome, ErrorKind, EventRecord, ImageRecord, JobDetail, JobError, JobFilter, JobId,
-    JobState, JobStatus, JobSummary, StateCounts, StateFilter, Submission, TaskRef,
+    JobState, JobStatus, JobSummary, Listing, StateCounts, StateFilter, Submission, TaskRef,
+    UnreadableJob,
 };
 pub(crate) use work::{Ending, EngineStore};
 
@@ -199,6 +200,22 @@ impl Store {
         offset: u64,
         limit: u64,
     ) -> Result<Vec<JobSummary>, StoreError> {
+        let listing = self.list_readable(filter, offset, limit)?;
+        match listing.unreadable.into_iter().next() {
+            Some(bad) => Err(StoreError::Corrupt(bad.problem)),
+            None => Ok(listing.rows),
+        }
+    }
+
+    /// `list`, reading past rows this build cannot make sense of (a store edited by hand
+    /// or by another program is an outside input too): the readable jobs, and each
+    /// unreadable one by id with what is wrong with it and in which field.
+    pub fn list_readable(
+        &self,
+        filter: &JobFilter,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Listing, StoreError> {
         let (where_sql, mut args) = filter_sql(filter);
         let order = if filter.state == Some(StateFilter::Only(JobState::Queued)) {
             "queue_pos, id"
@@ -212,9 +229,20 @@ impl Store {
         args.push(SqlValue::Integer(offset.min(i64::MAX as u64) as i64));
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(params_from_iter(args), summary_from_row)?;
-        rows.map(|r| r.map_err(StoreError::from).and_then(|x| x))
-            .collect()
+        let rows = stmt.query_map(params_from_iter(args), |row| {
+            Ok((JobId(row.get(0)?), summary_from_row(row)?))
+        })?;
+        let mut listing = Listing::default();
+        for row in rows {
+            match row? {
+                (_, Ok(summary)) => listing.rows.push(summary),
+                (id, Err(StoreError::Corrupt(problem))) => {
+                    listing.unreadable.push(UnreadableJob { id, problem })
+                }
+                (_, Err(e)) => return Err(e),
+            }
+        }
+        Ok(listing)
     }
 
     pub fn count(&self, filter: &JobFilter) -> Result<u64, StoreError> {
@@ -469,6 +497,16 @@ fn parse_spec(json: &str) -> Result<JobSpec, StoreError> {
     serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("job spec: {e}")))
 }
 
+/// A column of job `id` that cannot be read, named by its field.
+fn in_field(id: JobId, field: &str, e: StoreError) -> StoreError {
+    match e {
+        StoreError::Corrupt(why) => {
+            StoreError::Corrupt(format!("job {id}, field `{field}`: {why}"))
+        }
+        other => other,
+    }
+}
+
 /// Reads `SUMMARY_COLUMNS`. The outer `Result` is SQLite's, the inner one ours.
 fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<Result<JobSummary, StoreError>> {
     let id = JobId(row.get(0)?);
@@ -489,7 +527,10 @@ fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<Result<JobSummary, StoreE
             error_action: row.get(20)?,
         })
     };
-    let status = match (parse_state(&state), parse_task_status(task_status)) {
+    let status = match (
+        parse_state(&state).map_err(|e| in_field(id, "state", e)),
+        parse_task_status(task_status).map_err(|e| in_field(id, "task_status", e)),
+    ) {
         (Ok(state), Ok(task_status)) => JobStatus::from_columns(columns(state, task_status)?)
             .map_err(|why| StoreError::Corrupt(format!("job {id}: {why}"))),
         (Err(e), _) | (_, Err(e)) => Err(e),
@@ -498,7 +539,7 @@ fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<Result<JobSummary, StoreE
         Ok(JobSummary {
             id,
             created_at: row.get(1)?,
-            model: parse_model(&model)?,
+            model: parse_model(&model).map_err(|e| in_field(id, "model", e))?,
             prompt: row.get(3)?,
             status: status?,
             attempts: row.get(8)?,
@@ -533,8 +574,12 @@ fn load_detail(conn: &Connection, id: JobId) -> Result<Option<JobDetail>, StoreE
     };
     Ok(Some(JobDetail {
         summary: summary?,
-        spec: parse_spec(&spec)?,
-        prepared_spec: prepared.as_deref().map(parse_spec).transpose()?,
+        spec: parse_spec(&spec).map_err(|e| in_field(id, "spec", e))?,
+        prepared_spec: prepared
+            .as_deref()
+            .map(parse_spec)
+            .transpose()
+            .map_err(|e| in_field(id, "prepared_spec", e))?,
         actual_prompt,
         images: load_images(conn, id)?,
         events: Vec::new(),

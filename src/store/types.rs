@@ -698,6 +698,20 @@ impl Serialize for JobSummary {
     }
 }
 
+/// A page of the job list, as far as this build can read it.
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub rows: Vec<JobSummary>,
+    pub unreadable: Vec<UnreadableJob>,
+}
+
+/// A job whose row cannot be read: its id, and what is wrong in which field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnreadableJob {
+    pub id: JobId,
+    pub problem: String,
+}
+
 /// Everything known about one job.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobDetail {

@@ -158,6 +158,15 @@ impl Drop for Sim {
 
 /// A tiny blocking HTTP/1.1 GET over loopback (the tests need no async runtime for this).
 pub fn http_get_json(url: &str) -> serde_json::Value {
+    http_json("GET", url, None)
+}
+
+/// The same, a POST of `body`.
+pub fn http_post_json(url: &str, body: &serde_json::Value) -> serde_json::Value {
+    http_json("POST", url, Some(body))
+}
+
+fn http_json(method: &str, url: &str, body: Option<&serde_json::Value>) -> serde_json::Value {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://").expect("an http URL");
     let (host, path) = rest
@@ -165,9 +174,11 @@ pub fn http_get_json(url: &str) -> serde_json::Value {
         .map(|(h, p)| (h, format!("/{p}")))
         .unwrap_or((rest, "/".into()));
     let mut stream = std::net::TcpStream::connect(host).expect("connect to the simulator");
+    let sent = body.map(ToString::to_string).unwrap_or_default();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{sent}",
+        sent.len()
     )
     .unwrap();
     let mut answer = String::new();
