@@ -857,3 +857,98 @@ async fn the_simulator_refuses_what_the_client_would_refuse() {
     assert_eq!(stats(&sim).await["creates"], 0);
     sim.shutdown().await;
 }
+
+// ---- the messages endpoints (issue #11) ----------------------------------------------
+
+/// wan2.6-t2i on image-generation: create (with the async header), poll, images from
+/// `output.choices`, download, the asked size.
+#[tokio::test]
+async fn image_generation_round_trips_through_the_client() {
+    let sim = sim(fast_config()).await;
+    let client = client(&sim);
+    let mut spec = JobSpec::new(Model::Wan26T2i, "a flower shop at dawn");
+    spec.size = Some(Size::new(1440, 1152));
+    spec.n = Some(2);
+    spec.negative_prompt = Some("people".into());
+    let (info, images) = succeeded(&client, &spec).await;
+    assert_eq!(info.results.len(), 2, "{info:?}");
+    assert_eq!(dims(&images), vec![(1440, 1152); 2]);
+    assert_eq!(info.image_count, Some(2));
+    assert_eq!(stats(&sim).await["creates"], 1);
+    sim.shutdown().await;
+}
+
+/// qwen-image-max (multimodal-generation only) and wan2.6-t2i, each in one synchronous
+/// call: the answer's images, downloaded, of the asked (or default) size.
+#[tokio::test]
+async fn synchronous_calls_round_trip_through_the_client() {
+    let sim = sim(fast_config()).await;
+    let client = client(&sim);
+    let mut cases = vec![
+        (
+            JobSpec::new(Model::QwenImageMax, "a lighthouse"),
+            (1664, 928),
+        ),
+        (
+            JobSpec {
+                size: Some(Size::new(928, 1664)),
+                ..JobSpec::new(Model::QwenImageMax, "a tall lighthouse")
+            },
+            (928, 1664),
+        ),
+    ];
+    let mut wan = JobSpec::new(Model::Wan26T2i, "a harbour");
+    wan.n = Some(1);
+    cases.push((wan, (1280, 1280)));
+    for (spec, size) in cases {
+        let answer = client.call_sync(&spec).await.unwrap();
+        assert_eq!(answer.results.len(), 1, "{answer:?}");
+        assert_eq!(answer.image_count, Some(1));
+        assert_eq!(answer.size, Some(Size::new(size.0, size.1)));
+        let info = TaskInfo {
+            task_id: "sync".into(),
+            status: TaskStatus::Succeeded,
+            submit_time: None,
+            scheduled_time: None,
+            end_time: None,
+            results: answer.results,
+            texts: answer.texts,
+            metrics: None,
+            code: None,
+            message: None,
+            image_count: None,
+            request_id: None,
+        };
+        assert_eq!(dims(&download_all(&client, &info).await), vec![size]);
+    }
+    let stats = stats(&sim).await;
+    assert_eq!(stats["sync_calls"], 3, "{stats}");
+    assert_eq!(stats["creates"], 0, "{stats}");
+    // A sync-only model has no task to create.
+    let err = client
+        .create(&JobSpec::new(Model::QwenImageMax, "x"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ClientError::Invalid(v) if v.field == "model"),
+        "{err}"
+    );
+    sim.shutdown().await;
+}
+
+/// A rule the client and the simulator share, refused by the client before sending.
+#[tokio::test]
+async fn qwen_image_max_refuses_more_than_one_image_before_sending() {
+    let sim = sim(fast_config()).await;
+    let client = client(&sim);
+    let mut spec = JobSpec::new(Model::QwenImageMax, "x");
+    spec.n = Some(2);
+    let err = client.call_sync(&spec).await.unwrap_err();
+    assert!(
+        matches!(&err, ClientError::Invalid(v) if v.field == "n"),
+        "{err}"
+    );
+    assert_eq!(err.action(), ErrorAction::FixInput);
+    assert_eq!(stats(&sim).await["sync_calls"], 0);
+    sim.shutdown().await;
+}

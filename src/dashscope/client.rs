@@ -13,6 +13,8 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::Deserialize;
 
 use super::error::ClientError;
+use super::messages::{Choice, DEFAULT_SYNC_CALL_TIMEOUT, Usage, choice_parts};
+use super::models::Endpoint;
 use super::spec::{ImageRef, JobSpec};
 use super::validate::{ValidationError, validate};
 use super::wire::{
@@ -69,6 +71,8 @@ struct Inner {
     base_url: String,
     /// `Bearer <key>`, marked sensitive so that reqwest and http never print it.
     authorization: HeaderValue,
+    /// How long a synchronous generation call may hold its connection.
+    sync_timeout: Duration,
 }
 
 impl fmt::Debug for Client {
@@ -137,16 +141,50 @@ impl Client {
                 http,
                 base_url,
                 authorization,
+                sync_timeout: DEFAULT_SYNC_CALL_TIMEOUT,
             }),
         })
+    }
+
+    /// The same client with another limit on synchronous calls (see `call_sync`).
+    pub fn with_sync_timeout(self, sync_timeout: Duration) -> Client {
+        let inner = &self.inner;
+        Client {
+            inner: Arc::new(Inner {
+                http: inner.http.clone(),
+                base_url: inner.base_url.clone(),
+                authorization: inner.authorization.clone(),
+                sync_timeout,
+            }),
+        }
+    }
+
+    pub(super) fn sync_timeout(&self) -> Duration {
+        self.inner.sync_timeout
     }
 
     pub fn base_url(&self) -> &str {
         &self.inner.base_url
     }
 
-    /// Validates the job, resolves local files (see `prepare`), then submits it.
+    /// Validates the job, resolves local files (see `prepare`), then submits it to the
+    /// model's preferred endpoint. A model served only synchronously has no task to
+    /// create: its jobs go through `call_sync`.
     pub async fn create(&self, spec: &JobSpec) -> Result<TaskCreated, ClientError> {
+        match spec.model.endpoint() {
+            Endpoint::ImageGeneration => return self.create_generation(spec).await,
+            Endpoint::MultimodalGeneration => {
+                return Err(ValidationError::new(
+                    "model",
+                    format!(
+                        "{} is served only synchronously; its jobs are made with one call, not a task",
+                        spec.model
+                    ),
+                )
+                .into());
+            }
+            Endpoint::TextToImage | Endpoint::ImageToImage => {}
+        }
         validate(spec)?;
         let prepared;
         let spec = if spec
@@ -175,6 +213,14 @@ impl Client {
         if spec.image_refs().iter().any(|(_, image)| image.is_oss()) {
             request = request.header("X-DashScope-OssResourceResolve", "enable");
         }
+        self.send_create(request).await
+    }
+
+    /// Sends a create and reads its answer: the task id, checked.
+    pub(super) async fn send_create(
+        &self,
+        request: RequestBuilder,
+    ) -> Result<TaskCreated, ClientError> {
         let answer: CreateAnswer = self.send_json(request).await?;
         // Checked here, where the id enters: every later call puts it in a URL path, and
         // the store keys the job by it.
@@ -524,27 +570,29 @@ struct FetchOutput {
     end_time: Option<String>,
     #[serde(default)]
     results: Vec<TaskResult>,
+    /// Image-generation tasks answer `choices` instead of `results`.
+    #[serde(default)]
+    choices: Vec<Choice>,
     task_metrics: Option<TaskMetrics>,
     code: Option<String>,
     #[serde(alias = "msg")]
     message: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct Usage {
-    image_count: Option<u32>,
-}
-
 impl FetchAnswer {
     fn into_info(self) -> TaskInfo {
         let output = self.output;
+        let parts = choice_parts(&output.choices);
+        let mut results = output.results;
+        results.extend(parts.results);
         TaskInfo {
             task_id: output.task_id,
             status: output.task_status,
             submit_time: output.submit_time,
             scheduled_time: output.scheduled_time,
             end_time: output.end_time,
-            results: output.results,
+            results,
+            texts: parts.texts,
             metrics: output.task_metrics,
             code: output.code,
             message: output.message,

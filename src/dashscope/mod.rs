@@ -2,6 +2,7 @@
 
 mod client;
 mod error;
+mod messages;
 mod models;
 mod spec;
 mod time;
@@ -12,6 +13,10 @@ mod wire;
 pub use self::time::Timestamp;
 pub use client::{ApiKey, Client, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
 pub use error::{ClientError, ErrorAction, classify};
+pub use messages::{
+    DEFAULT_SYNC_CALL_TIMEOUT, GENERATION_PATH, MULTIMODAL_PATH, SyncAnswer, messages_body,
+    prompt_body,
+};
 pub use models::{Endpoint, Family, Model, ModelLimits, UnknownModel};
 pub use spec::{
     BadSize, EditFunction, ExpandScales, ImageRef, JobSpec, PAINT_SIZES, PAINT_STYLES, Size,

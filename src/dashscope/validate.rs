@@ -45,6 +45,11 @@ pub const MAX_INPUT_BYTES: u64 = 10 * 1024 * 1024;
 
 /// The longest prompt a model takes, in characters (`None`: API.md gives no limit).
 pub fn prompt_limit(model: Model) -> Option<usize> {
+    match model {
+        Model::Wan26T2i => return Some(2100),
+        Model::QwenImageMax => return Some(800),
+        _ => {}
+    }
     match model.family() {
         Family::TextToImage | Family::ImageEdit => Some(800),
         Family::Inpainting => Some(75),
@@ -53,6 +58,31 @@ pub fn prompt_limit(model: Model) -> Option<usize> {
 }
 
 pub const NEGATIVE_PROMPT_LIMIT: usize = 500;
+
+/// qwen-image's five output sizes.
+pub const QWEN_IMAGE_SIZES: [super::Size; 5] = [
+    super::Size::new(1664, 928),
+    super::Size::new(1472, 1104),
+    super::Size::new(1328, 1328),
+    super::Size::new(1104, 1472),
+    super::Size::new(928, 1664),
+];
+
+/// Total pixels from `min_side`² to `max_side`², aspect ratio 1:4 to 4:1 (wan2.5 and 2.6).
+fn check_area(size: super::Size, min_side: u64, max_side: u64) -> Result<(), String> {
+    let (min, max) = (min_side * min_side, max_side * max_side);
+    if !(min..=max).contains(&size.pixels()) {
+        return Err(format!(
+            "{size} is {} pixels; total pixels must be {min} ({min_side}*{min_side}) to {max} ({max_side}*{max_side})",
+            size.pixels()
+        ));
+    }
+    let (w, h) = (size.width as u64, size.height as u64);
+    if w > 4 * h || h > 4 * w {
+        return Err(format!("{size} has an aspect ratio outside 1:4 to 4:1"));
+    }
+    Ok(())
+}
 
 /// Checks the first broken rule. Cheap and free of I/O: safe to call on every keystroke.
 pub fn validate(spec: &JobSpec) -> Result<(), ValidationError> {
@@ -105,10 +135,15 @@ pub fn validate_all(spec: &JobSpec) -> Vec<ValidationError> {
             );
         }
     }
-    if let Some(n) = spec.n
-        && !(1..=4).contains(&n)
-    {
-        check("n", Err(format!("{n} is out of range; n must be 1 to 4")));
+    if let Some(n) = spec.n {
+        if model == Model::QwenImageMax && n != 1 {
+            check(
+                "n",
+                Err(format!("{n} is out of range; {model} makes n = 1 only")),
+            );
+        } else if !(1..=4).contains(&n) {
+            check("n", Err(format!("{n} is out of range; n must be 1 to 4")));
+        }
     }
     if let Some(seed) = spec.seed
         && seed > MAX_SEED
@@ -247,6 +282,19 @@ fn check_prompt(model: Model, prompt: &str) -> Result<(), String> {
 }
 
 fn check_size(model: Model, size: super::Size) -> Result<(), String> {
+    match model {
+        Model::Wan26T2i => return check_area(size, 1280, 1440),
+        Model::QwenImageMax => {
+            return if QWEN_IMAGE_SIZES.contains(&size) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{size} is not offered by {model}; one of 1664*928, 1472*1104, 1328*1328, 1104*1472, 928*1664"
+                ))
+            };
+        }
+        _ => {}
+    }
     match model.family() {
         Family::TextToImage => {
             for (side, value) in [("width", size.width), ("height", size.height)] {

@@ -12,7 +12,7 @@ use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use image::{ImageEncoder, Rgb, RgbImage};
 
 use super::tasks::hash64;
-use crate::dashscope::{EditFunction, Family, JobSpec, Size};
+use crate::dashscope::{EditFunction, Family, JobSpec, Model, Size};
 
 /// The largest side the simulator renders (super_resolution of a big image stops here).
 const MAX_OUTPUT_SIDE: u32 = 8192;
@@ -30,7 +30,11 @@ pub fn render(spec: &JobSpec, inputs: &Inputs, seed: u64) -> Result<Vec<u8>, Str
     let look = Look::new(&spec.prompt, seed);
     let mut image = match spec.model.family() {
         Family::TextToImage => {
-            let size = spec.size.unwrap_or(Size::new(1024, 1024));
+            let size = spec.size.unwrap_or(match spec.model {
+                Model::Wan26T2i => Size::new(1280, 1280),
+                Model::QwenImageMax => Size::new(1664, 928),
+                _ => Size::new(1024, 1024),
+            });
             look.paint(size.width, size.height)
         }
         Family::ImageEdit => {

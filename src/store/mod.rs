@@ -5,6 +5,7 @@
 //! state change writes an event row in the same transaction. The API key is never stored.
 
 mod schema;
+mod sync_calls;
 mod types;
 mod work;
 

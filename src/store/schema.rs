@@ -94,6 +94,11 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE jobs ADD COLUMN parent_job_id INTEGER;
     CREATE INDEX images_starred ON images(job_id) WHERE starred = 1;
     ",
+    // 4: the answer of a synchronous (multimodal-generation) call, a JSON list of its
+    // results: no task exists to fetch them from again, so a restart downloads from here.
+    "
+    ALTER TABLE jobs ADD COLUMN sync_answer TEXT;
+    ",
 ];
 
 /// The schema version this build writes.
