@@ -356,8 +356,10 @@ fn a_worker_killed_during_a_synchronous_call_never_sends_it_again_without_retry(
             .json()
     };
     let detail = show(&id);
-    assert_eq!(detail["state"], "needs_attention", "{detail}");
-    let message = detail["error_message"].as_str().unwrap_or_default();
+    assert_eq!(detail["summary"]["state"], "needs_attention", "{detail}");
+    let message = detail["summary"]["error_message"]
+        .as_str()
+        .unwrap_or_default();
     assert!(
         message.contains("billed") && message.contains("no task id"),
         "{detail}"
@@ -367,7 +369,7 @@ fn a_worker_killed_during_a_synchronous_call_never_sends_it_again_without_retry(
     Run::from(wandash(&["retry", &id]).output().unwrap()).expect(0);
     Run::from(wandash(&["worker", "--until-idle"]).output().unwrap()).expect(0);
     let detail = show(&id);
-    assert_eq!(detail["state"], "succeeded", "{detail}");
+    assert_eq!(detail["summary"]["state"], "succeeded", "{detail}");
     assert_eq!(calls(), 2, "sent once more on retry");
     let path = detail["images"][0]["path"].as_str().unwrap();
     let img = image::open(path).unwrap_or_else(|e| panic!("{path}: {e}"));
