@@ -87,13 +87,10 @@ pub fn prompt_body(body: &Value) -> Result<Value, WireError> {
         .rev()
         .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
         .ok_or_else(|| bad("has no message with role `user`"))?;
-    let parts = match message.get("content") {
-        Some(Value::Array(parts)) => parts,
-        _ => {
-            return Err(bad(
-                "content must be a list of {\"text\"} and {\"image\"} parts",
-            ));
-        }
+    let Some(Value::Array(parts)) = message.get("content") else {
+        return Err(bad(
+            "content must be a list of {\"text\"} and {\"image\"} parts",
+        ));
     };
     let mut text: Option<&str> = None;
     let mut images = Vec::new();
