@@ -14,10 +14,11 @@ use serde::Deserialize;
 
 use super::error::ClientError;
 use super::spec::{ImageRef, JobSpec};
-use super::validate::{ValidationError, validate};
+use super::validate::{ValidationError, region_refusal, unspoken_endpoint, validate};
 use super::wire::{
     ListQuery, TaskCreated, TaskInfo, TaskList, TaskMetrics, TaskResult, TaskStatus, TaskSummary,
 };
+use super::{Model, Region};
 
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -62,6 +63,8 @@ impl fmt::Debug for ApiKey {
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
+    /// Decides which models may be sent and the id each goes by (`Model::id_in`).
+    region: Region,
 }
 
 struct Inner {
@@ -75,6 +78,7 @@ impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
             .field("base_url", &self.inner.base_url)
+            .field("region", &self.region)
             .finish_non_exhaustive()
     }
 }
@@ -138,6 +142,7 @@ impl Client {
                 base_url,
                 authorization,
             }),
+            region: Region::Beijing,
         })
     }
 
@@ -145,9 +150,33 @@ impl Client {
         &self.inner.base_url
     }
 
+    /// This client for the models of `region` (Beijing unless told): a model it does not
+    /// offer is refused before anything is sent, and the others go by its ids.
+    pub fn in_region(mut self, region: Region) -> Client {
+        self.region = region;
+        self
+    }
+
+    pub fn region(&self) -> Region {
+        self.region
+    }
+
+    /// The id `model` goes by in this client's region; the refusal names the regions
+    /// that offer it.
+    pub fn wire_model_id(&self, model: Model) -> Result<&'static str, ValidationError> {
+        model
+            .id_in(self.region)
+            .ok_or_else(|| region_refusal(model, self.region))
+    }
+
     /// Validates the job, resolves local files (see `prepare`), then submits it.
     pub async fn create(&self, spec: &JobSpec) -> Result<TaskCreated, ClientError> {
         validate(spec)?;
+        let model_id = self.wire_model_id(spec.model)?;
+        let endpoint = spec.model.endpoint();
+        if !endpoint.spoken() {
+            return Err(unspoken_endpoint(spec.model).into());
+        }
         let prepared;
         let spec = if spec
             .image_refs()
@@ -159,7 +188,7 @@ impl Client {
         } else {
             spec
         };
-        let body = spec.to_wire().map_err(|e| {
+        let body = spec.to_wire_as(model_id).map_err(|e| {
             ValidationError::new(
                 e.field.clone(),
                 format!("local file {} was not uploaded", e.path.display()),
@@ -168,7 +197,7 @@ impl Client {
         let body = serde_json::to_vec(&body)
             .map_err(|e| ClientError::Protocol(format!("cannot encode the request: {e}")))?;
         let mut request = self
-            .api(Method::POST, spec.model.endpoint().path())
+            .api(Method::POST, endpoint.path())
             .header("X-DashScope-Async", "enable")
             .header(CONTENT_TYPE, "application/json; charset=utf-8")
             .body(body);

@@ -12,7 +12,7 @@ use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use image::{ImageEncoder, Rgb, RgbImage};
 
 use super::tasks::hash64;
-use crate::dashscope::{EditFunction, Family, JobSpec, Size};
+use crate::dashscope::{EditFunction, Family, JobSpec, OutputSize, Size};
 
 /// The largest side the simulator renders (super_resolution of a big image stops here).
 const MAX_OUTPUT_SIDE: u32 = 8192;
@@ -30,7 +30,7 @@ pub fn render(spec: &JobSpec, inputs: &Inputs, seed: u64) -> Result<Vec<u8>, Str
     let look = Look::new(&spec.prompt, seed);
     let mut image = match spec.model.family() {
         Family::TextToImage => {
-            let size = spec.size.unwrap_or(Size::new(1024, 1024));
+            let size = spec.size.map_or(Size::new(1024, 1024), OutputSize::nominal);
             look.paint(size.width, size.height)
         }
         Family::ImageEdit => {
@@ -273,7 +273,7 @@ fn edit(
 
 /// wanx-x-painting: the base at the output size, repainted where the mask marks.
 fn inpaint(spec: &JobSpec, base: &RgbImage, mask: &RgbImage, look: &Look) -> RgbImage {
-    let size = spec.size.unwrap_or(Size::new(1024, 1024));
+    let size = spec.size.map_or(Size::new(1024, 1024), OutputSize::nominal);
     let (w, h) = (size.width, size.height);
     let base = image::imageops::resize(base, w, h, image::imageops::FilterType::Nearest);
     let mask = image::imageops::resize(mask, w, h, image::imageops::FilterType::Nearest);
@@ -300,9 +300,10 @@ fn combine(spec: &JobSpec, images: &[RgbImage], look: &Look) -> Result<RgbImage,
     let last = images
         .last()
         .ok_or("images: at least one image is required")?;
-    let size = spec
-        .size
-        .unwrap_or_else(|| keep_aspect(last.width(), last.height()));
+    let size = spec.size.map_or_else(
+        || keep_aspect(last.width(), last.height()),
+        OutputSize::nominal,
+    );
     let (w, h) = (size.width, size.height);
     let scaled: Vec<RgbImage> = images
         .iter()

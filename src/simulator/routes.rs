@@ -254,7 +254,7 @@ async fn create(sim: Shared, endpoint: Endpoint, headers: HeaderMap, body: Bytes
         Err(e) => return invalid(e.to_string()),
     };
     let model = spec.model;
-    if model.endpoint() != endpoint {
+    if !model.entry().endpoints.contains(&endpoint) {
         return invalid(format!(
             "Model {model} is not served by {}; send it to {}",
             endpoint.path(),
