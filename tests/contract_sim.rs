@@ -169,7 +169,7 @@ async fn every_text_to_image_model_round_trips() {
         Model::Wanx20T2iTurbo,
     ] {
         let mut spec = JobSpec::new(model, format!("a lighthouse at dusk, by {model}"));
-        spec.size = Some(Size::new(512, 768));
+        spec.size = Some(Size::new(512, 768).into());
         spec.n = Some(2);
         spec.seed = Some(7);
         let (info, images) = succeeded(&client, &spec).await;
@@ -353,7 +353,7 @@ async fn x_painting_round_trips_at_each_of_its_sizes() {
         let mut spec = JobSpec::new(Model::WanxXPainting, "a cat on the sofa");
         spec.base_image = Some(ImageRef::File(base.clone()));
         spec.mask_image = Some(ImageRef::File(mask.clone()));
-        spec.size = size;
+        spec.size = size.map(Into::into);
         spec.style = style.map(String::from);
         let (info, images) = succeeded(&client, &spec).await;
         let expected = size.unwrap_or(Size::new(1024, 1024));
@@ -375,7 +375,7 @@ async fn wan25_round_trips_with_a_local_file_a_data_uri_and_a_url() {
 
     // Image 3 is an http URL: a picture the simulator made itself.
     let mut t2i = JobSpec::new(Model::Wanx21T2iTurbo, "a mountain lake");
-    t2i.size = Some(Size::new(512, 768));
+    t2i.size = Some(Size::new(512, 768).into());
     t2i.n = Some(1);
     let (info, _) = succeeded(&client, &t2i).await;
     let TaskResult::Image { url, .. } = &info.results[0] else {
@@ -395,7 +395,7 @@ async fn wan25_round_trips_with_a_local_file_a_data_uri_and_a_url() {
         ImageRef::Url(url.clone()),
     ];
     spec.n = Some(2);
-    spec.size = Some(Size::new(1280, 720));
+    spec.size = Some(Size::new(1280, 720).into());
     let (info, images) = succeeded(&client, &spec).await;
     assert_eq!(dims(&images), vec![(1280, 720); 2]);
     assert_eq!(info.image_count, Some(2));
@@ -514,7 +514,7 @@ async fn list_pages_and_filters() {
     for (model, count) in [(Model::Wanx21T2iTurbo, 3), (Model::Wanx21T2iPlus, 2)] {
         for i in 0..count {
             let mut spec = JobSpec::new(model, format!("list test {i}"));
-            spec.size = Some(Size::new(512, 512));
+            spec.size = Some(Size::new(512, 512).into());
             spec.n = Some(1);
             let created = client.create(&spec).await.unwrap();
             ids.insert(created.task_id, model);
@@ -752,7 +752,7 @@ async fn service_faults_and_dropped_connections_are_retried_later() {
         &client,
         &JobSpec {
             n: Some(1),
-            size: Some(Size::new(512, 512)),
+            size: Some(Size::new(512, 512).into()),
             ..spec
         },
     )
@@ -766,7 +766,7 @@ async fn partial_and_total_task_failures_read_as_the_protocol_says() {
     let sim = sim(fast_config()).await;
     let client = client(&sim);
     let mut spec = JobSpec::new(Model::Wanx21T2iTurbo, "a forest");
-    spec.size = Some(Size::new(512, 512));
+    spec.size = Some(Size::new(512, 512).into());
     spec.n = Some(4);
 
     admin(&sim, "faults", Some(json!({"partial_failure_rate": 1.0}))).await;
@@ -817,7 +817,7 @@ async fn unknown_and_expired_tasks_read_unknown_and_their_images_are_gone() {
     assert_eq!(never.status, TaskStatus::Unknown);
 
     let mut spec = JobSpec::new(Model::Wanx20T2iTurbo, "an old photograph");
-    spec.size = Some(Size::new(512, 512));
+    spec.size = Some(Size::new(512, 512).into());
     spec.n = Some(1);
     let (info, _) = succeeded(&client, &spec).await;
     let TaskResult::Image { url, .. } = &info.results[0] else {
@@ -867,7 +867,7 @@ async fn image_generation_round_trips_through_the_client() {
     let sim = sim(fast_config()).await;
     let client = client(&sim);
     let mut spec = JobSpec::new(Model::Wan26T2i, "a flower shop at dawn");
-    spec.size = Some(Size::new(1440, 1152));
+    spec.size = Some(Size::new(1440, 1152).into());
     spec.n = Some(1);
     spec.negative_prompt = Some("people".into());
     let (info, images) = succeeded(&client, &spec).await;
@@ -891,7 +891,7 @@ async fn synchronous_calls_round_trip_through_the_client() {
         ),
         (
             JobSpec {
-                size: Some(Size::new(928, 1664)),
+                size: Some(Size::new(928, 1664).into()),
                 ..JobSpec::new(Model::QwenImageMax, "a tall lighthouse")
             },
             (928, 1664),

@@ -397,7 +397,7 @@ mod tests {
         assert_eq!(jobs.len(), 3 * 2 * 2 + 1);
         assert_eq!(jobs[0].spec().prompt, "a");
         assert_eq!(jobs[0].spec().seed, Some(1));
-        assert_eq!(jobs[1].spec().size, Some(Size::new(720, 1280)));
+        assert_eq!(jobs[1].spec().size, Some(Size::new(720, 1280).into()));
         assert_eq!(jobs[11].spec().prompt, "c");
         assert_eq!(jobs[12].spec().model, Model::Wanx20T2iTurbo);
         assert_eq!(jobs[12].origin, Origin::Table { index: 2, line: 8 });

@@ -16,10 +16,11 @@ use super::error::ClientError;
 use super::messages::{Choice, DEFAULT_SYNC_CALL_TIMEOUT, Usage, choice_parts};
 use super::models::Endpoint;
 use super::spec::{ImageRef, JobSpec};
-use super::validate::{ValidationError, validate};
+use super::validate::{ValidationError, region_refusal, validate};
 use super::wire::{
     ListQuery, TaskCreated, TaskInfo, TaskList, TaskMetrics, TaskResult, TaskStatus, TaskSummary,
 };
+use super::{Model, Region};
 
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -64,6 +65,8 @@ impl fmt::Debug for ApiKey {
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
+    /// Decides which models may be sent and the id each goes by (`Model::id_in`).
+    region: Region,
 }
 
 struct Inner {
@@ -79,6 +82,7 @@ impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
             .field("base_url", &self.inner.base_url)
+            .field("region", &self.region)
             .finish_non_exhaustive()
     }
 }
@@ -143,6 +147,7 @@ impl Client {
                 authorization,
                 sync_timeout: DEFAULT_SYNC_CALL_TIMEOUT,
             }),
+            region: Region::Beijing,
         })
     }
 
@@ -156,6 +161,7 @@ impl Client {
                 authorization: inner.authorization.clone(),
                 sync_timeout,
             }),
+            region: self.region,
         }
     }
 
@@ -165,6 +171,25 @@ impl Client {
 
     pub fn base_url(&self) -> &str {
         &self.inner.base_url
+    }
+
+    /// This client for the models of `region` (Beijing unless told): a model it does not
+    /// offer is refused before anything is sent, and the others go by its ids.
+    pub fn in_region(mut self, region: Region) -> Client {
+        self.region = region;
+        self
+    }
+
+    pub fn region(&self) -> Region {
+        self.region
+    }
+
+    /// The id `model` goes by in this client's region; the refusal names the regions
+    /// that offer it.
+    pub fn wire_model_id(&self, model: Model) -> Result<&'static str, ValidationError> {
+        model
+            .id_in(self.region)
+            .ok_or_else(|| region_refusal(model, self.region))
     }
 
     /// Validates the job, resolves local files (see `prepare`), then submits it to the
@@ -186,6 +211,8 @@ impl Client {
             Endpoint::TextToImage | Endpoint::ImageToImage => {}
         }
         validate(spec)?;
+        let model_id = self.wire_model_id(spec.model)?;
+        let endpoint = spec.model.endpoint();
         let prepared;
         let spec = if spec
             .image_refs()
@@ -197,7 +224,7 @@ impl Client {
         } else {
             spec
         };
-        let body = spec.to_wire().map_err(|e| {
+        let body = spec.to_wire_as(model_id).map_err(|e| {
             ValidationError::new(
                 e.field.clone(),
                 format!("local file {} was not uploaded", e.path.display()),
@@ -206,7 +233,7 @@ impl Client {
         let body = serde_json::to_vec(&body)
             .map_err(|e| ClientError::Protocol(format!("cannot encode the request: {e}")))?;
         let mut request = self
-            .api(Method::POST, spec.model.endpoint().path())
+            .api(Method::POST, endpoint.path())
             .header("X-DashScope-Async", "enable")
             .header(CONTENT_TYPE, "application/json; charset=utf-8")
             .body(body);

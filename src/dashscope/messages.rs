@@ -36,8 +36,8 @@ const IMAGE_INPUTS: [&str; 2] = ["base_image_url", "images"];
 /// The messages body of `spec`: its prompt-style body with `input` replaced by one user
 /// message (image parts first, then the text, as the vendor's examples write it) and
 /// `negative_prompt` moved to `parameters`, where these endpoints take it.
-pub fn messages_body(spec: &JobSpec) -> Result<Value, UnresolvedImage> {
-    let mut body = spec.to_wire()?;
+pub fn messages_body(spec: &JobSpec, model_id: &str) -> Result<Value, UnresolvedImage> {
+    let mut body = spec.to_wire_as(model_id)?;
     let input = match body.get_mut("input").map(Value::take) {
         Some(Value::Object(input)) => input,
         _ => Map::new(),
@@ -253,6 +253,7 @@ impl Client {
     /// body is ready to send and whether it names `oss://` uploads.
     async fn messages_request(&self, spec: &JobSpec) -> Result<(Vec<u8>, bool), ClientError> {
         validate(spec)?;
+        let model_id = self.wire_model_id(spec.model)?;
         let prepared;
         let spec = if spec
             .image_refs()
@@ -264,7 +265,7 @@ impl Client {
         } else {
             spec
         };
-        let body = messages_body(spec).map_err(|e| {
+        let body = messages_body(spec, model_id).map_err(|e| {
             ValidationError::new(
                 e.field.clone(),
                 format!("local file {} was not uploaded", e.path.display()),
@@ -335,7 +336,7 @@ mod tests {
         spec.negative_prompt = Some("blur".into());
         spec.n = Some(2);
         spec.seed = Some(42);
-        let body = messages_body(&spec).unwrap();
+        let body = messages_body(&spec, spec.model.id()).unwrap();
         assert_eq!(
             body["input"],
             json!({"messages": [{"role": "user", "content": [
@@ -356,8 +357,8 @@ mod tests {
         let mut spec = JobSpec::new(Model::Wan25I2iPreview, "a cat");
         spec.images = vec![ImageRef::Url("https://x/1.png".into())];
         spec.negative_prompt = Some("dogs".into());
-        spec.size = Some(Size::new(1280, 1280));
-        let back = prompt_body(&messages_body(&spec).unwrap()).unwrap();
+        spec.size = Some(Size::new(1280, 1280).into());
+        let back = prompt_body(&messages_body(&spec, spec.model.id()).unwrap()).unwrap();
         assert_eq!(JobSpec::from_wire(&back).unwrap(), spec);
     }
 

@@ -22,7 +22,7 @@ use crate::store::{
 /// Whether jobs of `model` go through a synchronous call: only when no endpoint that
 /// serves it is asynchronous (an async endpoint is preferred wherever there is one).
 pub(crate) fn is_sync_only(model: Model) -> bool {
-    !model.endpoints().iter().any(|e| e.is_async())
+    !model.entry().endpoints.iter().any(|e| e.is_async())
 }
 
 /// Why a job whose synchronous call may have reached the service is left to the user.

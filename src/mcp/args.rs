@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::dashscope::{EditFunction, ImageRef, JobSpec, Model, Size};
+use crate::dashscope::{EditFunction, ImageRef, JobSpec, Model, OutputSize};
 
 /// How long a tool waits for its job, and what it sends back.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -234,7 +234,7 @@ fn parse_model(text: Option<&str>, default: Model) -> Result<Model, ArgError> {
     }
 }
 
-fn parse_size(text: Option<&str>) -> Result<Option<Size>, ArgError> {
+fn parse_size(text: Option<&str>) -> Result<Option<OutputSize>, ArgError> {
     text.map(|t| {
         t.parse()
             .map_err(|e: crate::dashscope::BadSize| format!("size: {e}"))

@@ -141,7 +141,7 @@ fn read(
 
 /// Whether `endpoint` serves `model`.
 pub(super) fn serves(model: Model, endpoint: Endpoint) -> bool {
-    model.endpoints().contains(&endpoint)
+    model.entry().endpoints.contains(&endpoint)
 }
 
 /// The `url error` answer, for the prompt endpoints too.

@@ -267,7 +267,8 @@ async fn create(sim: Shared, endpoint: Endpoint, headers: HeaderMap, body: Bytes
         // A model of the other prompt endpoint is told where to go; a messages model
         // gets the service's `url error`.
         return match model
-            .endpoints()
+            .entry()
+            .endpoints
             .iter()
             .find(|e| matches!(e, Endpoint::TextToImage | Endpoint::ImageToImage))
         {
