@@ -952,3 +952,108 @@ async fn qwen_image_max_refuses_more_than_one_image_before_sending() {
     assert_eq!(stats(&sim).await["sync_calls"], 0);
     sim.shutdown().await;
 }
+
+/// The cheapest size `model` makes (small renders keep the tests fast), where it takes one.
+fn smallest_size(model: Model) -> Option<Size> {
+    use wandash::dashscope::catalogue::PixelRule;
+    let rule = model.entry().size?;
+    Some(match rule.pixels {
+        PixelRule::Sides { min, .. } => Size::new(min, min),
+        PixelRule::Area { min_pixels, .. } => {
+            let side = (min_pixels as f64).sqrt().ceil() as u32;
+            Size::new(side, side)
+        }
+        PixelRule::Fixed(sizes) => *sizes.iter().min_by_key(|s| s.pixels())?,
+    })
+}
+
+/// A job every messages model takes: one image, its least number of inputs (as data
+/// URIs, 512*512 with structure), its smallest size.
+fn messages_job(model: Model) -> JobSpec {
+    use wandash::dashscope::catalogue::ImageSlots;
+    let mut spec = JobSpec::new(model, "a lighthouse on a cliff");
+    spec.n = Some(1);
+    spec.size = smallest_size(model).map(Into::into);
+    if let ImageSlots::List { min, .. } = model.entry().images {
+        let mut png = Vec::new();
+        ImageBuffer::from_fn(512, 512, |x, y| Rgb([(x % 256) as u8, (y % 256) as u8, 90]))
+            .write_to(&mut std::io::Cursor::new(&mut png), ImageFormat::Png)
+            .unwrap();
+        let uri = format!(
+            "data:image/png;base64,{}",
+            base64::engine::general_purpose::STANDARD.encode(&png)
+        );
+        spec.images = vec![ImageRef::DataUri(uri); min];
+    }
+    spec
+}
+
+fn messages_models(endpoint: wandash::dashscope::Endpoint) -> Vec<Model> {
+    Model::ALL
+        .into_iter()
+        .filter(|m| m.entry().endpoints.contains(&endpoint))
+        .collect()
+}
+
+/// Every model image-generation serves: create, poll, images from `choices`, download,
+/// the size asked.
+#[tokio::test]
+async fn every_image_generation_model_round_trips() {
+    let sim = sim(fast_config()).await;
+    let client = client(&sim);
+    let models = messages_models(wandash::dashscope::Endpoint::ImageGeneration);
+    assert!(models.contains(&Model::Wan26T2i), "{models:?}");
+    for model in models {
+        let spec = messages_job(model);
+        let created = client.create_generation(&spec).await.unwrap();
+        let info = wait_final(&client, &created.task_id).await;
+        assert_eq!(info.status, TaskStatus::Succeeded, "{model}: {info:?}");
+        let images = download_all(&client, &info).await;
+        let asked = spec.size.map(|s| s.nominal()).unwrap();
+        assert_eq!(dims(&images), vec![(asked.width, asked.height)], "{model}");
+    }
+    sim.shutdown().await;
+}
+
+/// Every model multimodal-generation serves, in one synchronous call each: the answer's
+/// image, downloaded, of the size asked (or, for editing models without a size, the size
+/// the answer reports).
+#[tokio::test]
+async fn every_multimodal_generation_model_answers_a_synchronous_call() {
+    let sim = sim(fast_config()).await;
+    let client = client(&sim);
+    let models = messages_models(wandash::dashscope::Endpoint::MultimodalGeneration);
+    assert!(models.contains(&Model::QwenImageMax), "{models:?}");
+    let calls = models.len();
+    for model in models {
+        let spec = messages_job(model);
+        let answer = client.call_sync(&spec).await.unwrap();
+        assert_eq!(answer.results.len(), 1, "{model}: {answer:?}");
+        let reported = answer.size.expect("usage reports the size");
+        if let Some(asked) = spec.size {
+            assert_eq!(reported, asked.nominal(), "{model}");
+        }
+        let info = TaskInfo {
+            task_id: "sync".into(),
+            status: TaskStatus::Succeeded,
+            submit_time: None,
+            scheduled_time: None,
+            end_time: None,
+            results: answer.results,
+            texts: answer.texts,
+            metrics: None,
+            code: None,
+            message: None,
+            image_count: answer.image_count,
+            request_id: answer.request_id,
+        };
+        let images = download_all(&client, &info).await;
+        assert_eq!(
+            dims(&images),
+            vec![(reported.width, reported.height)],
+            "{model}"
+        );
+    }
+    assert_eq!(stats(&sim).await["sync_calls"], calls as u64);
+    sim.shutdown().await;
+}

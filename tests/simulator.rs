@@ -1335,3 +1335,56 @@ async fn the_messages_endpoints_refuse_like_the_service() {
     assert_eq!(stats(&sim).await["sync_calls"], 0);
     sim.shutdown().await;
 }
+
+fn data_uri(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    )
+}
+
+/// Editing models transform their inputs, visibly: the answer follows each input (two
+/// different inputs give two different images), up to wan2.7's nine.
+#[tokio::test]
+async fn editing_models_transform_their_one_to_nine_inputs() {
+    let sim = start(fast()).await.unwrap();
+    let edit = |model: &str, images: Vec<String>| {
+        let mut content: Vec<Value> = images.into_iter().map(|i| json!({"image": i})).collect();
+        content.push(json!({"text": "make it evening"}));
+        json!({"model": model, "input": {"messages": [{"role": "user", "content": content}]},
+               "parameters": {"n": 1, "size": "1024*1024"}})
+    };
+    let red = data_uri(&png(512, 512, |x, _| [200, (x % 256) as u8, 40]));
+    let blue = data_uri(&png(512, 512, |_, y| [30, (y % 256) as u8, 220]));
+    let mut made = Vec::new();
+    for input in [&red, &blue] {
+        let answer = call(&sim, edit("qwen-image-edit-plus", vec![input.clone()])).await;
+        assert_eq!(answer.status(), 200);
+        let json: Value = answer.json().await.unwrap();
+        let url = choice_images(&json["output"]).remove(0);
+        made.push(download(&url).await.to_rgb8());
+    }
+    assert_ne!(made[0], made[1], "the output follows the input");
+    // The red input shows through the edit: red dominates its output.
+    let mean = |img: &image::RgbImage, c: usize| {
+        img.pixels().map(|p| p.0[c] as u64).sum::<u64>() / img.pixels().len() as u64
+    };
+    assert!(
+        mean(&made[0], 0) > mean(&made[0], 2),
+        "red input, red output"
+    );
+    assert!(
+        mean(&made[1], 2) > mean(&made[1], 0),
+        "blue input, blue output"
+    );
+
+    let nine = vec![red.clone(); 9];
+    let id = created_id(&sim, GENERATION, edit("wan2.7-image", nine)).await;
+    let task = wait_final(&sim, &id).await;
+    assert_eq!(task["output"]["task_status"], "SUCCEEDED", "{task}");
+    let ten = vec![red; 10];
+    let answer = create(&sim, GENERATION, edit("wan2.7-image", ten)).await;
+    assert_eq!(answer.status(), 400, "at most nine inputs");
+    sim.shutdown().await;
+}
