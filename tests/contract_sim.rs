@@ -1009,7 +1009,7 @@ async fn every_image_generation_model_round_trips() {
         let info = wait_final(&client, &created.task_id).await;
         assert_eq!(info.status, TaskStatus::Succeeded, "{model}: {info:?}");
         let images = download_all(&client, &info).await;
-        let asked = spec.size.map(|s| s.nominal()).unwrap();
+        let asked = spec.size.unwrap().nominal();
         assert_eq!(dims(&images), vec![(asked.width, asked.height)], "{model}");
     }
     sim.shutdown().await;
