@@ -13,7 +13,7 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::Deserialize;
 
 use super::error::ClientError;
-use super::messages::{Choice, DEFAULT_SYNC_CALL_TIMEOUT, Usage, choice_parts};
+use super::messages::{Choice, Usage, choice_parts};
 use super::models::Endpoint;
 use super::spec::{ImageRef, JobSpec};
 use super::validate::{ValidationError, region_refusal, validate};
@@ -74,8 +74,6 @@ struct Inner {
     base_url: String,
     /// `Bearer <key>`, marked sensitive so that reqwest and http never print it.
     authorization: HeaderValue,
-    /// How long a synchronous generation call may hold its connection.
-    sync_timeout: Duration,
 }
 
 impl fmt::Debug for Client {
@@ -145,28 +143,9 @@ impl Client {
                 http,
                 base_url,
                 authorization,
-                sync_timeout: DEFAULT_SYNC_CALL_TIMEOUT,
             }),
             region: Region::Beijing,
         })
-    }
-
-    /// The same client with another limit on synchronous calls (see `call_sync`).
-    pub fn with_sync_timeout(self, sync_timeout: Duration) -> Client {
-        let inner = &self.inner;
-        Client {
-            inner: Arc::new(Inner {
-                http: inner.http.clone(),
-                base_url: inner.base_url.clone(),
-                authorization: inner.authorization.clone(),
-                sync_timeout,
-            }),
-            region: self.region,
-        }
-    }
-
-    pub(super) fn sync_timeout(&self) -> Duration {
-        self.inner.sync_timeout
     }
 
     pub fn base_url(&self) -> &str {
