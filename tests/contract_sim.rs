@@ -11,7 +11,7 @@ use image::{DynamicImage, GenericImageView, ImageBuffer, ImageFormat, Luma, Rgb}
 use serde_json::{Value, json};
 use wandash::dashscope::{
     ApiKey, Client, ClientError, EditFunction, ErrorAction, ExpandScales, ImageRef, JobSpec,
-    ListQuery, Model, ModelLimits, Size, TaskInfo, TaskResult, TaskStatus, classify,
+    ListQuery, Model, ModelLimits, Region, Size, TaskInfo, TaskResult, TaskStatus, classify,
 };
 use wandash::simulator::{RunningSim, SimConfig, start};
 
@@ -229,6 +229,76 @@ async fn every_text_to_image_model_round_trips() {
     other.prompt = "a blue submarine".into();
     let (_, other_images) = succeeded(&client, &other).await;
     assert_ne!(images[0], other_images[0]);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_catalogues_text2image_models_round_trip() {
+    let sim = sim(fast_config()).await;
+    let client = client(&sim);
+    for (model, size) in [
+        (Model::Wan22T2iFlash, Size::new(768, 512)),
+        (Model::Wan22T2iPlus, Size::new(512, 512)),
+        (Model::Wan25T2iPreview, Size::new(1280, 1280)),
+        (Model::QwenImage, Size::new(928, 1664)),
+        (Model::QwenImagePlus, Size::new(1664, 928)),
+    ] {
+        let mut spec = JobSpec::new(model, format!("a harbour at night, by {model}"));
+        spec.size = Some(size.into());
+        spec.n = Some(1);
+        spec.negative_prompt = Some("fog".into());
+        let (_, images) = succeeded(&client, &spec).await;
+        assert_eq!(dims(&images), vec![(size.width, size.height)], "{model}");
+    }
+    // qwen-image takes its negative prompt among the parameters (the QC example).
+    let mut spec = JobSpec::new(Model::QwenImage, "a kite");
+    spec.negative_prompt = Some("rain".into());
+    let body = spec.to_wire().unwrap();
+    assert_eq!(body["parameters"]["negative_prompt"], "rain");
+    assert!(body["input"].get("negative_prompt").is_none(), "{body}");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_region_sends_its_own_model_ids_and_refuses_what_it_does_not_offer() {
+    let sim = sim(fast_config()).await;
+    let singapore = client(&sim).in_region(Region::Singapore);
+    let mut spec = JobSpec::new(Model::Wanx21T2iTurbo, "a lighthouse");
+    spec.n = Some(1);
+    spec.size = Some(Size::new(512, 512).into());
+    let (info, _) = succeeded(&singapore, &spec).await;
+    let listed = singapore
+        .list(&ListQuery {
+            page_no: 1,
+            page_size: 10,
+            model_name: Some("wan2.1-t2i-turbo".into()),
+            ..ListQuery::default()
+        })
+        .await
+        .unwrap();
+    let names: Vec<(&str, Option<&str>)> = listed
+        .data
+        .iter()
+        .map(|t| (t.task_id.as_str(), t.model_name.as_deref()))
+        .collect();
+    assert_eq!(
+        names,
+        [(info.task_id.as_str(), Some("wan2.1-t2i-turbo"))],
+        "what arrived is Singapore's id"
+    );
+
+    let creates = stats(&sim).await["creates"].clone();
+    let mut painting = JobSpec::new(Model::WanxXPainting, "a cat");
+    painting.base_image = Some(ImageRef::Url("https://example.com/b.png".into()));
+    painting.mask_image = Some(ImageRef::Url("https://example.com/m.png".into()));
+    match singapore.create(&painting).await {
+        Err(ClientError::Invalid(err)) => {
+            assert_eq!(err.field, "model");
+            assert!(err.message.contains("offered in cn-beijing"), "{err}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(stats(&sim).await["creates"], creates, "nothing was sent");
     sim.shutdown().await;
 }
 

@@ -48,6 +48,14 @@ impl BatchJob {
         self.draft.spec()
     }
 
+    /// The job, checked also against what `region` offers.
+    pub fn for_region(self, region: crate::dashscope::Region) -> BatchJob {
+        BatchJob {
+            draft: self.draft.for_region(region),
+            ..self
+        }
+    }
+
     pub fn place(&self) -> String {
         if self.combination.is_empty() {
             self.origin.to_string()

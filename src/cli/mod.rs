@@ -421,6 +421,7 @@ fn batch_command(ctx: &Context, args: &BatchArgs) -> CliResult<ExitCode> {
     }
     let jobs = file
         .expand()
+        .map(|jobs| jobs.into_iter().map(|j| j.for_region(ctx.region)).collect())
         .and_then(check_batch)
         .map_err(report_batch_errors)?;
     if args.dry_run {

@@ -611,7 +611,7 @@ async fn list_tasks(
                 && params
                     .model_name
                     .as_deref()
-                    .is_none_or(|m| t.model.id() == m)
+                    .is_none_or(|m| t.model_name() == m)
                 && params
                     .status
                     .as_deref()
@@ -632,7 +632,7 @@ async fn list_tasks(
             let mut item = json!({
                 "task_id": task.id,
                 "status": phase.status.as_str(),
-                "model_name": task.model.id(),
+                "model_name": task.model_name(),
                 "gmt_create": task.submit_ms,
                 "region": "cn-beijing",
                 "request_id": request_id(),

@@ -112,6 +112,15 @@ pub struct Phase {
 }
 
 impl Task {
+    /// The model id the task was created with (a region's own, say `wan2.1-t2i-turbo`),
+    /// as the service's task list names it.
+    pub fn model_name(&self) -> &str {
+        self.body
+            .get("model")
+            .and_then(Value::as_str)
+            .unwrap_or(self.model.id())
+    }
+
     pub fn new(
         id: String,
         model: Model,
