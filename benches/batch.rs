@@ -62,7 +62,7 @@ async fn run(n: usize, models: &[Model], latency: (Duration, Duration)) {
                 format!("bench image {i}: a lighthouse on a cliff at dusk"),
             );
             spec.n = Some(1);
-            spec.size = Some(Size::from_str("1024*1024").expect("a valid size"));
+            spec.size = Some(Size::from_str("1024*1024").expect("a valid size").into());
             spec.prompt_extend = Some(false);
             spec
         })

@@ -91,7 +91,9 @@ pub async fn connect(settings: BackendSettings) -> Result<Backend, EngineError> 
             let base_url = settings
                 .base_url
                 .unwrap_or_else(|| settings.region.base_url().to_string());
-            let client = Client::new(&base_url, key).map_err(client_error)?;
+            let client = Client::new(&base_url, key)
+                .map_err(client_error)?
+                .in_region(settings.region);
             Ok(Backend {
                 client,
                 kind: BackendKind::Live { base_url },
@@ -110,8 +112,9 @@ pub async fn connect(settings: BackendSettings) -> Result<Backend, EngineError> 
             })?;
             let base_url = sim.base_url();
             // The simulator takes any non-empty key; this one is not a secret.
-            let client =
-                Client::new(&base_url, ApiKey::new("simulator".into())).map_err(client_error)?;
+            let client = Client::new(&base_url, ApiKey::new("simulator".into()))
+                .map_err(client_error)?
+                .in_region(settings.region);
             tracing::info!(%base_url, "no API key and no base URL: using the built-in simulator");
             Ok(Backend {
                 client,

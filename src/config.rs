@@ -25,9 +25,11 @@ pub struct Config {
     pub base_url: Option<String>,
     /// Where the database, images and logs live; default the XDG data directory.
     pub data_dir: Option<PathBuf>,
-    /// Per-model quota; a model missing here uses API.md's defaults.
+    /// Per-model quota overrides; a model missing here uses the catalogue's (`wandash
+    /// models` shows the limits in force).
     pub limits: BTreeMap<Model, LimitsConfig>,
-    /// CNY per successfully generated image; a model missing here has no known price.
+    /// CNY per successfully generated image, overrides; a model missing here costs what
+    /// the catalogue says for the region.
     pub prices: BTreeMap<Model, f64>,
     pub poll: PollConfig,
     pub retry: RetryConfig,
@@ -174,23 +176,9 @@ impl Default for Config {
             region: Region::Beijing,
             base_url: None,
             data_dir: None,
-            limits: Model::ALL
-                .into_iter()
-                .map(|m| {
-                    let l = m.default_limits();
-                    (
-                        m,
-                        LimitsConfig {
-                            submit_per_second: l.submit_per_second,
-                            in_flight: l.in_flight,
-                        },
-                    )
-                })
-                .collect(),
-            prices: Model::ALL
-                .into_iter()
-                .filter_map(|m| Some((m, m.default_price_cny()?)))
-                .collect(),
+            // Overrides only: the catalogue holds every model's defaults (for the region).
+            limits: BTreeMap::new(),
+            prices: BTreeMap::new(),
             poll: PollConfig::default(),
             retry: RetryConfig::default(),
             download: DownloadConfig::default(),
@@ -431,9 +419,21 @@ impl Config {
             .unwrap_or_else(|| model.default_limits())
     }
 
-    /// Price per image, `None` when neither the config nor API.md knows it.
+    /// Price per image in the configured region, `None` when neither the config nor the
+    /// catalogue knows it.
     pub fn price_for(&self, model: Model) -> Option<f64> {
-        self.prices.get(&model).copied()
+        self.prices
+            .get(&model)
+            .copied()
+            .or_else(|| model.price_in(self.region))
+    }
+
+    /// The price of every model that has one, overrides applied.
+    pub fn price_table(&self) -> BTreeMap<Model, f64> {
+        Model::ALL
+            .into_iter()
+            .filter_map(|m| Some((m, self.price_for(m)?)))
+            .collect()
     }
 
     pub fn simulator_latency(&self) -> (Duration, Duration) {
@@ -451,7 +451,7 @@ impl Config {
                 .into_iter()
                 .map(|m| (m, self.limits_for(m)))
                 .collect(),
-            prices: self.prices.iter().map(|(m, p)| (*m, *p)).collect(),
+            prices: self.price_table().into_iter().collect(),
             poll_min: Duration::from_millis(self.poll.min_interval_ms),
             poll_max: Duration::from_millis(self.poll.max_interval_ms),
             queries_per_second: self.poll.queries_per_second,

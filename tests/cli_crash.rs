@@ -292,3 +292,86 @@ fn sha256(bytes: &[u8]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+/// Issue #11: a worker killed while a synchronous call (qwen-image-max, served only by
+/// the multimodal-generation endpoint) is held by the service. There is no task id to
+/// look the call up by, so the restarted worker never sends it again by itself: the job
+/// needs attention, saying the image may have been made and billed; `retry` sends it
+/// again on the user's word. The simulator's count of calls proves both.
+#[test]
+fn a_worker_killed_during_a_synchronous_call_never_sends_it_again_without_retry() {
+    let scratch = Scratch::new();
+    let config = scratch.write(
+        "config.toml",
+        "[poll]\nmin_interval_ms = 50\nmax_interval_ms = 250\n\n[retry]\nbackoff_base_ms = 50\nbackoff_cap_ms = 500\n",
+    );
+    // Long enough a hold that the kill lands while the call is on the wire.
+    let sim = Sim::start(&["--latency", "1s..1s"]);
+    let wandash = |args: &[&str]| {
+        let mut cmd = scratch.cmd_against(&sim, "test-key", &config);
+        cmd.args(args);
+        cmd
+    };
+    let calls = || sim.stats()["sync_calls"].as_u64().unwrap();
+    let submitted = Run::from(
+        wandash(&[
+            "--json",
+            "submit",
+            "--model",
+            "qwen-image-max",
+            "--prompt",
+            "a lighthouse at dusk",
+        ])
+        .output()
+        .unwrap(),
+    )
+    .expect(0)
+    .json();
+    let id = submitted["ids"][0].to_string();
+
+    let mut worker = wandash(&["worker"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while calls() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the call never reached the simulator"
+        );
+        assert!(
+            worker.try_wait().unwrap().is_none(),
+            "the worker exited early"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    worker.kill().unwrap(); // SIGKILL while the simulator holds the call
+    worker.wait().unwrap();
+
+    Run::from(wandash(&["worker", "--until-idle"]).output().unwrap()).expect(0);
+    let show = |id: &str| {
+        Run::from(wandash(&["--json", "show", id]).output().unwrap())
+            .expect(0)
+            .json()
+    };
+    let detail = show(&id);
+    assert_eq!(detail["summary"]["state"], "needs_attention", "{detail}");
+    let message = detail["summary"]["error_message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message.contains("billed") && message.contains("no task id"),
+        "{detail}"
+    );
+    assert_eq!(calls(), 1, "not sent again without the user's word");
+
+    Run::from(wandash(&["retry", &id]).output().unwrap()).expect(0);
+    Run::from(wandash(&["worker", "--until-idle"]).output().unwrap()).expect(0);
+    let detail = show(&id);
+    assert_eq!(detail["summary"]["state"], "succeeded", "{detail}");
+    assert_eq!(calls(), 2, "sent once more on retry");
+    let path = detail["images"][0]["path"].as_str().unwrap();
+    let img = image::open(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    assert_eq!((img.width(), img.height()), (1664, 928));
+}

@@ -95,6 +95,45 @@ fn submit_wait_prints_the_paths_of_valid_pngs() {
     assert_eq!(t.creates(), 1);
 }
 
+/// Issue #11: wan2.6-t2i goes through image-generation (a task, polled), qwen-image-max
+/// through one synchronous multimodal-generation call; both print their PNGs' paths.
+#[test]
+fn submit_wait_prints_the_pngs_of_the_messages_endpoints() {
+    let t = Setup::new();
+    let run = t
+        .run(&[
+            "submit",
+            "--model",
+            "wan2.6-t2i",
+            "--prompt",
+            "a flower shop",
+            "-n",
+            "1",
+            "--wait",
+        ])
+        .expect(0);
+    let paths: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(paths.len(), 1, "{}", run.stdout);
+    assert_png(paths[0], 1280, 1280);
+    assert_eq!(t.creates(), 1);
+
+    let run = t
+        .run(&[
+            "submit",
+            "--model",
+            "qwen-image-max",
+            "--prompt",
+            "a lighthouse",
+            "--wait",
+        ])
+        .expect(0);
+    let paths: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(paths.len(), 1, "{}", run.stdout);
+    assert_png(paths[0], 1664, 928);
+    assert_eq!(t.creates(), 1, "a synchronous call creates no task");
+    assert_eq!(t.sim.stats()["sync_calls"], 1);
+}
+
 #[test]
 fn batch_then_worker_until_idle_then_list_show_export() {
     let t = Setup::new();

@@ -11,7 +11,7 @@ use image::{DynamicImage, GenericImageView, ImageBuffer, ImageFormat, Luma, Rgb}
 use serde_json::{Value, json};
 use wandash::dashscope::{
     ApiKey, Client, ClientError, EditFunction, ErrorAction, ExpandScales, ImageRef, JobSpec,
-    ListQuery, Model, ModelLimits, Size, TaskInfo, TaskResult, TaskStatus, classify,
+    ListQuery, Model, ModelLimits, Region, Size, TaskInfo, TaskResult, TaskStatus, classify,
 };
 use wandash::simulator::{RunningSim, SimConfig, start};
 
@@ -169,7 +169,7 @@ async fn every_text_to_image_model_round_trips() {
         Model::Wanx20T2iTurbo,
     ] {
         let mut spec = JobSpec::new(model, format!("a lighthouse at dusk, by {model}"));
-        spec.size = Some(Size::new(512, 768));
+        spec.size = Some(Size::new(512, 768).into());
         spec.n = Some(2);
         spec.seed = Some(7);
         let (info, images) = succeeded(&client, &spec).await;
@@ -229,6 +229,76 @@ async fn every_text_to_image_model_round_trips() {
     other.prompt = "a blue submarine".into();
     let (_, other_images) = succeeded(&client, &other).await;
     assert_ne!(images[0], other_images[0]);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_catalogues_text2image_models_round_trip() {
+    let sim = sim(fast_config()).await;
+    let client = client(&sim);
+    for (model, size) in [
+        (Model::Wan22T2iFlash, Size::new(768, 512)),
+        (Model::Wan22T2iPlus, Size::new(512, 512)),
+        (Model::Wan25T2iPreview, Size::new(1280, 1280)),
+        (Model::QwenImage, Size::new(928, 1664)),
+        (Model::QwenImagePlus, Size::new(1664, 928)),
+    ] {
+        let mut spec = JobSpec::new(model, format!("a harbour at night, by {model}"));
+        spec.size = Some(size.into());
+        spec.n = Some(1);
+        spec.negative_prompt = Some("fog".into());
+        let (_, images) = succeeded(&client, &spec).await;
+        assert_eq!(dims(&images), vec![(size.width, size.height)], "{model}");
+    }
+    // qwen-image takes its negative prompt among the parameters (the QC example).
+    let mut spec = JobSpec::new(Model::QwenImage, "a kite");
+    spec.negative_prompt = Some("rain".into());
+    let body = spec.to_wire().unwrap();
+    assert_eq!(body["parameters"]["negative_prompt"], "rain");
+    assert!(body["input"].get("negative_prompt").is_none(), "{body}");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_region_sends_its_own_model_ids_and_refuses_what_it_does_not_offer() {
+    let sim = sim(fast_config()).await;
+    let singapore = client(&sim).in_region(Region::Singapore);
+    let mut spec = JobSpec::new(Model::Wanx21T2iTurbo, "a lighthouse");
+    spec.n = Some(1);
+    spec.size = Some(Size::new(512, 512).into());
+    let (info, _) = succeeded(&singapore, &spec).await;
+    let listed = singapore
+        .list(&ListQuery {
+            page_no: 1,
+            page_size: 10,
+            model_name: Some("wan2.1-t2i-turbo".into()),
+            ..ListQuery::default()
+        })
+        .await
+        .unwrap();
+    let names: Vec<(&str, Option<&str>)> = listed
+        .data
+        .iter()
+        .map(|t| (t.task_id.as_str(), t.model_name.as_deref()))
+        .collect();
+    assert_eq!(
+        names,
+        [(info.task_id.as_str(), Some("wan2.1-t2i-turbo"))],
+        "what arrived is Singapore's id"
+    );
+
+    let creates = stats(&sim).await["creates"].clone();
+    let mut painting = JobSpec::new(Model::WanxXPainting, "a cat");
+    painting.base_image = Some(ImageRef::Url("https://example.com/b.png".into()));
+    painting.mask_image = Some(ImageRef::Url("https://example.com/m.png".into()));
+    match singapore.create(&painting).await {
+        Err(ClientError::Invalid(err)) => {
+            assert_eq!(err.field, "model");
+            assert!(err.message.contains("offered in cn-beijing"), "{err}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(stats(&sim).await["creates"], creates, "nothing was sent");
     sim.shutdown().await;
 }
 
@@ -353,7 +423,7 @@ async fn x_painting_round_trips_at_each_of_its_sizes() {
         let mut spec = JobSpec::new(Model::WanxXPainting, "a cat on the sofa");
         spec.base_image = Some(ImageRef::File(base.clone()));
         spec.mask_image = Some(ImageRef::File(mask.clone()));
-        spec.size = size;
+        spec.size = size.map(Into::into);
         spec.style = style.map(String::from);
         let (info, images) = succeeded(&client, &spec).await;
         let expected = size.unwrap_or(Size::new(1024, 1024));
@@ -375,7 +445,7 @@ async fn wan25_round_trips_with_a_local_file_a_data_uri_and_a_url() {
 
     // Image 3 is an http URL: a picture the simulator made itself.
     let mut t2i = JobSpec::new(Model::Wanx21T2iTurbo, "a mountain lake");
-    t2i.size = Some(Size::new(512, 768));
+    t2i.size = Some(Size::new(512, 768).into());
     t2i.n = Some(1);
     let (info, _) = succeeded(&client, &t2i).await;
     let TaskResult::Image { url, .. } = &info.results[0] else {
@@ -395,7 +465,7 @@ async fn wan25_round_trips_with_a_local_file_a_data_uri_and_a_url() {
         ImageRef::Url(url.clone()),
     ];
     spec.n = Some(2);
-    spec.size = Some(Size::new(1280, 720));
+    spec.size = Some(Size::new(1280, 720).into());
     let (info, images) = succeeded(&client, &spec).await;
     assert_eq!(dims(&images), vec![(1280, 720); 2]);
     assert_eq!(info.image_count, Some(2));
@@ -514,7 +584,7 @@ async fn list_pages_and_filters() {
     for (model, count) in [(Model::Wanx21T2iTurbo, 3), (Model::Wanx21T2iPlus, 2)] {
         for i in 0..count {
             let mut spec = JobSpec::new(model, format!("list test {i}"));
-            spec.size = Some(Size::new(512, 512));
+            spec.size = Some(Size::new(512, 512).into());
             spec.n = Some(1);
             let created = client.create(&spec).await.unwrap();
             ids.insert(created.task_id, model);
@@ -752,7 +822,7 @@ async fn service_faults_and_dropped_connections_are_retried_later() {
         &client,
         &JobSpec {
             n: Some(1),
-            size: Some(Size::new(512, 512)),
+            size: Some(Size::new(512, 512).into()),
             ..spec
         },
     )
@@ -766,7 +836,7 @@ async fn partial_and_total_task_failures_read_as_the_protocol_says() {
     let sim = sim(fast_config()).await;
     let client = client(&sim);
     let mut spec = JobSpec::new(Model::Wanx21T2iTurbo, "a forest");
-    spec.size = Some(Size::new(512, 512));
+    spec.size = Some(Size::new(512, 512).into());
     spec.n = Some(4);
 
     admin(&sim, "faults", Some(json!({"partial_failure_rate": 1.0}))).await;
@@ -817,7 +887,7 @@ async fn unknown_and_expired_tasks_read_unknown_and_their_images_are_gone() {
     assert_eq!(never.status, TaskStatus::Unknown);
 
     let mut spec = JobSpec::new(Model::Wanx20T2iTurbo, "an old photograph");
-    spec.size = Some(Size::new(512, 512));
+    spec.size = Some(Size::new(512, 512).into());
     spec.n = Some(1);
     let (info, _) = succeeded(&client, &spec).await;
     let TaskResult::Image { url, .. } = &info.results[0] else {
@@ -855,5 +925,205 @@ async fn the_simulator_refuses_what_the_client_would_refuse() {
     assert_eq!(body["code"], "InvalidParameter");
     assert!(body["message"].as_str().unwrap().contains("n"), "{body}");
     assert_eq!(stats(&sim).await["creates"], 0);
+    sim.shutdown().await;
+}
+
+// ---- the messages endpoints (issue #11) ----------------------------------------------
+
+/// wan2.6-t2i on image-generation: create (with the async header), poll, images from
+/// `output.choices`, download, the asked size.
+#[tokio::test]
+async fn image_generation_round_trips_through_the_client() {
+    let sim = sim(fast_config()).await;
+    let client = client(&sim);
+    let mut spec = JobSpec::new(Model::Wan26T2i, "a flower shop at dawn");
+    spec.size = Some(Size::new(1440, 1152).into());
+    spec.n = Some(1);
+    spec.negative_prompt = Some("people".into());
+    let (info, images) = succeeded(&client, &spec).await;
+    assert_eq!(info.results.len(), 1, "{info:?}");
+    assert_eq!(dims(&images), vec![(1440, 1152)]);
+    assert_eq!(info.image_count, Some(1));
+    assert_eq!(stats(&sim).await["creates"], 1);
+    sim.shutdown().await;
+}
+
+/// qwen-image-max (multimodal-generation only) and wan2.6-t2i, each in one synchronous
+/// call: the answer's images, downloaded, of the asked (or default) size.
+#[tokio::test]
+async fn synchronous_calls_round_trip_through_the_client() {
+    let sim = sim(fast_config()).await;
+    let client = client(&sim);
+    let mut cases = vec![
+        (
+            JobSpec::new(Model::QwenImageMax, "a lighthouse"),
+            (1664, 928),
+        ),
+        (
+            JobSpec {
+                size: Some(Size::new(928, 1664).into()),
+                ..JobSpec::new(Model::QwenImageMax, "a tall lighthouse")
+            },
+            (928, 1664),
+        ),
+    ];
+    let mut wan = JobSpec::new(Model::Wan26T2i, "a harbour");
+    wan.n = Some(1);
+    cases.push((wan, (1280, 1280)));
+    for (spec, size) in cases {
+        let answer = client.call_sync(&spec).await.unwrap();
+        assert_eq!(answer.results.len(), 1, "{answer:?}");
+        assert_eq!(answer.image_count, Some(1));
+        assert_eq!(answer.size, Some(Size::new(size.0, size.1)));
+        let info = TaskInfo {
+            task_id: "sync".into(),
+            status: TaskStatus::Succeeded,
+            submit_time: None,
+            scheduled_time: None,
+            end_time: None,
+            results: answer.results,
+            texts: answer.texts,
+            metrics: None,
+            code: None,
+            message: None,
+            image_count: None,
+            request_id: None,
+        };
+        assert_eq!(dims(&download_all(&client, &info).await), vec![size]);
+    }
+    let stats = stats(&sim).await;
+    assert_eq!(stats["sync_calls"], 3, "{stats}");
+    assert_eq!(stats["creates"], 0, "{stats}");
+    // A sync-only model has no task to create.
+    let err = client
+        .create(&JobSpec::new(Model::QwenImageMax, "x"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ClientError::Invalid(v) if v.field == "model"),
+        "{err}"
+    );
+    sim.shutdown().await;
+}
+
+/// A rule the client and the simulator share, refused by the client before sending.
+#[tokio::test]
+async fn qwen_image_max_refuses_more_than_one_image_before_sending() {
+    let sim = sim(fast_config()).await;
+    let client = client(&sim);
+    let mut spec = JobSpec::new(Model::QwenImageMax, "x");
+    spec.n = Some(2);
+    let err = client.call_sync(&spec).await.unwrap_err();
+    assert!(
+        matches!(&err, ClientError::Invalid(v) if v.field == "n"),
+        "{err}"
+    );
+    assert_eq!(err.action(), ErrorAction::FixInput);
+    assert_eq!(stats(&sim).await["sync_calls"], 0);
+    sim.shutdown().await;
+}
+
+/// The cheapest size `model` makes (small renders keep the tests fast), where it takes one.
+fn smallest_size(model: Model) -> Option<Size> {
+    use wandash::dashscope::catalogue::PixelRule;
+    let rule = model.entry().size?;
+    Some(match rule.pixels {
+        PixelRule::Sides { min, .. } => Size::new(min, min),
+        PixelRule::Area { min_pixels, .. } => {
+            let side = (min_pixels as f64).sqrt().ceil() as u32;
+            Size::new(side, side)
+        }
+        PixelRule::Fixed(sizes) => *sizes.iter().min_by_key(|s| s.pixels())?,
+    })
+}
+
+/// A job every messages model takes: one image, its least number of inputs (as data
+/// URIs, 512*512 with structure), its smallest size.
+fn messages_job(model: Model) -> JobSpec {
+    use wandash::dashscope::catalogue::ImageSlots;
+    let mut spec = JobSpec::new(model, "a lighthouse on a cliff");
+    spec.n = Some(1);
+    spec.size = smallest_size(model).map(Into::into);
+    if let ImageSlots::List { min, .. } = model.entry().images {
+        let mut png = Vec::new();
+        ImageBuffer::from_fn(512, 512, |x, y| Rgb([(x % 256) as u8, (y % 256) as u8, 90]))
+            .write_to(&mut std::io::Cursor::new(&mut png), ImageFormat::Png)
+            .unwrap();
+        let uri = format!(
+            "data:image/png;base64,{}",
+            base64::engine::general_purpose::STANDARD.encode(&png)
+        );
+        spec.images = vec![ImageRef::DataUri(uri); min];
+    }
+    spec
+}
+
+fn messages_models(endpoint: wandash::dashscope::Endpoint) -> Vec<Model> {
+    Model::ALL
+        .into_iter()
+        .filter(|m| m.entry().endpoints.contains(&endpoint))
+        .collect()
+}
+
+/// Every model image-generation serves: create, poll, images from `choices`, download,
+/// the size asked.
+#[tokio::test]
+async fn every_image_generation_model_round_trips() {
+    let sim = sim(fast_config()).await;
+    let client = client(&sim);
+    let models = messages_models(wandash::dashscope::Endpoint::ImageGeneration);
+    assert!(models.contains(&Model::Wan26T2i), "{models:?}");
+    for model in models {
+        let spec = messages_job(model);
+        let created = client.create_generation(&spec).await.unwrap();
+        let info = wait_final(&client, &created.task_id).await;
+        assert_eq!(info.status, TaskStatus::Succeeded, "{model}: {info:?}");
+        let images = download_all(&client, &info).await;
+        let asked = spec.size.unwrap().nominal();
+        assert_eq!(dims(&images), vec![(asked.width, asked.height)], "{model}");
+    }
+    sim.shutdown().await;
+}
+
+/// Every model multimodal-generation serves, in one synchronous call each: the answer's
+/// image, downloaded, of the size asked (or, for editing models without a size, the size
+/// the answer reports).
+#[tokio::test]
+async fn every_multimodal_generation_model_answers_a_synchronous_call() {
+    let sim = sim(fast_config()).await;
+    let client = client(&sim);
+    let models = messages_models(wandash::dashscope::Endpoint::MultimodalGeneration);
+    assert!(models.contains(&Model::QwenImageMax), "{models:?}");
+    let calls = models.len();
+    for model in models {
+        let spec = messages_job(model);
+        let answer = client.call_sync(&spec).await.unwrap();
+        assert_eq!(answer.results.len(), 1, "{model}: {answer:?}");
+        let reported = answer.size.expect("usage reports the size");
+        if let Some(asked) = spec.size {
+            assert_eq!(reported, asked.nominal(), "{model}");
+        }
+        let info = TaskInfo {
+            task_id: "sync".into(),
+            status: TaskStatus::Succeeded,
+            submit_time: None,
+            scheduled_time: None,
+            end_time: None,
+            results: answer.results,
+            texts: answer.texts,
+            metrics: None,
+            code: None,
+            message: None,
+            image_count: answer.image_count,
+            request_id: answer.request_id,
+        };
+        let images = download_all(&client, &info).await;
+        assert_eq!(
+            dims(&images),
+            vec![(reported.width, reported.height)],
+            "{model}"
+        );
+    }
+    assert_eq!(stats(&sim).await["sync_calls"], calls as u64);
     sim.shutdown().await;
 }

@@ -1135,3 +1135,256 @@ async fn wrong_methods_and_paths_answer_json_errors() {
     );
     sim.shutdown().await;
 }
+
+// ---- the messages endpoints (issue #11) ----------------------------------------------
+
+const GENERATION: &str = "/services/aigc/image-generation/generation";
+const MULTIMODAL: &str = "/services/aigc/multimodal-generation/generation";
+
+fn messages(model: &str, text: &str, parameters: Value) -> Value {
+    json!({"model": model, "input": {"messages": [{"role": "user", "content": [{"text": text}]}]},
+           "parameters": parameters})
+}
+
+/// A synchronous call: no async header.
+async fn call(sim: &RunningSim, body: Value) -> reqwest::Response {
+    http()
+        .post(format!("{}{MULTIMODAL}", sim.base_url()))
+        .bearer_auth("sk-test")
+        .header("Content-Type", "application/json; charset=utf-8")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The image URLs of `output.choices`, every part with an `image` key.
+fn choice_images(output: &Value) -> Vec<String> {
+    output["choices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["message"]["content"].as_array().unwrap().iter())
+        .filter_map(|part| part["image"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn image_generation_tasks_answer_choices_and_ignore_unknown_parameters() {
+    let sim = start(fast()).await.unwrap();
+    // The official SDK leaks `is_async` into parameters; the service ignores it.
+    let body = messages(
+        "wan2.6-t2i",
+        "a flower shop",
+        json!({"size": "1280*1280", "n": 2, "negative_prompt": "blur", "is_async": true}),
+    );
+    let id = created_id(&sim, GENERATION, body).await;
+    let task = wait_final(&sim, &id).await;
+    assert_eq!(task["output"]["task_status"], "SUCCEEDED", "{task}");
+    assert!(task["output"].get("results").is_none(), "{task}");
+    let urls = choice_images(&task["output"]);
+    assert_eq!(urls.len(), 2, "{task}");
+    assert_eq!(task["usage"]["image_count"], 2);
+    assert_eq!(task["usage"]["size"], "1280*1280");
+    for url in urls {
+        let image = download(&url).await;
+        assert_eq!((image.width(), image.height()), (1280, 1280));
+    }
+    // Without the async header the endpoint refuses, as text2image does.
+    let answer = http()
+        .post(format!("{}{GENERATION}", sim.base_url()))
+        .bearer_auth("sk-test")
+        .header("Content-Type", "application/json")
+        .body(messages("wan2.6-t2i", "x", json!({})).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 400);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_synchronous_call_answers_its_images_and_leaves_no_task() {
+    let sim = start(fast()).await.unwrap();
+    let answer = call(&sim, messages("qwen-image-max", "a lighthouse", json!({}))).await;
+    assert_eq!(answer.status(), 200);
+    let json: Value = answer.json().await.unwrap();
+    // qwen-image's shape: usage with width and height.
+    assert_eq!(json["usage"]["width"], 1664, "{json}");
+    assert_eq!(json["usage"]["height"], 928);
+    assert_eq!(json["usage"]["image_count"], 1);
+    let urls = choice_images(&json["output"]);
+    assert_eq!(urls.len(), 1);
+    let image = download(&urls[0]).await;
+    assert_eq!((image.width(), image.height()), (1664, 928));
+
+    // wan2.6's shape on the same endpoint: `finished` and a size string.
+    let answer = call(
+        &sim,
+        messages(
+            "wan2.6-t2i",
+            "a harbour",
+            json!({"n": 1, "size": "1280*1280"}),
+        ),
+    )
+    .await;
+    assert_eq!(answer.status(), 200);
+    let json: Value = answer.json().await.unwrap();
+    assert_eq!(json["output"]["finished"], true, "{json}");
+    assert_eq!(json["usage"]["size"], "1280*1280");
+    assert_eq!(choice_images(&json["output"]).len(), 1);
+
+    let stats = stats(&sim).await;
+    assert_eq!(stats["sync_calls"], 2, "{stats}");
+    assert_eq!(stats["creates"], 0, "{stats}");
+    let list: Value = http()
+        .get(format!("{}/tasks", sim.base_url()))
+        .bearer_auth("sk-test")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["total"], 0, "calls are not tasks: {list}");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_messages_endpoints_refuse_like_the_service() {
+    let sim = start(fast()).await.unwrap();
+    // The async header on the synchronous endpoint.
+    let answer = http()
+        .post(format!("{}{MULTIMODAL}", sim.base_url()))
+        .bearer_auth("sk-test")
+        .header("X-DashScope-Async", "enable")
+        .header("Content-Type", "application/json")
+        .body(messages("qwen-image-max", "x", json!({})).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 403);
+    let json: Value = answer.json().await.unwrap();
+    assert_eq!(error_code(&json), "AccessDenied");
+    assert!(
+        json["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not support asynchronous calls")
+    );
+
+    // A model sent to an endpoint that does not serve it: `url error`.
+    for (path, body) in [
+        (GENERATION, messages("qwen-image-max", "x", json!({}))),
+        (
+            T2I,
+            json!({"model": "wan2.6-t2i", "input": {"prompt": "x"}}),
+        ),
+        (GENERATION, messages("wanx2.1-t2i-turbo", "x", json!({}))),
+    ] {
+        let answer = create(&sim, path, body.clone()).await;
+        assert_eq!(answer.status(), 400, "{body}");
+        let json: Value = answer.json().await.unwrap();
+        assert_eq!(error_code(&json), "InvalidParameter");
+        assert!(
+            json["message"].as_str().unwrap().contains("url error"),
+            "{json}"
+        );
+    }
+
+    // The model's own rules, 400 InvalidParameter naming the field.
+    for (body, field) in [
+        (messages("qwen-image-max", "x", json!({"n": 2})), "n"),
+        (
+            messages("qwen-image-max", "x", json!({"size": "1024*1024"})),
+            "size",
+        ),
+        (
+            messages("qwen-image-max", &"長".repeat(801), json!({})),
+            "prompt",
+        ),
+    ] {
+        let answer = call(&sim, body).await;
+        assert_eq!(answer.status(), 400);
+        let json: Value = answer.json().await.unwrap();
+        assert_eq!(error_code(&json), "InvalidParameter");
+        assert!(
+            json["message"].as_str().unwrap().starts_with(field),
+            "{field}: {json}"
+        );
+    }
+    let answer = create(
+        &sim,
+        GENERATION,
+        messages("wan2.6-t2i", "x", json!({"size": "1024*1024"})),
+    )
+    .await;
+    assert_eq!(answer.status(), 400);
+    // A malformed message names the part.
+    let answer = call(
+        &sim,
+        json!({"model": "qwen-image-max", "input": {"messages": [{"role": "user", "content": "x"}]}}),
+    )
+    .await;
+    assert_eq!(answer.status(), 400);
+    let json: Value = answer.json().await.unwrap();
+    assert!(
+        json["message"].as_str().unwrap().contains("input.messages"),
+        "{json}"
+    );
+    assert_eq!(stats(&sim).await["sync_calls"], 0);
+    sim.shutdown().await;
+}
+
+fn data_uri(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    )
+}
+
+/// Editing models transform their inputs, visibly: the answer follows each input (two
+/// different inputs give two different images), up to wan2.7's nine.
+#[tokio::test]
+async fn editing_models_transform_their_one_to_nine_inputs() {
+    let sim = start(fast()).await.unwrap();
+    let edit = |model: &str, images: Vec<String>| {
+        let mut content: Vec<Value> = images.into_iter().map(|i| json!({"image": i})).collect();
+        content.push(json!({"text": "make it evening"}));
+        json!({"model": model, "input": {"messages": [{"role": "user", "content": content}]},
+               "parameters": {"n": 1, "size": "1024*1024"}})
+    };
+    let red = data_uri(&png(512, 512, |x, _| [200, (x % 256) as u8, 40]));
+    let blue = data_uri(&png(512, 512, |_, y| [30, (y % 256) as u8, 220]));
+    let mut made = Vec::new();
+    for input in [&red, &blue] {
+        let answer = call(&sim, edit("qwen-image-edit-plus", vec![input.clone()])).await;
+        assert_eq!(answer.status(), 200);
+        let json: Value = answer.json().await.unwrap();
+        let url = choice_images(&json["output"]).remove(0);
+        made.push(download(&url).await.to_rgb8());
+    }
+    assert_ne!(made[0], made[1], "the output follows the input");
+    // The red input shows through the edit: red dominates its output.
+    let mean = |img: &image::RgbImage, c: usize| {
+        img.pixels().map(|p| p.0[c] as u64).sum::<u64>() / img.pixels().len() as u64
+    };
+    assert!(
+        mean(&made[0], 0) > mean(&made[0], 2),
+        "red input, red output"
+    );
+    assert!(
+        mean(&made[1], 2) > mean(&made[1], 0),
+        "blue input, blue output"
+    );
+
+    let nine = vec![red.clone(); 9];
+    let id = created_id(&sim, GENERATION, edit("wan2.7-image", nine)).await;
+    let task = wait_final(&sim, &id).await;
+    assert_eq!(task["output"]["task_status"], "SUCCEEDED", "{task}");
+    let ten = vec![red; 10];
+    let answer = create(&sim, GENERATION, edit("wan2.7-image", ten)).await;
+    assert_eq!(answer.status(), 400, "at most nine inputs");
+    sim.shutdown().await;
+}

@@ -93,7 +93,7 @@ fn row(i: usize) -> JobRow {
 
 fn detail_for(row: &JobRow) -> JobDetailView {
     let mut spec = JobSpec::new(row.model, row.prompt.clone());
-    spec.size = Some(Size::new(1024, 1024));
+    spec.size = Some(Size::new(1024, 1024).into());
     spec.seed = Some(1234);
     spec.negative_prompt = Some("blurry, low quality".into());
     let succeeded = row.state == JobState::Succeeded;

@@ -71,10 +71,12 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use image::{ImageBuffer, ImageFormat, Luma, Rgb, Rgba};
 use serde_json::json;
+use wandash::dashscope::catalogue::ImageSlots;
 use wandash::dashscope::{
-    ApiKey, Client, ClientError, EditFunction, ExpandScales, ImageRef, JobSpec, Model, Size,
-    ValidationError, WireError, check_local_images, validate, validate_all,
+    ApiKey, Client, ClientError, EditFunction, ExpandScales, ImageRef, JobSpec, Model, Region,
+    Size, ValidationError, WireError, check_local_images, validate, validate_all,
 };
+use wandash::intake::{self, Draft};
 
 const T2I: [Model; 3] = [
     Model::Wanx21T2iTurbo,
@@ -144,13 +146,31 @@ fn multi(count: usize) -> JobSpec {
     spec
 }
 
+/// The six models of API.md (the rules of rows 1-57 are theirs).
+const API_MD_MODELS: [Model; 6] = [
+    Model::Wanx21T2iTurbo,
+    Model::Wanx21T2iPlus,
+    Model::Wanx20T2iTurbo,
+    Model::Wanx21ImageEdit,
+    Model::WanxXPainting,
+    Model::Wan25I2iPreview,
+];
+
 /// The smallest spec each model accepts (remote images), to break one rule at a time.
 fn minimal(model: Model) -> JobSpec {
     match model {
         Model::Wanx21ImageEdit => edit(EditFunction::DescriptionEdit),
         Model::WanxXPainting => painting(),
         Model::Wan25I2iPreview => multi(1),
-        _ => JobSpec::new(model, "a lighthouse"),
+        _ => {
+            let mut spec = JobSpec::new(model, "a lighthouse");
+            if let ImageSlots::List { min, .. } = model.entry().images {
+                spec.images = (0..min)
+                    .map(|i| ImageRef::Url(format!("https://example.com/{i}.png")))
+                    .collect();
+            }
+            spec
+        }
     }
 }
 
@@ -255,7 +275,7 @@ fn a_negative_prompt_over_500_characters_is_refused() {
 
 #[test]
 fn n_outside_1_to_4_is_refused() {
-    for model in Model::ALL {
+    for model in API_MD_MODELS {
         for n in [1, 4] {
             let mut spec = minimal(model);
             spec.n = Some(n);
@@ -292,7 +312,7 @@ fn a_seed_over_2147483647_is_refused() {
 #[test]
 fn a_text_to_image_side_under_512_is_refused() {
     let mut spec = JobSpec::new(Model::Wanx20T2iTurbo, "a lighthouse");
-    spec.size = Some(Size::new(511, 1024));
+    spec.size = Some(Size::new(511, 1024).into());
     let err = refused(&spec, "size", "512 to 1440");
     assert!(err.message.contains("width 511 of 511*1024"), "{err}");
 }
@@ -300,7 +320,7 @@ fn a_text_to_image_side_under_512_is_refused() {
 #[test]
 fn a_text_to_image_side_over_1440_is_refused() {
     let mut spec = JobSpec::new(Model::Wanx21T2iTurbo, "a lighthouse");
-    spec.size = Some(Size::new(1024, 1441));
+    spec.size = Some(Size::new(1024, 1441).into());
     let err = refused(&spec, "size", "512 to 1440");
     assert!(err.message.contains("height 1441"), "{err}");
 }
@@ -308,9 +328,9 @@ fn a_text_to_image_side_over_1440_is_refused() {
 #[test]
 fn a_text_to_image_size_over_2_megapixels_is_refused() {
     let mut spec = JobSpec::new(Model::Wanx21T2iPlus, "a lighthouse");
-    spec.size = Some(Size::new(1440, 1388));
+    spec.size = Some(Size::new(1440, 1388).into());
     accepted(&spec);
-    spec.size = Some(Size::new(1440, 1440));
+    spec.size = Some(Size::new(1440, 1440).into());
     let err = refused(&spec, "size", "2000000");
     assert!(err.message.contains("1440*1440 is 2073600 pixels"), "{err}");
 }
@@ -323,11 +343,11 @@ fn an_x_painting_size_outside_the_three_is_refused() {
         Size::new(1280, 720),
     ] {
         let mut spec = painting();
-        spec.size = Some(ok);
+        spec.size = Some(ok.into());
         accepted(&spec);
     }
     let mut spec = painting();
-    spec.size = Some(Size::new(1280, 1280));
+    spec.size = Some(Size::new(1280, 1280).into());
     let err = refused(&spec, "size", "1024*1024, 720*1280, 1280*720");
     assert!(err.message.starts_with("1280*1280 is not offered"), "{err}");
 }
@@ -336,23 +356,23 @@ fn an_x_painting_size_outside_the_three_is_refused() {
 fn wan25_total_pixels_out_of_range_are_refused() {
     for size in [Size::new(767, 768), Size::new(1281, 1280)] {
         let mut spec = multi(1);
-        spec.size = Some(size);
+        spec.size = Some(size.into());
         refused(&spec, "size", "(768*768) to 1638400 (1280*1280)");
     }
     let mut spec = multi(1);
-    spec.size = Some(Size::new(768, 768));
+    spec.size = Some(Size::new(768, 768).into());
     accepted(&spec);
 }
 
 #[test]
 fn wan25_aspect_beyond_4_to_1_is_refused() {
     let mut spec = multi(2);
-    spec.size = Some(Size::new(2400, 600));
+    spec.size = Some(Size::new(2400, 600).into());
     accepted(&spec);
-    spec.size = Some(Size::new(2404, 600));
+    spec.size = Some(Size::new(2404, 600).into());
     let err = refused(&spec, "size", "1:4 to 4:1");
     assert!(err.message.starts_with("2404*600"), "{err}");
-    spec.size = Some(Size::new(600, 2404));
+    spec.size = Some(Size::new(600, 2404).into());
     refused(&spec, "size", "1:4 to 4:1");
 }
 
@@ -541,7 +561,7 @@ fn fields_that_do_not_apply_to_the_model_are_refused() {
     );
 
     let mut spec = edit(EditFunction::StylizationAll);
-    spec.size = Some(Size::new(1024, 1024));
+    spec.size = Some(Size::new(1024, 1024).into());
     refused(&spec, "size", "does not apply to model wanx2.1-imageedit");
 
     let mut spec = painting();
@@ -943,4 +963,260 @@ async fn wan25_local_files_become_data_uris_without_any_request() {
     }
     assert_eq!(prepared.images[1], spec.images[1]);
     assert!(prepared.to_wire().is_ok());
+}
+
+// ---- the catalogue's models (issue 11): one test per new rule ----
+
+fn with_images(model: Model, count: usize) -> JobSpec {
+    let mut spec = JobSpec::new(model, "put image 1 in the sky");
+    spec.images = (0..count)
+        .map(|i| ImageRef::Url(format!("https://example.com/{i}.png")))
+        .collect();
+    spec
+}
+
+fn sized(model: Model, size: &str) -> JobSpec {
+    let mut spec = minimal(model);
+    spec.size = Some(size.parse().unwrap());
+    spec
+}
+
+#[test]
+fn n_follows_each_models_range() {
+    let mut spec = minimal(Model::QwenImageMax);
+    spec.n = Some(1);
+    accepted(&spec);
+    spec.n = Some(2);
+    refused(&spec, "n", "n must be 1 for qwen-image-max");
+    let mut spec = minimal(Model::QwenImageEditPlus);
+    spec.n = Some(6);
+    accepted(&spec);
+    spec.n = Some(7);
+    refused(&spec, "n", "n must be 1 to 6");
+}
+
+#[test]
+fn wan27_n_reaches_12_only_with_enable_sequential() {
+    let mut spec = minimal(Model::Wan27Image);
+    spec.n = Some(12);
+    refused(&spec, "n", "n must be 1 to 4");
+    spec.enable_sequential = Some(true);
+    accepted(&spec);
+    spec.n = Some(13);
+    refused(&spec, "n", "1 to 12 with enable_sequential");
+}
+
+#[test]
+fn a_size_token_the_model_does_not_take_is_refused() {
+    accepted(&sized(Model::Wan26Image, "2K"));
+    refused(&sized(Model::Wan26Image, "4K"), "size", "one of 1K, 2K");
+    refused(
+        &sized(Model::QwenImage, "2K"),
+        "size",
+        "2K is not taken by qwen-image; give WIDTH*HEIGHT",
+    );
+    refused(&sized(Model::Wan27Image, "4K"), "size", "one of 1K, 2K");
+    accepted(&sized(Model::Wan27ImagePro, "4k"));
+}
+
+#[test]
+fn wan27_pro_makes_4k_for_text_to_image_only() {
+    let mut spec = with_images(Model::Wan27ImagePro, 1);
+    spec.size = Some("4K".parse().unwrap());
+    refused(&spec, "size", "4K is for text-to-image only");
+}
+
+#[test]
+fn wan25_t2i_sizes_outside_their_area_or_aspect_are_refused() {
+    accepted(&sized(Model::Wan25T2iPreview, "1280*1280"));
+    refused(
+        &sized(Model::Wan25T2iPreview, "1024*1024"),
+        "size",
+        "1638400 (1280*1280) to 2073600 (1440*1440)",
+    );
+    refused(
+        &sized(Model::Wan26T2i, "4000*500"),
+        "size",
+        "outside 1:4 to 4:1",
+    );
+}
+
+#[test]
+fn a_qwen_image_size_outside_its_five_is_refused() {
+    accepted(&sized(Model::QwenImagePlus, "1664*928"));
+    refused(
+        &sized(Model::QwenImagePlus, "1024*1024"),
+        "size",
+        "not offered by qwen-image-plus; one of 1664*928, 1472*1104, 1328*1328",
+    );
+}
+
+#[test]
+fn qwen_image_edit_sides_outside_512_to_2048_are_refused() {
+    accepted(&sized(Model::QwenImageEdit, "2048*512"));
+    refused(
+        &sized(Model::QwenImageEdit, "2049*1024"),
+        "size",
+        "each side must be 512 to 2048",
+    );
+}
+
+#[test]
+fn image_counts_follow_each_models_range() {
+    refused(
+        &with_images(Model::QwenImageEdit, 0),
+        "images",
+        "0 images given; qwen-image-edit takes 1 to 3",
+    );
+    accepted(&with_images(Model::QwenImage20, 0));
+    accepted(&with_images(Model::Wan27Image, 9));
+    refused(
+        &with_images(Model::Wan27Image, 10),
+        "images",
+        "takes 0 to 9",
+    );
+}
+
+#[test]
+fn wan26_image_interleaved_takes_at_most_one_image_and_one_n() {
+    let mut spec = with_images(Model::Wan26Image, 2);
+    accepted(&spec);
+    spec.enable_interleave = Some(true);
+    refused(&spec, "images", "takes 0 to 1");
+    spec.images.truncate(1);
+    accepted(&spec);
+    spec.n = Some(2);
+    refused(
+        &spec,
+        "n",
+        "n must be 1 for wan2.6-image with enable_interleave",
+    );
+    spec.n = None;
+    spec.size = Some(Size::new(1536, 1536).into());
+    refused(&spec, "size", "to 1638400 (1280*1280)");
+}
+
+#[test]
+fn max_images_applies_only_interleaved_and_is_1_to_5() {
+    let mut spec = with_images(Model::Wan26Image, 1);
+    spec.max_images = Some(3);
+    refused(&spec, "max_images", "only with enable_interleave");
+    spec.enable_interleave = Some(true);
+    accepted(&spec);
+    spec.max_images = Some(6);
+    refused(&spec, "max_images", "max_images must be 1 to 5");
+    let mut spec = minimal(Model::Wan26T2i);
+    spec.max_images = Some(1);
+    refused(&spec, "max_images", "does not apply to model wan2.6-t2i");
+}
+
+#[test]
+fn prompt_extend_on_wan26_image_is_for_editing_only() {
+    let mut spec = with_images(Model::Wan26Image, 1);
+    spec.prompt_extend = Some(false);
+    accepted(&spec);
+    spec.enable_interleave = Some(true);
+    refused(&spec, "prompt_extend", "not with enable_interleave");
+}
+
+#[test]
+fn thinking_mode_is_for_text_to_image_only() {
+    let mut spec = minimal(Model::Wan27Image);
+    spec.thinking_mode = Some(false);
+    accepted(&spec);
+    spec.images = with_images(Model::Wan27Image, 1).images;
+    refused(&spec, "thinking_mode", "text-to-image with wan2.7-image");
+}
+
+#[test]
+fn prompt_limits_follow_the_catalogue() {
+    for (model, limit) in [
+        (Model::Wan22T2iFlash, 500),
+        (Model::Wan25T2iPreview, 2000),
+        (Model::Wan26T2i, 2100),
+        (Model::Wan27Image, 5000),
+        (Model::QwenImage, 800),
+        (Model::ZImageTurbo, 800),
+    ] {
+        let mut spec = minimal(model);
+        spec.prompt = "字".repeat(limit);
+        accepted(&spec);
+        spec.prompt.push('字');
+        refused(&spec, "prompt", &format!("limit of {limit} for {model}"));
+    }
+    let mut spec = minimal(Model::Wan22T2iPlus);
+    spec.negative_prompt = Some("x".repeat(501));
+    refused(&spec, "negative_prompt", "limit of 500");
+}
+
+#[test]
+fn z_image_takes_no_negative_prompt_or_watermark() {
+    let mut spec = minimal(Model::ZImageTurbo);
+    spec.negative_prompt = Some("blur".into());
+    refused(
+        &spec,
+        "negative_prompt",
+        "does not apply to model z-image-turbo",
+    );
+    let mut spec = minimal(Model::ZImageTurbo);
+    spec.watermark = Some(true);
+    refused(&spec, "watermark", "does not apply to model z-image-turbo");
+}
+
+#[test]
+fn a_wan27_input_beyond_8_to_1_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = JobSpec::new(Model::Wan27Image, "widen");
+    spec.images = vec![ImageRef::File(grey_png(dir.path(), "wide.png", 2000, 240))];
+    local_refused(&spec, "images", "outside 1:8 to 8:1");
+    spec.images = vec![ImageRef::File(grey_png(dir.path(), "ok.png", 1920, 240))];
+    check_local_images(&spec).expect("8:1 is within the range");
+}
+
+#[test]
+fn a_model_the_region_does_not_offer_is_refused_naming_the_regions() {
+    let draft = Draft::new(painting(), Path::new("/")).for_region(Region::Singapore);
+    let problems = intake::check(draft).expect_err("Singapore has no wanx-x-painting");
+    assert_eq!(problems[0].field, "model");
+    assert!(
+        problems[0].message.contains(
+            "wanx-x-painting is not offered in ap-southeast-1; it is offered in cn-beijing"
+        ),
+        "{}",
+        problems[0]
+    );
+    let draft = Draft::new(minimal(Model::Wanx21T2iTurbo), Path::new("/"));
+    intake::check(draft.for_region(Region::Singapore)).expect("wan2.1-t2i-turbo there");
+}
+
+/// The refusal of models served only on image-generation and multimodal-generation,
+/// there until this build spoke those endpoints (issue #11), is gone: they are queued.
+#[test]
+fn a_model_served_only_on_the_messages_endpoints_is_taken() {
+    for model in [
+        Model::Wan26T2i,
+        Model::QwenImageMax,
+        Model::ZImageTurbo,
+        Model::QwenImage,
+    ] {
+        let problems = intake::rule_problems(&minimal(model));
+        assert!(problems.is_empty(), "{model}: {problems:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_client_refuses_a_model_its_region_does_not_offer_without_sending_it() {
+    let client = offline_client().in_region(Region::Virginia);
+    match client.create(&minimal(Model::Wanx21T2iTurbo)).await {
+        Err(ClientError::Invalid(err)) => {
+            assert_eq!(err.field, "model");
+            assert!(
+                err.message.contains(
+                    "not offered in us-east-1; it is offered in cn-beijing, ap-southeast-1"
+                ),
+                "{err}"
+            );
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
 }

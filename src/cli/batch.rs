@@ -48,6 +48,14 @@ impl BatchJob {
         self.draft.spec()
     }
 
+    /// The job, checked also against what `region` offers.
+    pub fn for_region(self, region: crate::dashscope::Region) -> BatchJob {
+        BatchJob {
+            draft: self.draft.for_region(region),
+            ..self
+        }
+    }
+
     pub fn place(&self) -> String {
         if self.combination.is_empty() {
             self.origin.to_string()
@@ -397,7 +405,7 @@ mod tests {
         assert_eq!(jobs.len(), 3 * 2 * 2 + 1);
         assert_eq!(jobs[0].spec().prompt, "a");
         assert_eq!(jobs[0].spec().seed, Some(1));
-        assert_eq!(jobs[1].spec().size, Some(Size::new(720, 1280)));
+        assert_eq!(jobs[1].spec().size, Some(Size::new(720, 1280).into()));
         assert_eq!(jobs[11].spec().prompt, "c");
         assert_eq!(jobs[12].spec().model, Model::Wanx20T2iTurbo);
         assert_eq!(jobs[12].origin, Origin::Table { index: 2, line: 8 });

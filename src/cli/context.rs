@@ -55,8 +55,11 @@ impl Context {
             })?;
         }
         let base_url = option_base_url.or_else(|| config.base_url.clone());
+        let mut config = config;
+        // `--region` wins over the file everywhere the config is read (prices too).
+        config.region = region.unwrap_or(config.region);
         Ok(Context {
-            region: region.unwrap_or(config.region),
+            region: config.region,
             config,
             db_path,
             data_dir,

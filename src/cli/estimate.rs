@@ -160,8 +160,13 @@ mod tests {
 
     #[test]
     fn unknown_price_is_said() {
-        let spec = JobSpec::new(Model::Wan25I2iPreview, "x");
-        let e = estimate(&[&spec], &Config::default());
+        // No Singapore price is published for wan2.1-t2i-turbo.
+        let spec = JobSpec::new(Model::Wanx21T2iTurbo, "x");
+        let config = Config {
+            region: crate::dashscope::Region::Singapore,
+            ..Config::default()
+        };
+        let e = estimate(&[&spec], &config);
         assert_eq!(e.models[0].cost_cny, None);
         assert!(!e.cost_complete);
         assert!(e.render().contains("unknown price"));

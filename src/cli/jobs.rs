@@ -31,8 +31,8 @@ pub fn store_failure(e: StoreError) -> Failure {
 /// `submit`: the job the options describe, checked (every problem printed, one a line)
 /// and queued; its id.
 pub fn submit(ctx: &Context, args: &SubmitArgs) -> CliResult<JobId> {
-    let checked =
-        intake::check(submit_draft(args)).map_err(|problems| report_problems(&problems))?;
+    let draft = submit_draft(args).for_region(ctx.region);
+    let checked = intake::check(draft).map_err(|problems| report_problems(&problems))?;
     let store = open_store(ctx)?;
     intake::enqueue(&store, checked).map_err(store_failure)
 }
@@ -51,8 +51,17 @@ fn submit_draft(args: &SubmitArgs) -> Draft {
     spec.style = args.style.clone();
     spec.expand = args.expand;
     spec.upscale_factor = args.upscale;
-    spec.prompt_extend = args.no_prompt_extend.then_some(false);
+    spec.mask_color = args.mask_color.clone();
+    spec.prompt_extend = if args.no_prompt_extend {
+        Some(false)
+    } else {
+        args.prompt_extend.then_some(true)
+    };
     spec.watermark = args.watermark.then_some(true);
+    spec.enable_interleave = args.interleave.then_some(true);
+    spec.max_images = args.max_images;
+    spec.enable_sequential = args.sequential.then_some(true);
+    spec.thinking_mode = args.thinking;
     Draft::in_working_dir(spec)
 }
 

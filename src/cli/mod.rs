@@ -11,6 +11,7 @@ mod export;
 mod failure;
 mod jobs;
 mod mcp;
+mod models;
 mod progress;
 mod queue;
 mod run;
@@ -23,7 +24,7 @@ use std::process::ExitCode;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use crate::dashscope::{EditFunction, JobSpec, Model, Region, Size};
+use crate::dashscope::{EditFunction, JobSpec, Model, OutputSize, Region};
 use crate::intake::{self, Checked};
 use crate::store::JobId;
 
@@ -106,6 +107,9 @@ pub enum Command {
     /// Images and spend per model today, this month and in total, and the free images
     /// left (counted locally, from `[budget] free_quota_since` or the store's first job).
     Stats,
+    /// The models offered in the region: id, endpoint, sizes, n, price per image, free
+    /// images and the limits in force.
+    Models,
     /// Cancel a job: a queued one at once; one already at the service (it may be billed)
     /// after a yes, via the service (PENDING only).
     Cancel {
@@ -183,19 +187,19 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct SubmitArgs {
-    /// The model, e.g. wanx2.1-t2i-turbo, wan2.5-t2i-preview, wanx2.1-imageedit.
+    /// The model, e.g. wanx2.1-t2i-turbo, wan2.6-t2i, qwen-image-max (`wandash models`).
     #[arg(long, value_parser = parse_model)]
     pub model: Model,
     /// What to draw (a prompt starting with `-` is given as `--prompt=-...`).
     #[arg(long)]
     pub prompt: String,
-    /// Negative prompt (text-to-image, wan2.5).
+    /// Negative prompt (the models that take one: `wandash models`).
     #[arg(long = "negative", value_name = "PROMPT")]
     pub negative: Option<String>,
-    /// Output size W*H (or WxH).
+    /// Output size W*H (or WxH), or 1K / 2K / 4K for the models that take them.
     #[arg(long, value_parser = parse_size)]
-    pub size: Option<Size>,
-    /// Images per task (1-4).
+    pub size: Option<OutputSize>,
+    /// Images per task (the model's range: `wandash models`).
     #[arg(short = 'n', long = "n")]
     pub n: Option<u32>,
     /// Random seed, 0 to 2147483647 (same seed and parameters: a similar image).
@@ -210,7 +214,8 @@ pub struct SubmitArgs {
     /// Mask image: a local file or an http(s) URL (white = edit).
     #[arg(long = "mask", value_name = "PATH|URL")]
     pub mask: Option<String>,
-    /// Input image for wan2.5-i2i-preview (repeat for up to 3).
+    /// Input image of a model that takes a list (wan2.5-i2i, wan2.6/2.7-image, qwen-image
+    /// edit and 2.0); repeat for each, in order.
     #[arg(long = "image", value_name = "PATH|URL")]
     pub images: Vec<String>,
     /// wanx-x-painting style, e.g. "<anime>".
@@ -222,9 +227,29 @@ pub struct SubmitArgs {
     /// super_resolution's factor (1-4).
     #[arg(long = "upscale", value_name = "N")]
     pub upscale: Option<u32>,
-    /// Do not let the service rewrite the prompt.
+    /// wanx-x-painting: a colour that marks the edit area in the mask, R,G,B (repeat for
+    /// more); by default the mask is binarised and white is the edit area.
+    #[arg(long = "mask-color", value_name = "R,G,B", value_parser = parse_rgb)]
+    pub mask_color: Vec<[u8; 3]>,
+    /// wan2.6-image: answer with text and images interleaved (0 or 1 input image).
     #[arg(long)]
+    pub interleave: bool,
+    /// wan2.6-image with --interleave: at most this many images (1-5).
+    #[arg(long, value_name = "N")]
+    pub max_images: Option<u32>,
+    /// wan2.7-image: a sequence of images (n up to 12).
+    #[arg(long)]
+    pub sequential: bool,
+    /// wan2.7-image: thinking mode on or off (default on; text-to-image only).
+    #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
+    pub thinking: Option<bool>,
+    /// Do not let the service rewrite the prompt.
+    #[arg(long, conflicts_with = "prompt_extend")]
     pub no_prompt_extend: bool,
+    /// Let the service rewrite the prompt where it is off by default (z-image-turbo, at
+    /// twice the price).
+    #[arg(long)]
+    pub prompt_extend: bool,
     /// Ask the service to put its "AI generated" mark on the images.
     #[arg(long)]
     pub watermark: bool,
@@ -292,9 +317,29 @@ fn parse_model(s: &str) -> Result<Model, String> {
         .map_err(|e: crate::dashscope::UnknownModel| e.to_string())
 }
 
-fn parse_size(s: &str) -> Result<Size, String> {
+fn parse_size(s: &str) -> Result<OutputSize, String> {
     s.parse()
         .map_err(|e: crate::dashscope::BadSize| e.to_string())
+}
+
+/// `255,0,0`: one colour of wanx-x-painting's `mask_color`.
+fn parse_rgb(s: &str) -> Result<[u8; 3], String> {
+    let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+    let channels: Option<Vec<u8>> = parts.iter().map(|p| p.parse().ok()).collect();
+    match channels.as_deref() {
+        Some(&[r, g, b]) => Ok([r, g, b]),
+        _ => Err(format!(
+            "`{s}` is not a colour; write R,G,B with each 0 to 255, e.g. 255,0,0"
+        )),
+    }
+}
+
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" | "true" => Ok(true),
+        "off" | "false" => Ok(false),
+        _ => Err(format!("`{s}` is not on or off")),
+    }
 }
 
 fn parse_function(s: &str) -> Result<EditFunction, String> {
@@ -363,6 +408,7 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
         Some(Command::Pause { model }) => queue::pause(&ctx, model).map(ok),
         Some(Command::Resume { model }) => queue::resume(&ctx, model).map(ok),
         Some(Command::Top { id }) => queue::top(&ctx, id).map(ok),
+        Some(Command::Models) => models::models(&ctx).map(ok),
         Some(Command::Retry { id }) => jobs::retry(&ctx, id).map(ok),
         Some(Command::Export { to, force }) => export::export(&ctx, &to, force).map(ok),
         Some(Command::Mcp) => mcp::command(&ctx),
@@ -423,6 +469,7 @@ fn batch_command(ctx: &Context, args: &BatchArgs) -> CliResult<ExitCode> {
     }
     let jobs = file
         .expand()
+        .map(|jobs| jobs.into_iter().map(|j| j.for_region(ctx.region)).collect())
         .and_then(check_batch)
         .map_err(report_batch_errors)?;
     if args.dry_run {

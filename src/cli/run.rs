@@ -106,7 +106,7 @@ pub fn dashboard(ctx: &Context) -> CliResult<ExitCode> {
             mouse: ui_config.mouse,
             notify: ui_config.notify,
             keys: KeyMap::with_overrides(&ui_config.keys).map_err(Failure::usage)?,
-            prices: ctx.config.prices.clone(),
+            prices: ctx.config.price_table(),
             stats: super::stats::source(ctx),
         };
         let outcome = crate::ui::run(options, running.as_ref().map(|(_, handle)| handle)).await;

@@ -14,11 +14,14 @@ use serde::Deserialize;
 
 use super::Timestamp;
 use super::error::ClientError;
+use super::messages::{Choice, Usage, choice_parts};
+use super::models::Endpoint;
 use super::spec::{ImageRef, JobSpec};
-use super::validate::{ValidationError, validate};
+use super::validate::{ValidationError, region_refusal, validate};
 use super::wire::{
     ListQuery, TaskCreated, TaskInfo, TaskList, TaskMetrics, TaskResult, TaskStatus, TaskSummary,
 };
+use super::{Model, Region};
 
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -63,6 +66,8 @@ impl fmt::Debug for ApiKey {
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
+    /// Decides which models may be sent and the id each goes by (`Model::id_in`).
+    region: Region,
 }
 
 struct Inner {
@@ -76,6 +81,7 @@ impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
             .field("base_url", &self.inner.base_url)
+            .field("region", &self.region)
             .finish_non_exhaustive()
     }
 }
@@ -139,6 +145,7 @@ impl Client {
                 base_url,
                 authorization,
             }),
+            region: Region::Beijing,
         })
     }
 
@@ -146,9 +153,46 @@ impl Client {
         &self.inner.base_url
     }
 
-    /// Validates the job, resolves local files (see `prepare`), then submits it.
+    /// This client for the models of `region` (Beijing unless told): a model it does not
+    /// offer is refused before anything is sent, and the others go by its ids.
+    pub fn in_region(mut self, region: Region) -> Client {
+        self.region = region;
+        self
+    }
+
+    pub fn region(&self) -> Region {
+        self.region
+    }
+
+    /// The id `model` goes by in this client's region; the refusal names the regions
+    /// that offer it.
+    pub fn wire_model_id(&self, model: Model) -> Result<&'static str, ValidationError> {
+        model
+            .id_in(self.region)
+            .ok_or_else(|| region_refusal(model, self.region))
+    }
+
+    /// Validates the job, resolves local files (see `prepare`), then submits it to the
+    /// model's preferred endpoint. A model served only synchronously has no task to
+    /// create: its jobs go through `call_sync`.
     pub async fn create(&self, spec: &JobSpec) -> Result<TaskCreated, ClientError> {
+        match spec.model.endpoint() {
+            Endpoint::ImageGeneration => return self.create_generation(spec).await,
+            Endpoint::MultimodalGeneration => {
+                return Err(ValidationError::new(
+                    "model",
+                    format!(
+                        "{} is served only synchronously; its jobs are made with one call, not a task",
+                        spec.model
+                    ),
+                )
+                .into());
+            }
+            Endpoint::TextToImage | Endpoint::ImageToImage => {}
+        }
         validate(spec)?;
+        let model_id = self.wire_model_id(spec.model)?;
+        let endpoint = spec.model.endpoint();
         let prepared;
         let spec = if spec
             .image_refs()
@@ -160,7 +204,7 @@ impl Client {
         } else {
             spec
         };
-        let body = spec.to_wire().map_err(|e| {
+        let body = spec.to_wire_as(model_id).map_err(|e| {
             ValidationError::new(
                 e.field.clone(),
                 format!("local file {} was not uploaded", e.path.display()),
@@ -169,13 +213,21 @@ impl Client {
         let body = serde_json::to_vec(&body)
             .map_err(|e| ClientError::Protocol(format!("cannot encode the request: {e}")))?;
         let mut request = self
-            .api(Method::POST, spec.model.endpoint().path())
+            .api(Method::POST, endpoint.path())
             .header("X-DashScope-Async", "enable")
             .header(CONTENT_TYPE, "application/json; charset=utf-8")
             .body(body);
         if spec.image_refs().iter().any(|(_, image)| image.is_oss()) {
             request = request.header("X-DashScope-OssResourceResolve", "enable");
         }
+        self.send_create(request).await
+    }
+
+    /// Sends a create and reads its answer: the task id, checked.
+    pub(super) async fn send_create(
+        &self,
+        request: RequestBuilder,
+    ) -> Result<TaskCreated, ClientError> {
         let answer: CreateAnswer = self.send_json(request).await?;
         // Checked here, where the id enters: every later call puts it in a URL path, and
         // the store keys the job by it.
@@ -537,27 +589,29 @@ struct FetchOutput {
     end_time: Option<String>,
     #[serde(default)]
     results: Vec<TaskResult>,
+    /// Image-generation tasks answer `choices` instead of `results`.
+    #[serde(default)]
+    choices: Vec<Choice>,
     task_metrics: Option<TaskMetrics>,
     code: Option<String>,
     #[serde(alias = "msg")]
     message: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct Usage {
-    image_count: Option<u32>,
-}
-
 impl FetchAnswer {
     fn into_info(self) -> TaskInfo {
         let output = self.output;
+        let parts = choice_parts(&output.choices);
+        let mut results = output.results;
+        results.extend(parts.results);
         TaskInfo {
             task_id: output.task_id,
             status: output.task_status,
             submit_time: output.submit_time,
             scheduled_time: output.scheduled_time,
             end_time: output.end_time,
-            results: output.results,
+            results,
+            texts: parts.texts,
             metrics: output.task_metrics,
             code: output.code,
             message: output.message,

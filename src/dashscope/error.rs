@@ -27,18 +27,33 @@ impl ErrorAction {
     }
 }
 
-/// Maps an HTTP status and service error code to an action (API.md's error table).
+/// Maps an HTTP status and service error code to an action (the error tables of API.md
+/// and API-CURRENT.md section 3).
 pub fn classify(status: u16, code: &str) -> ErrorAction {
     match code {
         "Throttling" | "Throttling.RateQuota" => ErrorAction::RetryLater,
-        "Throttling.AllocationQuota" | "AccessDenied" | "Model.AccessDenied" | "ModelNotFound" => {
-            ErrorAction::StopModel
-        }
+        // FreeTierOnly: the free quota is used up with "Free Quota Only" on; Unpurchased:
+        // the model is not activated. Neither passes until the user acts in the console.
+        "Throttling.AllocationQuota"
+        | "AllocationQuota.FreeTierOnly"
+        | "AccessDenied"
+        | "AccessDenied.Unpurchased"
+        | "Model.AccessDenied"
+        | "ModelNotFound"
+        | "Model.NotExist" => ErrorAction::StopModel,
         "InvalidApiKey" | "Arrearage" => ErrorAction::StopAll,
+        // The input images could not be fetched by the service (a dead link, a host that
+        // times out), or a field is missing: the input's fault, sending it again fails again.
         "InvalidParameter"
         | "DataInspectionFailed"
         | "IPInfringementSuspect"
-        | "UnsupportedOperation" => ErrorAction::FixInput,
+        | "UnsupportedOperation"
+        | "BadRequest.InputDownloadFailed"
+        | "InternalError.Algo.InvalidParameter"
+        | "BadRequest.EmptyInput"
+        | "BadRequest.EmptyParameters"
+        | "BadRequest.EmptyModel"
+        | "InvalidURL" => ErrorAction::FixInput,
         "InternalError"
         | "InternalError.Algo"
         | "InternalError.Timeout"
@@ -99,6 +114,14 @@ impl ClientError {
         }
     }
 
+    /// A 403 AccessDenied "does not support asynchronous calls": the async header went to
+    /// the synchronous endpoint. wandash never sends it there, so this is a bug of ours,
+    /// logged as one; the action (`StopModel`) keeps it from being repeated.
+    pub fn is_async_header_refused(&self) -> bool {
+        matches!(self, ClientError::Api { status: 403, code, message, .. }
+            if code == "AccessDenied" && message.contains("asynchronous"))
+    }
+
     /// The service's error code, or a local stand-in (`InvalidInput`, `Network`...).
     pub fn code(&self) -> &str {
         match self {
@@ -137,5 +160,50 @@ mod tests {
         assert_eq!(classify(503, "ModelUnavailable"), ErrorAction::RetryLater);
         assert_eq!(classify(502, "Unknown"), ErrorAction::RetryLater);
         assert_eq!(classify(400, "Unknown"), ErrorAction::FixInput);
+    }
+
+    #[test]
+    fn the_current_models_codes_map_to_what_the_caller_should_do() {
+        for (status, code) in [
+            (403, "AllocationQuota.FreeTierOnly"),
+            (403, "AccessDenied.Unpurchased"),
+            (404, "Model.NotExist"),
+        ] {
+            assert_eq!(classify(status, code), ErrorAction::StopModel, "{code}");
+        }
+        for (status, code) in [
+            (400, "BadRequest.InputDownloadFailed"),
+            (400, "InternalError.Algo.InvalidParameter"),
+            (400, "BadRequest.EmptyInput"),
+            (400, "InvalidURL"),
+            // A FAILED task's code is classified without a status.
+            (0, "InternalError.Algo.InvalidParameter"),
+            (0, "BadRequest.InputDownloadFailed"),
+        ] {
+            assert_eq!(classify(status, code), ErrorAction::FixInput, "{code}");
+        }
+        assert_eq!(
+            classify(429, "Throttling.RateQuota"),
+            ErrorAction::RetryLater
+        );
+    }
+
+    #[test]
+    fn the_async_header_refused_by_the_sync_endpoint_is_told_apart_and_not_retried() {
+        let refused = ClientError::Api {
+            status: 403,
+            code: "AccessDenied".into(),
+            message: "current user api does not support asynchronous calls".into(),
+            request_id: None,
+        };
+        assert!(refused.is_async_header_refused());
+        assert_eq!(refused.action(), ErrorAction::StopModel);
+        let other = ClientError::Api {
+            status: 403,
+            code: "AccessDenied".into(),
+            message: "Access denied.".into(),
+            request_id: None,
+        };
+        assert!(!other.is_async_header_refused());
     }
 }

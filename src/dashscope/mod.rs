@@ -1,7 +1,10 @@
-//! The DashScope image-synthesis protocol: models, job specs, validation, the HTTP client.
+//! The DashScope image-synthesis protocol: the model catalogue, job specs, validation, the
+//! HTTP client.
 
+pub mod catalogue;
 mod client;
 mod error;
+mod messages;
 mod models;
 mod spec;
 mod time;
@@ -12,18 +15,22 @@ mod wire;
 pub use self::time::Timestamp;
 pub use client::{ApiKey, Client, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
 pub use error::{ClientError, ErrorAction, classify};
+pub use messages::{
+    DEFAULT_SYNC_CALL_TIMEOUT, GENERATION_PATH, MULTIMODAL_PATH, SyncAnswer, messages_body,
+    prompt_body,
+};
 pub use models::{Endpoint, Family, Model, ModelLimits, UnknownModel};
 pub use spec::{
-    BadSize, EditFunction, ExpandScales, ImageRef, JobSpec, PAINT_SIZES, PAINT_STYLES, Size,
-    UnknownFunction, UnresolvedImage, WireError, field_applies,
+    BadSize, EditFunction, ExpandScales, ImageRef, JobSpec, OutputSize, PAINT_SIZES, PAINT_STYLES,
+    Size, SizeToken, UnknownFunction, UnresolvedImage, WireError, field_applies,
 };
-pub use validate::{ValidationError, check_local_images, validate, validate_all};
+pub use validate::{ValidationError, check_local_images, region_refusal, validate, validate_all};
 pub use wire::{
     ListQuery, TaskCreated, TaskInfo, TaskList, TaskMetrics, TaskResult, TaskStatus, TaskSummary,
 };
 
 /// The documented regions and their base URLs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Region {
     #[serde(rename = "cn-beijing")]
     Beijing,

@@ -12,7 +12,9 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value, json};
 
-use super::models::{Family, Model};
+use super::Region;
+use super::catalogue::NegativePrompt;
+use super::models::Model;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,8 +34,9 @@ pub struct JobSpec {
     /// wan2.5-i2i-preview: 1 to 3 images, referred to as image 1, 2, 3 in the prompt.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub images: Vec<ImageRef>,
+    /// `W*H`, or a token (`1K`, `2K`, `4K`) where the model takes one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub size: Option<Size>,
+    pub size: Option<OutputSize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub n: Option<u32>,
     /// u64 so that an out-of-range seed reaches validation instead of failing to parse.
@@ -55,6 +58,18 @@ pub struct JobSpec {
     /// wanx-x-painting: RGB colours that mark the edit area in the mask.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mask_color: Vec<[u8; 3]>,
+    /// wan2.6-image: text and images interleaved in the answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable_interleave: Option<bool>,
+    /// wan2.6-image, interleaved: at most this many images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_images: Option<u32>,
+    /// wan2.7-image: a sequence of images (n up to 12).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable_sequential: Option<bool>,
+    /// wan2.7-image: think before drawing (text-to-image only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thinking_mode: Option<bool>,
 }
 
 impl JobSpec {
@@ -77,12 +92,24 @@ impl JobSpec {
             expand: None,
             upscale_factor: None,
             mask_color: Vec::new(),
+            enable_interleave: None,
+            max_images: None,
+            enable_sequential: None,
+            thinking_mode: None,
         }
     }
 
     /// How many images the task will make.
     pub fn image_count(&self) -> u32 {
         self.n.unwrap_or_else(|| self.model.default_n())
+    }
+
+    /// What one image of this job costs in `region`, CNY: the catalogue's price (with
+    /// z-image-turbo's surcharge when `prompt_extend` is on), `None` where none is known.
+    pub fn price_per_image(&self, region: Region) -> Option<f64> {
+        let entry = self.model.entry();
+        let extend = self.prompt_extend.or(entry.prompt_extend).unwrap_or(false);
+        entry.price_in(region, extend)
     }
 
     /// Every image reference in the spec, with the request field it goes to.
@@ -98,13 +125,27 @@ impl JobSpec {
         refs
     }
 
-    /// The create request body. Every image must already be a URL, `oss://` key or data
-    /// URI (local files are resolved by the client first); a local path here is an error.
+    /// The create request body for the `input.prompt` endpoints (text2image and
+    /// image2image), under the stored id. Every image must already be a URL, `oss://` key
+    /// or data URI (local files are resolved by the client first); a local path here is
+    /// an error.
     pub fn to_wire(&self) -> Result<Value, UnresolvedImage> {
+        self.to_wire_as(self.model.id())
+    }
+
+    /// [`JobSpec::to_wire`] with the model named `model_id` (its id in the region the
+    /// request goes to: `Model::id_in`).
+    pub fn to_wire_as(&self, model_id: &str) -> Result<Value, UnresolvedImage> {
         let mut input = Map::new();
+        let mut parameters = Map::new();
         input.insert("prompt".into(), json!(self.prompt));
         if let Some(neg) = &self.negative_prompt {
-            input.insert("negative_prompt".into(), json!(neg));
+            // qwen-image takes it among the parameters (the QC async example).
+            let place = match self.model.entry().negative_prompt {
+                NegativePrompt::InParameters { .. } => &mut parameters,
+                _ => &mut input,
+            };
+            place.insert("negative_prompt".into(), json!(neg));
         }
         if let Some(function) = self.function {
             input.insert("function".into(), json!(function.as_str()));
@@ -124,7 +165,6 @@ impl JobSpec {
             input.insert("images".into(), json!(urls));
         }
 
-        let mut parameters = Map::new();
         if let Some(size) = self.size {
             parameters.insert("size".into(), json!(size.to_string()));
         }
@@ -155,7 +195,19 @@ impl JobSpec {
         if !self.mask_color.is_empty() {
             parameters.insert("mask_color".into(), json!(self.mask_color));
         }
-        Ok(json!({ "model": self.model.id(), "input": input, "parameters": parameters }))
+        for (key, value) in [
+            ("enable_interleave", self.enable_interleave),
+            ("enable_sequential", self.enable_sequential),
+            ("thinking_mode", self.thinking_mode),
+        ] {
+            if let Some(value) = value {
+                parameters.insert(key.into(), json!(value));
+            }
+        }
+        if let Some(max) = self.max_images {
+            parameters.insert("max_images".into(), json!(max));
+        }
+        Ok(json!({ "model": model_id, "input": input, "parameters": parameters }))
     }
 
     /// Reads a create request body. Errors name the field that is malformed; a body
@@ -213,7 +265,10 @@ impl JobSpec {
         };
 
         let mut spec = JobSpec::new(model, string(input, "prompt")?.unwrap_or_default());
-        spec.negative_prompt = string(input, "negative_prompt")?;
+        spec.negative_prompt = match string(input, "negative_prompt")? {
+            Some(neg) => Some(neg),
+            None => string(parameters, "negative_prompt")?,
+        };
         spec.function = match string(input, "function")? {
             None => None,
             Some(f) => Some(
@@ -243,6 +298,10 @@ impl JobSpec {
         spec.seed = uint("seed")?;
         spec.prompt_extend = boolean("prompt_extend")?;
         spec.watermark = boolean("watermark")?;
+        spec.enable_interleave = boolean("enable_interleave")?;
+        spec.enable_sequential = boolean("enable_sequential")?;
+        spec.thinking_mode = boolean("thinking_mode")?;
+        spec.max_images = uint("max_images")?.map(|m| m.min(u32::MAX as u64) as u32);
         spec.style = string(parameters, "style")?;
         let scales = [
             scale("top_scale")?,
@@ -400,8 +459,104 @@ impl fmt::Display for Size {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not a size; write it as WIDTH*HEIGHT, e.g. 1024*1024")]
+#[error(
+    "`{0}` is not a size; write it as WIDTH*HEIGHT, e.g. 1024*1024 (or 1K, 2K, 4K for the models that take them)"
+)]
 pub struct BadSize(pub String);
+
+/// A size by resolution class, for the models that take one (wan2.6-image, wan2.7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SizeToken {
+    K1,
+    K2,
+    K4,
+}
+
+impl SizeToken {
+    pub const ALL: [SizeToken; 3] = [SizeToken::K1, SizeToken::K2, SizeToken::K4];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SizeToken::K1 => "1K",
+            SizeToken::K2 => "2K",
+            SizeToken::K4 => "4K",
+        }
+    }
+
+    /// The longest side such an image has, about (a square of the class).
+    pub fn side(self) -> u32 {
+        match self {
+            SizeToken::K1 => 1024,
+            SizeToken::K2 => 2048,
+            SizeToken::K4 => 4096,
+        }
+    }
+}
+
+impl fmt::Display for SizeToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The `size` of a job: pixels, or a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutputSize {
+    Pixels(Size),
+    Token(SizeToken),
+}
+
+impl OutputSize {
+    /// The pixels the job asks for; a token reads as the square of its class.
+    pub fn nominal(self) -> Size {
+        match self {
+            OutputSize::Pixels(size) => size,
+            OutputSize::Token(token) => Size::new(token.side(), token.side()),
+        }
+    }
+}
+
+impl From<Size> for OutputSize {
+    fn from(size: Size) -> Self {
+        OutputSize::Pixels(size)
+    }
+}
+
+impl fmt::Display for OutputSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OutputSize::Pixels(size) => write!(f, "{size}"),
+            OutputSize::Token(token) => f.write_str(token.as_str()),
+        }
+    }
+}
+
+impl FromStr for OutputSize {
+    type Err = BadSize;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let trimmed = s.trim();
+        match SizeToken::ALL
+            .into_iter()
+            .find(|t| t.as_str().eq_ignore_ascii_case(trimmed))
+        {
+            Some(token) => Ok(OutputSize::Token(token)),
+            None => s.parse().map(OutputSize::Pixels),
+        }
+    }
+}
+
+impl Serialize for OutputSize {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for OutputSize {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
 
 impl FromStr for Size {
     type Err = BadSize;
@@ -560,19 +715,7 @@ pub const PAINT_SIZES: [Size; 3] = [
     Size::new(1280, 720),
 ];
 
-/// Whether a field applies to a model family at all (a field that does not is refused).
-pub fn field_applies(family: Family, field: &str) -> bool {
-    use Family::*;
-    match field {
-        "prompt" | "n" => true,
-        "negative_prompt" => matches!(family, TextToImage | MultiImageEdit),
-        "function" | "expand" | "upscale_factor" => family == ImageEdit,
-        "base_image" | "mask_image" => matches!(family, ImageEdit | Inpainting),
-        "images" => family == MultiImageEdit,
-        "size" => matches!(family, TextToImage | Inpainting | MultiImageEdit),
-        "seed" | "watermark" => matches!(family, TextToImage | ImageEdit | MultiImageEdit),
-        "prompt_extend" => family == TextToImage,
-        "style" | "mask_color" => family == Inpainting,
-        _ => false,
-    }
+/// Whether a model takes a field at all (a field it does not take is refused).
+pub fn field_applies(model: Model, field: &str) -> bool {
+    model.entry().takes(field)
 }

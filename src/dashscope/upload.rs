@@ -11,10 +11,10 @@ use serde::Deserialize;
 
 use super::client::{Client, api_error, transport};
 use super::error::ClientError;
-use super::models::{Family, Model};
+use super::models::Model;
 use super::spec::{ImageRef, JobSpec};
 use super::validate::{
-    ValidationError, check_image_bytes, check_local_images, read_image_file, validate,
+    ValidationError, check_image_bytes, check_local_images, input_rules, read_image_file, validate,
 };
 
 /// getPolicy's `data`: everything the signed OSS form needs.
@@ -64,7 +64,7 @@ impl Client {
                 None => {
                     // Already checked above, with the mask-matches-base rule; not again.
                     let file = read_image(model, path, false).await?;
-                    let remote = if model.family() == Family::MultiImageEdit {
+                    let remote = if input_rules(model).is_some_and(|r| r.data_uri) {
                         ImageRef::DataUri(data_uri(file).await?)
                     } else {
                         ImageRef::Url(self.upload_file(model, path, file).await?)
@@ -94,7 +94,10 @@ impl Client {
         let request = self.api_query(
             Method::GET,
             "/uploads",
-            &[("action", "getPolicy"), ("model", model.id())],
+            &[
+                ("action", "getPolicy"),
+                ("model", self.wire_model_id(model)?),
+            ],
         );
         let policy = self.send_json::<PolicyAnswer>(request).await?.data;
         if !(policy.upload_host.starts_with("http://")

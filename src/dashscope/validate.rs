@@ -10,8 +10,10 @@ use std::path::Path;
 use base64::Engine as _;
 use image::{ImageFormat, ImageReader};
 
+use super::Region;
+use super::catalogue::{ImageRules, ImageSlots, Param, PixelRule, SizeRule};
 use super::models::{Family, Model};
-use super::spec::{ImageRef, JobSpec, PAINT_SIZES, PAINT_STYLES, field_applies};
+use super::spec::{ImageRef, JobSpec, OutputSize, Size, SizeToken, field_applies};
 
 /// A rule a job breaks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,19 +42,11 @@ impl fmt::Display for ValidationError {
 impl std::error::Error for ValidationError {}
 
 pub const MAX_SEED: u64 = 2_147_483_647;
-/// Input images of every editing model: at most 10 MB.
-pub const MAX_INPUT_BYTES: u64 = 10 * 1024 * 1024;
 
-/// The longest prompt a model takes, in characters (`None`: API.md gives no limit).
+/// The longest prompt a model takes, in characters (`None`: none is published).
 pub fn prompt_limit(model: Model) -> Option<usize> {
-    match model.family() {
-        Family::TextToImage | Family::ImageEdit => Some(800),
-        Family::Inpainting => Some(75),
-        Family::MultiImageEdit => None,
-    }
+    model.entry().prompt_limit
 }
-
-pub const NEGATIVE_PROMPT_LIMIT: usize = 500;
 
 /// Checks the first broken rule. Cheap and free of I/O: safe to call on every keystroke.
 pub fn validate(spec: &JobSpec) -> Result<(), ValidationError> {
@@ -63,12 +57,15 @@ pub fn validate(spec: &JobSpec) -> Result<(), ValidationError> {
 }
 
 /// Every broken rule, one per field at most, in the order the fields appear in a form.
+/// The rules are the catalogue's (`Model::entry`).
 pub fn validate_all(spec: &JobSpec) -> Vec<ValidationError> {
-    let mut errors = Vec::new();
+    let mut errors: Vec<ValidationError> = Vec::new();
     let model = spec.model;
-    let family = model.family();
+    let entry = model.entry();
     let mut check = |field: &str, result: Result<(), String>| {
-        if let Err(message) = result {
+        if let Err(message) = result
+            && !errors.iter().any(|e| e.field == field)
+        {
             errors.push(ValidationError::new(field, message));
         }
     };
@@ -87,28 +84,30 @@ pub fn validate_all(spec: &JobSpec) -> Vec<ValidationError> {
         ("expand", spec.expand.is_some()),
         ("upscale_factor", spec.upscale_factor.is_some()),
         ("mask_color", !spec.mask_color.is_empty()),
+        ("enable_interleave", spec.enable_interleave.is_some()),
+        ("max_images", spec.max_images.is_some()),
+        ("enable_sequential", spec.enable_sequential.is_some()),
+        ("thinking_mode", spec.thinking_mode.is_some()),
     ] {
-        if present && !field_applies(family, field) {
+        if present && !field_applies(model, field) {
             check(field, Err(format!("does not apply to model {model}")));
         }
     }
 
     check("prompt", check_prompt(model, &spec.prompt));
-    if let Some(neg) = &spec.negative_prompt {
+    if let (Some(neg), Some(limit)) = (&spec.negative_prompt, entry.negative_prompt.limit()) {
         let len = neg.chars().count();
-        if family == Family::TextToImage && len > NEGATIVE_PROMPT_LIMIT {
+        if len > limit {
             check(
                 "negative_prompt",
                 Err(format!(
-                    "{len} characters is over the limit of {NEGATIVE_PROMPT_LIMIT} for {model}"
+                    "{len} characters is over the limit of {limit} for {model}"
                 )),
             );
         }
     }
-    if let Some(n) = spec.n
-        && !(1..=4).contains(&n)
-    {
-        check("n", Err(format!("{n} is out of range; n must be 1 to 4")));
+    if let Some(n) = spec.n {
+        check("n", check_n(spec, n));
     }
     if let Some(seed) = spec.seed
         && seed > MAX_SEED
@@ -121,106 +120,213 @@ pub fn validate_all(spec: &JobSpec) -> Vec<ValidationError> {
         );
     }
     // A size on a model without one is already reported above; once per field.
-    if let Some(size) = spec.size.filter(|_| field_applies(family, "size")) {
-        check("size", check_size(model, size));
+    if let (Some(size), Some(rule)) = (spec.size, entry.size) {
+        check("size", check_size(spec, size, rule));
     }
+    check_model_parameters(spec, &mut check);
 
-    match family {
-        Family::ImageEdit => match spec.function {
-            None => check("function", Err(format!("is required for {model}"))),
-            Some(function) => {
-                if spec.base_image.is_none() {
-                    check("base_image", Err(format!("is required for {model}")));
-                }
-                if function.needs_mask() && spec.mask_image.is_none() {
-                    check(
-                        "mask_image",
-                        Err(format!("is required for function {function}")),
-                    );
-                }
-                if !function.needs_mask() && spec.mask_image.is_some() {
-                    check(
-                        "mask_image",
-                        Err(format!(
-                            "applies only to function description_edit_with_mask, not {function}"
-                        )),
-                    );
-                }
-                if let Some(scales) = spec.expand {
-                    if function != super::EditFunction::Expand {
-                        check(
-                            "expand",
-                            Err(format!("applies only to function expand, not {function}")),
-                        );
-                    }
-                    for (side, value) in [
-                        ("top", scales.top),
-                        ("bottom", scales.bottom),
-                        ("left", scales.left),
-                        ("right", scales.right),
-                    ] {
-                        if !(1.0..=2.0).contains(&value) {
-                            check(
-                                &format!("expand.{side}_scale"),
-                                Err(format!(
-                                    "{value} is out of range; scales must be 1.0 to 2.0"
-                                )),
-                            );
-                        }
-                    }
-                }
-                if let Some(factor) = spec.upscale_factor {
-                    if function != super::EditFunction::SuperResolution {
-                        check(
-                            "upscale_factor",
-                            Err(format!(
-                                "applies only to function super_resolution, not {function}"
-                            )),
-                        );
-                    } else if !(1..=4).contains(&factor) {
-                        check(
-                            "upscale_factor",
-                            Err(format!("{factor} is out of range; it must be 1 to 4")),
-                        );
-                    }
-                }
-            }
-        },
-        Family::Inpainting => {
+    match entry.images {
+        ImageSlots::BaseAndMask(_) if entry.param("function").is_some() => {
+            check_image_edit(spec, &mut check)
+        }
+        ImageSlots::BaseAndMask(_) => {
             if spec.base_image.is_none() {
                 check("base_image", Err(format!("is required for {model}")));
             }
             if spec.mask_image.is_none() {
                 check("mask_image", Err(format!("is required for {model}")));
             }
-            if let Some(style) = &spec.style
-                && !PAINT_STYLES.contains(&style.as_str())
-            {
-                check(
-                    "style",
-                    Err(format!(
-                        "`{style}` is not a style; one of {}",
-                        PAINT_STYLES.join(", ")
-                    )),
-                );
-            }
         }
-        Family::MultiImageEdit => {
+        ImageSlots::List { min, max, .. } => {
+            let (min, max) = image_count_range(spec, min, max);
             let count = spec.images.len();
-            if !(1..=3).contains(&count) {
+            if !(min..=max).contains(&count) {
+                let wanted = if min == max {
+                    format!("{min}")
+                } else {
+                    format!("{min} to {max}")
+                };
                 check(
                     "images",
-                    Err(format!("{count} images given; {model} takes 1 to 3")),
+                    Err(format!("{count} images given; {model} takes {wanted}")),
                 );
             }
         }
-        Family::TextToImage => {}
+        ImageSlots::None => {}
+    }
+    if let Some(Param::Style(styles)) = entry.param("style")
+        && let Some(style) = &spec.style
+        && !styles.contains(&style.as_str())
+    {
+        check(
+            "style",
+            Err(format!(
+                "`{style}` is not a style; one of {}",
+                styles.join(", ")
+            )),
+        );
     }
 
     for (field, image) in spec.image_refs() {
         check(field, check_image_ref(model, image));
     }
     errors
+}
+
+/// The refusal of a model `region` does not offer, naming the regions that do.
+pub fn region_refusal(model: Model, region: Region) -> ValidationError {
+    ValidationError::new(
+        "model",
+        format!(
+            "{model} is not offered in {}; it is offered in {}",
+            region.id(),
+            model.entry().region_list()
+        ),
+    )
+}
+
+/// wan2.6-image takes 0 or 1 image when interleaving, 1 to 4 when editing.
+fn image_count_range(spec: &JobSpec, min: usize, max: usize) -> (usize, usize) {
+    if spec.enable_interleave == Some(true) {
+        (0, 1)
+    } else {
+        (min, max)
+    }
+}
+
+fn check_n(spec: &JobSpec, n: u32) -> Result<(), String> {
+    let model = spec.model;
+    let rule = model.entry().n;
+    let max = match model.entry().param("enable_sequential") {
+        Some(Param::EnableSequential { max_n }) if spec.enable_sequential == Some(true) => max_n,
+        _ if spec.enable_interleave == Some(true) => 1,
+        _ => rule.max,
+    };
+    if (rule.min..=max).contains(&n) {
+        return Ok(());
+    }
+    Err(if rule.min == max {
+        format!("{n} is out of range; n must be {max} for {model}{}", {
+            if spec.enable_interleave == Some(true) {
+                " with enable_interleave"
+            } else {
+                ""
+            }
+        })
+    } else if max != rule.max {
+        format!(
+            "{n} is out of range; n must be {} to {max} with enable_sequential",
+            rule.min
+        )
+    } else {
+        format!("{n} is out of range; n must be {} to {max}", rule.min)
+    })
+}
+
+/// The rules that tie one parameter to another (wan2.6-image, wan2.7-image).
+fn check_model_parameters(spec: &JobSpec, check: &mut impl FnMut(&str, Result<(), String>)) {
+    let model = spec.model;
+    let entry = model.entry();
+    let interleaved = spec.enable_interleave == Some(true);
+    if let Some(max_images) = spec.max_images
+        && let Some(Param::MaxImages { max, .. }) = entry.param("max_images")
+    {
+        if !interleaved {
+            check(
+                "max_images",
+                Err("applies only with enable_interleave on".to_string()),
+            );
+        } else if !(1..=max).contains(&max_images) {
+            check(
+                "max_images",
+                Err(format!(
+                    "{max_images} is out of range; max_images must be 1 to {max}"
+                )),
+            );
+        }
+    }
+    if interleaved && spec.prompt_extend.is_some() && field_applies(model, "prompt_extend") {
+        check(
+            "prompt_extend",
+            Err(format!(
+                "applies only to editing with {model}, not with enable_interleave"
+            )),
+        );
+    }
+    if spec.thinking_mode.is_some()
+        && field_applies(model, "thinking_mode")
+        && !spec.images.is_empty()
+    {
+        check(
+            "thinking_mode",
+            Err(format!(
+                "applies only to text-to-image with {model} (no input images)"
+            )),
+        );
+    }
+}
+
+fn check_image_edit(spec: &JobSpec, check: &mut impl FnMut(&str, Result<(), String>)) {
+    let model = spec.model;
+    let Some(function) = spec.function else {
+        check("function", Err(format!("is required for {model}")));
+        return;
+    };
+    if spec.base_image.is_none() {
+        check("base_image", Err(format!("is required for {model}")));
+    }
+    if function.needs_mask() && spec.mask_image.is_none() {
+        check(
+            "mask_image",
+            Err(format!("is required for function {function}")),
+        );
+    }
+    if !function.needs_mask() && spec.mask_image.is_some() {
+        check(
+            "mask_image",
+            Err(format!(
+                "applies only to function description_edit_with_mask, not {function}"
+            )),
+        );
+    }
+    if let Some(scales) = spec.expand {
+        if function != super::EditFunction::Expand {
+            check(
+                "expand",
+                Err(format!("applies only to function expand, not {function}")),
+            );
+        }
+        for (side, value) in [
+            ("top", scales.top),
+            ("bottom", scales.bottom),
+            ("left", scales.left),
+            ("right", scales.right),
+        ] {
+            if !(1.0..=2.0).contains(&value) {
+                check(
+                    &format!("expand.{side}_scale"),
+                    Err(format!(
+                        "{value} is out of range; scales must be 1.0 to 2.0"
+                    )),
+                );
+            }
+        }
+    }
+    if let Some(factor) = spec.upscale_factor {
+        if function != super::EditFunction::SuperResolution {
+            check(
+                "upscale_factor",
+                Err(format!(
+                    "applies only to function super_resolution, not {function}"
+                )),
+            );
+        } else if !(1..=4).contains(&factor) {
+            check(
+                "upscale_factor",
+                Err(format!("{factor} is out of range; it must be 1 to 4")),
+            );
+        }
+    }
 }
 
 fn check_prompt(model: Model, prompt: &str) -> Result<(), String> {
@@ -246,48 +352,106 @@ fn check_prompt(model: Model, prompt: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn check_size(model: Model, size: super::Size) -> Result<(), String> {
-    match model.family() {
-        Family::TextToImage => {
+/// `768*768` for a perfect square, else the plain number.
+fn pixels_shown(pixels: u64) -> String {
+    let side = pixels.isqrt();
+    if side * side == pixels {
+        format!("{pixels} ({side}*{side})")
+    } else {
+        pixels.to_string()
+    }
+}
+
+fn check_size(spec: &JobSpec, size: OutputSize, rule: SizeRule) -> Result<(), String> {
+    let model = spec.model;
+    let size = match size {
+        OutputSize::Token(token) => {
+            if !rule.tokens.contains(&token) {
+                return Err(if rule.tokens.is_empty() {
+                    format!(
+                        "{token} is not taken by {model}; give WIDTH*HEIGHT ({})",
+                        rule.describe()
+                    )
+                } else {
+                    let tokens: Vec<&str> = rule.tokens.iter().map(|t| t.as_str()).collect();
+                    format!(
+                        "{token} is not taken by {model}; one of {} or WIDTH*HEIGHT",
+                        tokens.join(", ")
+                    )
+                });
+            }
+            // wan2.7-image-pro makes 4K for text-to-image only.
+            if token == SizeToken::K4 && !spec.images.is_empty() {
+                return Err(format!(
+                    "4K is for text-to-image only with {model}; remove the input images or use 1K or 2K"
+                ));
+            }
+            return Ok(());
+        }
+        OutputSize::Pixels(size) => size,
+    };
+    match rule.pixels {
+        PixelRule::Sides {
+            min,
+            max,
+            max_pixels,
+        } => {
             for (side, value) in [("width", size.width), ("height", size.height)] {
-                if !(512..=1440).contains(&value) {
+                if !(min..=max).contains(&value) {
                     return Err(format!(
-                        "{side} {value} of {size} is out of range; each side must be 512 to 1440"
+                        "{side} {value} of {size} is out of range; each side must be {min} to {max}"
                     ));
                 }
             }
-            if size.pixels() > 2_000_000 {
+            if let Some(most) = max_pixels
+                && size.pixels() > most
+            {
                 return Err(format!(
-                    "{size} is {} pixels, over the limit of 2000000 (2 megapixels)",
-                    size.pixels()
+                    "{size} is {} pixels, over the limit of {most} ({} megapixels)",
+                    size.pixels(),
+                    most / 1_000_000
                 ));
             }
             Ok(())
         }
-        Family::Inpainting => {
-            if PAINT_SIZES.contains(&size) {
+        PixelRule::Fixed(sizes) => {
+            if sizes.contains(&size) {
                 Ok(())
             } else {
+                let names: Vec<String> = sizes.iter().map(Size::to_string).collect();
                 Err(format!(
-                    "{size} is not offered by {model}; one of 1024*1024, 720*1280, 1280*720"
+                    "{size} is not offered by {model}; one of {}",
+                    names.join(", ")
                 ))
             }
         }
-        Family::MultiImageEdit => {
-            let (min, max) = (768u64 * 768, 1280u64 * 1280);
-            if !(min..=max).contains(&size.pixels()) {
+        PixelRule::Area {
+            min_pixels,
+            max_pixels,
+            max_aspect,
+        } => {
+            // wan2.6-image interleaved: at most 1280*1280.
+            let max_pixels = if spec.enable_interleave == Some(true) {
+                max_pixels.min(1280 * 1280)
+            } else {
+                max_pixels
+            };
+            if !(min_pixels..=max_pixels).contains(&size.pixels()) {
                 return Err(format!(
-                    "{size} is {} pixels; total pixels must be {min} (768*768) to {max} (1280*1280)",
-                    size.pixels()
+                    "{size} is {} pixels; total pixels must be {} to {}",
+                    size.pixels(),
+                    pixels_shown(min_pixels),
+                    pixels_shown(max_pixels)
                 ));
             }
             let (w, h) = (size.width as u64, size.height as u64);
-            if w > 4 * h || h > 4 * w {
-                return Err(format!("{size} has an aspect ratio outside 1:4 to 4:1"));
+            if let Some(n) = max_aspect.map(u64::from)
+                && (w > n * h || h > n * w)
+            {
+                return Err(format!("{size} has an aspect ratio outside 1:{n} to {n}:1"));
             }
             Ok(())
         }
-        Family::ImageEdit => Err(format!("does not apply to model {model}")),
     }
 }
 
@@ -307,7 +471,7 @@ fn check_image_ref(model: Model, image: &ImageRef) -> Result<(), String> {
             Ok(())
         }
         ImageRef::DataUri(uri) => {
-            if model.family() != Family::MultiImageEdit {
+            if !input_rules(model).is_some_and(|r| r.data_uri) {
                 return Err(format!("{model} takes URLs only, not base64 data URIs"));
             }
             decode_data_uri(uri).map(|_| ())
@@ -354,38 +518,20 @@ pub fn decode_data_uri(uri: &str) -> Result<(String, Vec<u8>), String> {
     Ok((mime.to_string(), bytes))
 }
 
-/// The formats, side range and alpha rule for a model's input images.
-pub struct InputRules {
-    pub formats: &'static [ImageFormat],
-    /// Inclusive bounds for each side.
-    pub min_side: u32,
-    pub max_side: u32,
-    pub alpha_allowed: bool,
+/// The rules for a model's input images (`None`: it takes none).
+pub fn input_rules(model: Model) -> Option<ImageRules> {
+    model.entry().images.rules()
 }
 
-pub fn input_rules(model: Model) -> InputRules {
-    use ImageFormat::*;
-    match model.family() {
-        Family::ImageEdit | Family::TextToImage => InputRules {
-            formats: &[Jpeg, Png, Bmp, Tiff, WebP],
-            min_side: 512,
-            max_side: 4096,
-            alpha_allowed: true,
-        },
-        // "larger than 256x256 and smaller than 4096x4096"
-        Family::Inpainting => InputRules {
-            formats: &[Jpeg, Png, Bmp],
-            min_side: 257,
-            max_side: 4095,
-            alpha_allowed: true,
-        },
-        Family::MultiImageEdit => InputRules {
-            formats: &[Jpeg, Png, Bmp, WebP],
-            min_side: 384,
-            max_side: 5000,
-            alpha_allowed: false,
-        },
-    }
+/// The byte limit of a model's input images; 10 MB, the common one, for a model that
+/// takes none (its images are refused by the rules anyway).
+fn max_input_bytes(model: Model) -> u64 {
+    input_rules(model).map_or(10 * 1024 * 1024, |r| r.max_bytes)
+}
+
+/// `10 MB (10485760 bytes)`.
+fn bytes_shown(bytes: u64) -> String {
+    format!("{} MB ({bytes} bytes)", bytes / (1024 * 1024))
 }
 
 /// Checks an input image's bytes against a model's rules: size, format, that it
@@ -399,13 +545,17 @@ pub fn check_image_bytes(
     if bytes.is_empty() {
         return Err(fail("the image is empty (0 bytes)".to_string()));
     }
-    if bytes.len() as u64 > MAX_INPUT_BYTES {
+    let max_bytes = max_input_bytes(model);
+    if bytes.len() as u64 > max_bytes {
         return Err(fail(format!(
-            "{} bytes is over the limit of 10 MB ({MAX_INPUT_BYTES} bytes)",
-            bytes.len()
+            "{} bytes is over the limit of {}",
+            bytes.len(),
+            bytes_shown(max_bytes)
         )));
     }
-    let rules = input_rules(model);
+    let Some(rules) = input_rules(model) else {
+        return Err(fail(format!("{model} takes no input images")));
+    };
     let format = image::guess_format(bytes)
         .map_err(|_| fail("is not an image (unrecognised format)".to_string()))?;
     if !rules.formats.contains(&format) {
@@ -438,6 +588,13 @@ pub fn check_image_bytes(
                 rules.min_side, rules.max_side
             )));
         }
+    }
+    if let Some(n) = rules.max_aspect
+        && (w > n * h || h > n * w)
+    {
+        return Err(fail(format!(
+            "a {w}x{h} image has an aspect ratio outside 1:{n} to {n}:1, the range of {model}"
+        )));
     }
     if !rules.alpha_allowed && format == ImageFormat::Png && decoded.color().has_alpha() {
         return Err(fail(format!(
@@ -492,7 +649,9 @@ pub(super) fn read_image_file(
 ) -> Result<Vec<u8>, ValidationError> {
     use crate::files::{ReadRefused, read_regular_file};
     let shown = path.display();
-    read_regular_file(path, MAX_INPUT_BYTES).map_err(|refused| {
+    let max_bytes = max_input_bytes(model);
+    let limit = bytes_shown(max_bytes);
+    read_regular_file(path, max_bytes).map_err(|refused| {
         let message = match refused {
             ReadRefused::Io(e) => format!("cannot read {shown}: {e}"),
             ReadRefused::NotRegular { kind } => {
@@ -501,12 +660,10 @@ pub(super) fn read_image_file(
             ReadRefused::TooLarge {
                 length: Some(length),
                 ..
-            } => format!(
-                "{shown} is {length} bytes, over the limit of 10 MB ({MAX_INPUT_BYTES} bytes) of {model}"
-            ),
-            ReadRefused::TooLarge { length: None, .. } => format!(
-                "{shown} holds more than the limit of 10 MB ({MAX_INPUT_BYTES} bytes) of {model}"
-            ),
+            } => format!("{shown} is {length} bytes, over the limit of {limit} of {model}"),
+            ReadRefused::TooLarge { length: None, .. } => {
+                format!("{shown} holds more than the limit of {limit} of {model}")
+            }
         };
         ValidationError::new(field, message)
     })

@@ -57,6 +57,8 @@ pub struct TaskInfo {
     pub scheduled_time: Option<String>,
     pub end_time: Option<String>,
     pub results: Vec<TaskResult>,
+    /// Text parts of an image-generation task's interleaved output.
+    pub texts: Vec<String>,
     pub metrics: Option<TaskMetrics>,
     /// Why a FAILED task failed.
     pub code: Option<String>,

@@ -44,7 +44,7 @@ pub(crate) async fn submit(ctx: Arc<Ctx>, job: JobDetail, mut slot: Slot, creati
 pub(crate) const STOP_GRACE: Duration = Duration::from_millis(500);
 
 /// Resolves `grace` after the engine started stopping.
-async fn stopped_for(ctx: &Ctx, grace: Duration) {
+pub(super) async fn stopped_for(ctx: &Ctx, grace: Duration) {
     ctx.stopping.cancelled().await;
     tokio::time::sleep(grace).await;
 }
@@ -257,7 +257,7 @@ async fn send_gated(ctx: &Ctx, job: &JobDetail, spec: &JobSpec) -> Result<Sent, 
 }
 
 /// The spec to send: local files resolved once (uploads last 48 h) and remembered.
-async fn prepared(ctx: &Ctx, job: &JobDetail) -> Result<JobSpec, ClientError> {
+pub(super) async fn prepared(ctx: &Ctx, job: &JobDetail) -> Result<JobSpec, ClientError> {
     if let Some(spec) = &job.prepared_spec {
         return Ok(spec.clone());
     }
@@ -279,7 +279,7 @@ async fn prepared(ctx: &Ctx, job: &JobDetail) -> Result<JobSpec, ClientError> {
 
 /// A create that produced no task the engine can follow: back to the queue, failed, or
 /// needs_attention, as `after_failed_create` decides.
-async fn create_failed(
+pub(super) async fn create_failed(
     ctx: &Ctx,
     id: JobId,
     model: Model,

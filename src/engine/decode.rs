@@ -36,7 +36,10 @@ impl DecodeBound {
     /// keeps its input's unknown size, the documented largest result.
     pub fn for_spec(spec: &JobSpec) -> Self {
         let max_side = match (spec.size, spec.model.family()) {
-            (Some(size), _) => size.width.max(size.height) * SIDE_MARGIN,
+            (Some(size), _) => {
+                let size = size.nominal();
+                size.width.max(size.height) * SIDE_MARGIN
+            }
             (None, Family::TextToImage | Family::Inpainting) => DEFAULT_SIDE * SIDE_MARGIN,
             (None, Family::ImageEdit) => {
                 let growth = match spec.function {
@@ -130,7 +133,7 @@ pub(crate) mod test_images {
 
     pub fn text_to_image_bound(width: u32, height: u32) -> DecodeBound {
         let mut spec = JobSpec::new(crate::dashscope::Model::Wanx21T2iTurbo, "a cat");
-        spec.size = Some(crate::dashscope::Size::new(width, height));
+        spec.size = Some(crate::dashscope::Size::new(width, height).into());
         DecodeBound::for_spec(&spec)
     }
 }

@@ -409,6 +409,7 @@ mod tests {
             scheduled_time: None,
             end_time: end.map(Into::into),
             results: Vec::new(),
+            texts: Vec::new(),
             metrics: None,
             code: None,
             message: None,

@@ -9,7 +9,8 @@
 //!
 //! A job's stages, one file each: `create` (one create per job, under the model's gate),
 //! `follow` (the poll schedule, polling, cancelling) and `download` (fetch, verify,
-//! save). `scheduler` claims jobs and owns the in-flight counts; `recovery` finds out what
+//! save); `sync_call` does the jobs of models served only synchronously (one held call
+//! instead of create and polls, never re-sent blindly). `scheduler` claims jobs and owns the in-flight counts; `recovery` finds out what
 //! unanswered creates did; `ctx` is what they all share. The decisions are pure
 //! functions, unit-tested without a server: `create_failure` (what a failed create
 //! means), `answer_failure` (what a failed poll or download means),
@@ -33,6 +34,7 @@ mod limits;
 mod pairing;
 mod recovery;
 mod scheduler;
+mod sync_call;
 
 use std::collections::HashMap;
 use std::fs::File;

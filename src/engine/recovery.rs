@@ -178,7 +178,13 @@ async fn list_window(
             page_size: PAGE_SIZE,
             start_time: Some((from - QUERY_PAD).to_list_filter()),
             end_time: Some((to + QUERY_PAD).to_list_filter()),
-            model_name: Some(model.id().to_string()),
+            // The list names a task by the id it was created with: the region's own.
+            model_name: Some(
+                model
+                    .id_in(ctx.client.region())
+                    .unwrap_or(model.id())
+                    .to_string(),
+            ),
             status: None,
         };
         let mut attempt = 0;

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::ctx::{Ctx, Report, Slot, Tracked};
 use super::follow;
 use super::gate::{Hold, claim_hold};
-use super::{EngineConfig, EngineEvent, Progress, budget, create, recovery};
+use super::{EngineConfig, EngineEvent, Progress, budget, create, recovery, sync_call};
 use crate::dashscope::{Client, Model, Timestamp};
 use crate::store::{EngineStore, ErrorKind, JobError, JobId, JobState, Pauses, StoreError};
 
@@ -145,7 +145,12 @@ async fn resume(
                 )
             })
             .collect();
-        if !sent.is_empty() {
+        if sync_call::is_sync_only(model) {
+            // No task list to look a call up in: never sent again without the user.
+            for job in &sent {
+                sync_call::interrupted(ctx, job).await?;
+            }
+        } else if !sent.is_empty() {
             tracing::info!(%model, jobs = sent.len(), "reconciling interrupted creates");
             for (id, resolution) in recovery::reconcile(ctx, model, sent).await? {
                 if resolution == recovery::Resolution::NotCreated {
@@ -172,6 +177,11 @@ async fn resume(
             .is_some_and(|at| Timestamp::now() > ctx.results_expire_at(at))
         {
             follow::expire(ctx, job.id, job.model).await?;
+            continue;
+        }
+        if sync_call::is_sync_only(job.model) {
+            // Answered before the stop: its images come from the recorded answer.
+            jobs.spawn(sync_call::resume_downloads(ctx.clone(), job));
             continue;
         }
         let slot = if job.status.task_status().is_none_or(|s| !s.is_final()) {
@@ -322,7 +332,11 @@ async fn submit_next(ctx: &Arc<Ctx>, jobs: &mut JoinSet<()>, model: Model, run: 
                 run.in_flight += 1;
                 ctx.changed(id, JobState::Submitting);
                 let guard = ctx.creates.begin();
-                jobs.spawn(create::submit(ctx.clone(), job, ctx.slot(model), guard));
+                if sync_call::is_sync_only(model) {
+                    jobs.spawn(sync_call::call(ctx.clone(), job, ctx.slot(model), guard));
+                } else {
+                    jobs.spawn(create::submit(ctx.clone(), job, ctx.slot(model), guard));
+                }
             }
             // Cancelled or retried by another process between the two reads.
             Ok(None) => {}

@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::dashscope::JobSpec;
+use crate::dashscope::{JobSpec, Model};
 
 /// Deserialises a job, naming the field that does not fit and what it must look like.
 pub fn spec_from_json(map: Map<String, Value>) -> Result<JobSpec, String> {
@@ -16,7 +16,7 @@ pub fn spec_from_json(map: Map<String, Value>) -> Result<JobSpec, String> {
                 return Err(message);
             }
             match bad_field(&map) {
-                Some(field) => match expected_form(&field) {
+                Some(field) => match expected_form(&field, model_of(&map)) {
                     Some(form) => Err(format!(
                         "field `{field}`: {message}; {field} must be {form}"
                     )),
@@ -31,22 +31,33 @@ pub fn spec_from_json(map: Map<String, Value>) -> Result<JobSpec, String> {
 /// What a field must look like, for type errors: serde says `expected u64`, a person
 /// needs the rule (`a whole number 0 to 2147483647`). `None` where the parse error of the
 /// field's own type already says it (model, function, size).
-fn expected_form(field: &str) -> Option<String> {
+fn expected_form(field: &str, model: Option<Model>) -> Option<String> {
     Some(match field {
         "prompt" | "negative_prompt" | "style" => "text (a string)".to_string(),
-        "n" => "a whole number 1 to 4".to_string(),
+        "n" => match model.map(|m| m.entry().n) {
+            Some(rule) if rule.min == rule.max => format!("the whole number {}", rule.min),
+            Some(rule) => format!("a whole number {} to {}", rule.min, rule.max),
+            None => "a whole number".to_string(),
+        },
+        "max_images" => "a whole number 1 to 5".to_string(),
         "seed" => format!(
             "a whole number 0 to {}",
             crate::dashscope::validate::MAX_SEED
         ),
         "upscale_factor" => "a whole number 1 to 4".to_string(),
-        "prompt_extend" | "watermark" => "true or false".to_string(),
+        "prompt_extend" | "watermark" | "enable_interleave" | "enable_sequential"
+        | "thinking_mode" => "true or false".to_string(),
         "base_image" | "mask_image" => "an image URL or file path (a string)".to_string(),
-        "images" => "a list of 1 to 3 image URLs, data URIs or file paths".to_string(),
+        "images" => "a list of image URLs, data URIs or file paths".to_string(),
         "expand" => "a table of top, bottom, left, right scales, each 1.0 to 2.0".to_string(),
         "mask_color" => "a list of [r, g, b] triples, each 0 to 255".to_string(),
         _ => return None,
     })
+}
+
+/// The job's model, where it names one.
+fn model_of(map: &Map<String, Value>) -> Option<Model> {
+    serde_json::from_value(map.get("model")?.clone()).ok()
 }
 
 /// The first field that fails on its own, beside a known-good model and prompt.

@@ -14,7 +14,9 @@ mod scales;
 
 use std::path::Path;
 
-use crate::dashscope::{ImageRef, JobSpec, ValidationError, check_local_images, validate_all};
+use crate::dashscope::{
+    ImageRef, JobSpec, Region, ValidationError, check_local_images, region_refusal, validate_all,
+};
 use crate::store::{JobId, Store, StoreError};
 
 pub use json::spec_from_json;
@@ -29,6 +31,9 @@ pub type Problems = Vec<ValidationError>;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Draft {
     spec: JobSpec,
+    /// The region the job will go to, where the surface knows it: a model not offered
+    /// there is refused before anything is queued.
+    region: Option<Region>,
 }
 
 impl Draft {
@@ -36,7 +41,15 @@ impl Draft {
     /// directory, the working directory of a command or server).
     pub fn new(mut spec: JobSpec, base_dir: &Path) -> Draft {
         absolutize_images(&mut spec, base_dir);
-        Draft { spec }
+        Draft { spec, region: None }
+    }
+
+    /// The draft, checked also against what `region` offers.
+    pub fn for_region(self, region: Region) -> Draft {
+        Draft {
+            region: Some(region),
+            ..self
+        }
     }
 
     /// `spec` with its relative local paths taken relative to this process's working
@@ -69,10 +82,23 @@ pub fn rule_problems(spec: &JobSpec) -> Problems {
     validate_all(spec)
 }
 
+/// [`rule_problems`], and whether `region` offers the model.
+pub fn rule_problems_in(spec: &JobSpec, region: Region) -> Problems {
+    let mut problems = rule_problems(spec);
+    if spec.model.id_in(region).is_none() {
+        problems.retain(|p| p.field != "model");
+        problems.insert(0, region_refusal(spec.model, region));
+    }
+    problems
+}
+
 /// Every rule, then every local file and data URI (read and decoded): all the problems
 /// at once, each with its field. Reads files: call it off async threads and the UI task.
 pub fn check(draft: Draft) -> Result<Checked, Problems> {
-    let mut problems = rule_problems(&draft.spec);
+    let mut problems = match draft.region {
+        Some(region) => rule_problems_in(&draft.spec, region),
+        None => rule_problems(&draft.spec),
+    };
     if let Err(file_problem) = check_local_images(&files_to_read(&draft.spec, &problems)) {
         problems.push(file_problem);
     }

@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::dashscope::{EditFunction, ImageRef, JobSpec, Model, Size};
+use crate::dashscope::catalogue::ImageSlots;
+use crate::dashscope::{EditFunction, ImageRef, JobSpec, Model, OutputSize};
 
 /// How long a tool waits for its job, and what it sends back.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -45,8 +46,9 @@ pub struct TextToImageArgs {
 /// Options of the editing models, shared by the three transform tools.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct EditOptions {
-    /// wanx2.1-imageedit (default), wanx-x-painting (inpainting with a mask) or
-    /// wan2.5-i2i-preview (multi-image editing).
+    /// wanx2.1-imageedit (default), wanx-x-painting (inpainting with a mask), or a model
+    /// that takes a list of images: wan2.5-i2i-preview, wan2.6-image, wan2.7-image(-pro),
+    /// qwen-image-2.0(-pro), qwen-image-edit(-plus, -max).
     pub model: Option<String>,
     /// wanx2.1-imageedit's function (default description_edit): stylization_all,
     /// stylization_local, description_edit, description_edit_with_mask (needs a mask),
@@ -63,6 +65,9 @@ pub struct EditOptions {
     pub size: Option<String>,
     /// wanx-x-painting's style, e.g. "<auto>", "<anime>", "<watercolor>".
     pub style: Option<String>,
+    /// wanx-x-painting: the [r, g, b] colours that mark the edit area in the mask
+    /// (default: the mask is binarised, white is the edit area).
+    pub mask_color: Option<Vec<[u8; 3]>>,
     /// expand: how far to extend each side, 1.0-2.0 (unset sides stay 1.0).
     pub top_scale: Option<f64>,
     pub bottom_scale: Option<f64>,
@@ -178,12 +183,13 @@ pub struct Inputs {
 }
 
 impl EditOptions {
-    /// The spec for `inputs`: wan2.5-i2i-preview takes every image in `images`; the other
-    /// editing models take a base image and a mask.
+    /// The spec for `inputs`: a model that takes a list of images (wan2.5-i2i-preview,
+    /// wan2.6/2.7-image, qwen-image edit and 2.0) takes every image in `images`; the
+    /// others take a base image and a mask.
     pub fn spec(&self, prompt: &str, inputs: Inputs) -> Result<JobSpec, ArgError> {
         let model = parse_model(self.model.as_deref(), Model::Wanx21ImageEdit)?;
         let mut spec = JobSpec::new(model, prompt);
-        if model == Model::Wan25I2iPreview {
+        if matches!(model.entry().images, ImageSlots::List { .. }) {
             if inputs.mask.is_some() {
                 return Err(format!(
                     "mask: {model} takes no mask; describe the change in the prompt"
@@ -193,7 +199,7 @@ impl EditOptions {
         } else {
             if !inputs.extra.is_empty() {
                 return Err(format!(
-                    "extra images: only wan2.5-i2i-preview takes more than one image, not {model}"
+                    "extra images: only the models that take a list of images take more than one, not {model}"
                 ));
             }
             spec.base_image = Some(inputs.image);
@@ -213,6 +219,7 @@ impl EditOptions {
         spec.seed = self.seed;
         spec.size = parse_size(self.size.as_deref())?;
         spec.style = self.style.clone();
+        spec.mask_color = self.mask_color.clone().unwrap_or_default();
         spec.expand = crate::intake::expand_from_sides([
             self.top_scale,
             self.bottom_scale,
@@ -234,7 +241,7 @@ fn parse_model(text: Option<&str>, default: Model) -> Result<Model, ArgError> {
     }
 }
 
-fn parse_size(text: Option<&str>) -> Result<Option<Size>, ArgError> {
+fn parse_size(text: Option<&str>) -> Result<Option<OutputSize>, ArgError> {
     text.map(|t| {
         t.parse()
             .map_err(|e: crate::dashscope::BadSize| format!("size: {e}"))

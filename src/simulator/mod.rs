@@ -7,12 +7,14 @@
 //!
 //! - `tasks`: one task and how its status follows from the clock.
 //! - `state`: tasks, uploads, limits, the clock and the counters.
+//! - `generation`: the messages endpoints, image-generation and multimodal-generation.
 //! - `routes`: the HTTP surface (`/api/v1`, the upload host, result images, `/__sim`).
 //! - `render`: the PNGs, generated or transformed from the inputs.
 //! - `store`: the optional SQLite file that lets a restarted simulator keep its tasks.
 //! - `cli`: `wandash sim`.
 
 mod cli;
+mod generation;
 mod render;
 mod routes;
 mod state;

@@ -12,7 +12,8 @@ use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use image::{ImageEncoder, Rgb, RgbImage};
 
 use super::tasks::hash64;
-use crate::dashscope::{EditFunction, Family, JobSpec, Size};
+use crate::dashscope::catalogue::DefaultSize;
+use crate::dashscope::{EditFunction, Family, JobSpec, OutputSize, Size};
 
 /// The largest side the simulator renders (super_resolution of a big image stops here).
 const MAX_OUTPUT_SIDE: u32 = 8192;
@@ -30,7 +31,7 @@ pub fn render(spec: &JobSpec, inputs: &Inputs, seed: u64) -> Result<Vec<u8>, Str
     let look = Look::new(&spec.prompt, seed);
     let mut image = match spec.model.family() {
         Family::TextToImage => {
-            let size = spec.size.unwrap_or(Size::new(1024, 1024));
+            let size = asked_or_default(spec);
             look.paint(size.width, size.height)
         }
         Family::ImageEdit => {
@@ -43,12 +44,35 @@ pub fn render(spec: &JobSpec, inputs: &Inputs, seed: u64) -> Result<Vec<u8>, Str
             let mask = inputs.mask.as_ref().ok_or("mask_image is required")?;
             inpaint(spec, base, mask, &look)
         }
+        // Models that edit when given images and generate from text alone otherwise
+        // (wan2.6-image, wan2.7, qwen-image-2.0).
+        Family::MultiImageEdit if inputs.images.is_empty() => {
+            let size = asked_or_default(spec);
+            look.paint(size.width, size.height)
+        }
         Family::MultiImageEdit => combine(spec, &inputs.images, &look)?,
     };
     if spec.watermark == Some(true) {
         stamp_watermark(&mut image);
     }
     encode_png(&image)
+}
+
+/// The size the job asks for, else the model's default (a token as the square of its
+/// class), else 1024*1024.
+fn asked_or_default(spec: &JobSpec) -> Size {
+    let default =
+        spec.model
+            .entry()
+            .size
+            .and_then(|rule| rule.default)
+            .map(|default| match default {
+                DefaultSize::Pixels(size) => OutputSize::Pixels(size),
+                DefaultSize::Token(token) => OutputSize::Token(token),
+            });
+    spec.size
+        .or(default)
+        .map_or(Size::new(1024, 1024), OutputSize::nominal)
 }
 
 /// Colours and layout drawn from the prompt (palette) and prompt + seed (layout).
@@ -273,7 +297,7 @@ fn edit(
 
 /// wanx-x-painting: the base at the output size, repainted where the mask marks.
 fn inpaint(spec: &JobSpec, base: &RgbImage, mask: &RgbImage, look: &Look) -> RgbImage {
-    let size = spec.size.unwrap_or(Size::new(1024, 1024));
+    let size = spec.size.map_or(Size::new(1024, 1024), OutputSize::nominal);
     let (w, h) = (size.width, size.height);
     let base = image::imageops::resize(base, w, h, image::imageops::FilterType::Nearest);
     let mask = image::imageops::resize(mask, w, h, image::imageops::FilterType::Nearest);
@@ -300,9 +324,10 @@ fn combine(spec: &JobSpec, images: &[RgbImage], look: &Look) -> Result<RgbImage,
     let last = images
         .last()
         .ok_or("images: at least one image is required")?;
-    let size = spec
-        .size
-        .unwrap_or_else(|| keep_aspect(last.width(), last.height()));
+    let size = spec.size.map_or_else(
+        || keep_aspect(last.width(), last.height()),
+        OutputSize::nominal,
+    );
     let (w, h) = (size.width, size.height);
     let scaled: Vec<RgbImage> = images
         .iter()

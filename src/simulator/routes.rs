@@ -23,12 +23,13 @@ use time::macros::{format_description, offset};
 use time::{OffsetDateTime, PrimitiveDateTime};
 
 use super::Faults;
+use super::generation;
 use super::state::{Counter, Policy, Sim, Upload};
-use super::tasks::{Failure, Outcome, Status, Task, hash64};
+use super::tasks::{Failure, Outcome, Status, Task, TaskKind, hash64};
 use crate::dashscope::validate::validate_all;
 use crate::dashscope::{Endpoint, Family, JobSpec, Model, WireError};
 
-type Shared = Arc<Sim>;
+pub(super) type Shared = Arc<Sim>;
 
 /// Big enough for three 10 MB images as data URIs in one create body.
 const BODY_LIMIT: usize = 64 * 1024 * 1024;
@@ -37,6 +38,14 @@ pub fn router(sim: Shared) -> Router {
     let api = Router::new()
         .route(Endpoint::TextToImage.path(), post(create_text_to_image))
         .route(Endpoint::ImageToImage.path(), post(create_image_to_image))
+        .route(
+            Endpoint::ImageGeneration.path(),
+            post(generation::create_generation),
+        )
+        .route(
+            Endpoint::MultimodalGeneration.path(),
+            post(generation::call_multimodal),
+        )
         .route("/tasks", get(list_tasks))
         .route("/tasks/{id}", get(fetch_task))
         .route("/tasks/{id}/cancel", post(cancel_task))
@@ -59,21 +68,21 @@ pub fn router(sim: Shared) -> Router {
         .with_state(sim)
 }
 
-fn request_id() -> String {
+pub(super) fn request_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
 /// The service's error body: JSON with `code`, `message`, `request_id`.
-fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+pub(super) fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     let body = json!({ "code": code, "message": message.into(), "request_id": request_id() });
     (status, axum::Json(body)).into_response()
 }
 
-fn invalid(message: impl Into<String>) -> Response {
+pub(super) fn invalid(message: impl Into<String>) -> Response {
     error(StatusCode::BAD_REQUEST, "InvalidParameter", message)
 }
 
-fn header_is(headers: &HeaderMap, name: &str, value: &str) -> bool {
+pub(super) fn header_is(headers: &HeaderMap, name: &str, value: &str) -> bool {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -81,7 +90,7 @@ fn header_is(headers: &HeaderMap, name: &str, value: &str) -> bool {
 }
 
 /// `Authorization: Bearer <key>`: the configured key, or any non-empty key.
-fn authorize(sim: &Sim, headers: &HeaderMap) -> Result<(), Response> {
+pub(super) fn authorize(sim: &Sim, headers: &HeaderMap) -> Result<(), Response> {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -269,27 +278,58 @@ async fn create(sim: Shared, endpoint: Endpoint, headers: HeaderMap, body: Bytes
         }
         Err(e) => return invalid(e.to_string()),
     };
-    let model = spec.model;
-    if model.endpoint() != endpoint {
-        return invalid(format!(
-            "Model {model} is not served by {}; send it to {}",
-            endpoint.path(),
-            model.endpoint().path()
-        ));
+    if !generation::serves(spec.model, endpoint) {
+        let model = spec.model;
+        // A model of the other prompt endpoint is told where to go; a messages model
+        // gets the service's `url error`.
+        return match model
+            .entry()
+            .endpoints
+            .iter()
+            .find(|e| matches!(e, Endpoint::TextToImage | Endpoint::ImageToImage))
+        {
+            Some(right) => invalid(format!(
+                "Model {model} is not served by {}; send it to {}",
+                endpoint.path(),
+                right.path()
+            )),
+            None => generation::url_error(),
+        };
     }
+    match admit(&sim, &headers, spec, body, TaskKind::Synthesis).await {
+        Ok(task_id) => axum::Json(json!({
+            "output": { "task_status": "PENDING", "task_id": task_id },
+            "request_id": request_id(),
+        }))
+        .into_response(),
+        Err(refused) => refused,
+    }
+}
+
+/// Judges a create whose body was read (`body` in the prompt shape `spec` came from):
+/// the rate quota, the model's rules, `oss://` inputs, the in-flight limit. An accepted
+/// one becomes a task, worked on at once; its id is returned.
+pub(super) async fn admit(
+    sim: &Shared,
+    headers: &HeaderMap,
+    spec: JobSpec,
+    body: Value,
+    kind: TaskKind,
+) -> Result<String, Response> {
+    let model = spec.model;
     let now = sim.clock.now_ms();
     let limits = sim.limits(model);
     // The gateway's rate quota comes before anything looks at the request.
     if !sim.lock().take_token(model, limits, now) {
         sim.lock().count(Counter::Throttled, Some(model));
-        return error(
+        return Err(error(
             StatusCode::TOO_MANY_REQUESTS,
             "Throttling.RateQuota",
             format!(
                 "Requests rate limit exceeded, please try again later. ({model} accepts {} creates per second)",
                 limits.submit_per_second
             ),
-        );
+        ));
     }
     let errors = validate_all(&spec);
     if !errors.is_empty() {
@@ -298,7 +338,7 @@ async fn create(sim: Shared, endpoint: Endpoint, headers: HeaderMap, body: Bytes
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join("; ");
-        return invalid(message);
+        return Err(invalid(message));
     }
     let oss: Vec<&str> = spec
         .image_refs()
@@ -306,11 +346,11 @@ async fn create(sim: Shared, endpoint: Endpoint, headers: HeaderMap, body: Bytes
         .filter(|(_, i)| i.is_oss())
         .map(|(f, _)| *f)
         .collect();
-    if !oss.is_empty() && !header_is(&headers, "x-dashscope-ossresourceresolve", "enable") {
-        return invalid(format!(
+    if !oss.is_empty() && !header_is(headers, "x-dashscope-ossresourceresolve", "enable") {
+        return Err(invalid(format!(
             "{} is an oss:// URL; such requests need the header X-DashScope-OssResourceResolve: enable",
             oss[0]
-        ));
+        )));
     }
     for (field, image) in spec.image_refs() {
         if image.is_oss() {
@@ -319,13 +359,15 @@ async fn create(sim: Shared, endpoint: Endpoint, headers: HeaderMap, body: Bytes
             match lock.uploads.get(&key) {
                 Some(upload) if upload.model == model => {}
                 Some(upload) => {
-                    return invalid(format!(
+                    return Err(invalid(format!(
                         "{field}: {image} was uploaded for model {}, not {model}; an upload is tied to its model",
                         upload.model
-                    ));
+                    )));
                 }
                 None => {
-                    return invalid(format!("{field}: {image} does not exist; upload it first"));
+                    return Err(invalid(format!(
+                        "{field}: {image} does not exist; upload it first"
+                    )));
                 }
             }
         }
@@ -333,6 +375,7 @@ async fn create(sim: Shared, endpoint: Endpoint, headers: HeaderMap, body: Bytes
 
     let task_id = uuid::Uuid::new_v4().to_string();
     let mut task = Task::new(task_id.clone(), model, body, &spec, now, sim.latency_ms());
+    task.kind = kind;
     task.plan = sim.plan(spec.image_count());
     {
         // Creates beyond `in_flight` tasks PENDING or RUNNING are refused with 429
@@ -343,25 +386,26 @@ async fn create(sim: Shared, endpoint: Endpoint, headers: HeaderMap, body: Bytes
         let in_flight = lock.in_flight(model, now, sim.ttl_ms());
         if in_flight >= limits.in_flight {
             lock.count(Counter::Throttled, Some(model));
-            return error(
+            return Err(error(
                 StatusCode::TOO_MANY_REQUESTS,
                 "Throttling",
                 format!(
                     "Requests rate limit exceeded, please try again later. ({model} allows {} tasks PENDING or RUNNING at once; {in_flight} are)",
                     limits.in_flight
                 ),
-            );
+            ));
         }
         lock.tasks.insert(task_id.clone(), task.clone());
-        lock.count(Counter::Create, Some(model));
+        let counter = if kind == TaskKind::SyncCall {
+            Counter::SyncCall
+        } else {
+            Counter::Create
+        };
+        lock.count(counter, Some(model));
     }
     sim.persist_task(task).await;
-    tokio::spawn(Arc::clone(&sim).work(task_id.clone()));
-    axum::Json(json!({
-        "output": { "task_status": "PENDING", "task_id": task_id },
-        "request_id": request_id(),
-    }))
-    .into_response()
+    tokio::spawn(Arc::clone(sim).work(task_id.clone()));
+    Ok(task_id)
 }
 
 // ---- polls, cancels, lists ------------------------------------------------------------
@@ -376,7 +420,12 @@ async fn fetch_task(
     }
     let now = sim.clock.now_ms();
     let mut lock = sim.lock();
-    let Some(task) = lock.task(&id, now, sim.ttl_ms()).cloned() else {
+    // A synchronous call leaves no task to poll.
+    let task = lock
+        .task(&id, now, sim.ttl_ms())
+        .filter(|t| t.kind != TaskKind::SyncCall)
+        .cloned();
+    let Some(task) = task else {
         lock.count(Counter::Poll, None);
         return axum::Json(json!({
             "request_id": request_id(),
@@ -426,11 +475,18 @@ fn task_json(sim: &Sim, task: &Task, now: i64) -> Value {
                     });
                     output["code"] = json!(first.code);
                     output["message"] = json!(first.message);
+                } else if task.kind == TaskKind::Generation {
+                    output["choices"] = json!(generation::choices(sim, task));
+                    output["finished"] = json!(true);
                 } else {
                     output["results"] = json!(results);
                 }
-                output["task_metrics"] = json!({ "TOTAL": images.len(), "SUCCEEDED": succeeded, "FAILED": images.len() - succeeded });
-                answer["usage"] = json!({ "image_count": succeeded });
+                if task.kind == TaskKind::Generation {
+                    answer["usage"] = generation::wan_usage(sim, task, succeeded);
+                } else {
+                    output["task_metrics"] = json!({ "TOTAL": images.len(), "SUCCEEDED": succeeded, "FAILED": images.len() - succeeded });
+                    answer["usage"] = json!({ "image_count": succeeded });
+                }
             }
             Some(Outcome::Failed(failure)) => {
                 output["code"] = json!(failure.code);
@@ -563,7 +619,7 @@ async fn list_tasks(
     let mut matching: Vec<(&Task, super::tasks::Phase)> = lock
         .tasks
         .values()
-        .filter(|t| !t.expired(now, ttl))
+        .filter(|t| !t.expired(now, ttl) && t.kind != TaskKind::SyncCall)
         .map(|t| (t, t.phase(now)))
         .filter(|(t, phase)| {
             start.is_none_or(|s| t.submit_ms >= s)
@@ -571,7 +627,7 @@ async fn list_tasks(
                 && params
                     .model_name
                     .as_deref()
-                    .is_none_or(|m| t.model.id() == m)
+                    .is_none_or(|m| t.model_name() == m)
                 && params
                     .status
                     .as_deref()
@@ -592,7 +648,7 @@ async fn list_tasks(
             let mut item = json!({
                 "task_id": task.id,
                 "status": phase.status.as_str(),
-                "model_name": task.model.id(),
+                "model_name": task.model_name(),
                 "gmt_create": task.submit_ms,
                 "region": "cn-beijing",
                 "request_id": request_id(),

@@ -50,13 +50,15 @@ pub struct Counts {
     pub polls: u64,
     pub cancels: u64,
     pub uploads: u64,
+    /// Synchronous multimodal-generation calls accepted (each makes images and bills).
+    pub sync_calls: u64,
 }
 
 impl Counts {
     fn json(&self) -> Value {
         json!({
             "creates": self.creates, "throttled": self.throttled, "polls": self.polls,
-            "cancels": self.cancels, "uploads": self.uploads,
+            "cancels": self.cancels, "uploads": self.uploads, "sync_calls": self.sync_calls,
         })
     }
 }
@@ -68,6 +70,7 @@ pub enum Counter {
     Poll,
     Cancel,
     Upload,
+    SyncCall,
 }
 
 /// A getPolicy grant: the upload form must carry these back.
@@ -106,6 +109,7 @@ impl Inner {
             Counter::Poll => c.polls += 1,
             Counter::Cancel => c.cancels += 1,
             Counter::Upload => c.uploads += 1,
+            Counter::SyncCall => c.sync_calls += 1,
         };
         bump(&mut self.totals);
         if let Some(model) = model {

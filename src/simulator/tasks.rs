@@ -60,6 +60,22 @@ pub struct Task {
     pub outcome: Option<Outcome>,
     /// Clock time the outcome was recorded; the task cannot end before it.
     pub ready_ms: Option<i64>,
+    /// Which endpoint made it, and so how its answer is shaped.
+    #[serde(default)]
+    pub kind: TaskKind,
+}
+
+/// Which endpoint a task came from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TaskKind {
+    /// text2image / image2image: polled, images in `output.results`.
+    #[default]
+    Synthesis,
+    /// image-generation: polled, images in `output.choices`.
+    Generation,
+    /// multimodal-generation: answered synchronously; the service keeps no task to
+    /// poll or list, so it reads UNKNOWN and is not listed.
+    SyncCall,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +112,15 @@ pub struct Phase {
 }
 
 impl Task {
+    /// The model id the task was created with (a region's own, say `wan2.1-t2i-turbo`),
+    /// as the service's task list names it.
+    pub fn model_name(&self) -> &str {
+        self.body
+            .get("model")
+            .and_then(Value::as_str)
+            .unwrap_or(self.model.id())
+    }
+
     pub fn new(
         id: String,
         model: Model,
@@ -124,6 +149,7 @@ impl Task {
             canceled_ms: None,
             outcome: None,
             ready_ms: None,
+            kind: TaskKind::Synthesis,
         }
     }
 

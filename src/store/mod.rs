@@ -7,6 +7,7 @@
 mod money;
 mod queue;
 mod schema;
+mod sync_calls;
 mod types;
 mod work;
 

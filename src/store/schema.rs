@@ -114,6 +114,11 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX jobs_by_state_queue ON jobs(state, queue_pos, id);
     CREATE TABLE paused (scope TEXT PRIMARY KEY) WITHOUT ROWID;
     ",
+    // 6: the answer of a synchronous (multimodal-generation) call, a JSON list of its
+    // results: no task exists to fetch them from again, so a restart downloads from here.
+    "
+    ALTER TABLE jobs ADD COLUMN sync_answer TEXT;
+    ",
 ];
 
 /// The schema version this build writes.

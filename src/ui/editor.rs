@@ -7,7 +7,7 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui_textarea::{TextArea, WrapMode};
 
 use crate::dashscope::{
-    EditFunction, Family, ImageRef, JobSpec, Model, PAINT_STYLES, Size, ValidationError,
+    EditFunction, Family, ImageRef, JobSpec, Model, OutputSize, PAINT_STYLES, ValidationError,
     field_applies,
 };
 use crate::intake;
@@ -222,7 +222,7 @@ impl Editor {
                 },
                 Field::Expand => self.function == Some(EditFunction::Expand),
                 Field::UpscaleFactor => self.function == Some(EditFunction::SuperResolution),
-                other => field_applies(family, other.spec_name()),
+                other => field_applies(self.model, other.spec_name()),
             })
             .collect()
     }
@@ -307,7 +307,7 @@ impl Editor {
                         .collect()
                 }
                 Field::NegativePrompt => spec.negative_prompt = Some(text.to_string()),
-                Field::Size => match text.parse::<Size>() {
+                Field::Size => match text.parse::<OutputSize>() {
                     Ok(size) => spec.size = Some(size),
                     Err(e) => fail(e.to_string()),
                 },
@@ -491,7 +491,7 @@ mod tests {
         let mut spec = JobSpec::new(Model::Wanx21T2iPlus, "a cat\non two lines");
         spec.n = Some(2);
         spec.seed = Some(42);
-        spec.size = Some(Size::new(1024, 768));
+        spec.size = Some(crate::dashscope::Size::new(1024, 768).into());
         spec.negative_prompt = Some("blurry".into());
         spec.prompt_extend = Some(false);
         let editor = Editor::from_spec(&spec);

@@ -86,7 +86,7 @@ pub fn client(sim: &RunningSim) -> Client {
 pub fn spec(model: Model, prompt: &str) -> JobSpec {
     let mut spec = JobSpec::new(model, prompt);
     spec.n = Some(1);
-    spec.size = Some(Size::from_str("512*512").unwrap());
+    spec.size = Some(Size::from_str("512*512").unwrap().into());
     spec.prompt_extend = Some(false);
     spec
 }

@@ -1,0 +1,67 @@
+//! The store's side of synchronous calls (the multimodal-generation endpoint): their
+//! answer holds the images, and there is no task for anyone to look up later, so the
+//! answer is committed before its images are downloaded, and a restart downloads from it.
+
+use rusqlite::OptionalExtension;
+use rusqlite::types::Value as SqlValue;
+
+use super::work::EngineStore;
+use super::{JobId, JobState, StoreError, transition, write_tx};
+use crate::dashscope::{TaskResult, TaskStatus};
+
+impl EngineStore {
+    /// Submitting -> running with a call's answer: `call_id` stands in for the task id
+    /// (the service answered synchronously), the task reads SUCCEEDED, and `results` are
+    /// kept until the images are saved. False if the job had moved on (cancelled).
+    pub(crate) fn record_sync_answer(
+        &self,
+        id: JobId,
+        call_id: &str,
+        results: &[TaskResult],
+    ) -> Result<bool, StoreError> {
+        let answer =
+            serde_json::to_string(results).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut conn = self.conn();
+        let tx = write_tx(&mut conn, &self.path)?;
+        let done = transition(
+            &tx,
+            id,
+            &[JobState::Submitting],
+            JobState::Running,
+            &[
+                ("task_id", SqlValue::Text(call_id.into())),
+                (
+                    "task_status",
+                    SqlValue::Text(TaskStatus::Succeeded.as_str().into()),
+                ),
+                ("sync_answer", SqlValue::Text(answer)),
+                ("error_code", SqlValue::Null),
+                ("error_message", SqlValue::Null),
+                ("error_action", SqlValue::Null),
+            ],
+            Some(&format!(
+                "synchronous call {call_id} answered with {} image(s)",
+                results.len()
+            )),
+        )?;
+        tx.commit()?;
+        Ok(done)
+    }
+
+    /// The results a synchronous call answered for the job, if one did.
+    pub(crate) fn sync_answer(&self, id: JobId) -> Result<Option<Vec<TaskResult>>, StoreError> {
+        let text: Option<String> = self
+            .conn()
+            .query_row("SELECT sync_answer FROM jobs WHERE id = ?1", [id.0], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .flatten();
+        text.map(|text| {
+            serde_json::from_str(&text).map_err(|e| {
+                StoreError::Corrupt(format!("job {id}: unreadable synchronous answer: {e}"))
+            })
+        })
+        .transpose()
+    }
+}
