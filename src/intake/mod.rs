@@ -29,6 +29,8 @@ pub type Problems = Vec<ValidationError>;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Draft {
     spec: JobSpec,
+    /// The job this one is made from (a fork, seed sweep, edit or inpainting).
+    parent: Option<JobId>,
 }
 
 impl Draft {
@@ -36,7 +38,12 @@ impl Draft {
     /// directory, the working directory of a command or server).
     pub fn new(mut spec: JobSpec, base_dir: &Path) -> Draft {
         absolutize_images(&mut spec, base_dir);
-        Draft { spec }
+        Draft { spec, parent: None }
+    }
+
+    /// The draft as made from job `parent`: the store records where it came from.
+    pub fn with_parent(self, parent: Option<JobId>) -> Draft {
+        Draft { parent, ..self }
     }
 
     /// `spec` with its relative local paths taken relative to this process's working
@@ -55,6 +62,7 @@ impl Draft {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Checked {
     spec: JobSpec,
+    parent: Option<JobId>,
 }
 
 impl Checked {
@@ -77,7 +85,10 @@ pub fn check(draft: Draft) -> Result<Checked, Problems> {
         problems.push(file_problem);
     }
     if problems.is_empty() {
-        Ok(Checked { spec: draft.spec })
+        Ok(Checked {
+            spec: draft.spec,
+            parent: draft.parent,
+        })
     } else {
         Err(problems)
     }
@@ -102,7 +113,7 @@ pub fn check_all(drafts: Vec<Draft>) -> Result<Vec<Checked>, Vec<(usize, Problem
 
 /// Queues one checked job; returns its id.
 pub fn enqueue(store: &Store, job: Checked) -> Result<JobId, StoreError> {
-    store.enqueue(&job.spec)
+    Ok(enqueue_all(store, vec![job], None)?[0])
 }
 
 /// Queues checked jobs in one transaction (all or none), tagged with `tag` if given.
@@ -111,8 +122,9 @@ pub fn enqueue_all(
     jobs: Vec<Checked>,
     tag: Option<&str>,
 ) -> Result<Vec<JobId>, StoreError> {
-    let specs: Vec<JobSpec> = jobs.into_iter().map(|job| job.spec).collect();
-    store.enqueue_batch(&specs, tag)
+    let jobs: Vec<(&JobSpec, Option<JobId>)> =
+        jobs.iter().map(|job| (&job.spec, job.parent)).collect();
+    store.enqueue_with_parents(&jobs, tag)
 }
 
 /// The spec whose images `check_local_images` should read: without the images of fields
@@ -273,5 +285,11 @@ mod tests {
         )));
         let id = enqueue(&store, one.unwrap()).unwrap();
         assert_eq!(store.job(id).unwrap().unwrap().spec.prompt, "c");
+        // A variation names the job it came from; the others name none.
+        let variation =
+            Draft::new(JobSpec::new(Model::Wanx21T2iTurbo, "d"), dir.path()).with_parent(Some(id));
+        let child = enqueue(&store, check(variation).unwrap()).unwrap();
+        assert_eq!(store.job(child).unwrap().unwrap().parent_job_id, Some(id));
+        assert_eq!(store.job(id).unwrap().unwrap().parent_job_id, None);
     }
 }
