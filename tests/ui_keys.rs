@@ -183,7 +183,7 @@ fn fork_fills_the_editor_and_submit_sends_only_a_valid_job() {
     let mut spec = JobSpec::new(Model::Wanx21T2iPlus, "a red fox in snow");
     spec.seed = Some(7);
     spec.n = Some(2);
-    store.enqueue(&spec).unwrap();
+    let forked = store.enqueue(&spec).unwrap();
     let keys = KeyMap::default();
     let mut state = app(Rect::new(0, 0, 120, 40));
     load(&mut state, &store);
@@ -193,8 +193,8 @@ fn fork_fills_the_editor_and_submit_sends_only_a_valid_job() {
     let commands = state.handle(&keys, &ctrl('s'));
     assert_eq!(
         commands,
-        vec![Command::Submit(Box::new(spec.clone()))],
-        "the fork submits the same job"
+        vec![Command::Submit(Box::new(spec.clone()), Some(forked))],
+        "the fork submits the same job, naming the job it came from"
     );
     // A second Ctrl-s while the first is in flight sends nothing.
     assert!(state.handle(&keys, &ctrl('s')).is_empty());

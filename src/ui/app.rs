@@ -34,6 +34,7 @@ use super::event::AppEvent;
 use super::keys::KeyMap;
 use super::preview::ImageWorker;
 use super::state::{AppState, BackendLabel, FrameLayout, Header, Prices, Tab, ToastLevel};
+use super::studio::{StudioCommand, StudioWorker};
 use super::update::{Command, DataSnapshot};
 
 /// How the end of a batch is announced besides the toast.
@@ -64,6 +65,8 @@ pub struct UiOptions {
     pub keys: KeyMap,
     /// Price per image of each model (the config's `prices`), for the editor's cost line.
     pub prices: BTreeMap<Model, f64>,
+    /// The data directory: painted masks go in its `masks/`.
+    pub data_dir: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +115,7 @@ pub async fn run(options: UiOptions, engine: Option<&EngineHandle>) -> Result<()
     };
     let protocol_name = protocol_label(picker.protocol_type());
     let images = ImageWorker::start(picker, events.clone());
+    let studio = StudioWorker::start(options.data_dir.join("masks"), events.clone());
 
     let input_events = events.clone();
     let input = tokio::spawn(async move {
@@ -165,6 +169,7 @@ pub async fn run(options: UiOptions, engine: Option<&EngineHandle>) -> Result<()
         keys: options.keys,
         data,
         images,
+        studio,
         engine,
         notify: options.notify,
         progress: Progress::default(),
@@ -183,6 +188,7 @@ struct App<'e> {
     keys: KeyMap,
     data: DataWorker,
     images: ImageWorker,
+    studio: StudioWorker,
     engine: Option<&'e EngineHandle>,
     notify: Notify,
     progress: Progress,
@@ -307,6 +313,7 @@ impl App<'_> {
                 Vec::new()
             }
             AppEvent::Engine(event) => state.engine_event(event),
+            AppEvent::Studio(event) => state.studio_event(event),
             AppEvent::Image(key, result) => {
                 let shown = self.images.finished(key.clone(), result);
                 if state.preview.key() == Some(&key) {
@@ -340,7 +347,25 @@ impl App<'_> {
             Command::Cancel(id) => StoreChange::Cancel(id),
             Command::Retry(id) => StoreChange::Retry(id),
             Command::Delete(id) => StoreChange::Delete(id),
-            Command::Submit(spec) => StoreChange::Submit(spec),
+            Command::Submit(spec, parent) => StoreChange::Submit(spec, parent),
+            Command::Studio(command) => match command {
+                StudioCommand::LoadPicture(path) => {
+                    self.studio.decode(path);
+                    return false;
+                }
+                StudioCommand::SaveMask { job, base, mask } => {
+                    self.studio.save_mask(job, base, mask);
+                    return false;
+                }
+                StudioCommand::LoadCompare(ids) => {
+                    self.data.send(DataJob::Compare(ids));
+                    return false;
+                }
+                StudioCommand::RecordWinner { winner, others } => {
+                    StoreChange::RecordWinner { winner, others }
+                }
+                StudioCommand::Sweep { parent, specs } => StoreChange::Sweep { parent, specs },
+            },
         };
         self.data.send(DataJob::Change(change));
         false

@@ -12,6 +12,7 @@ use crate::engine::EngineEvent;
 use crate::store::JobId;
 
 use super::state::ImageKey;
+use super::studio::StudioEvent;
 use super::update::{DataSnapshot, SubmitError};
 
 /// Everything that can happen to the dashboard, on one channel.
@@ -29,6 +30,8 @@ pub enum AppEvent {
     /// The image worker's encoding of a preview, or why it failed.
     Image(ImageKey, Result<Arc<Protocol>, String>),
     Engine(EngineEvent),
+    /// A studio worker's answer: a picture, a saved mask, the jobs to compare.
+    Studio(StudioEvent),
     /// A timer went off: a toast's time is up, or the idle redraw is due (ages move on).
     Tick,
 }

@@ -4,17 +4,24 @@
 //!   changes and commands; `keys`: the one key table; `editor`: the job editor.
 //! - `data`: a worker thread that fills the view-model from the store and applies the
 //!   user's changes; `preview`: a worker that decodes and encodes images.
+//! - the studio: `mask` (the painter's pure logic), `painter` (`m`), `compare` (`Space`,
+//!   `C`), `variations` (`s`, `E`), `studio` (their shared state, commands and worker).
 //! - `event`: the one event type, which the workers send and the app loop receives.
 //! - `app`: the terminal, the one event channel and the draw-when-dirty loop.
 
 mod app;
+pub mod compare;
 pub mod data;
 pub mod draw;
 pub mod editor;
 pub mod event;
 pub mod keys;
+pub mod mask;
+pub mod painter;
 pub mod preview;
 pub mod state;
+pub mod studio;
 pub mod update;
+pub mod variations;
 
 pub use app::{Notify, UiError, UiOptions, run};
