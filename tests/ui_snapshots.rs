@@ -611,3 +611,11 @@ fn compare_shows_three_jobs_and_only_what_differs_at_80x24_and_200x60() {
     );
     assert!(render(&state).contains("winner"));
 }
+
+#[test]
+fn the_detail_names_the_job_a_variation_came_from() {
+    let mut state = mixed(Rect::new(0, 0, 120, 40), 2);
+    state.detail.as_mut().unwrap().parent = Some(JobId(61));
+    let screen = render(&state);
+    assert!(screen.contains("from       job 61"), "{screen}");
+}
