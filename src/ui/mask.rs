@@ -127,6 +127,9 @@ impl CellFit {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mask {
     pixels: GrayImage,
+    /// Pixels marked for editing, kept as they change: the painter shows the share on
+    /// every frame, and counting millions of pixels per frame would stall the UI task.
+    edit_count: usize,
 }
 
 impl Mask {
@@ -134,6 +137,7 @@ impl Mask {
     pub fn new(width: u32, height: u32) -> Mask {
         Mask {
             pixels: GrayImage::from_pixel(width.max(1), height.max(1), KEEP),
+            edit_count: 0,
         }
     }
 
@@ -152,7 +156,20 @@ impl Mask {
 
     /// Pixels marked for editing.
     pub fn edit_count(&self) -> usize {
-        self.pixels.pixels().filter(|p| **p == EDIT).count()
+        self.edit_count
+    }
+
+    fn set(&mut self, x: u32, y: u32, edit: bool) {
+        let value = if edit { EDIT } else { KEEP };
+        let pixel = self.pixels.get_pixel_mut(x, y);
+        if *pixel != value {
+            *pixel = value;
+            if edit {
+                self.edit_count += 1;
+            } else {
+                self.edit_count -= 1;
+            }
+        }
     }
 
     /// Paints (or, with `edit` false, erases) a disc of `radius_dots` dots around the
@@ -169,12 +186,11 @@ impl Mask {
             let high = ((centre + radius).ceil().max(0.0) as u32).min(side);
             low..high
         };
-        let value = if edit { EDIT } else { KEEP };
         for y in span(cy, h) {
             for x in span(cx, w) {
                 let (dx, dy) = (f64::from(x) + 0.5 - cx, f64::from(y) + 0.5 - cy);
                 if dx * dx + dy * dy < radius * radius {
-                    self.pixels.put_pixel(x, y, value);
+                    self.set(x, y, edit);
                 }
             }
         }
@@ -190,10 +206,9 @@ impl Mask {
             col: a.col.max(b.col),
             row: a.row.max(b.row),
         });
-        let value = if edit { EDIT } else { KEEP };
         for y in first.y0..last.y1.min(self.height()) {
             for x in first.x0..last.x1.min(self.width()) {
-                self.pixels.put_pixel(x, y, value);
+                self.set(x, y, edit);
             }
         }
     }
@@ -203,6 +218,7 @@ impl Mask {
         for pixel in self.pixels.pixels_mut() {
             *pixel = if *pixel == EDIT { KEEP } else { EDIT };
         }
+        self.edit_count = self.width() as usize * self.height() as usize - self.edit_count;
     }
 
     /// Back to all black.
@@ -210,6 +226,7 @@ impl Mask {
         for pixel in self.pixels.pixels_mut() {
             *pixel = KEEP;
         }
+        self.edit_count = 0;
     }
 
     /// The mask as an 8-bit greyscale PNG, white where the edit goes.
@@ -322,6 +339,27 @@ mod tests {
         assert!(mask.is_edit(9, 0) && !mask.is_edit(0, 0));
         mask.clear();
         assert_eq!(mask.edit_count(), 0);
+    }
+
+    #[test]
+    fn the_kept_count_agrees_with_the_pixels_after_every_tool() {
+        let fit = CellFit::new(90, 70, 30, 10);
+        let mut mask = Mask::new(90, 70);
+        let counted = |m: &Mask| m.pixels.pixels().filter(|p| **p == EDIT).count();
+        mask.brush(&fit, Cell { col: 4, row: 3 }, 3, true);
+        mask.brush(&fit, Cell { col: 5, row: 3 }, 3, true);
+        assert_eq!(mask.edit_count(), counted(&mask));
+        mask.rectangle(
+            &fit,
+            Cell { col: 0, row: 0 },
+            Cell { col: 6, row: 2 },
+            false,
+        );
+        assert_eq!(mask.edit_count(), counted(&mask));
+        mask.invert();
+        assert_eq!(mask.edit_count(), counted(&mask));
+        mask.brush(&fit, Cell { col: 20, row: 8 }, 2, false);
+        assert_eq!(mask.edit_count(), counted(&mask));
     }
 
     #[test]

@@ -344,3 +344,135 @@ pub fn draw_painter(state: &AppState, frame: &mut Frame, area: Rect) {
     };
     frame.render_widget(Line::from(hint).fg(Color::DarkGray), bottom);
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use ratatui::crossterm::event::{Event, KeyModifiers};
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::ui::state::Header;
+    use crate::ui::studio::StudioEvent;
+
+    /// A painter open on a 400x200 image, its picture decoded, on an 80x24 screen.
+    fn painting() -> AppState {
+        let layout = frame_layout(Rect::new(0, 0, 80, 24));
+        let mut state = AppState::new(layout, datetime!(2026-11-20 12:00 UTC), Header::default());
+        let base = PathBuf::from("/data/images/9/0.png");
+        state.studio.painter = Some(Painter::new(JobId(9), base.clone(), Mode::Browse));
+        state.mode = Mode::Painter;
+        assert!(state.studio.want_picture(&base));
+        let picture = Picture {
+            width: 400,
+            height: 200,
+            small: image::RgbImage::new(200, 100),
+        };
+        state.studio_event(StudioEvent::Picture(base, Ok(Arc::new(picture))));
+        state
+    }
+
+    fn mouse(kind: MouseEventKind, column: u16, row: u16) -> Event {
+        Event::Mouse(MouseEvent {
+            kind,
+            column,
+            row,
+            modifiers: KeyModifiers::NONE,
+        })
+    }
+
+    #[test]
+    fn a_drag_paints_where_the_pointer_goes_and_outside_the_image_nothing() {
+        let keys = KeyMap::default();
+        let mut state = painting();
+        let image = painter_layout(state.layout.area);
+        let fit = state.painter_fit().unwrap();
+        // 400x200 on 80x22 cells: 80 dots across, 40 down, 5 pixels a dot.
+        assert_eq!((fit.dots_wide, fit.dots_high), (80, 40));
+        let drag = MouseEventKind::Drag(MouseButton::Left);
+        state.handle(&keys, &mouse(drag, image.x + 10, image.y + 5));
+        let painter = state.studio.painter.as_ref().unwrap();
+        assert_eq!(painter.cursor, Cell { col: 10, row: 5 });
+        let mask = painter.mask.as_ref().unwrap();
+        // The middle of cell (10, 5) is pixel (52, 55).
+        assert!(mask.is_edit(52, 55));
+        let painted = mask.edit_count();
+        // Below the image (rows 20-21 of the area) a drag paints nothing.
+        state.handle(&keys, &mouse(drag, image.x + 10, image.y + 21));
+        let mask = state
+            .studio
+            .painter
+            .as_ref()
+            .unwrap()
+            .mask
+            .as_ref()
+            .unwrap();
+        assert_eq!(mask.edit_count(), painted);
+        // A release does not paint either.
+        let up = MouseEventKind::Up(MouseButton::Left);
+        state.handle(&keys, &mouse(up, image.x + 30, image.y + 5));
+        let mask = state
+            .studio
+            .painter
+            .as_ref()
+            .unwrap()
+            .mask
+            .as_ref()
+            .unwrap();
+        assert_eq!(mask.edit_count(), painted);
+    }
+
+    #[test]
+    fn enter_sends_the_mask_once_and_esc_leaves_without_saving() {
+        let keys = KeyMap::default();
+        let key = |c| Event::Key(KeyEvent::from(ratatui::crossterm::event::KeyCode::Char(c)));
+        let enter = Event::Key(KeyEvent::from(ratatui::crossterm::event::KeyCode::Enter));
+        let mut state = painting();
+        assert!(
+            state.handle(&keys, &enter).is_empty(),
+            "nothing painted yet"
+        );
+        state.handle(&keys, &key(' '));
+        let sent = state.handle(&keys, &enter);
+        assert!(matches!(
+            &sent[..],
+            [Command::Studio(StudioCommand::SaveMask {
+                job: JobId(9),
+                ..
+            })]
+        ));
+        assert!(
+            state.handle(&keys, &enter).is_empty(),
+            "once, while it saves"
+        );
+        let saved = SavedMask {
+            job: JobId(9),
+            base: PathBuf::from("/data/images/9/0.png"),
+            path: PathBuf::from("/data/masks/job-9-1.png"),
+        };
+        state.studio_event(StudioEvent::MaskSaved(Ok(saved)));
+        assert_eq!(state.mode, Mode::Editor);
+        let editor = state.editor.as_ref().unwrap();
+        let (spec, _) = editor.build();
+        assert_eq!(
+            (spec.model, spec.function, editor.parent),
+            (
+                Model::Wanx21ImageEdit,
+                Some(EditFunction::DescriptionEditWithMask),
+                Some(JobId(9))
+            )
+        );
+        assert_eq!(
+            spec.mask_image,
+            Some(ImageRef::File("/data/masks/job-9-1.png".into()))
+        );
+
+        let mut state = painting();
+        state.handle(&keys, &key(' '));
+        let esc = Event::Key(KeyEvent::from(ratatui::crossterm::event::KeyCode::Esc));
+        assert!(state.handle(&keys, &esc).is_empty());
+        assert_eq!(state.mode, Mode::Browse);
+        assert!(state.studio.painter.is_none());
+    }
+}
