@@ -739,3 +739,43 @@ fn top_delete_and_cancel_refuse_what_they_must_and_ask_first() {
         refused.stderr
     );
 }
+
+#[test]
+fn show_names_the_job_a_variation_came_from_and_the_compare_it_won() {
+    use wandash::dashscope::{JobSpec, Model};
+    use wandash::intake::{Draft, check, enqueue};
+    use wandash::store::Store;
+
+    let s = Scratch::new();
+    std::fs::create_dir_all(s.data_dir()).unwrap();
+    let store = Store::open(&s.db()).unwrap();
+    let spec = JobSpec::new(Model::Wanx21T2iTurbo, "a fox");
+    let parent = enqueue(
+        &store,
+        check(Draft::new(spec.clone(), &s.data_dir())).unwrap(),
+    )
+    .unwrap();
+    let draft = Draft::new(spec, &s.data_dir()).with_parent(Some(parent));
+    let child = enqueue(&store, check(draft).unwrap()).unwrap();
+    store.record_compare_winner(child, &[parent]).unwrap();
+
+    let text = s.run(&["show", &child.to_string()]).expect(0).stdout;
+    assert!(text.contains(&format!("from job       {parent}")), "{text}");
+    assert!(
+        text.contains(&format!("won a compare against jobs {parent}")),
+        "{text}"
+    );
+    let json = s
+        .run(&["--json", "show", &child.to_string()])
+        .expect(0)
+        .json();
+    assert_eq!(json["parent_job_id"], parent.0);
+    // The chain ends at a job made from nothing: no parent named.
+    let json = s
+        .run(&["--json", "show", &parent.to_string()])
+        .expect(0)
+        .json();
+    assert!(json.get("parent_job_id").is_none(), "{json}");
+    let text = s.run(&["show", &parent.to_string()]).expect(0).stdout;
+    assert!(!text.contains("from job"), "{text}");
+}

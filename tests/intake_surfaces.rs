@@ -123,7 +123,7 @@ async fn through_the_editor(db: &Path, missing: &str) -> BTreeSet<Problem> {
 
     let (events, mut answers) = tokio::sync::mpsc::unbounded_channel();
     let worker = DataWorker::start(db, events).unwrap();
-    worker.send(DataJob::Change(StoreChange::Submit(Box::new(spec))));
+    worker.send(DataJob::Change(StoreChange::Submit(Box::new(spec), None)));
     let result = loop {
         let answer = tokio::time::timeout(Duration::from_secs(10), answers.recv())
             .await

@@ -183,7 +183,7 @@ fn fork_fills_the_editor_and_submit_sends_only_a_valid_job() {
     let mut spec = JobSpec::new(Model::Wanx21T2iPlus, "a red fox in snow");
     spec.seed = Some(7);
     spec.n = Some(2);
-    store.enqueue(&spec).unwrap();
+    let forked = store.enqueue(&spec).unwrap();
     let keys = KeyMap::default();
     let mut state = app(Rect::new(0, 0, 120, 40));
     load(&mut state, &store);
@@ -193,8 +193,8 @@ fn fork_fills_the_editor_and_submit_sends_only_a_valid_job() {
     let commands = state.handle(&keys, &ctrl('s'));
     assert_eq!(
         commands,
-        vec![Command::Submit(Box::new(spec.clone()))],
-        "the fork submits the same job"
+        vec![Command::Submit(Box::new(spec.clone()), Some(forked))],
+        "the fork submits the same job, naming the job it came from"
     );
     // A second Ctrl-s while the first is in flight sends nothing.
     assert!(state.handle(&keys, &ctrl('s')).is_empty());
@@ -437,6 +437,27 @@ fn carry_out_queue(store: &Store, commands: &[Command]) {
     }
 }
 
+/// Waits for the data worker's next answer of the kind `pick` takes.
+fn next_answer<T>(
+    answers: &mut tokio::sync::mpsc::UnboundedReceiver<wandash::ui::event::AppEvent>,
+    pick: impl Fn(wandash::ui::event::AppEvent) -> Option<T>,
+) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match answers.try_recv() {
+            Ok(event) => {
+                if let Some(found) = pick(event) {
+                    return found;
+                }
+            }
+            Err(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            Err(_) => panic!("the data worker did not answer"),
+        }
+    }
+}
+
 fn prompts(state: &AppState) -> Vec<&str> {
     state.list.rows.iter().map(|r| r.prompt.as_str()).collect()
 }
@@ -571,4 +592,99 @@ fn cancelling_a_job_at_the_service_asks_first_and_a_queued_one_does_not() {
     assert_eq!(state.mode, Mode::Browse);
     state.handle(&keys, &ch('c'));
     assert_eq!(state.handle(&keys, &ch('y')), vec![Command::Cancel(queued)]);
+}
+
+#[test]
+fn a_seed_sweep_and_a_compare_winner_reach_the_store_through_the_data_worker() {
+    use wandash::ui::data::{DataJob, DataWorker, StoreChange};
+    use wandash::ui::event::AppEvent;
+    use wandash::ui::studio::{StudioCommand, StudioEvent};
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("jobs.db");
+    let store = store_with(dir.path(), 3);
+    let keys = KeyMap::default();
+    let mut state = app(Rect::new(0, 0, 120, 40));
+    load(&mut state, &store);
+    let (events, mut answers) = tokio::sync::mpsc::unbounded_channel();
+    let worker = DataWorker::start(&db, events).unwrap();
+
+    // s on the newest job, 3 seeds, Enter: three jobs queued, each naming it.
+    let parent = state.list.selected_row().unwrap().id;
+    state.handle(&keys, &ch('s'));
+    assert_eq!(state.mode, Mode::Sweep);
+    state.handle(&keys, &ch('3'));
+    let commands = state.handle(&keys, &key(KeyCode::Enter));
+    assert_eq!(state.mode, Mode::Browse);
+    let [
+        Command::Studio(StudioCommand::Sweep {
+            parent: from,
+            specs,
+        }),
+    ] = &commands[..]
+    else {
+        panic!("a sweep command: {commands:?}");
+    };
+    assert_eq!((*from, specs.len()), (parent, 3));
+    worker.send(DataJob::Change(StoreChange::Sweep {
+        parent,
+        specs: specs.clone(),
+    }));
+    let message = next_answer(&mut answers, |event| match event {
+        AppEvent::ChangeDone(result) => Some(result),
+        _ => None,
+    })
+    .unwrap();
+    assert!(message.starts_with(&format!("seed sweep of job {parent}: 3 jobs queued")));
+    let mut seeds = Vec::new();
+    for id in 4..=6 {
+        let job = store.job(wandash::store::JobId(id)).unwrap().unwrap();
+        assert_eq!(job.parent_job_id, Some(parent));
+        assert_eq!(job.spec.prompt, "job 2");
+        seeds.push(job.spec.seed.expect("a swept job has its seed"));
+    }
+    seeds.sort_unstable();
+    seeds.dedup();
+    assert_eq!(seeds.len(), 3, "three different seeds");
+
+    // Mark two jobs, compare them, pick the second: the store notes the win.
+    load(&mut state, &store);
+    state.handle(&keys, &ch(' '));
+    state.handle(&keys, &ch('j'));
+    load(&mut state, &store);
+    state.handle(&keys, &ch(' '));
+    let marked = state.studio.marks.clone();
+    assert_eq!(marked.len(), 2);
+    let commands = state.handle(&keys, &ch('C'));
+    assert_eq!(
+        commands,
+        vec![Command::Studio(StudioCommand::LoadCompare(marked.clone()))]
+    );
+    worker.send(DataJob::Compare(marked.clone()));
+    let loaded = next_answer(&mut answers, |event| match event {
+        AppEvent::Studio(StudioEvent::CompareLoaded(jobs)) => Some(jobs),
+        _ => None,
+    });
+    assert_eq!(loaded.as_ref().map(Vec::len), Ok(2));
+    state.studio_event(StudioEvent::CompareLoaded(loaded));
+    let commands = state.handle(&keys, &ch('2'));
+    let [Command::Studio(StudioCommand::RecordWinner { winner, others })] = &commands[..] else {
+        panic!("a winner: {commands:?}");
+    };
+    assert_eq!((*winner, others.clone()), (marked[1], vec![marked[0]]));
+    worker.send(DataJob::Change(StoreChange::RecordWinner {
+        winner: *winner,
+        others: others.clone(),
+    }));
+    let message = next_answer(&mut answers, |event| match event {
+        AppEvent::ChangeDone(result) => Some(result),
+        _ => None,
+    })
+    .unwrap();
+    assert_eq!(message, format!("job {winner} won; 0 image(s) starred"));
+    let noted = store.job(*winner).unwrap().unwrap().events;
+    assert_eq!(
+        noted.last().unwrap().detail.as_deref(),
+        Some(format!("won a compare against jobs {}", marked[0]).as_str())
+    );
 }

@@ -110,6 +110,7 @@ fn detail_for(row: &JobRow) -> JobDetailView {
         error: None,
         actual_prompt: succeeded.then(|| format!("{}, highly detailed, soft light", row.prompt)),
         cost_cny: succeeded.then_some(0.56),
+        parent: None,
         // A succeeded job saved three of its four images; the fourth was blocked.
         images: if succeeded {
             (0..4)
@@ -582,4 +583,186 @@ fn cancelling_a_job_at_the_service_asks_because_it_may_be_billed() {
     let screen = render(&state);
     assert!(screen.contains("it may be billed"), "{screen}");
     snapshot("cancel_billed_confirm", screen);
+}
+
+/// A picture as the studio worker makes it: a 1024x1024 image's small copy, a gradient
+/// with no red, so the painter's tint (half of a full red) is told apart by its red.
+fn studio_picture() -> Arc<wandash::ui::studio::Picture> {
+    Arc::new(wandash::ui::studio::Picture {
+        width: 1024,
+        height: 1024,
+        small: RgbImage::from_fn(64, 64, |x, y| Rgb([0, 60 + x as u8 * 2, 60 + y as u8 * 2])),
+    })
+}
+
+/// The screen's text, then a map of the picture's cells: `#` where the painter's tint
+/// shows, `.` elsewhere (text snapshots carry no colours).
+fn render_with_tint(state: &AppState, area: Rect) -> String {
+    use ratatui::style::Color;
+    let mut terminal = Terminal::new(TestBackend::new(area.width, area.height)).unwrap();
+    terminal
+        .draw(|frame| {
+            draw(state, &KeyMap::default(), frame);
+        })
+        .unwrap();
+    let buffer = terminal.backend().buffer().clone();
+    let image = frame_layout(area).full_image;
+    let tinted = |color: Color| matches!(color, Color::Rgb(r, _, _) if r > 0);
+    let mut map = String::new();
+    for y in image.y..image.bottom() {
+        for x in image.x..image.right() {
+            let cell = &buffer[(x, y)];
+            map.push(match cell.symbol() {
+                "▀" if tinted(cell.bg) || tinted(cell.fg) => '#',
+                "▀" => '.',
+                "+" => '+',
+                _ => ' ',
+            });
+        }
+        map.push('\n');
+    }
+    format!("{}\n--- tint ---\n{map}", terminal.backend())
+}
+
+#[test]
+fn the_mask_painter_shows_the_painted_region_over_the_image() {
+    use wandash::ui::studio::{StudioCommand, StudioEvent};
+    let keys = KeyMap::default();
+    let area = Rect::new(0, 0, 80, 24);
+    let mut state = mixed(area, 2);
+    let commands = state.handle(&keys, &key_event('m'));
+    assert_eq!(state.mode, Mode::Painter);
+    let path = state.studio.painter.as_ref().unwrap().base.clone();
+    assert_eq!(
+        commands,
+        vec![Command::Studio(StudioCommand::LoadPicture(path.clone()))]
+    );
+    state.studio_event(StudioEvent::Picture(path, Ok(studio_picture())));
+    // Two dabs down and to the right, then the rectangle between them.
+    for c in "llllljjj ".chars() {
+        state.handle(&keys, &key_event(c));
+    }
+    for c in "llllljj ".chars() {
+        state.handle(&keys, &key_event(c));
+    }
+    state.handle(&keys, &key_event('r'));
+    let mask = state
+        .studio
+        .painter
+        .as_ref()
+        .unwrap()
+        .mask
+        .as_ref()
+        .unwrap();
+    assert_eq!((mask.width(), mask.height()), (1024, 1024));
+    let painted = mask.edit_count();
+    assert!(painted > 0 && painted < 1024 * 1024, "{painted}");
+    let screen = render_with_tint(&state, area);
+    assert!(screen.contains("mask · job 98 · 1024x1024"), "{screen}");
+    assert!(screen.contains('#') && screen.contains('.'), "{screen}");
+    snapshot("painter_painted_region", screen);
+}
+
+/// Three succeeded jobs that differ in seed, prompt, model and negative prompt, marked
+/// with Space and compared with `C`, their pictures loaded.
+fn comparing_three(area: Rect) -> AppState {
+    use wandash::ui::studio::{StudioCommand, StudioEvent};
+    let keys = KeyMap::default();
+    // Marked on a screen that shows all their rows, then compared at `area`.
+    let mut state = mixed(Rect::new(0, 0, 200, 60), 2);
+    let mut details = Vec::new();
+    for (i, (prompt, seed)) in [
+        ("a lighthouse at dusk, oil painting", 1234),
+        ("a lighthouse at dawn, oil painting", 99),
+        ("a lighthouse at dusk, watercolour", 1234),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut detail = detail_for(&row(2 + 3 * i));
+        detail.spec.prompt = prompt.to_string();
+        detail.spec.seed = Some(seed);
+        if i == 2 {
+            detail.spec.model = Model::Wanx21T2iPlus;
+            detail.spec.negative_prompt = None;
+        }
+        details.push(detail);
+    }
+    for detail in &details {
+        // Select the job's row and mark it.
+        let position = state
+            .list
+            .rows
+            .iter()
+            .position(|r| r.id == detail.id)
+            .unwrap() as u64;
+        state.list.selected = position;
+        state.list.selected_id = Some(detail.id);
+        state.handle(&keys, &key_event(' '));
+    }
+    let ids: Vec<JobId> = details.iter().map(|d| d.id).collect();
+    assert_eq!(state.studio.marks, ids);
+    state.laid_out(frame_layout(area));
+    let commands = state.handle(&keys, &key_event('C'));
+    assert_eq!(state.mode, Mode::Compare);
+    assert_eq!(
+        commands,
+        vec![Command::Studio(StudioCommand::LoadCompare(ids))]
+    );
+    let asked = state.studio_event(StudioEvent::CompareLoaded(Ok(details)));
+    assert_eq!(asked.len(), 3, "one picture per column: {asked:?}");
+    for command in asked {
+        if let Command::Studio(StudioCommand::LoadPicture(path)) = command {
+            state.studio_event(StudioEvent::Picture(path, Ok(studio_picture())));
+        }
+    }
+    state
+}
+
+#[test]
+fn compare_shows_three_jobs_and_only_what_differs_at_80x24_and_200x60() {
+    for (width, height, name) in [(80, 24, "compare_80x24"), (200, 60, "compare_200x60")] {
+        let state = comparing_three(Rect::new(0, 0, width, height));
+        let screen = render(&state);
+        for shown in [
+            "job 98",
+            "job 95",
+            "job 92",
+            "seed 1234",
+            "seed 99",
+            "model",
+            "negative",
+        ] {
+            assert!(
+                screen.contains(shown),
+                "{shown} at {width}x{height}:\n{screen}"
+            );
+        }
+        // The same size in every job: not listed.
+        assert!(!screen.contains("size"), "{screen}");
+        assert!(screen.contains('▀'), "the pictures show:\n{screen}");
+        snapshot(name, screen);
+    }
+    // 2 picks the second job: the store is asked to record it.
+    let keys = KeyMap::default();
+    let mut state = comparing_three(Rect::new(0, 0, 120, 36));
+    let commands = state.handle(&keys, &key_event('2'));
+    assert_eq!(
+        commands,
+        vec![Command::Studio(
+            wandash::ui::studio::StudioCommand::RecordWinner {
+                winner: JobId(95),
+                others: vec![JobId(98), JobId(92)],
+            }
+        )]
+    );
+    assert!(render(&state).contains("winner"));
+}
+
+#[test]
+fn the_detail_names_the_job_a_variation_came_from() {
+    let mut state = mixed(Rect::new(0, 0, 120, 40), 2);
+    state.detail.as_mut().unwrap().parent = Some(JobId(61));
+    let screen = render(&state);
+    assert!(screen.contains("from       job 61"), "{screen}");
 }

@@ -151,6 +151,104 @@ fn a_prompt_typed_in_the_editor_runs_to_success_and_its_image_shows() {
     }
 }
 
+/// Starts the dashboard on the simulator in a tmux session of its own, in `home`.
+fn start_dashboard(session: &Session, home: &Path) {
+    let config = home.join("config.toml");
+    std::fs::write(
+        &config,
+        "[simulator]\nlatency_min_ms = 300\nlatency_max_ms = 800\n",
+    )
+    .unwrap();
+    let command = format!(
+        "env -u DASHSCOPE_API_KEY -u DASHSCOPE_BASE_URL HOME={home} XDG_CONFIG_HOME={home} \
+         XDG_DATA_HOME={home} {bin} --config {config} --db {db}",
+        home = home.display(),
+        bin = env!("CARGO_BIN_EXE_wandash"),
+        config = config.display(),
+        db = home.join("jobs.db").display(),
+    );
+    let started = tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        session.0,
+        "-x",
+        "160",
+        "-y",
+        "48",
+        &command,
+    ]);
+    assert!(
+        started.status.success(),
+        "tmux new-session: {}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+}
+
+#[test]
+fn a_mask_painted_on_an_image_is_saved_at_its_size_and_opens_an_inpainting_job() {
+    if !tmux_available() {
+        eprintln!("skipped: tmux is not installed (`apt-get install tmux`; .ci/run installs it)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    let session = Session("painter");
+    start_dashboard(&session, home);
+    wait_for(session.0, "the dashboard", Duration::from_secs(20), |s| {
+        s.contains("No jobs")
+    });
+    // A job of four images, done on the simulator.
+    tmux(&["send-keys", "-t", session.0, "n"]);
+    wait_for(session.0, "the editor", Duration::from_secs(10), |s| {
+        s.contains("Prompt")
+    });
+    tmux(&["send-keys", "-t", session.0, "-l", "a boat on a lake"]);
+    wait_for(session.0, "the prompt", Duration::from_secs(10), |s| {
+        s.contains("a boat on a lake")
+    });
+    tmux(&["send-keys", "-t", session.0, "C-s"]);
+    wait_for(
+        session.0,
+        "the job's four images",
+        Duration::from_secs(90),
+        |s| s.contains("4/4") && s.contains("Preview 1/4") && s.contains('▀'),
+    );
+
+    // The painter on the image shown: a few moves, a dab, Enter.
+    tmux(&["send-keys", "-t", session.0, "m"]);
+    wait_for(session.0, "the painter", Duration::from_secs(20), |s| {
+        s.contains("mask · job 1 · 1024x1024")
+    });
+    for key in ["l", "l", "l", "l", "l", "j", "j", "j", "Space"] {
+        tmux(&["send-keys", "-t", session.0, key]);
+    }
+    wait_for(session.0, "the dab", Duration::from_secs(10), |s| {
+        !s.contains(" 0.0% to edit")
+    });
+    tmux(&["send-keys", "-t", session.0, "Enter"]);
+    let editor = wait_for(
+        session.0,
+        "the editor on the inpainting job",
+        Duration::from_secs(20),
+        |s| s.contains("description_edit_with_mask"),
+    );
+    assert!(editor.contains("wanx2.1-imageedit"), "{editor}");
+    assert!(editor.contains("mask image"), "{editor}");
+
+    let masks = walk_pngs(&home.join("masks"));
+    assert_eq!(masks.len(), 1, "one mask under {}", home.display());
+    let mask = image::open(&masks[0]).expect("the mask decodes").to_luma8();
+    assert_eq!(mask.dimensions(), (1024, 1024), "the base image's size");
+    assert!(mask.pixels().any(|p| p.0[0] == 255), "white where painted");
+    assert!(mask.pixels().any(|p| p.0[0] == 0), "black elsewhere");
+    assert!(
+        editor.contains(&masks[0].file_name().unwrap().to_string_lossy().to_string())
+            || editor.contains("masks/"),
+        "the editor names the mask:\n{editor}"
+    );
+}
+
 fn walk_pngs(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut found = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {

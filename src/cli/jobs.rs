@@ -226,6 +226,10 @@ fn render_detail(d: &JobDetail, waits: Option<PauseHold>) -> String {
         line("waits", hold.to_string());
     }
     line("model", s.model.id().to_string());
+    if let Some(parent) = d.parent_job_id {
+        // The chain of iterations, walked back one `show` at a time.
+        line("from job", parent.to_string());
+    }
     line("prompt", d.spec.prompt.clone());
     if let Some(actual) = &d.actual_prompt {
         line("actual prompt", actual.clone());

@@ -108,6 +108,7 @@ pub fn dashboard(ctx: &Context) -> CliResult<ExitCode> {
             keys: KeyMap::with_overrides(&ui_config.keys).map_err(Failure::usage)?,
             prices: ctx.config.price_table(),
             stats: super::stats::source(ctx),
+            data_dir: ctx.data_dir.clone(),
         };
         let outcome = crate::ui::run(options, running.as_ref().map(|(_, handle)| handle)).await;
         if let Some((backend, handle)) = running {

@@ -34,6 +34,8 @@ pub struct Draft {
     /// The region the job will go to, where the surface knows it: a model not offered
     /// there is refused before anything is queued.
     region: Option<Region>,
+    /// The job this one is made from (a fork, seed sweep, edit or inpainting).
+    parent: Option<JobId>,
 }
 
 impl Draft {
@@ -41,7 +43,11 @@ impl Draft {
     /// directory, the working directory of a command or server).
     pub fn new(mut spec: JobSpec, base_dir: &Path) -> Draft {
         absolutize_images(&mut spec, base_dir);
-        Draft { spec, region: None }
+        Draft {
+            spec,
+            region: None,
+            parent: None,
+        }
     }
 
     /// The draft, checked also against what `region` offers.
@@ -50,6 +56,11 @@ impl Draft {
             region: Some(region),
             ..self
         }
+    }
+
+    /// The draft as made from job `parent`: the store records where it came from.
+    pub fn with_parent(self, parent: Option<JobId>) -> Draft {
+        Draft { parent, ..self }
     }
 
     /// `spec` with its relative local paths taken relative to this process's working
@@ -68,6 +79,7 @@ impl Draft {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Checked {
     spec: JobSpec,
+    parent: Option<JobId>,
 }
 
 impl Checked {
@@ -103,7 +115,10 @@ pub fn check(draft: Draft) -> Result<Checked, Problems> {
         problems.push(file_problem);
     }
     if problems.is_empty() {
-        Ok(Checked { spec: draft.spec })
+        Ok(Checked {
+            spec: draft.spec,
+            parent: draft.parent,
+        })
     } else {
         Err(problems)
     }
@@ -128,7 +143,7 @@ pub fn check_all(drafts: Vec<Draft>) -> Result<Vec<Checked>, Vec<(usize, Problem
 
 /// Queues one checked job; returns its id.
 pub fn enqueue(store: &Store, job: Checked) -> Result<JobId, StoreError> {
-    store.enqueue(&job.spec)
+    Ok(enqueue_all(store, vec![job], None)?[0])
 }
 
 /// Queues checked jobs in one transaction (all or none), tagged with `tag` if given.
@@ -137,8 +152,9 @@ pub fn enqueue_all(
     jobs: Vec<Checked>,
     tag: Option<&str>,
 ) -> Result<Vec<JobId>, StoreError> {
-    let specs: Vec<JobSpec> = jobs.into_iter().map(|job| job.spec).collect();
-    store.enqueue_batch(&specs, tag)
+    let jobs: Vec<(&JobSpec, Option<JobId>)> =
+        jobs.iter().map(|job| (&job.spec, job.parent)).collect();
+    store.enqueue_with_parents(&jobs, tag)
 }
 
 /// The spec whose images `check_local_images` should read: without the images of fields
@@ -299,5 +315,11 @@ mod tests {
         )));
         let id = enqueue(&store, one.unwrap()).unwrap();
         assert_eq!(store.job(id).unwrap().unwrap().spec.prompt, "c");
+        // A variation names the job it came from; the others name none.
+        let variation =
+            Draft::new(JobSpec::new(Model::Wanx21T2iTurbo, "d"), dir.path()).with_parent(Some(id));
+        let child = enqueue(&store, check(variation).unwrap()).unwrap();
+        assert_eq!(store.job(child).unwrap().unwrap().parent_job_id, Some(id));
+        assert_eq!(store.job(id).unwrap().unwrap().parent_job_id, None);
     }
 }

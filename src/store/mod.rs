@@ -4,6 +4,7 @@
 //! The API is synchronous; async callers use `spawn_blocking` (the engine does). Every
 //! state change writes an event row in the same transaction. The API key is never stored.
 
+mod lineage;
 mod money;
 mod queue;
 mod schema;
@@ -157,16 +158,27 @@ impl Store {
         specs: &[JobSpec],
         tag: Option<&str>,
     ) -> Result<Vec<JobId>, StoreError> {
+        let jobs: Vec<(&JobSpec, Option<JobId>)> = specs.iter().map(|s| (s, None)).collect();
+        self.enqueue_with_parents(&jobs, tag)
+    }
+
+    /// `enqueue_batch` for jobs that may each come from another job (a fork, a seed
+    /// sweep, an edit): the parent is recorded with the job, so the chain can be walked.
+    pub fn enqueue_with_parents(
+        &self,
+        jobs: &[(&JobSpec, Option<JobId>)],
+        tag: Option<&str>,
+    ) -> Result<Vec<JobId>, StoreError> {
         let mut conn = self.conn();
         let tx = write_tx(&mut conn, &self.path)?;
         let now = Timestamp::now();
-        let mut ids = Vec::with_capacity(specs.len());
+        let mut ids = Vec::with_capacity(jobs.len());
         {
             let mut insert = tx.prepare_cached(
-                "INSERT INTO jobs (created_at, model, prompt, spec, state, images_expected, batch_tag)
-                 VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6)",
+                "INSERT INTO jobs (created_at, model, prompt, spec, state, images_expected, batch_tag, parent_job_id)
+                 VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?7)",
             )?;
-            for spec in specs {
+            for (spec, parent) in jobs {
                 let json =
                     serde_json::to_string(spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 insert.execute(params![
@@ -175,7 +187,8 @@ impl Store {
                     spec.prompt,
                     json,
                     spec.image_count(),
-                    tag
+                    tag,
+                    parent.map(|p| p.0)
                 ])?;
                 let id = JobId(tx.last_insert_rowid());
                 insert_event(
@@ -558,7 +571,7 @@ fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<Result<JobSummary, StoreE
 /// A job without its events (the engine does not need them).
 fn load_detail(conn: &Connection, id: JobId) -> Result<Option<JobDetail>, StoreError> {
     let sql = format!(
-        "SELECT {SUMMARY_COLUMNS}, spec, prepared_spec, actual_prompt FROM jobs WHERE id = ?1"
+        "SELECT {SUMMARY_COLUMNS}, spec, prepared_spec, actual_prompt, parent_job_id FROM jobs WHERE id = ?1"
     );
     let found = conn
         .prepare_cached(&sql)?
@@ -567,10 +580,11 @@ fn load_detail(conn: &Connection, id: JobId) -> Result<Option<JobDetail>, StoreE
             let spec: String = row.get(21)?;
             let prepared: Option<String> = row.get(22)?;
             let actual_prompt: Option<String> = row.get(23)?;
-            Ok((summary, spec, prepared, actual_prompt))
+            let parent: Option<i64> = row.get(24)?;
+            Ok((summary, spec, prepared, actual_prompt, parent.map(JobId)))
         })
         .optional()?;
-    let Some((summary, spec, prepared, actual_prompt)) = found else {
+    let Some((summary, spec, prepared, actual_prompt, parent_job_id)) = found else {
         return Ok(None);
     };
     Ok(Some(JobDetail {
@@ -582,6 +596,7 @@ fn load_detail(conn: &Connection, id: JobId) -> Result<Option<JobDetail>, StoreE
             .transpose()
             .map_err(|e| in_field(id, "prepared_spec", e))?,
         actual_prompt,
+        parent_job_id,
         images: load_images(conn, id)?,
         events: Vec::new(),
     }))

@@ -721,6 +721,8 @@ pub struct JobDetail {
     /// The spec actually sent: local files replaced by uploaded `oss://` refs or data URIs.
     pub prepared_spec: Option<JobSpec>,
     pub actual_prompt: Option<String>,
+    /// The job this one was made from (a fork, seed sweep, edit or inpainting of it).
+    pub parent_job_id: Option<JobId>,
     pub images: Vec<ImageRecord>,
     pub events: Vec<EventRecord>,
 }
@@ -747,6 +749,9 @@ struct DetailOutput<'a> {
     /// As stored: the `snake_case` name `ErrorAction` serialises to.
     error_action: Option<String>,
     actual_prompt: Option<&'a str>,
+    /// Only for a job made from another, so the shape of every other job stays as it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent_job_id: Option<JobId>,
     images: &'a [ImageRecord],
     events: &'a [EventRecord],
 }
@@ -763,6 +768,7 @@ impl Serialize for JobDetail {
             next_attempt_at: columns.next_attempt_at,
             error_action: columns.error_action,
             actual_prompt: self.actual_prompt.as_deref(),
+            parent_job_id: self.parent_job_id,
             images: &self.images,
             events: &self.events,
         }
@@ -1062,6 +1068,7 @@ mod tests {
             spec: JobSpec::new(Model::Wanx21T2iTurbo, "a fox"),
             prepared_spec: None,
             actual_prompt: None,
+            parent_job_id: None,
             images: Vec::new(),
             events: Vec::new(),
         };

@@ -35,6 +35,7 @@ use super::keys::KeyMap;
 use super::preview::ImageWorker;
 use super::state::{AppState, BackendLabel, FrameLayout, Header, Prices, Tab, ToastLevel};
 use super::stats::{StatsSource, StatsState};
+use super::studio::{StudioCommand, StudioWorker};
 use super::update::{Command, DataSnapshot};
 
 /// How the end of a batch is announced besides the toast.
@@ -67,6 +68,8 @@ pub struct UiOptions {
     pub prices: BTreeMap<Model, f64>,
     /// Where the `$` view's figures come from.
     pub stats: StatsSource,
+    /// The data directory: painted masks go in its `masks/`.
+    pub data_dir: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +118,7 @@ pub async fn run(options: UiOptions, engine: Option<&EngineHandle>) -> Result<()
     };
     let protocol_name = protocol_label(picker.protocol_type());
     let images = ImageWorker::start(picker, events.clone());
+    let studio = StudioWorker::start(options.data_dir.join("masks"), events.clone());
 
     let input_events = events.clone();
     let input = tokio::spawn(async move {
@@ -168,6 +172,7 @@ pub async fn run(options: UiOptions, engine: Option<&EngineHandle>) -> Result<()
         keys: options.keys,
         data,
         images,
+        studio,
         engine,
         notify: options.notify,
         progress: Progress::default(),
@@ -187,6 +192,7 @@ struct App<'e> {
     keys: KeyMap,
     data: DataWorker,
     images: ImageWorker,
+    studio: StudioWorker,
     engine: Option<&'e EngineHandle>,
     notify: Notify,
     progress: Progress,
@@ -319,6 +325,7 @@ impl App<'_> {
                 };
                 Vec::new()
             }
+            AppEvent::Studio(event) => state.studio_event(event),
             AppEvent::Image(key, result) => {
                 let shown = self.images.finished(key.clone(), result);
                 if state.preview.key() == Some(&key) {
@@ -356,12 +363,30 @@ impl App<'_> {
             Command::Resume => StoreChange::Resume,
             Command::MoveInQueue(id, step) => StoreChange::MoveInQueue(id, step),
             Command::MoveToTop(id) => StoreChange::MoveToTop(id),
-            Command::Submit(spec) => StoreChange::Submit(spec),
             Command::WatchStats(on) => {
                 let source = on.then(|| self.stats_source.clone());
                 self.data.send(DataJob::WatchStats(source));
                 return false;
             }
+            Command::Submit(spec, parent) => StoreChange::Submit(spec, parent),
+            Command::Studio(command) => match command {
+                StudioCommand::LoadPicture(path) => {
+                    self.studio.decode(path);
+                    return false;
+                }
+                StudioCommand::SaveMask { job, base, mask } => {
+                    self.studio.save_mask(job, base, mask);
+                    return false;
+                }
+                StudioCommand::LoadCompare(ids) => {
+                    self.data.send(DataJob::Compare(ids));
+                    return false;
+                }
+                StudioCommand::RecordWinner { winner, others } => {
+                    StoreChange::RecordWinner { winner, others }
+                }
+                StudioCommand::Sweep { parent, specs } => StoreChange::Sweep { parent, specs },
+            },
         };
         self.data.send(DataJob::Change(change));
         false

@@ -21,6 +21,7 @@ use crate::store::{
 use super::event::AppEvent;
 use super::state::{ImageView, JobDetailView, JobRow, Tab, TabCounts};
 use super::stats::StatsSource;
+use super::studio::StudioEvent;
 use super::update::{DataSnapshot, ListRequest, SubmitError};
 
 /// How often the worker looks for commits by other processes.
@@ -34,6 +35,8 @@ pub enum DataJob {
     Change(StoreChange),
     /// Read the `$` view's figures now and after every change (`Some`), or stop (`None`).
     WatchStats(Option<StatsSource>),
+    /// Load these jobs for compare.
+    Compare(Vec<JobId>),
 }
 
 /// A change the user asked for.
@@ -46,7 +49,18 @@ pub enum StoreChange {
     Resume,
     MoveInQueue(JobId, QueueStep),
     MoveToTop(JobId),
-    Submit(Box<JobSpec>),
+    /// A job, and the job it was made from, if any.
+    Submit(Box<JobSpec>, Option<JobId>),
+    /// A compare's winner: its images starred, the compare noted on it.
+    RecordWinner {
+        winner: JobId,
+        others: Vec<JobId>,
+    },
+    /// A seed sweep: these jobs, each made from `parent`.
+    Sweep {
+        parent: JobId,
+        specs: Vec<JobSpec>,
+    },
 }
 
 /// The handle the app keeps; dropping it stops the worker.
@@ -105,6 +119,22 @@ fn serve(store: Store, inbox: Receiver<DataJob>, events: UnboundedSender<AppEven
                 DataJob::List(request) => {
                     last_request = Some(request);
                     wants_list = true;
+                }
+                DataJob::Compare(ids) => {
+                    let jobs = ids
+                        .iter()
+                        .map(|id| match store.job(*id) {
+                            Ok(Some(detail)) => Ok(detail_view(detail)),
+                            Ok(None) => Err(format!("job {id} no longer exists")),
+                            Err(err) => Err(err.to_string()),
+                        })
+                        .collect();
+                    if events
+                        .send(AppEvent::Studio(StudioEvent::CompareLoaded(jobs)))
+                        .is_err()
+                    {
+                        return;
+                    }
                 }
                 DataJob::Change(change) => {
                     let reply = apply(&store, change);
@@ -185,15 +215,46 @@ fn apply(store: &Store, change: StoreChange) -> AppEvent {
                 .move_to_top(id)
                 .map(|()| format!("job {id} goes next")),
         ),
-        StoreChange::Submit(spec) => AppEvent::Submitted(submit(store, *spec)),
+        StoreChange::Submit(spec, parent) => AppEvent::Submitted(submit(store, *spec, parent)),
+        StoreChange::RecordWinner { winner, others } => done(
+            store
+                .record_compare_winner(winner, &others)
+                .map(|starred| format!("job {winner} won; {starred} image(s) starred")),
+        ),
+        StoreChange::Sweep { parent, specs } => AppEvent::ChangeDone(sweep(store, parent, specs)),
+    }
+}
+
+/// The sweep's jobs through `intake`, all queued or none; the message for the toast.
+fn sweep(store: &Store, parent: JobId, specs: Vec<JobSpec>) -> Result<String, String> {
+    let drafts = specs
+        .into_iter()
+        .map(|spec| Draft::in_working_dir(spec).with_parent(Some(parent)))
+        .collect();
+    let checked = intake::check_all(drafts).map_err(|refused| {
+        let first = refused
+            .first()
+            .and_then(|(_, problems)| problems.first())
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        format!("seed sweep not queued: {first}")
+    })?;
+    let ids = intake::enqueue_all(store, checked, None).map_err(|e| e.to_string())?;
+    match (ids.first(), ids.last()) {
+        (Some(first), Some(last)) => Ok(format!(
+            "seed sweep of job {parent}: {} jobs queued ({first}..{last})",
+            ids.len()
+        )),
+        _ => Ok("seed sweep: nothing queued".to_string()),
     }
 }
 
 /// The editor's job through `intake`: every rule again and the local files (read here,
 /// on the worker, never on the UI task), then the enqueue. Paths typed in the editor are
 /// relative to the dashboard's working directory.
-fn submit(store: &Store, spec: JobSpec) -> Result<JobId, SubmitError> {
-    let checked = intake::check(Draft::in_working_dir(spec)).map_err(SubmitError::Invalid)?;
+fn submit(store: &Store, spec: JobSpec, parent: Option<JobId>) -> Result<JobId, SubmitError> {
+    let draft = Draft::in_working_dir(spec).with_parent(parent);
+    let checked = intake::check(draft).map_err(SubmitError::Invalid)?;
     intake::enqueue(store, checked).map_err(|e| SubmitError::Failed(e.to_string()))
 }
 
@@ -279,6 +340,7 @@ fn detail_view(detail: JobDetail) -> JobDetailView {
         error: s.error().map(ToString::to_string),
         actual_prompt: detail.actual_prompt.clone(),
         cost_cny: s.cost_cny,
+        parent: detail.parent_job_id,
         images: detail
             .images
             .iter()

@@ -110,6 +110,12 @@ pub fn draw(state: &AppState, keys: &KeyMap, frame: &mut Frame) -> FrameLayout {
     if state.mode == Mode::FullPreview {
         draw_full_preview(state, frame, area);
         draw_toasts(state, frame, area);
+    } else if state.mode == Mode::Painter {
+        super::painter::draw_painter(state, frame, area);
+        draw_toasts(state, frame, area);
+    } else if state.mode == Mode::Compare {
+        super::compare::draw_compare(state, frame, area);
+        draw_toasts(state, frame, area);
     } else {
         draw_main(state, keys, frame, area);
     }
@@ -142,6 +148,7 @@ fn draw_main(state: &AppState, keys: &KeyMap, frame: &mut Frame, area: Rect) {
     match &state.mode {
         Mode::Help => draw_help(keys, state.help_scroll, frame, area),
         Mode::Confirm(question) => draw_confirm(question, frame, area),
+        Mode::Sweep => super::variations::draw_sweep(state, frame, area),
         _ => {}
     }
     draw_toasts(state, frame, layout.body());
@@ -313,8 +320,16 @@ fn draw_list(state: &AppState, frame: &mut Frame, area: Rect, rows_fit: u16) {
     }
     let rows = (list.top..(list.top + rows_fit).min(list.total)).map(|position| {
         let selected = position == list.selected;
-        // A visible marker as well as the colours, for monochrome terminals and captures.
-        let marker = if selected { "›" } else { " " };
+        // A visible marker as well as the colours, for monochrome terminals and captures;
+        // a job marked for compare shows its mark instead.
+        let marked = list
+            .row(position)
+            .is_some_and(|job| state.studio.marks.contains(&job.id));
+        let marker = match (marked, selected) {
+            (true, _) => "•",
+            (false, true) => "›",
+            (false, false) => " ",
+        };
         let row = match list.row(position) {
             Some(job) => Row::new(vec![
                 Cell::from(marker),
@@ -379,6 +394,9 @@ fn draw_detail(state: &AppState, frame: &mut Frame, area: Rect) {
         Span::styled(state_label(detail.state), state_style(detail.state)),
         Span::raw(format!(" · {}", spec.model.id())),
     ])];
+    if let Some(parent) = detail.parent {
+        lines.push(field("from", format!("job {parent}")));
+    }
     if let Some(function) = spec.function {
         lines.push(field("function", function.as_str().to_string()));
     }
@@ -516,7 +534,7 @@ fn draw_image(state: &AppState, frame: &mut Frame, area: Rect, empty: &str) {
         (_, Some(_)) => "loading…".to_string(),
         (_, None) if !empty.is_empty() => empty.to_string(),
         (_, None) => match state.mode {
-            Mode::Help | Mode::Confirm(_) => String::new(),
+            Mode::Help | Mode::Confirm(_) | Mode::Sweep => String::new(),
             _ => "no image".to_string(),
         },
     };
@@ -676,6 +694,7 @@ fn draw_footer(state: &AppState, frame: &mut Frame, area: Rect) {
         Mode::Help => "Esc close help · j/k scroll",
         Mode::Confirm(_) => "y yes · n no",
         Mode::Stats => "Esc back to the jobs",
+        Mode::Sweep => "type how many seeds · Enter queue · Esc cancel",
         _ => "? help · n new · e fork · / search · 1-6 tabs · Enter full screen · q quit",
     };
     frame.render_widget(Line::from(format!(" {hints}")).fg(Color::DarkGray), area);

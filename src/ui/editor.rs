@@ -11,6 +11,7 @@ use crate::dashscope::{
     field_applies,
 };
 use crate::intake;
+use crate::store::JobId;
 use crate::text::{sanitize, sanitize_multiline};
 
 /// A form field, in the order the form shows them.
@@ -125,6 +126,8 @@ pub struct Editor {
     pub modified: bool,
     /// Shown under the form until the next key: why the last key did nothing.
     pub hint: Option<&'static str>,
+    /// The job this draft is made from (a fork, edit or inpainting), recorded with it.
+    pub parent: Option<JobId>,
 }
 
 /// What typing on a choice field gets instead of silence.
@@ -145,6 +148,7 @@ impl Editor {
             submitting: false,
             modified: false,
             hint: None,
+            parent: None,
         };
         editor.revalidate();
         editor

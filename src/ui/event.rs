@@ -12,6 +12,7 @@ use crate::engine::EngineEvent;
 use crate::store::JobId;
 
 use super::state::ImageKey;
+use super::studio::StudioEvent;
 use super::update::{DataSnapshot, SubmitError};
 
 /// Everything that can happen to the dashboard, on one channel.
@@ -31,6 +32,8 @@ pub enum AppEvent {
     Engine(EngineEvent),
     /// The `$` view's figures, or why they could not be read.
     Stats(Result<Box<crate::store::MoneyStats>, String>),
+    /// A studio worker's answer: a picture, a saved mask, the jobs to compare.
+    Studio(StudioEvent),
     /// A timer went off: a toast's time is up, or the idle redraw is due (ages move on).
     Tick,
 }

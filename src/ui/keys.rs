@@ -60,12 +60,16 @@ pub enum Context {
     Choice,
     /// The full-screen preview.
     FullPreview,
-    /// A yes/no question.
+    /// A yes/no question (and the seed sweep's "how many?").
     Confirm,
     /// The help overlay.
     Help,
     /// The spend and free images view (`$`).
     Stats,
+    /// The mask painter.
+    Painter,
+    /// Marked jobs side by side.
+    Compare,
 }
 
 impl Context {
@@ -79,6 +83,8 @@ impl Context {
             Context::Confirm => "Questions",
             Context::Help => "Help",
             Context::Stats => "Spend and free images",
+            Context::Painter => "Mask painter",
+            Context::Compare => "Compare",
         }
     }
 }
@@ -123,6 +129,26 @@ pub enum Action {
     AcceptSearch,
     Yes,
     No,
+    /// Studio: mark the job for compare, compare the marked, sweep seeds, edit the image,
+    /// paint a mask on it.
+    Mark,
+    CompareMarked,
+    SeedSweep,
+    EditImage,
+    PaintMask,
+    /// Compare: the winner is column 0-3.
+    PickWinner(usize),
+    /// The painter's cursor and tools.
+    Left,
+    Right,
+    Paint,
+    ToggleErase,
+    BrushBigger,
+    BrushSmaller,
+    Rectangle,
+    Invert,
+    ClearMask,
+    SaveMask,
 }
 
 impl Action {
@@ -130,6 +156,7 @@ impl Action {
     pub fn name(self) -> String {
         let name = match self {
             Action::ShowTab(i) => return format!("tab_{}", i + 1),
+            Action::PickWinner(i) => return format!("winner_{}", i + 1),
             Action::Down => "down",
             Action::Up => "up",
             Action::PageDown => "page_down",
@@ -163,6 +190,21 @@ impl Action {
             Action::AcceptSearch => "accept_search",
             Action::Yes => "yes",
             Action::No => "no",
+            Action::Mark => "mark",
+            Action::CompareMarked => "compare",
+            Action::SeedSweep => "seed_sweep",
+            Action::EditImage => "edit_image",
+            Action::PaintMask => "paint_mask",
+            Action::Left => "left",
+            Action::Right => "right",
+            Action::Paint => "paint",
+            Action::ToggleErase => "erase",
+            Action::BrushBigger => "brush_bigger",
+            Action::BrushSmaller => "brush_smaller",
+            Action::Rectangle => "rectangle",
+            Action::Invert => "invert",
+            Action::ClearMask => "clear_mask",
+            Action::SaveMask => "save_mask",
         };
         name.to_string()
     }
@@ -403,13 +445,15 @@ impl KeyMap {
     }
 
     /// The contexts in the order help lists them.
-    pub fn contexts() -> [Context; 8] {
+    pub fn contexts() -> [Context; 10] {
         [
             Context::Browse,
             Context::Search,
             Context::Editor,
             Context::Choice,
             Context::FullPreview,
+            Context::Painter,
+            Context::Compare,
             Context::Confirm,
             Context::Help,
             Context::Stats,
@@ -475,8 +519,51 @@ impl Default for KeyMap {
             b(Help, &[k(Esc), c('?'), c('q')], Leave, "close help"),
             b(Stats, &[k(Esc), c('$'), c('q')], Leave, "back to the jobs"),
         ]);
+        bindings.extend(studio_bindings());
         KeyMap { bindings }
     }
+}
+
+/// The studio's keys: compare, variations and the mask painter.
+#[rustfmt::skip]
+fn studio_bindings() -> Vec<Binding> {
+    use Action::*;
+    use Context::*;
+    use KeyCode::{Down as DownKey, Enter, Esc, Left as LeftKey, Right as RightKey, Up as UpKey};
+    let b = |context, keys: &[Key], action, help| Binding { context, keys: keys.to_vec(), action, help };
+    let k = Key::plain;
+    let c = Key::char;
+    let mut bindings = vec![
+        b(Browse, &[c(' ')], Mark, "mark the job for compare (2-4)"),
+        b(Browse, &[c('C')], CompareMarked, "compare the marked jobs"),
+        b(Browse, &[c('s')], SeedSweep, "seed sweep: queue again, new seeds"),
+        b(Browse, &[c('E')], EditImage, "edit this image (editor)"),
+        b(Browse, &[c('m')], PaintMask, "paint a mask on this image"),
+        b(FullPreview, &[c('E')], EditImage, "edit this image (editor)"),
+        b(FullPreview, &[c('m')], PaintMask, "paint a mask on this image"),
+        b(Painter, &[c('h'), k(LeftKey)], Left, "move the brush"),
+        b(Painter, &[c('l'), k(RightKey)], Right, "move the brush"),
+        b(Painter, &[c('k'), k(UpKey)], Up, "move the brush"),
+        b(Painter, &[c('j'), k(DownKey)], Down, "move the brush"),
+        b(Painter, &[c(' ')], Paint, "paint (drag with mouse on)"),
+        b(Painter, &[c('x')], ToggleErase, "paint / erase"),
+        b(Painter, &[c('+'), c('=')], BrushBigger, "brush size"),
+        b(Painter, &[c('-')], BrushSmaller, "brush size"),
+        b(Painter, &[c('r')], Rectangle, "rectangle: last two points"),
+        b(Painter, &[c('i')], Invert, "invert the mask"),
+        b(Painter, &[c('c')], ClearMask, "clear the mask"),
+        b(Painter, &[k(Enter)], SaveMask, "save; inpainting job"),
+        b(Painter, &[k(Esc)], Leave, "leave without saving"),
+    ];
+    for (i, digit) in ['1', '2', '3', '4'].into_iter().enumerate() {
+        bindings.push(b(Compare, &[c(digit)], PickWinner(i), "pick the winner (stars it)"));
+    }
+    bindings.extend([
+        b(Compare, &[c('['), k(LeftKey)], PrevImage, "previous / next image"),
+        b(Compare, &[c(']'), k(RightKey)], NextImage, "previous / next image"),
+        b(Compare, &[k(Esc), c('q')], Leave, "back"),
+    ]);
+    bindings
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use time::OffsetDateTime;
 use crate::dashscope::{JobSpec, Model};
 
 use super::editor::Editor;
+use super::studio::StudioState;
 
 pub use crate::store::JobId;
 
@@ -175,6 +176,8 @@ pub struct JobDetailView {
     pub error: Option<String>,
     pub actual_prompt: Option<String>,
     pub cost_cny: Option<f64>,
+    /// The job this one was made from (fork, sweep, edit, inpainting).
+    pub parent: Option<JobId>,
     pub images: Vec<ImageView>,
 }
 
@@ -290,6 +293,12 @@ pub enum Mode {
     Confirm(Confirm),
     /// The spend and free images view (`$`).
     Stats,
+    /// The mask painter (`studio.painter`).
+    Painter,
+    /// Marked jobs side by side (`studio.compare`).
+    Compare,
+    /// Asking how many seeds a sweep takes (`studio.sweep`).
+    Sweep,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -351,6 +360,8 @@ pub struct AppState {
     pub stats: super::stats::StatsState,
     pub toasts: VecDeque<Toast>,
     pub quit: bool,
+    /// Compare marks, the painter, compare and the sweep question.
+    pub studio: StudioState,
 }
 
 impl AppState {
@@ -375,6 +386,7 @@ impl AppState {
             stats: super::stats::StatsState::default(),
             toasts: VecDeque::new(),
             quit: false,
+            studio: StudioState::default(),
         }
     }
 
@@ -481,6 +493,7 @@ mod tests {
             error: None,
             actual_prompt: None,
             cost_cny: None,
+            parent: None,
             images: vec![ImageView {
                 index: 0,
                 path: Some(PathBuf::from("/data/7-0.png")),

@@ -97,8 +97,17 @@ pub fn draw(stats: &StatsState, frame: &mut Frame, area: Rect) {
     ));
     let inner = block.inner(area);
     frame.render_widget(block, area);
+    // The catalogue has a score of models; the ones never used would push the totals and
+    // the notes off a small screen, so they are one line of the notes (`wandash stats`
+    // lists them all).
+    let used: Vec<_> = figures
+        .models
+        .iter()
+        .filter(|m| m.images_total > 0)
+        .collect();
+    let unused = figures.models.len() - used.len();
     let [table_area, notes_area] = Layout::vertical([
-        Constraint::Length(figures.models.len() as u16 + 3),
+        Constraint::Length(used.len() as u16 + 3),
         Constraint::Min(0),
     ])
     .areas(inner);
@@ -111,8 +120,7 @@ pub fn draw(stats: &StatsState, frame: &mut Frame, area: Rect) {
         "free left",
     ])
     .style(Style::new().add_modifier(Modifier::BOLD));
-    let mut rows: Vec<Row> = figures
-        .models
+    let mut rows: Vec<Row> = used
         .iter()
         .map(|m| {
             let free = Cell::from(format!("{}/{}", m.free_images_left, m.free_images));
@@ -159,7 +167,13 @@ pub fn draw(stats: &StatsState, frame: &mut Frame, area: Rect) {
     .header(header)
     .column_spacing(1);
     frame.render_widget(table, table_area);
-    let notes = vec![
+    let mut notes = Vec::new();
+    if unused > 0 {
+        notes.push(Line::from(format!(
+            "{unused} other models have made no images here yet: all their free images are left (`wandash stats` lists them)."
+        )));
+    }
+    notes.extend([
         Line::from(format!(
             "Free images are counted locally, from this store's jobs since {}; the console's figures may differ.",
             day(figures.free_images_since)
@@ -167,7 +181,7 @@ pub fn draw(stats: &StatsState, frame: &mut Frame, area: Rect) {
         Line::from(
             "Spend is images saved x the price per image, free images included; today and month in local time.",
         ),
-    ];
+    ]);
     frame.render_widget(
         Paragraph::new(notes)
             .fg(Color::DarkGray)

@@ -14,6 +14,7 @@ use super::state::{
     AppState, Confirm, FrameLayout, JobDetailView, JobId, JobRow, Mode, Pane, Tab, TabCounts,
     ToastLevel, state_label,
 };
+use super::studio::{StudioCommand, StudioEvent};
 
 /// Work the app loop does on the state's behalf.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,12 +29,15 @@ pub enum Command {
     Resume,
     MoveInQueue(JobId, QueueStep),
     MoveToTop(JobId),
-    /// Check local files, then enqueue (the editor has already validated it).
-    Submit(Box<JobSpec>),
-    /// Put text on the clipboard with OSC 52.
-    Copy(String),
     /// Start (true) or stop reading the `$` view's figures, now and on every change.
     WatchStats(bool),
+    /// Check local files, then enqueue (the editor has already validated it), naming the
+    /// job it was made from, if any.
+    Submit(Box<JobSpec>, Option<JobId>),
+    /// Put text on the clipboard with OSC 52.
+    Copy(String),
+    /// Compare, variations and the mask painter.
+    Studio(StudioCommand),
 }
 
 /// What the data worker is asked for: the visible window of a filtered list, and the
@@ -106,6 +110,7 @@ impl AppState {
                 Vec::new()
             }
             Event::Key(key) if key.kind != KeyEventKind::Release => self.key(keys, key),
+            Event::Mouse(mouse) if self.mode == Mode::Painter => self.painter_mouse(mouse),
             Event::Mouse(mouse) if self.mode == Mode::Browse => match mouse.kind {
                 MouseEventKind::ScrollDown => self.move_to(self.list.selected.saturating_add(1)),
                 MouseEventKind::ScrollUp => self.move_to(self.list.selected.saturating_sub(1)),
@@ -154,9 +159,14 @@ impl AppState {
                 }
                 Vec::new()
             }
+            Mode::Painter => self.painter_key(keys, key),
+            Mode::Compare => self.compare_key(keys, key),
+            Mode::Sweep => self.sweep_key(keys, key),
             Mode::FullPreview => {
                 match keys.action(Context::FullPreview, key) {
                     Some(Action::Leave) => self.mode = Mode::Browse,
+                    Some(Action::PaintMask) => return self.open_painter(),
+                    Some(Action::EditImage) => self.open_image_edit(),
                     Some(action @ (Action::PrevImage | Action::NextImage)) => {
                         self.cycle_image(action == Action::NextImage)
                     }
@@ -233,7 +243,9 @@ impl AppState {
             }
             Action::Fork => match self.selected_detail() {
                 Some(detail) => {
-                    self.editor = Some(Editor::from_spec(&detail.spec));
+                    let mut editor = Editor::from_spec(&detail.spec);
+                    editor.parent = Some(detail.id);
+                    self.editor = Some(editor);
                     self.mode = Mode::Editor;
                 }
                 None => self.toast(ToastLevel::Info, "no job selected to fork"),
@@ -299,6 +311,11 @@ impl AppState {
                 self.help_scroll = 0;
                 self.mode = Mode::Help;
             }
+            Action::Mark => self.toggle_mark(),
+            Action::CompareMarked => return self.open_compare(),
+            Action::SeedSweep => self.open_sweep(),
+            Action::EditImage => self.open_image_edit(),
+            Action::PaintMask => return self.open_painter(),
             Action::Quit => {
                 if self
                     .editor
@@ -336,7 +353,7 @@ impl AppState {
                 match editor.valid_spec() {
                     Some(spec) => {
                         editor.submitting = true;
-                        return vec![Command::Submit(Box::new(spec))];
+                        return vec![Command::Submit(Box::new(spec), editor.parent)];
                     }
                     None => {
                         let n = editor.errors.len();
@@ -407,6 +424,31 @@ impl AppState {
                 vec![Command::Refresh]
             }
             EngineEvent::Idle => Vec::new(),
+        }
+    }
+
+    /// A studio worker's answer.
+    pub fn studio_event(&mut self, event: StudioEvent) -> Vec<Command> {
+        match event {
+            StudioEvent::Picture(path, result) => {
+                let slot = match result {
+                    Ok(picture) => {
+                        self.painter_picture(&picture, &path);
+                        super::studio::PictureSlot::Ready(picture)
+                    }
+                    Err(message) => super::studio::PictureSlot::Failed(message),
+                };
+                // Only pictures still wanted are kept (leaving a view drops the rest).
+                if let Some(wanted) = self.studio.pictures.get_mut(&path) {
+                    *wanted = slot;
+                }
+                Vec::new()
+            }
+            StudioEvent::MaskSaved(result) => {
+                self.mask_saved(result);
+                Vec::new()
+            }
+            StudioEvent::CompareLoaded(result) => self.compare_loaded(result),
         }
     }
 
