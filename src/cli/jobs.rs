@@ -9,7 +9,7 @@ use crate::dashscope::{ImageRef, JobSpec, Timestamp, ValidationError};
 use crate::intake::{self, Draft};
 use crate::store::{
     CancelOutcome, JobDetail, JobFilter, JobId, JobState, JobSummary, StateFilter, Store,
-    StoreError,
+    StoreError, image_seed,
 };
 use crate::text::sanitize;
 
@@ -140,13 +140,16 @@ pub fn show(ctx: &Context, id: JobId) -> CliResult {
         .job(id)
         .map_err(store_failure)?
         .ok_or_else(|| no_such_job(id))?;
+    let starred = store.starred_indexes(id).map_err(store_failure)?;
     if ctx.json {
+        let mut shown = serde_json::to_value(&detail).expect("a job serialises");
+        shown["starred_images"] = json!(starred);
         println!(
             "{}",
-            serde_json::to_string_pretty(&detail).expect("a job serialises")
+            serde_json::to_string_pretty(&shown).expect("a job serialises")
         );
     } else {
-        print!("{}", render_detail(&detail));
+        print!("{}", render_detail(&detail, &starred));
     }
     Ok(())
 }
@@ -157,7 +160,7 @@ fn no_such_job(id: JobId) -> Failure {
     ))
 }
 
-fn render_detail(d: &JobDetail) -> String {
+fn render_detail(d: &JobDetail, starred: &[u32]) -> String {
     let s = &d.summary;
     let mut out = String::new();
     let mut line =
@@ -216,7 +219,15 @@ fn render_detail(d: &JobDetail) -> String {
             ),
             (None, None) => "not downloaded yet".into(),
         };
-        line(&format!("image {}", image.index), what);
+        let star = if starred.contains(&image.index) {
+            " ★ starred"
+        } else {
+            ""
+        };
+        let seed = image_seed(&d.spec, image.index)
+            .map(|seed| format!(" seed {seed}"))
+            .unwrap_or_default();
+        line(&format!("image {}", image.index), format!("{what}{seed}{star}"));
     }
     for event in &d.events {
         let from = event.from_state.map_or("-", |s| s.as_str());

@@ -5,6 +5,7 @@
 //! state change writes an event row in the same transaction. The API key is never stored.
 
 mod schema;
+mod stars;
 mod types;
 mod work;
 
@@ -17,6 +18,7 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, params, params_f
 use crate::dashscope::{JobSpec, Model, TaskStatus, Timestamp};
 
 pub use schema::SCHEMA_VERSION;
+pub use stars::{GalleryImage, GalleryQuery, image_seed};
 pub use types::{
     CancelOutcome, ErrorKind, EventRecord, ImageRecord, JobDetail, JobError, JobFilter, JobId,
     JobState, JobStatus, JobSummary, StateCounts, StateFilter, Submission, TaskRef,
