@@ -227,7 +227,10 @@ fn render_detail(d: &JobDetail, starred: &[u32]) -> String {
         let seed = image_seed(&d.spec, image.index)
             .map(|seed| format!(" seed {seed}"))
             .unwrap_or_default();
-        line(&format!("image {}", image.index), format!("{what}{seed}{star}"));
+        line(
+            &format!("image {}", image.index),
+            format!("{what}{seed}{star}"),
+        );
     }
     for event in &d.events {
         let from = event.from_state.map_or("-", |s| s.as_str());

@@ -281,7 +281,11 @@ mod tests {
         assert_eq!(with_known_seed(free.clone(), 77).seed, Some(77));
         let mut given = free.clone();
         given.seed = Some(5);
-        assert_eq!(with_known_seed(given, 77).seed, Some(5), "the user's seed stays");
+        assert_eq!(
+            with_known_seed(given, 77).seed,
+            Some(5),
+            "the user's seed stays"
+        );
         // x-painting takes no seed: adding one would make the job invalid.
         let painting = JobSpec::new(Model::WanxXPainting, "a boat");
         assert_eq!(with_known_seed(painting, 77).seed, None);

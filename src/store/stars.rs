@@ -195,12 +195,13 @@ mod tests {
     fn the_gallery_pages_saved_images_newest_job_first_with_their_seeds() {
         let (_dir, store, ids) = store_with_images();
         let all = GalleryQuery::default();
-        assert_eq!(store.gallery_count(&all).unwrap(), 5, "the unsaved image is left out");
-        let page = store.gallery(&all, 1, 3).unwrap();
         assert_eq!(
-            shown(&page),
-            [(ids[2].0, 1), (ids[1].0, 0), (ids[0].0, 0)]
+            store.gallery_count(&all).unwrap(),
+            5,
+            "the unsaved image is left out"
         );
+        let page = store.gallery(&all, 1, 3).unwrap();
+        assert_eq!(shown(&page), [(ids[2].0, 1), (ids[1].0, 0), (ids[0].0, 0)]);
         assert_eq!(page[0].seed(), Some(201), "image 1 of a job with seed 200");
         assert_eq!(page[0].state, JobState::Succeeded);
         assert_eq!(page[1].state, JobState::Queued);

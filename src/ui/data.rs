@@ -14,11 +14,12 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::dashscope::{JobSpec, Timestamp};
 use crate::intake::{self, Draft};
 use crate::store::{
-    CancelOutcome, JobDetail, JobFilter, JobId, JobState, JobSummary, StateCounts, StateFilter,
-    Store, StoreError,
+    CancelOutcome, GalleryQuery, JobDetail, JobFilter, JobId, JobState, JobSummary, StateCounts,
+    StateFilter, Store, StoreError,
 };
 
 use super::event::AppEvent;
+use super::gallery::{GalleryRequest, GalleryScope, GallerySnapshot, Tile};
 use super::state::{ImageView, JobDetailView, JobRow, Tab, TabCounts};
 use super::update::{DataSnapshot, ListRequest, SubmitError};
 
@@ -30,6 +31,9 @@ const CHANGE_POLL: Duration = Duration::from_millis(250);
 pub enum DataJob {
     /// Load this window (and the counts, and the selected job).
     List(ListRequest),
+    /// Load this window of the gallery, and again after every change; `None` when the
+    /// gallery has closed.
+    Gallery(Option<GalleryRequest>),
     Change(StoreChange),
 }
 
@@ -40,6 +44,11 @@ pub enum StoreChange {
     Retry(JobId),
     Delete(JobId),
     Submit(Box<JobSpec>),
+    Star {
+        job: JobId,
+        index: u32,
+        starred: bool,
+    },
 }
 
 /// The handle the app keeps; dropping it stops the worker.
@@ -75,6 +84,7 @@ impl DataWorker {
 
 fn serve(store: Store, inbox: Receiver<DataJob>, events: UnboundedSender<AppEvent>) {
     let mut last_request: Option<ListRequest> = None;
+    let mut last_gallery: Option<GalleryRequest> = None;
     let mut marker = store.change_marker().ok();
     loop {
         let first = match inbox.recv_timeout(CHANGE_POLL) {
@@ -86,16 +96,21 @@ fn serve(store: Store, inbox: Receiver<DataJob>, events: UnboundedSender<AppEven
         // is answered (older ones are for windows the user has scrolled past).
         let mut pending: Vec<DataJob> = first.into_iter().collect();
         pending.extend(inbox.try_iter());
-        let mut wants_list = false;
+        let (mut wants_list, mut wants_gallery) = (false, false);
         for job in pending {
             match job {
                 DataJob::List(request) => {
                     last_request = Some(request);
                     wants_list = true;
                 }
+                DataJob::Gallery(request) => {
+                    wants_gallery = request.is_some();
+                    last_gallery = request;
+                }
                 DataJob::Change(change) => {
                     let reply = apply(&store, change);
                     wants_list = true;
+                    wants_gallery = true;
                     if events.send(reply).is_err() {
                         return;
                     }
@@ -106,6 +121,16 @@ fn serve(store: Store, inbox: Receiver<DataJob>, events: UnboundedSender<AppEven
         if now_marker != marker {
             marker = now_marker;
             wants_list = true;
+            wants_gallery = true;
+        }
+        if let (true, Some(request)) = (wants_gallery, &last_gallery) {
+            let event = match gallery_snapshot(&store, request) {
+                Ok(data) => AppEvent::Gallery(Box::new(data)),
+                Err(err) => AppEvent::DataFailed(err.to_string()),
+            };
+            if events.send(event).is_err() {
+                return;
+            }
         }
         if let (true, Some(request)) = (wants_list, &last_request) {
             let event = match snapshot(&store, request) {
@@ -132,6 +157,19 @@ fn apply(store: &Store, change: StoreChange) -> AppEvent {
         StoreChange::Retry(id) => done(store.retry(id).map(|()| format!("job {id} queued again"))),
         StoreChange::Delete(id) => done(store.delete(id).map(|()| format!("job {id} deleted"))),
         StoreChange::Submit(spec) => AppEvent::Submitted(submit(store, *spec)),
+        StoreChange::Star {
+            job,
+            index,
+            starred,
+        } => done(
+            store
+                .set_starred(job, index, starred)
+                .map(|found| match (found, starred) {
+                    (false, _) => format!("job {job} has no saved image {}", index + 1),
+                    (true, true) => format!("image {} of job {job} starred", index + 1),
+                    (true, false) => format!("image {} of job {job} unstarred", index + 1),
+                }),
+        ),
     }
 }
 
@@ -157,7 +195,10 @@ pub fn snapshot(store: &Store, request: &ListRequest) -> Result<DataSnapshot, St
         .checked_sub(request.offset)
         .and_then(|i| summaries.get(i as usize));
     let detail = match selected {
-        Some(summary) => store.job(summary.id)?.map(detail_view),
+        Some(summary) => match store.job(summary.id)? {
+            Some(detail) => Some(detail_view(detail, &store.starred_indexes(summary.id)?)),
+            None => None,
+        },
         None => None,
     };
     Ok(DataSnapshot {
@@ -169,6 +210,44 @@ pub fn snapshot(store: &Store, request: &ListRequest) -> Result<DataSnapshot, St
         total,
         rows: summaries.iter().map(row_view).collect(),
         detail,
+    })
+}
+
+/// Loads the gallery's window: the images of the request's scope, and how many there are.
+pub fn gallery_snapshot(
+    store: &Store,
+    request: &GalleryRequest,
+) -> Result<GallerySnapshot, StoreError> {
+    let query = GalleryQuery {
+        filter: match request.scope {
+            GalleryScope::Tab => JobFilter {
+                state: tab_filter(request.tab),
+                search: Some(request.search.trim().to_string()).filter(|s| !s.is_empty()),
+            },
+            GalleryScope::Job(_) => JobFilter::default(),
+        },
+        job: match request.scope {
+            GalleryScope::Tab => None,
+            GalleryScope::Job(id) => Some(id),
+        },
+        starred_only: request.starred_only,
+    };
+    let tiles = store
+        .gallery(&query, request.offset, request.limit)?
+        .into_iter()
+        .map(|image| Tile {
+            job: image.job,
+            index: image.index,
+            path: image.path,
+            state: image.state,
+            spec: image.spec,
+            starred: image.starred,
+        })
+        .collect();
+    Ok(GallerySnapshot {
+        request: request.clone(),
+        total: store.gallery_count(&query)?,
+        tiles,
     })
 }
 
@@ -209,7 +288,8 @@ fn row_view(summary: &JobSummary) -> JobRow {
     }
 }
 
-fn detail_view(detail: JobDetail) -> JobDetailView {
+/// The view of a job whose images `starred` (indexes) are favourites.
+fn detail_view(detail: JobDetail, starred: &[u32]) -> JobDetailView {
     let s = &detail.summary;
     let status = &s.status;
     JobDetailView {
@@ -236,6 +316,7 @@ fn detail_view(detail: JobDetail) -> JobDetailView {
                     (Some(code), Some(message)) => Some(format!("{code}: {message}")),
                     (code, message) => code.clone().or_else(|| message.clone()),
                 },
+                starred: starred.contains(&image.index),
             })
             .collect(),
         spec: detail.spec,

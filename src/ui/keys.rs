@@ -64,6 +64,8 @@ pub enum Context {
     Confirm,
     /// The help overlay.
     Help,
+    /// The gallery's grid, or one of its images full screen.
+    Gallery,
 }
 
 impl Context {
@@ -76,6 +78,7 @@ impl Context {
             Context::FullPreview => "Full-screen preview",
             Context::Confirm => "Questions",
             Context::Help => "Help",
+            Context::Gallery => "Gallery",
         }
     }
 }
@@ -113,6 +116,14 @@ pub enum Action {
     AcceptSearch,
     Yes,
     No,
+    /// Opens the gallery.
+    Gallery,
+    /// Stars or unstars an image.
+    Star,
+    Left,
+    Right,
+    /// The gallery shows only starred images, or all again.
+    StarredOnly,
 }
 
 impl Action {
@@ -148,6 +159,11 @@ impl Action {
             Action::AcceptSearch => "accept_search",
             Action::Yes => "yes",
             Action::No => "no",
+            Action::Gallery => "gallery",
+            Action::Star => "star",
+            Action::Left => "left",
+            Action::Right => "right",
+            Action::StarredOnly => "starred_only",
         };
         name.to_string()
     }
@@ -388,13 +404,14 @@ impl KeyMap {
     }
 
     /// The contexts in the order help lists them.
-    pub fn contexts() -> [Context; 7] {
+    pub fn contexts() -> [Context; 8] {
         [
             Context::Browse,
             Context::Search,
             Context::Editor,
             Context::Choice,
             Context::FullPreview,
+            Context::Gallery,
             Context::Confirm,
             Context::Help,
         ]
@@ -434,6 +451,8 @@ impl Default for KeyMap {
             b(Browse, &[c('r')], Retry, "retry the job"),
             b(Browse, &[c('d')], Delete, "delete the job (asks)"),
             b(Browse, &[c('y')], Copy, "copy prompt (image path in preview)"),
+            b(Browse, &[c('v')], Action::Gallery, "gallery (of the job, from detail/preview)"),
+            b(Browse, &[c('*')], Star, "star / unstar the image shown"),
             b(Browse, &[c('?')], ShowHelp, "this help"),
             b(Browse, &[c('q')], Quit, "quit"),
             b(Search, &[k(Enter)], AcceptSearch, "keep the search"),
@@ -446,7 +465,25 @@ impl Default for KeyMap {
             b(Choice, &[k(Right), c(' ')], ChoiceNext, "next choice"),
             b(FullPreview, &[c('['), k(Left)], PrevImage, "previous image"),
             b(FullPreview, &[c(']'), k(Right)], NextImage, "next image"),
+            b(FullPreview, &[c('*')], Star, "star / unstar the image"),
             b(FullPreview, &[k(Esc), k(Enter), c('q')], Leave, "back"),
+            // Left and right share a help row, up and down another; in a full-screen
+            // image they step through the gallery's images.
+            b(Context::Gallery, &[c('h'), k(Left)], Action::Left, "previous / next image"),
+            b(Context::Gallery, &[c('l'), k(Right)], Action::Right, "previous / next image"),
+            b(Context::Gallery, &[c('k'), k(Up)], Action::Up, "row up / down"),
+            b(Context::Gallery, &[c('j'), k(Down)], Action::Down, "row up / down"),
+            b(Context::Gallery, &[k(PageDown), Key::ctrl('d')], Action::PageDown, "page down"),
+            b(Context::Gallery, &[k(PageUp), Key::ctrl('u')], Action::PageUp, "page up"),
+            b(Context::Gallery, &[c('g'), k(Home)], First, "newest image"),
+            b(Context::Gallery, &[c('G'), k(End)], Last, "oldest image"),
+            b(Context::Gallery, &[k(Enter)], FullScreen, "full screen / back to the grid"),
+            b(Context::Gallery, &[c('*')], Star, "star / unstar the image"),
+            b(Context::Gallery, &[c('f')], StarredOnly, "starred images only / all"),
+            b(Context::Gallery, &[c('e')], Fork, "fork the job with this image's seed"),
+            b(Context::Gallery, &[c('y')], Copy, "copy the image's path (OSC 52)"),
+            b(Context::Gallery, &[c('?')], ShowHelp, "this help"),
+            b(Context::Gallery, &[k(Esc), c('v'), c('q')], Leave, "back (to the grid, then the jobs)"),
             b(Confirm, &[c('y'), k(Enter)], Yes, "yes"),
             b(Confirm, &[c('n'), k(Esc)], No, "no"),
             b(Help, &[c('j'), k(Down)], Action::Down, "scroll down (when it does not fit)"),

@@ -4,6 +4,8 @@
 //!   changes and commands; `keys`: the one key table; `editor`: the job editor.
 //! - `data`: a worker thread that fills the view-model from the store and applies the
 //!   user's changes; `preview`: a worker that decodes and encodes images.
+//! - `gallery`: the grid of images (`v`), its state, keys and drawing; `thumbnails`: the
+//!   workers that decode, scale and encode its tiles, most wanted first, cached.
 //! - `event`: the one event type, which the workers send and the app loop receives.
 //! - `app`: the terminal, the one event channel and the draw-when-dirty loop.
 
@@ -12,9 +14,11 @@ pub mod data;
 pub mod draw;
 pub mod editor;
 pub mod event;
+pub mod gallery;
 pub mod keys;
 pub mod preview;
 pub mod state;
+pub mod thumbnails;
 pub mod update;
 
 pub use app::{Notify, UiError, UiOptions, run};
