@@ -112,12 +112,9 @@ impl ThumbnailWorker {
             shown.insert(key.clone(), thumb);
         }
         let mut queue = self.shared.lock();
-        let waiting: VecDeque<ImageKey> = screen
-            .iter()
-            .chain(ahead)
-            .filter(|key| !self.cache.contains_key(*key) && !queue.working.contains(*key))
-            .cloned()
-            .collect();
+        let waiting = next_queue(screen, ahead, |key| {
+            self.cache.contains_key(key) || queue.working.contains(key)
+        });
         if waiting != queue.waiting {
             queue.waiting = waiting;
             self.shared.wake.notify_all();
@@ -155,6 +152,21 @@ impl ThumbnailWorker {
     pub fn cached(&self) -> usize {
         self.cache.len()
     }
+}
+
+/// The queue for a screen: its keys in order, then the next screen's, leaving out those
+/// already `held` (cached, or being encoded). Anything not named is dropped.
+fn next_queue(
+    screen: &[ImageKey],
+    ahead: &[ImageKey],
+    held: impl Fn(&ImageKey) -> bool,
+) -> VecDeque<ImageKey> {
+    screen
+        .iter()
+        .chain(ahead)
+        .filter(|key| !held(key))
+        .cloned()
+        .collect()
 }
 
 impl Drop for ThumbnailWorker {
@@ -215,4 +227,65 @@ pub fn encode_thumbnail(picker: &Picker, key: &ImageKey) -> Result<Arc<Protocol>
         .new_protocol(small, Size::new(key.width, key.height), Resize::Fit(None))
         .map_err(|e| format!("encoding {name}: {e}"))?;
     Ok(Arc::new(protocol))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use image::{DynamicImage, RgbImage};
+
+    use super::*;
+
+    fn key(n: usize) -> ImageKey {
+        ImageKey {
+            path: PathBuf::from(format!("/images/{n}.png")),
+            width: 30,
+            height: 15,
+        }
+    }
+
+    fn keys(range: std::ops::Range<usize>) -> Vec<ImageKey> {
+        range.map(key).collect()
+    }
+
+    #[test]
+    fn the_queue_is_the_screen_then_the_next_screen_without_what_is_held() {
+        let queue = next_queue(&keys(0..4), &keys(4..8), |k| *k == key(1) || *k == key(5));
+        assert_eq!(
+            Vec::from(queue),
+            [key(0), key(2), key(3), key(4), key(6), key(7)]
+        );
+        // Scrolled on: the first screen's keys are no longer named, so they are dropped.
+        let queue = next_queue(&keys(8..12), &[], |_| false);
+        assert_eq!(Vec::from(queue), keys(8..12));
+    }
+
+    #[test]
+    fn the_cache_is_bounded_and_drops_the_least_recently_wanted_first() {
+        let (events, _inbox) = tokio::sync::mpsc::unbounded_channel();
+        let mut worker = ThumbnailWorker::with_workers(Picker::halfblocks(), events, 1);
+        let picture = DynamicImage::ImageRgb8(RgbImage::new(8, 8));
+        let protocol = Arc::new(
+            Picker::halfblocks()
+                .new_protocol(picture, Size::new(4, 2), Resize::Fit(None))
+                .unwrap(),
+        );
+        for n in 0..CACHE_ENTRIES {
+            worker.finished(key(n), Ok(protocol.clone()));
+        }
+        // Key 0 wanted again: of the full cache it is the one that must stay.
+        let shown = worker.want(&[key(0)], &[]);
+        assert!(matches!(shown[&key(0)], Thumb::Ready(_)));
+        worker.finished(key(CACHE_ENTRIES), Err("unreadable".into()));
+        assert_eq!(worker.cached(), CACHE_ENTRIES);
+        let shown = worker.want(&keys(0..CACHE_ENTRIES + 1), &[]);
+        assert!(matches!(shown[&key(0)], Thumb::Ready(_)));
+        let evicted = keys(1..CACHE_ENTRIES)
+            .iter()
+            .filter(|k| matches!(shown[*k], Thumb::Loading))
+            .count();
+        assert_eq!(evicted, 1, "one entry made room");
+        assert!(matches!(&shown[&key(CACHE_ENTRIES)], Thumb::Failed(m) if m == "unreadable"));
+    }
 }
