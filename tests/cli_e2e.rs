@@ -207,6 +207,27 @@ fn batch_then_worker_until_idle_then_list_show_export() {
         let file = sidecar["images"][0]["file"].as_str().unwrap();
         assert_png(out.join(file).to_str().unwrap(), 512, 512);
     }
+
+    // One image starred (the column `*` in the dashboard sets), then only it exported,
+    // through the same never-overwrite path, and `show` marking it.
+    let store = wandash::store::Store::open(&t.scratch.db()).unwrap();
+    let owl = wandash::store::JobId(ids[2]);
+    assert!(store.set_starred(owl, 0, true).unwrap());
+    drop(store);
+    let starred = t.scratch.path("starred");
+    t.run(&["export", "--to", starred.to_str().unwrap(), "--starred"])
+        .expect(0);
+    let mut names: Vec<String> = std::fs::read_dir(&starred)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [format!("job-{owl}-0.png"), format!("job-{owl}.json")]
+    );
+    let text = t.run(&["show", &ids[2].to_string()]).expect(0).stdout;
+    assert!(text.contains("seed 7 ★ starred"), "{text}");
 }
 
 #[test]

@@ -738,3 +738,34 @@ async fn a_pause_holds_back_claimed_jobs_lets_tasks_at_the_service_finish_and_re
     }
     assert_eq!(sim_get(&s.sim, "/__sim/stats").await["creates"], 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seed_chosen_at_intake_reaches_the_service_and_image_i_has_seed_plus_i() {
+    use wandash::intake::{Draft, check, enqueue};
+    let s = setup(sim_config(Faults::default(), raised_limits())).await;
+    let store = Store::open(&s.db).unwrap();
+    let mut free = spec(Model::Wanx21T2iTurbo, "a lighthouse, seed study");
+    free.n = Some(2);
+    let checked = check(Draft::new(free.clone(), s.data.as_path())).unwrap();
+    let first = enqueue(&store, checked).unwrap();
+    let seed = store.job(first).unwrap().unwrap().spec.seed;
+    let seed = seed.expect("intake stored the seed it chose");
+    // The same job with image 1's seed given: the service makes the same picture only if
+    // it made the first job's images from the stored seed.
+    let mut again = free;
+    again.n = Some(1);
+    again.seed = Some(seed + 1);
+    let second = enqueue(&store, check(Draft::new(again, s.data.as_path())).unwrap()).unwrap();
+
+    let engine = Engine::start(&s.db, client(&s.sim), engine_config(&s.data)).unwrap();
+    wait_idle(&engine, Duration::from_secs(30)).await;
+    engine.shutdown().await;
+
+    let sha = |id: JobId, index: usize| {
+        let job = store.job(id).unwrap().unwrap();
+        assert_eq!(job.summary.state(), JobState::Succeeded, "job {id}");
+        job.images[index].sha256.clone().expect("a saved image")
+    };
+    assert_eq!(sha(first, 1), sha(second, 0));
+    assert_ne!(sha(first, 0), sha(second, 0));
+}

@@ -16,10 +16,11 @@ use time::macros::datetime;
 use wandash::dashscope::{JobSpec, Model, Size};
 use wandash::store::Pauses;
 use wandash::ui::draw::{draw, frame_layout};
+use wandash::ui::gallery::{Gallery, GalleryScope, GallerySnapshot, Thumb, Tile};
 use wandash::ui::keys::KeyMap;
 use wandash::ui::state::{
     AppState, BackendLabel, BatchProgress, Header, ImageView, JobDetailView, JobId, JobRow,
-    JobState, Mode, PreviewImage, ReadyImage, TabCounts,
+    JobState, Mode, PreviewImage, ReadyImage, Tab, TabCounts,
 };
 use wandash::ui::update::{Command, DataSnapshot};
 
@@ -122,6 +123,7 @@ fn detail_for(row: &JobRow) -> JobDetailView {
                     height: (i < 3).then_some(1024),
                     error: (i == 3)
                         .then(|| "DataInspectionFailed: output image blocked".to_string()),
+                    starred: i == 1,
                 })
                 .collect()
         } else {
@@ -202,7 +204,8 @@ fn large_terminal_250x70() {
 #[test]
 fn help_overlay_lists_the_key_table() {
     let keys = KeyMap::default();
-    let mut state = mixed(Rect::new(0, 0, 120, 40), 0);
+    // The whole table on one screen at 160x48 (smaller screens scroll it: see below).
+    let mut state = mixed(Rect::new(0, 0, 160, 48), 0);
     state.handle(&keys, &key(KeyCode::Char('?')));
     assert_eq!(state.mode, Mode::Help);
     let screen = render(&state);
@@ -719,6 +722,65 @@ fn comparing_three(area: Rect) -> AppState {
     state
 }
 
+/// A tile of job `job`: its image `index`, the job's seed 7000 + job.
+fn gallery_tile(job: i64, index: u32, state: JobState) -> Tile {
+    let mut spec = JobSpec::new(Model::Wanx21T2iTurbo, PROMPTS[job as usize % PROMPTS.len()]);
+    spec.seed = Some(7000 + job as u64);
+    Tile {
+        job: JobId(job),
+        index,
+        path: PathBuf::from(format!("/data/wandash/images/{job}/{index}.png")),
+        state,
+        spec,
+        starred: (job + i64::from(index)) % 5 == 0,
+    }
+}
+
+/// A screen of `area` with the gallery of `scope` open, the data worker's answer of
+/// `tiles` (of `total`) applied, and the tiles on screen given halfblock thumbnails of
+/// pictures that differ per tile, as the thumbnail workers would leave them.
+fn gallery_screen(area: Rect, scope: GalleryScope, tiles: Vec<Tile>, total: u64) -> AppState {
+    let mut state = AppState::new(frame_layout(area), NOW, header());
+    state.header.counts = TabCounts([30, 0, 0, 30, 0, 0]);
+    let gallery = Gallery::new(scope, Tab::All, String::new());
+    let request = gallery.request(state.gallery_shape());
+    state.gallery = Some(gallery);
+    state.mode = Mode::Gallery;
+    let tiles = tiles
+        .into_iter()
+        .skip(request.offset as usize)
+        .take(request.limit as usize)
+        .collect();
+    let more = state.apply_gallery(GallerySnapshot {
+        request,
+        total,
+        tiles,
+    });
+    assert!(more.is_empty(), "the answer covers the screen");
+    let (screen, _) = state.thumbnails_wanted();
+    assert!(!screen.is_empty());
+    let thumbs = screen
+        .into_iter()
+        .enumerate()
+        .map(|(i, key)| {
+            let shade = (i * 37 % 200) as u8;
+            let picture = DynamicImage::ImageRgb8(RgbImage::from_fn(256, 256, |x, y| {
+                Rgb([shade + (x / 8) as u8, (y / 2) as u8, 255 - shade])
+            }));
+            let protocol = Picker::halfblocks()
+                .new_protocol(
+                    picture,
+                    CellSize::new(key.width, key.height),
+                    Resize::Fit(None),
+                )
+                .unwrap();
+            (key, Thumb::Ready(Arc::new(protocol)))
+        })
+        .collect();
+    state.gallery.as_mut().unwrap().thumbs = thumbs;
+    state
+}
+
 #[test]
 fn compare_shows_three_jobs_and_only_what_differs_at_80x24_and_200x60() {
     for (width, height, name) in [(80, 24, "compare_80x24"), (200, 60, "compare_200x60")] {
@@ -765,4 +827,58 @@ fn the_detail_names_the_job_a_variation_came_from() {
     state.detail.as_mut().unwrap().parent = Some(JobId(61));
     let screen = render(&state);
     assert!(screen.contains("from       job 61"), "{screen}");
+}
+
+#[test]
+fn gallery_of_one_job_shows_its_four_images_side_by_side() {
+    for (name, area) in [
+        ("gallery_one_job_80x24", Rect::new(0, 0, 80, 24)),
+        ("gallery_one_job_200x60", Rect::new(0, 0, 200, 60)),
+    ] {
+        let tiles: Vec<Tile> = (0..4)
+            .map(|i| gallery_tile(42, i, JobState::Succeeded))
+            .collect();
+        let state = gallery_screen(area, GalleryScope::Job(JobId(42)), tiles, 4);
+        let screen = render(&state);
+        for i in 1..=4 {
+            assert!(
+                screen.contains(&format!("#42.{i} seed {}", 7041 + i)),
+                "tile {i} with its own seed:\n{screen}"
+            );
+        }
+        assert!(screen.contains('▀') || screen.contains('▄'), "{screen}");
+        snapshot(name, screen);
+    }
+}
+
+#[test]
+fn gallery_of_a_tab_of_30_jobs_fills_the_pane_newest_first() {
+    const STATES: [JobState; 3] = [
+        JobState::Succeeded,
+        JobState::Failed,
+        JobState::NeedsAttention,
+    ];
+    // 30 jobs, newest (id 130) first, with 1 to 4 saved images each.
+    let tiles: Vec<Tile> = (0..30)
+        .flat_map(|j| {
+            let job = 130 - j;
+            (0..(job % 4 + 1) as u32).map(move |i| gallery_tile(job, i, STATES[j as usize % 3]))
+        })
+        .collect();
+    let total = tiles.len() as u64;
+    for (name, area, shown) in [
+        ("gallery_tab_80x24", Rect::new(0, 0, 80, 24), 4),
+        ("gallery_tab_200x60", Rect::new(0, 0, 200, 60), 18),
+    ] {
+        let state = gallery_screen(area, GalleryScope::Tab, tiles.clone(), total);
+        let screen = render(&state);
+        assert!(screen.contains(&format!("1/{total}")), "{screen}");
+        let captions = screen.matches(" seed ").count();
+        assert_eq!(captions, shown, "{name}: one caption per tile:\n{screen}");
+        assert!(
+            screen.contains("#130.1 seed 7130"),
+            "newest first:\n{screen}"
+        );
+        snapshot(name, screen);
+    }
 }

@@ -138,6 +138,43 @@ fn a_prompt_typed_in_the_editor_runs_to_success_and_its_image_shows() {
         assert_eq!((decoded.width(), decoded.height()), (1024, 1024));
     }
 
+    // The gallery: the job's four images as four tiles, each captioned with the job,
+    // the image and the seed wandash chose for the job (image i made with seed + i).
+    tmux(&["send-keys", "-t", session.0, "v"]);
+    let gallery = wait_for(
+        session.0,
+        "the gallery's four tiles",
+        Duration::from_secs(20),
+        |s| {
+            s.contains("Gallery")
+                && (1..=4).all(|i| s.contains(&format!("#1.{i} seed")))
+                && s.matches('▀').count() + s.matches('▄').count() > 40
+        },
+    );
+    let seeds: Vec<u64> = (1..=4)
+        .map(|i| {
+            let caption = format!("#1.{i} seed ");
+            let at = gallery.find(&caption).unwrap() + caption.len();
+            let digits: String = gallery[at..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            digits.parse().expect("a seed under each tile")
+        })
+        .collect();
+    assert_eq!(
+        seeds,
+        (0..4).map(|i| seeds[0] + i).collect::<Vec<_>>(),
+        "image i has seed + i:\n{gallery}"
+    );
+    tmux(&["send-keys", "-t", session.0, "Escape"]);
+    wait_for(
+        session.0,
+        "the job list again",
+        Duration::from_secs(10),
+        |s| s.contains("Preview 1/4"),
+    );
+
     // q with an empty editor quits at once; the pane's command then ends the session.
     tmux(&["send-keys", "-t", session.0, "q"]);
     let start = Instant::now();

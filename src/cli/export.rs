@@ -1,5 +1,6 @@
 //! `wandash export --to DIR`: the images of every succeeded job, each job with a JSON
-//! sidecar of its parameters, so that any image can be reproduced.
+//! sidecar of its parameters, so that any image can be reproduced. `--starred` exports
+//! the starred images instead (of jobs in any state), each job's sidecar listing those.
 //!
 //! DIR may hold other files, and someone else may be able to write in it: the export
 //! never writes through a name that is already there. Each file is written to a fresh
@@ -56,7 +57,7 @@ enum Existing {
     Other(&'static str),
 }
 
-pub fn export(ctx: &Context, to: &Path, force: bool) -> CliResult {
+pub fn export(ctx: &Context, to: &Path, force: bool, starred: bool) -> CliResult {
     create_private_dir(to).map_err(|e| {
         Failure::other(format!(
             "cannot create {}: {e}; choose another --to",
@@ -67,8 +68,8 @@ pub fn export(ctx: &Context, to: &Path, force: bool) -> CliResult {
 
     // First every name is checked, so that a refusal leaves DIR exactly as it was.
     let mut conflicts = Vec::new();
-    for_each_succeeded_job(&store, |detail| {
-        for output in job_outputs(detail).0 {
+    for_each_exported_job(&store, starred, |detail, only| {
+        for output in job_outputs(detail, only).0 {
             if let Existing::Other(what) = existing(to, &output)? {
                 conflicts.push(format!("{} ({what})", output.name));
             }
@@ -88,8 +89,8 @@ pub fn export(ctx: &Context, to: &Path, force: bool) -> CliResult {
     }
 
     let (mut jobs, mut images, mut missing) = (0u64, 0u64, Vec::new());
-    for_each_succeeded_job(&store, |detail| {
-        let (outputs, lost) = job_outputs(detail);
+    for_each_exported_job(&store, starred, |detail, only| {
+        let (outputs, lost) = job_outputs(detail, only);
         for output in &outputs {
             match existing(to, output)? {
                 Existing::Same => {}
@@ -124,11 +125,23 @@ pub fn export(ctx: &Context, to: &Path, force: bool) -> CliResult {
     Ok(())
 }
 
-/// Calls `each` with every succeeded job, a page at a time.
-fn for_each_succeeded_job(
+/// Calls `each` with every job the export covers and the indexes of the images to export
+/// (`None`: all of them): with `starred`, each job with starred images and those; else
+/// every succeeded job, a page at a time.
+fn for_each_exported_job(
     store: &Store,
-    mut each: impl FnMut(&JobDetail) -> CliResult,
+    starred: bool,
+    mut each: impl FnMut(&JobDetail, Option<&[u32]>) -> CliResult,
 ) -> CliResult {
+    if starred {
+        for id in store.starred_jobs().map_err(store_failure)? {
+            let indexes = store.starred_indexes(id).map_err(store_failure)?;
+            if let Some(detail) = store.job(id).map_err(store_failure)? {
+                each(&detail, Some(&indexes))?;
+            }
+        }
+        return Ok(());
+    }
     let filter = JobFilter {
         state: Some(StateFilter::Only(JobState::Succeeded)),
         search: None,
@@ -138,7 +151,7 @@ fn for_each_succeeded_job(
         let page = store.list(&filter, offset, PAGE).map_err(store_failure)?;
         for row in &page {
             if let Some(detail) = store.job(row.id).map_err(store_failure)? {
-                each(&detail)?;
+                each(&detail, None)?;
             }
         }
         if (page.len() as u64) < PAGE {
@@ -148,13 +161,18 @@ fn for_each_succeeded_job(
     }
 }
 
-/// One job's files (its saved images, then its sidecar) and the image files that are gone.
-fn job_outputs(detail: &JobDetail) -> (Vec<Output>, Vec<String>) {
+/// One job's files (its saved images, or those of `only`, then its sidecar) and the image
+/// files that are gone.
+fn job_outputs(detail: &JobDetail, only: Option<&[u32]>) -> (Vec<Output>, Vec<String>) {
     let id = detail.summary.id;
     let mut outputs = Vec::new();
     let mut missing = Vec::new();
     let mut files = Vec::new();
-    for image in &detail.images {
+    let exported = detail
+        .images
+        .iter()
+        .filter(|image| only.is_none_or(|only| only.contains(&image.index)));
+    for image in exported {
         let Some(source) = &image.path else { continue };
         let ext = source.extension().and_then(|e| e.to_str()).unwrap_or("png");
         let name = format!("job-{id}-{}.{ext}", image.index);

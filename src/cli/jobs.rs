@@ -9,7 +9,7 @@ use crate::dashscope::{ImageRef, JobSpec, Timestamp, ValidationError};
 use crate::intake::{self, Draft};
 use crate::store::{
     CancelOutcome, JobDetail, JobFilter, JobId, JobState, JobSummary, PauseHold, Pauses,
-    StateFilter, Store, StoreError,
+    StateFilter, Store, StoreError, image_seed,
 };
 use crate::text::sanitize;
 
@@ -171,8 +171,10 @@ pub fn show(ctx: &Context, id: JobId) -> CliResult {
         .map_err(store_failure)?
         .ok_or_else(|| no_such_job(id))?;
     let pauses = store.pauses().map_err(store_failure)?;
+    let starred = store.starred_indexes(id).map_err(store_failure)?;
     if ctx.json {
-        let shown = with_waiting(&detail.summary, &pauses, serde_json::to_value(&detail));
+        let mut shown = with_waiting(&detail.summary, &pauses, serde_json::to_value(&detail));
+        shown["starred_images"] = json!(starred);
         println!(
             "{}",
             serde_json::to_string_pretty(&shown).expect("a job serialises")
@@ -180,7 +182,7 @@ pub fn show(ctx: &Context, id: JobId) -> CliResult {
     } else {
         print!(
             "{}",
-            render_detail(&detail, waiting(&detail.summary, &pauses))
+            render_detail(&detail, waiting(&detail.summary, &pauses), &starred)
         );
     }
     Ok(())
@@ -215,7 +217,7 @@ pub(super) fn no_such_job(id: JobId) -> Failure {
     ))
 }
 
-fn render_detail(d: &JobDetail, waits: Option<PauseHold>) -> String {
+fn render_detail(d: &JobDetail, waits: Option<PauseHold>, starred: &[u32]) -> String {
     let s = &d.summary;
     let mut out = String::new();
     let mut line =
@@ -281,7 +283,18 @@ fn render_detail(d: &JobDetail, waits: Option<PauseHold>) -> String {
             ),
             (None, None) => "not downloaded yet".into(),
         };
-        line(&format!("image {}", image.index), what);
+        let star = if starred.contains(&image.index) {
+            " ★ starred"
+        } else {
+            ""
+        };
+        let seed = image_seed(&d.spec, image.index)
+            .map(|seed| format!(" seed {seed}"))
+            .unwrap_or_default();
+        line(
+            &format!("image {}", image.index),
+            format!("{what}{seed}{star}"),
+        );
     }
     for event in &d.events {
         let from = event.from_state.map_or("-", |s| s.as_str());

@@ -164,6 +164,9 @@ pub enum Command {
         /// Replace files in DIR that this export did not write (by default it stops).
         #[arg(long)]
         force: bool,
+        /// Only the starred images (`*` in the dashboard), of jobs in any state.
+        #[arg(long)]
+        starred: bool,
     },
     /// Serve the Model Context Protocol on stdio for AI assistants (same store and engine).
     Mcp,
@@ -410,7 +413,9 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
         Some(Command::Top { id }) => queue::top(&ctx, id).map(ok),
         Some(Command::Models) => models::models(&ctx).map(ok),
         Some(Command::Retry { id }) => jobs::retry(&ctx, id).map(ok),
-        Some(Command::Export { to, force }) => export::export(&ctx, &to, force).map(ok),
+        Some(Command::Export { to, force, starred }) => {
+            export::export(&ctx, &to, force, starred).map(ok)
+        }
         Some(Command::Mcp) => mcp::command(&ctx),
         Some(
             Command::Sim(_) | Command::Completions { .. } | Command::Man | Command::Config { .. },

@@ -6,6 +6,11 @@
 //! every rule and reads the local files, returning every problem with its field ->
 //! [`enqueue`] / [`enqueue_all`] store only jobs that passed.
 //!
+//! A job that passes without a seed, on a model that takes one, gets a seed of wandash's
+//! choosing here: the service would draw one it never reports, and image `i` of a task
+//! is made with `seed + i`, so storing the seed makes every image reproducible (the
+//! gallery forks an image with its own seed).
+//!
 //! - `scales`: the one reader of `expand`'s scales (typed text or four numbers).
 //! - `json`: a job written as a JSON object (batch file lines, MCP's `submit_batch`).
 
@@ -14,8 +19,10 @@ mod scales;
 
 use std::path::Path;
 
+use crate::dashscope::validate::MAX_SEED;
 use crate::dashscope::{
-    ImageRef, JobSpec, Region, ValidationError, check_local_images, region_refusal, validate_all,
+    ImageRef, JobSpec, Region, ValidationError, check_local_images, field_applies, region_refusal,
+    validate_all,
 };
 use crate::store::{JobId, Store, StoreError};
 
@@ -116,7 +123,7 @@ pub fn check(draft: Draft) -> Result<Checked, Problems> {
     }
     if problems.is_empty() {
         Ok(Checked {
-            spec: draft.spec,
+            spec: with_known_seed(draft.spec, fastrand::u64(0..=MAX_SEED)),
             parent: draft.parent,
         })
     } else {
@@ -155,6 +162,15 @@ pub fn enqueue_all(
     let jobs: Vec<(&JobSpec, Option<JobId>)> =
         jobs.iter().map(|job| (&job.spec, job.parent)).collect();
     store.enqueue_with_parents(&jobs, tag)
+}
+
+/// `spec` with `chosen` as its seed when it has none and its model takes one; otherwise
+/// `spec` as it is (a seed the user gave is theirs, and a model without seeds refuses one).
+pub fn with_known_seed(mut spec: JobSpec, chosen: u64) -> JobSpec {
+    if spec.seed.is_none() && field_applies(spec.model, "seed") {
+        spec.seed = Some(chosen.min(MAX_SEED));
+    }
+    spec
 }
 
 /// The spec whose images `check_local_images` should read: without the images of fields
@@ -297,6 +313,28 @@ mod tests {
         let refused = check_all(drafts).unwrap_err();
         assert_eq!(refused.len(), 1);
         assert_eq!((refused[0].0, fields(&refused[0].1)), (1, vec!["n"]));
+    }
+
+    #[test]
+    fn a_job_without_a_seed_gets_one_where_the_model_takes_one() {
+        let free = JobSpec::new(Model::Wanx21T2iTurbo, "a boat");
+        assert_eq!(with_known_seed(free.clone(), 77).seed, Some(77));
+        let mut given = free.clone();
+        given.seed = Some(5);
+        assert_eq!(
+            with_known_seed(given, 77).seed,
+            Some(5),
+            "the user's seed stays"
+        );
+        // x-painting takes no seed: adding one would make the job invalid.
+        let painting = JobSpec::new(Model::WanxXPainting, "a boat");
+        assert_eq!(with_known_seed(painting, 77).seed, None);
+
+        // Through `check`: the seed is chosen in range and the job is still valid.
+        let checked = check(Draft::new(free, Path::new("/"))).unwrap();
+        let seed = checked.spec().seed.expect("a seed was chosen");
+        assert!(seed <= MAX_SEED);
+        assert!(rule_problems(checked.spec()).is_empty());
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod lineage;
 mod money;
 mod queue;
 mod schema;
+mod stars;
 mod sync_calls;
 mod types;
 mod work;
@@ -26,6 +27,7 @@ pub use money::{
 };
 pub use queue::{DeletedJob, PauseHold, PauseScope, Pauses, QueueStep};
 pub use schema::SCHEMA_VERSION;
+pub use stars::{GalleryImage, GalleryQuery, image_seed};
 pub use types::{
     CancelOutcome, ErrorKind, EventRecord, ImageRecord, JobDetail, JobError, JobFilter, JobId,
     JobState, JobStatus, JobSummary, Listing, StateCounts, StateFilter, Submission, TaskRef,

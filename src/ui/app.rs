@@ -36,6 +36,7 @@ use super::preview::ImageWorker;
 use super::state::{AppState, BackendLabel, FrameLayout, Header, Prices, Tab, ToastLevel};
 use super::stats::{StatsSource, StatsState};
 use super::studio::{StudioCommand, StudioWorker};
+use super::thumbnails::ThumbnailWorker;
 use super::update::{Command, DataSnapshot};
 
 /// How the end of a batch is announced besides the toast.
@@ -117,6 +118,7 @@ pub async fn run(options: UiOptions, engine: Option<&EngineHandle>) -> Result<()
         }
     };
     let protocol_name = protocol_label(picker.protocol_type());
+    let thumbnails = ThumbnailWorker::start(picker.clone(), events.clone());
     let images = ImageWorker::start(picker, events.clone());
     let studio = StudioWorker::start(options.data_dir.join("masks"), events.clone());
 
@@ -173,6 +175,7 @@ pub async fn run(options: UiOptions, engine: Option<&EngineHandle>) -> Result<()
         data,
         images,
         studio,
+        thumbnails,
         engine,
         notify: options.notify,
         progress: Progress::default(),
@@ -193,6 +196,7 @@ struct App<'e> {
     data: DataWorker,
     images: ImageWorker,
     studio: StudioWorker,
+    thumbnails: ThumbnailWorker,
     engine: Option<&'e EngineHandle>,
     notify: Notify,
     progress: Progress,
@@ -216,6 +220,7 @@ impl App<'_> {
             self.state.now = OffsetDateTime::now_utc();
             self.state.expire_toasts();
             self.sync_preview();
+            self.sync_thumbnails();
             if dirty {
                 let commands = terminal.draw(&mut self.state, &self.keys)?;
                 dirty = false;
@@ -326,6 +331,11 @@ impl App<'_> {
                 Vec::new()
             }
             AppEvent::Studio(event) => state.studio_event(event),
+            AppEvent::Gallery(data) => state.apply_gallery(*data),
+            AppEvent::Thumbnail(key, result) => {
+                self.thumbnails.finished(key, result);
+                Vec::new()
+            }
             AppEvent::Image(key, result) => {
                 let shown = self.images.finished(key.clone(), result);
                 if state.preview.key() == Some(&key) {
@@ -387,6 +397,23 @@ impl App<'_> {
                 }
                 StudioCommand::Sweep { parent, specs } => StoreChange::Sweep { parent, specs },
             },
+            Command::Star {
+                job,
+                index,
+                starred,
+            } => StoreChange::Star {
+                job,
+                index,
+                starred,
+            },
+            Command::LoadGallery(request) => {
+                self.data.send(DataJob::Gallery(Some(request)));
+                return false;
+            }
+            Command::CloseGallery => {
+                self.data.send(DataJob::Gallery(None));
+                return false;
+            }
         };
         self.data.send(DataJob::Change(change));
         false
@@ -398,6 +425,18 @@ impl App<'_> {
             && self.state.preview.key() != Some(&wanted)
         {
             self.state.preview = self.images.lookup(wanted);
+        }
+    }
+}
+
+impl App<'_> {
+    /// Gives the gallery the thumbnails it has on screen and has the workers encode the
+    /// missing ones (and the next screen's); with no gallery on screen the queue empties.
+    fn sync_thumbnails(&mut self) {
+        let (screen, ahead) = self.state.thumbnails_wanted();
+        let shown = self.thumbnails.want(&screen, &ahead);
+        if let Some(gallery) = self.state.gallery.as_mut() {
+            gallery.thumbs = shown;
         }
     }
 }

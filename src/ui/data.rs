@@ -14,11 +14,12 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::dashscope::{JobSpec, Timestamp};
 use crate::intake::{self, Draft};
 use crate::store::{
-    CancelOutcome, JobDetail, JobFilter, JobId, JobState, JobSummary, PauseScope, QueueStep,
-    StateCounts, StateFilter, Store, StoreError,
+    CancelOutcome, GalleryQuery, JobDetail, JobFilter, JobId, JobState, JobSummary, PauseScope,
+    QueueStep, StateCounts, StateFilter, Store, StoreError,
 };
 
 use super::event::AppEvent;
+use super::gallery::{GalleryRequest, GalleryScope, GallerySnapshot, Tile};
 use super::state::{ImageView, JobDetailView, JobRow, Tab, TabCounts};
 use super::stats::StatsSource;
 use super::studio::StudioEvent;
@@ -32,6 +33,9 @@ const CHANGE_POLL: Duration = Duration::from_millis(250);
 pub enum DataJob {
     /// Load this window (and the counts, and the selected job).
     List(ListRequest),
+    /// Load this window of the gallery, and again after every change; `None` when the
+    /// gallery has closed.
+    Gallery(Option<GalleryRequest>),
     Change(StoreChange),
     /// Read the `$` view's figures now and after every change (`Some`), or stop (`None`).
     WatchStats(Option<StatsSource>),
@@ -60,6 +64,11 @@ pub enum StoreChange {
     Sweep {
         parent: JobId,
         specs: Vec<JobSpec>,
+    },
+    Star {
+        job: JobId,
+        index: u32,
+        starred: bool,
     },
 }
 
@@ -97,6 +106,7 @@ impl DataWorker {
 fn serve(store: Store, inbox: Receiver<DataJob>, events: UnboundedSender<AppEvent>) {
     let mut last_request: Option<ListRequest> = None;
     let mut stats: Option<StatsSource> = None;
+    let mut last_gallery: Option<GalleryRequest> = None;
     let mut marker = store.change_marker().ok();
     loop {
         let first = match inbox.recv_timeout(CHANGE_POLL) {
@@ -108,8 +118,7 @@ fn serve(store: Store, inbox: Receiver<DataJob>, events: UnboundedSender<AppEven
         // is answered (older ones are for windows the user has scrolled past).
         let mut pending: Vec<DataJob> = first.into_iter().collect();
         pending.extend(inbox.try_iter());
-        let mut wants_list = false;
-        let mut wants_stats = false;
+        let (mut wants_list, mut wants_stats, mut wants_gallery) = (false, false, false);
         for job in pending {
             match job {
                 DataJob::WatchStats(source) => {
@@ -124,7 +133,10 @@ fn serve(store: Store, inbox: Receiver<DataJob>, events: UnboundedSender<AppEven
                     let jobs = ids
                         .iter()
                         .map(|id| match store.job(*id) {
-                            Ok(Some(detail)) => Ok(detail_view(detail)),
+                            Ok(Some(detail)) => store
+                                .starred_indexes(*id)
+                                .map(|starred| detail_view(detail, &starred))
+                                .map_err(|err| err.to_string()),
                             Ok(None) => Err(format!("job {id} no longer exists")),
                             Err(err) => Err(err.to_string()),
                         })
@@ -136,9 +148,14 @@ fn serve(store: Store, inbox: Receiver<DataJob>, events: UnboundedSender<AppEven
                         return;
                     }
                 }
+                DataJob::Gallery(request) => {
+                    wants_gallery = request.is_some();
+                    last_gallery = request;
+                }
                 DataJob::Change(change) => {
                     let reply = apply(&store, change);
                     wants_list = true;
+                    wants_gallery = true;
                     if events.send(reply).is_err() {
                         return;
                     }
@@ -149,6 +166,16 @@ fn serve(store: Store, inbox: Receiver<DataJob>, events: UnboundedSender<AppEven
         if now_marker != marker {
             marker = now_marker;
             wants_list = true;
+            wants_gallery = true;
+        }
+        if let (true, Some(request)) = (wants_gallery, &last_gallery) {
+            let event = match gallery_snapshot(&store, request) {
+                Ok(data) => AppEvent::Gallery(Box::new(data)),
+                Err(err) => AppEvent::DataFailed(err.to_string()),
+            };
+            if events.send(event).is_err() {
+                return;
+            }
         }
         if let (true, Some(source)) = (wants_list || wants_stats, &stats) {
             let figures = source.load(&store).map(Box::new).map_err(|e| e.to_string());
@@ -222,6 +249,19 @@ fn apply(store: &Store, change: StoreChange) -> AppEvent {
                 .map(|starred| format!("job {winner} won; {starred} image(s) starred")),
         ),
         StoreChange::Sweep { parent, specs } => AppEvent::ChangeDone(sweep(store, parent, specs)),
+        StoreChange::Star {
+            job,
+            index,
+            starred,
+        } => done(
+            store
+                .set_starred(job, index, starred)
+                .map(|found| match (found, starred) {
+                    (false, _) => format!("job {job} has no saved image {}", index + 1),
+                    (true, true) => format!("image {} of job {job} starred", index + 1),
+                    (true, false) => format!("image {} of job {job} unstarred", index + 1),
+                }),
+        ),
     }
 }
 
@@ -272,7 +312,10 @@ pub fn snapshot(store: &Store, request: &ListRequest) -> Result<DataSnapshot, St
         .checked_sub(request.offset)
         .and_then(|i| summaries.get(i as usize));
     let detail = match selected {
-        Some(summary) => store.job(summary.id)?.map(detail_view),
+        Some(summary) => match store.job(summary.id)? {
+            Some(detail) => Some(detail_view(detail, &store.starred_indexes(summary.id)?)),
+            None => None,
+        },
         None => None,
     };
     Ok(DataSnapshot {
@@ -285,6 +328,44 @@ pub fn snapshot(store: &Store, request: &ListRequest) -> Result<DataSnapshot, St
         total,
         rows: summaries.iter().map(row_view).collect(),
         detail,
+    })
+}
+
+/// Loads the gallery's window: the images of the request's scope, and how many there are.
+pub fn gallery_snapshot(
+    store: &Store,
+    request: &GalleryRequest,
+) -> Result<GallerySnapshot, StoreError> {
+    let query = GalleryQuery {
+        filter: match request.scope {
+            GalleryScope::Tab => JobFilter {
+                state: tab_filter(request.tab),
+                search: Some(request.search.trim().to_string()).filter(|s| !s.is_empty()),
+            },
+            GalleryScope::Job(_) => JobFilter::default(),
+        },
+        job: match request.scope {
+            GalleryScope::Tab => None,
+            GalleryScope::Job(id) => Some(id),
+        },
+        starred_only: request.starred_only,
+    };
+    let tiles = store
+        .gallery(&query, request.offset, request.limit)?
+        .into_iter()
+        .map(|image| Tile {
+            job: image.job,
+            index: image.index,
+            path: image.path,
+            state: image.state,
+            spec: image.spec,
+            starred: image.starred,
+        })
+        .collect();
+    Ok(GallerySnapshot {
+        request: request.clone(),
+        total: store.gallery_count(&query)?,
+        tiles,
     })
 }
 
@@ -325,7 +406,8 @@ fn row_view(summary: &JobSummary) -> JobRow {
     }
 }
 
-fn detail_view(detail: JobDetail) -> JobDetailView {
+/// The view of a job whose images `starred` (indexes) are favourites.
+fn detail_view(detail: JobDetail, starred: &[u32]) -> JobDetailView {
     let s = &detail.summary;
     let status = &s.status;
     JobDetailView {
@@ -353,6 +435,7 @@ fn detail_view(detail: JobDetail) -> JobDetailView {
                     (Some(code), Some(message)) => Some(format!("{code}: {message}")),
                     (code, message) => code.clone().or_else(|| message.clone()),
                 },
+                starred: starred.contains(&image.index),
             })
             .collect(),
         spec: detail.spec,

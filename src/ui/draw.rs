@@ -17,6 +17,7 @@ use crate::dashscope::validate::prompt_limit;
 use crate::text::sanitize;
 
 use super::editor::{Editor, EditorFocus};
+use super::gallery;
 use super::keys::{HelpLine, KeyMap};
 use super::state::{
     AppState, BackendLabel, Confirm, FrameLayout, JobState, Mode, Pane, Pauses, PreviewImage, Tab,
@@ -101,12 +102,14 @@ pub fn frame_layout(area: Rect) -> FrameLayout {
         list_rows: screen.list_rows(),
         preview_image: pane_block("", false).inner(screen.preview),
         full_image,
+        gallery: pane_block("", false).inner(screen.body()),
     }
 }
 
 /// Draws the whole screen; returns the layout it drew with, for the state to keep.
 pub fn draw(state: &AppState, keys: &KeyMap, frame: &mut Frame) -> FrameLayout {
     let area = frame.area();
+    let opened = state.gallery.as_ref().filter(|g| g.opened);
     if state.mode == Mode::FullPreview {
         draw_full_preview(state, frame, area);
         draw_toasts(state, frame, area);
@@ -115,6 +118,9 @@ pub fn draw(state: &AppState, keys: &KeyMap, frame: &mut Frame) -> FrameLayout {
         draw_toasts(state, frame, area);
     } else if state.mode == Mode::Compare {
         super::compare::draw_compare(state, frame, area);
+        draw_toasts(state, frame, area);
+    } else if let (Mode::Gallery, Some(gallery)) = (&state.mode, opened) {
+        gallery::draw_opened(state, gallery, frame, area);
         draw_toasts(state, frame, area);
     } else {
         draw_main(state, keys, frame, area);
@@ -139,6 +145,9 @@ fn draw_main(state: &AppState, keys: &KeyMap, frame: &mut Frame, area: Rect) {
             frame,
             layout.body(),
         );
+    } else if let Some(gallery) = &state.gallery {
+        // Thumbnails only when nothing covers the grid: a graphics image would show through.
+        gallery::draw_grid(gallery, state.mode == Mode::Gallery, frame, layout.body());
     } else {
         draw_list(state, frame, layout.list, layout.list_rows());
         draw_detail(state, frame, layout.detail);
@@ -476,10 +485,11 @@ fn draw_detail(state: &AppState, frame: &mut Frame, area: Rect) {
         if let (Some(w), Some(h)) = (image.width, image.height) {
             text.push_str(&format!(" ({w}x{h})"));
         }
-        let mut spans = vec![
-            key(&format!("image {}", image.index + 1)),
-            Span::raw(sanitize(&text)),
-        ];
+        let mut spans = vec![key(&format!("image {}", image.index + 1))];
+        if image.starred {
+            spans.push(Span::styled("★ ", Style::new().fg(Color::Yellow)));
+        }
+        spans.push(Span::raw(sanitize(&text)));
         if let Some(error) = &image.error {
             spans.push(Span::styled(
                 format!(" {}", sanitize(error)),
@@ -500,9 +510,14 @@ fn draw_preview(state: &AppState, frame: &mut Frame, area: Rect) {
     let saved = state
         .selected_detail()
         .map_or(0, |d| d.saved_images().len());
+    let star = if state.selected_image().is_some_and(|i| i.starred) {
+        "★ "
+    } else {
+        ""
+    };
     let title = if saved > 0 {
         format!(
-            " Preview {}/{} ",
+            " Preview {}/{} {star}",
             state.image_index.min(saved - 1) + 1,
             saved
         )
@@ -695,6 +710,9 @@ fn draw_footer(state: &AppState, frame: &mut Frame, area: Rect) {
         Mode::Confirm(_) => "y yes · n no",
         Mode::Stats => "Esc back to the jobs",
         Mode::Sweep => "type how many seeds · Enter queue · Esc cancel",
+        Mode::Gallery => {
+            "hjkl/arrows move · Enter full screen · * star · f starred only · e fork · y copy path · Esc back"
+        }
         _ => "? help · n new · e fork · / search · 1-6 tabs · Enter full screen · q quit",
     };
     frame.render_widget(Line::from(format!(" {hints}")).fg(Color::DarkGray), area);

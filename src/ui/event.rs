@@ -11,6 +11,7 @@ use ratatui_image::protocol::Protocol;
 use crate::engine::EngineEvent;
 use crate::store::JobId;
 
+use super::gallery::GallerySnapshot;
 use super::state::ImageKey;
 use super::studio::StudioEvent;
 use super::update::{DataSnapshot, SubmitError};
@@ -29,6 +30,10 @@ pub enum AppEvent {
     ChangeDone(Result<String, String>),
     /// The image worker's encoding of a preview, or why it failed.
     Image(ImageKey, Result<Arc<Protocol>, String>),
+    /// The data worker's window of the gallery.
+    Gallery(Box<GallerySnapshot>),
+    /// The thumbnail workers' encoding of a gallery tile, or why it failed.
+    Thumbnail(ImageKey, Result<Arc<Protocol>, String>),
     Engine(EngineEvent),
     /// The `$` view's figures, or why they could not be read.
     Stats(Result<Box<crate::store::MoneyStats>, String>),

@@ -70,6 +70,8 @@ pub enum Context {
     Painter,
     /// Marked jobs side by side.
     Compare,
+    /// The gallery's grid, or one of its images full screen.
+    Gallery,
 }
 
 impl Context {
@@ -85,6 +87,7 @@ impl Context {
             Context::Stats => "Spend and free images",
             Context::Painter => "Mask painter",
             Context::Compare => "Compare",
+            Context::Gallery => "Gallery",
         }
     }
 }
@@ -149,6 +152,12 @@ pub enum Action {
     Invert,
     ClearMask,
     SaveMask,
+    /// Opens the gallery.
+    Gallery,
+    /// Stars or unstars an image.
+    Star,
+    /// The gallery shows only starred images, or all again.
+    StarredOnly,
 }
 
 impl Action {
@@ -205,6 +214,9 @@ impl Action {
             Action::Invert => "invert",
             Action::ClearMask => "clear_mask",
             Action::SaveMask => "save_mask",
+            Action::Gallery => "gallery",
+            Action::Star => "star",
+            Action::StarredOnly => "starred_only",
         };
         name.to_string()
     }
@@ -445,7 +457,7 @@ impl KeyMap {
     }
 
     /// The contexts in the order help lists them.
-    pub fn contexts() -> [Context; 10] {
+    pub fn contexts() -> [Context; 11] {
         [
             Context::Browse,
             Context::Search,
@@ -454,6 +466,7 @@ impl KeyMap {
             Context::FullPreview,
             Context::Painter,
             Context::Compare,
+            Context::Gallery,
             Context::Confirm,
             Context::Help,
             Context::Stats,
@@ -499,6 +512,8 @@ impl Default for KeyMap {
             b(Browse, &[c('K')], QueueSooner, "move a queued job up: sent sooner"),
             b(Browse, &[c('J')], QueueLater, "move a queued job down: sent later"),
             b(Browse, &[c('T')], QueueTop, "send a queued job next"),
+            b(Browse, &[c('v')], Action::Gallery, "gallery (of the job, from detail/preview)"),
+            b(Browse, &[c('*')], Star, "star / unstar the image shown"),
             b(Browse, &[c('?')], ShowHelp, "this help"),
             b(Browse, &[c('q')], Quit, "quit"),
             b(Search, &[k(Enter)], AcceptSearch, "keep the search"),
@@ -511,7 +526,25 @@ impl Default for KeyMap {
             b(Choice, &[k(Right), c(' ')], ChoiceNext, "next choice"),
             b(FullPreview, &[c('['), k(Left)], PrevImage, "previous image"),
             b(FullPreview, &[c(']'), k(Right)], NextImage, "next image"),
+            b(FullPreview, &[c('*')], Star, "star / unstar the image"),
             b(FullPreview, &[k(Esc), k(Enter), c('q')], Leave, "back"),
+            // Left and right share a help row, up and down another; in a full-screen
+            // image they step through the gallery's images.
+            b(Context::Gallery, &[c('h'), k(Left)], Action::Left, "previous / next image"),
+            b(Context::Gallery, &[c('l'), k(Right)], Action::Right, "previous / next image"),
+            b(Context::Gallery, &[c('k'), k(Up)], Action::Up, "row up / down"),
+            b(Context::Gallery, &[c('j'), k(Down)], Action::Down, "row up / down"),
+            b(Context::Gallery, &[k(PageDown), Key::ctrl('d')], Action::PageDown, "page down"),
+            b(Context::Gallery, &[k(PageUp), Key::ctrl('u')], Action::PageUp, "page up"),
+            b(Context::Gallery, &[c('g'), k(Home)], First, "newest image"),
+            b(Context::Gallery, &[c('G'), k(End)], Last, "oldest image"),
+            b(Context::Gallery, &[k(Enter)], FullScreen, "full screen / back to the grid"),
+            b(Context::Gallery, &[c('*')], Star, "star / unstar the image"),
+            b(Context::Gallery, &[c('f')], StarredOnly, "starred images only / all"),
+            b(Context::Gallery, &[c('e')], Fork, "fork the job with this image's seed"),
+            b(Context::Gallery, &[c('y')], Copy, "copy the image's path (OSC 52)"),
+            b(Context::Gallery, &[c('?')], ShowHelp, "this help"),
+            b(Context::Gallery, &[k(Esc), c('v'), c('q')], Leave, "back (to the grid, then the jobs)"),
             b(Confirm, &[c('y'), k(Enter)], Yes, "yes"),
             b(Confirm, &[c('n'), k(Esc)], No, "no"),
             b(Help, &[c('j'), k(Down)], Action::Down, "scroll down (when it does not fit)"),

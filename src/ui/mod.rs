@@ -7,6 +7,8 @@
 //! - `stats`: the `$` view of spend and free images, its state and its drawing.
 //! - the studio: `mask` (the painter's pure logic), `painter` (`m`), `compare` (`Space`,
 //!   `C`), `variations` (`s`, `E`), `studio` (their shared state, commands and worker).
+//! - `gallery`: the grid of images (`v`), its state, keys and drawing; `thumbnails`: the
+//!   workers that decode, scale and encode its tiles, most wanted first, cached.
 //! - `event`: the one event type, which the workers send and the app loop receives.
 //! - `app`: the terminal, the one event channel and the draw-when-dirty loop.
 
@@ -16,6 +18,7 @@ pub mod data;
 pub mod draw;
 pub mod editor;
 pub mod event;
+pub mod gallery;
 pub mod keys;
 pub mod mask;
 pub mod painter;
@@ -24,6 +27,7 @@ mod queue;
 pub mod state;
 pub mod stats;
 pub mod studio;
+pub mod thumbnails;
 pub mod update;
 pub mod variations;
 

@@ -15,6 +15,7 @@ use time::OffsetDateTime;
 use crate::dashscope::{JobSpec, Model};
 
 use super::editor::Editor;
+use super::gallery::Gallery;
 use super::studio::StudioState;
 
 pub use crate::store::JobId;
@@ -158,6 +159,8 @@ pub struct ImageView {
     pub width: Option<u32>,
     pub height: Option<u32>,
     pub error: Option<String>,
+    /// A favourite (`*`); the gallery can show only these.
+    pub starred: bool,
 }
 
 /// Everything the detail pane shows about the selected job. Text here is raw: the
@@ -299,6 +302,8 @@ pub enum Mode {
     Compare,
     /// Asking how many seeds a sweep takes (`studio.sweep`).
     Sweep,
+    /// The gallery (`AppState::gallery`): a grid of images, or one of them full screen.
+    Gallery,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -332,6 +337,8 @@ pub struct FrameLayout {
     pub preview_image: Rect,
     /// Where the full-screen preview fits an image.
     pub full_image: Rect,
+    /// Where the gallery lays out its grid of tiles.
+    pub gallery: Rect,
 }
 
 /// The whole view-model.
@@ -352,6 +359,8 @@ pub struct AppState {
     pub mode: Mode,
     /// The draft; kept when the editor is left with Esc.
     pub editor: Option<Editor>,
+    /// The gallery while it is open (`Mode::Gallery`, and the help over it).
+    pub gallery: Option<Gallery>,
     /// For the editor's cost line.
     pub prices: Prices,
     /// First line of the help shown, when the help does not fit the screen.
@@ -381,6 +390,7 @@ impl AppState {
             pane: Pane::List,
             mode: Mode::Browse,
             editor: None,
+            gallery: None,
             prices: Prices::default(),
             help_scroll: 0,
             stats: super::stats::StatsState::default(),
@@ -440,6 +450,9 @@ impl AppState {
     /// The image the screen wants now, at the size of its area in the last layout. The app
     /// has it encoded on a worker when it is not what `preview` holds.
     pub fn wanted_image(&self) -> Option<ImageKey> {
+        if self.mode == Mode::Gallery {
+            return self.gallery.as_ref()?.opened_image(self.layout.full_image);
+        }
         let area = if self.mode == Mode::FullPreview {
             self.layout.full_image
         } else {
@@ -464,6 +477,7 @@ mod tests {
             list_rows: 20,
             preview_image: Rect::new(67, 20, 51, 17),
             full_image: Rect::new(0, 1, 120, 38),
+            gallery: Rect::new(1, 3, 118, 35),
         };
         let mut state = AppState::new(layout, NOW, Header::default());
         let spec = JobSpec::new(Model::Wanx21T2iTurbo, "a lighthouse");
@@ -500,6 +514,7 @@ mod tests {
                 width: Some(1024),
                 height: Some(1024),
                 error: None,
+                starred: false,
             }],
         });
         state

@@ -9,6 +9,7 @@ use crate::store::{Pauses, QueueStep};
 use crate::text::sanitize;
 
 use super::editor::{Editor, EditorFocus};
+use super::gallery::GalleryRequest;
 use super::keys::{Action, Context, KeyMap};
 use super::state::{
     AppState, Confirm, FrameLayout, JobDetailView, JobId, JobRow, Mode, Pane, Tab, TabCounts,
@@ -38,6 +39,16 @@ pub enum Command {
     Copy(String),
     /// Compare, variations and the mask painter.
     Studio(StudioCommand),
+    /// Star or unstar one saved image.
+    Star {
+        job: JobId,
+        index: u32,
+        starred: bool,
+    },
+    /// Load (and keep loading after changes) this window of the gallery.
+    LoadGallery(GalleryRequest),
+    /// The gallery closed: its window needs no more loading.
+    CloseGallery,
 }
 
 /// What the data worker is asked for: the visible window of a filtered list, and the
@@ -148,7 +159,14 @@ impl AppState {
             Mode::Editor => self.editor_key(keys, key),
             Mode::Help => {
                 match keys.action(Context::Help, key) {
-                    Some(Action::Leave) => self.mode = Mode::Browse,
+                    Some(Action::Leave) => {
+                        // Back to what the help was opened over.
+                        self.mode = if self.gallery.is_some() {
+                            Mode::Gallery
+                        } else {
+                            Mode::Browse
+                        }
+                    }
                     // Down to the last screenful, as the help is laid out on this screen.
                     Some(Action::Down) => {
                         self.help_scroll =
@@ -170,6 +188,7 @@ impl AppState {
                     Some(action @ (Action::PrevImage | Action::NextImage)) => {
                         self.cycle_image(action == Action::NextImage)
                     }
+                    Some(Action::Star) => return self.star_shown_image(),
                     _ => {}
                 }
                 Vec::new()
@@ -181,6 +200,7 @@ impl AppState {
                 }
                 _ => Vec::new(),
             },
+            Mode::Gallery => self.gallery_key(keys, key),
             Mode::Confirm(question) => match keys.action(Context::Confirm, key) {
                 Some(Action::Yes) => {
                     self.mode = Mode::Browse;
@@ -316,6 +336,8 @@ impl AppState {
             Action::SeedSweep => self.open_sweep(),
             Action::EditImage => self.open_image_edit(),
             Action::PaintMask => return self.open_painter(),
+            Action::Gallery => return self.open_gallery(),
+            Action::Star => return self.star_shown_image(),
             Action::Quit => {
                 if self
                     .editor
@@ -387,7 +409,9 @@ impl AppState {
         }
         self.layout = layout;
         self.keep_selection_visible();
-        vec![Command::Refresh]
+        let mut commands = vec![Command::Refresh];
+        commands.extend(self.gallery_reframed());
+        commands
     }
 
     /// What the engine (running in this process) reports: progress reloads the list,
