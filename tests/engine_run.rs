@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use engine_support::*;
 use wandash::backend::{BackendKind, BackendSettings, connect};
-use wandash::dashscope::{ApiKey, Client, JobSpec, Model, Region, TaskStatus};
+use wandash::dashscope::{ApiKey, Client, JobSpec, Model, Region, TaskStatus, Timestamp};
 use wandash::engine::{Engine, EngineError, EngineEvent};
 use wandash::simulator::{Faults, RunningSim, SimConfig};
 use wandash::store::{JobDetail, JobId, JobState, Store};
@@ -223,6 +223,58 @@ async fn a_second_engine_on_the_same_store_is_refused() {
     // The lock goes with the engine.
     let again = Engine::start(&s.db, client(&s.sim), engine_config(&s.data)).unwrap();
     again.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_durations_learned_by_one_engine_are_where_the_next_one_starts() {
+    let model = Model::Wanx21T2iTurbo;
+    let latency = |ms| (Duration::from_millis(ms), Duration::from_millis(ms));
+    let s = setup(SimConfig {
+        latency: latency(200),
+        ..sim_config(Faults::default(), HashMap::new())
+    })
+    .await;
+    let store = Store::open(&s.db).unwrap();
+    assert_eq!(store.learned_durations().unwrap(), Vec::new());
+    store.enqueue(&spec(model, "a quick sketch")).unwrap();
+    let engine = Engine::start(&s.db, client(&s.sim), engine_config(&s.data)).unwrap();
+    wait_idle(&engine, Duration::from_secs(20)).await;
+    engine.shutdown().await;
+    let learned = store.learned_durations().unwrap();
+    assert_eq!(learned.len(), 1, "{learned:?}");
+    let (learned_model, first) = learned[0];
+    assert_eq!((learned_model, first.samples), (model, 1));
+    // The run time the service reported: its latency, or a little more while it renders.
+    assert!((0.2..0.6).contains(&first.seconds), "{first:?}");
+
+    // A fresh process, against a service now three times slower: it goes on from the
+    // average the first one kept (a plain mean of two samples), not from nothing.
+    let slower = wandash::simulator::start(SimConfig {
+        latency: latency(600),
+        ..sim_config(Faults::default(), HashMap::new())
+    })
+    .await
+    .unwrap();
+    let id = store.enqueue(&spec(model, "a slower sketch")).unwrap();
+    let engine = Engine::start(&s.db, client(&slower), engine_config(&s.data)).unwrap();
+    wait_idle(&engine, Duration::from_secs(20)).await;
+    engine.shutdown().await;
+    let job = store.job(id).unwrap().unwrap();
+    assert_eq!(job.summary.state(), JobState::Succeeded);
+    let task = client(&slower).fetch(job.task_id().unwrap()).await.unwrap();
+    slower.shutdown().await;
+    let at = |time: &Option<String>| Timestamp::parse_service(time.as_deref().unwrap()).unwrap();
+    let took = at(&task.end_time)
+        .since(at(&task.submit_time))
+        .as_secs_f64();
+    assert!(took >= 0.6, "{took}");
+    let learned = store.learned_durations().unwrap();
+    let (_, second) = learned[0];
+    assert_eq!(second.samples, 2, "{learned:?}");
+    assert!(
+        (second.seconds - (first.seconds + took) / 2.0).abs() < 1e-9,
+        "the mean of the kept {first:?} and the new {took} s: {second:?}"
+    );
 }
 
 /// Waits until a task made by hand has ended, so that it echoes its prompt to recovery: a

@@ -13,7 +13,8 @@
 //! unanswered creates did; `ctx` is what they all share. The decisions are pure
 //! functions, unit-tested without a server: `create_failure` (what a failed create
 //! means), `answer_failure` (what a failed poll or download means),
-//! `follow::PollSchedule`, `pairing` (lost creates and the service's tasks) and
+//! `follow::PollSchedule`, `durations` (what a model's tasks are expected to take, learned
+//! and kept in the store), `pairing` (lost creates and the service's tasks) and
 //! `limits` (pace and backoff). `decode` checks downloaded images, `disk` writes them. Which service to
 //! talk to is not the engine's business: see `crate::backend`.
 
@@ -24,6 +25,7 @@ mod ctx;
 mod decode;
 mod disk;
 mod download;
+mod durations;
 mod follow;
 mod limits;
 mod pairing;

@@ -61,6 +61,11 @@ pub(crate) async fn run(setup: Setup) {
     let ctx = Arc::new(ctx);
     let mut jobs: JoinSet<()> = JoinSet::new();
     tracing::info!("engine started");
+    // What earlier processes learned of task durations: the first polls aim at the end.
+    match ctx.db(|s| s.learned_durations()).await {
+        Ok(kept) => ctx.durations.remember(kept),
+        Err(e) => tracing::warn!("cannot read the learned task durations: {e}"),
+    }
 
     // Resuming may wait on the service (the task-list check of unanswered creates): a stop
     // cuts it, and what it had not settled stays for the next start.

@@ -4,6 +4,7 @@
 //! The API is synchronous; async callers use `spawn_blocking` (the engine does). Every
 //! state change writes an event row in the same transaction. The API key is never stored.
 
+mod durations;
 mod schema;
 mod types;
 mod work;
@@ -16,6 +17,7 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, params, params_f
 
 use crate::dashscope::{JobSpec, Model, TaskStatus, Timestamp};
 
+pub use durations::LearnedDuration;
 pub use schema::SCHEMA_VERSION;
 pub use types::{
     CancelOutcome, ErrorKind, EventRecord, ImageRecord, JobDetail, JobError, JobFilter, JobId,

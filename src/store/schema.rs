@@ -94,6 +94,16 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE jobs ADD COLUMN parent_job_id INTEGER;
     CREATE INDEX images_starred ON images(job_id) WHERE starred = 1;
     ",
+    // 4: what the engine learned about task durations per model (a moving average of the
+    // run times the service reported, over `samples` tasks), so that a new process polls
+    // its first tasks when they end.
+    "
+    CREATE TABLE task_durations (
+        model   TEXT    PRIMARY KEY,
+        seconds REAL    NOT NULL,
+        samples INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// The schema version this build writes.
