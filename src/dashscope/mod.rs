@@ -3,6 +3,7 @@
 mod client;
 mod error;
 mod models;
+mod quotas;
 mod spec;
 mod time;
 mod upload;
@@ -13,6 +14,7 @@ pub use self::time::Timestamp;
 pub use client::{ApiKey, Client, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
 pub use error::{ClientError, ErrorAction, classify};
 pub use models::{Endpoint, Family, Model, ModelLimits, UnknownModel};
+pub use quotas::{AccountLimits, DEFAULT_QUOTAS_PATH, QUOTAS_PAGE_SIZE, QuotaPage};
 pub use spec::{
     BadSize, EditFunction, ExpandScales, ImageRef, JobSpec, PAINT_SIZES, PAINT_STYLES, Size,
     UnknownFunction, UnresolvedImage, WireError, field_applies,

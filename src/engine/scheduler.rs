@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::ctx::{Ctx, Report, Slot, Tracked};
 use super::follow;
-use super::{EngineConfig, EngineEvent, Progress, create, recovery};
+use super::{EngineConfig, EngineEvent, Progress, create, quotas, recovery};
 use crate::dashscope::{Client, Model, Timestamp};
 use crate::store::{EngineStore, ErrorKind, JobError, JobId, JobState, StoreError};
 
@@ -44,6 +44,7 @@ pub(crate) async fn run(setup: Setup) {
         progress,
         lock,
     } = setup;
+    let config = quotas::apply_limits_in_force(&client, config, &stop).await;
     let mut models: HashMap<Model, ModelRun> = Model::ALL
         .into_iter()
         .map(|m| {

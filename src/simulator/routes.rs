@@ -28,7 +28,7 @@ use super::tasks::{Failure, Outcome, Status, Task, hash64};
 use crate::dashscope::validate::validate_all;
 use crate::dashscope::{Endpoint, Family, JobSpec, Model, WireError};
 
-type Shared = Arc<Sim>;
+pub(super) type Shared = Arc<Sim>;
 
 /// Big enough for three 10 MB images as data URIs in one create body.
 const BODY_LIMIT: usize = 64 * 1024 * 1024;
@@ -41,6 +41,7 @@ pub fn router(sim: Shared) -> Router {
         .route("/tasks/{id}", get(fetch_task))
         .route("/tasks/{id}/cancel", post(cancel_task))
         .route("/uploads", get(get_policy))
+        .route("/quotas", get(super::quotas::list_quotas))
         .fallback(api_not_found)
         .method_not_allowed_fallback(api_wrong_method)
         .layer(middleware::from_fn_with_state(sim.clone(), api_faults));
@@ -58,7 +59,7 @@ pub fn router(sim: Shared) -> Router {
         .with_state(sim)
 }
 
-fn request_id() -> String {
+pub(super) fn request_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
@@ -68,7 +69,7 @@ fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response
     (status, axum::Json(body)).into_response()
 }
 
-fn invalid(message: impl Into<String>) -> Response {
+pub(super) fn invalid(message: impl Into<String>) -> Response {
     error(StatusCode::BAD_REQUEST, "InvalidParameter", message)
 }
 
@@ -80,7 +81,7 @@ fn header_is(headers: &HeaderMap, name: &str, value: &str) -> bool {
 }
 
 /// `Authorization: Bearer <key>`: the configured key, or any non-empty key.
-fn authorize(sim: &Sim, headers: &HeaderMap) -> Result<(), Response> {
+pub(super) fn authorize(sim: &Sim, headers: &HeaderMap) -> Result<(), Response> {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -338,6 +339,7 @@ async fn create(sim: Shared, endpoint: Endpoint, headers: HeaderMap, body: Bytes
         }
         lock.tasks.insert(task_id.clone(), task.clone());
         lock.count(Counter::Create, Some(model));
+        lock.note_in_flight(model, in_flight + 1);
     }
     sim.persist_task(task).await;
     tokio::spawn(Arc::clone(&sim).work(task_id.clone()));

@@ -50,6 +50,8 @@ pub struct Counts {
     pub polls: u64,
     pub cancels: u64,
     pub uploads: u64,
+    /// The most tasks PENDING or RUNNING at once (of one model, in the totals: of any).
+    pub peak_in_flight: u32,
 }
 
 impl Counts {
@@ -57,6 +59,7 @@ impl Counts {
         json!({
             "creates": self.creates, "throttled": self.throttled, "polls": self.polls,
             "cancels": self.cancels, "uploads": self.uploads,
+            "peak_in_flight": self.peak_in_flight,
         })
     }
 }
@@ -139,6 +142,13 @@ impl Inner {
             true
         } else {
             false
+        }
+    }
+
+    /// `model` has `in_flight` tasks PENDING or RUNNING now.
+    pub fn note_in_flight(&mut self, model: Model, in_flight: u32) {
+        for counts in [&mut self.totals, self.by_model.entry(model).or_default()] {
+            counts.peak_in_flight = counts.peak_in_flight.max(in_flight);
         }
     }
 
