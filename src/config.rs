@@ -38,6 +38,7 @@ pub struct Config {
     pub ui: UiConfig,
     pub batch: BatchConfig,
     pub budget: BudgetConfig,
+    pub account: AccountConfig,
 }
 
 /// `[budget]`: limits no job is sent past (see `engine::Budget`).
@@ -90,6 +91,26 @@ impl BudgetConfig {
             }
         }
         self.free_quota_since_at().map(|_| ())
+    }
+}
+
+/// Reading the account's own limits (its quotas) when the engine starts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccountConfig {
+    /// Where the quotas are listed, under the base URL. Unconfirmed (u): the English docs
+    /// say `/quotas`, the Chinese ones `/models/limits`.
+    pub quotas_path: String,
+    /// How long the engine's start waits for the quotas before it uses the defaults.
+    pub quotas_timeout_ms: u64,
+}
+
+impl Default for AccountConfig {
+    fn default() -> Self {
+        AccountConfig {
+            quotas_path: crate::dashscope::DEFAULT_QUOTAS_PATH.to_string(),
+            quotas_timeout_ms: 3_000,
+        }
     }
 }
 
@@ -186,6 +207,7 @@ impl Default for Config {
             ui: UiConfig::default(),
             batch: BatchConfig::default(),
             budget: BudgetConfig::default(),
+            account: AccountConfig::default(),
         }
     }
 }
@@ -375,6 +397,18 @@ impl Config {
             }
         }
         self.budget.check()?;
+        let path = &self.account.quotas_path;
+        if !path.starts_with('/') || path.contains(['?', '#', ' ']) || path.contains("..") {
+            return Err(format!(
+                "account.quotas_path must be a path under the base URL such as \"/quotas\" (a leading /, no ?, #, spaces or ..), got {path:?}"
+            ));
+        }
+        if !(1..=60_000).contains(&self.account.quotas_timeout_ms) {
+            return Err(format!(
+                "account.quotas_timeout_ms must be from 1 to 60000, got {}",
+                self.account.quotas_timeout_ms
+            ));
+        }
         if self.batch.max_jobs == 0 {
             return Err("batch.max_jobs must be at least 1".to_string());
         }
@@ -447,9 +481,12 @@ impl Config {
     pub fn engine_config(&self, data_dir: &Path) -> EngineConfig {
         EngineConfig {
             data_dir: data_dir.to_path_buf(),
+            // A model's limits written as API.md's defaults (as `config.example.toml` shows
+            // them) set nothing: the account's quotas, where read, come before them.
             limits: Model::ALL
                 .into_iter()
                 .map(|m| (m, self.limits_for(m)))
+                .filter(|(m, limits)| *limits != m.default_limits())
                 .collect(),
             prices: self.price_table().into_iter().collect(),
             poll_min: Duration::from_millis(self.poll.min_interval_ms),
@@ -460,6 +497,8 @@ impl Config {
             backoff_cap: Duration::from_millis(self.retry.backoff_cap_ms),
             download_max_bytes: self.download.max_bytes,
             budget: self.budget.budget(),
+            quotas_path: self.account.quotas_path.clone(),
+            quotas_timeout: Duration::from_millis(self.account.quotas_timeout_ms),
             ..EngineConfig::default()
         }
     }
@@ -515,6 +554,10 @@ mod tests {
             (defaults.backoff_base, defaults.backoff_cap)
         );
         assert_eq!(engine.download_max_bytes, defaults.download_max_bytes);
+        assert_eq!(
+            (&engine.quotas_path, engine.quotas_timeout),
+            (&defaults.quotas_path, defaults.quotas_timeout)
+        );
         for model in Model::ALL {
             assert_eq!(
                 engine.limits_for(model),
@@ -575,6 +618,40 @@ mod tests {
         assert!(err.contains("YYYY-MM-DD"), "{err}");
         let typo = Config::parse("[budget]\ndaily = 1.0\n").unwrap_err();
         assert!(typo.contains("daily"), "{typo}");
+    }
+
+    #[test]
+    fn only_limits_other_than_the_defaults_come_before_the_accounts() {
+        let config = Config::parse(
+            "[limits.\"wanx2.1-t2i-turbo\"]\nsubmit_per_second = 5.0\nin_flight = 4\n\n[limits.\"wanx2.1-t2i-plus\"]\nsubmit_per_second = 2.0\nin_flight = 2\n",
+        )
+        .unwrap();
+        let engine = config.engine_config(Path::new("/data"));
+        assert_eq!(
+            engine.limits.keys().collect::<Vec<_>>(),
+            [&Model::Wanx21T2iTurbo]
+        );
+        assert!(
+            Config::default()
+                .engine_config(Path::new("/data"))
+                .limits
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn the_quotas_path_must_be_a_path() {
+        for bad in ["quotas", "/quotas?x=1", "/../quotas"] {
+            let config = Config::parse(&format!("[account]\nquotas_path = \"{bad}\"\n")).unwrap();
+            let err = config.check().unwrap_err();
+            assert!(err.contains("account.quotas_path"), "{err}");
+        }
+        let config = Config::parse("[account]\nquotas_path = \"/models/limits\"\n").unwrap();
+        config.check().unwrap();
+        assert_eq!(
+            config.engine_config(Path::new("/data")).quotas_path,
+            "/models/limits"
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ use wandash::dashscope::{
     ApiKey, Client, ClientError, EditFunction, ErrorAction, ExpandScales, ImageRef, JobSpec,
     ListQuery, Model, ModelLimits, Region, Size, TaskInfo, TaskResult, TaskStatus, classify,
 };
+use wandash::engine::{EngineConfig, LimitSource, LimitsInForce, limits_in_force};
 use wandash::simulator::{RunningSim, SimConfig, start};
 
 const KEY: &str = "sk-sim-contract-key";
@@ -1125,5 +1126,149 @@ async fn every_multimodal_generation_model_answers_a_synchronous_call() {
         );
     }
     assert_eq!(stats(&sim).await["sync_calls"], calls as u64);
+    sim.shutdown().await;
+}
+
+/// API.md's limits, with the turbo model's lowered to half a create per second (stated
+/// per minute) and one task in flight, and the plus model's raised.
+fn account_limits() -> HashMap<Model, ModelLimits> {
+    HashMap::from([
+        (
+            Model::Wanx21T2iTurbo,
+            ModelLimits {
+                submit_per_second: 0.5,
+                in_flight: 1,
+            },
+        ),
+        (
+            Model::Wanx21T2iPlus,
+            ModelLimits {
+                submit_per_second: 10.0,
+                in_flight: 6,
+            },
+        ),
+    ])
+}
+
+#[tokio::test]
+async fn the_quotas_endpoint_pages_the_limits_the_simulator_enforces() {
+    let sim = sim(SimConfig {
+        limits: account_limits(),
+        ..SimConfig::default()
+    })
+    .await;
+    let page = client(&sim).quotas_page("/quotas", 1).await.unwrap();
+    assert_eq!(page.total, Model::ALL.len() as u64);
+    let stated: HashMap<String, (Option<f64>, Option<u32>)> = page
+        .limits
+        .iter()
+        .map(|l| (l.model.clone(), (l.submit_per_second, l.in_flight)))
+        .collect();
+    assert_eq!(stated["wanx2.1-t2i-turbo"], (Some(0.5), Some(1)));
+    assert_eq!(stated["wanx2.1-t2i-plus"], (Some(10.0), Some(6)));
+    for model in Model::ALL {
+        let limits = account_limits()
+            .get(&model)
+            .copied()
+            .unwrap_or_else(|| model.default_limits());
+        assert_eq!(
+            stated[model.id()],
+            (Some(limits.submit_per_second), Some(limits.in_flight)),
+            "{model}"
+        );
+    }
+    // The wire, as the docs show it: paged, filtered by model, behind the key.
+    let get = |query: &str, key: Option<&str>| {
+        let mut request = reqwest::Client::new().get(format!("{}/quotas?{query}", sim.base_url()));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        request.send()
+    };
+    let second: Value = get("name=&model=&page_no=2&page_size=4", Some(KEY))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(second["output"]["total"], 6);
+    assert_eq!(second["output"]["page_no"], 2);
+    assert_eq!(second["output"]["quotas"].as_array().unwrap().len(), 2);
+    let turbo: Value = get("model=wanx2.1-t2i-turbo", Some(KEY))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        turbo["output"]["quotas"][0]["model_limit"],
+        json!({"request_limit": 30, "request_limit_period": 60, "usage_limit": null,
+               "usage_limit_field": null, "usage_limit_period": null,
+               "async_user_queue_limit": 0, "async_user_concurrency_limit": 1})
+    );
+    assert_eq!(turbo["output"]["quotas"][0]["workspace_limit"], Value::Null);
+    let bad = get("page_size=0", Some(KEY)).await.unwrap();
+    assert_eq!(bad.status(), 400);
+    let body: Value = bad.json().await.unwrap();
+    assert!(
+        body["message"].as_str().unwrap().contains("page_size"),
+        "{body}"
+    );
+    assert_eq!(get("", None).await.unwrap().status(), 401);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn limits_in_force_come_from_the_config_the_account_or_the_defaults_saying_why() {
+    let sim = sim(SimConfig {
+        limits: account_limits(),
+        ..SimConfig::default()
+    })
+    .await;
+    let edit = ModelLimits {
+        submit_per_second: 1.0,
+        in_flight: 1,
+    };
+    let config = EngineConfig {
+        limits: HashMap::from([(Model::Wanx21ImageEdit, edit)]),
+        ..EngineConfig::default()
+    };
+    let in_force: HashMap<Model, LimitsInForce> = limits_in_force(&client(&sim), &config)
+        .await
+        .into_iter()
+        .map(|l| (l.model, l))
+        .collect();
+    assert_eq!(in_force.len(), Model::ALL.len());
+    let turbo = &in_force[&Model::Wanx21T2iTurbo];
+    assert_eq!(
+        (turbo.limits, &turbo.source),
+        (
+            account_limits()[&Model::Wanx21T2iTurbo],
+            &LimitSource::Account
+        )
+    );
+    let plus = &in_force[&Model::Wanx21T2iPlus];
+    assert_eq!(plus.limits.in_flight, 6, "higher than the default too");
+    let edit_in_force = &in_force[&Model::Wanx21ImageEdit];
+    assert_eq!(
+        (edit_in_force.limits, &edit_in_force.source),
+        (edit, &LimitSource::Config)
+    );
+
+    // The other path the docs name is not served here: the defaults, and why.
+    let elsewhere = EngineConfig {
+        quotas_path: "/models/limits".into(),
+        ..EngineConfig::default()
+    };
+    for limits in limits_in_force(&client(&sim), &elsewhere).await {
+        assert_eq!(limits.limits, limits.model.default_limits());
+        let LimitSource::Default { why } = &limits.source else {
+            panic!("{limits:?}");
+        };
+        assert!(
+            why.contains("/models/limits") && why.contains("404"),
+            "{why}"
+        );
+    }
     sim.shutdown().await;
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use engine_support::*;
 use wandash::backend::{BackendKind, BackendSettings, connect};
 use wandash::dashscope::{
-    ApiKey, Client, JobSpec, ListQuery, Model, Region, TaskStatus, Timestamp,
+    ApiKey, Client, JobSpec, ListQuery, Model, ModelLimits, Region, TaskStatus, Timestamp,
 };
 use wandash::engine::{Budget, Engine, EngineConfig, EngineError, EngineEvent};
 use wandash::simulator::{Faults, RunningSim, SimConfig};
@@ -225,6 +225,119 @@ async fn a_second_engine_on_the_same_store_is_refused() {
     // The lock goes with the engine.
     let again = Engine::start(&s.db, client(&s.sim), engine_config(&s.data)).unwrap();
     again.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_durations_learned_by_one_engine_are_where_the_next_one_starts() {
+    let model = Model::Wanx21T2iTurbo;
+    let latency = |ms| (Duration::from_millis(ms), Duration::from_millis(ms));
+    let s = setup(SimConfig {
+        latency: latency(200),
+        ..sim_config(Faults::default(), HashMap::new())
+    })
+    .await;
+    let store = Store::open(&s.db).unwrap();
+    assert_eq!(store.learned_durations().unwrap(), Vec::new());
+    store.enqueue(&spec(model, "a quick sketch")).unwrap();
+    let engine = Engine::start(&s.db, client(&s.sim), engine_config(&s.data)).unwrap();
+    wait_idle(&engine, Duration::from_secs(20)).await;
+    engine.shutdown().await;
+    let learned = store.learned_durations().unwrap();
+    assert_eq!(learned.len(), 1, "{learned:?}");
+    let (learned_model, first) = learned[0];
+    assert_eq!((learned_model, first.samples), (model, 1));
+    // The run time the service reported: its latency, or more while it renders.
+    assert!(first.seconds >= 0.2, "{first:?}");
+
+    // A fresh process, against a service now three times slower: it goes on from the
+    // average the first one kept (a plain mean of two samples), not from nothing.
+    let slower = wandash::simulator::start(SimConfig {
+        latency: latency(600),
+        ..sim_config(Faults::default(), HashMap::new())
+    })
+    .await
+    .unwrap();
+    let id = store.enqueue(&spec(model, "a slower sketch")).unwrap();
+    let engine = Engine::start(&s.db, client(&slower), engine_config(&s.data)).unwrap();
+    wait_idle(&engine, Duration::from_secs(20)).await;
+    engine.shutdown().await;
+    let job = store.job(id).unwrap().unwrap();
+    assert_eq!(job.summary.state(), JobState::Succeeded);
+    let task = client(&slower).fetch(job.task_id().unwrap()).await.unwrap();
+    slower.shutdown().await;
+    let at = |time: &Option<String>| Timestamp::parse_service(time.as_deref().unwrap()).unwrap();
+    let took = at(&task.end_time)
+        .since(at(&task.submit_time))
+        .as_secs_f64();
+    assert!(took >= 0.6, "{took}");
+    let learned = store.learned_durations().unwrap();
+    let (_, second) = learned[0];
+    assert_eq!(second.samples, 2, "{learned:?}");
+    assert!(
+        (second.seconds - (first.seconds + took) / 2.0).abs() < 1e-9,
+        "the mean of the kept {first:?} and the new {took} s: {second:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_keeps_to_the_limits_the_account_states_lower_or_higher_than_the_defaults() {
+    // Tasks outlast the default create spacing (half a second), so an engine keeping to
+    // the default two in flight would meet the service's 429 on the lowered model.
+    let latency = (Duration::from_millis(700), Duration::from_millis(700));
+    let (lowered, raised) = (Model::Wanx21T2iTurbo, Model::Wanx21T2iPlus);
+    let account = HashMap::from([
+        (
+            lowered,
+            ModelLimits {
+                submit_per_second: 10.0,
+                in_flight: 1,
+            },
+        ),
+        (
+            raised,
+            ModelLimits {
+                submit_per_second: 20.0,
+                in_flight: 4,
+            },
+        ),
+    ]);
+    let s = setup(SimConfig {
+        latency,
+        ..sim_config(Faults::default(), account)
+    })
+    .await;
+    let store = Store::open(&s.db).unwrap();
+    let specs: Vec<JobSpec> = (0..3)
+        .map(|i| spec(lowered, &format!("one at a time {i}")))
+        .chain((0..4).map(|i| spec(raised, &format!("four at once {i}"))))
+        .collect();
+    store.enqueue_batch(&specs, None).unwrap();
+    // No limits in the engine's config: the account's quotas decide.
+    let engine = Engine::start(&s.db, client(&s.sim), engine_config(&s.data)).unwrap();
+    wait_idle(&engine, Duration::from_secs(30)).await;
+    engine.shutdown().await;
+
+    let jobs = all_jobs(&store);
+    assert!(
+        jobs.iter()
+            .all(|j| j.summary.state() == JobState::Succeeded && j.summary.attempts == 1),
+        "{:?}",
+        jobs.iter().map(|j| j.summary.state()).collect::<Vec<_>>()
+    );
+    let stats = sim_get(&s.sim, "/__sim/stats").await;
+    let of = |model: Model| &stats["by_model"][model.id()];
+    assert_eq!(of(lowered)["creates"], 3, "{stats}");
+    assert_eq!(of(lowered)["throttled"], 0, "{stats}");
+    assert_eq!(
+        of(lowered)["peak_in_flight"],
+        1,
+        "never more than the quota: {stats}"
+    );
+    assert_eq!(of(raised)["throttled"], 0, "{stats}");
+    assert!(
+        of(raised)["peak_in_flight"].as_u64().unwrap() > 2,
+        "more at once than the default allows: {stats}"
+    );
 }
 
 /// Waits until a task made by hand has ended, so that it echoes its prompt to recovery: a

@@ -142,7 +142,7 @@ fn an_older_schema_is_upgraded_with_its_data_and_counts_follow_every_change() {
          ALTER TABLE jobs DROP COLUMN queue_pos; DROP TABLE paused; DROP INDEX jobs_money;
          DROP INDEX images_starred; ALTER TABLE images DROP COLUMN starred; ALTER TABLE jobs DROP COLUMN parent_job_id;
          DROP TRIGGER state_counts_insert; DROP TRIGGER state_counts_delete; DROP TRIGGER state_counts_update;
-         DROP TABLE state_counts; PRAGMA user_version = 1;",
+         DROP TABLE state_counts; DROP TABLE task_durations; PRAGMA user_version = 1;",
     )
     .unwrap();
     drop(conn);

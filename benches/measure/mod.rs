@@ -26,10 +26,12 @@ pub fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1000.0)
 }
 
-/// A comma-separated list of counts from an environment variable, e.g. `50,500`.
+/// A comma-separated list of counts from an environment variable, e.g. `50,500`; an
+/// empty value is an empty list.
 pub fn env_list(name: &str, default: &str) -> Vec<usize> {
     let text = std::env::var(name).unwrap_or_else(|_| default.to_string());
     text.split(',')
+        .filter(|part| !part.trim().is_empty())
         .map(|part| {
             part.trim()
                 .parse()

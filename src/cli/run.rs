@@ -121,12 +121,15 @@ pub fn dashboard(ctx: &Context) -> CliResult<ExitCode> {
     })
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+/// Resolves on Ctrl-C or SIGTERM. SIGTERM is listened for from this call on, not from
+/// the first poll: one that comes while the engine starts still stops it cleanly.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+    async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        }
     }
 }
 
@@ -182,13 +185,13 @@ fn warning(event: &EngineEvent) -> Option<String> {
 /// `wandash worker [--until-idle]`.
 pub fn worker(ctx: &Context, until_idle: bool) -> CliResult<ExitCode> {
     runtime()?.block_on(async {
+        let signal = shutdown_signal();
+        tokio::pin!(signal);
         let (backend, handle) = start_engine(ctx).await.map_err(engine_failure)?;
         let mut events = handle.subscribe();
         let outcome = {
             let idle = handle.wait_idle();
             tokio::pin!(idle);
-            let signal = shutdown_signal();
-            tokio::pin!(signal);
             loop {
                 tokio::select! {
                     _ = &mut signal => break Ok(ExitCode::SUCCESS),

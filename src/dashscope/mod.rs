@@ -6,6 +6,7 @@ mod client;
 mod error;
 mod messages;
 mod models;
+mod quotas;
 mod spec;
 mod time;
 mod upload;
@@ -20,6 +21,7 @@ pub use messages::{
     prompt_body,
 };
 pub use models::{Endpoint, Family, Model, ModelLimits, UnknownModel};
+pub use quotas::{AccountLimits, DEFAULT_QUOTAS_PATH, QUOTAS_PAGE_SIZE, QuotaPage};
 pub use spec::{
     BadSize, EditFunction, ExpandScales, ImageRef, JobSpec, OutputSize, PAINT_SIZES, PAINT_STYLES,
     Size, SizeToken, UnknownFunction, UnresolvedImage, WireError, field_applies,

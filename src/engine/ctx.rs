@@ -3,14 +3,15 @@
 //! scheduler can import it without a circle.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::{Notify, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::disk::DiskHealth;
+use super::durations::Durations;
 use super::limits::{Backoff, CreateRate, QueryBudget};
 use super::{EngineConfig, EngineEvent};
 use crate::dashscope::{Client, Model, Timestamp};
@@ -37,8 +38,8 @@ pub(crate) struct Ctx {
     /// Held around a create and the commit of its task id, and around reconciling: while
     /// a model's jobs are reconciled, none of its creates is on the wire.
     pub gates: HashMap<Model, tokio::sync::Mutex<()>>,
-    /// Observed task durations (seconds, moving average) per model, for polling.
-    durations: Mutex<HashMap<Model, f64>>,
+    /// What is known of each model's task durations, for polling; kept in the store.
+    pub durations: Durations,
     reports: mpsc::UnboundedSender<Report>,
     /// Cancelled when the engine stops (shut down, or a StopAll report: bad key,
     /// arrears): claimed jobs not yet sent go back to the queue instead of being created,
@@ -78,7 +79,7 @@ impl Ctx {
                 .into_iter()
                 .map(|m| (m, tokio::sync::Mutex::new(())))
                 .collect(),
-            durations: Mutex::new(HashMap::new()),
+            durations: Durations::default(),
             stopping,
             creates: Arc::default(),
             disk: DiskHealth::default(),
@@ -134,32 +135,26 @@ impl Ctx {
         Slot::held(model, self.reports.clone())
     }
 
-    pub fn expected_duration(&self, model: Model) -> Duration {
-        let seconds = self
-            .durations
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&model)
-            .copied();
-        seconds.map_or_else(|| model.typical_duration(), Duration::from_secs_f64)
-    }
-
     /// When the service discards a task submitted at `submitted_at`, and with it the
     /// task's result URLs.
     pub fn results_expire_at(&self, submitted_at: Timestamp) -> Timestamp {
         submitted_at + self.config.ttl
     }
 
-    pub fn learn_duration(&self, model: Model, took: Duration) {
-        let mut durations = self
-            .durations
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let seen = took.as_secs_f64();
-        durations
-            .entry(model)
-            .and_modify(|avg| *avg = 0.7 * *avg + 0.3 * seen)
-            .or_insert(seen);
+    /// Learns that a task of `model` ran for `took`; the average goes to the store when
+    /// it moved enough for the next process to poll differently.
+    pub async fn learn_duration(&self, model: Model, took: Duration) {
+        let Some(learned) = self.durations.learn(model, took) else {
+            return;
+        };
+        match self
+            .db(move |s| s.save_learned_duration(model, learned))
+            .await
+        {
+            Ok(()) => self.durations.saved(model, learned),
+            // A hint for the next process, not a reason to stop this job.
+            Err(e) => tracing::warn!(%model, "cannot keep the learned task duration: {e}"),
+        }
     }
 
     /// The configured backoff for the `attempt`th failure, with fresh jitter.

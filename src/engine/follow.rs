@@ -48,8 +48,8 @@ async fn follow(ctx: &Ctx, job: &Tracked, slot: &mut Slot) -> Result<(), StoreEr
         if !cancel_sent && ctx.db(move |s| s.is_cancel_requested(id)).await? {
             cancel_sent = cancel(ctx, job).await?;
         }
-        let expected = ctx.expected_duration(job.model);
-        tokio::time::sleep(schedule.next_poll(expected, age(), failures, fastrand::f64())).await;
+        let expected = ctx.durations.expected(job.model);
+        tokio::time::sleep(expected.next_poll(&schedule, age(), failures, fastrand::f64())).await;
         ctx.queries.acquire().await;
         let info = match ctx.client.fetch(&job.task_id).await {
             Ok(info) => info,
@@ -128,7 +128,8 @@ async fn follow(ctx: &Ctx, job: &Tracked, slot: &mut Slot) -> Result<(), StoreEr
             TaskStatus::Pending | TaskStatus::Running | TaskStatus::Suspended => continue,
             TaskStatus::Succeeded => {
                 slot.release();
-                ctx.learn_duration(job.model, service_duration(&info).unwrap_or_else(age));
+                ctx.learn_duration(job.model, service_duration(&info).unwrap_or_else(age))
+                    .await;
                 return fetch_images(ctx, job, &info).await;
             }
             TaskStatus::Failed => {

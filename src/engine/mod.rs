@@ -14,10 +14,12 @@
 //! unanswered creates did; `ctx` is what they all share. The decisions are pure
 //! functions, unit-tested without a server: `create_failure` (what a failed create
 //! means), `answer_failure` (what a failed poll or download means),
-//! `follow::PollSchedule`, `pairing` (lost creates and the service's tasks), `gate`
+//! `follow::PollSchedule`, `durations` (what a model's tasks are expected to take, learned
+//! and kept in the store), `pairing` (lost creates and the service's tasks), `gate`
 //! (whether a model's next job may be claimed: stopped, disk, pauses), `budget` (whether
-//! a job may be sent under the config's budget) and `limits` (pace and backoff).
-//! `decode` checks downloaded images, `disk` writes them. Which service to
+//! a job may be sent under the config's budget) and `limits` (pace and backoff); `quotas`
+//! decides each model's limits in force (config, the account's quotas read at start, or
+//! the defaults). `decode` checks downloaded images, `disk` writes them. Which service to
 //! talk to is not the engine's business: see `crate::backend`.
 
 mod answer_failure;
@@ -28,10 +30,12 @@ mod ctx;
 mod decode;
 mod disk;
 mod download;
+mod durations;
 mod follow;
 mod gate;
 mod limits;
 mod pairing;
+mod quotas;
 mod recovery;
 mod scheduler;
 mod sync_call;
@@ -45,16 +49,18 @@ use std::time::Duration;
 use tokio::sync::{Notify, broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::dashscope::{Client, Model, ModelLimits};
+use crate::dashscope::{Client, DEFAULT_QUOTAS_PATH, Model, ModelLimits};
 use crate::store::{JobId, JobState, Store, StoreError};
 
 pub use budget::{Budget, Hold, Period, Spending, forecast, hold, periods_now};
+pub use quotas::{LimitSource, LimitsInForce, limits_in_force};
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     /// Images go to `data_dir/images/<job id>/<i>.png`.
     pub data_dir: PathBuf,
-    /// Overrides of `Model::default_limits()`.
+    /// Limits set by the user: they win over the account's quotas and the defaults
+    /// (`Model::default_limits()`). Once the engine runs, every model's limits in force.
     pub limits: HashMap<Model, ModelLimits>,
     /// Overrides of `Model::default_price_cny()`, per image.
     pub prices: HashMap<Model, f64>,
@@ -76,6 +82,11 @@ pub struct EngineConfig {
     pub store_poll: Duration,
     /// Limits on spend and free images; no job is sent past them.
     pub budget: Budget,
+    /// Where the account's quotas are read at start, under the base URL; unconfirmed (u),
+    /// see `DEFAULT_QUOTAS_PATH`.
+    pub quotas_path: String,
+    /// How long the start waits for the account's quotas before it uses the defaults.
+    pub quotas_timeout: Duration,
 }
 
 impl Default for EngineConfig {
@@ -97,6 +108,8 @@ impl Default for EngineConfig {
             ttl: Duration::from_secs(24 * 3600),
             store_poll: Duration::from_millis(500),
             budget: Budget::default(),
+            quotas_path: DEFAULT_QUOTAS_PATH.to_string(),
+            quotas_timeout: Duration::from_secs(3),
         }
     }
 }

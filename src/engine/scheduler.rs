@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::ctx::{Ctx, Report, Slot, Tracked};
 use super::follow;
 use super::gate::{Hold, claim_hold};
-use super::{EngineConfig, EngineEvent, Progress, budget, create, recovery, sync_call};
+use super::{EngineConfig, EngineEvent, Progress, budget, create, quotas, recovery, sync_call};
 use crate::dashscope::{Client, Model, Timestamp};
 use crate::store::{EngineStore, ErrorKind, JobError, JobId, JobState, Pauses, StoreError};
 
@@ -50,6 +50,7 @@ pub(crate) async fn run(setup: Setup) {
         progress,
         lock,
     } = setup;
+    let config = quotas::apply_limits_in_force(&client, config, &stop).await;
     let mut models: HashMap<Model, ModelRun> = Model::ALL
         .into_iter()
         .map(|m| {
@@ -69,6 +70,11 @@ pub(crate) async fn run(setup: Setup) {
     let ctx = Arc::new(ctx);
     let mut jobs: JoinSet<()> = JoinSet::new();
     tracing::info!("engine started");
+    // What earlier processes learned of task durations: the first polls aim at the end.
+    match ctx.db(|s| s.learned_durations()).await {
+        Ok(kept) => ctx.durations.remember(kept),
+        Err(e) => tracing::warn!("cannot read the learned task durations: {e}"),
+    }
 
     // Resuming may wait on the service (the task-list check of unanswered creates): a stop
     // cuts it, and what it had not settled stays for the next start.

@@ -111,7 +111,8 @@ async fn send(
     match answer {
         Ok(answer) => {
             ctx.create_rates[&model].accepted();
-            ctx.learn_duration(model, Timestamp::now().since(sent_at));
+            ctx.learn_duration(model, Timestamp::now().since(sent_at))
+                .await;
             answered(ctx, id, model, sent_at, answer).await
         }
         Err(error) if may_have_created(&error) => {

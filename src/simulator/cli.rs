@@ -26,10 +26,12 @@ pub struct SimArgs {
     /// SQLite file that keeps tasks, images and uploads across restarts.
     #[arg(long)]
     pub state: Option<PathBuf>,
-    /// Creates per second for a model, e.g. `wanx2.1-t2i-turbo=10` (repeatable).
+    /// Creates per second for a model, e.g. `wanx2.1-t2i-turbo=10` (repeatable); enforced,
+    /// and stated by `/api/v1/quotas` like the account's quota.
     #[arg(long = "rate", value_parser = parse_model_number::<f64>)]
     pub rates: Vec<(Model, f64)>,
-    /// Tasks PENDING or RUNNING at once for a model, e.g. `wanx-x-painting=4` (repeatable).
+    /// Tasks PENDING or RUNNING at once for a model, e.g. `wanx-x-painting=4` (repeatable);
+    /// enforced, and stated by `/api/v1/quotas`.
     #[arg(long = "in-flight", value_parser = parse_model_number::<u32>)]
     pub in_flight: Vec<(Model, u32)>,
     /// Share of API calls answered 500 InternalError.

@@ -9,12 +9,14 @@
 //! - `state`: tasks, uploads, limits, the clock and the counters.
 //! - `generation`: the messages endpoints, image-generation and multimodal-generation.
 //! - `routes`: the HTTP surface (`/api/v1`, the upload host, result images, `/__sim`).
+//! - `quotas`: the account's limits per model (`/api/v1/quotas`), as enforced.
 //! - `render`: the PNGs, generated or transformed from the inputs.
 //! - `store`: the optional SQLite file that lets a restarted simulator keep its tasks.
 //! - `cli`: `wandash sim`.
 
 mod cli;
 mod generation;
+mod quotas;
 mod render;
 mod routes;
 mod state;

@@ -50,6 +50,7 @@ pub fn router(sim: Shared) -> Router {
         .route("/tasks/{id}", get(fetch_task))
         .route("/tasks/{id}/cancel", post(cancel_task))
         .route("/uploads", get(get_policy))
+        .route("/quotas", get(super::quotas::list_quotas))
         .fallback(api_not_found)
         .method_not_allowed_fallback(api_wrong_method)
         .layer(middleware::from_fn_with_state(sim.clone(), api_faults))
@@ -402,6 +403,7 @@ pub(super) async fn admit(
             Counter::Create
         };
         lock.count(counter, Some(model));
+        lock.note_in_flight(model, in_flight + 1);
     }
     sim.persist_task(task).await;
     tokio::spawn(Arc::clone(sim).work(task_id.clone()));

@@ -52,6 +52,8 @@ pub struct Counts {
     pub uploads: u64,
     /// Synchronous multimodal-generation calls accepted (each makes images and bills).
     pub sync_calls: u64,
+    /// The most tasks PENDING or RUNNING at once (of one model, in the totals: of any).
+    pub peak_in_flight: u32,
 }
 
 impl Counts {
@@ -59,6 +61,7 @@ impl Counts {
         json!({
             "creates": self.creates, "throttled": self.throttled, "polls": self.polls,
             "cancels": self.cancels, "uploads": self.uploads, "sync_calls": self.sync_calls,
+            "peak_in_flight": self.peak_in_flight,
         })
     }
 }
@@ -143,6 +146,13 @@ impl Inner {
             true
         } else {
             false
+        }
+    }
+
+    /// `model` has `in_flight` tasks PENDING or RUNNING now.
+    pub fn note_in_flight(&mut self, model: Model, in_flight: u32) {
+        for counts in [&mut self.totals, self.by_model.entry(model).or_default()] {
+            counts.peak_in_flight = counts.peak_in_flight.max(in_flight);
         }
     }
 

@@ -4,6 +4,7 @@
 //! The API is synchronous; async callers use `spawn_blocking` (the engine does). Every
 //! state change writes an event row in the same transaction. The API key is never stored.
 
+mod durations;
 mod lineage;
 mod money;
 mod queue;
@@ -21,6 +22,7 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, params, params_f
 
 use crate::dashscope::{JobSpec, Model, TaskStatus, Timestamp};
 
+pub use durations::LearnedDuration;
 pub use money::{
     ModelMoney, ModelTally, MoneyRows, MoneyStats, Periods, Tally, cents, cents_or_none, local_now,
     money_stats, round_to_cent,

@@ -119,6 +119,16 @@ const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE jobs ADD COLUMN sync_answer TEXT;
     ",
+    // 7: what the engine learned about task durations per model (a moving average of the
+    // run times the service reported, over `samples` tasks), so that a new process polls
+    // its first tasks when they end.
+    "
+    CREATE TABLE task_durations (
+        model   TEXT    PRIMARY KEY,
+        seconds REAL    NOT NULL,
+        samples INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// The schema version this build writes.

@@ -575,3 +575,49 @@ fn deleting_a_job_removes_its_image_files_and_folder() {
     assert!(!folder.exists(), "the emptied folder goes too");
     assert!(dir.path().join("images").exists(), "not the images folder");
 }
+
+#[test]
+fn learned_durations_are_kept_per_model_replaced_and_read_by_another_connection() {
+    let (_dir, path) = db();
+    let store = Store::open(&path).unwrap().into_engine();
+    assert_eq!(store.learned_durations().unwrap(), Vec::new());
+    let turbo = LearnedDuration {
+        seconds: 1.25,
+        samples: 3,
+    };
+    store
+        .save_learned_duration(Model::Wanx21T2iTurbo, turbo)
+        .unwrap();
+    let edit = LearnedDuration {
+        seconds: 9.5,
+        samples: 1,
+    };
+    store
+        .save_learned_duration(Model::Wanx21ImageEdit, edit)
+        .unwrap();
+    let faster = LearnedDuration {
+        seconds: 0.75,
+        samples: 4,
+    };
+    store
+        .save_learned_duration(Model::Wanx21T2iTurbo, faster)
+        .unwrap();
+    // A fresh process reads what this one learned.
+    let other = Store::open(&path).unwrap();
+    assert_eq!(
+        other.learned_durations().unwrap(),
+        vec![
+            (Model::Wanx21ImageEdit, edit),
+            (Model::Wanx21T2iTurbo, faster)
+        ]
+    );
+    // A model this build does not know, or a row without a duration, is skipped.
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "INSERT INTO task_durations VALUES ('wan9-future', 3.0, 2);
+             INSERT INTO task_durations VALUES ('wanx-x-painting', 0.0, 2);",
+        )
+        .unwrap();
+    assert_eq!(other.learned_durations().unwrap().len(), 2);
+}
