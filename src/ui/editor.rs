@@ -7,8 +7,8 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui_textarea::{TextArea, WrapMode};
 
 use crate::dashscope::{
-    EditFunction, Family, ImageRef, JobSpec, Model, OutputSize, PAINT_STYLES, ValidationError,
-    field_applies,
+    EditFunction, Family, ImageRef, JobSpec, Model, OutputSize, PAINT_STYLES, Region,
+    ValidationError, field_applies,
 };
 use crate::intake;
 use crate::text::{sanitize, sanitize_multiline};
@@ -109,6 +109,8 @@ pub enum EditorFocus {
 pub struct Editor {
     pub prompt: TextArea<'static>,
     pub model: Model,
+    /// The configured region: the model choice offers the models it has.
+    pub region: Region,
     pub function: Option<EditFunction>,
     pub prompt_extend: Option<bool>,
     pub watermark: Option<bool>,
@@ -135,6 +137,7 @@ impl Editor {
         let mut editor = Editor {
             prompt: new_textarea(Vec::new()),
             model,
+            region: Region::Beijing,
             function: None,
             prompt_extend: None,
             watermark: None,
@@ -148,6 +151,12 @@ impl Editor {
         };
         editor.revalidate();
         editor
+    }
+
+    /// The editor for `region`: the model choice offers only the models offered there.
+    pub fn in_region(mut self, region: Region) -> Self {
+        self.region = region;
+        self
     }
 
     /// An editor filled with a past job's parameters (the fork).
@@ -371,7 +380,18 @@ impl Editor {
         };
         match field {
             Field::Model => {
-                self.model = step(&Model::ALL, Some(self.model), forward).unwrap_or(self.model)
+                let choices = model_choices(self.region);
+                self.model = step(&choices, Some(self.model), forward)
+                    .or_else(|| {
+                        // Past either end: wrap round rather than stop.
+                        if forward {
+                            choices.first()
+                        } else {
+                            choices.last()
+                        }
+                        .copied()
+                    })
+                    .unwrap_or(self.model)
             }
             Field::Function => self.function = step(&EditFunction::ALL, self.function, forward),
             Field::PromptExtend => self.prompt_extend = step_bool(self.prompt_extend, forward),
@@ -443,6 +463,31 @@ impl Editor {
     }
 }
 
+/// The models offered in `region`, grouped by the catalogue's family line (`group`), the
+/// groups in the order their first model appears in `Model::ALL`.
+pub fn model_choices(region: Region) -> Vec<Model> {
+    let offered: Vec<Model> = Model::ALL
+        .into_iter()
+        .filter(|m| m.id_in(region).is_some())
+        .collect();
+    let mut groups: Vec<&'static str> = Vec::new();
+    for model in &offered {
+        let group = model.entry().group;
+        if !groups.contains(&group) {
+            groups.push(group);
+        }
+    }
+    groups
+        .into_iter()
+        .flat_map(|g| {
+            offered
+                .iter()
+                .copied()
+                .filter(move |m| m.entry().group == g)
+        })
+        .collect()
+}
+
 fn new_textarea(lines: Vec<String>) -> TextArea<'static> {
     let mut area = if lines.is_empty() {
         TextArea::default()
@@ -484,6 +529,34 @@ mod tests {
         let fields = editor.visible_fields();
         assert!(fields.contains(&Field::Expand) && fields.contains(&Field::BaseImage));
         assert!(!fields.contains(&Field::UpscaleFactor) && !fields.contains(&Field::MaskImage));
+    }
+
+    #[test]
+    fn the_model_choice_follows_the_region_grouped_by_family() {
+        let beijing = model_choices(Region::Beijing);
+        assert_eq!(beijing.len(), Model::ALL.len());
+        // Each group's models sit together.
+        let groups: Vec<&str> = beijing.iter().map(|m| m.entry().group).collect();
+        let mut seen: Vec<&str> = Vec::new();
+        for (i, g) in groups.iter().enumerate() {
+            if i == 0 || groups[i - 1] != *g {
+                assert!(!seen.contains(g), "{g} split in {groups:?}");
+                seen.push(g);
+            }
+        }
+        for region in Region::ALL {
+            assert!(
+                model_choices(region)
+                    .iter()
+                    .all(|m| m.id_in(region).is_some())
+            );
+        }
+        let mut editor = Editor::new(Model::Wanx21T2iTurbo).in_region(Region::Beijing);
+        editor.focus = EditorFocus::Field(Field::Model);
+        for _ in 0..beijing.len() {
+            assert!(editor.cycle_choice(true));
+        }
+        assert_eq!(editor.model, Model::Wanx21T2iTurbo, "wraps round");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use ratatui::layout::Rect;
 use ratatui_image::protocol::Protocol;
 use time::OffsetDateTime;
 
-use crate::dashscope::{JobSpec, Model};
+use crate::dashscope::{JobSpec, Model, Region};
 
 use super::editor::Editor;
 
@@ -34,6 +34,14 @@ impl Prices {
             .get(&model)
             .copied()
             .or_else(|| model.default_price_cny())
+    }
+
+    /// The price per image in `region`: the config's, else the catalogue's there.
+    pub fn per_image_in(&self, model: Model, region: Region) -> Option<f64> {
+        self.0
+            .get(&model)
+            .copied()
+            .or_else(|| model.price_in(region))
     }
 }
 
@@ -345,6 +353,8 @@ pub struct AppState {
     pub editor: Option<Editor>,
     /// For the editor's cost line.
     pub prices: Prices,
+    /// The configured region: the editor's model list and prices are this region's.
+    pub region: Region,
     /// First line of the help shown, when the help does not fit the screen.
     pub help_scroll: usize,
     /// The `$` view's figures.
@@ -371,6 +381,7 @@ impl AppState {
             mode: Mode::Browse,
             editor: None,
             prices: Prices::default(),
+            region: Region::Beijing,
             help_scroll: 0,
             stats: super::stats::StatsState::default(),
             toasts: VecDeque::new(),

@@ -227,13 +227,22 @@ impl AppState {
                         .editor
                         .as_ref()
                         .map_or(Model::Wanx21T2iTurbo, |e| e.model);
-                    self.editor = Some(Editor::new(model));
+                    // A model the region does not offer gives way to its first.
+                    let model = if model.id_in(self.region).is_some() {
+                        model
+                    } else {
+                        super::editor::model_choices(self.region)
+                            .first()
+                            .copied()
+                            .unwrap_or(model)
+                    };
+                    self.editor = Some(Editor::new(model).in_region(self.region));
                 }
                 self.mode = Mode::Editor;
             }
             Action::Fork => match self.selected_detail() {
                 Some(detail) => {
-                    self.editor = Some(Editor::from_spec(&detail.spec));
+                    self.editor = Some(Editor::from_spec(&detail.spec).in_region(self.region));
                     self.mode = Mode::Editor;
                 }
                 None => self.toast(ToastLevel::Info, "no job selected to fork"),
