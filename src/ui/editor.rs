@@ -7,7 +7,7 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui_textarea::{TextArea, WrapMode};
 
 use crate::dashscope::{
-    EditFunction, Family, ImageRef, JobSpec, Model, OutputSize, PAINT_STYLES, Region,
+    EditFunction, Family, ImageRef, JobSpec, Model, OutputSize, PAINT_STYLES, Region, SizeToken,
     ValidationError, field_applies,
 };
 use crate::intake;
@@ -23,17 +23,22 @@ pub enum Field {
     Images,
     Size,
     N,
+    MaxImages,
     Seed,
     NegativePrompt,
     PromptExtend,
     Watermark,
+    EnableInterleave,
+    EnableSequential,
+    ThinkingMode,
     Style,
+    MaskColor,
     Expand,
     UpscaleFactor,
 }
 
 impl Field {
-    const ALL: [Field; 14] = [
+    const ALL: [Field; 19] = [
         Field::Model,
         Field::Function,
         Field::BaseImage,
@@ -41,11 +46,16 @@ impl Field {
         Field::Images,
         Field::Size,
         Field::N,
+        Field::MaxImages,
         Field::Seed,
         Field::NegativePrompt,
         Field::PromptExtend,
         Field::Watermark,
+        Field::EnableInterleave,
+        Field::EnableSequential,
+        Field::ThinkingMode,
         Field::Style,
+        Field::MaskColor,
         Field::Expand,
         Field::UpscaleFactor,
     ];
@@ -60,11 +70,16 @@ impl Field {
             Field::Images => "images",
             Field::Size => "size",
             Field::N => "n",
+            Field::MaxImages => "max_images",
             Field::Seed => "seed",
             Field::NegativePrompt => "negative_prompt",
             Field::PromptExtend => "prompt_extend",
             Field::Watermark => "watermark",
+            Field::EnableInterleave => "enable_interleave",
+            Field::EnableSequential => "enable_sequential",
+            Field::ThinkingMode => "thinking_mode",
             Field::Style => "style",
+            Field::MaskColor => "mask_color",
             Field::Expand => "expand",
             Field::UpscaleFactor => "upscale_factor",
         }
@@ -79,11 +94,16 @@ impl Field {
             Field::Images => "images (a, b, c)",
             Field::Size => "size (W*H)",
             Field::N => "n",
+            Field::MaxImages => "max images",
             Field::Seed => "seed",
             Field::NegativePrompt => "negative",
             Field::PromptExtend => "prompt extend",
             Field::Watermark => "watermark",
+            Field::EnableInterleave => "interleave",
+            Field::EnableSequential => "sequential",
+            Field::ThinkingMode => "thinking mode",
             Field::Style => "style",
+            Field::MaskColor => "mask color RGB;…",
             Field::Expand => "expand t,b,l,r",
             Field::UpscaleFactor => "upscale factor",
         }
@@ -93,7 +113,14 @@ impl Field {
     pub fn is_choice(self) -> bool {
         matches!(
             self,
-            Field::Model | Field::Function | Field::PromptExtend | Field::Watermark | Field::Style
+            Field::Model
+                | Field::Function
+                | Field::PromptExtend
+                | Field::Watermark
+                | Field::EnableInterleave
+                | Field::EnableSequential
+                | Field::ThinkingMode
+                | Field::Style
         )
     }
 }
@@ -114,6 +141,9 @@ pub struct Editor {
     pub function: Option<EditFunction>,
     pub prompt_extend: Option<bool>,
     pub watermark: Option<bool>,
+    pub enable_interleave: Option<bool>,
+    pub enable_sequential: Option<bool>,
+    pub thinking_mode: Option<bool>,
     /// Index into `PAINT_STYLES`.
     pub style: Option<usize>,
     /// Typed text of the free-form fields, keyed by field.
@@ -141,6 +171,9 @@ impl Editor {
             function: None,
             prompt_extend: None,
             watermark: None,
+            enable_interleave: None,
+            enable_sequential: None,
+            thinking_mode: None,
             style: None,
             texts: Vec::new(),
             focus: EditorFocus::Prompt,
@@ -172,6 +205,9 @@ impl Editor {
         editor.function = spec.function;
         editor.prompt_extend = spec.prompt_extend;
         editor.watermark = spec.watermark;
+        editor.enable_interleave = spec.enable_interleave;
+        editor.enable_sequential = spec.enable_sequential;
+        editor.thinking_mode = spec.thinking_mode;
         editor.style = spec
             .style
             .as_deref()
@@ -197,6 +233,17 @@ impl Editor {
             ),
             (Field::Size, spec.size.map(|s| s.to_string())),
             (Field::N, spec.n.map(|n| n.to_string())),
+            (Field::MaxImages, spec.max_images.map(|n| n.to_string())),
+            (
+                Field::MaskColor,
+                (!spec.mask_color.is_empty()).then(|| {
+                    spec.mask_color
+                        .iter()
+                        .map(|[r, g, b]| format!("{r},{g},{b}"))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                }),
+            ),
             (Field::Seed, spec.seed.map(|s| s.to_string())),
             (Field::NegativePrompt, spec.negative_prompt.clone()),
             (
@@ -268,6 +315,9 @@ impl Editor {
                 .map_or("(choose)".to_string(), |f| f.as_str().to_string()),
             Field::PromptExtend => tri(self.prompt_extend),
             Field::Watermark => tri(self.watermark),
+            Field::EnableInterleave => tri(self.enable_interleave),
+            Field::EnableSequential => tri(self.enable_sequential),
+            Field::ThinkingMode => tri(self.thinking_mode),
             Field::Style => self
                 .style
                 .map_or("default".to_string(), |i| PAINT_STYLES[i].to_string()),
@@ -303,6 +353,9 @@ impl Editor {
                 Field::Function => spec.function = self.function,
                 Field::PromptExtend => spec.prompt_extend = self.prompt_extend,
                 Field::Watermark => spec.watermark = self.watermark,
+                Field::EnableInterleave => spec.enable_interleave = self.enable_interleave,
+                Field::EnableSequential => spec.enable_sequential = self.enable_sequential,
+                Field::ThinkingMode => spec.thinking_mode = self.thinking_mode,
                 Field::Style => spec.style = self.style.map(|i| PAINT_STYLES[i].to_string()),
                 _ if text.is_empty() => {}
                 Field::BaseImage => spec.base_image = Some(ImageRef::parse(text)),
@@ -323,6 +376,14 @@ impl Editor {
                 Field::N => match text.parse::<u32>() {
                     Ok(n) => spec.n = Some(n),
                     Err(_) => fail(format!("`{text}` is not a whole number; n must be 1 to 4")),
+                },
+                Field::MaxImages => match text.parse::<u32>() {
+                    Ok(n) => spec.max_images = Some(n),
+                    Err(_) => fail(format!("`{text}` is not a whole number")),
+                },
+                Field::MaskColor => match parse_colours(text) {
+                    Ok(colours) => spec.mask_color = colours,
+                    Err(message) => fail(message),
                 },
                 Field::Seed => match text.parse::<u64>() {
                     Ok(seed) => spec.seed = Some(seed),
@@ -396,6 +457,24 @@ impl Editor {
             Field::Function => self.function = step(&EditFunction::ALL, self.function, forward),
             Field::PromptExtend => self.prompt_extend = step_bool(self.prompt_extend, forward),
             Field::Watermark => self.watermark = step_bool(self.watermark, forward),
+            Field::EnableInterleave => {
+                self.enable_interleave = step_bool(self.enable_interleave, forward)
+            }
+            Field::EnableSequential => {
+                self.enable_sequential = step_bool(self.enable_sequential, forward)
+            }
+            Field::ThinkingMode => self.thinking_mode = step_bool(self.thinking_mode, forward),
+            Field::Size if !self.size_tokens().is_empty() => {
+                // The tokens as choices; a typed `W*H` is left for the first token.
+                let tokens = self.size_tokens();
+                let current = self.text(Field::Size).trim().parse::<OutputSize>().ok();
+                let current = match current {
+                    Some(OutputSize::Token(token)) => Some(token),
+                    _ => None,
+                };
+                *self.text_mut(Field::Size) = step(tokens, current, forward)
+                    .map_or(String::new(), |t| t.as_str().to_string());
+            }
             Field::Style => {
                 let indices: Vec<usize> = (0..PAINT_STYLES.len()).collect();
                 self.style = step(&indices, self.style, forward);
@@ -405,6 +484,20 @@ impl Editor {
         self.modified = true;
         self.revalidate();
         true
+    }
+
+    /// The size tokens (`1K`, `2K`, `4K`) the model takes, offered as choices of `size`.
+    pub fn size_tokens(&self) -> &'static [SizeToken] {
+        self.model.entry().size.map_or(&[], |rule| rule.tokens)
+    }
+
+    /// Whether ←/→ change the focused field: a choice, or a size with tokens to offer.
+    pub fn on_choice(&self) -> bool {
+        match self.focus {
+            EditorFocus::Field(Field::Size) => !self.size_tokens().is_empty(),
+            EditorFocus::Field(field) => field.is_choice(),
+            EditorFocus::Prompt => false,
+        }
     }
 
     /// A key not bound in the editor's key table: typing into the focused part.
@@ -499,6 +592,25 @@ fn new_textarea(lines: Vec<String>) -> TextArea<'static> {
     area
 }
 
+/// `255,0,0; 0,255,0`: wanx-x-painting's mask colours, R,G,B each, `;` between colours
+/// (the CLI's `--mask-color`, repeated).
+fn parse_colours(text: &str) -> Result<Vec<[u8; 3]>, String> {
+    text.split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|colour| {
+            let channels: Option<Vec<u8>> =
+                colour.split(',').map(|c| c.trim().parse().ok()).collect();
+            match channels.as_deref() {
+                Some(&[r, g, b]) => Ok([r, g, b]),
+                _ => Err(format!(
+                    "`{colour}` is not a colour; write R,G,B with each 0 to 255, e.g. 255,0,0 (`;` between colours)"
+                )),
+            }
+        })
+        .collect()
+}
+
 /// The next choice in `all`; `None` sits before the first (for optional choices).
 fn step<T: Copy + PartialEq>(all: &[T], current: Option<T>, forward: bool) -> Option<T> {
     let at = current.and_then(|c| all.iter().position(|x| *x == c));
@@ -557,6 +669,43 @@ mod tests {
             assert!(editor.cycle_choice(true));
         }
         assert_eq!(editor.model, Model::Wanx21T2iTurbo, "wraps round");
+    }
+
+    #[test]
+    fn the_form_follows_the_catalogue() {
+        let mut editor = Editor::new(Model::Wan26Image);
+        editor.prompt.insert_str("a cat");
+        let fields = editor.visible_fields();
+        assert!(fields.contains(&Field::Images), "{fields:?}");
+        assert!(fields.contains(&Field::EnableInterleave) && fields.contains(&Field::MaxImages));
+        assert!(!fields.contains(&Field::ThinkingMode) && !fields.contains(&Field::MaskColor));
+        // The size tokens are choices of `size`.
+        editor.focus = EditorFocus::Field(Field::Size);
+        assert!(editor.on_choice());
+        assert!(editor.cycle_choice(true));
+        assert_eq!(editor.text(Field::Size), editor.size_tokens()[0].as_str());
+        let (spec, errors) = editor.build();
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(spec.size, Some(OutputSize::Token(editor.size_tokens()[0])));
+
+        editor.model = Model::Wan27Image;
+        let fields = editor.visible_fields();
+        assert!(fields.contains(&Field::EnableSequential) && fields.contains(&Field::ThinkingMode));
+
+        let mut editor = Editor::new(Model::WanxXPainting);
+        editor.focus = EditorFocus::Field(Field::MaskColor);
+        assert!(editor.visible_fields().contains(&Field::MaskColor));
+        for c in "255,0,0; 0,255,0".chars() {
+            editor.type_key(KeyEvent::from(KeyCode::Char(c)));
+        }
+        assert_eq!(editor.build().0.mask_color, vec![[255, 0, 0], [0, 255, 0]]);
+        editor.type_key(KeyEvent::from(KeyCode::Char('x')));
+        assert!(editor.error_for("mask_color").is_some());
+
+        // A text-only model takes no size tokens: ←/→ do not apply to its size.
+        let mut editor = Editor::new(Model::Wanx21T2iTurbo);
+        editor.focus = EditorFocus::Field(Field::Size);
+        assert!(!editor.on_choice());
     }
 
     #[test]

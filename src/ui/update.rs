@@ -331,7 +331,7 @@ impl AppState {
         };
         // A hint is about the key before; any new key replaces it.
         editor.hint = None;
-        let on_choice = matches!(editor.focus, EditorFocus::Field(f) if f.is_choice());
+        let on_choice = editor.on_choice();
         let action = keys.action(Context::Editor, key).or_else(|| {
             on_choice
                 .then(|| keys.action(Context::Choice, key))
