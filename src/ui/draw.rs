@@ -604,10 +604,26 @@ fn draw_editor(editor: &Editor, prices: &Prices, frame: &mut Frame, area: Rect) 
         } else {
             Style::new()
         };
-        lines.push(Line::from(vec![
+        let mut spans = vec![
             Span::styled(format!("{:<16}", field.label()), label_style),
             Span::styled(value, value_style),
-        ]));
+        ];
+        // What an empty field means, greyed: the catalogue's default for the model.
+        if let Some(default) = editor.default_hint(field) {
+            let gap = if field.is_choice() { " " } else { "" };
+            spans.push(Span::styled(
+                format!("{gap}{default}"),
+                Style::new().fg(Color::DarkGray),
+            ));
+        }
+        if focused && field == Field::Size && !editor.size_tokens().is_empty() {
+            let tokens: Vec<&str> = editor.size_tokens().iter().map(|t| t.as_str()).collect();
+            spans.push(Span::styled(
+                format!("  ←/→ {}", tokens.join(" ")),
+                Style::new().fg(Color::DarkGray),
+            ));
+        }
+        lines.push(Line::from(spans));
         if let Some(error) = editor.error_for(field.spec_name()) {
             lines.push(Line::styled(
                 format!("  ↳ {}", sanitize(&error.message)),

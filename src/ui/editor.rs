@@ -6,6 +6,7 @@
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui_textarea::{TextArea, WrapMode};
 
+use crate::dashscope::catalogue::Param;
 use crate::dashscope::{
     EditFunction, Family, ImageRef, JobSpec, Model, OutputSize, PAINT_STYLES, Region, SizeToken,
     ValidationError, field_applies,
@@ -322,6 +323,48 @@ impl Editor {
                 .style
                 .map_or("default".to_string(), |i| PAINT_STYLES[i].to_string()),
             other => self.text(other).to_string(),
+        }
+    }
+
+    /// What the service does when the field is left empty (a choice left at `default`),
+    /// as the catalogue says for the model; `None` where the field is set or no default
+    /// is known. Shown greyed beside the empty field: `n` empty shows `4`, 4 images billed.
+    pub fn default_hint(&self, field: Field) -> Option<String> {
+        let entry = self.model.entry();
+        let on_off = |b: bool| if b { "on" } else { "off" }.to_string();
+        let param = |name: &str| entry.param(name);
+        let empty = match field {
+            Field::PromptExtend => self.prompt_extend.is_none(),
+            Field::Watermark => self.watermark.is_none(),
+            Field::EnableInterleave => self.enable_interleave.is_none(),
+            Field::EnableSequential => self.enable_sequential.is_none(),
+            Field::ThinkingMode => self.thinking_mode.is_none(),
+            Field::Model | Field::Function | Field::Style => false,
+            text => self.text(text).trim().is_empty(),
+        };
+        if !empty {
+            return None;
+        }
+        match field {
+            Field::N => Some(entry.n.default.to_string()),
+            Field::Size => entry.size.map(|rule| {
+                rule.default
+                    .map_or("the input's aspect".to_string(), |d| d.to_string())
+            }),
+            Field::Seed => Some("random".to_string()),
+            Field::NegativePrompt => Some("none".to_string()),
+            Field::PromptExtend => entry.prompt_extend.map(on_off),
+            Field::Watermark => Some(on_off(false)),
+            Field::EnableInterleave | Field::EnableSequential => Some(on_off(false)),
+            Field::ThinkingMode => match param("thinking_mode") {
+                Some(Param::ThinkingMode { default }) => Some(on_off(default)),
+                _ => None,
+            },
+            Field::MaxImages => match param("max_images") {
+                Some(Param::MaxImages { default, .. }) => Some(default.to_string()),
+                _ => None,
+            },
+            _ => None,
         }
     }
 
@@ -706,6 +749,33 @@ mod tests {
         let mut editor = Editor::new(Model::Wanx21T2iTurbo);
         editor.focus = EditorFocus::Field(Field::Size);
         assert!(!editor.on_choice());
+    }
+
+    #[test]
+    fn empty_fields_show_the_catalogue_defaults() {
+        let mut editor = Editor::new(Model::Wanx21T2iTurbo);
+        assert_eq!(editor.default_hint(Field::N).as_deref(), Some("4"));
+        assert_eq!(editor.default_hint(Field::Seed).as_deref(), Some("random"));
+        editor.focus = EditorFocus::Field(Field::N);
+        editor.type_key(KeyEvent::from(KeyCode::Char('2')));
+        assert_eq!(editor.default_hint(Field::N), None, "a typed n hides it");
+        editor.focus = EditorFocus::Field(Field::Watermark);
+        assert_eq!(
+            editor.default_hint(Field::Watermark).as_deref(),
+            Some("off")
+        );
+        editor.cycle_choice(true);
+        assert_eq!(editor.default_hint(Field::Watermark), None);
+
+        let editor = Editor::new(Model::Wan26Image);
+        assert_eq!(
+            editor.default_hint(Field::N).as_deref(),
+            Some(Model::Wan26Image.default_n().to_string().as_str())
+        );
+        assert!(editor.default_hint(Field::MaxImages).is_some());
+        assert!(editor.default_hint(Field::Size).is_some());
+        let editor = Editor::new(Model::Wan27Image);
+        assert!(editor.default_hint(Field::ThinkingMode).is_some());
     }
 
     #[test]
