@@ -882,3 +882,43 @@ fn gallery_of_a_tab_of_30_jobs_fills_the_pane_newest_first() {
         snapshot(name, screen);
     }
 }
+
+#[test]
+fn the_editor_offers_the_catalogue_by_family_at_80x24() {
+    let keys = KeyMap::default();
+    let mut state = mixed(Rect::new(0, 0, 80, 24), 0);
+    state.handle(&keys, &key(KeyCode::Char('n')));
+    for c in "a lighthouse".chars() {
+        state.handle(&keys, &key(KeyCode::Char(c)));
+    }
+    // Tab to the model and step to wan2.6-t2i.
+    state.handle(&keys, &key(KeyCode::Tab));
+    for _ in 0..Model::ALL.len() {
+        if state.editor.as_ref().unwrap().model == Model::Wan26T2i {
+            break;
+        }
+        state.handle(&keys, &key(KeyCode::Right));
+    }
+    assert_eq!(state.editor.as_ref().unwrap().model, Model::Wan26T2i);
+    let screen = render(&state);
+    for text in [
+        "Models · cn-beijing",
+        "wan text-to-image",
+        "› wan2.6-t2i",
+        "0.20",
+    ] {
+        assert!(screen.contains(text), "`{text}` in:\n{screen}");
+    }
+    snapshot("editor_model_list_80x24", screen);
+
+    // Off the model: the prompt again, and the form of wan2.6-t2i with its defaults.
+    state.handle(&keys, &key(KeyCode::Tab));
+    let screen = render(&state);
+    let default_n = Model::Wan26T2i.default_n();
+    assert!(
+        screen.contains(&format!("cost {default_n} x 0.20")),
+        "{screen}"
+    );
+    assert!(screen.contains("a lighthouse"), "{screen}");
+    snapshot("editor_wan26_t2i_80x24", screen);
+}

@@ -169,6 +169,7 @@ pub async fn run(options: UiOptions, engine: Option<&EngineHandle>) -> Result<()
         header,
     );
     state.prices = Prices(options.prices);
+    state.region = options.stats.region;
     let mut app = App {
         state,
         keys: options.keys,

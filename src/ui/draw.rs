@@ -16,12 +16,12 @@ use time::OffsetDateTime;
 use crate::dashscope::validate::prompt_limit;
 use crate::text::sanitize;
 
-use super::editor::{Editor, EditorFocus};
+use super::editor::{Editor, EditorFocus, Field, model_choices};
 use super::gallery;
 use super::keys::{HelpLine, KeyMap};
 use super::state::{
-    AppState, BackendLabel, Confirm, FrameLayout, JobState, Mode, Pane, Pauses, PreviewImage, Tab,
-    ToastLevel, state_label,
+    AppState, BackendLabel, Confirm, FrameLayout, JobState, Mode, Pane, Pauses, PreviewImage,
+    Prices, Tab, ToastLevel, state_label,
 };
 
 /// Where each part of the main screen goes.
@@ -139,12 +139,7 @@ fn draw_main(state: &AppState, keys: &KeyMap, frame: &mut Frame, area: Rect) {
     } else if state.mode == Mode::Editor
         && let Some(editor) = &state.editor
     {
-        draw_editor(
-            editor,
-            state.prices.per_image(editor.model),
-            frame,
-            layout.body(),
-        );
+        draw_editor(editor, &state.prices, frame, layout.body());
     } else if let Some(gallery) = &state.gallery {
         // Thumbnails only when nothing covers the grid: a graphics image would show through.
         gallery::draw_grid(gallery, state.mode == Mode::Gallery, frame, layout.body());
@@ -589,8 +584,9 @@ fn draw_full_preview(state: &AppState, frame: &mut Frame, area: Rect) {
     );
 }
 
-/// `price` is what one image of the editor's model costs, if known.
-fn draw_editor(editor: &Editor, price: Option<f64>, frame: &mut Frame, area: Rect) {
+/// `prices` give what one image of each model costs in the editor's region, if known.
+fn draw_editor(editor: &Editor, prices: &Prices, frame: &mut Frame, area: Rect) {
+    let price = prices.per_image_in(editor.model, editor.region);
     let [left, right] =
         Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(area);
     let prompt_error = editor.error_for("prompt");
@@ -607,7 +603,12 @@ fn draw_editor(editor: &Editor, price: Option<f64>, frame: &mut Frame, area: Rec
     if !focused {
         textarea.set_cursor_style(Style::new());
     }
-    frame.render_widget(&textarea, prompt_area);
+    if editor.focus == EditorFocus::Field(Field::Model) {
+        // Choosing the model: the region's models, by family, with their prices.
+        draw_model_list(editor, prices, frame, prompt_area);
+    } else {
+        frame.render_widget(&textarea, prompt_area);
+    }
     if let Some(error) = prompt_error {
         frame.render_widget(
             Paragraph::new(sanitize(&error.message))
@@ -636,10 +637,26 @@ fn draw_editor(editor: &Editor, price: Option<f64>, frame: &mut Frame, area: Rec
         } else {
             Style::new()
         };
-        lines.push(Line::from(vec![
+        let mut spans = vec![
             Span::styled(format!("{:<16}", field.label()), label_style),
             Span::styled(value, value_style),
-        ]));
+        ];
+        // What an empty field means, greyed: the catalogue's default for the model.
+        if let Some(default) = editor.default_hint(field) {
+            let gap = if field.is_choice() { " " } else { "" };
+            spans.push(Span::styled(
+                format!("{gap}{default}"),
+                Style::new().fg(Color::DarkGray),
+            ));
+        }
+        if focused && field == Field::Size && !editor.size_tokens().is_empty() {
+            let tokens: Vec<&str> = editor.size_tokens().iter().map(|t| t.as_str()).collect();
+            spans.push(Span::styled(
+                format!("  ←/→ {}", tokens.join(" ")),
+                Style::new().fg(Color::DarkGray),
+            ));
+        }
+        lines.push(Line::from(spans));
         if let Some(error) = editor.error_for(field.spec_name()) {
             lines.push(Line::styled(
                 format!("  ↳ {}", sanitize(&error.message)),
@@ -688,6 +705,52 @@ fn draw_editor(editor: &Editor, price: Option<f64>, frame: &mut Frame, area: Rec
             .block(pane_block(" Parameters ", form_focused))
             .wrap(Wrap { trim: false }),
         right,
+    );
+}
+
+/// The models of the editor's region grouped under their family line, the chosen one
+/// marked, each with its price per image; scrolled to keep the chosen one in view.
+fn draw_model_list(editor: &Editor, prices: &Prices, frame: &mut Frame, area: Rect) {
+    let block = pane_block(&format!(" Models · {} ", editor.region.id()), true);
+    let inner = block.inner(area);
+    let width = usize::from(inner.width);
+    let mut lines: Vec<Line> = Vec::new();
+    let mut chosen_line = 0;
+    let mut group = "";
+    for model in model_choices(editor.region) {
+        let entry = model.entry();
+        if entry.group != group {
+            group = entry.group;
+            lines.push(Line::styled(
+                group.to_string(),
+                Style::new().fg(Color::Cyan).bold(),
+            ));
+        }
+        let price = prices
+            .per_image_in(model, editor.region)
+            .map_or("?".to_string(), |p| format!("{p:.2}"));
+        let chosen = model == editor.model;
+        let id = format!("{} {}", if chosen { "›" } else { " " }, model.id());
+        let pad = width.saturating_sub(id.chars().count() + price.chars().count() + 1);
+        let text = format!("{id}{} {price}", " ".repeat(pad));
+        if chosen {
+            chosen_line = lines.len();
+            lines.push(Line::styled(
+                text,
+                Style::new().add_modifier(Modifier::REVERSED),
+            ));
+        } else {
+            lines.push(Line::raw(text));
+        }
+    }
+    let height = usize::from(inner.height).max(1);
+    let scroll = chosen_line.saturating_sub(height.saturating_sub(2) / 2);
+    let scroll = scroll.min(lines.len().saturating_sub(height));
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .scroll((u16::try_from(scroll).unwrap_or(u16::MAX), 0)),
+        area,
     );
 }
 

@@ -6,9 +6,10 @@
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui_textarea::{TextArea, WrapMode};
 
+use crate::dashscope::catalogue::Param;
 use crate::dashscope::{
-    EditFunction, Family, ImageRef, JobSpec, Model, OutputSize, PAINT_STYLES, ValidationError,
-    field_applies,
+    EditFunction, Family, ImageRef, JobSpec, Model, OutputSize, PAINT_STYLES, Region, SizeToken,
+    ValidationError, field_applies,
 };
 use crate::intake;
 use crate::store::JobId;
@@ -24,17 +25,22 @@ pub enum Field {
     Images,
     Size,
     N,
+    MaxImages,
     Seed,
     NegativePrompt,
     PromptExtend,
     Watermark,
+    EnableInterleave,
+    EnableSequential,
+    ThinkingMode,
     Style,
+    MaskColor,
     Expand,
     UpscaleFactor,
 }
 
 impl Field {
-    const ALL: [Field; 14] = [
+    const ALL: [Field; 19] = [
         Field::Model,
         Field::Function,
         Field::BaseImage,
@@ -42,11 +48,16 @@ impl Field {
         Field::Images,
         Field::Size,
         Field::N,
+        Field::MaxImages,
         Field::Seed,
         Field::NegativePrompt,
         Field::PromptExtend,
         Field::Watermark,
+        Field::EnableInterleave,
+        Field::EnableSequential,
+        Field::ThinkingMode,
         Field::Style,
+        Field::MaskColor,
         Field::Expand,
         Field::UpscaleFactor,
     ];
@@ -61,11 +72,16 @@ impl Field {
             Field::Images => "images",
             Field::Size => "size",
             Field::N => "n",
+            Field::MaxImages => "max_images",
             Field::Seed => "seed",
             Field::NegativePrompt => "negative_prompt",
             Field::PromptExtend => "prompt_extend",
             Field::Watermark => "watermark",
+            Field::EnableInterleave => "enable_interleave",
+            Field::EnableSequential => "enable_sequential",
+            Field::ThinkingMode => "thinking_mode",
             Field::Style => "style",
+            Field::MaskColor => "mask_color",
             Field::Expand => "expand",
             Field::UpscaleFactor => "upscale_factor",
         }
@@ -80,11 +96,16 @@ impl Field {
             Field::Images => "images (a, b, c)",
             Field::Size => "size (W*H)",
             Field::N => "n",
+            Field::MaxImages => "max images",
             Field::Seed => "seed",
             Field::NegativePrompt => "negative",
             Field::PromptExtend => "prompt extend",
             Field::Watermark => "watermark",
+            Field::EnableInterleave => "interleave",
+            Field::EnableSequential => "sequential",
+            Field::ThinkingMode => "thinking mode",
             Field::Style => "style",
+            Field::MaskColor => "mask color RGB;…",
             Field::Expand => "expand t,b,l,r",
             Field::UpscaleFactor => "upscale factor",
         }
@@ -94,7 +115,14 @@ impl Field {
     pub fn is_choice(self) -> bool {
         matches!(
             self,
-            Field::Model | Field::Function | Field::PromptExtend | Field::Watermark | Field::Style
+            Field::Model
+                | Field::Function
+                | Field::PromptExtend
+                | Field::Watermark
+                | Field::EnableInterleave
+                | Field::EnableSequential
+                | Field::ThinkingMode
+                | Field::Style
         )
     }
 }
@@ -110,9 +138,14 @@ pub enum EditorFocus {
 pub struct Editor {
     pub prompt: TextArea<'static>,
     pub model: Model,
+    /// The configured region: the model choice offers the models it has.
+    pub region: Region,
     pub function: Option<EditFunction>,
     pub prompt_extend: Option<bool>,
     pub watermark: Option<bool>,
+    pub enable_interleave: Option<bool>,
+    pub enable_sequential: Option<bool>,
+    pub thinking_mode: Option<bool>,
     /// Index into `PAINT_STYLES`.
     pub style: Option<usize>,
     /// Typed text of the free-form fields, keyed by field.
@@ -138,9 +171,13 @@ impl Editor {
         let mut editor = Editor {
             prompt: new_textarea(Vec::new()),
             model,
+            region: Region::Beijing,
             function: None,
             prompt_extend: None,
             watermark: None,
+            enable_interleave: None,
+            enable_sequential: None,
+            thinking_mode: None,
             style: None,
             texts: Vec::new(),
             focus: EditorFocus::Prompt,
@@ -152,6 +189,12 @@ impl Editor {
         };
         editor.revalidate();
         editor
+    }
+
+    /// The editor for `region`: the model choice offers only the models offered there.
+    pub fn in_region(mut self, region: Region) -> Self {
+        self.region = region;
+        self
     }
 
     /// An editor filled with a past job's parameters (the fork).
@@ -167,6 +210,9 @@ impl Editor {
         editor.function = spec.function;
         editor.prompt_extend = spec.prompt_extend;
         editor.watermark = spec.watermark;
+        editor.enable_interleave = spec.enable_interleave;
+        editor.enable_sequential = spec.enable_sequential;
+        editor.thinking_mode = spec.thinking_mode;
         editor.style = spec
             .style
             .as_deref()
@@ -192,6 +238,17 @@ impl Editor {
             ),
             (Field::Size, spec.size.map(|s| s.to_string())),
             (Field::N, spec.n.map(|n| n.to_string())),
+            (Field::MaxImages, spec.max_images.map(|n| n.to_string())),
+            (
+                Field::MaskColor,
+                (!spec.mask_color.is_empty()).then(|| {
+                    spec.mask_color
+                        .iter()
+                        .map(|[r, g, b]| format!("{r},{g},{b}"))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                }),
+            ),
             (Field::Seed, spec.seed.map(|s| s.to_string())),
             (Field::NegativePrompt, spec.negative_prompt.clone()),
             (
@@ -263,10 +320,55 @@ impl Editor {
                 .map_or("(choose)".to_string(), |f| f.as_str().to_string()),
             Field::PromptExtend => tri(self.prompt_extend),
             Field::Watermark => tri(self.watermark),
+            Field::EnableInterleave => tri(self.enable_interleave),
+            Field::EnableSequential => tri(self.enable_sequential),
+            Field::ThinkingMode => tri(self.thinking_mode),
             Field::Style => self
                 .style
                 .map_or("default".to_string(), |i| PAINT_STYLES[i].to_string()),
             other => self.text(other).to_string(),
+        }
+    }
+
+    /// What the service does when the field is left empty (a choice left at `default`),
+    /// as the catalogue says for the model; `None` where the field is set or no default
+    /// is known. Shown greyed beside the empty field: `n` empty shows `4`, 4 images billed.
+    pub fn default_hint(&self, field: Field) -> Option<String> {
+        let entry = self.model.entry();
+        let on_off = |b: bool| if b { "on" } else { "off" }.to_string();
+        let param = |name: &str| entry.param(name);
+        let empty = match field {
+            Field::PromptExtend => self.prompt_extend.is_none(),
+            Field::Watermark => self.watermark.is_none(),
+            Field::EnableInterleave => self.enable_interleave.is_none(),
+            Field::EnableSequential => self.enable_sequential.is_none(),
+            Field::ThinkingMode => self.thinking_mode.is_none(),
+            Field::Model | Field::Function | Field::Style => false,
+            text => self.text(text).trim().is_empty(),
+        };
+        if !empty {
+            return None;
+        }
+        match field {
+            Field::N => Some(entry.n.default.to_string()),
+            Field::Size => entry.size.map(|rule| {
+                rule.default
+                    .map_or("the input's aspect".to_string(), |d| d.to_string())
+            }),
+            Field::Seed => Some("random".to_string()),
+            Field::NegativePrompt => Some("none".to_string()),
+            Field::PromptExtend => entry.prompt_extend.map(on_off),
+            Field::Watermark => Some(on_off(false)),
+            Field::EnableInterleave | Field::EnableSequential => Some(on_off(false)),
+            Field::ThinkingMode => match param("thinking_mode") {
+                Some(Param::ThinkingMode { default }) => Some(on_off(default)),
+                _ => None,
+            },
+            Field::MaxImages => match param("max_images") {
+                Some(Param::MaxImages { default, .. }) => Some(default.to_string()),
+                _ => None,
+            },
+            _ => None,
         }
     }
 
@@ -298,6 +400,9 @@ impl Editor {
                 Field::Function => spec.function = self.function,
                 Field::PromptExtend => spec.prompt_extend = self.prompt_extend,
                 Field::Watermark => spec.watermark = self.watermark,
+                Field::EnableInterleave => spec.enable_interleave = self.enable_interleave,
+                Field::EnableSequential => spec.enable_sequential = self.enable_sequential,
+                Field::ThinkingMode => spec.thinking_mode = self.thinking_mode,
                 Field::Style => spec.style = self.style.map(|i| PAINT_STYLES[i].to_string()),
                 _ if text.is_empty() => {}
                 Field::BaseImage => spec.base_image = Some(ImageRef::parse(text)),
@@ -318,6 +423,14 @@ impl Editor {
                 Field::N => match text.parse::<u32>() {
                     Ok(n) => spec.n = Some(n),
                     Err(_) => fail(format!("`{text}` is not a whole number; n must be 1 to 4")),
+                },
+                Field::MaxImages => match text.parse::<u32>() {
+                    Ok(n) => spec.max_images = Some(n),
+                    Err(_) => fail(format!("`{text}` is not a whole number")),
+                },
+                Field::MaskColor => match parse_colours(text) {
+                    Ok(colours) => spec.mask_color = colours,
+                    Err(message) => fail(message),
                 },
                 Field::Seed => match text.parse::<u64>() {
                     Ok(seed) => spec.seed = Some(seed),
@@ -375,11 +488,40 @@ impl Editor {
         };
         match field {
             Field::Model => {
-                self.model = step(&Model::ALL, Some(self.model), forward).unwrap_or(self.model)
+                let choices = model_choices(self.region);
+                self.model = step(&choices, Some(self.model), forward)
+                    .or_else(|| {
+                        // Past either end: wrap round rather than stop.
+                        if forward {
+                            choices.first()
+                        } else {
+                            choices.last()
+                        }
+                        .copied()
+                    })
+                    .unwrap_or(self.model)
             }
             Field::Function => self.function = step(&EditFunction::ALL, self.function, forward),
             Field::PromptExtend => self.prompt_extend = step_bool(self.prompt_extend, forward),
             Field::Watermark => self.watermark = step_bool(self.watermark, forward),
+            Field::EnableInterleave => {
+                self.enable_interleave = step_bool(self.enable_interleave, forward)
+            }
+            Field::EnableSequential => {
+                self.enable_sequential = step_bool(self.enable_sequential, forward)
+            }
+            Field::ThinkingMode => self.thinking_mode = step_bool(self.thinking_mode, forward),
+            Field::Size if !self.size_tokens().is_empty() => {
+                // The tokens as choices; a typed `W*H` is left for the first token.
+                let tokens = self.size_tokens();
+                let current = self.text(Field::Size).trim().parse::<OutputSize>().ok();
+                let current = match current {
+                    Some(OutputSize::Token(token)) => Some(token),
+                    _ => None,
+                };
+                *self.text_mut(Field::Size) = step(tokens, current, forward)
+                    .map_or(String::new(), |t| t.as_str().to_string());
+            }
             Field::Style => {
                 let indices: Vec<usize> = (0..PAINT_STYLES.len()).collect();
                 self.style = step(&indices, self.style, forward);
@@ -389,6 +531,20 @@ impl Editor {
         self.modified = true;
         self.revalidate();
         true
+    }
+
+    /// The size tokens (`1K`, `2K`, `4K`) the model takes, offered as choices of `size`.
+    pub fn size_tokens(&self) -> &'static [SizeToken] {
+        self.model.entry().size.map_or(&[], |rule| rule.tokens)
+    }
+
+    /// Whether ←/→ change the focused field: a choice, or a size with tokens to offer.
+    pub fn on_choice(&self) -> bool {
+        match self.focus {
+            EditorFocus::Field(Field::Size) => !self.size_tokens().is_empty(),
+            EditorFocus::Field(field) => field.is_choice(),
+            EditorFocus::Prompt => false,
+        }
     }
 
     /// A key not bound in the editor's key table: typing into the focused part.
@@ -447,6 +603,31 @@ impl Editor {
     }
 }
 
+/// The models offered in `region`, grouped by the catalogue's family line (`group`), the
+/// groups in the order their first model appears in `Model::ALL`.
+pub fn model_choices(region: Region) -> Vec<Model> {
+    let offered: Vec<Model> = Model::ALL
+        .into_iter()
+        .filter(|m| m.id_in(region).is_some())
+        .collect();
+    let mut groups: Vec<&'static str> = Vec::new();
+    for model in &offered {
+        let group = model.entry().group;
+        if !groups.contains(&group) {
+            groups.push(group);
+        }
+    }
+    groups
+        .into_iter()
+        .flat_map(|g| {
+            offered
+                .iter()
+                .copied()
+                .filter(move |m| m.entry().group == g)
+        })
+        .collect()
+}
+
 fn new_textarea(lines: Vec<String>) -> TextArea<'static> {
     let mut area = if lines.is_empty() {
         TextArea::default()
@@ -456,6 +637,25 @@ fn new_textarea(lines: Vec<String>) -> TextArea<'static> {
     area.set_wrap_mode(WrapMode::WordOrGlyph);
     area.set_placeholder_text("Describe the image…");
     area
+}
+
+/// `255,0,0; 0,255,0`: wanx-x-painting's mask colours, R,G,B each, `;` between colours
+/// (the CLI's `--mask-color`, repeated).
+fn parse_colours(text: &str) -> Result<Vec<[u8; 3]>, String> {
+    text.split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|colour| {
+            let channels: Option<Vec<u8>> =
+                colour.split(',').map(|c| c.trim().parse().ok()).collect();
+            match channels.as_deref() {
+                Some(&[r, g, b]) => Ok([r, g, b]),
+                _ => Err(format!(
+                    "`{colour}` is not a colour; write R,G,B with each 0 to 255, e.g. 255,0,0 (`;` between colours)"
+                )),
+            }
+        })
+        .collect()
 }
 
 /// The next choice in `all`; `None` sits before the first (for optional choices).
@@ -488,6 +688,98 @@ mod tests {
         let fields = editor.visible_fields();
         assert!(fields.contains(&Field::Expand) && fields.contains(&Field::BaseImage));
         assert!(!fields.contains(&Field::UpscaleFactor) && !fields.contains(&Field::MaskImage));
+    }
+
+    #[test]
+    fn the_model_choice_follows_the_region_grouped_by_family() {
+        let beijing = model_choices(Region::Beijing);
+        assert_eq!(beijing.len(), Model::ALL.len());
+        // Each group's models sit together.
+        let groups: Vec<&str> = beijing.iter().map(|m| m.entry().group).collect();
+        let mut seen: Vec<&str> = Vec::new();
+        for (i, g) in groups.iter().enumerate() {
+            if i == 0 || groups[i - 1] != *g {
+                assert!(!seen.contains(g), "{g} split in {groups:?}");
+                seen.push(g);
+            }
+        }
+        for region in Region::ALL {
+            assert!(
+                model_choices(region)
+                    .iter()
+                    .all(|m| m.id_in(region).is_some())
+            );
+        }
+        let mut editor = Editor::new(Model::Wanx21T2iTurbo).in_region(Region::Beijing);
+        editor.focus = EditorFocus::Field(Field::Model);
+        for _ in 0..beijing.len() {
+            assert!(editor.cycle_choice(true));
+        }
+        assert_eq!(editor.model, Model::Wanx21T2iTurbo, "wraps round");
+    }
+
+    #[test]
+    fn the_form_follows_the_catalogue() {
+        let mut editor = Editor::new(Model::Wan26Image);
+        editor.prompt.insert_str("a cat");
+        let fields = editor.visible_fields();
+        assert!(fields.contains(&Field::Images), "{fields:?}");
+        assert!(fields.contains(&Field::EnableInterleave) && fields.contains(&Field::MaxImages));
+        assert!(!fields.contains(&Field::ThinkingMode) && !fields.contains(&Field::MaskColor));
+        // The size tokens are choices of `size`.
+        editor.focus = EditorFocus::Field(Field::Size);
+        assert!(editor.on_choice());
+        assert!(editor.cycle_choice(true));
+        assert_eq!(editor.text(Field::Size), editor.size_tokens()[0].as_str());
+        let (spec, errors) = editor.build();
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(spec.size, Some(OutputSize::Token(editor.size_tokens()[0])));
+
+        editor.model = Model::Wan27Image;
+        let fields = editor.visible_fields();
+        assert!(fields.contains(&Field::EnableSequential) && fields.contains(&Field::ThinkingMode));
+
+        let mut editor = Editor::new(Model::WanxXPainting);
+        editor.focus = EditorFocus::Field(Field::MaskColor);
+        assert!(editor.visible_fields().contains(&Field::MaskColor));
+        for c in "255,0,0; 0,255,0".chars() {
+            editor.type_key(KeyEvent::from(KeyCode::Char(c)));
+        }
+        assert_eq!(editor.build().0.mask_color, vec![[255, 0, 0], [0, 255, 0]]);
+        editor.type_key(KeyEvent::from(KeyCode::Char('x')));
+        assert!(editor.error_for("mask_color").is_some());
+
+        // A text-only model takes no size tokens: ←/→ do not apply to its size.
+        let mut editor = Editor::new(Model::Wanx21T2iTurbo);
+        editor.focus = EditorFocus::Field(Field::Size);
+        assert!(!editor.on_choice());
+    }
+
+    #[test]
+    fn empty_fields_show_the_catalogue_defaults() {
+        let mut editor = Editor::new(Model::Wanx21T2iTurbo);
+        assert_eq!(editor.default_hint(Field::N).as_deref(), Some("4"));
+        assert_eq!(editor.default_hint(Field::Seed).as_deref(), Some("random"));
+        editor.focus = EditorFocus::Field(Field::N);
+        editor.type_key(KeyEvent::from(KeyCode::Char('2')));
+        assert_eq!(editor.default_hint(Field::N), None, "a typed n hides it");
+        editor.focus = EditorFocus::Field(Field::Watermark);
+        assert_eq!(
+            editor.default_hint(Field::Watermark).as_deref(),
+            Some("off")
+        );
+        editor.cycle_choice(true);
+        assert_eq!(editor.default_hint(Field::Watermark), None);
+
+        let editor = Editor::new(Model::Wan26Image);
+        assert_eq!(
+            editor.default_hint(Field::N).as_deref(),
+            Some(Model::Wan26Image.default_n().to_string().as_str())
+        );
+        assert!(editor.default_hint(Field::MaxImages).is_some());
+        assert!(editor.default_hint(Field::Size).is_some());
+        let editor = Editor::new(Model::Wan27Image);
+        assert!(editor.default_hint(Field::ThinkingMode).is_some());
     }
 
     #[test]

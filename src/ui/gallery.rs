@@ -347,7 +347,9 @@ impl AppState {
                 };
                 let mut spec = tile.spec.clone();
                 spec.seed = tile.seed();
-                self.editor = Some(Editor::from_spec(&spec));
+                let mut editor = Editor::from_spec(&spec).in_region(self.region);
+                editor.parent = Some(tile.job);
+                self.editor = Some(editor);
                 self.gallery = None;
                 self.mode = Mode::Editor;
                 return vec![Command::CloseGallery];

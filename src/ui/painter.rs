@@ -261,7 +261,7 @@ impl AppState {
             Ok(saved) => {
                 self.studio.painter = None;
                 self.studio.pictures.clear();
-                self.editor = Some(inpainting_editor(&saved));
+                self.editor = Some(inpainting_editor(&saved).in_region(self.region));
                 self.mode = Mode::Editor;
                 self.toast(
                     ToastLevel::Info,

@@ -12,7 +12,7 @@ use ratatui::layout::Rect;
 use ratatui_image::protocol::Protocol;
 use time::OffsetDateTime;
 
-use crate::dashscope::{JobSpec, Model};
+use crate::dashscope::{JobSpec, Model, Region};
 
 use super::editor::Editor;
 use super::gallery::Gallery;
@@ -36,6 +36,14 @@ impl Prices {
             .get(&model)
             .copied()
             .or_else(|| model.default_price_cny())
+    }
+
+    /// The price per image in `region`: the config's, else the catalogue's there.
+    pub fn per_image_in(&self, model: Model, region: Region) -> Option<f64> {
+        self.0
+            .get(&model)
+            .copied()
+            .or_else(|| model.price_in(region))
     }
 }
 
@@ -363,6 +371,8 @@ pub struct AppState {
     pub gallery: Option<Gallery>,
     /// For the editor's cost line.
     pub prices: Prices,
+    /// The configured region: the editor's model list and prices are this region's.
+    pub region: Region,
     /// First line of the help shown, when the help does not fit the screen.
     pub help_scroll: usize,
     /// The `$` view's figures.
@@ -392,6 +402,7 @@ impl AppState {
             editor: None,
             gallery: None,
             prices: Prices::default(),
+            region: Region::Beijing,
             help_scroll: 0,
             stats: super::stats::StatsState::default(),
             toasts: VecDeque::new(),

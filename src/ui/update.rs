@@ -257,13 +257,22 @@ impl AppState {
                         .editor
                         .as_ref()
                         .map_or(Model::Wanx21T2iTurbo, |e| e.model);
-                    self.editor = Some(Editor::new(model));
+                    // A model the region does not offer gives way to its first.
+                    let model = if model.id_in(self.region).is_some() {
+                        model
+                    } else {
+                        super::editor::model_choices(self.region)
+                            .first()
+                            .copied()
+                            .unwrap_or(model)
+                    };
+                    self.editor = Some(Editor::new(model).in_region(self.region));
                 }
                 self.mode = Mode::Editor;
             }
             Action::Fork => match self.selected_detail() {
                 Some(detail) => {
-                    let mut editor = Editor::from_spec(&detail.spec);
+                    let mut editor = Editor::from_spec(&detail.spec).in_region(self.region);
                     editor.parent = Some(detail.id);
                     self.editor = Some(editor);
                     self.mode = Mode::Editor;
@@ -361,7 +370,7 @@ impl AppState {
         };
         // A hint is about the key before; any new key replaces it.
         editor.hint = None;
-        let on_choice = matches!(editor.focus, EditorFocus::Field(f) if f.is_choice());
+        let on_choice = editor.on_choice();
         let action = keys.action(Context::Editor, key).or_else(|| {
             on_choice
                 .then(|| keys.action(Context::Choice, key))

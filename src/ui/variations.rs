@@ -100,7 +100,7 @@ impl AppState {
             self.toast(ToastLevel::Info, "no saved image to edit");
             return;
         };
-        self.editor = Some(image_edit_editor(&path, job));
+        self.editor = Some(image_edit_editor(&path, job).in_region(self.region));
         self.mode = Mode::Editor;
     }
 }
