@@ -301,3 +301,68 @@ fn walk_pngs(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     found
 }
+
+#[test]
+fn sigterm_and_sighup_end_the_dashboard_with_the_terminal_restored() {
+    if !tmux_available() {
+        eprintln!("skipped: tmux is not installed (`apt-get install tmux`; .ci/run installs it)");
+        return;
+    }
+    for (signal, session) in [("TERM", Session("sigterm")), ("HUP", Session("sighup"))] {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path();
+        // After the dashboard ends, the shell says how it ended and whether the terminal
+        // is back in its cooked mode (`icanon`, not raw's `-icanon`).
+        let command = format!(
+            "env -u DASHSCOPE_API_KEY -u DASHSCOPE_BASE_URL HOME={home} XDG_CONFIG_HOME={home} \
+             XDG_DATA_HOME={home} {bin} --db {db}; echo ended=$?; stty -a | tr ' ' '\\n' | \
+             grep -x -- '-\\?icanon'; sleep 60",
+            home = home.display(),
+            bin = env!("CARGO_BIN_EXE_wandash"),
+            db = home.join("jobs.db").display(),
+        );
+        let started = tmux(&[
+            "new-session",
+            "-d",
+            "-s",
+            session.0,
+            "-x",
+            "100",
+            "-y",
+            "30",
+            &format!("sh -c \"{}\"", command.replace('"', "\\\"")),
+        ]);
+        assert!(started.status.success(), "tmux new-session");
+        wait_for(session.0, "the dashboard", Duration::from_secs(20), |s| {
+            s.contains("SIMULATOR")
+        });
+        let shell = String::from_utf8_lossy(
+            &tmux(&["display-message", "-p", "-t", session.0, "#{pane_pid}"]).stdout,
+        )
+        .trim()
+        .to_string();
+        let sent = Command::new("pkill")
+            .args([&format!("-{signal}"), "-P", &shell, "-x", "wandash"])
+            .status()
+            .expect("pkill runs");
+        assert!(sent.success(), "SIG{signal} reached the dashboard");
+        let after = wait_for(
+            session.0,
+            "the shell after the dashboard",
+            Duration::from_secs(10),
+            |s| s.contains("ended="),
+        );
+        assert!(
+            after.contains("ended=0"),
+            "SIG{signal}: a clean end:\n{after}"
+        );
+        assert!(
+            after.lines().any(|l| l.trim() == "icanon"),
+            "SIG{signal}: the terminal is out of raw mode:\n{after}"
+        );
+        assert!(
+            !after.contains("SIMULATOR"),
+            "SIG{signal}: the alternate screen is left:\n{after}"
+        );
+    }
+}

@@ -10,7 +10,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 
 use crate::dashscope::Timestamp;
-use crate::store::JobDetail;
+use crate::store::{JobDetail, PauseHold};
 use crate::text::sanitize;
 
 use super::Context;
@@ -44,12 +44,19 @@ impl WaitProgress {
     }
 
     /// `ended` jobs have ended; `waiting` is the first that has not.
-    pub fn update(&mut self, ended: usize, waiting: &JobDetail) {
+    pub fn update(&mut self, ended: usize, waiting: &JobDetail, paused: Option<PauseHold>) {
         let Some(bar) = &self.bar else { return };
         bar.set_position(ended as u64);
         let summary = &waiting.summary;
         let mut message = format!("job {} {}", summary.id, summary.state());
-        if let Some(error) = summary.error() {
+        if let Some(hold) = paused {
+            message.push_str(" (paused)");
+            let trouble = hold.to_string();
+            if self.last_trouble.as_deref() != Some(trouble.as_str()) {
+                bar.println(format!("warning: job {} waits: {trouble}", summary.id));
+                self.last_trouble = Some(trouble);
+            }
+        } else if let Some(error) = summary.error() {
             let code = error.kind.code();
             let trouble = format!("{}: {}", sanitize(code), sanitize(&error.message));
             let retry = retry_in(summary.status.next_attempt_at())

@@ -11,7 +11,7 @@ use crate::backend::{self, Backend, BackendKind, Choice};
 use crate::config::ImageProtocol;
 use crate::dashscope::ApiKey;
 use crate::engine::{self, Engine, EngineError, EngineEvent, EngineHandle};
-use crate::store::{JobDetail, JobId, JobState, Store};
+use crate::store::{JobDetail, JobId, JobState, PauseHold, Store};
 use crate::text::sanitize;
 use crate::ui::{UiOptions, keys::KeyMap, state::BackendLabel};
 use ratatui_image::picker::ProtocolType;
@@ -260,7 +260,9 @@ pub fn wait_for(ctx: &Context, ids: &[JobId]) -> CliResult<ExitCode> {
                 }
             match collect_ended(&store, ids, &mut details).await {
                 Ok(None) => break Ok(()),
-                Ok(Some(waiting)) => progress.update(details.len().max(ended.len()), &waiting),
+                Ok(Some((waiting, paused))) => {
+                    progress.update(details.len().max(ended.len()), &waiting, paused);
+                }
                 Err(e) => break Err(e),
             }
             tokio::select! {
@@ -296,13 +298,13 @@ pub fn wait_for(ctx: &Context, ids: &[JobId]) -> CliResult<ExitCode> {
 }
 
 /// Adds to `details` the jobs of `ids` that have ended, in order, stopping at the first
-/// still active one (so each check reads only what is new), which it returns; `None`
-/// once all have ended.
+/// still active one (so each check reads only what is new), which it returns with the
+/// pause that holds it, if one does; `None` once all have ended.
 async fn collect_ended(
     store: &Arc<Store>,
     ids: &[JobId],
     details: &mut Vec<JobDetail>,
-) -> CliResult<Option<JobDetail>> {
+) -> CliResult<Option<(JobDetail, Option<PauseHold>)>> {
     let store = Arc::clone(store);
     let pending: Vec<JobId> = ids[details.len()..].to_vec();
     let (ended_now, waiting) = tokio::task::spawn_blocking(move || {
@@ -313,7 +315,14 @@ async fn collect_ended(
                 .map_err(store_failure)?
                 .ok_or_else(|| Failure::other(format!("job {id} vanished from the store")))?;
             if !detail.summary.state().is_final() {
-                return Ok::<_, Failure>((found, Some(detail)));
+                let paused = match detail.summary.state() {
+                    JobState::Queued => store
+                        .pauses()
+                        .map_err(store_failure)?
+                        .holds(detail.summary.model),
+                    _ => None,
+                };
+                return Ok::<_, Failure>((found, Some((detail, paused))));
             }
             found.push(detail);
         }

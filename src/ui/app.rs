@@ -137,6 +137,24 @@ pub async fn run(options: UiOptions, engine: Option<&EngineHandle>) -> Result<()
         let _ = input_events.send(AppEvent::InputClosed("end of input".into()));
     });
 
+    // SIGTERM, or SIGHUP when the SSH connection drops: leave as `q` does, so the
+    // terminal is restored and the engine stops cleanly (jobs stay resumable).
+    let signal_events = events.clone();
+    let signals = tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut terminate), Ok(mut hangup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) else {
+            return;
+        };
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = hangup.recv() => {}
+        }
+        let _ = signal_events.send(AppEvent::Terminate);
+    });
+
     let engine_events = engine.map(|engine| {
         let mut receiver = engine.subscribe();
         let events = events.clone();
@@ -184,6 +202,7 @@ pub async fn run(options: UiOptions, engine: Option<&EngineHandle>) -> Result<()
     };
     let result = app.run(&mut terminal, &mut inbox).await;
     input.abort();
+    signals.abort();
     if let Some(task) = engine_events {
         task.abort();
     }
@@ -289,6 +308,11 @@ impl App<'_> {
                 state.handle(&self.keys, &input)
             }
             AppEvent::InputClosed(reason) => return Err(UiError::Input(reason)),
+            AppEvent::Terminate => {
+                tracing::info!("a signal asked the dashboard to end");
+                state.quit = true;
+                Vec::new()
+            }
             AppEvent::Data(data) => {
                 let finished = data.counts.get(Tab::All).saturating_sub(data.remaining);
                 let now = Instant::now();

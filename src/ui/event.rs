@@ -22,6 +22,8 @@ pub enum AppEvent {
     Input(Event),
     /// The terminal's input stream ended or failed.
     InputClosed(String),
+    /// SIGTERM or SIGHUP: end as `q` does.
+    Terminate,
     /// The data worker's answer to a list request (or to a change made elsewhere).
     Data(Box<DataSnapshot>),
     DataFailed(String),
