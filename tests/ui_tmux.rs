@@ -341,10 +341,12 @@ fn sigterm_and_sighup_end_the_dashboard_with_the_terminal_restored() {
         )
         .trim()
         .to_string();
-        let sent = Command::new("pkill")
-            .args([&format!("-{signal}"), "-P", &shell, "-x", "wandash"])
+        let dashboard = child_named(&shell, "wandash").expect("the dashboard runs under the shell");
+        // The shell's own `kill`: nothing beyond a POSIX shell is needed.
+        let sent = Command::new("sh")
+            .args(["-c", &format!("kill -{signal} {dashboard}")])
             .status()
-            .expect("pkill runs");
+            .expect("sh runs");
         assert!(sent.success(), "SIG{signal} reached the dashboard");
         let after = wait_for(
             session.0,
@@ -365,4 +367,20 @@ fn sigterm_and_sighup_end_the_dashboard_with_the_terminal_restored() {
             "SIG{signal}: the alternate screen is left:\n{after}"
         );
     }
+}
+
+/// The pid of `parent`'s child process called `name`, read from /proc.
+fn child_named(parent: &str, name: &str) -> Option<String> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            // pid (comm) state ppid ...: comm may hold spaces, so split after its `)`.
+            let (head, rest) = stat.rsplit_once(')')?;
+            let comm = head.split_once('(')?.1;
+            let ppid = rest.split_whitespace().nth(1)?;
+            (comm == name && ppid == parent)
+                .then(|| entry.file_name().to_string_lossy().into_owned())
+        })
 }
