@@ -162,27 +162,8 @@ impl Durations {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::limits::Backoff;
-
-    const fn secs(s: u64) -> Duration {
-        Duration::from_secs(s)
-    }
-
-    const fn ms(ms: u64) -> Duration {
-        Duration::from_millis(ms)
-    }
-
-    /// The defaults: polls 1 to 5 s apart, backoff from 1 s up to a minute.
-    fn schedule() -> PollSchedule {
-        PollSchedule {
-            min: secs(1),
-            max: secs(5),
-            backoff: Backoff {
-                base: secs(1),
-                cap: secs(60),
-            },
-        }
-    }
+    // The poll schedule's test defaults, shared with follow.rs's tests.
+    use crate::engine::follow::tests::{ms, schedule, secs};
 
     /// The ages at which a task of a model never seen is polled, up to `until`.
     fn unseen_polls(prior: Duration, until: Duration) -> Vec<Duration> {

@@ -305,19 +305,19 @@ fn service_duration(info: &TaskInfo) -> Option<Duration> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    const fn secs(s: u64) -> Duration {
+    pub(in crate::engine) const fn secs(s: u64) -> Duration {
         Duration::from_secs(s)
     }
 
-    const fn ms(ms: u64) -> Duration {
+    pub(in crate::engine) const fn ms(ms: u64) -> Duration {
         Duration::from_millis(ms)
     }
 
     /// The defaults: polls 1 to 5 s apart, backoff from 1 s up to a minute.
-    fn schedule() -> PollSchedule {
+    pub(in crate::engine) fn schedule() -> PollSchedule {
         PollSchedule {
             min: secs(1),
             max: secs(5),
