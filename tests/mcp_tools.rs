@@ -83,11 +83,134 @@ async fn lists_the_tools_with_the_universal_image_generator_argument_names() {
         ]))
     );
     assert!(properties(tool("transform_image_from_encoded")).contains("encoded_image"));
+    // Beijing (the default region) offers wanx-x-painting: its mask_color is an argument.
+    assert!(model_enum(tool("transform_image_from_url")).contains(&"wanx-x-painting".to_string()));
+    assert!(url.contains("mask_color"), "{url:?}");
     assert_eq!(required("get_job"), BTreeSet::from(["id".to_string()]));
     assert_eq!(
         required("submit_batch"),
         BTreeSet::from(["jobs".to_string()])
     );
+    client.cancel().await.ok();
+}
+
+/// The `model` enum of a tool's input schema.
+fn model_enum(tool: &rmcp::model::Tool) -> Vec<String> {
+    tool.input_schema["properties"]["model"]["enum"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{} has no model enum", tool.name))
+        .iter()
+        .map(|v| v.as_str().expect("a model id").to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tools_offer_the_regions_models_from_the_catalogue_and_refuse_others_like_the_cli() {
+    let setup = Setup::new().await;
+    let client = setup
+        .client_with(&["--region", "ap-southeast-1", "mcp"])
+        .await;
+    let tools = client.list_all_tools().await.expect("tools/list");
+    let tool = |name: &str| tools.iter().find(|t| t.name == name).unwrap();
+    let text_models = model_enum(tool("generate_image_from_text"));
+    for id in [
+        "wan2.1-t2i-turbo",
+        "qwen-image",
+        "z-image-turbo",
+        "wan2.7-image",
+    ] {
+        assert!(
+            text_models.contains(&id.to_string()),
+            "{id}: {text_models:?}"
+        );
+    }
+    // Beijing's ids and Beijing-only models are not Singapore's.
+    for id in ["wanx2.1-t2i-turbo", "wanx2.0-t2i-turbo", "qwen-image-edit"] {
+        assert!(
+            !text_models.contains(&id.to_string()),
+            "{id}: {text_models:?}"
+        );
+    }
+    let edit_models = model_enum(tool("transform_image_from_file"));
+    assert!(edit_models.contains(&"qwen-image-edit".to_string()));
+    assert!(!edit_models.contains(&"wanx-x-painting".to_string()));
+    let file_args = properties(tool("transform_image_from_file"));
+    assert!(!file_args.contains("mask_color") && !file_args.contains("function"));
+    let description =
+        tool("generate_image_from_text").input_schema["properties"]["model"]["description"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    assert!(
+        description.contains("z-image-turbo: 0.110089 CNY/image"),
+        "{description}"
+    );
+
+    // Models of the enum work: the synchronous z-image-turbo, and the default, called by
+    // its Singapore id and stored by wandash's.
+    let z = call(
+        &client,
+        "generate_image_from_text",
+        json!({"prompt": "a kite over the dunes", "model": "z-image-turbo", "size": "1024*1024", "return_image": false}),
+    )
+    .await;
+    assert!(!is_error(&z), "{}", text(&z));
+    assert_eq!(structured(&z)["state"], "succeeded", "{}", structured(&z));
+    let first = image::open(&saved_images(structured(&z))[0]).unwrap();
+    assert_eq!((first.width(), first.height()), (1024, 1024));
+    let default = call(
+        &client,
+        "generate_image_from_text",
+        json!({"prompt": "a lighthouse", "return_image": false}),
+    )
+    .await;
+    assert!(!is_error(&default), "{}", text(&default));
+    assert_eq!(
+        setup.job(job_id(structured(&default))).spec.model,
+        Model::Wanx21T2iTurbo
+    );
+
+    // A model the region does not offer, and a size the model does not make: refused by
+    // intake with the field-named line `wandash submit` prints.
+    let refusals: [(Value, &[&str]); 2] = [
+        (
+            json!({"prompt": "x", "model": "wanx2.0-t2i-turbo"}),
+            &["--model", "wanx2.0-t2i-turbo"],
+        ),
+        (
+            json!({"prompt": "x", "model": "z-image-turbo", "size": "100*100"}),
+            &["--model", "z-image-turbo", "--size", "100*100"],
+        ),
+    ];
+    for (args, flags) in refusals {
+        let result = call(&client, "generate_image_from_text", args.clone()).await;
+        assert!(is_error(&result), "{args} was accepted");
+        let cli_args = [
+            &["--region", "ap-southeast-1", "submit", "--prompt", "x"],
+            flags,
+        ]
+        .concat();
+        let cli = tokio::process::Command::from(setup.wandash(&cli_args))
+            .output()
+            .await
+            .expect("run wandash submit");
+        assert!(!cli.status.success());
+        let stderr = String::from_utf8_lossy(&cli.stderr);
+        let line = stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("error: "))
+            .unwrap_or_else(|| panic!("no error line: {stderr}"));
+        assert!(
+            line.starts_with("model: ") || line.starts_with("size: "),
+            "{line}"
+        );
+        assert!(
+            text(&result).contains(line),
+            "MCP `{}` differs from the CLI's `{line}`",
+            text(&result)
+        );
+    }
+    assert_eq!(setup.store().count(&JobFilter::default()).unwrap(), 2);
     client.cancel().await.ok();
 }
 

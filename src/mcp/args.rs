@@ -21,59 +21,39 @@ pub struct WaitOptions {
     pub return_image: Option<bool>,
 }
 
+/// The arguments whose words depend on the models (`model`, `size`, `n`, `seed`,
+/// `negative_prompt`, `prompt_extend`, `watermark` and the editing options) are described
+/// by `schema.rs` from the catalogue for the server's region, not here.
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct TextToImageArgs {
-    /// What the image shows (up to 800 characters).
     pub prompt: String,
-    /// wanx2.1-t2i-turbo (default), wanx2.1-t2i-plus or wanx2.0-t2i-turbo.
     pub model: Option<String>,
-    /// Output size "W*H", each side 512-1440, at most 2 megapixels (default 1024*1024).
     pub size: Option<String>,
-    /// Images to make, 1-4 (default 1 here; each image is billed).
     pub n: Option<u32>,
-    /// 0-2147483647; image i of the job uses seed+i.
     pub seed: Option<u64>,
-    /// What the image should not show (up to 500 characters).
     pub negative_prompt: Option<String>,
-    /// Let the service rewrite the prompt (default true).
     pub prompt_extend: Option<bool>,
-    /// Add the service's watermark (default false).
     pub watermark: Option<bool>,
     #[serde(flatten)]
     pub wait: WaitOptions,
 }
 
-/// Options of the editing models, shared by the three transform tools.
+/// Options of the editing models, shared by the three transform tools; `schema.rs`
+/// describes them from the catalogue (and leaves out those no offered model takes).
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct EditOptions {
-    /// wanx2.1-imageedit (default), wanx-x-painting (inpainting with a mask), or a model
-    /// that takes a list of images: wan2.5-i2i-preview, wan2.6-image, wan2.7-image(-pro),
-    /// qwen-image-2.0(-pro), qwen-image-edit(-plus, -max).
     pub model: Option<String>,
-    /// wanx2.1-imageedit's function (default description_edit): stylization_all,
-    /// stylization_local, description_edit, description_edit_with_mask (needs a mask),
-    /// remove_watermark, expand, super_resolution, colorization, doodle,
-    /// control_cartoon_feature.
     pub function: Option<String>,
-    /// wan2.5-i2i-preview only.
     pub negative_prompt: Option<String>,
-    /// Images to make, 1-4 (default 1 here).
     pub n: Option<u32>,
     pub seed: Option<u64>,
-    /// Output size "W*H": wanx-x-painting takes 1024*1024, 720*1280 or 1280*720;
-    /// wan2.5-i2i-preview 768*768 to 1280*1280 pixels in total.
     pub size: Option<String>,
-    /// wanx-x-painting's style, e.g. "<auto>", "<anime>", "<watercolor>".
     pub style: Option<String>,
-    /// wanx-x-painting: the [r, g, b] colours that mark the edit area in the mask
-    /// (default: the mask is binarised, white is the edit area).
     pub mask_color: Option<Vec<[u8; 3]>>,
-    /// expand: how far to extend each side, 1.0-2.0 (unset sides stay 1.0).
     pub top_scale: Option<f64>,
     pub bottom_scale: Option<f64>,
     pub left_scale: Option<f64>,
     pub right_scale: Option<f64>,
-    /// super_resolution: 1-4 (1 = enhance only).
     pub upscale_factor: Option<u32>,
     pub watermark: Option<bool>,
 }
@@ -81,13 +61,12 @@ pub struct EditOptions {
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct FileArgs {
     /// A local image file (JPG, PNG, BMP, TIFF, WEBP); it is uploaded to the service's
-    /// temporary storage (or inlined for wan2.5-i2i-preview).
+    /// temporary storage (or inlined for the models that take data URIs).
     pub image_file_path: String,
     /// What to change.
     pub prompt: String,
     /// A local mask file, white = edit, black = keep, at the image's resolution.
     pub mask_file_path: Option<String>,
-    /// wan2.5-i2i-preview: images 2 and 3, local files.
     pub extra_image_file_paths: Option<Vec<String>>,
     #[serde(flatten)]
     pub edit: EditOptions,
@@ -101,10 +80,9 @@ pub struct UrlArgs {
     pub image_url: String,
     /// What to change.
     pub prompt: String,
-    /// A public URL of the mask (white = edit), required by description_edit_with_mask
-    /// and wanx-x-painting.
+    /// A public URL of the mask (white = edit), for the models and functions that take
+    /// one (see `model` and `function`).
     pub mask_image_url: Option<String>,
-    /// wan2.5-i2i-preview: images 2 and 3, public URLs.
     pub extra_image_urls: Option<Vec<String>>,
     #[serde(flatten)]
     pub edit: EditOptions,
@@ -120,7 +98,6 @@ pub struct EncodedArgs {
     pub prompt: String,
     /// The mask as a data URI (white = edit), at the image's resolution.
     pub mask_encoded_image: Option<String>,
-    /// wan2.5-i2i-preview: images 2 and 3, as data URIs.
     pub extra_encoded_images: Option<Vec<String>>,
     #[serde(flatten)]
     pub edit: EditOptions,
@@ -162,8 +139,9 @@ pub struct BatchArgs {
 pub type ArgError = String;
 
 impl TextToImageArgs {
-    pub fn spec(&self) -> Result<JobSpec, ArgError> {
-        let model = parse_model(self.model.as_deref(), Model::Wanx21T2iTurbo)?;
+    /// The spec; `default_model` when the call names none (the region's, `schema.rs`).
+    pub fn spec(&self, default_model: Model) -> Result<JobSpec, ArgError> {
+        let model = parse_model(self.model.as_deref(), default_model)?;
         let mut spec = JobSpec::new(model, self.prompt.clone());
         spec.negative_prompt = self.negative_prompt.clone();
         spec.size = parse_size(self.size.as_deref())?;
@@ -185,9 +163,14 @@ pub struct Inputs {
 impl EditOptions {
     /// The spec for `inputs`: a model that takes a list of images (wan2.5-i2i-preview,
     /// wan2.6/2.7-image, qwen-image edit and 2.0) takes every image in `images`; the
-    /// others take a base image and a mask.
-    pub fn spec(&self, prompt: &str, inputs: Inputs) -> Result<JobSpec, ArgError> {
-        let model = parse_model(self.model.as_deref(), Model::Wanx21ImageEdit)?;
+    /// others take a base image and a mask. `default_model` when the call names none.
+    pub fn spec(
+        &self,
+        prompt: &str,
+        inputs: Inputs,
+        default_model: Model,
+    ) -> Result<JobSpec, ArgError> {
+        let model = parse_model(self.model.as_deref(), default_model)?;
         let mut spec = JobSpec::new(model, prompt);
         if matches!(model.entry().images, ImageSlots::List { .. }) {
             if inputs.mask.is_some() {

@@ -12,6 +12,7 @@
 mod answer;
 mod args;
 mod jobs;
+mod schema;
 mod server;
 
 use std::sync::Arc;
@@ -23,13 +24,14 @@ pub use server::WandashMcp;
 
 /// Serves MCP on stdin/stdout until the client closes the connection or a signal comes.
 pub async fn serve(setup: McpSetup) -> Result<(), String> {
+    let offer = schema::Offer::in_region(setup.backend.region, &setup.engine.prices);
     let jobs = Arc::new(jobs::Jobs::open(setup).await?);
     // Start the engine (or find the one running elsewhere) now, so that jobs left queued
     // by an earlier session move even before the first request.
     if let Err(e) = jobs.ensure_engine().await {
         tracing::warn!("MCP: {e}; tools will report it");
     }
-    let service = WandashMcp::new(Arc::clone(&jobs))
+    let service = WandashMcp::new(Arc::clone(&jobs), offer)
         .serve(rmcp::transport::stdio_pipes())
         .await
         .map_err(|e| format!("the MCP handshake failed: {e}"))?;

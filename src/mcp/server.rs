@@ -20,6 +20,7 @@ use super::args::{
     UrlArgs, WaitOptions,
 };
 use super::jobs::{Jobs, Waited};
+use super::schema::{CATALOGUE_TOOLS, Offer, ToolKind, tool_schema};
 use crate::dashscope::{ImageRef, JobSpec, ValidationError};
 use crate::intake::{self, Draft};
 use crate::store::{CancelOutcome, JobFilter, JobId, StateFilter};
@@ -32,10 +33,14 @@ const MAX_BATCH: usize = 1000;
 #[derive(Clone)]
 pub struct WandashMcp {
     jobs: Arc<Jobs>,
+    /// The catalogue as the server's region sees it: the image tools' schemas, their
+    /// default models, and the region every job is checked against.
+    offer: Arc<Offer>,
     tool_router: ToolRouter<Self>,
 }
 
-/// A tool's input schema, generated from its argument type.
+/// A tool's input schema, generated from its argument type (the image tools' model
+/// arguments are then written from the catalogue: `schema.rs`).
 fn schema<T: JsonSchema + 'static>() -> Arc<JsonObject> {
     schema_for_input::<T>().expect("every tool argument type is a JSON object")
 }
@@ -52,14 +57,23 @@ fn parse<T: DeserializeOwned>(arguments: JsonObject) -> Result<T, CallToolResult
 
 #[tool_router]
 impl WandashMcp {
-    pub fn new(jobs: Arc<Jobs>) -> Self {
+    pub fn new(jobs: Arc<Jobs>, offer: Offer) -> Self {
+        let mut tool_router = Self::tool_router();
+        for (name, kind) in CATALOGUE_TOOLS {
+            let route = tool_router
+                .map
+                .get_mut(name)
+                .expect("every catalogue tool is a tool of this server");
+            route.attr.input_schema = Arc::new(tool_schema(kind, &route.attr.input_schema, &offer));
+        }
         WandashMcp {
             jobs,
-            tool_router: Self::tool_router(),
+            offer: Arc::new(offer),
+            tool_router,
         }
     }
 
-    /// Generate images from a text prompt with a Tongyi Wanxiang text-to-image model.
+    /// Generate images from a text prompt (the models the region offers: see `model`).
     /// Waits for the job (bounded by timeout_seconds) and answers with the local image
     /// paths, the parameters, the prompt the service actually used, and the first image.
     #[tool(input_schema = schema::<TextToImageArgs>())]
@@ -68,15 +82,15 @@ impl WandashMcp {
             Ok(a) => a,
             Err(e) => return e,
         };
-        match args.spec() {
+        match args.spec(self.offer.default_model(ToolKind::TextToImage)) {
             Ok(spec) => self.run_one(spec, &args.wait, &[]).await,
             Err(e) => failure(format!("invalid input: {e}")),
         }
     }
 
-    /// Transform a local image file (wanx2.1-imageedit's functions, wanx-x-painting
-    /// inpainting with a mask, or wan2.5-i2i-preview multi-image editing). The file is
-    /// uploaded to the service's temporary storage; nothing needs hosting.
+    /// Transform a local image file with an editing model (see `model`: functions,
+    /// inpainting with a mask, or editing with several images). The file is uploaded to
+    /// the service's temporary storage; nothing needs hosting.
     #[tool(input_schema = schema::<FileArgs>())]
     async fn transform_image_from_file(&self, arguments: JsonObject) -> CallToolResult {
         let args: FileArgs = match parse(arguments) {
@@ -99,15 +113,17 @@ impl WandashMcp {
                     .collect::<Result<_, _>>()?,
             })
         })();
-        match inputs.and_then(|inputs| args.edit.spec(&args.prompt, inputs)) {
+        match inputs.and_then(|inputs| {
+            args.edit
+                .spec(&args.prompt, inputs, self.default_edit_model())
+        }) {
             Ok(spec) => self.run_one(spec, &args.wait, FILE_ARGS).await,
             Err(e) => failure(format!("invalid input: {e}")),
         }
     }
 
-    /// Transform an image at a public http(s) URL (default function description_edit of
-    /// wanx2.1-imageedit; mask_image_url for description_edit_with_mask or
-    /// wanx-x-painting).
+    /// Transform an image at a public http(s) URL with an editing model (see `model`;
+    /// mask_image_url for the models and functions that take a mask).
     #[tool(input_schema = schema::<UrlArgs>())]
     async fn transform_image_from_url(&self, arguments: JsonObject) -> CallToolResult {
         let args: UrlArgs = match parse(arguments) {
@@ -130,7 +146,10 @@ impl WandashMcp {
                     .collect::<Result<_, _>>()?,
             })
         })();
-        match inputs.and_then(|inputs| args.edit.spec(&args.prompt, inputs)) {
+        match inputs.and_then(|inputs| {
+            args.edit
+                .spec(&args.prompt, inputs, self.default_edit_model())
+        }) {
             Ok(spec) => self.run_one(spec, &args.wait, URL_ARGS).await,
             Err(e) => failure(format!("invalid input: {e}")),
         }
@@ -148,7 +167,10 @@ impl WandashMcp {
             Ok(inputs) => inputs,
             Err(e) => return failure(format!("invalid input: {e}")),
         };
-        match args.edit.spec(&args.prompt, inputs) {
+        match args
+            .edit
+            .spec(&args.prompt, inputs, self.default_edit_model())
+        {
             Ok(spec) => self.run_one(spec, &args.wait, ENCODED_ARGS).await,
             Err(e) => failure(format!("invalid input: {e}")),
         }
@@ -251,7 +273,7 @@ impl WandashMcp {
         let mut drafts = Vec::with_capacity(args.jobs.len());
         for (i, job) in args.jobs.into_iter().enumerate() {
             match intake::spec_from_json(job) {
-                Ok(spec) => drafts.push((i, Draft::in_working_dir(spec))),
+                Ok(spec) => drafts.push((i, self.draft(spec))),
                 Err(e) => problems.push((i, e)),
             }
         }
@@ -294,6 +316,16 @@ impl WandashMcp {
 }
 
 impl WandashMcp {
+    /// A job from a tool: local paths against the server's working directory, the model
+    /// checked against the region (refused naming the regions that offer it).
+    fn draft(&self, spec: JobSpec) -> Draft {
+        Draft::in_working_dir(spec).for_region(self.offer.region)
+    }
+
+    fn default_edit_model(&self) -> crate::dashscope::Model {
+        self.offer.default_model(ToolKind::Transform)
+    }
+
     /// Checks one job, queues it, waits for it and answers.
     /// `aliases` names the tool argument behind each spec field, for the error messages.
     async fn run_one(
@@ -302,7 +334,7 @@ impl WandashMcp {
         wait: &WaitOptions,
         aliases: &[(&str, &str)],
     ) -> CallToolResult {
-        let draft = Draft::in_working_dir(spec);
+        let draft = self.draft(spec);
         let checked = match tokio::task::spawn_blocking(move || intake::check(draft)).await {
             Ok(Ok(checked)) => checked,
             Ok(Err(problems)) => return failure(invalid_input(&problems, aliases)),

@@ -49,6 +49,12 @@ impl Setup {
 
     /// The `wandash ... mcp` command line of `client`, for tests that speak raw JSON-RPC.
     pub fn command(&self) -> std::process::Command {
+        self.wandash(&["mcp"])
+    }
+
+    /// `wandash --db .. --config .. --base-url <sim> <args>` with DASHSCOPE_API_KEY=test-key
+    /// and a scratch home.
+    pub fn wandash(&self, args: &[&str]) -> std::process::Command {
         let mut cmd = std::process::Command::new(BIN);
         let home = self.path("home");
         cmd.env("HOME", &home)
@@ -63,7 +69,7 @@ impl Setup {
             .arg(self.path("config.toml"))
             .arg("--base-url")
             .arg(self.sim.base_url())
-            .arg("mcp");
+            .args(args);
         cmd
     }
 
@@ -78,7 +84,12 @@ impl Setup {
     /// `wandash --db .. --config .. --base-url <sim> mcp` with DASHSCOPE_API_KEY=test-key,
     /// connected and initialised.
     pub async fn client(&self) -> RunningService<RoleClient, ()> {
-        let cmd = tokio::process::Command::from(self.command());
+        self.client_with(&["mcp"]).await
+    }
+
+    /// `client`, with global flags before `mcp` (e.g. `--region`).
+    pub async fn client_with(&self, args: &[&str]) -> RunningService<RoleClient, ()> {
+        let cmd = tokio::process::Command::from(self.wandash(args));
         let (transport, _) = TokioChildProcess::builder(cmd)
             .stderr(Stdio::null())
             .spawn()
