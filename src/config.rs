@@ -39,6 +39,25 @@ pub struct Config {
     pub batch: BatchConfig,
     pub budget: BudgetConfig,
     pub account: AccountConfig,
+    pub sync: SyncConfig,
+}
+
+/// `[sync]`: the synchronous multimodal-generation calls.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncConfig {
+    /// How long one call may hold its connection. Past it the job needs attention rather
+    /// than being sent again, since the service may still make and bill the image.
+    /// Unconfirmed (u): the digest gives 28 s to 1-2 minutes per call.
+    pub call_timeout_ms: u64,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            call_timeout_ms: crate::dashscope::DEFAULT_SYNC_CALL_TIMEOUT.as_millis() as u64,
+        }
+    }
 }
 
 /// `[budget]`: limits no job is sent past (see `engine::Budget`).
@@ -208,6 +227,7 @@ impl Default for Config {
             batch: BatchConfig::default(),
             budget: BudgetConfig::default(),
             account: AccountConfig::default(),
+            sync: SyncConfig::default(),
         }
     }
 }
@@ -409,6 +429,12 @@ impl Config {
                 self.account.quotas_timeout_ms
             ));
         }
+        if !(1..=3_600_000).contains(&self.sync.call_timeout_ms) {
+            return Err(format!(
+                "sync.call_timeout_ms must be from 1 to 3600000 (an hour), got {}",
+                self.sync.call_timeout_ms
+            ));
+        }
         if self.batch.max_jobs == 0 {
             return Err("batch.max_jobs must be at least 1".to_string());
         }
@@ -499,6 +525,7 @@ impl Config {
             budget: self.budget.budget(),
             quotas_path: self.account.quotas_path.clone(),
             quotas_timeout: Duration::from_millis(self.account.quotas_timeout_ms),
+            sync_call_timeout: Duration::from_millis(self.sync.call_timeout_ms),
             ..EngineConfig::default()
         }
     }
@@ -558,6 +585,8 @@ mod tests {
             (&engine.quotas_path, engine.quotas_timeout),
             (&defaults.quotas_path, defaults.quotas_timeout)
         );
+        assert_eq!(engine.sync_call_timeout, Duration::from_secs(180));
+        assert_eq!(engine.sync_call_timeout, defaults.sync_call_timeout);
         for model in Model::ALL {
             assert_eq!(
                 engine.limits_for(model),

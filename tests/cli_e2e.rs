@@ -4,7 +4,7 @@ mod cli_support;
 
 use std::path::PathBuf;
 
-use cli_support::{Scratch, Sim};
+use cli_support::{Run, Scratch, Sim};
 
 /// Fast polling and raised limits, so each test takes seconds.
 const FAST_CONFIG: &str = r#"
@@ -132,6 +132,59 @@ fn submit_wait_prints_the_pngs_of_the_messages_endpoints() {
     assert_png(paths[0], 1664, 928);
     assert_eq!(t.creates(), 1, "a synchronous call creates no task");
     assert_eq!(t.sim.stats()["sync_calls"], 1);
+}
+
+/// Issue #11: `[sync] call_timeout_ms` shorter than the simulator's hold: the call ends at
+/// the limit, and the job needs attention saying so (the service may still bill the
+/// image), not sent again; `submit --wait` exits 4.
+#[test]
+fn a_synchronous_call_past_the_configured_timeout_needs_attention_and_is_not_resent() {
+    let scratch = Scratch::new();
+    let config = scratch.write(
+        "config.toml",
+        format!("{FAST_CONFIG}\n[sync]\ncall_timeout_ms = 300\n"),
+    );
+    let sim = Sim::start(&["--latency", "3s..3s"]);
+    let run = Run::from(
+        scratch
+            .cmd_against(&sim, "test-key", &config)
+            .args([
+                "--json",
+                "submit",
+                "--model",
+                "qwen-image-max",
+                "--prompt",
+                "a lighthouse",
+                "--wait",
+            ])
+            .output()
+            .unwrap(),
+    )
+    .expect(4);
+    let show = Run::from(
+        scratch
+            .cmd_against(&sim, "test-key", &config)
+            .args(["--json", "show", "1"])
+            .output()
+            .unwrap(),
+    )
+    .expect(0)
+    .json();
+    assert_eq!(show["summary"]["state"], "needs_attention", "{show}");
+    let message = show["summary"]["error_message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message.contains("within 0.3 s") && message.contains("sync.call_timeout_ms"),
+        "{message}"
+    );
+    assert!(message.contains("billed"), "{message}");
+    assert_eq!(
+        sim.stats()["sync_calls"],
+        1,
+        "not sent again: {}",
+        run.stderr
+    );
 }
 
 #[test]

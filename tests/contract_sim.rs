@@ -10,8 +10,9 @@ use base64::Engine as _;
 use image::{DynamicImage, GenericImageView, ImageBuffer, ImageFormat, Luma, Rgb};
 use serde_json::{Value, json};
 use wandash::dashscope::{
-    ApiKey, Client, ClientError, EditFunction, ErrorAction, ExpandScales, ImageRef, JobSpec,
-    ListQuery, Model, ModelLimits, Region, Size, TaskInfo, TaskResult, TaskStatus, classify,
+    ApiKey, Client, ClientError, DEFAULT_SYNC_CALL_TIMEOUT, EditFunction, ErrorAction,
+    ExpandScales, ImageRef, JobSpec, ListQuery, Model, ModelLimits, Region, Size, TaskInfo,
+    TaskResult, TaskStatus, classify,
 };
 use wandash::engine::{EngineConfig, LimitSource, LimitsInForce, limits_in_force};
 use wandash::simulator::{RunningSim, SimConfig, start};
@@ -972,7 +973,10 @@ async fn synchronous_calls_round_trip_through_the_client() {
     wan.n = Some(1);
     cases.push((wan, (1280, 1280)));
     for (spec, size) in cases {
-        let answer = client.call_sync(&spec).await.unwrap();
+        let answer = client
+            .call_sync(&spec, DEFAULT_SYNC_CALL_TIMEOUT)
+            .await
+            .unwrap();
         assert_eq!(answer.results.len(), 1, "{answer:?}");
         assert_eq!(answer.image_count, Some(1));
         assert_eq!(answer.size, Some(Size::new(size.0, size.1)));
@@ -1014,7 +1018,10 @@ async fn qwen_image_max_refuses_more_than_one_image_before_sending() {
     let client = client(&sim);
     let mut spec = JobSpec::new(Model::QwenImageMax, "x");
     spec.n = Some(2);
-    let err = client.call_sync(&spec).await.unwrap_err();
+    let err = client
+        .call_sync(&spec, DEFAULT_SYNC_CALL_TIMEOUT)
+        .await
+        .unwrap_err();
     assert!(
         matches!(&err, ClientError::Invalid(v) if v.field == "n"),
         "{err}"
@@ -1098,7 +1105,10 @@ async fn every_multimodal_generation_model_answers_a_synchronous_call() {
     let calls = models.len();
     for model in models {
         let spec = messages_job(model);
-        let answer = client.call_sync(&spec).await.unwrap();
+        let answer = client
+            .call_sync(&spec, DEFAULT_SYNC_CALL_TIMEOUT)
+            .await
+            .unwrap();
         assert_eq!(answer.results.len(), 1, "{model}: {answer:?}");
         let reported = answer.size.expect("usage reports the size");
         if let Some(asked) = spec.size {

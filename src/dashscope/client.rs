@@ -533,16 +533,15 @@ fn excerpt(text: &str) -> String {
     short
 }
 
+/// How a `Transport` error that ran out of time begins (`ClientError::is_timeout`).
+pub(super) const TIMED_OUT: &str = "timed out: ";
+
 /// No answer at all. reqwest's messages name the URL (never a header), plus its causes.
 pub(super) fn transport(error: reqwest::Error) -> ClientError {
     if error.is_connect() {
         return ClientError::Unreachable(error_chain(&error));
     }
-    let kind = if error.is_timeout() {
-        "timed out: "
-    } else {
-        ""
-    };
+    let kind = if error.is_timeout() { TIMED_OUT } else { "" };
     ClientError::Transport(format!("{kind}{}", error_chain(&error)))
 }
 

@@ -122,6 +122,11 @@ impl ClientError {
             if code == "AccessDenied" && message.contains("asynchronous"))
     }
 
+    /// No answer came within the request's time limit (the request may have been sent).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, ClientError::Transport(message) if message.starts_with(super::client::TIMED_OUT))
+    }
+
     /// The service's error code, or a local stand-in (`InvalidInput`, `Network`...).
     pub fn code(&self) -> &str {
         match self {

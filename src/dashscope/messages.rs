@@ -24,9 +24,10 @@ pub const GENERATION_PATH: &str = "/services/aigc/image-generation/generation";
 /// The synchronous multimodal-generation endpoint ("M"), under the base URL.
 pub const MULTIMODAL_PATH: &str = "/services/aigc/multimodal-generation/generation";
 
-/// How long a synchronous call may hold its connection: the service generates the images
-/// before it answers, which takes tens of seconds and at times one to two minutes (u:
-/// API-CURRENT.md gives 28 s to 1-2 minutes for wan2.6).
+/// How long a synchronous call may hold its connection by default (the config's
+/// `[sync] call_timeout_ms`): the service generates the images before it answers, which
+/// takes tens of seconds and at times one to two minutes (u: API-CURRENT.md gives 28 s to
+/// 1-2 minutes for wan2.6).
 pub const DEFAULT_SYNC_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(180);
 
 /// The `input` fields of a prompt-style body that hold input images, in the order the
@@ -293,14 +294,19 @@ impl Client {
     }
 
     /// One synchronous multimodal-generation call: the connection is held until the
-    /// images are made (up to `DEFAULT_SYNC_CALL_TIMEOUT`). Never with the async header, which this
-    /// endpoint refuses with 403 AccessDenied.
-    pub async fn call_sync(&self, spec: &JobSpec) -> Result<SyncAnswer, ClientError> {
+    /// images are made, at most `timeout` (then a `Transport` error whose `is_timeout`
+    /// holds; the service may still make the images). Never with the async header, which
+    /// this endpoint refuses with 403 AccessDenied.
+    pub async fn call_sync(
+        &self,
+        spec: &JobSpec,
+        timeout: std::time::Duration,
+    ) -> Result<SyncAnswer, ClientError> {
         let (body, oss) = self.messages_request(spec).await?;
         let mut request = self
             .api(Method::POST, MULTIMODAL_PATH)
             .header(CONTENT_TYPE, "application/json; charset=utf-8")
-            .timeout(DEFAULT_SYNC_CALL_TIMEOUT)
+            .timeout(timeout)
             .body(body);
         if oss {
             request = request.header("X-DashScope-OssResourceResolve", "enable");

@@ -87,6 +87,9 @@ pub struct EngineConfig {
     pub quotas_path: String,
     /// How long the start waits for the account's quotas before it uses the defaults.
     pub quotas_timeout: Duration,
+    /// How long a synchronous call may hold its connection; past it the job needs
+    /// attention (the service may still make and bill the image).
+    pub sync_call_timeout: Duration,
 }
 
 impl Default for EngineConfig {
@@ -110,6 +113,7 @@ impl Default for EngineConfig {
             budget: Budget::default(),
             quotas_path: DEFAULT_QUOTAS_PATH.to_string(),
             quotas_timeout: Duration::from_secs(3),
+            sync_call_timeout: crate::dashscope::DEFAULT_SYNC_CALL_TIMEOUT,
         }
     }
 }

@@ -9,12 +9,15 @@
 //! (`record_sync_answer`) before its images are downloaded, so a restart finishes them.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::create::{STOP_GRACE, create_failed, prepared, stopped_for};
 use super::create_failure::may_have_created;
 use super::ctx::{CreateGuard, Ctx, Slot, Tracked};
 use super::download::fetch_images;
-use crate::dashscope::{Model, SyncAnswer, TaskInfo, TaskResult, TaskStatus, Timestamp};
+use crate::dashscope::{
+    ClientError, Model, SyncAnswer, TaskInfo, TaskResult, TaskStatus, Timestamp,
+};
 use crate::store::{
     Ending, ErrorKind, JobDetail, JobError, JobId, JobState, JobSummary, StoreError,
 };
@@ -106,7 +109,8 @@ async fn send(
             return Ok(None);
         }
     };
-    let answer = ctx.client.call_sync(&spec).await;
+    let limit = ctx.config.sync_call_timeout;
+    let answer = ctx.client.call_sync(&spec, limit).await;
     slot.release();
     match answer {
         Ok(answer) => {
@@ -116,8 +120,7 @@ async fn send(
             answered(ctx, id, model, sent_at, answer).await
         }
         Err(error) if may_have_created(&error) => {
-            let why =
-                unanswered_call_error(&format!("the synchronous call got no answer ({error})"));
+            let why = unanswered_call_error(&no_answer(&error, limit));
             tracing::warn!(job = %id, %model, "{}", why.message);
             ctx.db(move |s| s.end_job(id, Ending::NeedsAttention(why)))
                 .await?;
@@ -132,6 +135,19 @@ async fn send(
                 .await
                 .map(|()| None)
         }
+    }
+}
+
+/// Why a call that may have reached the service has no answer: a timeout names the limit
+/// and the setting behind it, so that a user whose calls run long knows what to raise.
+fn no_answer(error: &ClientError, limit: Duration) -> String {
+    if error.is_timeout() {
+        format!(
+            "the synchronous call got no answer within {} s (the sync call timeout, the config's sync.call_timeout_ms)",
+            limit.as_secs_f64()
+        )
+    } else {
+        format!("the synchronous call got no answer ({error})")
     }
 }
 
@@ -243,6 +259,16 @@ mod tests {
         assert_eq!(call_id(JobId(3), Some("abc-1"), at), "sync-abc-1");
         assert_eq!(call_id(JobId(3), None, at), "sync-job3-1700000000000");
         assert_eq!(call_id(JobId(3), Some(""), at), "sync-job3-1700000000000");
+    }
+
+    #[test]
+    fn a_timed_out_call_names_the_limit_and_its_setting() {
+        let timeout = ClientError::Transport("timed out: error sending request".into());
+        let text = no_answer(&timeout, Duration::from_millis(1500));
+        assert!(text.contains("within 1.5 s"), "{text}");
+        assert!(text.contains("sync.call_timeout_ms"), "{text}");
+        let reset = ClientError::Transport("connection reset".into());
+        assert!(no_answer(&reset, Duration::from_secs(1)).contains("connection reset"));
     }
 
     #[test]
