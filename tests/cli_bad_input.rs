@@ -174,6 +174,62 @@ fn a_batch_field_of_the_wrong_type_names_the_field_and_its_rule() {
     assert_eq!(job_count(&s), 0);
 }
 
+/// wan2.7's palette and boxes: a bad entry named by number through `submit` and a batch
+/// line, a flag that does not parse named by clap; nothing queued.
+#[test]
+fn a_bad_wan27_color_palette_or_bbox_list_names_the_entry_and_queues_nothing() {
+    let s = Scratch::new();
+    let submit = |extra: &[&str]| {
+        let args = [
+            &["submit", "--model", "wan2.7-image", "--prompt", "p"],
+            extra,
+        ]
+        .concat();
+        s.run(&args)
+    };
+    let run = submit(&["--color-palette", "#112233:0.5,#44:0.3,#778899:0.2"]).expect(2);
+    says(
+        &run,
+        &["error: color_palette: entry 2: hex `#44` is not a colour #RRGGBB"],
+    );
+    let run = submit(&["--color-palette", "#112233:0.5,#445566"]).expect(2);
+    says(
+        &run,
+        &["--color-palette", "entry 2: `#445566` is not HEX:RATIO"],
+    );
+    let run = submit(&["--bbox-list", "[[0,0,1,1]]"]).expect(2);
+    says(&run, &["--bbox-list", "[x1, y1, x2, y2] boxes"]);
+    let run = submit(&["--bbox-list", "[[[0,0,10,10]]]"]).expect(2);
+    says(&run, &["error: bbox_list: applies only with input images"]);
+    let batch = s.write(
+        "palette.jsonl",
+        concat!(
+            "{\"model\":\"wan2.7-image\",\"prompt\":\"a\",\"color_palette\":[{\"hex\":\"#112233\",\"ratio\":0.5},",
+            "{\"hex\":\"#445566\",\"ratio\":0.3},{\"hex\":\"#778899\",\"ratio\":1.2}]}\n",
+        ),
+    );
+    let run = s.run(&["batch", batch.to_str().unwrap()]).expect(2);
+    says(
+        &run,
+        &[
+            "line 1: field `color_palette`: entry 3: ratio 1.2 is out of range; ratio must be 0 to 1",
+        ],
+    );
+    let batch = s.write(
+        "palette-shape.jsonl",
+        "{\"model\":\"wan2.7-image\",\"prompt\":\"b\",\"color_palette\":[\"#112233\"]}\n",
+    );
+    let run = s.run(&["batch", batch.to_str().unwrap()]).expect(2);
+    says(
+        &run,
+        &[
+            "line 1: field `color_palette`",
+            "color_palette must be a list of 3 to 10 {hex = \"#RRGGBB\", ratio = 0 to 1} entries",
+        ],
+    );
+    assert_eq!(job_count(&s), 0);
+}
+
 #[test]
 fn bad_local_images_in_a_batch_are_each_named_with_line_field_and_limit() {
     let s = Scratch::new();

@@ -134,6 +134,52 @@ fn submit_wait_prints_the_pngs_of_the_messages_endpoints() {
     assert_eq!(t.sim.stats()["sync_calls"], 1);
 }
 
+/// Issue #11: wan2.7-image with `--color-palette` and `--bbox-list` on an input image:
+/// the simulator, which checks both like the service, makes the image; `show` keeps them.
+#[test]
+fn submit_sends_a_wan27_color_palette_and_bbox_list_the_service_accepts() {
+    let t = Setup::new();
+    let input = t.scratch.path("input.png");
+    image::RgbImage::from_fn(320, 320, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 90])
+    })
+    .save(&input)
+    .unwrap();
+    let run = t
+        .run(&[
+            "submit",
+            "--model",
+            "wan2.7-image",
+            "--prompt",
+            "repaint image 1 in these colours",
+            "--image",
+            input.to_str().unwrap(),
+            "-n",
+            "1",
+            "--size",
+            "1024*1024",
+            "--color-palette",
+            "#112233:0.5,#445566:0.3,#778899:0.2",
+            "--bbox-list",
+            "[[[0,0,160,160]]]",
+            "--wait",
+        ])
+        .expect(0);
+    let paths: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(paths.len(), 1, "{}", run.stdout);
+    assert_png(paths[0], 1024, 1024);
+    let show = t.run(&["--json", "show", "1"]).expect(0).json();
+    assert_eq!(
+        show["spec"]["color_palette"][2],
+        serde_json::json!({"hex": "#778899", "ratio": 0.2}),
+        "{show}"
+    );
+    assert_eq!(
+        show["spec"]["bbox_list"],
+        serde_json::json!([[[0.0, 0.0, 160.0, 160.0]]])
+    );
+}
+
 /// Issue #11: `[sync] call_timeout_ms` shorter than the simulator's hold: the call ends at
 /// the limit, and the job needs attention saying so (the service may still bill the
 /// image), not sent again; `submit --wait` exits 4.

@@ -1388,3 +1388,87 @@ async fn editing_models_transform_their_one_to_nine_inputs() {
     assert_eq!(answer.status(), 400, "at most nine inputs");
     sim.shutdown().await;
 }
+
+/// wan2.7's `color_palette` and `bbox_list` in `parameters`, on both messages endpoints:
+/// good ones accepted; a bad entry, a malformed list or boxes without images answered
+/// 400 InvalidParameter naming the field, as the service would.
+#[tokio::test]
+async fn wan27_color_palette_and_bbox_list_are_checked_like_the_service() {
+    let sim = start(fast()).await.unwrap();
+    let body = |images: usize, extra: Value| {
+        let mut content: Vec<Value> = (0..images)
+            .map(|_| json!({"image": data_uri(&png(256, 256, |x, _| [200, (x % 256) as u8, 40]))}))
+            .collect();
+        content.push(json!({"text": "a harbour at dawn"}));
+        let mut parameters = json!({"n": 1, "size": "1024*1024"});
+        parameters
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        json!({"model": "wan2.7-image", "input": {"messages": [{"role": "user", "content": content}]},
+               "parameters": parameters})
+    };
+    let palette = json!([{"hex": "#112233", "ratio": 0.5}, {"hex": "#445566", "ratio": 0.3}, {"hex": "#778899", "ratio": 0.2}]);
+    let id = created_id(
+        &sim,
+        GENERATION,
+        body(
+            1,
+            json!({"color_palette": palette, "bbox_list": [[[0, 0, 128, 128]]]}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        wait_final(&sim, &id).await["output"]["task_status"],
+        "SUCCEEDED"
+    );
+
+    let refusals = [
+        (
+            body(
+                0,
+                json!({"color_palette": [{"hex": "#112233", "ratio": 0.5}, {"hex": "#445566", "ratio": 0.5}]}),
+            ),
+            "color_palette: 2 colours given",
+        ),
+        (
+            body(
+                0,
+                json!({"color_palette": [{"hex": "#112233", "ratio": 0.5}, {"hex": "red", "ratio": 0.3}, {"hex": "#778899", "ratio": 0.2}]}),
+            ),
+            "color_palette: entry 2: hex `red`",
+        ),
+        (
+            body(
+                0,
+                json!({"color_palette": [{"hex": "#112233", "ratio": 0.5}, {"hex": "#445566", "ratio": 0.3}, {"hex": "#778899", "ratio": 2}]}),
+            ),
+            "color_palette: entry 3: ratio 2",
+        ),
+        (
+            body(0, json!({"color_palette": "#112233"})),
+            "color_palette must be a list",
+        ),
+        (
+            body(0, json!({"bbox_list": [[[0, 0, 10, 10]]]})),
+            "bbox_list: applies only with input images",
+        ),
+        (
+            body(1, json!({"bbox_list": [[0, 0, 10, 10]]})),
+            "bbox_list must be a list",
+        ),
+    ];
+    for (request, needle) in refusals {
+        for answer in [
+            create(&sim, GENERATION, request.clone()).await,
+            call(&sim, request.clone()).await,
+        ] {
+            assert_eq!(answer.status(), 400, "{request}");
+            let json: Value = answer.json().await.unwrap();
+            assert_eq!(json["code"], "InvalidParameter", "{json}");
+            let message = json["message"].as_str().unwrap();
+            assert!(message.contains(needle), "`{message}` lacks `{needle}`");
+        }
+    }
+    sim.shutdown().await;
+}

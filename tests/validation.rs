@@ -65,6 +65,9 @@
 //! | 55 | database file that is not a database | `engine_store::a_file_that_is_not_a_database_is_refused_and_left_alone`, `cli_bad_input::a_file_that_is_not_a_database_is_refused_by_every_command_and_left_alone` |
 //! | 56 | database locked by a running engine | `engine_run::a_second_engine_on_the_same_store_is_refused`, `cli_bad_input::a_second_engine_is_refused_naming_the_lock_while_reads_and_enqueues_work` |
 //! | 57 | database held in a write transaction by another connection | `cli_bad_input::a_store_held_in_a_write_transaction_still_reads_and_refuses_writes_naming_the_file` |
+//! | | **API-CURRENT.md (issue 11)** | |
+//! | 58 | wan2.7 color_palette: 3..10 `{hex #RRGGBB, ratio 0..1}` | `wan27_color_palette_takes_3_to_10_hex_colours_with_ratios_0_to_1_naming_the_entry`; the simulator: `simulator::wan27_color_palette_and_bbox_list_are_checked_like_the_service` |
+//! | 59 | wan2.7 bbox_list: boxes per input image (shape u, kept lenient) | `wan27_bbox_list_has_at_most_one_list_of_boxes_per_input_image` |
 
 use std::path::{Path, PathBuf};
 
@@ -72,6 +75,7 @@ use base64::Engine as _;
 use image::{ImageBuffer, ImageFormat, Luma, Rgb, Rgba};
 use serde_json::json;
 use wandash::dashscope::catalogue::ImageSlots;
+use wandash::dashscope::composition::PaletteColor;
 use wandash::dashscope::{
     ApiKey, Client, ClientError, EditFunction, ExpandScales, ImageRef, JobSpec, Model, Region,
     Size, ValidationError, WireError, check_local_images, validate, validate_all,
@@ -1126,6 +1130,92 @@ fn thinking_mode_is_for_text_to_image_only() {
     accepted(&spec);
     spec.images = with_images(Model::Wan27Image, 1).images;
     refused(&spec, "thinking_mode", "text-to-image with wan2.7-image");
+}
+
+fn palette(entries: &[(&str, f64)]) -> Vec<PaletteColor> {
+    entries
+        .iter()
+        .map(|(hex, ratio)| PaletteColor {
+            hex: hex.to_string(),
+            ratio: *ratio,
+        })
+        .collect()
+}
+
+#[test]
+fn wan27_color_palette_takes_3_to_10_hex_colours_with_ratios_0_to_1_naming_the_entry() {
+    let mut spec = minimal(Model::Wan27ImagePro);
+    spec.color_palette = palette(&[("#112233", 0.5), ("#445566", 0.3), ("#778899", 0.2)]);
+    accepted(&spec);
+    spec.color_palette.pop();
+    refused(
+        &spec,
+        "color_palette",
+        "2 colours given; color_palette takes 3 to 10",
+    );
+    spec.color_palette = palette(&[("#112233", 0.5), ("112233", 0.3), ("#778899", 0.2)]);
+    refused(
+        &spec,
+        "color_palette",
+        "entry 2: hex `112233` is not a colour #RRGGBB",
+    );
+    spec.color_palette = palette(&[("#112233", 0.5), ("#445566", 0.3), ("#778899", -0.2)]);
+    refused(
+        &spec,
+        "color_palette",
+        "entry 3: ratio -0.2 is out of range; ratio must be 0 to 1",
+    );
+    // Only wan2.7 takes a palette.
+    let mut other = minimal(Model::Wan26T2i);
+    other.color_palette = palette(&[("#112233", 0.5), ("#445566", 0.3), ("#778899", 0.2)]);
+    refused(
+        &other,
+        "color_palette",
+        "does not apply to model wan2.6-t2i",
+    );
+}
+
+#[test]
+fn wan27_bbox_list_has_at_most_one_list_of_boxes_per_input_image() {
+    let mut spec = with_images(Model::Wan27Image, 2);
+    spec.bbox_list = vec![vec![[0.0, 0.0, 100.0, 100.0]], vec![]];
+    accepted(&spec);
+    spec.bbox_list.push(vec![[1.0, 1.0, 2.0, 2.0]]);
+    refused(&spec, "bbox_list", "3 lists of boxes for 2 input image(s)");
+    spec.bbox_list = vec![vec![[0.0, 0.0, 100.0, 100.0], [5.0, f64::NAN, 6.0, 7.0]]];
+    refused(
+        &spec,
+        "bbox_list",
+        "image 1 box 2: coordinates must be numbers 0 or more",
+    );
+    let mut text_only = minimal(Model::Wan27Image);
+    text_only.bbox_list = vec![vec![[0.0, 0.0, 100.0, 100.0]]];
+    refused(&text_only, "bbox_list", "applies only with input images");
+}
+
+#[test]
+fn wan27_palette_and_boxes_travel_in_parameters_and_read_back() {
+    let mut spec = with_images(Model::Wan27Image, 1);
+    spec.color_palette = palette(&[("#112233", 0.5), ("#445566", 0.25), ("#778899", 0.25)]);
+    spec.bbox_list = vec![vec![[0.0, 0.0, 100.0, 50.5]]];
+    let wire = spec.to_wire().unwrap();
+    assert_eq!(
+        wire["parameters"]["color_palette"],
+        json!([{"hex": "#112233", "ratio": 0.5}, {"hex": "#445566", "ratio": 0.25}, {"hex": "#778899", "ratio": 0.25}])
+    );
+    assert_eq!(
+        wire["parameters"]["bbox_list"],
+        json!([[[0, 0, 100, 50.5]]])
+    );
+    assert_eq!(JobSpec::from_wire(&wire).unwrap(), spec);
+    let mut bad = wire.clone();
+    bad["parameters"]["color_palette"] = json!(["#112233"]);
+    assert!(
+        JobSpec::from_wire(&bad)
+            .unwrap_err()
+            .to_string()
+            .starts_with("color_palette must be a list"),
+    );
 }
 
 #[test]

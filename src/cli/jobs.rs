@@ -62,6 +62,8 @@ fn submit_draft(args: &SubmitArgs) -> Draft {
     spec.max_images = args.max_images;
     spec.enable_sequential = args.sequential.then_some(true);
     spec.thinking_mode = args.thinking;
+    spec.color_palette = args.color_palette.clone().unwrap_or_default();
+    spec.bbox_list = args.bbox_list.clone().unwrap_or_default();
     Draft::in_working_dir(spec)
 }
 

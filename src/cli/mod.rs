@@ -246,6 +246,15 @@ pub struct SubmitArgs {
     /// wan2.7-image: thinking mode on or off (default on; text-to-image only).
     #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
     pub thinking: Option<bool>,
+    /// wan2.7-image: the image's colours, 3-10 HEX:RATIO pairs, ratios 0-1, e.g.
+    /// '#112233:0.5,#445566:0.3,#778899:0.2'.
+    #[arg(long, value_name = "HEX:RATIO,...", value_parser = crate::dashscope::composition::parse_palette)]
+    pub color_palette: Option<::std::vec::Vec<crate::dashscope::composition::PaletteColor>>,
+    /// wan2.7-image: boxes per input image as JSON, e.g. '[[[0,0,512,512]]]' (one list of
+    /// [x1, y1, x2, y2] boxes per --image).
+    #[arg(long, value_name = "JSON", value_parser = crate::dashscope::composition::parse_bbox_list)]
+    pub bbox_list:
+        Option<::std::vec::Vec<::std::vec::Vec<crate::dashscope::composition::BoundingBox>>>,
     /// Do not let the service rewrite the prompt.
     #[arg(long, conflicts_with = "prompt_extend")]
     pub no_prompt_extend: bool,

@@ -161,6 +161,10 @@ pub enum Param {
     EnableSequential { max_n: u32 },
     /// wan2.7-image: think before drawing (text-to-image only).
     ThinkingMode { default: bool },
+    /// wan2.7-image: the colours of the image, `min` to `max` `{hex, ratio}` entries.
+    ColorPalette { min: u32, max: u32 },
+    /// wan2.7-image: boxes per input image, where things go (`composition.rs`; shape u).
+    BboxList,
 }
 
 impl Param {
@@ -174,6 +178,8 @@ impl Param {
             Param::MaxImages { .. } => "max_images",
             Param::EnableSequential { .. } => "enable_sequential",
             Param::ThinkingMode { .. } => "thinking_mode",
+            Param::ColorPalette { .. } => "color_palette",
+            Param::BboxList => "bbox_list",
         }
     }
 }
@@ -658,6 +664,8 @@ pub static WAN27_IMAGE: Entry = Entry {
     params: &[
         Param::EnableSequential { max_n: 12 },
         Param::ThinkingMode { default: true },
+        Param::ColorPalette { min: 3, max: 10 },
+        Param::BboxList,
     ],
     images: ImageSlots::List {
         min: 0,

@@ -3,6 +3,7 @@
 
 pub mod catalogue;
 mod client;
+pub mod composition;
 mod error;
 mod messages;
 mod models;

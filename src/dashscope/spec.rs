@@ -14,6 +14,7 @@ use serde_json::{Map, Value, json};
 
 use super::Region;
 use super::catalogue::NegativePrompt;
+use super::composition::{BoundingBox, PaletteColor, bbox_list_wire};
 use super::models::Model;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,6 +71,12 @@ pub struct JobSpec {
     /// wan2.7-image: think before drawing (text-to-image only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thinking_mode: Option<bool>,
+    /// wan2.7-image: the image's colours (`composition.rs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub color_palette: Vec<PaletteColor>,
+    /// wan2.7-image: boxes per input image (`composition.rs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bbox_list: Vec<Vec<BoundingBox>>,
 }
 
 impl JobSpec {
@@ -96,6 +103,8 @@ impl JobSpec {
             max_images: None,
             enable_sequential: None,
             thinking_mode: None,
+            color_palette: Vec::new(),
+            bbox_list: Vec::new(),
         }
     }
 
@@ -206,6 +215,12 @@ impl JobSpec {
         }
         if let Some(max) = self.max_images {
             parameters.insert("max_images".into(), json!(max));
+        }
+        if !self.color_palette.is_empty() {
+            parameters.insert("color_palette".into(), json!(self.color_palette));
+        }
+        if !self.bbox_list.is_empty() {
+            parameters.insert("bbox_list".into(), bbox_list_wire(&self.bbox_list));
         }
         Ok(json!({ "model": model_id, "input": input, "parameters": parameters }))
     }
@@ -323,6 +338,24 @@ impl JobSpec {
             None | Some(Value::Null) => Vec::new(),
             Some(v) => serde_json::from_value(v.clone()).map_err(|_| {
                 WireError::field("mask_color", "must be a list of [r, g, b] triples of 0-255")
+            })?,
+        };
+        spec.color_palette = match parameters.get("color_palette") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(v) => serde_json::from_value(v.clone()).map_err(|_| {
+                WireError::field(
+                    "color_palette",
+                    "must be a list of {\"hex\": \"#RRGGBB\", \"ratio\": 0-1} objects",
+                )
+            })?,
+        };
+        spec.bbox_list = match parameters.get("bbox_list") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(v) => serde_json::from_value(v.clone()).map_err(|_| {
+                WireError::field(
+                    "bbox_list",
+                    "must be a list, per input image, of [x1, y1, x2, y2] boxes",
+                )
             })?,
         };
         Ok(spec)

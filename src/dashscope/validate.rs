@@ -12,6 +12,7 @@ use image::{ImageFormat, ImageReader};
 
 use super::Region;
 use super::catalogue::{ImageRules, ImageSlots, Param, PixelRule, SizeRule};
+use super::composition;
 use super::models::{Family, Model};
 use super::spec::{ImageRef, JobSpec, OutputSize, Size, SizeToken, field_applies};
 
@@ -88,6 +89,8 @@ pub fn validate_all(spec: &JobSpec) -> Vec<ValidationError> {
         ("max_images", spec.max_images.is_some()),
         ("enable_sequential", spec.enable_sequential.is_some()),
         ("thinking_mode", spec.thinking_mode.is_some()),
+        ("color_palette", !spec.color_palette.is_empty()),
+        ("bbox_list", !spec.bbox_list.is_empty()),
     ] {
         if present && !field_applies(model, field) {
             check(field, Err(format!("does not apply to model {model}")));
@@ -124,6 +127,20 @@ pub fn validate_all(spec: &JobSpec) -> Vec<ValidationError> {
         check("size", check_size(spec, size, rule));
     }
     check_model_parameters(spec, &mut check);
+    if let Some(Param::ColorPalette { min, max }) = entry.param("color_palette")
+        && !spec.color_palette.is_empty()
+    {
+        check(
+            "color_palette",
+            composition::check_palette(&spec.color_palette, min, max),
+        );
+    }
+    if entry.param("bbox_list").is_some() && !spec.bbox_list.is_empty() {
+        check(
+            "bbox_list",
+            composition::check_bbox_list(&spec.bbox_list, spec.images.len()),
+        );
+    }
 
     match entry.images {
         ImageSlots::BaseAndMask(_) if entry.param("function").is_some() => {

@@ -51,6 +51,10 @@ fn expected_form(field: &str, model: Option<Model>) -> Option<String> {
         "images" => "a list of image URLs, data URIs or file paths".to_string(),
         "expand" => "a table of top, bottom, left, right scales, each 1.0 to 2.0".to_string(),
         "mask_color" => "a list of [r, g, b] triples, each 0 to 255".to_string(),
+        "color_palette" => {
+            "a list of 3 to 10 {hex = \"#RRGGBB\", ratio = 0 to 1} entries".to_string()
+        }
+        "bbox_list" => "a list, per input image, of [x1, y1, x2, y2] boxes".to_string(),
         _ => return None,
     })
 }
