@@ -169,10 +169,34 @@ async fn the_tools_offer_the_regions_models_from_the_catalogue_and_refuse_others
         setup.job(job_id(structured(&default))).spec.model,
         Model::Wanx21T2iTurbo
     );
+    // wan2.7's palette, an argument where wan2.7 is offered, reaches the service.
+    let palette = json!([{"hex": "#112233", "ratio": 0.5}, {"hex": "#445566", "ratio": 0.3}, {"hex": "#778899", "ratio": 0.2}]);
+    let wan27 = call(
+        &client,
+        "generate_image_from_text",
+        json!({"prompt": "a harbour at dawn", "model": "wan2.7-image", "n": 1, "size": "1024*1024",
+               "color_palette": palette, "return_image": false}),
+    )
+    .await;
+    assert!(!is_error(&wan27), "{}", text(&wan27));
+    assert_eq!(
+        structured(&wan27)["state"],
+        "succeeded",
+        "{}",
+        structured(&wan27)
+    );
+    assert_eq!(
+        setup
+            .job(job_id(structured(&wan27)))
+            .spec
+            .color_palette
+            .len(),
+        3
+    );
 
     // A model the region does not offer, and a size the model does not make: refused by
     // intake with the field-named line `wandash submit` prints.
-    let refusals: [(Value, &[&str]); 2] = [
+    let refusals: [(Value, &[&str]); 3] = [
         (
             json!({"prompt": "x", "model": "wanx2.0-t2i-turbo"}),
             &["--model", "wanx2.0-t2i-turbo"],
@@ -180,6 +204,16 @@ async fn the_tools_offer_the_regions_models_from_the_catalogue_and_refuse_others
         (
             json!({"prompt": "x", "model": "z-image-turbo", "size": "100*100"}),
             &["--model", "z-image-turbo", "--size", "100*100"],
+        ),
+        (
+            json!({"prompt": "x", "model": "wan2.7-image", "color_palette": [
+                {"hex": "#112233", "ratio": 0.5}, {"hex": "#44", "ratio": 0.3}, {"hex": "#778899", "ratio": 0.2}]}),
+            &[
+                "--model",
+                "wan2.7-image",
+                "--color-palette",
+                "#112233:0.5,#44:0.3,#778899:0.2",
+            ],
         ),
     ];
     for (args, flags) in refusals {
@@ -201,7 +235,9 @@ async fn the_tools_offer_the_regions_models_from_the_catalogue_and_refuse_others
             .find_map(|l| l.strip_prefix("error: "))
             .unwrap_or_else(|| panic!("no error line: {stderr}"));
         assert!(
-            line.starts_with("model: ") || line.starts_with("size: "),
+            ["model: ", "size: ", "color_palette: "]
+                .iter()
+                .any(|field| line.starts_with(field)),
             "{line}"
         );
         assert!(
@@ -210,7 +246,7 @@ async fn the_tools_offer_the_regions_models_from_the_catalogue_and_refuse_others
             text(&result)
         );
     }
-    assert_eq!(setup.store().count(&JobFilter::default()).unwrap(), 2);
+    assert_eq!(setup.store().count(&JobFilter::default()).unwrap(), 3);
     client.cancel().await.ok();
 }
 

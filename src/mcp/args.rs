@@ -9,6 +9,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::dashscope::catalogue::ImageSlots;
+use crate::dashscope::composition::{BoundingBox, PaletteColor};
 use crate::dashscope::{EditFunction, ImageRef, JobSpec, Model, OutputSize};
 
 /// How long a tool waits for its job, and what it sends back.
@@ -34,8 +35,29 @@ pub struct TextToImageArgs {
     pub negative_prompt: Option<String>,
     pub prompt_extend: Option<bool>,
     pub watermark: Option<bool>,
+    pub color_palette: Option<Vec<PaletteArg>>,
     #[serde(flatten)]
     pub wait: WaitOptions,
+}
+
+/// One colour of wan2.7's `color_palette`, as a tool takes it.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub struct PaletteArg {
+    /// `#RRGGBB`.
+    pub hex: String,
+    /// The colour's share of the image, 0 to 1.
+    pub ratio: f64,
+}
+
+fn palette(colors: &Option<Vec<PaletteArg>>) -> Vec<PaletteColor> {
+    colors
+        .iter()
+        .flatten()
+        .map(|c| PaletteColor {
+            hex: c.hex.clone(),
+            ratio: c.ratio,
+        })
+        .collect()
 }
 
 /// Options of the editing models, shared by the three transform tools; `schema.rs`
@@ -56,6 +78,8 @@ pub struct EditOptions {
     pub right_scale: Option<f64>,
     pub upscale_factor: Option<u32>,
     pub watermark: Option<bool>,
+    pub color_palette: Option<Vec<PaletteArg>>,
+    pub bbox_list: Option<Vec<Vec<BoundingBox>>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -149,6 +173,7 @@ impl TextToImageArgs {
         spec.seed = self.seed;
         spec.prompt_extend = self.prompt_extend;
         spec.watermark = self.watermark;
+        spec.color_palette = palette(&self.color_palette);
         Ok(spec)
     }
 }
@@ -211,6 +236,8 @@ impl EditOptions {
         ]);
         spec.upscale_factor = self.upscale_factor;
         spec.watermark = self.watermark;
+        spec.color_palette = palette(&self.color_palette);
+        spec.bbox_list = self.bbox_list.clone().unwrap_or_default();
         Ok(spec)
     }
 }

@@ -210,6 +210,16 @@ fn catalogue_properties(
         }),
     ));
     out.push(("style", style_property(models)));
+    out.push(("color_palette", palette_property(models)));
+    out.push((
+        "bbox_list",
+        has_param("bbox_list").then(|| {
+            json!({"description": format!(
+                "{} only, with input images: per input image (in order), a list of [x1, y1, x2, y2] \
+                 boxes marking where things go; at most one list per image.",
+                ids_taking(models, "bbox_list").join(", "))})
+        }),
+    ));
     out.push((
         "mask_color",
         has_param("mask_color").then(|| {
@@ -391,6 +401,20 @@ fn style_property(models: &[&Offered]) -> Option<Value> {
         .unzip();
     let first = styles.first()?;
     Some(json!({"enum": first, "description": format!("{}'s style.", ids.join(", "))}))
+}
+
+fn palette_property(models: &[&Offered]) -> Option<Value> {
+    let (min, max) = models.iter().find_map(|o| {
+        o.model.entry().params.iter().find_map(|p| match p {
+            Param::ColorPalette { min, max } => Some((*min, *max)),
+            _ => None,
+        })
+    })?;
+    Some(
+        json!({"minItems": min, "maxItems": max, "description": format!(
+        "{} only: the image's colours, {min} to {max} entries {{\"hex\": \"#RRGGBB\", \"ratio\": 0 to 1}}.",
+        ids_taking(models, "color_palette").join(", "))}),
+    )
 }
 
 fn extra_images_property(models: &[&Offered]) -> Option<Value> {
@@ -667,6 +691,39 @@ mod tests {
         assert!(!model_enum(&after).contains(&"wanx-x-painting".to_string()));
         assert!(property(&before, "mask_color").is_some());
         assert!(property(&after, "mask_color").is_none());
+    }
+
+    #[test]
+    fn wan27s_palette_and_boxes_are_offered_where_wan27_is() {
+        let beijing = tool_schema(
+            ToolKind::TextToImage,
+            &shape::<TextToImageArgs>(),
+            &offer(Region::Beijing),
+        );
+        let palette = property(&beijing, "color_palette").expect("a palette in Beijing");
+        assert_eq!(
+            (palette["minItems"].as_u64(), palette["maxItems"].as_u64()),
+            (Some(3), Some(10))
+        );
+        assert!(
+            palette["description"]
+                .as_str()
+                .unwrap()
+                .starts_with("wan2.7-image, wan2.7-image-pro only")
+        );
+        let edit = tool_schema(
+            ToolKind::Transform,
+            &shape::<FileArgs>(),
+            &offer(Region::Beijing),
+        );
+        assert!(property(&edit, "bbox_list").is_some());
+        let virginia = tool_schema(
+            ToolKind::Transform,
+            &shape::<FileArgs>(),
+            &offer(Region::Virginia),
+        );
+        assert!(property(&virginia, "color_palette").is_none());
+        assert!(property(&virginia, "bbox_list").is_none());
     }
 
     #[test]
