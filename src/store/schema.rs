@@ -281,6 +281,6 @@ pub(super) fn classify(path: &Path, error: rusqlite::Error) -> StoreError {
             path: path.to_path_buf(),
             waited_secs: BUSY_TIMEOUT.as_secs(),
         },
-        _ => StoreError::Sqlite(error.to_string()),
+        _ => StoreError::Database(error.to_string()),
     }
 }

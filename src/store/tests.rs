@@ -388,13 +388,15 @@ fn money_rows_sum_each_period_per_model_from_the_money_index() {
     );
 
     // The sums come from the index alone, whatever the store's size.
-    let conn = store.conn();
+    let conn = rusqlite::Connection::open(&path).unwrap();
     let mut explain = conn
         .prepare(&format!("EXPLAIN QUERY PLAN {}", money::ended_sums_sql()))
         .unwrap();
-    let unbound = vec![SqlValue::Null; explain.parameter_count()];
+    let unbound = vec![rusqlite::types::Value::Null; explain.parameter_count()];
     let plan: Vec<String> = explain
-        .query_map(params_from_iter(unbound), |row| row.get::<_, String>(3))
+        .query_map(rusqlite::params_from_iter(unbound), |row| {
+            row.get::<_, String>(3)
+        })
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
