@@ -170,3 +170,81 @@ fn an_older_schema_is_upgraded_with_its_data_and_counts_follow_every_change() {
     assert_eq!(store.count(&active).unwrap(), 4);
     assert_eq!(store.count(&JobFilter::default()).unwrap(), 4);
 }
+
+#[path = "support/postgres.rs"]
+mod test_postgres;
+
+/// The PostgreSQL side: the throwaway server the store's PostgreSQL tests run on.
+mod pg {
+    use postgres::{Client, NoTls};
+
+    use super::test_postgres;
+
+    fn connect(url: &str) -> Client {
+        Client::connect(url, NoTls).unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"))
+    }
+
+    #[test]
+    fn fresh_databases_are_distinct_and_reachable_by_password_only() {
+        let Some(server) = test_postgres::server() else {
+            return;
+        };
+        let (first, second) = (server.fresh_database(), server.fresh_database());
+        assert_ne!(first, second);
+        let mut a = connect(&first);
+        let mut b = connect(&second);
+        a.batch_execute("CREATE TABLE only_here (x BIGINT)")
+            .unwrap();
+        let tables = |client: &mut Client| -> i64 {
+            client
+                .query_one(
+                    "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema()",
+                    &[],
+                )
+                .unwrap()
+                .get(0)
+        };
+        assert_eq!((tables(&mut a), tables(&mut b)), (1, 0));
+
+        let refused = Client::connect(&server.with_wrong_password(&first), NoTls)
+            .err()
+            .expect("a wrong password is refused");
+        assert_eq!(
+            refused.code(),
+            Some(&postgres::error::SqlState::INVALID_PASSWORD),
+            "{refused}"
+        );
+    }
+
+    #[test]
+    fn a_restarted_server_keeps_its_data_and_ends_old_connections() {
+        let Some(mut server) = test_postgres::own_server() else {
+            return;
+        };
+        let url = server.fresh_database();
+        let mut before = connect(&url);
+        before
+            .batch_execute("CREATE TABLE kept (x BIGINT); INSERT INTO kept VALUES (7)")
+            .unwrap();
+        server.stop();
+        assert!(
+            Client::connect(&url, NoTls).is_err(),
+            "a stopped server answers"
+        );
+        server.start();
+        assert!(before.query_one("SELECT 1", &[]).is_err());
+        let x: i64 = connect(&url)
+            .query_one("SELECT x FROM kept", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(x, 7);
+        server.restart();
+        assert_eq!(
+            connect(&url)
+                .query("SELECT x FROM kept", &[])
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+}
