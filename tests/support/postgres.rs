@@ -4,10 +4,10 @@
 //! database of its own with `fresh_database`. With `WANDASH_TEST_POSTGRES` set to
 //! `postgres://USER:PASSWORD@HOST:PORT/DB` the tests use that server instead: the role must
 //! be allowed to create databases and must log in by password (the wrong-password tests
-//! rely on it). Otherwise the server is started here from the PostgreSQL binaries on PATH
-//! or in /usr/lib/postgresql/*/bin, in a temp directory, and a watchdog process stops it
-//! and removes the directory when this process ends, however it ends. With neither, the
-//! tests skip with a message.
+//! rely on it); the `wandash_test_*` databases made there stay. Otherwise the server is
+//! started here from the PostgreSQL binaries on PATH or in /usr/lib/postgresql/*/bin, in
+//! a temp directory, and a watchdog process stops it and removes the directory when this
+//! process ends, however it ends. With neither, the tests skip with a message.
 //!
 //! Included by `#[path]` from integration tests and from the library's own unit tests, so
 //! it uses only std and the package's dependencies.
@@ -15,6 +15,7 @@
 #![allow(dead_code)] // each includer uses a different part
 
 use std::fs;
+use std::io::Write;
 use std::net::TcpListener;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
@@ -57,7 +58,7 @@ pub fn server() -> Option<&'static TestServer> {
             }));
         }
         let Some(bin) = find_bin_dir() else {
-            eprintln!("{SKIPPED}");
+            say_on_stderr(SKIPPED);
             return Ok(None);
         };
         start(bin).map(Some)
@@ -73,7 +74,7 @@ pub fn server() -> Option<&'static TestServer> {
 /// when `WANDASH_TEST_POSTGRES` is set; None (with a message) without PostgreSQL binaries.
 pub fn own_server() -> Option<TestServer> {
     let Some(bin) = find_bin_dir() else {
-        eprintln!("{RESTART_SKIPPED}");
+        say_on_stderr(RESTART_SKIPPED);
         return None;
     };
     Some(start(bin).unwrap_or_else(|message| panic!("{message}")))
@@ -454,6 +455,12 @@ fn find_bin_dir() -> Option<PathBuf> {
     // A PATH entry is often a symlink into the versioned directory, beside pg_ctl.
     let initdb = fs::canonicalize(on_path.or_else(in_debian_dirs)?).ok()?;
     initdb.parent().map(Path::to_path_buf)
+}
+
+/// Past the test harness's capture of `eprintln!`, which would show it only for a failing
+/// test: a skip should be seen.
+fn say_on_stderr(message: &str) {
+    let _ = writeln!(std::io::stderr(), "{message}");
 }
 
 fn free_port() -> Result<u16, String> {
