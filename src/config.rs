@@ -39,6 +39,17 @@ pub struct Config {
     pub batch: BatchConfig,
     pub budget: BudgetConfig,
     pub account: AccountConfig,
+    pub store: StoreConfig,
+}
+
+/// `[store]`: where the job store lives when `--db` does not say.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// A `postgres://user:password@host:port/db` URL puts the store on a PostgreSQL
+    /// server several hosts share; a path, an SQLite file. Default: `wandash.db` in the
+    /// data directory.
+    pub url: Option<String>,
 }
 
 /// `[budget]`: limits no job is sent past (see `engine::Budget`).
@@ -208,6 +219,7 @@ impl Default for Config {
             batch: BatchConfig::default(),
             budget: BudgetConfig::default(),
             account: AccountConfig::default(),
+            store: StoreConfig::default(),
         }
     }
 }

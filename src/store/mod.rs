@@ -8,6 +8,7 @@ mod db;
 mod durations;
 mod lineage;
 mod money;
+mod postgres_schema;
 mod queue;
 mod schema;
 mod stars;
@@ -18,7 +19,8 @@ mod work;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use db::{Db, Row, ToValue, Value, params};
+use db::{Db, Dialect, Row, ToValue, Value, params};
+pub use db::{Location, PostgresUrl};
 
 use crate::dashscope::{JobSpec, Model, TaskStatus, Timestamp};
 
@@ -111,12 +113,22 @@ const SUMMARY_COLUMNS: &str = "id, created_at, model, prompt, state, task_status
 
 impl Store {
     /// Opens (creating if needed) the database at `path`, migrating it to this build's schema.
+    /// A path given as a `postgres://` URL opens that PostgreSQL database instead (see
+    /// `Location`); `path()` then names it without its password.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let conn = Db::sqlite(schema::open(path)?, path);
+        let (conn, shown) = match Location::of(path) {
+            Location::File(file) => (Db::sqlite(schema::open(&file)?, &file), file),
+            Location::Postgres(url) => (schema::open_postgres(&url)?, url.to_string().into()),
+        };
         Ok(Store {
             conn: Mutex::new(conn),
-            path: path.to_path_buf(),
+            path: shown,
         })
+    }
+
+    /// Where this store lives: a file, or a PostgreSQL server shared with other hosts.
+    pub fn location(&self) -> Location {
+        Location::of(&self.path)
     }
 
     /// `~/.local/share/wandash/wandash.db` (the XDG data directory).
@@ -128,6 +140,10 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    fn dialect(&self) -> Dialect {
+        self.conn().dialect()
     }
 
     fn conn(&self) -> MutexGuard<'_, Db> {
@@ -217,7 +233,7 @@ impl Store {
         offset: u64,
         limit: u64,
     ) -> Result<Listing, StoreError> {
-        let (where_sql, mut args) = filter_sql(filter);
+        let (where_sql, mut args) = filter_sql(filter, self.dialect());
         let order = if filter.state == Some(StateFilter::Only(JobState::Queued)) {
             "queue_pos, id"
         } else {
@@ -252,7 +268,7 @@ impl Store {
                 Some(states) => states.states().into_iter().map(|s| counts.get(s)).sum(),
             });
         }
-        let (where_sql, args) = filter_sql(filter);
+        let (where_sql, args) = filter_sql(filter, self.dialect());
         let sql = format!("SELECT COUNT(*) FROM jobs {where_sql}");
         self.conn().query_row(&sql, &args, |row| row.get(0))
     }
@@ -422,7 +438,7 @@ fn local_midnight() -> Timestamp {
 }
 
 /// `WHERE ...` and its arguments for a filter.
-fn filter_sql(filter: &JobFilter) -> (String, Vec<Value>) {
+fn filter_sql(filter: &JobFilter, dialect: Dialect) -> (String, Vec<Value>) {
     let mut clauses = Vec::new();
     let mut args = Vec::new();
     if let Some(state) = filter.state {
@@ -441,7 +457,12 @@ fn filter_sql(filter: &JobFilter) -> (String, Vec<Value>) {
             .replace('\\', "\\\\")
             .replace('%', "\\%")
             .replace('_', "\\_");
-        clauses.push("prompt LIKE ? ESCAPE '\\'".into());
+        // SQLite's LIKE ignores ASCII case; PostgreSQL's needs ILIKE for the same search.
+        let like = match dialect {
+            Dialect::Sqlite => "LIKE",
+            Dialect::Postgres => "ILIKE",
+        };
+        clauses.push(format!("prompt {like} ? ESCAPE '\\'"));
         args.push(Value::Text(format!("%{escaped}%")));
     }
     let sql = if clauses.is_empty() {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use crate::dashscope::JobSpec;
 
-use super::db::{ToValue, Value, params};
+use super::db::{Dialect, ToValue, Value, params};
 use super::{JobFilter, JobId, JobState, Store, StoreError, filter_sql, parse_spec, parse_state};
 
 /// Which saved images a gallery shows.
@@ -81,7 +81,7 @@ impl Store {
         offset: u64,
         limit: u64,
     ) -> Result<Vec<GalleryImage>, StoreError> {
-        let (where_sql, mut args) = gallery_sql(query);
+        let (where_sql, mut args) = gallery_sql(query, self.dialect());
         let sql = format!(
             "SELECT images.job_id, images.idx, images.path, jobs.state, jobs.spec, images.starred
              FROM images JOIN jobs ON jobs.id = images.job_id {where_sql}
@@ -105,7 +105,7 @@ impl Store {
 
     /// How many saved images `query` selects.
     pub fn gallery_count(&self, query: &GalleryQuery) -> Result<u64, StoreError> {
-        let (where_sql, args) = gallery_sql(query);
+        let (where_sql, args) = gallery_sql(query, self.dialect());
         let sql =
             format!("SELECT COUNT(*) FROM images JOIN jobs ON jobs.id = images.job_id {where_sql}");
         self.conn().query_row(&sql, &args, |row| row.get(0))
@@ -114,8 +114,8 @@ impl Store {
 
 /// `WHERE ...` and its arguments: saved images only, then the job filter's clauses (its
 /// columns are the jobs table's alone, so they read the same in the join).
-fn gallery_sql(query: &GalleryQuery) -> (String, Vec<Value>) {
-    let (job_where, mut args) = filter_sql(&query.filter);
+fn gallery_sql(query: &GalleryQuery, dialect: Dialect) -> (String, Vec<Value>) {
+    let (job_where, mut args) = filter_sql(&query.filter, dialect);
     let mut clauses = vec!["images.path IS NOT NULL".to_string()];
     if let Some(filter) = job_where.strip_prefix("WHERE ") {
         clauses.push(format!("({filter})"));

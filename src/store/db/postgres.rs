@@ -297,7 +297,6 @@ impl Connection {
             in_transaction: false,
             next_connect: None,
         };
-        session.client()?;
         let (jobs, inbox) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("wandash-postgres".into())
@@ -310,10 +309,13 @@ impl Connection {
                 url: url.to_string(),
                 message: format!("cannot start the connection's thread: {e}"),
             })?;
-        Ok(Connection {
+        let connection = Connection {
             jobs,
             url: url.clone(),
-        })
+        };
+        // On the connection's thread too: the client may not block inside the caller's runtime.
+        connection.call(|s| s.client().map(|_| ()))?;
+        Ok(connection)
     }
 
     fn call<T: Send + 'static>(
