@@ -40,6 +40,17 @@ pub struct Config {
     pub budget: BudgetConfig,
     pub account: AccountConfig,
     pub sync: SyncConfig,
+    pub store: StoreConfig,
+}
+
+/// `[store]`: where the job store lives when `--db` does not say.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// A `postgres://user:password@host:port/db` URL puts the store on a PostgreSQL
+    /// server several hosts share; a path, an SQLite file. Default: `wandash.db` in the
+    /// data directory.
+    pub url: Option<String>,
 }
 
 /// `[sync]`: the synchronous multimodal-generation calls.
@@ -228,6 +239,7 @@ impl Default for Config {
             budget: BudgetConfig::default(),
             account: AccountConfig::default(),
             sync: SyncConfig::default(),
+            store: StoreConfig::default(),
         }
     }
 }

@@ -899,3 +899,77 @@ fn show_names_the_job_a_variation_came_from_and_the_compare_it_won() {
     let text = s.run(&["show", &parent.to_string()]).expect(0).stdout;
     assert!(!text.contains("from job"), "{text}");
 }
+
+#[path = "support/postgres.rs"]
+mod test_postgres;
+
+/// Issue #14: `--db postgres://…` puts the store on a PostgreSQL server. A job submitted
+/// and run by one process is read by another, the engine's one-engine lock lives on the
+/// server, and a wrong password is named with the URL, never the password.
+#[test]
+fn a_store_on_postgresql_runs_jobs_that_other_processes_read() {
+    let Some(server) = test_postgres::server() else {
+        return;
+    };
+    let url = PathBuf::from(server.fresh_database());
+    let t = Setup::new();
+    let on_server = |args: &[&str]| {
+        let mut cmd = t
+            .scratch
+            .cmd_against_on(&url, &t.sim, "test-key", &t.config);
+        cli_support::Run::from(cmd.args(args).output().expect("run wandash"))
+    };
+    let run = on_server(&[
+        "submit",
+        "--model",
+        "wanx2.0-t2i-turbo",
+        "--prompt",
+        "a lighthouse at dusk",
+        "-n",
+        "2",
+        "--size",
+        "768*512",
+        "--wait",
+    ])
+    .expect(0);
+    let paths: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(paths.len(), 2, "{}", run.stdout);
+    for path in &paths {
+        assert_png(path, 768, 512);
+    }
+    assert_eq!(t.creates(), 1);
+
+    // Another process, reading the server's store.
+    let listed = on_server(&["list", "--json"]).expect(0).json();
+    let jobs = listed.as_array().expect("a list");
+    assert_eq!(jobs.len(), 1, "{listed}");
+    assert_eq!(jobs[0]["state"], "succeeded", "{listed}");
+    assert_eq!(jobs[0]["images_ok"], 2, "{listed}");
+    let stats = on_server(&["stats", "--json"]).expect(0).stdout;
+    assert!(stats.contains("wanx2.0-t2i-turbo"), "{stats}");
+    // Nothing of the store was written beside the scratch database path.
+    assert!(!t.scratch.db().exists());
+
+    let wrong = server.with_wrong_password(url.to_str().unwrap());
+    let secret = wrong
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once('@'))
+        .and_then(|(user_info, _)| user_info.split_once(':'))
+        .map(|(_, password)| password.to_string())
+        .expect("a password in the URL");
+    let refused = t
+        .scratch
+        .cmd_on(PathBuf::from(&wrong).as_path())
+        .arg("list")
+        .output()
+        .unwrap();
+    let refused = cli_support::Run::from(refused);
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused.stderr.contains("password authentication failed"),
+        "{}",
+        refused.stderr
+    );
+    assert!(refused.stderr.contains("127.0.0.1"), "{}", refused.stderr);
+    assert!(!refused.stderr.contains(&secret), "{}", refused.stderr);
+}

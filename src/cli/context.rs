@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Config;
 use crate::dashscope::Region;
+use crate::store::Location;
 
 use super::GlobalArgs;
 use super::daily_log::DailyLog;
@@ -35,16 +36,34 @@ impl Context {
                     Failure::usage("no home directory to keep the data in; pass --db PATH")
                 })
         };
-        let (db_path, data_dir, log_dir) = match (&global.db, &config.data_dir) {
-            (Some(db), Some(dir)) => (db.clone(), dir.clone(), dir.join("logs")),
-            (Some(db), None) => (db.clone(), parent_dir(db), parent_dir(db).join("logs")),
+        let xdg_dirs = || -> Result<(PathBuf, PathBuf), Failure> {
+            let dir = xdg_data()?;
+            let log_dir = directories::ProjectDirs::from("", "", "wandash")
+                .and_then(|d| d.state_dir().map(|state| state.join("logs")))
+                // No XDG state directory outside Linux: beside the data, as before.
+                .unwrap_or_else(|| dir.join("logs"));
+            Ok((dir, log_dir))
+        };
+        // `--db` wins over `[store] url`; either may name a PostgreSQL server.
+        let db = global
+            .db
+            .clone()
+            .or_else(|| config.store.url.clone().map(PathBuf::from));
+        let on_server = db
+            .as_deref()
+            .is_some_and(|db| matches!(Location::of(db), Location::Postgres(_)));
+        let (db_path, data_dir, log_dir) = match (db, &config.data_dir) {
+            (Some(db), Some(dir)) => (db, dir.clone(), dir.join("logs")),
+            // A store on a server has no folder of its own here: this machine's images
+            // and logs go where they would for the default store.
+            (Some(db), None) if on_server => {
+                let (dir, log_dir) = xdg_dirs()?;
+                (db, dir, log_dir)
+            }
+            (Some(db), None) => (db.clone(), parent_dir(&db), parent_dir(&db).join("logs")),
             (None, Some(dir)) => (dir.join("wandash.db"), dir.clone(), dir.join("logs")),
             (None, None) => {
-                let dir = xdg_data()?;
-                let log_dir = directories::ProjectDirs::from("", "", "wandash")
-                    .and_then(|d| d.state_dir().map(|state| state.join("logs")))
-                    // No XDG state directory outside Linux: beside the data, as before.
-                    .unwrap_or_else(|| dir.join("logs"));
+                let (dir, log_dir) = xdg_dirs()?;
                 (dir.join("wandash.db"), dir, log_dir)
             }
         };

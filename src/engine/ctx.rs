@@ -100,7 +100,7 @@ impl Ctx {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || call(&store))
             .await
-            .map_err(|e| StoreError::Sqlite(format!("store call stopped: {e}")))?
+            .map_err(|e| StoreError::Database(format!("store call stopped: {e}")))?
     }
 
     pub fn emit(&self, event: EngineEvent) {

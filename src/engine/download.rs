@@ -173,13 +173,13 @@ async fn download(
                 .decodes
                 .acquire()
                 .await
-                .map_err(|e| StoreError::Sqlite(format!("image decoding stopped: {e}")))?;
+                .map_err(|e| StoreError::Database(format!("image decoding stopped: {e}")))?;
             tokio::task::spawn_blocking(move || {
                 let checked = check_image(&bytes, bound);
                 (bytes, checked)
             })
             .await
-            .map_err(|e| StoreError::Sqlite(format!("checking an image stopped: {e}")))?
+            .map_err(|e| StoreError::Database(format!("checking an image stopped: {e}")))?
         };
         let (bytes, checked) = checked;
         match checked {
@@ -230,7 +230,7 @@ async fn save(
             write_image(&dir, id, index, &url_owned, &data, checked)
         })
         .await
-        .map_err(|e| StoreError::Sqlite(format!("saving an image stopped: {e}")))?;
+        .map_err(|e| StoreError::Database(format!("saving an image stopped: {e}")))?;
         let fault = match written {
             Ok(record) => {
                 if ctx.disk.accepted() {

@@ -50,7 +50,7 @@ use tokio::sync::{Notify, broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::dashscope::{Client, DEFAULT_QUOTAS_PATH, Model, ModelLimits};
-use crate::store::{JobId, JobState, Store, StoreError};
+use crate::store::{JobId, JobState, Location, Store, StoreError};
 
 pub use budget::{Budget, Hold, Period, Spending, forecast, hold, periods_now};
 pub use quotas::{LimitSource, LimitsInForce, limits_in_force};
@@ -205,15 +205,27 @@ pub struct Engine;
 
 impl Engine {
     /// Starts the engine on the store at `store_path` (inside a Tokio runtime). Takes an
-    /// exclusive lock on `<db>.engine.lock`; a second engine gets `EngineError::Locked`.
+    /// exclusive lock (`<db>.engine.lock` beside a file, an advisory lock on a PostgreSQL
+    /// server); a second engine gets `EngineError::Locked`.
     pub fn start(
         store_path: &Path,
         client: Client,
         config: EngineConfig,
     ) -> Result<EngineHandle, EngineError> {
         check_images_dir(&config.images_dir())?;
-        let lock_path = lock_path(store_path);
-        let lock = take_lock(store_path, &lock_path)?;
+        let lock = match Location::of(store_path) {
+            Location::File(_) => EngineLock::File(take_lock(store_path, &lock_path(store_path))?),
+            Location::Postgres(url) => {
+                let holder = Store::open(store_path)?;
+                if !holder.hold_engine_lock()? {
+                    return Err(EngineError::Locked {
+                        db: url.to_string().into(),
+                        lock: "an advisory lock on the server".into(),
+                    });
+                }
+                EngineLock::Server(holder)
+            }
+        };
         let store = Arc::new(Store::open(store_path)?.into_engine());
         let (events, _) = broadcast::channel(4096);
         let wake = Arc::new(Notify::new());
@@ -255,6 +267,14 @@ pub fn check_images_dir(dir: &Path) -> Result<(), EngineError> {
     let probe = dir.join(format!(".write-check.{:016x}.tmp", fastrand::u64(..)));
     File::create(&probe).map_err(unwritable(dir))?;
     std::fs::remove_file(&probe).map_err(unwritable(&probe))
+}
+
+/// What keeps a second engine off the store while this one runs: a locked file beside an
+/// SQLite store, or a connection holding an advisory lock on a PostgreSQL server (the
+/// server frees it when the connection ends, however the process ends).
+pub(crate) enum EngineLock {
+    File(#[allow(dead_code)] File),
+    Server(#[allow(dead_code)] Store),
 }
 
 fn lock_path(store_path: &Path) -> PathBuf {

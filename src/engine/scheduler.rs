@@ -1,7 +1,6 @@
 //! The scheduler: owns the per-model limits and decides which queued job goes next.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,7 +24,7 @@ pub(crate) struct Setup {
     pub stop: CancellationToken,
     pub progress: watch::Sender<Progress>,
     /// Held for as long as the scheduler runs.
-    pub lock: File,
+    pub lock: super::EngineLock,
 }
 
 struct ModelRun {

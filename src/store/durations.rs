@@ -2,8 +2,7 @@
 //! new process (`submit --wait`, an MCP call, a fresh dashboard) polls its first tasks at
 //! the moment they end instead of at the catalogue's typical duration.
 
-use rusqlite::params;
-
+use super::db::params;
 use super::{EngineStore, Store, StoreError};
 use crate::dashscope::Model;
 
@@ -19,21 +18,21 @@ impl Store {
     /// Every model's learned duration. A model this build does not know (a newer build
     /// learned it) is skipped: what is learned is a hint, never a reason to fail.
     pub fn learned_durations(&self) -> Result<Vec<(Model, LearnedDuration)>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare_cached("SELECT model, seconds, samples FROM task_durations ORDER BY model")?;
-        let rows = stmt.query_map([], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                LearnedDuration {
-                    seconds: row.get(1)?,
-                    samples: row.get::<_, i64>(2)?.max(0) as u64,
-                },
-            ))
-        })?;
+        let rows = self.conn().query_map(
+            "SELECT model, seconds, samples FROM task_durations ORDER BY model",
+            params![],
+            |row| {
+                Ok((
+                    row.get::<String>(0)?,
+                    LearnedDuration {
+                        seconds: row.get(1)?,
+                        samples: row.get::<i64>(2)?.max(0) as u64,
+                    },
+                ))
+            },
+        )?;
         let mut learned = Vec::new();
-        for row in rows {
-            let (model, duration) = row?;
+        for (model, duration) in rows {
             match model.parse::<Model>() {
                 Ok(model) if duration.seconds.is_finite() && duration.seconds > 0.0 => {
                     learned.push((model, duration));

@@ -2,11 +2,10 @@
 //! winner's images are starred (what the gallery's star filter shows) and the job gets an
 //! event naming the jobs it beat (what `show` lists), in one transaction.
 
-use rusqlite::params;
-
 use crate::dashscope::Timestamp;
 
-use super::{JobId, Store, StoreError, current_state, insert_event, write_tx};
+use super::db::params;
+use super::{JobId, Store, StoreError, current_state, insert_event};
 
 impl Store {
     /// Records that `winner` won a compare against `others`: stars its saved images and
@@ -17,8 +16,8 @@ impl Store {
         others: &[JobId],
     ) -> Result<usize, StoreError> {
         let mut conn = self.conn();
-        let tx = write_tx(&mut conn, &self.path)?;
-        let state = current_state(&tx, winner)?;
+        let mut tx = conn.write_tx()?;
+        let state = current_state(&mut tx, winner)?;
         let starred = tx.execute(
             "UPDATE images SET starred = 1 WHERE job_id = ?1 AND path IS NOT NULL",
             params![winner.0],
@@ -29,7 +28,7 @@ impl Store {
             .collect::<Vec<_>>()
             .join(", ");
         insert_event(
-            &tx,
+            &mut tx,
             winner,
             Timestamp::now(),
             Some(state),
@@ -58,7 +57,7 @@ mod tests {
             .unwrap();
         let (winner, loser) = (ids[0], ids[1]);
         {
-            let conn = store.conn();
+            let mut conn = store.conn();
             for (job, idx, path) in [
                 (winner, 0, Some("/img/a.png")),
                 (winner, 1, None),
@@ -78,14 +77,14 @@ mod tests {
             1
         );
         let starred = |job: JobId| -> Vec<i64> {
-            let conn = store.conn();
-            let mut stmt = conn
-                .prepare("SELECT starred FROM images WHERE job_id = ?1 ORDER BY idx")
-                .unwrap();
-            stmt.query_map([job.0], |row| row.get(0))
+            store
+                .conn()
+                .query_map(
+                    "SELECT starred FROM images WHERE job_id = ?1 ORDER BY idx",
+                    params![job.0],
+                    |row| row.get(0),
+                )
                 .unwrap()
-                .map(Result::unwrap)
-                .collect()
         };
         assert_eq!(starred(winner), [1, 0], "only the saved image");
         assert_eq!(starred(loser), [0]);

@@ -4,9 +4,11 @@
 //! The API is synchronous; async callers use `spawn_blocking` (the engine does). Every
 //! state change writes an event row in the same transaction. The API key is never stored.
 
+mod db;
 mod durations;
 mod lineage;
 mod money;
+mod postgres_schema;
 mod queue;
 mod schema;
 mod stars;
@@ -17,8 +19,8 @@ mod work;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use rusqlite::types::{FromSql, FromSqlResult, ToSql, ToSqlOutput, Value as SqlValue, ValueRef};
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, params, params_from_iter};
+use db::{Db, Dialect, Row, ToValue, Value, params};
+pub use db::{Location, PostgresUrl};
 
 use crate::dashscope::{JobSpec, Model, TaskStatus, Timestamp};
 
@@ -78,44 +80,29 @@ pub enum StoreError {
     #[error("the database holds something this build cannot read: {0}")]
     Corrupt(String),
     #[error("database error: {0}")]
-    Sqlite(String),
+    Database(String),
+    /// The PostgreSQL server cannot be reached or dropped the connection; `url` is
+    /// shown without its password.
+    #[error("{url}: {message}")]
+    Server { url: String, message: String },
 }
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError::Sqlite(e.to_string())
+        StoreError::Database(e.to_string())
     }
 }
 
 /// A handle on the database. `Sync`: share it with `Arc` between threads; calls serialise
 /// on one connection (open a second `Store` for a second connection).
 pub struct Store {
-    conn: Mutex<Connection>,
+    conn: Mutex<Db>,
     path: PathBuf,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store").field("path", &self.path).finish()
-    }
-}
-
-/// Every `*_at` column holds a `Timestamp`'s epoch milliseconds.
-impl ToSql for Timestamp {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::from(self.as_millis()))
-    }
-}
-
-impl FromSql for Timestamp {
-    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-        i64::column_result(value).map(Timestamp::from_millis)
-    }
-}
-
-impl From<Timestamp> for SqlValue {
-    fn from(at: Timestamp) -> Self {
-        SqlValue::Integer(at.as_millis())
     }
 }
 
@@ -126,12 +113,22 @@ const SUMMARY_COLUMNS: &str = "id, created_at, model, prompt, state, task_status
 
 impl Store {
     /// Opens (creating if needed) the database at `path`, migrating it to this build's schema.
+    /// A path given as a `postgres://` URL opens that PostgreSQL database instead (see
+    /// `Location`); `path()` then names it without its password.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let conn = schema::open(path)?;
+        let (conn, shown) = match Location::of(path) {
+            Location::File(file) => (Db::sqlite(schema::open(&file)?, &file), file),
+            Location::Postgres(url) => (schema::open_postgres(&url)?, url.to_string().into()),
+        };
         Ok(Store {
             conn: Mutex::new(conn),
-            path: path.to_path_buf(),
+            path: shown,
         })
+    }
+
+    /// Where this store lives: a file, or a PostgreSQL server shared with other hosts.
+    pub fn location(&self) -> Location {
+        Location::of(&self.path)
     }
 
     /// `~/.local/share/wandash/wandash.db` (the XDG data directory).
@@ -145,7 +142,11 @@ impl Store {
         &self.path
     }
 
-    fn conn(&self) -> MutexGuard<'_, Connection> {
+    fn dialect(&self) -> Dialect {
+        self.conn().dialect()
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Db> {
         // A panic while holding the lock cannot leave a transaction half-applied (rusqlite
         // rolls back on drop), so a poisoned lock is safe to keep using.
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
@@ -174,18 +175,16 @@ impl Store {
         tag: Option<&str>,
     ) -> Result<Vec<JobId>, StoreError> {
         let mut conn = self.conn();
-        let tx = write_tx(&mut conn, &self.path)?;
+        let mut tx = conn.write_tx()?;
         let now = Timestamp::now();
         let mut ids = Vec::with_capacity(jobs.len());
-        {
-            let mut insert = tx.prepare_cached(
+        for (spec, parent) in jobs {
+            let json =
+                serde_json::to_string(spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let id = tx.query_row(
                 "INSERT INTO jobs (created_at, model, prompt, spec, state, images_expected, batch_tag, parent_job_id)
-                 VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?7)",
-            )?;
-            for (spec, parent) in jobs {
-                let json =
-                    serde_json::to_string(spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                insert.execute(params![
+                 VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?7) RETURNING id",
+                params![
                     now,
                     spec.model.id(),
                     spec.prompt,
@@ -193,18 +192,18 @@ impl Store {
                     spec.image_count(),
                     tag,
                     parent.map(|p| p.0)
-                ])?;
-                let id = JobId(tx.last_insert_rowid());
-                insert_event(
-                    &tx,
-                    id,
-                    now,
-                    None,
-                    JobState::Queued,
-                    tag.map(|t| format!("batch {t}")).as_deref(),
-                )?;
-                ids.push(id);
-            }
+                ],
+                |row| row.get(0).map(JobId),
+            )?;
+            insert_event(
+                &mut tx,
+                id,
+                now,
+                None,
+                JobState::Queued,
+                tag.map(|t| format!("batch {t}")).as_deref(),
+            )?;
+            ids.push(id);
         }
         tx.commit()?;
         Ok(ids)
@@ -234,7 +233,7 @@ impl Store {
         offset: u64,
         limit: u64,
     ) -> Result<Listing, StoreError> {
-        let (where_sql, mut args) = filter_sql(filter);
+        let (where_sql, mut args) = filter_sql(filter, self.dialect());
         let order = if filter.state == Some(StateFilter::Only(JobState::Queued)) {
             "queue_pos, id"
         } else {
@@ -243,21 +242,18 @@ impl Store {
         let sql = format!(
             "SELECT {SUMMARY_COLUMNS} FROM jobs {where_sql} ORDER BY {order} LIMIT ? OFFSET ?"
         );
-        args.push(SqlValue::Integer(limit.min(i64::MAX as u64) as i64));
-        args.push(SqlValue::Integer(offset.min(i64::MAX as u64) as i64));
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(params_from_iter(args), |row| {
-            Ok((JobId(row.get(0)?), summary_from_row(row)?))
-        })?;
+        args.push(limit.to_value());
+        args.push(offset.to_value());
+        let rows = self.conn().query(&sql, &args)?;
         let mut listing = Listing::default();
-        for row in rows {
-            match row? {
-                (_, Ok(summary)) => listing.rows.push(summary),
-                (id, Err(StoreError::Corrupt(problem))) => {
+        for row in &rows {
+            let id = JobId(row.get(0)?);
+            match summary_from_row(row) {
+                Ok(summary) => listing.rows.push(summary),
+                Err(StoreError::Corrupt(problem)) => {
                     listing.unreadable.push(UnreadableJob { id, problem })
                 }
-                (_, Err(e)) => return Err(e),
+                Err(e) => return Err(e),
             }
         }
         Ok(listing)
@@ -272,35 +268,31 @@ impl Store {
                 Some(states) => states.states().into_iter().map(|s| counts.get(s)).sum(),
             });
         }
-        let (where_sql, args) = filter_sql(filter);
+        let (where_sql, args) = filter_sql(filter, self.dialect());
         let sql = format!("SELECT COUNT(*) FROM jobs {where_sql}");
-        let conn = self.conn();
-        let n: i64 = conn
-            .prepare_cached(&sql)?
-            .query_row(params_from_iter(args), |row| row.get(0))?;
-        Ok(n as u64)
+        self.conn().query_row(&sql, &args, |row| row.get(0))
     }
 
     pub fn counts_by_state(&self) -> Result<StateCounts, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached("SELECT state, n FROM state_counts")?;
+        let rows = self
+            .conn()
+            .query("SELECT state, n FROM state_counts", params![])?;
         let mut counts = StateCounts::default();
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
+        for row in &rows {
             let state: String = row.get(0)?;
             let n: i64 = row.get(1)?;
-            *counts.slot(parse_state(&state)?) = n as u64;
+            *counts.slot(parse_state(&state)?) = n.max(0) as u64;
         }
         Ok(counts)
     }
 
     /// One job with its images and events; `None` if there is no such job.
     pub fn job(&self, id: JobId) -> Result<Option<JobDetail>, StoreError> {
-        let conn = self.conn();
-        let Some(mut detail) = load_detail(&conn, id)? else {
+        let mut conn = self.conn();
+        let Some(mut detail) = load_detail(&mut conn, id)? else {
             return Ok(None);
         };
-        detail.events = load_events(&conn, id)?;
+        detail.events = load_events(&mut conn, id)?;
         Ok(Some(detail))
     }
 
@@ -315,33 +307,30 @@ impl Store {
     }
 
     pub fn images_since(&self, since: Timestamp) -> Result<u64, StoreError> {
-        let conn = self.conn();
-        let n: i64 = conn.query_row(
+        self.conn().query_row(
             "SELECT COALESCE(SUM(images_ok), 0) FROM jobs WHERE ended_at >= ?1",
-            [since],
+            params![since],
             |row| row.get(0),
-        )?;
-        Ok(n as u64)
+        )
     }
 
     pub fn spend_since(&self, since: Timestamp) -> Result<f64, StoreError> {
-        let conn = self.conn();
-        Ok(conn.query_row(
+        self.conn().query_row(
             "SELECT COALESCE(SUM(cost_cny), 0.0) FROM jobs WHERE ended_at >= ?1",
-            [since],
+            params![since],
             |row| row.get(0),
-        )?)
+        )
     }
 
     /// Cancels a queued job at once; for a job with a task, flags it for the engine.
     pub fn request_cancel(&self, id: JobId) -> Result<CancelOutcome, StoreError> {
         let mut conn = self.conn();
-        let tx = write_tx(&mut conn, &self.path)?;
-        let state = current_state(&tx, id)?;
+        let mut tx = conn.write_tx()?;
+        let state = current_state(&mut tx, id)?;
         let outcome = match state {
             JobState::Queued => {
                 transition(
-                    &tx,
+                    &mut tx,
                     id,
                     &[JobState::Queued],
                     JobState::Cancelled,
@@ -351,9 +340,12 @@ impl Store {
                 CancelOutcome::Cancelled
             }
             s if s.is_remote() => {
-                tx.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?1", [id.0])?;
+                tx.execute(
+                    "UPDATE jobs SET cancel_requested = 1 WHERE id = ?1",
+                    params![id.0],
+                )?;
                 insert_event(
-                    &tx,
+                    &mut tx,
                     id,
                     Timestamp::now(),
                     Some(s),
@@ -371,8 +363,8 @@ impl Store {
     /// Puts a failed, cancelled, expired or needs-attention job back in the queue, as new.
     pub fn retry(&self, id: JobId) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let tx = write_tx(&mut conn, &self.path)?;
-        let state = current_state(&tx, id)?;
+        let mut tx = conn.write_tx()?;
+        let state = current_state(&mut tx, id)?;
         if !state.is_retryable() {
             return Err(StoreError::WrongState {
                 id,
@@ -380,10 +372,10 @@ impl Store {
                 action: "retry",
             });
         }
-        tx.execute("DELETE FROM images WHERE job_id = ?1", [id.0])?;
-        let null = SqlValue::Null;
+        tx.execute("DELETE FROM images WHERE job_id = ?1", params![id.0])?;
+        let null = Value::Null;
         transition(
-            &tx,
+            &mut tx,
             id,
             &[state],
             JobState::Queued,
@@ -415,8 +407,8 @@ impl Store {
     /// delete through here.
     pub fn delete(&self, id: JobId) -> Result<DeletedJob, StoreError> {
         let mut conn = self.conn();
-        let tx = write_tx(&mut conn, &self.path)?;
-        let state = current_state(&tx, id)?;
+        let mut tx = conn.write_tx()?;
+        let state = current_state(&mut tx, id)?;
         if state.is_remote() {
             return Err(StoreError::WrongState {
                 id,
@@ -424,8 +416,8 @@ impl Store {
                 action: "delete",
             });
         }
-        let images = queue::image_paths(&tx, id)?;
-        tx.execute("DELETE FROM jobs WHERE id = ?1", [id.0])?;
+        let images = queue::image_paths(&mut tx, id)?;
+        tx.execute("DELETE FROM jobs WHERE id = ?1", params![id.0])?;
         tx.commit()?;
         // After the commit: a file removed for a job that stayed would be an image lost.
         Ok(queue::remove_image_files(id, &images))
@@ -434,22 +426,8 @@ impl Store {
     /// Changes whenever any process commits to the database: compare two readings to know
     /// whether a refresh is needed. Cheap (no table is read).
     pub fn change_marker(&self) -> Result<i64, StoreError> {
-        let conn = self.conn();
-        // data_version moves on other connections' commits, total_changes on our own.
-        let version: i64 = conn.query_row("PRAGMA data_version", [], |row| row.get(0))?;
-        Ok(version
-            .wrapping_mul(1 << 32)
-            .wrapping_add(conn.total_changes() as i64))
+        self.conn().change_marker()
     }
-}
-
-/// Write transactions take the write lock up front: a deferred one that reads first and
-/// then writes fails at once with "database is locked" when another process committed in
-/// between, instead of waiting out the busy timeout.
-/// Takes the write lock (waiting up to the busy timeout); a lock never freed names the file.
-fn write_tx<'c>(conn: &'c mut Connection, path: &Path) -> Result<Transaction<'c>, StoreError> {
-    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-        .map_err(|e| schema::classify(path, e))
 }
 
 fn local_midnight() -> Timestamp {
@@ -460,18 +438,14 @@ fn local_midnight() -> Timestamp {
 }
 
 /// `WHERE ...` and its arguments for a filter.
-fn filter_sql(filter: &JobFilter) -> (String, Vec<SqlValue>) {
+fn filter_sql(filter: &JobFilter, dialect: Dialect) -> (String, Vec<Value>) {
     let mut clauses = Vec::new();
     let mut args = Vec::new();
     if let Some(state) = filter.state {
         let states = state.states();
         let marks = vec!["?"; states.len()].join(", ");
         clauses.push(format!("state IN ({marks})"));
-        args.extend(
-            states
-                .into_iter()
-                .map(|s| SqlValue::Text(s.as_str().into())),
-        );
+        args.extend(states.into_iter().map(|s| s.as_str().to_value()));
     }
     if let Some(search) = filter
         .search
@@ -483,8 +457,13 @@ fn filter_sql(filter: &JobFilter) -> (String, Vec<SqlValue>) {
             .replace('\\', "\\\\")
             .replace('%', "\\%")
             .replace('_', "\\_");
-        clauses.push("prompt LIKE ? ESCAPE '\\'".into());
-        args.push(SqlValue::Text(format!("%{escaped}%")));
+        // SQLite's LIKE ignores ASCII case; PostgreSQL's needs ILIKE for the same search.
+        let like = match dialect {
+            Dialect::Sqlite => "LIKE",
+            Dialect::Postgres => "ILIKE",
+        };
+        clauses.push(format!("prompt {like} ? ESCAPE '\\'"));
+        args.push(Value::Text(format!("%{escaped}%")));
     }
     let sql = if clauses.is_empty() {
         String::new()
@@ -525,14 +504,15 @@ fn in_field(id: JobId, field: &str, e: StoreError) -> StoreError {
     }
 }
 
-/// Reads `SUMMARY_COLUMNS`. The outer `Result` is SQLite's, the inner one ours.
-fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<Result<JobSummary, StoreError>> {
+/// Reads `SUMMARY_COLUMNS`; a row this build cannot read is `StoreError::Corrupt`, naming
+/// the job and the field.
+fn summary_from_row(row: &Row) -> Result<JobSummary, StoreError> {
     let id = JobId(row.get(0)?);
     let model: String = row.get(2)?;
     let state: String = row.get(4)?;
     let task_status: Option<String> = row.get(5)?;
     let columns = |state: JobState, task_status: Option<TaskStatus>| {
-        Ok::<_, rusqlite::Error>(StatusColumns {
+        Ok::<_, StoreError>(StatusColumns {
             state,
             task_id: row.get(17)?,
             task_status,
@@ -569,25 +549,22 @@ fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<Result<JobSummary, StoreE
             batch_tag: row.get(16)?,
         })
     };
-    Ok(build(status))
+    build(status)
 }
 
 /// A job without its events (the engine does not need them).
-fn load_detail(conn: &Connection, id: JobId) -> Result<Option<JobDetail>, StoreError> {
+fn load_detail(conn: &mut Db, id: JobId) -> Result<Option<JobDetail>, StoreError> {
     let sql = format!(
         "SELECT {SUMMARY_COLUMNS}, spec, prepared_spec, actual_prompt, parent_job_id FROM jobs WHERE id = ?1"
     );
-    let found = conn
-        .prepare_cached(&sql)?
-        .query_row([id.0], |row| {
-            let summary = summary_from_row(row)?;
-            let spec: String = row.get(21)?;
-            let prepared: Option<String> = row.get(22)?;
-            let actual_prompt: Option<String> = row.get(23)?;
-            let parent: Option<i64> = row.get(24)?;
-            Ok((summary, spec, prepared, actual_prompt, parent.map(JobId)))
-        })
-        .optional()?;
+    let found = conn.query_opt(&sql, params![id.0], |row| {
+        let summary = summary_from_row(row);
+        let spec: String = row.get(21)?;
+        let prepared: Option<String> = row.get(22)?;
+        let actual_prompt: Option<String> = row.get(23)?;
+        let parent: Option<i64> = row.get(24)?;
+        Ok((summary, spec, prepared, actual_prompt, parent.map(JobId)))
+    })?;
     let Some((summary, spec, prepared, actual_prompt, parent_job_id)) = found else {
         return Ok(None);
     };
@@ -606,87 +583,76 @@ fn load_detail(conn: &Connection, id: JobId) -> Result<Option<JobDetail>, StoreE
     }))
 }
 
-fn load_images(conn: &Connection, id: JobId) -> Result<Vec<ImageRecord>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT idx, url, path, sha256, width, height, bytes, error_code, error_message
-         FROM images WHERE job_id = ?1 ORDER BY idx",
-    )?;
-    let rows = stmt.query_map([id.0], |row| {
+fn load_images(conn: &mut Db, id: JobId) -> Result<Vec<ImageRecord>, StoreError> {
+    let sql = "SELECT idx, url, path, sha256, width, height, bytes, error_code, error_message
+         FROM images WHERE job_id = ?1 ORDER BY idx";
+    conn.query_map(sql, params![id.0], |row| {
         Ok(ImageRecord {
             index: row.get(0)?,
             url: row.get(1)?,
-            path: row.get::<_, Option<String>>(2)?.map(PathBuf::from),
+            path: row.get::<Option<String>>(2)?.map(PathBuf::from),
             sha256: row.get(3)?,
             width: row.get(4)?,
             height: row.get(5)?,
-            bytes: row.get::<_, Option<i64>>(6)?.map(|b| b as u64),
+            bytes: row.get::<Option<i64>>(6)?.map(|b| b as u64),
             error_code: row.get(7)?,
             error_message: row.get(8)?,
         })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    })
 }
 
-fn load_events(conn: &Connection, id: JobId) -> Result<Vec<EventRecord>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, at, from_state, to_state, detail FROM events WHERE job_id = ?1 ORDER BY id",
-    )?;
-    let mut rows = stmt.query([id.0])?;
-    let mut events = Vec::new();
-    while let Some(row) = rows.next()? {
+fn load_events(conn: &mut Db, id: JobId) -> Result<Vec<EventRecord>, StoreError> {
+    let sql =
+        "SELECT id, at, from_state, to_state, detail FROM events WHERE job_id = ?1 ORDER BY id";
+    conn.query_map(sql, params![id.0], |row| {
         let from: Option<String> = row.get(2)?;
         let to: String = row.get(3)?;
-        events.push(EventRecord {
+        Ok(EventRecord {
             id: row.get(0)?,
             job_id: id,
             at: row.get(1)?,
             from_state: from.as_deref().map(parse_state).transpose()?,
             to_state: parse_state(&to)?,
             detail: row.get(4)?,
-        });
-    }
-    Ok(events)
+        })
+    })
 }
 
-fn current_state(tx: &Transaction<'_>, id: JobId) -> Result<JobState, StoreError> {
-    let state: Option<String> = tx
-        .query_row("SELECT state FROM jobs WHERE id = ?1", [id.0], |row| {
-            row.get(0)
-        })
-        .optional()?;
+fn current_state(tx: &mut Db, id: JobId) -> Result<JobState, StoreError> {
+    let state: Option<String> = tx.query_opt(
+        "SELECT state FROM jobs WHERE id = ?1",
+        params![id.0],
+        |row| row.get(0),
+    )?;
     parse_state(&state.ok_or(StoreError::NoSuchJob(id))?)
 }
 
 fn insert_event(
-    tx: &Connection,
+    tx: &mut Db,
     id: JobId,
     at: Timestamp,
     from: Option<JobState>,
     to: JobState,
     detail: Option<&str>,
 ) -> Result<(), StoreError> {
-    tx.prepare_cached(
+    tx.execute(
         "INSERT INTO events (job_id, at, from_state, to_state, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?
-    .execute(params![
-        id.0,
-        at,
-        from.map(JobState::as_str),
-        to.as_str(),
-        detail
-    ])?;
+        params![id.0, at, from.map(JobState::as_str), to.as_str(), detail],
+    )?;
     Ok(())
 }
 
 /// Moves a job from one of `from` to `to`, setting `columns`, and writes the event, inside
 /// the caller's transaction. Returns `false` (and changes nothing) if the job was not in
-/// one of `from` — another process got there first.
+/// one of `from` — another process got there first. The update names the state it saw:
+/// on PostgreSQL, where engines on other hosts write the same rows under row locks, a
+/// concurrent move makes it change nothing instead of overwriting.
 fn transition(
-    tx: &Transaction<'_>,
+    tx: &mut Db,
     id: JobId,
     from: &[JobState],
     to: JobState,
-    columns: &[(&str, SqlValue)],
+    columns: &[(&str, Value)],
     detail: Option<&str>,
 ) -> Result<bool, StoreError> {
     let state = current_state(tx, id)?;
@@ -694,16 +660,23 @@ fn transition(
         return Ok(false);
     }
     let mut sets = vec!["state = ?".to_string()];
-    let mut args = vec![SqlValue::Text(to.as_str().into())];
+    let mut args = vec![to.as_str().to_value()];
     for (column, value) in columns {
         sets.push(format!("{column} = ?"));
         args.push(value.clone());
     }
-    args.push(SqlValue::Integer(id.0));
-    tx.execute(
-        &format!("UPDATE jobs SET {} WHERE id = ?", sets.join(", ")),
-        params_from_iter(args),
+    args.push(id.0.to_value());
+    args.push(state.as_str().to_value());
+    let changed = tx.execute(
+        &format!(
+            "UPDATE jobs SET {} WHERE id = ? AND state = ?",
+            sets.join(", ")
+        ),
+        &args,
     )?;
+    if changed == 0 {
+        return Ok(false);
+    }
     insert_event(tx, id, Timestamp::now(), Some(state), to, detail)?;
     Ok(true)
 }

@@ -7,11 +7,10 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::params_from_iter;
-use rusqlite::types::Value as SqlValue;
 use serde::{Serialize, Serializer};
 use time::{OffsetDateTime, Time, UtcOffset};
 
+use super::db::{ToValue, Value, params};
 use super::{Store, StoreError, parse_model};
 use crate::dashscope::{Model, Region, Timestamp};
 
@@ -101,17 +100,18 @@ pub struct MoneyRows {
 }
 
 /// The sums of ended jobs per model: `?1`-`?3` today, month and free-images starts, `?4`
-/// where the scan begins, then every known model.
+/// where the scan begins, then every known model. (Costs sum with `COALESCE(SUM(..), 0.0)`
+/// rather than SQLite's `TOTAL`, which PostgreSQL does not have.)
 pub(super) fn ended_sums_sql() -> String {
     let marks = vec!["?"; Model::ALL.len()].join(", ");
     format!(
-        "SELECT model, SUM(images_ok), TOTAL(cost_cny),
+        "SELECT model, SUM(images_ok), COALESCE(SUM(cost_cny), 0.0),
                 SUM(CASE WHEN ended_at >= ?1 THEN images_ok ELSE 0 END),
-                TOTAL(CASE WHEN ended_at >= ?1 THEN cost_cny END),
+                COALESCE(SUM(CASE WHEN ended_at >= ?1 THEN cost_cny END), 0.0),
                 SUM(CASE WHEN ended_at >= ?2 THEN images_ok ELSE 0 END),
-                TOTAL(CASE WHEN ended_at >= ?2 THEN cost_cny END),
+                COALESCE(SUM(CASE WHEN ended_at >= ?2 THEN cost_cny END), 0.0),
                 SUM(CASE WHEN ended_at >= ?3 THEN images_ok ELSE 0 END),
-                TOTAL(CASE WHEN ended_at >= ?3 THEN cost_cny END)
+                COALESCE(SUM(CASE WHEN ended_at >= ?3 THEN cost_cny END), 0.0)
              FROM jobs WHERE ended_at >= ?4 AND model IN ({marks}) GROUP BY model"
     )
 }
@@ -122,26 +122,20 @@ impl Store {
     /// images of jobs at the service. One pass over the `jobs_money` index.
     pub fn money_rows(&self, periods: &Periods, from: Timestamp) -> Result<MoneyRows, StoreError> {
         let sql = ended_sums_sql();
-        let mut args: Vec<SqlValue> = vec![
+        let mut args: Vec<Value> = vec![
             periods.today.into(),
             periods.month.into(),
             periods.free_since.into(),
             from.into(),
         ];
-        args.extend(
-            Model::ALL
-                .into_iter()
-                .map(|m| SqlValue::Text(m.id().into())),
-        );
-        let conn = self.conn();
+        args.extend(Model::ALL.into_iter().map(|m| m.id().to_value()));
+        let mut conn = self.conn();
         let mut rows_out = MoneyRows::default();
-        let mut stmt = conn.prepare_cached(&sql)?;
-        let mut rows = stmt.query(params_from_iter(args))?;
-        while let Some(row) = rows.next()? {
+        for row in &conn.query(&sql, &args)? {
             let model: String = row.get(0)?;
-            let tally = |images: usize| -> rusqlite::Result<Tally> {
+            let tally = |images: usize| -> Result<Tally, StoreError> {
                 Ok(Tally {
-                    images: row.get::<_, i64>(images)?.max(0) as u64,
+                    images: row.get::<i64>(images)?.max(0) as u64,
                     cost_cny: row.get(images + 1)?,
                 })
             };
@@ -153,13 +147,12 @@ impl Store {
                 since_free: tally(7)?,
             });
         }
-        drop(rows);
-        let mut stmt = conn.prepare_cached(
+        let at_service = conn.query(
             "SELECT model, SUM(images_expected) FROM jobs
              WHERE state IN ('submitting', 'submitted', 'running') GROUP BY model",
+            params![],
         )?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
+        for row in &at_service {
             let model: String = row.get(0)?;
             let images: i64 = row.get(1)?;
             rows_out
@@ -172,32 +165,25 @@ impl Store {
     /// Images asked for by each queued job, in queue order (oldest first): what goes
     /// before a job being queued now.
     pub fn queued_images(&self) -> Result<Vec<(Model, u64)>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
+        self.conn().query_map(
             "SELECT model, images_expected FROM jobs WHERE state = 'queued' ORDER BY id",
-        )?;
-        let mut rows = stmt.query([])?;
-        let mut queued = Vec::new();
-        while let Some(row) = rows.next()? {
-            let model: String = row.get(0)?;
-            let images: i64 = row.get(1)?;
-            queued.push((parse_model(&model)?, images.max(0) as u64));
-        }
-        Ok(queued)
+            params![],
+            |row| {
+                let model: String = row.get(0)?;
+                let images: i64 = row.get(1)?;
+                Ok((parse_model(&model)?, images.max(0) as u64))
+            },
+        )
     }
 
     /// When the store's first job was made: where free images are counted from unless the
     /// config says otherwise.
     pub fn first_job_at(&self) -> Result<Option<Timestamp>, StoreError> {
-        use rusqlite::OptionalExtension;
-        Ok(self
-            .conn()
-            .query_row(
-                "SELECT created_at FROM jobs ORDER BY id LIMIT 1",
-                [],
-                |row| row.get(0),
-            )
-            .optional()?)
+        self.conn().query_opt(
+            "SELECT created_at FROM jobs ORDER BY id LIMIT 1",
+            params![],
+            |row| row.get(0),
+        )
     }
 }
 

@@ -9,10 +9,10 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
-use super::{JobId, JobState, Store, StoreError, current_state, parse_model, write_tx};
+use super::db::{Db, params};
+use super::{JobId, JobState, Store, StoreError, current_state, parse_model};
 use crate::dashscope::Model;
 
 /// The `paused` row that pauses every model.
@@ -107,14 +107,16 @@ impl DeletedJob {
     }
 }
 
+/// The advisory-lock key of "an engine runs on this store" ("wandash" in ASCII, plus one:
+/// distinct from the schema's migration lock).
+const ENGINE_LOCK: i64 = 0x77_616e_6461_7369;
+
 impl Store {
     /// What is paused now.
     pub fn pauses(&self) -> Result<Pauses, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached("SELECT scope FROM paused")?;
-        let mut rows = stmt.query([])?;
+        let rows = self.conn().query("SELECT scope FROM paused", params![])?;
         let mut pauses = Pauses::default();
-        while let Some(row) = rows.next()? {
+        for row in &rows {
             let scope: String = row.get(0)?;
             if scope == ALL_SCOPE {
                 pauses.all = true;
@@ -130,7 +132,7 @@ impl Store {
     pub fn pause(&self, scope: PauseScope) -> Result<Pauses, StoreError> {
         self.conn().execute(
             "INSERT INTO paused (scope) VALUES (?1) ON CONFLICT (scope) DO NOTHING",
-            [scope.key()],
+            params![scope.key()],
         )?;
         self.pauses()
     }
@@ -138,23 +140,34 @@ impl Store {
     /// Lifts the pause of `scope` (`All` lifts every pause); returns what stays paused.
     pub fn resume(&self, scope: PauseScope) -> Result<Pauses, StoreError> {
         match scope {
-            PauseScope::All => self.conn().execute("DELETE FROM paused", [])?,
+            PauseScope::All => self.conn().execute("DELETE FROM paused", params![])?,
             PauseScope::Model(model) => self
                 .conn()
-                .execute("DELETE FROM paused WHERE scope = ?1", [model.id()])?,
+                .execute("DELETE FROM paused WHERE scope = ?1", params![model.id()])?,
         };
         self.pauses()
+    }
+
+    /// On a PostgreSQL store: takes the one-engine lock for as long as this connection
+    /// lives; false when another engine, on any host, holds it. (A file beside an SQLite
+    /// store serves the same end.)
+    pub(crate) fn hold_engine_lock(&self) -> Result<bool, StoreError> {
+        self.conn().query_row(
+            "SELECT pg_try_advisory_lock(?1)",
+            params![ENGINE_LOCK],
+            |row| row.get(0),
+        )
     }
 
     /// Makes a queued job the next one sent (of its model: models are sent side by side).
     pub fn move_to_top(&self, id: JobId) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let tx = write_tx(&mut conn, &self.path)?;
-        require_queued(&tx, id)?;
+        let mut tx = conn.write_tx()?;
+        require_queued(&mut tx, id)?;
         // Below every position the store holds, so positions stay distinct.
         tx.execute(
             "UPDATE jobs SET queue_pos = (SELECT MIN(queue_pos) FROM jobs) - 1 WHERE id = ?1",
-            [id.0],
+            params![id.0],
         )?;
         tx.commit()?;
         Ok(())
@@ -164,12 +177,13 @@ impl Store {
     /// it (`Later`); false when there is none (it is already first or last).
     pub fn move_in_queue(&self, id: JobId, step: QueueStep) -> Result<bool, StoreError> {
         let mut conn = self.conn();
-        let tx = write_tx(&mut conn, &self.path)?;
-        require_queued(&tx, id)?;
-        let position: i64 =
-            tx.query_row("SELECT queue_pos FROM jobs WHERE id = ?1", [id.0], |r| {
-                r.get(0)
-            })?;
+        let mut tx = conn.write_tx()?;
+        require_queued(&mut tx, id)?;
+        let position: i64 = tx.query_row(
+            "SELECT queue_pos FROM jobs WHERE id = ?1",
+            params![id.0],
+            |r| r.get(0),
+        )?;
         let neighbour_sql = match step {
             QueueStep::Earlier => {
                 "SELECT id, queue_pos FROM jobs WHERE state = 'queued' AND (queue_pos, id) < (?1, ?2)
@@ -180,25 +194,23 @@ impl Store {
                  ORDER BY queue_pos, id LIMIT 1"
             }
         };
-        let neighbour: Option<(i64, i64)> = tx
-            .query_row(neighbour_sql, params![position, id.0], |r| {
+        let neighbour: Option<(i64, i64)> =
+            tx.query_opt(neighbour_sql, params![position, id.0], |r| {
                 Ok((r.get(0)?, r.get(1)?))
-            })
-            .optional()?;
+            })?;
         let Some((other, other_position)) = neighbour else {
             return Ok(false);
         };
-        let mut set = tx.prepare_cached("UPDATE jobs SET queue_pos = ?1 WHERE id = ?2")?;
-        set.execute(params![other_position, id.0])?;
-        set.execute(params![position, other])?;
-        drop(set);
+        let set = "UPDATE jobs SET queue_pos = ?1 WHERE id = ?2";
+        tx.execute(set, params![other_position, id.0])?;
+        tx.execute(set, params![position, other])?;
         tx.commit()?;
         Ok(true)
     }
 }
 
 /// Only queued jobs have a place in the queue.
-fn require_queued(tx: &rusqlite::Transaction<'_>, id: JobId) -> Result<(), StoreError> {
+fn require_queued(tx: &mut Db, id: JobId) -> Result<(), StoreError> {
     match current_state(tx, id)? {
         JobState::Queued => Ok(()),
         state => Err(StoreError::WrongState {
@@ -210,14 +222,12 @@ fn require_queued(tx: &rusqlite::Transaction<'_>, id: JobId) -> Result<(), Store
 }
 
 /// The image files a job's rows name, read inside the deleting transaction.
-pub(super) fn image_paths(
-    tx: &rusqlite::Transaction<'_>,
-    id: JobId,
-) -> Result<Vec<PathBuf>, StoreError> {
-    let mut stmt =
-        tx.prepare_cached("SELECT path FROM images WHERE job_id = ?1 AND path IS NOT NULL")?;
-    let paths = stmt.query_map([id.0], |r| r.get::<_, String>(0).map(PathBuf::from))?;
-    Ok(paths.collect::<Result<_, _>>()?)
+pub(super) fn image_paths(tx: &mut Db, id: JobId) -> Result<Vec<PathBuf>, StoreError> {
+    tx.query_map(
+        "SELECT path FROM images WHERE job_id = ?1 AND path IS NOT NULL",
+        params![id.0],
+        |r| r.get::<String>(0).map(PathBuf::from),
+    )
 }
 
 /// Removes a deleted job's image files, then its image folder (`images/<id>`) if that

@@ -10,6 +10,8 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use super::StoreError;
+use super::db::{Db, PostgresUrl, params};
+use super::postgres_schema;
 
 const MIGRATIONS: &[&str] = &[
     // 1: jobs, images, events.
@@ -270,6 +272,58 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     }
 }
 
+/// Connects to the PostgreSQL database at `url` and brings its schema up to date: the same
+/// migration history as the SQLite file's, in PostgreSQL's dialect (`postgres_schema`).
+/// Engines on several hosts may open it at once; an advisory lock serialises them.
+pub(super) fn open_postgres(url: &PostgresUrl) -> Result<Db, StoreError> {
+    debug_assert_eq!(postgres_schema::MIGRATIONS.len(), MIGRATIONS.len());
+    let mut db = Db::postgres(url)?;
+    let at = || std::path::PathBuf::from(url.to_string());
+    loop {
+        let mut tx = db.write_tx()?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(?1)",
+            params![postgres_schema::MIGRATION_LOCK],
+        )?;
+        let ours: bool = tx.query_row(
+            "SELECT to_regclass('wandash_schema') IS NOT NULL",
+            params![],
+            |row| row.get(0),
+        )?;
+        if !ours {
+            let tables: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM information_schema.tables
+                 WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
+                params![],
+                |row| row.get(0),
+            )?;
+            if tables > 0 {
+                return Err(StoreError::Foreign { path: at() });
+            }
+            tx.execute_batch(postgres_schema::VERSION_TABLE)?;
+        }
+        let version: i64 =
+            tx.query_row("SELECT version FROM wandash_schema", params![], |row| {
+                row.get(0)
+            })?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                path: at(),
+                found: version,
+                known: SCHEMA_VERSION,
+            });
+        }
+        if version == SCHEMA_VERSION {
+            tx.commit()?;
+            return Ok(db);
+        }
+        tx.execute_batch(postgres_schema::MIGRATIONS[version as usize])?;
+        tx.execute("UPDATE wandash_schema SET version = version + 1", params![])?;
+        tx.commit()?;
+        tracing::info!(version = version + 1, "store schema migrated (PostgreSQL)");
+    }
+}
+
 /// Turns SQLite's "file is not a database" and "database is locked" into messages that
 /// name the file and say what to do.
 pub(super) fn classify(path: &Path, error: rusqlite::Error) -> StoreError {
@@ -281,6 +335,6 @@ pub(super) fn classify(path: &Path, error: rusqlite::Error) -> StoreError {
             path: path.to_path_buf(),
             waited_secs: BUSY_TIMEOUT.as_secs(),
         },
-        _ => StoreError::Sqlite(error.to_string()),
+        _ => StoreError::Database(error.to_string()),
     }
 }

@@ -5,11 +5,9 @@
 
 use std::path::PathBuf;
 
-use rusqlite::params_from_iter;
-use rusqlite::types::Value as SqlValue;
-
 use crate::dashscope::JobSpec;
 
+use super::db::{Dialect, ToValue, Value, params};
 use super::{JobFilter, JobId, JobState, Store, StoreError, filter_sql, parse_spec, parse_state};
 
 /// Which saved images a gallery shows.
@@ -50,33 +48,29 @@ pub fn image_seed(spec: &JobSpec, index: u32) -> Option<u64> {
 impl Store {
     /// Stars or unstars one saved image; false if the job has no saved image `index`.
     pub fn set_starred(&self, job: JobId, index: u32, starred: bool) -> Result<bool, StoreError> {
-        let conn = self.conn();
-        let changed = conn
-            .prepare_cached(
-                "UPDATE images SET starred = ?3 WHERE job_id = ?1 AND idx = ?2 AND path IS NOT NULL",
-            )?
-            .execute(rusqlite::params![job.0, index, starred])?;
+        let changed = self.conn().execute(
+            "UPDATE images SET starred = ?3 WHERE job_id = ?1 AND idx = ?2 AND path IS NOT NULL",
+            params![job.0, index, starred],
+        )?;
         Ok(changed == 1)
     }
 
     /// The indexes of a job's starred images, in order.
     pub fn starred_indexes(&self, job: JobId) -> Result<Vec<u32>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
+        self.conn().query_map(
             "SELECT idx FROM images WHERE job_id = ?1 AND starred = 1 ORDER BY idx",
-        )?;
-        let rows = stmt.query_map([job.0], |row| row.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            params![job.0],
+            |row| row.get(0),
+        )
     }
 
     /// The jobs that have starred images, newest first.
     pub fn starred_jobs(&self) -> Result<Vec<JobId>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
+        self.conn().query_map(
             "SELECT DISTINCT job_id FROM images WHERE starred = 1 ORDER BY job_id DESC",
-        )?;
-        let rows = stmt.query_map([], |row| row.get(0).map(JobId))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            params![],
+            |row| row.get(0).map(JobId),
+        )
     }
 
     /// A window of the saved images `query` selects, newest job first and each job's
@@ -87,57 +81,48 @@ impl Store {
         offset: u64,
         limit: u64,
     ) -> Result<Vec<GalleryImage>, StoreError> {
-        let (where_sql, mut args) = gallery_sql(query);
+        let (where_sql, mut args) = gallery_sql(query, self.dialect());
         let sql = format!(
             "SELECT images.job_id, images.idx, images.path, jobs.state, jobs.spec, images.starred
              FROM images JOIN jobs ON jobs.id = images.job_id {where_sql}
              ORDER BY images.job_id DESC, images.idx LIMIT ? OFFSET ?"
         );
-        args.push(SqlValue::Integer(limit.min(i64::MAX as u64) as i64));
-        args.push(SqlValue::Integer(offset.min(i64::MAX as u64) as i64));
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(&sql)?;
-        let mut rows = stmt.query(params_from_iter(args))?;
-        let mut images = Vec::new();
-        while let Some(row) = rows.next()? {
+        args.push(limit.to_value());
+        args.push(offset.to_value());
+        self.conn().query_map(&sql, &args, |row| {
             let state: String = row.get(3)?;
             let spec: String = row.get(4)?;
-            images.push(GalleryImage {
+            Ok(GalleryImage {
                 job: JobId(row.get(0)?),
                 index: row.get(1)?,
-                path: PathBuf::from(row.get::<_, String>(2)?),
+                path: PathBuf::from(row.get::<String>(2)?),
                 state: parse_state(&state)?,
                 spec: parse_spec(&spec)?,
                 starred: row.get(5)?,
-            });
-        }
-        Ok(images)
+            })
+        })
     }
 
     /// How many saved images `query` selects.
     pub fn gallery_count(&self, query: &GalleryQuery) -> Result<u64, StoreError> {
-        let (where_sql, args) = gallery_sql(query);
+        let (where_sql, args) = gallery_sql(query, self.dialect());
         let sql =
             format!("SELECT COUNT(*) FROM images JOIN jobs ON jobs.id = images.job_id {where_sql}");
-        let conn = self.conn();
-        let n: i64 = conn
-            .prepare_cached(&sql)?
-            .query_row(params_from_iter(args), |row| row.get(0))?;
-        Ok(n as u64)
+        self.conn().query_row(&sql, &args, |row| row.get(0))
     }
 }
 
 /// `WHERE ...` and its arguments: saved images only, then the job filter's clauses (its
 /// columns are the jobs table's alone, so they read the same in the join).
-fn gallery_sql(query: &GalleryQuery) -> (String, Vec<SqlValue>) {
-    let (job_where, mut args) = filter_sql(&query.filter);
+fn gallery_sql(query: &GalleryQuery, dialect: Dialect) -> (String, Vec<Value>) {
+    let (job_where, mut args) = filter_sql(&query.filter, dialect);
     let mut clauses = vec!["images.path IS NOT NULL".to_string()];
     if let Some(filter) = job_where.strip_prefix("WHERE ") {
         clauses.push(format!("({filter})"));
     }
     if let Some(job) = query.job {
         clauses.push("images.job_id = ?".into());
-        args.push(SqlValue::Integer(job.0));
+        args.push(Value::Int(job.0));
     }
     if query.starred_only {
         clauses.push("images.starred = 1".into());
@@ -167,20 +152,20 @@ mod tests {
             .collect();
         let ids = store.enqueue_batch(&specs, None).unwrap();
         {
-            let conn = store.conn();
+            let mut conn = store.conn();
             for (i, id) in ids.iter().enumerate() {
                 for idx in 0..2 {
                     let path = (i != 1 || idx == 0).then(|| format!("/images/{}-{idx}.png", id.0));
                     conn.execute(
                         "INSERT INTO images (job_id, idx, path) VALUES (?1, ?2, ?3)",
-                        rusqlite::params![id.0, idx, path],
+                        params![id.0, idx, path],
                     )
                     .unwrap();
                 }
             }
             conn.execute(
                 "UPDATE jobs SET state = 'succeeded' WHERE id <> ?1",
-                [ids[1].0],
+                params![ids[1].0],
             )
             .unwrap();
         }

@@ -2,11 +2,9 @@
 //! answer holds the images, and there is no task for anyone to look up later, so the
 //! answer is committed before its images are downloaded, and a restart downloads from it.
 
-use rusqlite::OptionalExtension;
-use rusqlite::types::Value as SqlValue;
-
+use super::db::{ToValue, Value, params};
 use super::work::EngineStore;
-use super::{JobId, JobState, StoreError, transition, write_tx};
+use super::{JobId, JobState, StoreError, transition};
 use crate::dashscope::{TaskResult, TaskStatus};
 
 impl EngineStore {
@@ -22,22 +20,19 @@ impl EngineStore {
         let answer =
             serde_json::to_string(results).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut conn = self.conn();
-        let tx = write_tx(&mut conn, &self.path)?;
+        let mut tx = conn.write_tx()?;
         let done = transition(
-            &tx,
+            &mut tx,
             id,
             &[JobState::Submitting],
             JobState::Running,
             &[
-                ("task_id", SqlValue::Text(call_id.into())),
-                (
-                    "task_status",
-                    SqlValue::Text(TaskStatus::Succeeded.as_str().into()),
-                ),
-                ("sync_answer", SqlValue::Text(answer)),
-                ("error_code", SqlValue::Null),
-                ("error_message", SqlValue::Null),
-                ("error_action", SqlValue::Null),
+                ("task_id", call_id.to_value()),
+                ("task_status", TaskStatus::Succeeded.as_str().to_value()),
+                ("sync_answer", Value::Text(answer)),
+                ("error_code", Value::Null),
+                ("error_message", Value::Null),
+                ("error_action", Value::Null),
             ],
             Some(&format!(
                 "synchronous call {call_id} answered with {} image(s)",
@@ -52,10 +47,11 @@ impl EngineStore {
     pub(crate) fn sync_answer(&self, id: JobId) -> Result<Option<Vec<TaskResult>>, StoreError> {
         let text: Option<String> = self
             .conn()
-            .query_row("SELECT sync_answer FROM jobs WHERE id = ?1", [id.0], |r| {
-                r.get(0)
-            })
-            .optional()?
+            .query_opt(
+                "SELECT sync_answer FROM jobs WHERE id = ?1",
+                params![id.0],
+                |r| r.get(0),
+            )?
             .flatten();
         text.map(|text| {
             serde_json::from_str(&text).map_err(|e| {

@@ -9,15 +9,89 @@ fn spec(prompt: &str) -> JobSpec {
     JobSpec::new(Model::Wanx21T2iTurbo, prompt)
 }
 
-fn db() -> (tempfile::TempDir, std::path::PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("nested/dir/wandash.db");
-    (dir, path)
+#[path = "../../tests/support/postgres.rs"]
+mod test_postgres;
+
+/// Where a test's store lives, and a private folder beside it (images).
+struct Place {
+    dir: tempfile::TempDir,
+    path: std::path::PathBuf,
 }
 
+/// An SQLite file in a folder that does not exist yet.
+fn sqlite_place() -> Place {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/dir/wandash.db");
+    Place { dir, path }
+}
+
+/// A fresh database on the tests' PostgreSQL server; `None` (the test skips, saying so
+/// once) where there is no PostgreSQL.
+fn postgres_place() -> Option<Place> {
+    let url = test_postgres::server()?.fresh_database();
+    Some(Place {
+        dir: tempfile::tempdir().unwrap(),
+        path: url.into(),
+    })
+}
+
+/// The store suite runs on both backends: each test once on an SQLite file and once on
+/// a PostgreSQL database, through the same `Store` API.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn sqlite() {
+                super::$name(super::sqlite_place())
+            }
+            #[test]
+            fn postgres() {
+                if let Some(place) = super::postgres_place() {
+                    super::$name(place)
+                }
+            }
+        }
+    )*};
+}
+
+on_both_backends!(
+    list_pages_a_window_by_state_and_search_newest_first,
+    every_transition_writes_an_event,
+    cancel_retry_and_delete_follow_the_state,
+    a_task_whose_images_all_vanished_ends_expired_and_unbilled,
+    money_rows_sum_each_period_per_model_from_the_money_index,
+    a_pause_set_on_another_connection_holds_the_send_mark_until_resumed,
+    queued_jobs_go_in_queue_order_and_top_and_moves_survive_reopening,
+    deleting_a_job_removes_its_image_files_and_folder,
+    learned_durations_are_kept_per_model_replaced_and_read_by_another_connection
+);
+
 #[test]
-fn list_pages_a_window_by_state_and_search_newest_first() {
-    let (_dir, path) = db();
+fn the_money_sums_read_the_money_index_alone() {
+    let Place { dir: _dir, path } = sqlite_place();
+    Store::open(&path).unwrap();
+    // The sums come from the index alone, whatever the store's size.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let mut explain = conn
+        .prepare(&format!("EXPLAIN QUERY PLAN {}", money::ended_sums_sql()))
+        .unwrap();
+    let unbound = vec![rusqlite::types::Value::Null; explain.parameter_count()];
+    let plan: Vec<String> = explain
+        .query_map(rusqlite::params_from_iter(unbound), |row| {
+            row.get::<_, String>(3)
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        plan.iter()
+            .any(|step| step.contains("COVERING INDEX jobs_money")),
+        "{plan:?}"
+    );
+}
+
+fn list_pages_a_window_by_state_and_search_newest_first(place: Place) {
+    let Place { dir: _dir, path } = place;
     let store = Store::open(&path).unwrap().into_engine();
     let specs: Vec<JobSpec> = (0..30)
         .map(|i| {
@@ -119,10 +193,9 @@ fn list_pages_a_window_by_state_and_search_newest_first() {
     );
 }
 
-#[test]
-fn every_transition_writes_an_event() {
+fn every_transition_writes_an_event(place: Place) {
     use JobState::*;
-    let (_dir, path) = db();
+    let Place { dir: _dir, path } = place;
     let store = Store::open(&path).unwrap().into_engine();
     let id = store.enqueue(&spec("lighthouse")).unwrap();
     store.claim_for_submit(id).unwrap().unwrap();
@@ -219,9 +292,8 @@ fn every_transition_writes_an_event() {
     assert!(!store.end_job(id, Ending::Failed(refused)).unwrap());
 }
 
-#[test]
-fn cancel_retry_and_delete_follow_the_state() {
-    let (_dir, path) = db();
+fn cancel_retry_and_delete_follow_the_state(place: Place) {
+    let Place { dir: _dir, path } = place;
     let store = Store::open(&path).unwrap().into_engine();
     let queued = store.enqueue(&spec("one")).unwrap();
     let remote = store.enqueue(&spec("two")).unwrap();
@@ -278,9 +350,8 @@ fn cancel_retry_and_delete_follow_the_state() {
     assert!(matches!(store.retry(queued), Err(StoreError::NoSuchJob(_))));
 }
 
-#[test]
-fn a_task_whose_images_all_vanished_ends_expired_and_unbilled() {
-    let (_dir, path) = db();
+fn a_task_whose_images_all_vanished_ends_expired_and_unbilled(place: Place) {
+    let Place { dir: _dir, path } = place;
     let store = Store::open(&path).unwrap().into_engine();
     let id = store.enqueue(&spec("gone")).unwrap();
     store.claim_for_submit(id).unwrap().unwrap();
@@ -309,9 +380,8 @@ fn a_task_whose_images_all_vanished_ends_expired_and_unbilled() {
     assert!(job.summary.state().is_retryable());
 }
 
-#[test]
-fn money_rows_sum_each_period_per_model_from_the_money_index() {
-    let (_dir, path) = db();
+fn money_rows_sum_each_period_per_model_from_the_money_index(place: Place) {
+    let Place { dir: _dir, path } = place;
     let store = Store::open(&path).unwrap().into_engine();
     let plus = JobSpec::new(Model::Wanx21T2iPlus, "plus");
     let ids = store
@@ -386,27 +456,9 @@ fn money_rows_sum_each_period_per_model_from_the_money_index() {
         store.first_job_at().unwrap(),
         Some(store.job(ids[0]).unwrap().unwrap().summary.created_at)
     );
-
-    // The sums come from the index alone, whatever the store's size.
-    let conn = store.conn();
-    let mut explain = conn
-        .prepare(&format!("EXPLAIN QUERY PLAN {}", money::ended_sums_sql()))
-        .unwrap();
-    let unbound = vec![SqlValue::Null; explain.parameter_count()];
-    let plan: Vec<String> = explain
-        .query_map(params_from_iter(unbound), |row| row.get::<_, String>(3))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert!(
-        plan.iter()
-            .any(|step| step.contains("COVERING INDEX jobs_money")),
-        "{plan:?}"
-    );
 }
-#[test]
-fn a_pause_set_on_another_connection_holds_the_send_mark_until_resumed() {
-    let (_dir, path) = db();
+fn a_pause_set_on_another_connection_holds_the_send_mark_until_resumed(place: Place) {
+    let Place { dir: _dir, path } = place;
     let engine = Store::open(&path).unwrap().into_engine();
     // Another process: the CLI's `wandash pause`.
     let cli = Store::open(&path).unwrap();
@@ -477,9 +529,8 @@ fn queued_list(store: &Store) -> Vec<JobId> {
         .collect()
 }
 
-#[test]
-fn queued_jobs_go_in_queue_order_and_top_and_moves_survive_reopening() {
-    let (_dir, path) = db();
+fn queued_jobs_go_in_queue_order_and_top_and_moves_survive_reopening(place: Place) {
+    let Place { dir: _dir, path } = place;
     let store = Store::open(&path).unwrap().into_engine();
     let ids = store
         .enqueue_batch(&[spec("a"), spec("b"), spec("c"), spec("d")], None)
@@ -538,9 +589,8 @@ fn queued_jobs_go_in_queue_order_and_top_and_moves_survive_reopening() {
     assert_eq!(due_ids(&reopened), vec![b, c, a, e]);
 }
 
-#[test]
-fn deleting_a_job_removes_its_image_files_and_folder() {
-    let (dir, path) = db();
+fn deleting_a_job_removes_its_image_files_and_folder(place: Place) {
+    let Place { dir, path } = place;
     let store = Store::open(&path).unwrap().into_engine();
     let id = store.enqueue(&spec("with images")).unwrap();
     store.claim_for_submit(id).unwrap().unwrap();
@@ -576,9 +626,8 @@ fn deleting_a_job_removes_its_image_files_and_folder() {
     assert!(dir.path().join("images").exists(), "not the images folder");
 }
 
-#[test]
-fn learned_durations_are_kept_per_model_replaced_and_read_by_another_connection() {
-    let (_dir, path) = db();
+fn learned_durations_are_kept_per_model_replaced_and_read_by_another_connection(place: Place) {
+    let Place { dir: _dir, path } = place;
     let store = Store::open(&path).unwrap().into_engine();
     assert_eq!(store.learned_durations().unwrap(), Vec::new());
     let turbo = LearnedDuration {
@@ -612,8 +661,9 @@ fn learned_durations_are_kept_per_model_replaced_and_read_by_another_connection(
         ]
     );
     // A model this build does not know, or a row without a duration, is skipped.
-    rusqlite::Connection::open(&path)
+    Store::open(&path)
         .unwrap()
+        .conn()
         .execute_batch(
             "INSERT INTO task_durations VALUES ('wan9-future', 3.0, 2);
              INSERT INTO task_durations VALUES ('wanx-x-painting', 0.0, 2);",

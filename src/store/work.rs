@@ -4,25 +4,22 @@
 
 use std::ops::Deref;
 
-use rusqlite::types::Value as SqlValue;
-use rusqlite::{OptionalExtension, params};
-
+use super::db::{Db, ToValue, Value, params};
 use super::{
     ErrorKind, ImageRecord, JobDetail, JobError, JobId, JobState, JobSummary, SUMMARY_COLUMNS,
     Store, StoreError, current_state, insert_event, load_detail, parse_model, summary_from_row,
-    transition, write_tx,
+    transition,
 };
 use crate::dashscope::{ErrorAction, JobSpec, Model, TaskStatus, Timestamp};
 
 impl JobError {
-    fn columns(&self) -> [(&'static str, SqlValue); 3] {
+    fn columns(&self) -> [(&'static str, Value); 3] {
         [
-            ("error_code", SqlValue::Text(self.kind.code().into())),
-            ("error_message", SqlValue::Text(self.message.clone())),
+            ("error_code", self.kind.code().to_value()),
+            ("error_message", self.message.to_value()),
             (
                 "error_action",
-                self.action
-                    .map_or(SqlValue::Null, |a| SqlValue::Text(a.as_str().into())),
+                self.action.map(ErrorAction::as_str).to_value(),
             ),
         ]
     }
@@ -90,14 +87,13 @@ impl EngineStore {
         now: Timestamp,
         limit: u32,
     ) -> Result<Vec<JobId>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
+        self.conn().query_map(
             "SELECT id FROM jobs WHERE state = 'queued' AND model = ?1
                AND (next_attempt_at IS NULL OR next_attempt_at <= ?2)
              ORDER BY queue_pos, id LIMIT ?3",
-        )?;
-        let ids = stmt.query_map(params![model.id(), now, limit], |row| row.get(0).map(JobId))?;
-        Ok(ids.collect::<Result<_, _>>()?)
+            params![model.id(), now, limit],
+            |row| row.get(0).map(JobId),
+        )
     }
 
     /// Queued -> submitting, committed before the create request goes out; counts an
@@ -106,24 +102,29 @@ impl EngineStore {
     /// after a crash. `None` if the job is no longer queued (cancelled or claimed meanwhile).
     pub(crate) fn claim_for_submit(&self, id: JobId) -> Result<Option<JobDetail>, StoreError> {
         let mut conn = self.conn();
-        let tx = write_tx(&mut conn, &self.path)?;
-        let attempts: u32 =
-            tx.query_row("SELECT attempts FROM jobs WHERE id = ?1", [id.0], |r| {
-                r.get(0)
-            })?;
+        let mut tx = conn.write_tx()?;
+        let attempts: u32 = tx.query_row(
+            "SELECT attempts FROM jobs WHERE id = ?1",
+            params![id.0],
+            |r| r.get(0),
+        )?;
         let claimed = transition(
-            &tx,
+            &mut tx,
             id,
             &[JobState::Queued],
             JobState::Submitting,
             &[
                 ("attempts", (attempts + 1).into()),
-                ("submitted_at", SqlValue::Null),
-                ("next_attempt_at", SqlValue::Null),
+                ("submitted_at", Value::Null),
+                ("next_attempt_at", Value::Null),
             ],
             Some(&format!("attempt {}", attempts + 1)),
         )?;
-        let detail = if claimed { load_detail(&tx, id)? } else { None };
+        let detail = if claimed {
+            load_detail(&mut tx, id)?
+        } else {
+            None
+        };
         tx.commit()?;
         Ok(detail)
     }
@@ -167,8 +168,8 @@ impl EngineStore {
         detail: &str,
     ) -> Result<bool, StoreError> {
         let mut conn = self.conn();
-        let tx = write_tx(&mut conn, &self.path)?;
-        let done = record_created(&tx, id, task_id, status, detail)?;
+        let mut tx = conn.write_tx()?;
+        let done = record_created(&mut tx, id, task_id, status, detail)?;
         tx.commit()?;
         Ok(done)
     }
@@ -185,24 +186,22 @@ impl EngineStore {
         duplicate: impl FnOnce(JobId) -> JobError,
     ) -> Result<Option<JobId>, StoreError> {
         let mut conn = self.conn();
-        let tx = write_tx(&mut conn, &self.path)?;
-        let holder: Option<JobId> = tx
-            .query_row(
-                "SELECT id FROM jobs WHERE task_id = ?1 AND id != ?2",
-                params![task_id, id.0],
-                |r| r.get(0).map(JobId),
-            )
-            .optional()?;
+        let mut tx = conn.write_tx()?;
+        let holder: Option<JobId> = tx.query_opt(
+            "SELECT id FROM jobs WHERE task_id = ?1 AND id != ?2",
+            params![task_id, id.0],
+            |r| r.get(0).map(JobId),
+        )?;
         let Some(holder) = holder else {
-            record_created(&tx, id, task_id, status, "created")?;
+            record_created(&mut tx, id, task_id, status, "created")?;
             tx.commit()?;
             return Ok(None);
         };
         let error = duplicate(holder);
-        let mut columns = vec![("ended_at", SqlValue::from(Timestamp::now()))];
+        let mut columns = vec![("ended_at", Value::from(Timestamp::now()))];
         columns.extend(error.columns());
         transition(
-            &tx,
+            &mut tx,
             id,
             &[JobState::Submitting],
             JobState::NeedsAttention,
@@ -221,14 +220,14 @@ impl EngineStore {
         scheduled_at: Option<Timestamp>,
     ) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let tx = write_tx(&mut conn, &self.path)?;
+        let mut tx = conn.write_tx()?;
         tx.execute(
             "UPDATE jobs SET task_status = ?1, scheduled_at = COALESCE(?2, scheduled_at) WHERE id = ?3",
             params![status.as_str(), scheduled_at, id.0],
         )?;
         if status != TaskStatus::Pending {
             transition(
-                &tx,
+                &mut tx,
                 id,
                 &[JobState::Submitted],
                 JobState::Running,
@@ -251,22 +250,20 @@ impl EngineStore {
         count_attempt: bool,
     ) -> Result<bool, StoreError> {
         let mut conn = self.conn();
-        let tx = write_tx(&mut conn, &self.path)?;
+        let mut tx = conn.write_tx()?;
         let mut columns = error.columns().to_vec();
-        columns.push((
-            "next_attempt_at",
-            next_attempt_at.map_or(SqlValue::Null, SqlValue::from),
-        ));
-        columns.push(("submitted_at", SqlValue::Null));
+        columns.push(("next_attempt_at", next_attempt_at.to_value()));
+        columns.push(("submitted_at", Value::Null));
         if !count_attempt {
-            let attempts: u32 =
-                tx.query_row("SELECT attempts FROM jobs WHERE id = ?1", [id.0], |r| {
-                    r.get(0)
-                })?;
+            let attempts: u32 = tx.query_row(
+                "SELECT attempts FROM jobs WHERE id = ?1",
+                params![id.0],
+                |r| r.get(0),
+            )?;
             columns.push(("attempts", attempts.saturating_sub(1).into()));
         }
         let done = transition(
-            &tx,
+            &mut tx,
             id,
             &[JobState::Submitting],
             JobState::Queued,
@@ -280,8 +277,8 @@ impl EngineStore {
     /// Ends a job that is not yet final: failed, cancelled, expired or needs_attention.
     pub(crate) fn end_job(&self, id: JobId, ending: Ending) -> Result<bool, StoreError> {
         let mut conn = self.conn();
-        let tx = write_tx(&mut conn, &self.path)?;
-        let mut columns = vec![("ended_at", SqlValue::from(Timestamp::now()))];
+        let mut tx = conn.write_tx()?;
+        let mut columns = vec![("ended_at", Value::from(Timestamp::now()))];
         let error = ending.error();
         if let Some(error) = error {
             columns.extend(error.columns());
@@ -294,20 +291,22 @@ impl EngineStore {
             JobState::Running,
         ];
         let to = ending.state();
-        let done = transition(&tx, id, &from, to, &columns, detail.as_deref())?;
+        let done = transition(&mut tx, id, &from, to, &columns, detail.as_deref())?;
         tx.commit()?;
         Ok(done)
     }
 
     /// Writes (or overwrites) one image slot of a job.
     pub(crate) fn record_image(&self, id: JobId, image: &ImageRecord) -> Result<(), StoreError> {
-        self.conn()
-            .prepare_cached(
-                "INSERT OR REPLACE INTO images
-                   (job_id, idx, url, path, sha256, width, height, bytes, error_code, error_message)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            )?
-            .execute(params![
+        self.conn().execute(
+            "INSERT INTO images
+               (job_id, idx, url, path, sha256, width, height, bytes, error_code, error_message)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT (job_id, idx) DO UPDATE SET url = excluded.url, path = excluded.path,
+               sha256 = excluded.sha256, width = excluded.width, height = excluded.height,
+               bytes = excluded.bytes, error_code = excluded.error_code,
+               error_message = excluded.error_message",
+            params![
                 id.0,
                 image.index,
                 image.url,
@@ -321,7 +320,8 @@ impl EngineStore {
                 image.bytes.map(|b| b as i64),
                 image.error_code,
                 image.error_message,
-            ])?;
+            ],
+        )?;
         Ok(())
     }
 
@@ -336,45 +336,37 @@ impl EngineStore {
         actual_prompt: Option<&str>,
     ) -> Result<Option<JobState>, StoreError> {
         let mut conn = self.conn();
-        let tx = write_tx(&mut conn, &self.path)?;
+        let mut tx = conn.write_tx()?;
         let (ok, failed): (u32, u32) = tx.query_row(
             "SELECT COUNT(path), COUNT(*) - COUNT(path) FROM images WHERE job_id = ?1",
-            [id.0],
+            params![id.0],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         // An expired image explains the job best: the others could not have been fetched either.
-        let first_error: Option<(String, String)> = tx
-            .query_row(
-                "SELECT error_code, COALESCE(error_message, '') FROM images
-                 WHERE job_id = ?1 AND path IS NULL ORDER BY (error_code = ?2) DESC, idx LIMIT 1",
-                params![id.0, ErrorKind::Expired.code()],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
+        let first_error: Option<(String, String)> = tx.query_opt(
+            "SELECT error_code, COALESCE(error_message, '') FROM images
+             WHERE job_id = ?1 AND path IS NULL ORDER BY (error_code = ?2) DESC, idx LIMIT 1",
+            params![id.0, ErrorKind::Expired.code()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
         let mut columns = vec![
-            ("ended_at", SqlValue::from(Timestamp::now())),
+            ("ended_at", Value::from(Timestamp::now())),
             ("images_ok", ok.into()),
             ("images_failed", failed.into()),
-            (
-                "task_status",
-                SqlValue::Text(TaskStatus::Succeeded.as_str().into()),
-            ),
-            (
-                "actual_prompt",
-                actual_prompt.map_or(SqlValue::Null, |p| SqlValue::Text(p.into())),
-            ),
+            ("task_status", TaskStatus::Succeeded.as_str().to_value()),
+            ("actual_prompt", actual_prompt.to_value()),
         ];
         let to = if ok > 0 {
             columns.push((
                 "cost_cny",
-                price_per_image.map_or(SqlValue::Null, |p| SqlValue::Real(p * ok as f64)),
+                price_per_image.map_or(Value::Null, |p| Value::Real(p * ok as f64)),
             ));
             // A note made while the job ran (a disk that refused its images for a while)
             // is history now: the event log keeps it, the job shows no error.
             columns.extend([
-                ("error_code", SqlValue::Null),
-                ("error_message", SqlValue::Null),
-                ("error_action", SqlValue::Null),
+                ("error_code", Value::Null),
+                ("error_message", Value::Null),
+                ("error_action", Value::Null),
             ]);
             JobState::Succeeded
         } else {
@@ -391,7 +383,7 @@ impl EngineStore {
             to
         };
         let done = transition(
-            &tx,
+            &mut tx,
             id,
             &[JobState::Running, JobState::Submitted],
             to,
@@ -404,51 +396,46 @@ impl EngineStore {
 
     /// Jobs left submitting, submitted or running, oldest first: what the engine watches.
     pub(crate) fn remote_jobs(&self) -> Result<Vec<JobSummary>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {SUMMARY_COLUMNS} FROM jobs
-             WHERE state IN ('submitting', 'submitted', 'running') ORDER BY id"
-        ))?;
-        let rows = stmt.query_map([], summary_from_row)?;
-        rows.map(|r| r.map_err(StoreError::from).and_then(|x| x))
-            .collect()
+        self.conn().query_map(
+            &format!(
+                "SELECT {SUMMARY_COLUMNS} FROM jobs
+                 WHERE state IN ('submitting', 'submitted', 'running') ORDER BY id"
+            ),
+            params![],
+            summary_from_row,
+        )
     }
 
     /// The job that owns a task id, if any.
     pub(crate) fn job_for_task(&self, task_id: &str) -> Result<Option<JobId>, StoreError> {
-        Ok(self
-            .conn()
-            .query_row("SELECT id FROM jobs WHERE task_id = ?1", [task_id], |r| {
-                r.get(0).map(JobId)
-            })
-            .optional()?)
+        self.conn().query_opt(
+            "SELECT id FROM jobs WHERE task_id = ?1",
+            params![task_id],
+            |r| r.get(0).map(JobId),
+        )
     }
 
     /// Queued jobs per model (retry times not considered): what is left to submit.
     pub(crate) fn queued_by_model(&self) -> Result<Vec<(Model, u64)>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
+        self.conn().query_map(
             "SELECT model, COUNT(*) FROM jobs WHERE state = 'queued' GROUP BY model",
-        )?;
-        let mut rows = stmt.query([])?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            let model: String = row.get(0)?;
-            let n: i64 = row.get(1)?;
-            out.push((parse_model(&model)?, n as u64));
-        }
-        Ok(out)
+            params![],
+            |row| {
+                let model: String = row.get(0)?;
+                let n: i64 = row.get(1)?;
+                Ok((parse_model(&model)?, n.max(0) as u64))
+            },
+        )
     }
 
     pub(crate) fn is_cancel_requested(&self, id: JobId) -> Result<bool, StoreError> {
         Ok(self
             .conn()
-            .query_row(
+            .query_opt(
                 "SELECT cancel_requested FROM jobs WHERE id = ?1",
-                [id.0],
+                params![id.0],
                 |r| r.get(0),
-            )
-            .optional()?
+            )?
             .unwrap_or(false))
     }
 
@@ -456,11 +443,14 @@ impl EngineStore {
     /// the refusal noted in the job's log; the job runs on.
     pub(crate) fn note_cancel_refused(&self, id: JobId, message: &str) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let tx = write_tx(&mut conn, &self.path)?;
-        let state = current_state(&tx, id)?;
-        tx.execute("UPDATE jobs SET cancel_requested = 0 WHERE id = ?1", [id.0])?;
+        let mut tx = conn.write_tx()?;
+        let state = current_state(&mut tx, id)?;
+        tx.execute(
+            "UPDATE jobs SET cancel_requested = 0 WHERE id = ?1",
+            params![id.0],
+        )?;
         insert_event(
-            &tx,
+            &mut tx,
             id,
             Timestamp::now(),
             Some(state),
@@ -475,8 +465,8 @@ impl EngineStore {
     /// while the job waits to save its images).
     pub(crate) fn note_error(&self, id: JobId, error: &JobError) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let tx = write_tx(&mut conn, &self.path)?;
-        let state = current_state(&tx, id)?;
+        let mut tx = conn.write_tx()?;
+        let state = current_state(&mut tx, id)?;
         tx.execute(
             "UPDATE jobs SET error_code = ?1, error_message = ?2, error_action = ?3 WHERE id = ?4",
             params![
@@ -487,7 +477,7 @@ impl EngineStore {
             ],
         )?;
         insert_event(
-            &tx,
+            &mut tx,
             id,
             Timestamp::now(),
             Some(state),
@@ -500,13 +490,13 @@ impl EngineStore {
 
     /// One job without its event log.
     pub(crate) fn job_brief(&self, id: JobId) -> Result<Option<JobDetail>, StoreError> {
-        load_detail(&self.conn(), id)
+        load_detail(&mut self.conn(), id)
     }
 }
 
 /// Submitting -> submitted (or running) with the task id, within `tx`.
 fn record_created(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &mut Db,
     id: JobId,
     task_id: &str,
     status: TaskStatus,
@@ -523,11 +513,11 @@ fn record_created(
         &[JobState::Submitting],
         to,
         &[
-            ("task_id", SqlValue::Text(task_id.into())),
-            ("task_status", SqlValue::Text(status.as_str().into())),
-            ("error_code", SqlValue::Null),
-            ("error_message", SqlValue::Null),
-            ("error_action", SqlValue::Null),
+            ("task_id", task_id.to_value()),
+            ("task_status", status.as_str().to_value()),
+            ("error_code", Value::Null),
+            ("error_message", Value::Null),
+            ("error_action", Value::Null),
         ],
         Some(&format!("{detail}: task {task_id}")),
     )

@@ -40,6 +40,11 @@ impl Scratch {
 
     /// `wandash --db <scratch db> ...` with HOME and XDG dirs inside the scratch dir.
     pub fn cmd(&self) -> Command {
+        self.cmd_on(&self.db())
+    }
+
+    /// `cmd()` on the store at `db` (a path or a `postgres://` URL).
+    pub fn cmd_on(&self, db: &Path) -> Command {
         let mut cmd = Command::new(BIN);
         let home = self.path("home");
         cmd.env("HOME", &home)
@@ -49,7 +54,7 @@ impl Scratch {
             .env_remove("DASHSCOPE_BASE_URL")
             .env_remove("RUST_LOG")
             .arg("--db")
-            .arg(self.db());
+            .arg(db);
         cmd
     }
 
@@ -59,7 +64,12 @@ impl Scratch {
 
     /// `cmd()` as a user with `key` runs it against `sim`, with the settings in `config`.
     pub fn cmd_against(&self, sim: &Sim, key: &str, config: &Path) -> Command {
-        let mut cmd = self.cmd();
+        self.cmd_against_on(&self.db(), sim, key, config)
+    }
+
+    /// `cmd_against` on the store at `db`.
+    pub fn cmd_against_on(&self, db: &Path, sim: &Sim, key: &str, config: &Path) -> Command {
+        let mut cmd = self.cmd_on(db);
         cmd.env("DASHSCOPE_API_KEY", key)
             .arg("--config")
             .arg(config)
