@@ -271,7 +271,7 @@ fn a_foreign_sqlite_database_is_refused_with_one_line() {
             .args(["--db", foreign.to_str().unwrap(), "list"])),
         3,
     );
-    let expected = format!("{} is another program's SQLite database", foreign.display());
+    let expected = format!("{} is another program's database", foreign.display());
     assert!(
         refused.stderr.contains(&expected),
         "{expected}\n{}",

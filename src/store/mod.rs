@@ -54,7 +54,7 @@ pub enum StoreError {
     #[error("{path} is not a wandash database (not an SQLite file); choose another --db")]
     NotADatabase { path: PathBuf },
     #[error(
-        "{path} is another program's SQLite database (it has tables, none of wandash's); choose another --db"
+        "{path} is another program's database (it has tables, none of wandash's); choose another --db"
     )]
     Foreign { path: PathBuf },
     #[error(

@@ -70,7 +70,7 @@ impl Connection {
             .conn
             .prepare_cached(sql)
             .map_err(|e| classify(path, e))?;
-        let names: Arc<[String]> = stmt.column_names().into_iter().map(String::from).collect();
+        let names: Arc<[String]> = stmt.column_names().map(String::from).collect();
         let width = names.len();
         let mut rows = stmt
             .query(params_from_iter(params))
