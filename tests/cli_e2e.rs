@@ -904,8 +904,8 @@ fn show_names_the_job_a_variation_came_from_and_the_compare_it_won() {
 mod test_postgres;
 
 /// Issue #14: `--db postgres://…` puts the store on a PostgreSQL server. A job submitted
-/// and run by one process is read by another, the engine's one-engine lock lives on the
-/// server, and a wrong password is named with the URL, never the password.
+/// and run by one process is read by another, a wrong password is named with the URL,
+/// never the password, and TLS is used as the URL's `sslmode` asks.
 #[test]
 fn a_store_on_postgresql_runs_jobs_that_other_processes_read() {
     let Some(server) = test_postgres::server() else {
@@ -972,4 +972,20 @@ fn a_store_on_postgresql_runs_jobs_that_other_processes_read() {
     );
     assert!(refused.stderr.contains("127.0.0.1"), "{}", refused.stderr);
     assert!(!refused.stderr.contains(&secret), "{}", refused.stderr);
+
+    // TLS as the URL asks: the test server has none, so `sslmode=require` is refused, said.
+    let tls = format!("{}?sslmode=require", url.display());
+    let refused = t
+        .scratch
+        .cmd_on(PathBuf::from(&tls).as_path())
+        .arg("list")
+        .output()
+        .unwrap();
+    let refused = cli_support::Run::from(refused);
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused.stderr.contains("server does not support TLS"),
+        "{}",
+        refused.stderr
+    );
 }

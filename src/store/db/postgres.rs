@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
-use postgres::{Client, Config, NoTls, Statement};
+use postgres::{Client, Config, Statement};
+use rustls_platform_verifier::BuilderVerifierExt;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{Row, Value};
 use crate::store::StoreError;
@@ -265,6 +267,7 @@ pub(super) struct Connection {
 struct Session {
     url: PostgresUrl,
     config: Config,
+    tls: MakeRustlsConnect,
     client: Option<Client>,
     statements: HashMap<String, Statement>,
     in_transaction: bool,
@@ -292,6 +295,10 @@ impl Connection {
         let mut session = Session {
             url: url.clone(),
             config,
+            tls: tls_connector().map_err(|message| StoreError::Server {
+                url: url.to_string(),
+                message,
+            })?,
             client: None,
             statements: HashMap::new(),
             in_transaction: false,
@@ -408,7 +415,7 @@ impl Session {
             return Err(self.lost("the server is unreachable; wandash tries again shortly"));
         }
         self.statements.clear();
-        match self.config.connect(NoTls) {
+        match self.config.connect(self.tls.clone()) {
             Ok(client) => {
                 self.client = Some(client);
                 self.next_connect = None;
@@ -503,6 +510,19 @@ impl Session {
             ))
         })
     }
+}
+
+/// TLS as the URL's `sslmode` asks (`prefer` by default: TLS where the server offers it;
+/// `require` refuses a server without it), with the server's certificate checked against
+/// the system's roots, as the HTTPS client does.
+fn tls_connector() -> Result<MakeRustlsConnect, String> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|builder| builder.with_platform_verifier())
+        .map_err(|e| format!("cannot set up TLS: {e}"))?
+        .with_no_client_auth();
+    Ok(MakeRustlsConnect::new(config))
 }
 
 /// An error with its causes, which hold the useful part ("password authentication failed").
