@@ -519,7 +519,7 @@ fn tls_connector() -> Result<MakeRustlsConnect, String> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .and_then(|builder| builder.with_platform_verifier())
+        .and_then(BuilderVerifierExt::with_platform_verifier)
         .map_err(|e| format!("cannot set up TLS: {e}"))?
         .with_no_client_auth();
     Ok(MakeRustlsConnect::new(config))
