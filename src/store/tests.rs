@@ -671,3 +671,51 @@ fn learned_durations_are_kept_per_model_replaced_and_read_by_another_connection(
         .unwrap();
     assert_eq!(other.learned_durations().unwrap().len(), 2);
 }
+
+/// Waits (bounded) until `attempt` answers `Some`, returning every error seen on the way.
+fn retry_until<T>(mut attempt: impl FnMut() -> Result<T, StoreError>) -> (T, Vec<StoreError>) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut errors = Vec::new();
+    loop {
+        match attempt() {
+            Ok(answer) => return (answer, errors),
+            Err(e) if std::time::Instant::now() < deadline => {
+                errors.push(e);
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => panic!("no answer within 20 s: {e}; before: {errors:?}"),
+        }
+    }
+}
+
+/// Issue #14: a PostgreSQL server that stops and comes back. While it is down, every call
+/// fails at once, naming the server without the password; once it is back, the same
+/// `Store` reconnects by itself and nothing committed before is lost.
+#[test]
+fn a_store_reconnects_to_a_restarted_postgresql_server_and_loses_nothing() {
+    let Some(mut server) = test_postgres::own_server() else {
+        return;
+    };
+    let url = server.fresh_database();
+    let store = Store::open(std::path::Path::new(&url))
+        .unwrap()
+        .into_engine();
+    let id = store.enqueue(&spec("before the restart")).unwrap();
+    store.claim_for_submit(id).unwrap().unwrap();
+
+    server.stop();
+    let down = store.job(id).unwrap_err().to_string();
+    let shown = PostgresUrl::parse(&url).unwrap().to_string();
+    assert!(down.starts_with(&shown), "{down}");
+    let password = url.split(':').nth(2).unwrap().split('@').next().unwrap();
+    assert!(!down.contains(password), "{down}");
+
+    server.start();
+    let (job, _errors_while_reconnecting) = retry_until(|| store.job(id));
+    let job = job.expect("the job is still there");
+    assert_eq!(job.summary.state(), JobState::Submitting);
+    assert_eq!(job.summary.prompt, "before the restart");
+    // Writes work again too.
+    let (later, _) = retry_until(|| store.enqueue(&spec("after the restart")));
+    assert!(later.0 > id.0);
+}

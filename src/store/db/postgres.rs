@@ -442,6 +442,12 @@ impl Session {
     /// itself is the problem.
     fn fail(&mut self, e: &postgres::Error) -> StoreError {
         match e.as_db_error() {
+            // The server going away (shutdown 57P0x, connection failures 08xxx) is a
+            // connection lost, not a statement's fault: named by server, reconnected next time.
+            Some(db) if is_connection_loss(db.code().code()) => {
+                self.client = None;
+                self.lost(db.message())
+            }
             Some(db) if db.code().code() == "55P03" => StoreError::Database(format!(
                 "another engine held a row this needs for over {} s; try again when it is done",
                 LOCK_TIMEOUT.as_secs()
@@ -512,6 +518,11 @@ impl Session {
     }
 }
 
+/// SQLSTATEs that mean the connection, not the statement, failed.
+fn is_connection_loss(code: &str) -> bool {
+    code.starts_with("08") || code.starts_with("57P")
+}
+
 /// TLS as the URL's `sslmode` asks (`prefer` by default: TLS where the server offers it;
 /// `require` refuses a server without it), with the server's certificate checked against
 /// the system's roots, as the HTTPS client does.
@@ -579,6 +590,14 @@ mod tests {
         assert!(!format!("{url} {url:?}").contains("s3cr3t"));
         assert_eq!(PostgresUrl::parse("/home/me/wandash.db"), None);
         assert!(PostgresUrl::parse("PostgreSQL://db/w").is_some());
+    }
+
+    #[test]
+    fn a_shutdown_or_broken_link_is_a_lost_connection_and_a_bad_statement_is_not() {
+        assert!(is_connection_loss("57P01"), "admin shutdown");
+        assert!(is_connection_loss("08006"), "connection failure");
+        assert!(!is_connection_loss("23505"), "unique violation");
+        assert!(!is_connection_loss("55P03"), "lock timeout");
     }
 
     #[test]
