@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use sha2::{Digest, Sha256};
 
 use super::db::{Dialect, params};
-use super::{ImageRecord, JobId, Store, StoreError};
+use super::{ImageRecord, JobDetail, JobId, Store, StoreError};
 use crate::files::{create_private_dir, create_private_file};
 
 /// The lowercase hex sha256 of `bytes`, as images are addressed by.
@@ -46,6 +46,11 @@ fn refuse_blob(sha256: &str, bytes: &[u8], max_bytes: u64) -> Option<String> {
             "image bytes do not match their sha256: expected {sha256}, the bytes hash to {actual}"
         )
     })
+}
+
+/// Where a host keeps the images it read from the store: `<data dir>/cache`.
+pub fn image_cache_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("cache")
 }
 
 /// The file a fetched image is cached in: `<cache_dir>/<sha256>.<ext>`, the extension
@@ -164,6 +169,21 @@ impl Store {
             message: format!("caching job {job}'s image {}: {e}", image.index),
         })?;
         Ok(cached)
+    }
+
+    /// Points each saved image of `detail` at the file that holds it on this host
+    /// (`image_on_disk`), for a command that hands images out; returns why the others are
+    /// not to be had (their recorded paths kept, so they are still named).
+    pub fn images_here(&self, detail: &mut JobDetail, cache_dir: &Path) -> Vec<StoreError> {
+        let job = detail.summary.id;
+        let mut unavailable = Vec::new();
+        for image in detail.images.iter_mut().filter(|i| i.is_saved()) {
+            match self.image_on_disk(job, image, cache_dir) {
+                Ok(here) => image.path = Some(here),
+                Err(why) => unavailable.push(why),
+            }
+        }
+        unavailable
     }
 
     /// `image_on_disk` for the image recorded at `recorded` (what a dashboard holds): the

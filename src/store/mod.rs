@@ -20,7 +20,7 @@ mod work;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-pub use blobs::{ImageFiles, sha256_hex};
+pub use blobs::{ImageFiles, image_cache_dir, sha256_hex};
 use db::{Db, Dialect, Row, ToValue, Value, params};
 pub use db::{Location, PostgresUrl};
 

@@ -18,6 +18,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::event::AppEvent;
 use super::state::{ImageKey, PreviewImage, ReadyImage};
+use crate::store::ImageFiles;
 
 /// Encoded images kept; a page of previews at two sizes (pane and full screen).
 const CACHE_ENTRIES: usize = 48;
@@ -36,11 +37,17 @@ pub struct ImageWorker {
 }
 
 impl ImageWorker {
-    pub fn start(picker: Picker, events: UnboundedSender<AppEvent>) -> ImageWorker {
+    /// Starts the worker; `files` finds each image on this host (another host's from the
+    /// store), off the UI task like the decoding.
+    pub fn start(
+        picker: Picker,
+        files: ImageFiles,
+        events: UnboundedSender<AppEvent>,
+    ) -> ImageWorker {
         let (requests, inbox) = channel();
         thread::Builder::new()
             .name("wandash-ui-images".into())
-            .spawn(move || serve(picker, inbox, events))
+            .spawn(move || serve(picker, files, inbox, events))
             .expect("spawning a thread only fails when the process is out of resources");
         ImageWorker {
             requests,
@@ -87,21 +94,27 @@ impl ImageWorker {
     }
 }
 
-fn serve(picker: Picker, inbox: Receiver<ImageKey>, events: UnboundedSender<AppEvent>) {
+fn serve(
+    picker: Picker,
+    files: ImageFiles,
+    inbox: Receiver<ImageKey>,
+    events: UnboundedSender<AppEvent>,
+) {
     while let Ok(first) = inbox.recv() {
         // Only the newest request matters: the others are for jobs already scrolled past.
         let key = inbox.try_iter().last().unwrap_or(first);
-        let result = encode(&picker, &key);
+        let result = encode(&picker, &files, &key);
         if events.send(AppEvent::Image(key, result)).is_err() {
             return;
         }
     }
 }
 
-/// Decodes the file and fits it into the key's cell area.
-pub fn encode(picker: &Picker, key: &ImageKey) -> Encoded {
-    let file =
-        std::fs::File::open(&key.path).map_err(|e| format!("{}: {e}", key.path.display()))?;
+/// Decodes the image (the recorded file, or this host's copy of it) and fits it into the
+/// key's cell area.
+pub fn encode(picker: &Picker, files: &ImageFiles, key: &ImageKey) -> Encoded {
+    let here = files.local(&key.path)?;
+    let file = std::fs::File::open(&here).map_err(|e| format!("{}: {e}", here.display()))?;
     let mut reader = ImageReader::new(BufReader::new(file))
         .with_guessed_format()
         .map_err(|e| format!("{}: {e}", key.path.display()))?;
