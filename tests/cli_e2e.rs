@@ -973,3 +973,80 @@ fn a_store_on_postgresql_runs_jobs_that_other_processes_read() {
     assert!(refused.stderr.contains("127.0.0.1"), "{}", refused.stderr);
     assert!(!refused.stderr.contains(&secret), "{}", refused.stderr);
 }
+
+/// Issue #14: images for everyone. On a PostgreSQL store the engine that downloads an
+/// image stores its bytes in the database too, so another host (another HOME, another
+/// data dir) gets the same PNGs from `show` and `export` when the files are not on its
+/// disk: here they are on no disk at all, the first host's being deleted. The first call
+/// fills the second host's cache; the next reads from there.
+#[test]
+fn another_host_shows_and_exports_a_jobs_images_from_the_postgresql_store() {
+    let Some(server) = test_postgres::server() else {
+        return;
+    };
+    let url = PathBuf::from(server.fresh_database());
+    let t = Setup::new();
+    let mut submit = t
+        .scratch
+        .cmd_against_on(&url, &t.sim, "test-key", &t.config);
+    let run = Run::from(
+        submit
+            .args([
+                "submit",
+                "--model",
+                "wanx2.0-t2i-turbo",
+                "--prompt",
+                "a lighthouse at dusk",
+                "-n",
+                "2",
+                "--size",
+                "768*512",
+                "--wait",
+            ])
+            .output()
+            .expect("run wandash"),
+    )
+    .expect(0);
+    let saved: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(saved.len(), 2, "{}", run.stdout);
+    let originals: Vec<Vec<u8>> = saved.iter().map(|p| std::fs::read(p).unwrap()).collect();
+    for path in &saved {
+        std::fs::remove_file(path).unwrap();
+    }
+
+    let other_host = Scratch::new();
+    let on_other_host = |args: &[&str]| {
+        let mut cmd = other_host.cmd_on(&url);
+        Run::from(cmd.args(args).output().expect("run wandash")).expect(0)
+    };
+    let listed = on_other_host(&["list", "--json"]).json();
+    let id = listed[0]["id"].to_string();
+    let cache = other_host.path("home/.local/share/wandash/cache");
+
+    let shown = on_other_host(&["show", &id, "--json"]).json();
+    let images = shown["images"].as_array().expect("images");
+    assert_eq!(images.len(), 2, "{shown}");
+    for (image, original) in images.iter().zip(&originals) {
+        let path = PathBuf::from(image["path"].as_str().expect("a path"));
+        assert!(path.starts_with(&cache), "{}", path.display());
+        assert_eq!(&std::fs::read(&path).unwrap(), original);
+        assert_png(path.to_str().unwrap(), 768, 512);
+    }
+    // The text form names the same files.
+    let text = on_other_host(&["show", &id]).stdout;
+    assert!(text.contains(cache.to_str().unwrap()), "{text}");
+
+    let to = other_host.path("exported");
+    on_other_host(&["export", "--to", to.to_str().unwrap()]);
+    for (index, original) in originals.iter().enumerate() {
+        let copy = to.join(format!("job-{id}-{index}.png"));
+        assert_eq!(
+            &std::fs::read(&copy).unwrap(),
+            original,
+            "{}",
+            copy.display()
+        );
+    }
+    // One copy per image in the cache, whatever read it.
+    assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 2);
+}
