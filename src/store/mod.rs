@@ -692,4 +692,4 @@ fn transition(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

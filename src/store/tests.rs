@@ -9,8 +9,9 @@ fn spec(prompt: &str) -> JobSpec {
     JobSpec::new(Model::Wanx21T2iTurbo, prompt)
 }
 
+// Shared with other modules' tests (one server per test process).
 #[path = "../../tests/support/postgres.rs"]
-mod test_postgres;
+pub(crate) mod test_postgres;
 
 /// Where a test's store lives, and a private folder beside it (images).
 struct Place {

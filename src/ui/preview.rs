@@ -135,3 +135,61 @@ pub fn encode(picker: &Picker, files: &ImageFiles, key: &ImageKey) -> Encoded {
         .map_err(|e| format!("encoding {}: {e}", key.path.display()))?;
     Ok(Arc::new(protocol))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Cursor;
+    use std::path::PathBuf;
+
+    use image::{DynamicImage, ImageFormat, RgbImage};
+
+    use super::*;
+    use crate::dashscope::{JobSpec, Model};
+    use crate::store::tests::test_postgres;
+    use crate::store::{ImageRecord, Store, sha256_hex};
+
+    /// The preview of an image another host's engine saved, on a store on PostgreSQL:
+    /// the recorded file is not on this disk, so the worker reads it from the store.
+    #[test]
+    fn the_preview_of_an_image_saved_on_another_host_is_read_from_the_store() {
+        let Some(server) = test_postgres::server() else {
+            return;
+        };
+        let url = PathBuf::from(server.fresh_database());
+        let store = Store::open(&url).unwrap().into_engine();
+        let id = store
+            .enqueue(&JobSpec::new(Model::Wanx21T2iTurbo, "a lighthouse"))
+            .unwrap();
+        let mut png = Vec::new();
+        DynamicImage::ImageRgb8(RgbImage::new(8, 6))
+            .write_to(&mut Cursor::new(&mut png), ImageFormat::Png)
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let recorded = dir.path().join(format!("other-host/images/{id}/0.png"));
+        let sha256 = sha256_hex(&png);
+        store.put_image_bytes(&sha256, &png, 1 << 20).unwrap();
+        let image = ImageRecord {
+            index: 0,
+            path: Some(recorded.clone()),
+            sha256: Some(sha256),
+            bytes: Some(png.len() as u64),
+            ..Default::default()
+        };
+        store.record_image(id, &image).unwrap();
+        let key = ImageKey {
+            path: recorded.clone(),
+            width: 8,
+            height: 3,
+        };
+
+        let cache = dir.path().join("this-host/cache");
+        let files = ImageFiles::for_store(&url, cache.clone()).unwrap();
+        assert!(encode(&Picker::halfblocks(), &files, &key).is_ok());
+        assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 1);
+        // Without the store, the file that is not here is named.
+        let Err(missing) = encode(&Picker::halfblocks(), &ImageFiles::default(), &key) else {
+            panic!("a file not on this disk decoded");
+        };
+        assert!(missing.contains(recorded.to_str().unwrap()), "{missing}");
+    }
+}
