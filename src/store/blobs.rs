@@ -55,7 +55,7 @@ pub fn image_cache_dir(data_dir: &Path) -> PathBuf {
 
 /// The file a fetched image is cached in: `<cache_dir>/<sha256>.<ext>`, the extension
 /// kept from the recorded file (decoders guess by content, people by the name).
-pub fn cached_image_path(cache_dir: &Path, sha256: &str, recorded: &Path) -> PathBuf {
+fn cached_image_path(cache_dir: &Path, sha256: &str, recorded: &Path) -> PathBuf {
     let ext = recorded
         .extension()
         .and_then(|e| e.to_str())
@@ -243,7 +243,8 @@ fn write_cached(cache_dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<
 
 /// This host's way to image files for a reader that holds only recorded paths (the
 /// dashboard's image workers): on a PostgreSQL store, a connection of its own to fetch
-/// images another host saved, and the cache directory to keep them in.
+/// images another host saved, and the cache directory to keep them in. The default has
+/// no store: the recorded paths as they are (an SQLite store's, or files outside one).
 #[derive(Clone, Default)]
 pub struct ImageFiles {
     store: Option<Arc<Store>>,
@@ -259,14 +260,6 @@ impl ImageFiles {
             super::Location::Postgres(_) => Some(Arc::new(Store::open(store_path)?)),
         };
         Ok(ImageFiles { store, cache_dir })
-    }
-
-    /// Images read from `store` when not on this disk, cached in `cache_dir`.
-    pub fn from_store(store: Arc<Store>, cache_dir: PathBuf) -> ImageFiles {
-        ImageFiles {
-            store: Some(store),
-            cache_dir,
-        }
     }
 
     /// The file to open for the image recorded at `recorded`. Blocking.
