@@ -27,6 +27,11 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// Whether `text` is a sha256 as `sha256_hex` writes it: 64 lowercase hex digits.
+fn is_sha256_hex(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// Whether this store keeps image bytes (see the module's comment): only PostgreSQL.
 fn keeps_blobs(dialect: Dialect) -> bool {
     dialect == Dialect::Postgres
@@ -135,6 +140,10 @@ impl Store {
                 format!("{} is not on this disk", recorded.display()),
             ));
         };
+        // It names a file in the cache: anything but a sha256 could name one outside.
+        if !is_sha256_hex(sha256) {
+            return Err(unavailable(sha256, "its recorded sha256 is not one".into()));
+        }
         let cached = cached_image_path(cache_dir, sha256, recorded);
         if is_whole_file(&cached, image.bytes) {
             return Ok(cached);
@@ -289,6 +298,14 @@ mod tests {
         );
         let wrong = refuse_blob(&sha256_hex(b"other"), bytes, 100).unwrap();
         assert!(wrong.contains(&sha), "{wrong}");
+    }
+
+    #[test]
+    fn only_a_sha256_names_a_cached_file() {
+        assert!(is_sha256_hex(&sha256_hex(b"x")));
+        assert!(!is_sha256_hex("../../.ssh/authorized_keys"));
+        assert!(!is_sha256_hex(&sha256_hex(b"x").to_uppercase()));
+        assert!(!is_sha256_hex(&sha256_hex(b"x")[1..]));
     }
 
     #[test]
