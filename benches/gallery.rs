@@ -25,7 +25,7 @@ use ratatui_image::picker::{Picker, ProtocolType};
 use time::OffsetDateTime;
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use wandash::dashscope::{JobSpec, Model};
-use wandash::store::{JobId, JobState, Store};
+use wandash::store::{ImageFiles, JobId, JobState, Store};
 use wandash::ui::data::gallery_snapshot;
 use wandash::ui::draw::{draw, frame_layout};
 use wandash::ui::event::AppEvent;
@@ -82,7 +82,7 @@ fn main() {
                 })
                 .collect();
             let (events, mut inbox) = unbounded_channel();
-            let mut worker = ThumbnailWorker::start(picker.clone(), events);
+            let mut worker = ThumbnailWorker::start(picker.clone(), ImageFiles::default(), events);
             let start = Instant::now();
             worker.want(&keys, &[]);
             await_thumbnails(&mut worker, &mut inbox, keys.len());
@@ -144,7 +144,7 @@ fn main() {
     let halfblocks = Picker::halfblocks();
     for warm in [false, true] {
         let (events, mut inbox) = unbounded_channel();
-        let mut worker = ThumbnailWorker::start(halfblocks.clone(), events);
+        let mut worker = ThumbnailWorker::start(halfblocks.clone(), ImageFiles::default(), events);
         if warm {
             // The first 200 images' thumbnails cached; the walk stays among them.
             let (width, height) = shape.thumb_size();

@@ -19,6 +19,7 @@ use ratatui::widgets::{Block, Borders, Widget};
 use ratatui_image::Image;
 use ratatui_image::picker::{Picker, ProtocolType};
 use tokio::sync::mpsc::unbounded_channel;
+use wandash::store::ImageFiles;
 use wandash::ui::draw::screen_layout;
 use wandash::ui::preview::{ImageWorker, encode};
 use wandash::ui::state::{ImageKey, PreviewImage};
@@ -67,9 +68,10 @@ fn main() {
                 height: area.height,
             };
             let encoded = median_of(runs, || {
-                encode(picker, &key).expect("the picture encodes");
+                encode(picker, &ImageFiles::default(), &key).expect("the picture encodes");
             });
-            let protocol = encode(picker, &key).expect("the picture encodes");
+            let protocol =
+                encode(picker, &ImageFiles::default(), &key).expect("the picture encodes");
             let target = Rect::new(0, 0, area.width, area.height);
             let mut buffer = Buffer::empty(target);
             let render = median_of(runs * 10, || {
@@ -88,7 +90,7 @@ fn main() {
     // Cache hits: a full cache, then the lookup the app makes on every loop turn for the
     // image on screen (the most recently used entry, the last one the scan reaches).
     let (events, _inbox) = unbounded_channel();
-    let mut worker = ImageWorker::start(halfblocks.clone(), events);
+    let mut worker = ImageWorker::start(halfblocks.clone(), ImageFiles::default(), events);
     let key = |i: usize| ImageKey {
         path: dir.path().join(format!("{i}.png")),
         width: pane.width,
@@ -96,6 +98,7 @@ fn main() {
     };
     let protocol = encode(
         &halfblocks,
+        &ImageFiles::default(),
         &ImageKey {
             path: path.clone(),
             width: pane.width,

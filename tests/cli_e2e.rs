@@ -989,3 +989,139 @@ fn a_store_on_postgresql_runs_jobs_that_other_processes_read() {
         refused.stderr
     );
 }
+
+/// Issue #14: images for everyone. On a PostgreSQL store the engine that downloads an
+/// image stores its bytes in the database too, so another host (another HOME, another
+/// data dir) gets the same PNGs from `show`, `export` and MCP when the files are not on
+/// its disk: here they are on no disk at all, the first host's being deleted. The first
+/// call fills that host's cache; the next reads from there.
+#[test]
+fn another_host_shows_exports_and_serves_a_jobs_images_from_the_postgresql_store() {
+    let Some(server) = test_postgres::server() else {
+        return;
+    };
+    let url = PathBuf::from(server.fresh_database());
+    let t = Setup::new();
+    let mut submit = t
+        .scratch
+        .cmd_against_on(&url, &t.sim, "test-key", &t.config);
+    let run = Run::from(
+        submit
+            .args([
+                "submit",
+                "--model",
+                "wanx2.0-t2i-turbo",
+                "--prompt",
+                "a lighthouse at dusk",
+                "-n",
+                "2",
+                "--size",
+                "768*512",
+                "--wait",
+            ])
+            .output()
+            .expect("run wandash"),
+    )
+    .expect(0);
+    let saved: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(saved.len(), 2, "{}", run.stdout);
+    let originals: Vec<Vec<u8>> = saved.iter().map(|p| std::fs::read(p).unwrap()).collect();
+    for path in &saved {
+        std::fs::remove_file(path).unwrap();
+    }
+
+    let other_host = Scratch::new();
+    let on_other_host = |args: &[&str]| {
+        let mut cmd = other_host.cmd_on(&url);
+        Run::from(cmd.args(args).output().expect("run wandash")).expect(0)
+    };
+    let listed = on_other_host(&["list", "--json"]).json();
+    let id = listed[0]["id"].to_string();
+    let cache = other_host.path("home/.local/share/wandash/cache");
+
+    let shown = on_other_host(&["show", &id, "--json"]).json();
+    let images = shown["images"].as_array().expect("images");
+    assert_eq!(images.len(), 2, "{shown}");
+    for (image, original) in images.iter().zip(&originals) {
+        let path = PathBuf::from(image["path"].as_str().expect("a path"));
+        assert!(path.starts_with(&cache), "{}", path.display());
+        assert_eq!(&std::fs::read(&path).unwrap(), original);
+        assert_png(path.to_str().unwrap(), 768, 512);
+    }
+    // The text form names the same files.
+    let text = on_other_host(&["show", &id]).stdout;
+    assert!(text.contains(cache.to_str().unwrap()), "{text}");
+
+    let to = other_host.path("exported");
+    on_other_host(&["export", "--to", to.to_str().unwrap()]);
+    for (index, original) in originals.iter().enumerate() {
+        let copy = to.join(format!("job-{id}-{index}.png"));
+        assert_eq!(
+            &std::fs::read(&copy).unwrap(),
+            original,
+            "{}",
+            copy.display()
+        );
+    }
+    // One copy per image in the cache, whatever read it.
+    assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 2);
+
+    // An assistant on a third host: `get_job` answers with paths on that host, and the
+    // first image attached.
+    let third_host = Scratch::new();
+    let answer = mcp_get_job(&third_host, &url, &id);
+    assert_eq!(answer["isError"], false, "{answer}");
+    let third_cache = third_host.path("home/.local/share/wandash/cache");
+    let images = answer["structuredContent"]["images"]
+        .as_array()
+        .expect("images");
+    for (image, original) in images.iter().zip(&originals) {
+        let path = PathBuf::from(image["path"].as_str().expect("a path"));
+        assert!(path.starts_with(&third_cache), "{image}");
+        assert_eq!(&std::fs::read(&path).unwrap(), original);
+    }
+    let attached = answer["content"].as_array().expect("content");
+    assert!(attached.iter().any(|c| c["type"] == "image"), "{answer}");
+}
+
+/// `wandash mcp` on `host` against the store at `db`, asked for job `id` with its image:
+/// the tool call's result. The server ends when its input closes.
+fn mcp_get_job(host: &Scratch, db: &std::path::Path, id: &str) -> serde_json::Value {
+    use std::io::{BufRead, Write};
+    let mut child = host
+        .cmd_on(db)
+        .arg("mcp")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start wandash mcp");
+    let id: i64 = id.parse().expect("a job id");
+    let requests = [
+        serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18",
+            "capabilities": {}, "clientInfo": {"name": "cli-e2e", "version": "0"}}}),
+        serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+            "params": {"name": "get_job", "arguments": {"id": id, "return_image": true}}}),
+    ];
+    let mut stdin = child.stdin.take().unwrap();
+    for request in &requests {
+        writeln!(stdin, "{request}").unwrap();
+    }
+    let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+    let answer = loop {
+        let mut line = String::new();
+        assert_ne!(
+            reader.read_line(&mut line).unwrap(),
+            0,
+            "mcp ended unanswered"
+        );
+        let message: serde_json::Value = serde_json::from_str(&line).expect("JSON-RPC");
+        if message["id"] == 2 {
+            break message["result"].clone();
+        }
+    };
+    drop(stdin);
+    child.wait().unwrap();
+    answer
+}

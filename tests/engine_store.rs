@@ -137,7 +137,8 @@ fn an_older_schema_is_upgraded_with_its_data_and_counts_follow_every_change() {
     // Turn the file back into a schema-1 database, as an older wandash left it.
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
-        "ALTER TABLE jobs DROP COLUMN sync_answer;
+        "DROP INDEX images_by_path; DROP TABLE image_blobs;
+         ALTER TABLE jobs DROP COLUMN sync_answer;
          DROP INDEX jobs_queue_order; DROP INDEX jobs_by_state_queue; DROP TRIGGER jobs_queue_pos;
          ALTER TABLE jobs DROP COLUMN queue_pos; DROP TABLE paused; DROP INDEX jobs_money;
          DROP INDEX images_starred; ALTER TABLE images DROP COLUMN starred; ALTER TABLE jobs DROP COLUMN parent_job_id;
@@ -458,6 +459,7 @@ mod pg {
             "INTEGER" => "bigint".to_owned(),
             "REAL" => "double precision".to_owned(),
             "TEXT" => "text".to_owned(),
+            "BLOB" => "bytea".to_owned(),
             other => panic!("a column type this test does not map: {other}"),
         };
         let tables = names("table")

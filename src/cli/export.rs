@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use crate::files::{create_private_dir, create_private_file};
-use crate::store::{JobDetail, JobFilter, JobState, StateFilter, Store};
+use crate::store::{
+    JobDetail, JobFilter, JobState, StateFilter, Store, StoreError, image_cache_dir,
+};
 
 use super::Context;
 use super::failure::{CliResult, Failure};
@@ -68,7 +70,8 @@ pub fn export(ctx: &Context, to: &Path, force: bool, starred: bool) -> CliResult
 
     // First every name is checked, so that a refusal leaves DIR exactly as it was.
     let mut conflicts = Vec::new();
-    for_each_exported_job(&store, starred, |detail, only| {
+    let cache_dir = image_cache_dir(&ctx.data_dir);
+    for_each_exported_job(&store, &cache_dir, starred, |detail, only, _| {
         for output in job_outputs(detail, only).0 {
             if let Existing::Other(what) = existing(to, &output)? {
                 conflicts.push(format!("{} ({what})", output.name));
@@ -89,7 +92,7 @@ pub fn export(ctx: &Context, to: &Path, force: bool, starred: bool) -> CliResult
     }
 
     let (mut jobs, mut images, mut missing) = (0u64, 0u64, Vec::new());
-    for_each_exported_job(&store, starred, |detail, only| {
+    for_each_exported_job(&store, &cache_dir, starred, |detail, only, unavailable| {
         let (outputs, lost) = job_outputs(detail, only);
         for output in &outputs {
             match existing(to, output)? {
@@ -103,14 +106,11 @@ pub fn export(ctx: &Context, to: &Path, force: bool, starred: bool) -> CliResult
         }
         jobs += 1;
         missing.extend(lost);
+        for why in unavailable {
+            eprintln!("warning: {why}; its job's sidecar lists it without a file");
+        }
         Ok(())
     })?;
-    for path in &missing {
-        eprintln!(
-            "warning: image file {} is gone; its job's sidecar lists it without a file",
-            path
-        );
-    }
     if ctx.json {
         println!(
             "{}",
@@ -130,14 +130,24 @@ pub fn export(ctx: &Context, to: &Path, force: bool, starred: bool) -> CliResult
 /// every succeeded job, a page at a time.
 fn for_each_exported_job(
     store: &Store,
+    cache_dir: &Path,
     starred: bool,
-    mut each: impl FnMut(&JobDetail, Option<&[u32]>) -> CliResult,
+    mut each: impl FnMut(&JobDetail, Option<&[u32]>, &[StoreError]) -> CliResult,
 ) -> CliResult {
+    // The images exported, as files on this host: on a shared store, another host's
+    // images come from the database (`Store::images_here`); why one cannot is passed on.
+    let mut exported = |mut detail: JobDetail, only: Option<&[u32]>| {
+        detail
+            .images
+            .retain(|image| only.is_none_or(|only| only.contains(&image.index)));
+        let unavailable = store.images_here(&mut detail, cache_dir);
+        each(&detail, only, &unavailable)
+    };
     if starred {
         for id in store.starred_jobs().map_err(store_failure)? {
             let indexes = store.starred_indexes(id).map_err(store_failure)?;
             if let Some(detail) = store.job(id).map_err(store_failure)? {
-                each(&detail, Some(&indexes))?;
+                exported(detail, Some(&indexes))?;
             }
         }
         return Ok(());
@@ -151,7 +161,7 @@ fn for_each_exported_job(
         let page = store.list(&filter, offset, PAGE).map_err(store_failure)?;
         for row in &page {
             if let Some(detail) = store.job(row.id).map_err(store_failure)? {
-                each(&detail, None)?;
+                exported(detail, None)?;
             }
         }
         if (page.len() as u64) < PAGE {

@@ -9,7 +9,7 @@ use crate::dashscope::{ImageRef, JobSpec, Timestamp, ValidationError};
 use crate::intake::{self, Draft};
 use crate::store::{
     CancelOutcome, JobDetail, JobFilter, JobId, JobState, JobSummary, PauseHold, Pauses,
-    StateFilter, Store, StoreError, image_seed,
+    StateFilter, Store, StoreError, image_cache_dir, image_seed,
 };
 use crate::text::sanitize;
 
@@ -168,10 +168,14 @@ fn parse_status_filter(text: &str) -> CliResult<StateFilter> {
 
 pub fn show(ctx: &Context, id: JobId) -> CliResult {
     let store = open_store(ctx)?;
-    let detail = store
+    let mut detail = store
         .job(id)
         .map_err(store_failure)?
         .ok_or_else(|| no_such_job(id))?;
+    // The paths shown are files on this host: another host's images come from the store.
+    for unavailable in store.images_here(&mut detail, &image_cache_dir(&ctx.data_dir)) {
+        eprintln!("warning: {unavailable}");
+    }
     let pauses = store.pauses().map_err(store_failure)?;
     let starred = store.starred_indexes(id).map_err(store_failure)?;
     if ctx.json {

@@ -11,7 +11,7 @@ use crate::backend::{self, Backend, BackendKind, Choice};
 use crate::config::ImageProtocol;
 use crate::dashscope::ApiKey;
 use crate::engine::{self, Engine, EngineError, EngineEvent, EngineHandle};
-use crate::store::{JobDetail, JobId, JobState, PauseHold, Store};
+use crate::store::{JobDetail, JobId, JobState, PauseHold, Store, StoreError, image_cache_dir};
 use crate::text::sanitize;
 use crate::ui::{UiOptions, keys::KeyMap, state::BackendLabel};
 use ratatui_image::picker::ProtocolType;
@@ -291,6 +291,22 @@ pub fn wait_for(ctx: &Context, ids: &[JobId]) -> CliResult<ExitCode> {
             drop(backend);
         }
         outcome?;
+        // The paths printed are files on this host, whichever host's engine ran the jobs.
+        let cache_dir = image_cache_dir(&ctx.data_dir);
+        let reader = Arc::clone(&store);
+        let (details, unavailable) = tokio::task::spawn_blocking(move || {
+            let mut details = details;
+            let unavailable: Vec<StoreError> = details
+                .iter_mut()
+                .flat_map(|detail| reader.images_here(detail, &cache_dir))
+                .collect();
+            (details, unavailable)
+        })
+        .await
+        .map_err(|e| Failure::other(format!("reading the images stopped: {e}")))?;
+        for why in &unavailable {
+            eprintln!("warning: {why}");
+        }
         print_outcome(ctx, &details);
         let all_ok = details.iter().all(|d| d.summary.state() == JobState::Succeeded);
         Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(ExitKind::JobsFailed.code()) })

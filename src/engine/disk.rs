@@ -5,10 +5,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
-use sha2::{Digest, Sha256};
-
 use super::decode::CheckedImage;
-use crate::store::{ImageRecord, JobId};
+use crate::store::{ImageRecord, JobId, sha256_hex};
 
 /// The disk refused a write: where, and the operating system's reason ("No space left
 /// on device (os error 28)", "Permission denied (os error 13)", "Not a directory ...").
@@ -124,13 +122,6 @@ impl DiskHealth {
         }
         recovered.await;
     }
-}
-
-pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), DiskFault> {

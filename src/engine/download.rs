@@ -52,13 +52,14 @@ pub(crate) async fn fetch_images(
     let mut actual_prompt = None;
     for (index, result) in results.iter().enumerate() {
         let index = index as u32;
-        let record = match result {
+        let fetched: Fetched = match result {
             TaskResult::Failed { code, message } => ImageRecord {
                 index,
                 error_code: Some(code.clone()),
                 error_message: Some(message.clone()),
                 ..Default::default()
-            },
+            }
+            .into(),
             TaskResult::Image {
                 url,
                 actual_prompt: actual,
@@ -71,8 +72,18 @@ pub(crate) async fn fetch_images(
                 download(ctx, job, index, url, bound).await?
             }
         };
+        let Fetched { record, bytes } = fetched;
         let path = record.path.clone();
-        ctx.db(move |s| s.record_image(id, &record)).await?;
+        let max_bytes = ctx.config.download_max_bytes;
+        // The bytes go into the store before the record that makes the image saved, in
+        // the same call: no host sees a saved image whose bytes it cannot fetch.
+        ctx.db(move |s| {
+            if let (Some(bytes), Some(sha256)) = (&bytes, &record.sha256) {
+                s.put_image_bytes(sha256, bytes, max_bytes)?;
+            }
+            s.record_image(id, &record)
+        })
+        .await?;
         if let Some(path) = path {
             ctx.emit(EngineEvent::ImageSaved {
                 job: id,
@@ -92,6 +103,23 @@ pub(crate) async fn fetch_images(
     Ok(())
 }
 
+/// A result image as fetched: its record, and the bytes saved when it was, which the
+/// store keeps too (see `store::blobs`) so that other hosts can show it.
+struct Fetched {
+    record: ImageRecord,
+    bytes: Option<Arc<Vec<u8>>>,
+}
+
+impl From<ImageRecord> for Fetched {
+    /// An image that was not saved: its error, no bytes.
+    fn from(record: ImageRecord) -> Fetched {
+        Fetched {
+            record,
+            bytes: None,
+        }
+    }
+}
+
 /// One image: downloaded, checked and saved, or its error.
 async fn download(
     ctx: &Ctx,
@@ -99,7 +127,7 @@ async fn download(
     index: u32,
     url: &str,
     bound: DecodeBound,
-) -> Result<ImageRecord, StoreError> {
+) -> Result<Fetched, StoreError> {
     let id = job.id;
     let failed = |kind: ErrorKind, message: String| ImageRecord {
         index,
@@ -129,16 +157,18 @@ async fn download(
                     return Ok(failed(
                         ErrorKind::Expired,
                         format!("result image {index} is no longer available at the service"),
-                    ));
+                    )
+                    .into());
                 }
                 AfterFailedDownload::Fail if is_wrong_answer(&e) => {
                     return Ok(failed(
                         ErrorKind::of_client(&e),
                         format!("gave up on result image {index} after {attempt} tries: {e}"),
-                    ));
+                    )
+                    .into());
                 }
                 AfterFailedDownload::Fail => {
-                    return Ok(failed(ErrorKind::of_client(&e), e.to_string()));
+                    return Ok(failed(ErrorKind::of_client(&e), e.to_string()).into());
                 }
                 AfterFailedDownload::Retry => {
                     tracing::warn!(job = %id, index, attempt, "download failed, retrying: {e}");
@@ -188,7 +218,8 @@ async fn download(
                 return Ok(failed(
                     ErrorKind::InvalidImage,
                     format!("downloaded image {index} does not decode: {why}"),
-                ));
+                )
+                .into());
             }
             Err(why) => {
                 tracing::warn!(job = %id, index, "downloaded image does not decode ({why}); fetching again");
@@ -218,7 +249,7 @@ async fn save(
     url: &str,
     bytes: Vec<u8>,
     checked: CheckedImage,
-) -> Result<ImageRecord, StoreError> {
+) -> Result<Fetched, StoreError> {
     let id = job.id;
     let bytes = Arc::new(bytes);
     let give_up_at = ctx.results_expire_at(job.submitted_at);
@@ -241,7 +272,10 @@ async fn save(
                     ctx.disk.done_waiting();
                     tracing::info!(job = %id, index, "image saved after the disk refused it");
                 }
-                return Ok(record);
+                return Ok(Fetched {
+                    record,
+                    bytes: Some(bytes),
+                });
             }
             Err(fault) => fault,
         };
@@ -279,7 +313,8 @@ async fn save(
                     "image {index} could not be saved before the service discarded it: {fault}"
                 )),
                 ..Default::default()
-            });
+            }
+            .into());
         }
         let wait = ctx.backoff(attempt).min(give_up_at.since(Timestamp::now()));
         tokio::select! {

@@ -15,7 +15,9 @@ use crate::backend::{self, Backend, BackendSettings};
 use crate::dashscope::Model;
 use crate::engine::{Engine, EngineConfig, EngineError, EngineEvent, EngineHandle};
 use crate::intake::{self, Checked};
-use crate::store::{CancelOutcome, JobDetail, JobFilter, JobId, JobSummary, Store, StoreError};
+use crate::store::{
+    CancelOutcome, JobDetail, JobFilter, JobId, JobSummary, Store, StoreError, image_cache_dir,
+};
 
 /// How often a waiting tool reads the job back from the store.
 const WAIT_POLL: Duration = Duration::from_millis(200);
@@ -176,8 +178,29 @@ impl Jobs {
         }
     }
 
+    /// The job, its image paths files on this host: on a store shared by hosts, images
+    /// another host saved are read from the store into this host's cache. An image that
+    /// cannot be had here is answered as such (its error naming job, image and sha256)
+    /// rather than with a path the assistant cannot open.
     pub async fn job(&self, id: JobId) -> Result<Option<JobDetail>, String> {
-        self.blocking(move |store| store.job(id)).await
+        let cache_dir = image_cache_dir(&self.setup.data_dir);
+        self.blocking(move |store| {
+            let Some(mut detail) = store.job(id)? else {
+                return Ok(None);
+            };
+            for why in store.images_here(&mut detail, &cache_dir) {
+                tracing::warn!("MCP: {why}");
+                if let StoreError::ImageUnavailable { index, .. } = &why
+                    && let Some(image) = detail.images.iter_mut().find(|i| i.index == *index)
+                {
+                    image.path = None;
+                    image.error_code = Some("ImageUnavailable".into());
+                    image.error_message = Some(why.to_string());
+                }
+            }
+            Ok(Some(detail))
+        })
+        .await
     }
 
     pub async fn list(&self, filter: JobFilter, limit: u64) -> Result<Vec<JobSummary>, String> {

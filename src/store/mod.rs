@@ -4,6 +4,7 @@
 //! The API is synchronous; async callers use `spawn_blocking` (the engine does). Every
 //! state change writes an event row in the same transaction. The API key is never stored.
 
+mod blobs;
 mod db;
 mod durations;
 mod lineage;
@@ -19,6 +20,7 @@ mod work;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+pub use blobs::{ImageFiles, image_cache_dir, sha256_hex};
 use db::{Db, Dialect, Row, ToValue, Value, params};
 pub use db::{Location, PostgresUrl};
 
@@ -85,6 +87,14 @@ pub enum StoreError {
     /// shown without its password.
     #[error("{url}: {message}")]
     Server { url: String, message: String },
+    /// An image this host cannot show: not on its disk, and not to be had from the store.
+    #[error("job {job}, image {index} (sha256 {sha256}): {reason}")]
+    ImageUnavailable {
+        job: JobId,
+        index: u32,
+        sha256: String,
+        reason: String,
+    },
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -682,4 +692,4 @@ fn transition(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

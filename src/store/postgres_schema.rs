@@ -176,4 +176,15 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         samples BIGINT NOT NULL
     );
     ",
+    // 8: image bytes, content-addressed, so that a host whose disk lacks an image (another
+    // host's engine downloaded it) reads it from here. Only a PostgreSQL store fills it
+    // (see `blobs`); the index finds an image by the path a dashboard asks for.
+    "
+    CREATE TABLE image_blobs (
+        sha256 TEXT   PRIMARY KEY,
+        bytes  BYTEA NOT NULL,
+        size   BIGINT NOT NULL
+    );
+    CREATE INDEX images_by_path ON images(path);
+    ",
 ];

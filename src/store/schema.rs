@@ -131,6 +131,17 @@ const MIGRATIONS: &[&str] = &[
         samples INTEGER NOT NULL
     ) WITHOUT ROWID;
     ",
+    // 8: image bytes, content-addressed, so that a host whose disk lacks an image (another
+    // host's engine downloaded it) reads it from here. Only a PostgreSQL store fills it
+    // (see `blobs`); the index finds an image by the path a dashboard asks for.
+    "
+    CREATE TABLE image_blobs (
+        sha256 TEXT   PRIMARY KEY,
+        bytes  BLOB    NOT NULL,
+        size   INTEGER NOT NULL
+    );
+    CREATE INDEX images_by_path ON images(path);
+    ",
 ];
 
 /// The schema version this build writes.

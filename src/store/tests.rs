@@ -9,8 +9,9 @@ fn spec(prompt: &str) -> JobSpec {
     JobSpec::new(Model::Wanx21T2iTurbo, prompt)
 }
 
+// Shared with other modules' tests (one server per test process).
 #[path = "../../tests/support/postgres.rs"]
-mod test_postgres;
+pub(crate) mod test_postgres;
 
 /// Where a test's store lives, and a private folder beside it (images).
 struct Place {
@@ -63,7 +64,9 @@ on_both_backends!(
     a_pause_set_on_another_connection_holds_the_send_mark_until_resumed,
     queued_jobs_go_in_queue_order_and_top_and_moves_survive_reopening,
     deleting_a_job_removes_its_image_files_and_folder,
-    learned_durations_are_kept_per_model_replaced_and_read_by_another_connection
+    learned_durations_are_kept_per_model_replaced_and_read_by_another_connection,
+    image_bytes_are_kept_once_by_their_sha256_on_postgresql_only,
+    an_image_missing_here_is_read_from_the_store_into_the_cache,
 );
 
 #[test]
@@ -718,4 +721,103 @@ fn a_store_reconnects_to_a_restarted_postgresql_server_and_loses_nothing() {
     // Writes work again too.
     let (later, _) = retry_until(|| store.enqueue(&spec("after the restart")));
     assert!(later.0 > id.0);
+}
+
+/// A job with one image saved at `<dir>/images/<job>/0.png`, its bytes put in the store as
+/// the engine does; the record and the bytes.
+fn job_with_saved_image(
+    store: &EngineStore,
+    dir: &std::path::Path,
+) -> (JobId, ImageRecord, Vec<u8>) {
+    let id = store.enqueue(&spec("a lighthouse")).unwrap();
+    let bytes = b"\x89PNG not really, but bytes all the same".to_vec();
+    let path = dir.join(format!("images/{id}/0.png"));
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, &bytes).unwrap();
+    let image = ImageRecord {
+        index: 0,
+        path: Some(path),
+        sha256: Some(sha256_hex(&bytes)),
+        bytes: Some(bytes.len() as u64),
+        ..Default::default()
+    };
+    store
+        .put_image_bytes(image.sha256.as_ref().unwrap(), &bytes, 1024)
+        .unwrap();
+    store.record_image(id, &image).unwrap();
+    (id, image, bytes)
+}
+
+fn image_bytes_are_kept_once_by_their_sha256_on_postgresql_only(place: Place) {
+    let Place { dir: _dir, path } = place;
+    let store = Store::open(&path).unwrap();
+    let on_postgres = matches!(store.location(), Location::Postgres(_));
+    let bytes = b"pixels".to_vec();
+    let sha = sha256_hex(&bytes);
+    store.put_image_bytes(&sha, &bytes, 6).unwrap();
+    // Idempotent: the same bytes again change nothing.
+    store.put_image_bytes(&sha, &bytes, 6).unwrap();
+    let kept = store.image_bytes(&sha).unwrap();
+    assert_eq!(kept, on_postgres.then(|| bytes.clone()));
+
+    // Bytes that do not hash to their name, or over the limit, are refused on either.
+    let other = sha256_hex(b"other pixels");
+    let refused = store.put_image_bytes(&other, &bytes, 6).unwrap_err();
+    assert!(refused.to_string().contains(&other), "{refused}");
+    assert_eq!(store.image_bytes(&other).unwrap(), None);
+    let over = store.put_image_bytes(&sha, &bytes, 5).unwrap_err();
+    assert!(over.to_string().contains("limit of 5 bytes"), "{over}");
+}
+
+fn an_image_missing_here_is_read_from_the_store_into_the_cache(place: Place) {
+    use std::os::unix::fs::PermissionsExt;
+
+    let Place { dir, path } = place;
+    let store = Store::open(&path).unwrap().into_engine();
+    let on_postgres = matches!(store.location(), Location::Postgres(_));
+    let (id, image, bytes) = job_with_saved_image(&store, dir.path());
+    let cache = dir.path().join("other-host/cache");
+    let recorded = image.path.clone().unwrap();
+    // Here, the recorded file is the answer: nothing is fetched or cached.
+    assert_eq!(store.image_on_disk(id, &image, &cache).unwrap(), recorded);
+
+    // Another host: the recorded file is not on its disk.
+    std::fs::remove_file(&recorded).unwrap();
+    let found = store.image_on_disk(id, &image, &cache);
+    if !on_postgres {
+        let message = found.unwrap_err().to_string();
+        let sha = image.sha256.as_deref().unwrap();
+        assert!(
+            message.contains(&format!("job {id}, image 0 (sha256 {sha})"))
+                && message.contains("SQLite store keeps no copy"),
+            "{message}"
+        );
+        return;
+    }
+    let cached = found.unwrap();
+    assert!(cached.starts_with(&cache), "{}", cached.display());
+    assert_eq!(std::fs::read(&cached).unwrap(), bytes);
+    let mode = std::fs::metadata(&cached).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    // By the recorded path, as the dashboard asks, the same cached file.
+    assert_eq!(store.image_on_disk_at(&recorded, &cache).unwrap(), cached);
+
+    // Bytes in the database that no longer match their hash are never used.
+    store
+        .conn()
+        .execute(
+            "UPDATE image_blobs SET bytes = ?1",
+            params![b"tampered".as_slice()],
+        )
+        .unwrap();
+    let elsewhere = dir.path().join("third-host/cache");
+    let message = store
+        .image_on_disk(id, &image, &elsewhere)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains(&format!("job {id}, image 0")) && message.contains("hash to"),
+        "{message}"
+    );
+    assert!(!elsewhere.join(cached.file_name().unwrap()).exists());
 }

@@ -26,7 +26,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 use crate::dashscope::Model;
 use crate::engine::EngineHandle;
-use crate::store::StoreError;
+use crate::store::{ImageFiles, StoreError, image_cache_dir};
 
 use super::data::{DataJob, DataWorker, StoreChange};
 use super::draw::{draw, frame_layout};
@@ -91,6 +91,10 @@ pub async fn run(options: UiOptions, engine: Option<&EngineHandle>) -> Result<()
     let (events, mut inbox) = unbounded_channel();
     // Open the store before touching the terminal, so a bad path is a plain error.
     let data = DataWorker::start(&options.store_path, events.clone())?;
+    // The image workers' own way to the images: a store shared by hosts holds those this
+    // host's disk lacks.
+    let image_files =
+        ImageFiles::for_store(&options.store_path, image_cache_dir(&options.data_dir))?;
 
     let mut terminal = TerminalGuard::enter(options.mouse)?;
     // Ask the terminal about graphics before the input stream starts reading, or the
@@ -118,9 +122,9 @@ pub async fn run(options: UiOptions, engine: Option<&EngineHandle>) -> Result<()
         }
     };
     let protocol_name = protocol_label(picker.protocol_type());
-    let thumbnails = ThumbnailWorker::start(picker.clone(), events.clone());
-    let images = ImageWorker::start(picker, events.clone());
-    let studio = StudioWorker::start(options.data_dir.join("masks"), events.clone());
+    let thumbnails = ThumbnailWorker::start(picker.clone(), image_files.clone(), events.clone());
+    let images = ImageWorker::start(picker, image_files.clone(), events.clone());
+    let studio = StudioWorker::start(options.data_dir.join("masks"), image_files, events.clone());
 
     let input_events = events.clone();
     let input = tokio::spawn(async move {

@@ -18,6 +18,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::event::AppEvent;
 use super::state::{ImageKey, PreviewImage, ReadyImage};
+use crate::store::ImageFiles;
 
 /// Encoded images kept; a page of previews at two sizes (pane and full screen).
 const CACHE_ENTRIES: usize = 48;
@@ -36,11 +37,17 @@ pub struct ImageWorker {
 }
 
 impl ImageWorker {
-    pub fn start(picker: Picker, events: UnboundedSender<AppEvent>) -> ImageWorker {
+    /// Starts the worker; `files` finds each image on this host (another host's from the
+    /// store), off the UI task like the decoding.
+    pub fn start(
+        picker: Picker,
+        files: ImageFiles,
+        events: UnboundedSender<AppEvent>,
+    ) -> ImageWorker {
         let (requests, inbox) = channel();
         thread::Builder::new()
             .name("wandash-ui-images".into())
-            .spawn(move || serve(picker, inbox, events))
+            .spawn(move || serve(picker, files, inbox, events))
             .expect("spawning a thread only fails when the process is out of resources");
         ImageWorker {
             requests,
@@ -87,21 +94,27 @@ impl ImageWorker {
     }
 }
 
-fn serve(picker: Picker, inbox: Receiver<ImageKey>, events: UnboundedSender<AppEvent>) {
+fn serve(
+    picker: Picker,
+    files: ImageFiles,
+    inbox: Receiver<ImageKey>,
+    events: UnboundedSender<AppEvent>,
+) {
     while let Ok(first) = inbox.recv() {
         // Only the newest request matters: the others are for jobs already scrolled past.
         let key = inbox.try_iter().last().unwrap_or(first);
-        let result = encode(&picker, &key);
+        let result = encode(&picker, &files, &key);
         if events.send(AppEvent::Image(key, result)).is_err() {
             return;
         }
     }
 }
 
-/// Decodes the file and fits it into the key's cell area.
-pub fn encode(picker: &Picker, key: &ImageKey) -> Encoded {
-    let file =
-        std::fs::File::open(&key.path).map_err(|e| format!("{}: {e}", key.path.display()))?;
+/// Decodes the image (the recorded file, or this host's copy of it) and fits it into the
+/// key's cell area.
+pub fn encode(picker: &Picker, files: &ImageFiles, key: &ImageKey) -> Encoded {
+    let here = files.local(&key.path)?;
+    let file = std::fs::File::open(&here).map_err(|e| format!("{}: {e}", here.display()))?;
     let mut reader = ImageReader::new(BufReader::new(file))
         .with_guessed_format()
         .map_err(|e| format!("{}: {e}", key.path.display()))?;
@@ -121,4 +134,62 @@ pub fn encode(picker: &Picker, key: &ImageKey) -> Encoded {
         )
         .map_err(|e| format!("encoding {}: {e}", key.path.display()))?;
     Ok(Arc::new(protocol))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Cursor;
+    use std::path::PathBuf;
+
+    use image::{DynamicImage, ImageFormat, RgbImage};
+
+    use super::*;
+    use crate::dashscope::{JobSpec, Model};
+    use crate::store::tests::test_postgres;
+    use crate::store::{ImageRecord, Store, sha256_hex};
+
+    /// The preview of an image another host's engine saved, on a store on PostgreSQL:
+    /// the recorded file is not on this disk, so the worker reads it from the store.
+    #[test]
+    fn the_preview_of_an_image_saved_on_another_host_is_read_from_the_store() {
+        let Some(server) = test_postgres::server() else {
+            return;
+        };
+        let url = PathBuf::from(server.fresh_database());
+        let store = Store::open(&url).unwrap().into_engine();
+        let id = store
+            .enqueue(&JobSpec::new(Model::Wanx21T2iTurbo, "a lighthouse"))
+            .unwrap();
+        let mut png = Vec::new();
+        DynamicImage::ImageRgb8(RgbImage::new(8, 6))
+            .write_to(&mut Cursor::new(&mut png), ImageFormat::Png)
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let recorded = dir.path().join(format!("other-host/images/{id}/0.png"));
+        let sha256 = sha256_hex(&png);
+        store.put_image_bytes(&sha256, &png, 1 << 20).unwrap();
+        let image = ImageRecord {
+            index: 0,
+            path: Some(recorded.clone()),
+            sha256: Some(sha256),
+            bytes: Some(png.len() as u64),
+            ..Default::default()
+        };
+        store.record_image(id, &image).unwrap();
+        let key = ImageKey {
+            path: recorded.clone(),
+            width: 8,
+            height: 3,
+        };
+
+        let cache = dir.path().join("this-host/cache");
+        let files = ImageFiles::for_store(&url, cache.clone()).unwrap();
+        assert!(encode(&Picker::halfblocks(), &files, &key).is_ok());
+        assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 1);
+        // Without the store, the file that is not here is named.
+        let Err(missing) = encode(&Picker::halfblocks(), &ImageFiles::default(), &key) else {
+            panic!("a file not on this disk decoded");
+        };
+        assert!(missing.contains(recorded.to_str().unwrap()), "{missing}");
+    }
 }

@@ -22,7 +22,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::dashscope::JobSpec;
 use crate::files::{create_private_dir, create_private_file};
-use crate::store::JobId;
+use crate::store::{ImageFiles, JobId};
 
 use super::compare::CompareView;
 use super::event::AppEvent;
@@ -151,12 +151,17 @@ pub struct StudioWorker {
 }
 
 impl StudioWorker {
-    /// Starts the thread; masks go under `masks_dir` (made 0700 when the first is saved).
-    pub fn start(masks_dir: PathBuf, events: UnboundedSender<AppEvent>) -> StudioWorker {
+    /// Starts the thread; masks go under `masks_dir` (made 0700 when the first is saved);
+    /// `files` finds each picture on this host (another host's from the store).
+    pub fn start(
+        masks_dir: PathBuf,
+        files: ImageFiles,
+        events: UnboundedSender<AppEvent>,
+    ) -> StudioWorker {
         let (jobs, inbox) = channel();
         thread::Builder::new()
             .name("wandash-ui-studio".into())
-            .spawn(move || serve(&masks_dir, inbox, events))
+            .spawn(move || serve(&masks_dir, &files, inbox, events))
             .expect("spawning a thread only fails when the process is out of resources");
         StudioWorker { jobs }
     }
@@ -170,11 +175,19 @@ impl StudioWorker {
     }
 }
 
-fn serve(masks_dir: &Path, inbox: Receiver<PictureJob>, events: UnboundedSender<AppEvent>) {
+fn serve(
+    masks_dir: &Path,
+    files: &ImageFiles,
+    inbox: Receiver<PictureJob>,
+    events: UnboundedSender<AppEvent>,
+) {
     while let Ok(job) = inbox.recv() {
         let event = match job {
             PictureJob::Decode(path) => {
-                let result = load_picture(&path).map(Arc::new);
+                let result = files
+                    .local(&path)
+                    .and_then(|here| load_picture(&here))
+                    .map(Arc::new);
                 StudioEvent::Picture(path, result)
             }
             PictureJob::SaveMask { job, base, mask } => {

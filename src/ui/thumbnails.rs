@@ -22,6 +22,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::event::AppEvent;
 use super::gallery::Thumb;
 use super::state::ImageKey;
+use crate::store::ImageFiles;
 
 /// Encoded thumbnails kept: several screens of a wide grid.
 pub const CACHE_ENTRIES: usize = 256;
@@ -64,16 +65,22 @@ pub struct ThumbnailWorker {
 }
 
 impl ThumbnailWorker {
-    /// Starts the workers, each sending `AppEvent::Thumbnail` for what it encodes.
-    pub fn start(picker: Picker, events: UnboundedSender<AppEvent>) -> ThumbnailWorker {
+    /// Starts the workers, each sending `AppEvent::Thumbnail` for what it encodes; `files`
+    /// finds each image on this host (another host's from the store).
+    pub fn start(
+        picker: Picker,
+        files: ImageFiles,
+        events: UnboundedSender<AppEvent>,
+    ) -> ThumbnailWorker {
         let workers = thread::available_parallelism()
             .map_or(1, usize::from)
             .min(MAX_WORKERS);
-        ThumbnailWorker::with_workers(picker, events, workers)
+        ThumbnailWorker::with_workers(picker, files, events, workers)
     }
 
     pub fn with_workers(
         picker: Picker,
+        files: ImageFiles,
         events: UnboundedSender<AppEvent>,
         workers: usize,
     ) -> ThumbnailWorker {
@@ -82,10 +89,15 @@ impl ThumbnailWorker {
             wake: Condvar::new(),
         });
         for n in 0..workers.max(1) {
-            let (shared, picker, events) = (shared.clone(), picker.clone(), events.clone());
+            let (shared, picker, files, events) = (
+                shared.clone(),
+                picker.clone(),
+                files.clone(),
+                events.clone(),
+            );
             thread::Builder::new()
                 .name(format!("wandash-ui-thumbs-{n}"))
-                .spawn(move || serve(&shared, &picker, &events))
+                .spawn(move || serve(&shared, &picker, &files, &events))
                 .expect("spawning a thread only fails when the process is out of resources");
         }
         ThumbnailWorker {
@@ -176,7 +188,7 @@ impl Drop for ThumbnailWorker {
     }
 }
 
-fn serve(shared: &Shared, picker: &Picker, events: &UnboundedSender<AppEvent>) {
+fn serve(shared: &Shared, picker: &Picker, files: &ImageFiles, events: &UnboundedSender<AppEvent>) {
     loop {
         let key = {
             let mut queue = shared.lock();
@@ -194,7 +206,7 @@ fn serve(shared: &Shared, picker: &Picker, events: &UnboundedSender<AppEvent>) {
                     .unwrap_or_else(PoisonError::into_inner);
             }
         };
-        let result = encode_thumbnail(picker, &key);
+        let result = encode_thumbnail(picker, files, &key);
         let sent = events.send(AppEvent::Thumbnail(key.clone(), result));
         // Answered before leaving `working`: the app's next `want` finds it cached, never
         // neither cached nor working (which would ask for it twice).
@@ -205,11 +217,17 @@ fn serve(shared: &Shared, picker: &Picker, events: &UnboundedSender<AppEvent>) {
     }
 }
 
-/// Decodes the file, shrinks it to the pixels the tile's cells hold (a fast box filter:
-/// a thumbnail needs no more), and encodes it to fit the cells.
-pub fn encode_thumbnail(picker: &Picker, key: &ImageKey) -> Result<Arc<Protocol>, String> {
-    let name = key.path.display();
-    let file = std::fs::File::open(&key.path).map_err(|e| format!("{name}: {e}"))?;
+/// Decodes the image (the recorded file, or this host's copy of it), shrinks it to the
+/// pixels the tile's cells hold (a fast box filter: a thumbnail needs no more), and
+/// encodes it to fit the cells.
+pub fn encode_thumbnail(
+    picker: &Picker,
+    files: &ImageFiles,
+    key: &ImageKey,
+) -> Result<Arc<Protocol>, String> {
+    let here = files.local(&key.path)?;
+    let name = here.display();
+    let file = std::fs::File::open(&here).map_err(|e| format!("{name}: {e}"))?;
     let mut reader = ImageReader::new(BufReader::new(file))
         .with_guessed_format()
         .map_err(|e| format!("{name}: {e}"))?;
@@ -264,7 +282,8 @@ mod tests {
     #[test]
     fn the_cache_is_bounded_and_drops_the_least_recently_wanted_first() {
         let (events, _inbox) = tokio::sync::mpsc::unbounded_channel();
-        let mut worker = ThumbnailWorker::with_workers(Picker::halfblocks(), events, 1);
+        let mut worker =
+            ThumbnailWorker::with_workers(Picker::halfblocks(), ImageFiles::default(), events, 1);
         let picture = DynamicImage::ImageRgb8(RgbImage::new(8, 8));
         let protocol = Arc::new(
             Picker::halfblocks()

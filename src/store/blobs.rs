@@ -1,0 +1,329 @@
+//! Image bytes in the database, so that every host sees every image.
+//!
+//! On a PostgreSQL store several hosts share one queue, and an image lands on the disk of
+//! whichever host's engine ran the job. So that engine also stores the bytes here,
+//! content-addressed by sha256, before the image counts as saved; any other host reads
+//! them from here when the recorded file is not on its disk, and keeps a copy in its
+//! cache directory. An SQLite store is one host's file: its images are all on that disk,
+//! and a second copy inside the database would only double the disk it uses, so it keeps
+//! no blobs.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sha2::{Digest, Sha256};
+
+use super::db::{Dialect, params};
+use super::{ImageRecord, JobDetail, JobId, Store, StoreError};
+use crate::files::{create_private_dir, create_private_file};
+
+/// The lowercase hex sha256 of `bytes`, as images are addressed by.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Whether `text` is a sha256 as `sha256_hex` writes it: 64 lowercase hex digits.
+fn is_sha256_hex(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Whether this store keeps image bytes (see the module's comment): only PostgreSQL.
+fn keeps_blobs(dialect: Dialect) -> bool {
+    dialect == Dialect::Postgres
+}
+
+/// Why `put_image_bytes` refuses bytes, before any SQL runs: a limit or a mismatch named.
+fn refuse_blob(sha256: &str, bytes: &[u8], max_bytes: u64) -> Option<String> {
+    if bytes.len() as u64 > max_bytes {
+        return Some(format!(
+            "image {sha256} is {} bytes, over the limit of {max_bytes} bytes for an image",
+            bytes.len()
+        ));
+    }
+    let actual = sha256_hex(bytes);
+    (actual != sha256).then(|| {
+        format!(
+            "image bytes do not match their sha256: expected {sha256}, the bytes hash to {actual}"
+        )
+    })
+}
+
+/// Where a host keeps the images it read from the store: `<data dir>/cache`.
+pub fn image_cache_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("cache")
+}
+
+/// The file a fetched image is cached in: `<cache_dir>/<sha256>.<ext>`, the extension
+/// kept from the recorded file (decoders guess by content, people by the name).
+fn cached_image_path(cache_dir: &Path, sha256: &str, recorded: &Path) -> PathBuf {
+    let ext = recorded
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("png");
+    cache_dir.join(format!("{sha256}.{ext}"))
+}
+
+/// Whether `path` is a file of the recorded size (unknown size: any file). A file of
+/// another size is another image, or a torn copy: never shown for this one.
+fn is_whole_file(path: &Path, size: Option<u64>) -> bool {
+    std::fs::metadata(path)
+        .is_ok_and(|meta| meta.is_file() && size.is_none_or(|size| meta.len() == size))
+}
+
+impl Store {
+    /// Stores an image's bytes under their sha256, on a PostgreSQL store; does nothing on
+    /// SQLite (see the module's comment). Idempotent: bytes already there stay. Refuses
+    /// bytes over `max_bytes` (the engine's image size limit) or whose sha256 is not
+    /// `sha256`, so the table never holds what its key does not name.
+    pub fn put_image_bytes(
+        &self,
+        sha256: &str,
+        bytes: &[u8],
+        max_bytes: u64,
+    ) -> Result<(), StoreError> {
+        // Checked on SQLite too: bytes that do not fit their name are a bug either way.
+        if let Some(why) = refuse_blob(sha256, bytes, max_bytes) {
+            return Err(StoreError::Corrupt(why));
+        }
+        let mut conn = self.conn();
+        if !keeps_blobs(conn.dialect()) {
+            return Ok(());
+        }
+        conn.execute(
+            "INSERT INTO image_blobs (sha256, bytes, size) VALUES (?1, ?2, ?3)
+             ON CONFLICT (sha256) DO NOTHING",
+            params![sha256, bytes, bytes.len() as u64],
+        )?;
+        Ok(())
+    }
+
+    /// The bytes stored under `sha256`, if any (never on an SQLite store).
+    pub fn image_bytes(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.conn().query_opt(
+            "SELECT bytes FROM image_blobs WHERE sha256 = ?1",
+            params![sha256],
+            |row| row.get(0),
+        )
+    }
+
+    /// A file on this host holding image `image` of job `job`: the recorded file if it is
+    /// here whole, else the copy in `cache_dir`, fetched from the database (its sha256
+    /// checked, written atomically 0600) if not cached yet. Blocking: file and database
+    /// I/O. An image that is nowhere to be had is an `ImageUnavailable` naming the job,
+    /// the image and its sha256.
+    pub fn image_on_disk(
+        &self,
+        job: JobId,
+        image: &ImageRecord,
+        cache_dir: &Path,
+    ) -> Result<PathBuf, StoreError> {
+        let unavailable = |sha256: &str, reason: String| StoreError::ImageUnavailable {
+            job,
+            index: image.index,
+            sha256: sha256.to_string(),
+            reason,
+        };
+        let Some(recorded) = &image.path else {
+            return Err(unavailable("none", "it was never saved".into()));
+        };
+        if is_whole_file(recorded, image.bytes) {
+            return Ok(recorded.clone());
+        }
+        let Some(sha256) = image.sha256.as_deref() else {
+            return Err(unavailable(
+                "none",
+                format!("{} is not on this disk", recorded.display()),
+            ));
+        };
+        // It names a file in the cache: anything but a sha256 could name one outside.
+        if !is_sha256_hex(sha256) {
+            return Err(unavailable(sha256, "its recorded sha256 is not one".into()));
+        }
+        let cached = cached_image_path(cache_dir, sha256, recorded);
+        if is_whole_file(&cached, image.bytes) {
+            return Ok(cached);
+        }
+        if !keeps_blobs(self.dialect()) {
+            return Err(unavailable(
+                sha256,
+                format!(
+                    "{} is not on this disk, and an SQLite store keeps no copy of images",
+                    recorded.display()
+                ),
+            ));
+        }
+        let Some(bytes) = self.image_bytes(sha256)? else {
+            return Err(unavailable(
+                sha256,
+                format!(
+                    "{} is not on this disk, nor its bytes in the database",
+                    recorded.display()
+                ),
+            ));
+        };
+        let actual = sha256_hex(&bytes);
+        if actual != sha256 {
+            return Err(unavailable(
+                sha256,
+                format!("the bytes in the database hash to {actual}; not using them"),
+            ));
+        }
+        write_cached(cache_dir, &cached, &bytes).map_err(|e| StoreError::Io {
+            path: cached.clone(),
+            message: format!("caching job {job}'s image {}: {e}", image.index),
+        })?;
+        Ok(cached)
+    }
+
+    /// Points each saved image of `detail` at the file that holds it on this host
+    /// (`image_on_disk`), for a command that hands images out; returns why the others are
+    /// not to be had (their recorded paths kept, so they are still named).
+    pub fn images_here(&self, detail: &mut JobDetail, cache_dir: &Path) -> Vec<StoreError> {
+        let job = detail.summary.id;
+        let mut unavailable = Vec::new();
+        for image in detail.images.iter_mut().filter(|i| i.is_saved()) {
+            match self.image_on_disk(job, image, cache_dir) {
+                Ok(here) => image.path = Some(here),
+                Err(why) => unavailable.push(why),
+            }
+        }
+        unavailable
+    }
+
+    /// `image_on_disk` for the image recorded at `recorded` (what a dashboard holds): the
+    /// path itself when the file is here, without a query.
+    pub fn image_on_disk_at(
+        &self,
+        recorded: &Path,
+        cache_dir: &Path,
+    ) -> Result<PathBuf, StoreError> {
+        if recorded.is_file() {
+            return Ok(recorded.to_path_buf());
+        }
+        let path = recorded.to_string_lossy().into_owned();
+        let found = self.conn().query_opt(
+            "SELECT job_id, idx, sha256, bytes FROM images WHERE path = ?1",
+            params![path],
+            |row| {
+                let job = JobId(row.get(0)?);
+                let image = ImageRecord {
+                    index: row.get(1)?,
+                    path: Some(recorded.to_path_buf()),
+                    sha256: row.get(2)?,
+                    bytes: row.get::<Option<i64>>(3)?.map(|b| b as u64),
+                    ..Default::default()
+                };
+                Ok((job, image))
+            },
+        )?;
+        match found {
+            Some((job, image)) => self.image_on_disk(job, &image, cache_dir),
+            None => Err(StoreError::Io {
+                path: recorded.to_path_buf(),
+                message: "not on this disk, and no image in the store was saved there".into(),
+            }),
+        }
+    }
+}
+
+/// Writes `bytes` to `path` atomically (a 0600 temp file beside it, synced, renamed), so
+/// another process never reads a torn copy and a failed write leaves nothing behind.
+fn write_cached(cache_dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    create_private_dir(cache_dir)?;
+    // Unique per writer: two workers may fetch the same image at once.
+    static WRITES: AtomicU64 = AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, Ordering::Relaxed);
+    let temp = path.with_extension(format!("tmp-{}-{n}", std::process::id()));
+    let written = create_private_file(&temp).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.sync_all()
+    });
+    let renamed = written.and_then(|()| std::fs::rename(&temp, path));
+    if renamed.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    renamed
+}
+
+/// This host's way to image files for a reader that holds only recorded paths (the
+/// dashboard's image workers): on a PostgreSQL store, a connection of its own to fetch
+/// images another host saved, and the cache directory to keep them in. The default has
+/// no store: the recorded paths as they are (an SQLite store's, or files outside one).
+#[derive(Clone, Default)]
+pub struct ImageFiles {
+    store: Option<Arc<Store>>,
+    cache_dir: PathBuf,
+}
+
+impl ImageFiles {
+    /// For the store at `store_path` (a file or a URL, as `Store::open` takes): an SQLite
+    /// store's images are all on this disk, so no connection is opened for them.
+    pub fn for_store(store_path: &Path, cache_dir: PathBuf) -> Result<ImageFiles, StoreError> {
+        let store = match super::Location::of(store_path) {
+            super::Location::File(_) => None,
+            super::Location::Postgres(_) => Some(Arc::new(Store::open(store_path)?)),
+        };
+        Ok(ImageFiles { store, cache_dir })
+    }
+
+    /// The file to open for the image recorded at `recorded`. Blocking.
+    pub fn local(&self, recorded: &Path) -> Result<PathBuf, String> {
+        match &self.store {
+            Some(store) => store
+                .image_on_disk_at(recorded, &self.cache_dir)
+                .map_err(|e| e.to_string()),
+            None => Ok(recorded.to_path_buf()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_over_the_limit_or_of_another_hash_are_refused() {
+        let bytes = b"an image";
+        let sha = sha256_hex(bytes);
+        assert_eq!(refuse_blob(&sha, bytes, 8), None);
+        let over = refuse_blob(&sha, bytes, 7).unwrap();
+        assert!(
+            over.contains("8 bytes") && over.contains("limit of 7"),
+            "{over}"
+        );
+        let wrong = refuse_blob(&sha256_hex(b"other"), bytes, 100).unwrap();
+        assert!(wrong.contains(&sha), "{wrong}");
+    }
+
+    #[test]
+    fn only_a_sha256_names_a_cached_file() {
+        assert!(is_sha256_hex(&sha256_hex(b"x")));
+        assert!(!is_sha256_hex("../../.ssh/authorized_keys"));
+        assert!(!is_sha256_hex(&sha256_hex(b"x").to_uppercase()));
+        assert!(!is_sha256_hex(&sha256_hex(b"x")[1..]));
+    }
+
+    #[test]
+    fn only_postgresql_keeps_blobs() {
+        assert!(keeps_blobs(Dialect::Postgres));
+        assert!(!keeps_blobs(Dialect::Sqlite));
+    }
+
+    #[test]
+    fn a_cached_image_is_named_by_its_hash_with_the_recorded_extension() {
+        let dir = Path::new("/data/cache");
+        assert_eq!(
+            cached_image_path(dir, "ab12", Path::new("/h/images/3/0.jpeg")),
+            PathBuf::from("/data/cache/ab12.jpeg")
+        );
+        assert_eq!(
+            cached_image_path(dir, "ab12", Path::new("/h/images/3/0")),
+            PathBuf::from("/data/cache/ab12.png")
+        );
+    }
+}
