@@ -76,6 +76,7 @@ fn main() {
             JobFilter {
                 state: Some(StateFilter::Only(JobState::Succeeded)),
                 search: None,
+                submitted_by: None,
             },
             0,
         ),
@@ -84,6 +85,7 @@ fn main() {
             JobFilter {
                 state: Some(StateFilter::Only(JobState::Queued)),
                 search: None,
+                submitted_by: None,
             },
             0,
         ),
@@ -92,6 +94,7 @@ fn main() {
             JobFilter {
                 state: Some(StateFilter::Problems),
                 search: None,
+                submitted_by: None,
             },
             0,
         ),
@@ -100,6 +103,7 @@ fn main() {
             JobFilter {
                 state: None,
                 search: Some("amber".into()),
+                submitted_by: None,
             },
             0,
         ),

@@ -166,6 +166,7 @@ fn an_older_schema_is_upgraded_with_its_data_and_counts_follow_every_change() {
     let active = JobFilter {
         state: Some(StateFilter::Active),
         search: None,
+        submitted_by: None,
     };
     assert_eq!(store.count(&active).unwrap(), 4);
     assert_eq!(store.count(&JobFilter::default()).unwrap(), 4);

@@ -112,6 +112,7 @@ fn detail_for(row: &JobRow) -> JobDetailView {
         actual_prompt: succeeded.then(|| format!("{}, highly detailed, soft light", row.prompt)),
         cost_cny: succeeded.then_some(0.56),
         parent: None,
+        submitted_by: None,
         // A succeeded job saved three of its four images; the fourth was blocked.
         images: if succeeded {
             (0..4)

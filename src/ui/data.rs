@@ -304,6 +304,7 @@ pub fn snapshot(store: &Store, request: &ListRequest) -> Result<DataSnapshot, St
     let filter = JobFilter {
         state: tab_filter(request.tab),
         search: Some(request.search.trim().to_string()).filter(|s| !s.is_empty()),
+        submitted_by: request.mine.then(|| store.submitter().to_owned()),
     };
     let total = store.count(&filter)?;
     let summaries = store.list(&filter, request.offset, request.limit)?;
@@ -341,6 +342,7 @@ pub fn gallery_snapshot(
             GalleryScope::Tab => JobFilter {
                 state: tab_filter(request.tab),
                 search: Some(request.search.trim().to_string()).filter(|s| !s.is_empty()),
+                submitted_by: None,
             },
             GalleryScope::Job(_) => JobFilter::default(),
         },
@@ -423,6 +425,7 @@ fn detail_view(detail: JobDetail, starred: &[u32]) -> JobDetailView {
         actual_prompt: detail.actual_prompt.clone(),
         cost_cny: s.cost_cny,
         parent: detail.parent_job_id,
+        submitted_by: s.submitted_by.as_deref().map(crate::text::sanitize),
         images: detail
             .images
             .iter()

@@ -4,6 +4,7 @@
 //! `Db::dialect`. Values cross as `Value`, rows come back owned, so no backend type
 //! leaks into the store's code.
 
+mod listen;
 mod postgres;
 mod sqlite;
 
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use super::StoreError;
 use crate::dashscope::Timestamp;
 
+pub use listen::ChangeWatcher;
 pub use postgres::PostgresUrl;
 
 /// Where a store lives, as given to `--db` or `[store] url`: a file path, or a
@@ -308,6 +310,15 @@ impl Db {
         Ok(Db {
             backend: Backend::Postgres(postgres::Connection::open(url)?),
         })
+    }
+
+    /// On PostgreSQL, a watcher on a connection of its own, to the same server as this
+    /// one (with the password, which the store's shown path no longer has).
+    pub(crate) fn watch_changes(&self) -> Result<Option<ChangeWatcher>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(None),
+            Backend::Postgres(conn) => ChangeWatcher::start(conn.url()).map(Some),
+        }
     }
 
     pub(crate) fn dialect(&self) -> Dialect {
