@@ -501,7 +501,7 @@ impl Default for KeyMap {
         }
         bindings.extend([
             b(Browse, &[c('/')], StartSearch, "search prompts"),
-            b(Browse, &[c('o')], MineOnly, "own jobs only (this user@host) / everyone's"),
+            b(Browse, &[c('o')], MineOnly, "own jobs only (user@host) / all"),
             b(Browse, &[c('n')], NewJob, "new job (editor)"),
             b(Browse, &[c('e')], Fork, "fork the job into the editor"),
             b(Browse, &[k(Enter)], FullScreen, "full-screen preview"),
