@@ -142,7 +142,8 @@ fn an_older_schema_is_upgraded_with_its_data_and_counts_follow_every_change() {
          ALTER TABLE jobs DROP COLUMN queue_pos; DROP TABLE paused; DROP INDEX jobs_money;
          DROP INDEX images_starred; ALTER TABLE images DROP COLUMN starred; ALTER TABLE jobs DROP COLUMN parent_job_id;
          DROP TRIGGER state_counts_insert; DROP TRIGGER state_counts_delete; DROP TRIGGER state_counts_update;
-         DROP TABLE state_counts; DROP TABLE task_durations; PRAGMA user_version = 1;",
+         DROP TABLE state_counts; DROP TABLE task_durations;
+         DROP INDEX jobs_by_submitter; ALTER TABLE jobs DROP COLUMN submitted_by; PRAGMA user_version = 1;",
     )
     .unwrap();
     drop(conn);
@@ -574,6 +575,17 @@ mod pg {
         Store::open(&path).unwrap();
         let mut client = connect(&server.fresh_database());
         migrate_to(&mut client, MIGRATIONS.len());
-        assert_eq!(postgres_shape(&mut client), sqlite_shape(&path));
+        let mut shape = postgres_shape(&mut client);
+        // PostgreSQL alone notifies commits to dashboards on other hosts; a dashboard on an
+        // SQLite file polls its change marker instead.
+        for notify in [
+            "events_notify",
+            "images_notify",
+            "jobs_notify",
+            "paused_notify",
+        ] {
+            assert!(shape.triggers.remove(notify), "{notify} in {shape:?}");
+        }
+        assert_eq!(shape, sqlite_shape(&path));
     }
 }
