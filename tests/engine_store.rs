@@ -183,12 +183,13 @@ mod postgres_schema;
 /// schema in PostgreSQL's dialect checked against SQLite's.
 mod pg {
     use std::collections::{BTreeMap, BTreeSet};
+    use std::time::Duration;
 
     use postgres::{Client, NoTls};
     use wandash::store::{SCHEMA_VERSION, Store};
 
     use super::postgres_schema::{MIGRATION_LOCK, MIGRATIONS, VERSION_TABLE};
-    use super::test_postgres;
+    use super::{spec, test_postgres};
 
     fn connect(url: &str) -> Client {
         Client::connect(url, NoTls).unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"))
@@ -226,12 +227,18 @@ mod pg {
         );
     }
 
+    /// Also: a dashboard's change watcher, its connection ended by the restart, connects
+    /// again and wakes once (what was committed meanwhile was not notified to it), then
+    /// hears later commits as before.
     #[test]
     fn a_restarted_server_keeps_its_data_and_ends_old_connections() {
         let Some(mut server) = test_postgres::own_server() else {
             return;
         };
         let url = server.fresh_database();
+        let store_path = std::path::PathBuf::from(&url);
+        let dashboard = Store::open(&store_path).unwrap();
+        let watcher = dashboard.watch_changes().unwrap().expect("a watcher");
         let mut before = connect(&url);
         before
             .batch_execute("CREATE TABLE kept (x BIGINT); INSERT INTO kept VALUES (7)")
@@ -248,6 +255,19 @@ mod pg {
             .unwrap()
             .get(0);
         assert_eq!(x, 7);
+        assert!(
+            watcher.wait(Duration::from_secs(10)),
+            "no wake after reconnecting"
+        );
+        assert!(!watcher.wait(Duration::from_millis(300)), "woken again");
+        Store::open(&store_path)
+            .unwrap()
+            .enqueue(&spec("a fox"))
+            .unwrap();
+        assert!(
+            watcher.wait(Duration::from_secs(10)),
+            "no wake from a commit after reconnecting"
+        );
         server.restart();
         assert_eq!(
             connect(&url)
