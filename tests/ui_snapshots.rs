@@ -849,6 +849,12 @@ fn mine_filters_the_list_the_header_says_so_and_the_detail_names_the_submitter()
     assert!(screen.contains("│ mine"), "{screen}");
     assert!(screen.contains("by         alice@box1"), "{screen}");
     snapshot("mine_with_submitter", screen);
+    // The gallery of the tab shows the same jobs' images.
+    match state.handle(&keys, &key(KeyCode::Char('v'))).as_slice() {
+        [Command::LoadGallery(request)] => assert!(request.mine, "{request:?}"),
+        other => panic!("the gallery opens: {other:?}"),
+    }
+    state.handle(&keys, &key(KeyCode::Esc));
     state.handle(&keys, &key(KeyCode::Char('o')));
     assert!(!state.mine && !state.list_request().mine);
 }

@@ -404,7 +404,7 @@ pub fn gallery_snapshot(
             GalleryScope::Tab => JobFilter {
                 state: tab_filter(request.tab),
                 search: Some(request.search.trim().to_string()).filter(|s| !s.is_empty()),
-                submitted_by: None,
+                submitted_by: request.mine.then(|| store.submitter().to_owned()),
             },
             GalleryScope::Job(_) => JobFilter::default(),
         },
