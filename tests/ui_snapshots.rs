@@ -855,6 +855,10 @@ fn mine_filters_the_list_the_header_says_so_and_the_detail_names_the_submitter()
         other => panic!("the gallery opens: {other:?}"),
     }
     state.handle(&keys, &key(KeyCode::Esc));
+    // With none of one's own, the list says how to see everyone's.
+    answer_with(&mut state, &[], &Pauses::default());
+    let screen = render(&state);
+    assert!(screen.contains("Only your jobs are shown"), "{screen}");
     state.handle(&keys, &key(KeyCode::Char('o')));
     assert!(!state.mine && !state.list_request().mine);
 }

@@ -317,6 +317,12 @@ fn draw_list(state: &AppState, frame: &mut Frame, area: Rect, rows_fit: u16) {
         } else {
             format!("No jobs match /{}.", sanitize(&state.search))
         };
+        // Jobs of others may be there: say how to see them.
+        let message = if state.mine {
+            format!("{message} Only your jobs are shown: o shows everyone's.")
+        } else {
+            message
+        };
         frame.render_widget(
             Paragraph::new(message)
                 .style(Style::new().fg(Color::DarkGray))
