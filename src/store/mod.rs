@@ -448,7 +448,9 @@ impl Store {
     /// to the jobs, their images and events, or the pauses; it has a connection of its
     /// own. `None` on SQLite, where `change_marker` is the cheap way to know.
     pub fn watch_changes(&self) -> Result<Option<ChangeWatcher>, StoreError> {
-        self.conn().watch_changes()
+        // Connecting may take a while: not under the lock the store's calls wait on.
+        let url = self.conn().postgres_url();
+        url.map(|url| ChangeWatcher::start(&url)).transpose()
     }
 }
 

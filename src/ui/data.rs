@@ -35,6 +35,9 @@ const FALLBACK_POLL: Duration = Duration::from_secs(5);
 /// How long the relay waits for a notification before it looks whether the dashboard
 /// is still there.
 const RELAY_SLICE: Duration = Duration::from_millis(500);
+/// Engines of a busy team commit many times a second: notifications closer together than
+/// this make one reload, not a reload each.
+const RELAY_COALESCE: Duration = Duration::from_millis(100);
 
 /// Work for the data worker.
 #[derive(Debug, Clone)]
@@ -150,8 +153,11 @@ fn relay(watcher: &ChangeWatcher, wake: &Sender<DataJob>, stopped: &Receiver<()>
         if let Err(TryRecvError::Disconnected) = stopped.try_recv() {
             return;
         }
-        if changed && wake.send(DataJob::StoreChanged).is_err() {
-            return;
+        if changed {
+            if wake.send(DataJob::StoreChanged).is_err() {
+                return;
+            }
+            thread::sleep(RELAY_COALESCE);
         }
     }
 }

@@ -312,12 +312,12 @@ impl Db {
         })
     }
 
-    /// On PostgreSQL, a watcher on a connection of its own, to the same server as this
-    /// one (with the password, which the store's shown path no longer has).
-    pub(crate) fn watch_changes(&self) -> Result<Option<ChangeWatcher>, StoreError> {
+    /// The server's URL with its password (the store's shown path has none), for a
+    /// connection of another kind to the same database; `None` on SQLite.
+    pub(crate) fn postgres_url(&self) -> Option<PostgresUrl> {
         match &self.backend {
-            Backend::Sqlite(_) => Ok(None),
-            Backend::Postgres(conn) => ChangeWatcher::start(conn.url()).map(Some),
+            Backend::Sqlite(_) => None,
+            Backend::Postgres(conn) => Some(conn.url().clone()),
         }
     }
 
