@@ -111,6 +111,7 @@ fn main() {
         scope: GalleryScope::Tab,
         tab: Tab::All,
         search: String::new(),
+        mine: false,
         starred_only: false,
         offset: 500,
         limit: 2 * shape.tiles(),

@@ -96,6 +96,7 @@ fn main() {
             JobFilter {
                 state: Some(StateFilter::Only(JobState::Succeeded)),
                 search: None,
+                submitted_by: None,
             },
             0,
         ),
@@ -104,6 +105,7 @@ fn main() {
             JobFilter {
                 state: Some(StateFilter::Only(JobState::Queued)),
                 search: None,
+                submitted_by: None,
             },
             0,
         ),
@@ -112,6 +114,7 @@ fn main() {
             JobFilter {
                 state: Some(StateFilter::Problems),
                 search: None,
+                submitted_by: None,
             },
             0,
         ),
@@ -120,6 +123,7 @@ fn main() {
             JobFilter {
                 state: None,
                 search: Some("amber".into()),
+                submitted_by: None,
             },
             0,
         ),

@@ -1125,3 +1125,60 @@ fn mcp_get_job(host: &Scratch, db: &std::path::Path, id: &str) -> serde_json::Va
     child.wait().unwrap();
     answer
 }
+
+/// Two people queue jobs into one store on PostgreSQL: each job names who queued it
+/// (`show`, `--json`), and `list --mine` lists one's own.
+#[test]
+fn jobs_on_a_shared_store_name_who_queued_them_and_list_mine_selects_ones_own() {
+    let Some(server) = test_postgres::server() else {
+        return;
+    };
+    let url = PathBuf::from(server.fresh_database());
+    let t = Setup::new();
+    let as_user = |user: &str, args: &[&str]| {
+        let mut cmd = t
+            .scratch
+            .cmd_against_on(&url, &t.sim, "test-key", &t.config);
+        cmd.env("USER", user).env("LOGNAME", user);
+        cli_support::Run::from(cmd.args(args).output().expect("run wandash"))
+    };
+    let submit = |user: &str, prompt: &str| {
+        let args = ["submit", "--model", "wanx2.0-t2i-turbo", "--prompt", prompt];
+        as_user(user, &args).expect(0)
+    };
+    submit("alice", "a red fox");
+    submit("bob", "a grey owl");
+    submit("alice", "a blue fox");
+
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let alice = format!("alice@{}", host.trim());
+    let everyone = as_user("bob", &["list", "--json"]).expect(0).json();
+    let who: Vec<&str> = everyone
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|job| job["submitted_by"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        who,
+        [alice.as_str(), &format!("bob@{}", host.trim()), &alice]
+    );
+    let mine = as_user("alice", &["list", "--mine", "--json"])
+        .expect(0)
+        .json();
+    let prompts: Vec<&str> = mine
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|job| job["prompt"].as_str().unwrap())
+        .collect();
+    assert_eq!(prompts, ["a blue fox", "a red fox"], "{mine}");
+    let id = mine[0]["id"].to_string();
+    let shown = as_user("bob", &["show", &id]).expect(0).stdout;
+    assert!(
+        shown.contains(&format!("submitted by   {alice}")),
+        "{shown}"
+    );
+    let shown = as_user("bob", &["show", &id, "--json"]).expect(0).json();
+    assert_eq!(shown["summary"]["submitted_by"], alice.as_str(), "{shown}");
+}

@@ -112,6 +112,7 @@ fn detail_for(row: &JobRow) -> JobDetailView {
         actual_prompt: succeeded.then(|| format!("{}, highly detailed, soft light", row.prompt)),
         cost_cny: succeeded.then_some(0.56),
         parent: None,
+        submitted_by: None,
         // A succeeded job saved three of its four images; the fourth was blocked.
         images: if succeeded {
             (0..4)
@@ -204,8 +205,8 @@ fn large_terminal_250x70() {
 #[test]
 fn help_overlay_lists_the_key_table() {
     let keys = KeyMap::default();
-    // The whole table on one screen at 160x48 (smaller screens scroll it: see below).
-    let mut state = mixed(Rect::new(0, 0, 160, 48), 0);
+    // The whole table on one screen at 160x50 (smaller screens scroll it: see below).
+    let mut state = mixed(Rect::new(0, 0, 160, 50), 0);
     state.handle(&keys, &key(KeyCode::Char('?')));
     assert_eq!(state.mode, Mode::Help);
     let screen = render(&state);
@@ -827,6 +828,39 @@ fn the_detail_names_the_job_a_variation_came_from() {
     state.detail.as_mut().unwrap().parent = Some(JobId(61));
     let screen = render(&state);
     assert!(screen.contains("from       job 61"), "{screen}");
+}
+
+/// `o` shows only one's own jobs: the header says `mine` and the list is asked again for
+/// them alone; the detail names who queued the job.
+#[test]
+fn mine_filters_the_list_the_header_says_so_and_the_detail_names_the_submitter() {
+    let keys = KeyMap::default();
+    let mut state = mixed(Rect::new(0, 0, 120, 40), 2);
+    assert!(!render(&state).contains("│ mine"));
+    assert_eq!(
+        state.handle(&keys, &key(KeyCode::Char('o'))),
+        vec![Command::Refresh]
+    );
+    assert!(state.mine && state.list_request().mine);
+    let rows: Vec<JobRow> = (0..3).map(row).collect();
+    answer_with(&mut state, &rows, &Pauses::default());
+    state.detail.as_mut().unwrap().submitted_by = Some("alice@box1".into());
+    let screen = render(&state);
+    assert!(screen.contains("│ mine"), "{screen}");
+    assert!(screen.contains("by         alice@box1"), "{screen}");
+    snapshot("mine_with_submitter", screen);
+    // The gallery of the tab shows the same jobs' images.
+    match state.handle(&keys, &key(KeyCode::Char('v'))).as_slice() {
+        [Command::LoadGallery(request)] => assert!(request.mine, "{request:?}"),
+        other => panic!("the gallery opens: {other:?}"),
+    }
+    state.handle(&keys, &key(KeyCode::Esc));
+    // With none of one's own, the list says how to see everyone's.
+    answer_with(&mut state, &[], &Pauses::default());
+    let screen = render(&state);
+    assert!(screen.contains("Only your jobs are shown"), "{screen}");
+    state.handle(&keys, &key(KeyCode::Char('o')));
+    assert!(!state.mine && !state.list_request().mine);
 }
 
 #[test]

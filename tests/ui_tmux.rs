@@ -6,6 +6,9 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+#[path = "support/postgres.rs"]
+mod test_postgres;
+
 const SOCKET: &str = "wandash-e2e";
 
 fn tmux(args: &[&str]) -> Output {
@@ -383,4 +386,88 @@ fn child_named(parent: &str, name: &str) -> Option<String> {
             (comm == name && ppid == parent)
                 .then(|| entry.file_name().to_string_lossy().into_owned())
         })
+}
+
+/// A team on one PostgreSQL store: a job queued by another process (another person, as
+/// on another host) shows in a running dashboard, woken by the server's notification;
+/// `o` shows only the dashboard user's own jobs, and the detail names who queued it.
+#[test]
+fn a_job_queued_by_another_process_on_postgresql_shows_and_mine_hides_it() {
+    if !tmux_available() {
+        eprintln!("skipped: tmux is not installed (`apt-get install tmux`; .ci/run installs it)");
+        return;
+    }
+    let Some(server) = test_postgres::server() else {
+        return;
+    };
+    let url = server.fresh_database();
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    let command = format!(
+        "env -u DASHSCOPE_API_KEY -u DASHSCOPE_BASE_URL HOME={home} XDG_CONFIG_HOME={home} \
+         XDG_DATA_HOME={home} USER=alice LOGNAME=alice {bin} --db '{url}'",
+        home = home.display(),
+        bin = env!("CARGO_BIN_EXE_wandash"),
+    );
+    let session = Session("team");
+    let started = tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        session.0,
+        "-x",
+        "160",
+        "-y",
+        "48",
+        &command,
+    ]);
+    assert!(
+        started.status.success(),
+        "tmux new-session: {}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    wait_for(session.0, "the dashboard", Duration::from_secs(20), |s| {
+        s.contains("No jobs")
+    });
+
+    let submitted = Command::new(env!("CARGO_BIN_EXE_wandash"))
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home)
+        .env("XDG_DATA_HOME", home)
+        .env("USER", "bob")
+        .env("LOGNAME", "bob")
+        .env_remove("DASHSCOPE_API_KEY")
+        .env_remove("DASHSCOPE_BASE_URL")
+        .args(["--db", &url, "submit", "--model", "wanx2.1-t2i-turbo"])
+        .args(["--prompt", "a grey owl queued elsewhere"])
+        .output()
+        .expect("wandash submit runs");
+    assert!(
+        submitted.status.success(),
+        "submit: {}",
+        String::from_utf8_lossy(&submitted.stderr)
+    );
+    let shown = wait_for(
+        session.0,
+        "the other process's job",
+        Duration::from_secs(10),
+        |s| s.contains("a grey owl queued elsewhere") && s.contains("by         bob@"),
+    );
+    assert!(!shown.contains("│ mine"), "{shown}");
+
+    tmux(&["send-keys", "-t", session.0, "o"]);
+    let mine = wait_for(
+        session.0,
+        "alice's jobs only",
+        Duration::from_secs(10),
+        |s| s.contains("│ mine") && s.contains("No jobs"),
+    );
+    assert!(!mine.contains("a grey owl queued elsewhere"), "{mine}");
+    tmux(&["send-keys", "-t", session.0, "o"]);
+    wait_for(
+        session.0,
+        "everyone's jobs again",
+        Duration::from_secs(10),
+        |s| !s.contains("│ mine") && s.contains("a grey owl queued elsewhere"),
+    );
 }

@@ -155,6 +155,7 @@ fn for_each_exported_job(
     let filter = JobFilter {
         state: Some(StateFilter::Only(JobState::Succeeded)),
         search: None,
+        submitted_by: None,
     };
     let mut offset = 0;
     loop {

@@ -83,7 +83,7 @@ fn report_problems(problems: &[ValidationError]) -> Failure {
     }
 }
 
-pub fn list(ctx: &Context, status: Option<&str>, limit: u64) -> CliResult {
+pub fn list(ctx: &Context, status: Option<&str>, limit: u64, mine: bool) -> CliResult {
     let store = open_store(ctx)?;
     let state = status.map(parse_status_filter).transpose()?;
     let listing = store
@@ -91,6 +91,7 @@ pub fn list(ctx: &Context, status: Option<&str>, limit: u64) -> CliResult {
             &JobFilter {
                 state,
                 search: None,
+                submitted_by: mine.then(|| store.submitter().to_owned()),
             },
             0,
             limit,
@@ -249,6 +250,9 @@ fn render_detail(d: &JobDetail, waits: Option<PauseHold>, starred: &[u32]) -> St
         );
     }
     line("created", format_time(s.created_at));
+    if let Some(who) = &s.submitted_by {
+        line("submitted by", who.clone());
+    }
     if let Some(at) = s.status.ended_at() {
         line("ended", format_time(at));
     }

@@ -95,6 +95,10 @@ pub enum Command {
         /// At most this many jobs.
         #[arg(long, default_value_t = 50, value_name = "N")]
         limit: u64,
+        /// Only the jobs queued as this user on this host (`user@host`, as `show` names
+        /// who submitted a job).
+        #[arg(long)]
+        mine: bool,
     },
     /// Everything about one job: parameters, state history, images, errors.
     Show {
@@ -411,7 +415,11 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
         Some(Command::Submit(args)) => submit_command(&ctx, &args),
         Some(Command::Batch(args)) => batch_command(&ctx, &args),
         Some(Command::Worker { until_idle }) => run::worker(&ctx, until_idle),
-        Some(Command::List { status, limit }) => jobs::list(&ctx, status.as_deref(), limit).map(ok),
+        Some(Command::List {
+            status,
+            limit,
+            mine,
+        }) => jobs::list(&ctx, status.as_deref(), limit, mine).map(ok),
         Some(Command::Show { id }) => jobs::show(&ctx, id).map(ok),
         Some(Command::Watch) => watch::watch(&ctx).map(ok),
         Some(Command::Stats) => stats::stats(&ctx).map(ok),

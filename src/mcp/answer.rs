@@ -54,6 +54,7 @@ pub fn describe(detail: &JobDetail) -> Value {
         "attempts": s.attempts,
         "cost_cny": s.cost_cny.map(crate::store::round_to_cent),
         "cancel_requested": s.cancel_requested,
+        "submitted_by": s.submitted_by,
     });
     if let Some(error) = s.error() {
         value["error"] = json!({"code": error.kind.code(), "message": error.message});

@@ -190,14 +190,26 @@ impl WandashMcp {
         };
         let limit = args.limit.unwrap_or(20).clamp(1, MAX_LIST);
         let search = args.search.filter(|s| !s.trim().is_empty());
-        match self.jobs.list(JobFilter { state, search }, limit).await {
+        match self
+            .jobs
+            .list(
+                JobFilter {
+                    state,
+                    search,
+                    submitted_by: None,
+                },
+                limit,
+            )
+            .await
+        {
             Ok(rows) => {
                 let jobs: Vec<Value> = rows
                     .iter()
                     .map(|r| {
                         json!({"job_id": r.id, "state": r.state(), "model": r.model, "prompt": r.prompt,
                             "images_ok": r.images_ok, "images_expected": r.images_expected,
-                            "created_at_ms": r.created_at, "error": r.error().map(|e| &e.message), "batch_tag": r.batch_tag})
+                            "created_at_ms": r.created_at, "error": r.error().map(|e| &e.message), "batch_tag": r.batch_tag,
+                            "submitted_by": r.submitted_by})
                     })
                     .collect();
                 answer::data(json!({"count": jobs.len(), "jobs": jobs}))

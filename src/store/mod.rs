@@ -13,6 +13,7 @@ mod postgres_schema;
 mod queue;
 mod schema;
 mod stars;
+mod submitter;
 mod sync_calls;
 mod types;
 mod work;
@@ -21,8 +22,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 pub use blobs::{ImageFiles, image_cache_dir, sha256_hex};
+pub use db::{ChangeWatcher, Location, PostgresUrl};
 use db::{Db, Dialect, Row, ToValue, Value, params};
-pub use db::{Location, PostgresUrl};
 
 use crate::dashscope::{JobSpec, Model, TaskStatus, Timestamp};
 
@@ -108,6 +109,8 @@ impl From<rusqlite::Error> for StoreError {
 pub struct Store {
     conn: Mutex<Db>,
     path: PathBuf,
+    /// `user@host` recorded with every job this handle queues.
+    submitter: String,
 }
 
 impl std::fmt::Debug for Store {
@@ -119,7 +122,7 @@ impl std::fmt::Debug for Store {
 /// Columns read by `summary_from_row`, in order.
 const SUMMARY_COLUMNS: &str = "id, created_at, model, prompt, state, task_status, submitted_at, ended_at, attempts, \
      images_expected, images_ok, images_failed, cost_cny, error_code, error_message, cancel_requested, batch_tag, \
-     task_id, scheduled_at, next_attempt_at, error_action";
+     task_id, scheduled_at, next_attempt_at, error_action, submitted_by";
 
 impl Store {
     /// Opens (creating if needed) the database at `path`, migrating it to this build's schema.
@@ -133,7 +136,14 @@ impl Store {
         Ok(Store {
             conn: Mutex::new(conn),
             path: shown,
+            submitter: submitter::this_process(),
         })
+    }
+
+    /// Who this process queues jobs as, `user@host`: what the dashboard's "mine" and
+    /// `list --mine` select on.
+    pub fn submitter(&self) -> &str {
+        &self.submitter
     }
 
     /// Where this store lives: a file, or a PostgreSQL server shared with other hosts.
@@ -192,8 +202,8 @@ impl Store {
             let json =
                 serde_json::to_string(spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let id = tx.query_row(
-                "INSERT INTO jobs (created_at, model, prompt, spec, state, images_expected, batch_tag, parent_job_id)
-                 VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?7) RETURNING id",
+                "INSERT INTO jobs (created_at, model, prompt, spec, state, images_expected, batch_tag, parent_job_id, submitted_by)
+                 VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?7, ?8) RETURNING id",
                 params![
                     now,
                     spec.model.id(),
@@ -201,7 +211,8 @@ impl Store {
                     json,
                     spec.image_count(),
                     tag,
-                    parent.map(|p| p.0)
+                    parent.map(|p| p.0),
+                    self.submitter.as_str()
                 ],
                 |row| row.get(0).map(JobId),
             )?;
@@ -270,7 +281,11 @@ impl Store {
     }
 
     pub fn count(&self, filter: &JobFilter) -> Result<u64, StoreError> {
-        if filter.search.as_deref().is_none_or(|s| s.trim().is_empty()) {
+        let searched = filter
+            .search
+            .as_deref()
+            .is_some_and(|s| !s.trim().is_empty());
+        if !searched && filter.submitted_by.is_none() {
             // Kept up to date by triggers: no scan, whatever the size of the store.
             let counts = self.counts_by_state()?;
             return Ok(match filter.state {
@@ -438,6 +453,15 @@ impl Store {
     pub fn change_marker(&self) -> Result<i64, StoreError> {
         self.conn().change_marker()
     }
+
+    /// On PostgreSQL, a watcher that wakes when any process on any host commits a change
+    /// to the jobs, their images and events, or the pauses; it has a connection of its
+    /// own. `None` on SQLite, where `change_marker` is the cheap way to know.
+    pub fn watch_changes(&self) -> Result<Option<ChangeWatcher>, StoreError> {
+        // Connecting may take a while: not under the lock the store's calls wait on.
+        let url = self.conn().postgres_url();
+        url.map(|url| ChangeWatcher::start(&url)).transpose()
+    }
 }
 
 fn local_midnight() -> Timestamp {
@@ -474,6 +498,10 @@ fn filter_sql(filter: &JobFilter, dialect: Dialect) -> (String, Vec<Value>) {
         };
         clauses.push(format!("prompt {like} ? ESCAPE '\\'"));
         args.push(Value::Text(format!("%{escaped}%")));
+    }
+    if let Some(submitter) = &filter.submitted_by {
+        clauses.push("submitted_by = ?".to_string());
+        args.push(submitter.as_str().to_value());
     }
     let sql = if clauses.is_empty() {
         String::new()
@@ -557,6 +585,7 @@ fn summary_from_row(row: &Row) -> Result<JobSummary, StoreError> {
             cost_cny: row.get(12)?,
             cancel_requested: row.get(15)?,
             batch_tag: row.get(16)?,
+            submitted_by: row.get(21)?,
         })
     };
     build(status)
@@ -569,10 +598,10 @@ fn load_detail(conn: &mut Db, id: JobId) -> Result<Option<JobDetail>, StoreError
     );
     let found = conn.query_opt(&sql, params![id.0], |row| {
         let summary = summary_from_row(row);
-        let spec: String = row.get(21)?;
-        let prepared: Option<String> = row.get(22)?;
-        let actual_prompt: Option<String> = row.get(23)?;
-        let parent: Option<i64> = row.get(24)?;
+        let spec: String = row.get(22)?;
+        let prepared: Option<String> = row.get(23)?;
+        let actual_prompt: Option<String> = row.get(24)?;
+        let parent: Option<i64> = row.get(25)?;
         Ok((summary, spec, prepared, actual_prompt, parent.map(JobId)))
     })?;
     let Some((summary, spec, prepared, actual_prompt, parent_job_id)) = found else {

@@ -187,4 +187,29 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX images_by_path ON images(path);
     ",
+    // 9: who queued each job, as `user@host` (NULL for jobs from before), so a team on
+    // one store tells its jobs apart; the dashboard's "mine" and `list --mine` walk the index.
+    "
+    ALTER TABLE jobs ADD COLUMN submitted_by TEXT;
+    CREATE INDEX jobs_by_submitter ON jobs(submitted_by, id);
+    ",
+    // 10: every committed change to the jobs, their images and events (and the pauses the
+    // header shows) notifies `wandash_changes`, so dashboards on other hosts reload at once
+    // instead of polling the server. Statement-level: one notification per statement, and
+    // PostgreSQL folds a transaction's identical ones into one, delivered at commit.
+    "
+    CREATE FUNCTION wandash_notify_change() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_notify('wandash_changes', '');
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER jobs_notify AFTER INSERT OR UPDATE OR DELETE ON jobs
+        FOR EACH STATEMENT EXECUTE FUNCTION wandash_notify_change();
+    CREATE TRIGGER images_notify AFTER INSERT OR UPDATE OR DELETE ON images
+        FOR EACH STATEMENT EXECUTE FUNCTION wandash_notify_change();
+    CREATE TRIGGER events_notify AFTER INSERT OR UPDATE OR DELETE ON events
+        FOR EACH STATEMENT EXECUTE FUNCTION wandash_notify_change();
+    CREATE TRIGGER paused_notify AFTER INSERT OR UPDATE OR DELETE ON paused
+        FOR EACH STATEMENT EXECUTE FUNCTION wandash_notify_change();
+    ",
 ];

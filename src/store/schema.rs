@@ -142,6 +142,17 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX images_by_path ON images(path);
     ",
+    // 9: who queued each job, as `user@host` (NULL for jobs from before), so a team on
+    // one store tells its jobs apart; the dashboard's "mine" and `list --mine` walk the index.
+    "
+    ALTER TABLE jobs ADD COLUMN submitted_by TEXT;
+    CREATE INDEX jobs_by_submitter ON jobs(submitted_by, id);
+    ",
+    // 10: nothing on SQLite: PostgreSQL's change notifications take this number there, and
+    // a dashboard on a file watches its `change_marker` instead.
+    "
+    SELECT 1;
+    ",
 ];
 
 /// The schema version this build writes.

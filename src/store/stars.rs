@@ -195,6 +195,7 @@ mod tests {
             filter: JobFilter {
                 state: Some(StateFilter::Only(JobState::Succeeded)),
                 search: Some("fox".into()),
+                submitted_by: None,
             },
             ..GalleryQuery::default()
         };

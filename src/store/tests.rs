@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::dashscope::{ClientError, JobSpec, Model, TaskStatus, Timestamp};
+use std::time::Duration;
 
 fn spec(prompt: &str) -> JobSpec {
     JobSpec::new(Model::Wanx21T2iTurbo, prompt)
@@ -67,6 +68,7 @@ on_both_backends!(
     learned_durations_are_kept_per_model_replaced_and_read_by_another_connection,
     image_bytes_are_kept_once_by_their_sha256_on_postgresql_only,
     an_image_missing_here_is_read_from_the_store_into_the_cache,
+    each_job_records_who_queued_it_and_mine_selects_and_counts_them,
 );
 
 #[test]
@@ -142,6 +144,7 @@ fn list_pages_a_window_by_state_and_search_newest_first(place: Place) {
     let failed = JobFilter {
         state: Some(StateFilter::Only(JobState::Failed)),
         search: None,
+        submitted_by: None,
     };
     assert_eq!(store.count(&failed).unwrap(), 6);
     let rows = store.list(&failed, 1, 2).unwrap();
@@ -154,11 +157,13 @@ fn list_pages_a_window_by_state_and_search_newest_first(place: Place) {
     let problems = JobFilter {
         state: Some(StateFilter::Problems),
         search: None,
+        submitted_by: None,
     };
     assert_eq!(store.count(&problems).unwrap(), 6);
     let active = JobFilter {
         state: Some(StateFilter::Active),
         search: None,
+        submitted_by: None,
     };
     assert_eq!(store.count(&active).unwrap(), 24);
 
@@ -166,16 +171,19 @@ fn list_pages_a_window_by_state_and_search_newest_first(place: Place) {
     let cats = JobFilter {
         state: None,
         search: Some("red_cat".into()),
+        submitted_by: None,
     };
     assert_eq!(store.count(&cats).unwrap(), 10);
     let wildcard = JobFilter {
         state: None,
         search: Some("Red%".into()),
+        submitted_by: None,
     };
     assert_eq!(store.count(&wildcard).unwrap(), 0);
     let failed_cats = JobFilter {
         state: Some(StateFilter::Only(JobState::Failed)),
         search: Some("cat".into()),
+        submitted_by: None,
     };
     // Jobs 0, 15 are both failed and cats (i % 3 == 0 and i % 5 == 0).
     let rows = store.list(&failed_cats, 0, 10).unwrap();
@@ -523,6 +531,7 @@ fn queued_list(store: &Store) -> Vec<JobId> {
     let queued = JobFilter {
         state: Some(StateFilter::Only(JobState::Queued)),
         search: None,
+        submitted_by: None,
     };
     store
         .list(&queued, 0, 100)
@@ -820,4 +829,111 @@ fn an_image_missing_here_is_read_from_the_store_into_the_cache(place: Place) {
         "{message}"
     );
     assert!(!elsewhere.join(cached.file_name().unwrap()).exists());
+}
+
+/// A store handle queueing as `who` (in place of this process's `user@host`).
+fn open_as(path: &std::path::Path, who: &str) -> Store {
+    let mut store = Store::open(path).unwrap();
+    store.submitter = who.to_string();
+    store
+}
+
+fn each_job_records_who_queued_it_and_mine_selects_and_counts_them(place: Place) {
+    let Place { dir: _dir, path } = place;
+    let alice = open_as(&path, "alice@box1");
+    let bob = open_as(&path, "bob@box2");
+    let theirs = alice
+        .enqueue_batch(&[spec("a red fox"), spec("a blue fox")], None)
+        .unwrap();
+    let his = bob.enqueue(&spec("a red owl")).unwrap();
+    let detail = alice.job(his).unwrap().unwrap();
+    assert_eq!(detail.summary.submitted_by.as_deref(), Some("bob@box2"));
+    let json = serde_json::to_value(&detail).unwrap();
+    assert_eq!(json["summary"]["submitted_by"], "bob@box2");
+
+    let mine = |who: &str| JobFilter {
+        submitted_by: Some(who.to_string()),
+        ..JobFilter::default()
+    };
+    let ids = |filter: &JobFilter| -> Vec<JobId> {
+        alice
+            .list(filter, 0, 10)
+            .unwrap()
+            .iter()
+            .map(|j| j.id)
+            .collect()
+    };
+    assert_eq!(ids(&mine("alice@box1")), vec![theirs[1], theirs[0]]);
+    assert_eq!(ids(&mine("bob@box2")), vec![his]);
+    assert_eq!(ids(&mine("carol@box3")), Vec::<JobId>::new());
+    // The counts' fast path holds every submitter's jobs: a submitter filter counts rows.
+    assert_eq!(alice.count(&JobFilter::default()).unwrap(), 3);
+    assert_eq!(alice.count(&mine("alice@box1")).unwrap(), 2);
+    let queued_red = JobFilter {
+        state: Some(StateFilter::Only(JobState::Queued)),
+        search: Some("red".into()),
+        submitted_by: Some("alice@box1".into()),
+    };
+    assert_eq!(alice.count(&queued_red).unwrap(), 1);
+    assert_eq!(ids(&queued_red), vec![theirs[0]]);
+    let queued_alice = JobFilter {
+        state: Some(StateFilter::Only(JobState::Queued)),
+        ..mine("alice@box1")
+    };
+    assert_eq!(bob.count(&queued_alice).unwrap(), 2);
+    // This process's own name is `user@host`, made safe to show.
+    let own = Store::open(&path).unwrap();
+    let (user, host) = own.submitter().split_once('@').unwrap();
+    assert!(!user.is_empty() && !host.is_empty());
+    assert!(!own.submitter().chars().any(char::is_control));
+}
+
+#[test]
+fn a_store_on_a_file_has_no_change_watcher_its_marker_moves() {
+    let Place { dir: _dir, path } = sqlite_place();
+    let store = Store::open(&path).unwrap();
+    assert!(store.watch_changes().unwrap().is_none());
+    let before = store.change_marker().unwrap();
+    Store::open(&path).unwrap().enqueue(&spec("a fox")).unwrap();
+    assert_ne!(store.change_marker().unwrap(), before);
+}
+
+/// A commit on one connection (another process, another host) wakes a watcher on
+/// another connection; with nothing committed it stays asleep.
+#[test]
+fn a_commit_on_postgresql_wakes_a_change_watcher_on_another_connection() {
+    let Some(Place { dir: _dir, path }) = postgres_place() else {
+        return;
+    };
+    let dashboard = Store::open(&path).unwrap();
+    let watcher = dashboard
+        .watch_changes()
+        .unwrap()
+        .expect("a watcher on PostgreSQL");
+    assert!(
+        !watcher.wait(Duration::from_millis(300)),
+        "woken with no change"
+    );
+    let engine = Store::open(&path).unwrap();
+    let id = engine.enqueue(&spec("a fox")).unwrap();
+    assert!(
+        watcher.wait(Duration::from_secs(5)),
+        "not woken by a commit"
+    );
+    // A transaction rolled back notifies nobody; a pause (shown in the header) does.
+    {
+        let mut conn = engine.conn();
+        let mut tx = conn.write_tx().unwrap();
+        tx.execute(
+            "UPDATE jobs SET prompt = 'gone' WHERE id = ?1",
+            params![id.0],
+        )
+        .unwrap();
+    }
+    assert!(
+        !watcher.wait(Duration::from_millis(300)),
+        "woken by a rollback"
+    );
+    engine.pause(PauseScope::All).unwrap();
+    assert!(watcher.wait(Duration::from_secs(5)), "not woken by a pause");
 }

@@ -164,6 +164,8 @@ impl StateFilter {
 pub struct JobFilter {
     pub state: Option<StateFilter>,
     pub search: Option<String>,
+    /// Only the jobs queued by this `user@host` (`Store::submitter` for one's own).
+    pub submitted_by: Option<String>,
 }
 
 /// What went wrong, as the engine decides on it. Stored as its text code, the same text
@@ -636,6 +638,8 @@ pub struct JobSummary {
     /// Someone asked to cancel the job's task (set while it is remote, kept after).
     pub cancel_requested: bool,
     pub batch_tag: Option<String>,
+    /// `user@host` that queued the job; `None` for jobs from before it was recorded.
+    pub submitted_by: Option<String>,
 }
 
 impl JobSummary {
@@ -670,6 +674,7 @@ struct SummaryOutput<'a> {
     error_message: Option<String>,
     cancel_requested: bool,
     batch_tag: Option<&'a str>,
+    submitted_by: Option<&'a str>,
 }
 
 impl Serialize for JobSummary {
@@ -693,6 +698,7 @@ impl Serialize for JobSummary {
             error_message: columns.error_message,
             cancel_requested: self.cancel_requested,
             batch_tag: self.batch_tag.as_deref(),
+            submitted_by: self.submitted_by.as_deref(),
         }
         .serialize(serializer)
     }
@@ -1051,10 +1057,11 @@ mod tests {
             cost_cny: None,
             cancel_requested: false,
             batch_tag: Some("b".into()),
+            submitted_by: Some("alice@box1".into()),
         };
         assert_eq!(
             serde_json::to_string(&summary).unwrap(),
-            r#"{"id":7,"created_at":1,"model":"wanx2.1-t2i-turbo","prompt":"a fox","state":"failed","task_status":"RUNNING","submitted_at":10,"ended_at":99,"attempts":2,"images_expected":1,"images_ok":0,"images_failed":0,"cost_cny":null,"error_code":"InternalError.Algo","error_message":"why","cancel_requested":false,"batch_tag":"b"}"#
+            r#"{"id":7,"created_at":1,"model":"wanx2.1-t2i-turbo","prompt":"a fox","state":"failed","task_status":"RUNNING","submitted_at":10,"ended_at":99,"attempts":2,"images_expected":1,"images_ok":0,"images_failed":0,"cost_cny":null,"error_code":"InternalError.Algo","error_message":"why","cancel_requested":false,"batch_tag":"b","submitted_by":"alice@box1"}"#
         );
         let queued = JobSummary {
             status: JobStatus::Queued {
@@ -1115,6 +1122,7 @@ mod tests {
             cost_cny: Some(0.14 * 3.0),
             cancel_requested: false,
             batch_tag: None,
+            submitted_by: None,
         };
         let text = serde_json::to_string(&summary).unwrap();
         assert!(text.contains(r#""cost_cny":0.42,"#), "{text}");

@@ -649,6 +649,7 @@ mod tests {
             request: ListRequest {
                 tab: Tab::All,
                 search: String::new(),
+                mine: false,
                 offset: 0,
                 limit: 10,
                 selected: 0,

@@ -1,10 +1,12 @@
 //! The store side of the dashboard: a worker thread that owns a `Store` connection, fills
 //! the view-models and carries out the user's commands. SQLite is never touched on the UI
-//! task. It also watches `Store::change_marker`, so progress made by an engine in another
-//! process shows up without any event from it.
+//! task. It also watches for commits by other processes, so progress made by an engine
+//! elsewhere shows up without any event from it: on PostgreSQL the server's notifications
+//! wake it (`Store::watch_changes`, relayed by a thread of its own), on SQLite it polls
+//! `Store::change_marker`.
 
 use std::path::Path;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError, channel};
 use std::thread;
 use std::time::Duration;
 
@@ -14,8 +16,8 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::dashscope::{JobSpec, Timestamp};
 use crate::intake::{self, Draft};
 use crate::store::{
-    CancelOutcome, GalleryQuery, JobDetail, JobFilter, JobId, JobState, JobSummary, PauseScope,
-    QueueStep, StateCounts, StateFilter, Store, StoreError,
+    CancelOutcome, ChangeWatcher, GalleryQuery, JobDetail, JobFilter, JobId, JobState, JobSummary,
+    PauseScope, QueueStep, StateCounts, StateFilter, Store, StoreError,
 };
 
 use super::event::AppEvent;
@@ -25,8 +27,17 @@ use super::stats::StatsSource;
 use super::studio::StudioEvent;
 use super::update::{DataSnapshot, ListRequest, SubmitError};
 
-/// How often the worker looks for commits by other processes.
+/// How often the worker looks for commits by other processes on SQLite.
 const CHANGE_POLL: Duration = Duration::from_millis(250);
+/// On PostgreSQL notifications wake the worker; this slow poll of `change_marker` only
+/// covers what a watcher reconnecting after a lost connection cannot have heard.
+const FALLBACK_POLL: Duration = Duration::from_secs(5);
+/// How long the relay waits for a notification before it looks whether the dashboard
+/// is still there.
+const RELAY_SLICE: Duration = Duration::from_millis(500);
+/// Engines of a busy team commit many times a second: notifications closer together than
+/// this make one reload, not a reload each.
+const RELAY_COALESCE: Duration = Duration::from_millis(100);
 
 /// Work for the data worker.
 #[derive(Debug, Clone)]
@@ -41,6 +52,8 @@ pub enum DataJob {
     WatchStats(Option<StatsSource>),
     /// Load these jobs for compare.
     Compare(Vec<JobId>),
+    /// The server notified a commit (any process, any host): load again.
+    StoreChanged,
 }
 
 /// A change the user asked for.
@@ -75,6 +88,9 @@ pub enum StoreChange {
 /// The handle the app keeps; dropping it stops the worker.
 pub struct DataWorker {
     jobs: Sender<DataJob>,
+    /// Never sent on: its drop tells the notification relay (if any) to stop, which lets
+    /// go of its sender so that the worker stops too.
+    _relay_stop: Option<Sender<()>>,
 }
 
 impl DataWorker {
@@ -85,15 +101,42 @@ impl DataWorker {
         events: UnboundedSender<AppEvent>,
     ) -> Result<DataWorker, StoreError> {
         let store = Store::open(store_path)?;
+        let spawn_failed = |e: std::io::Error| StoreError::Io {
+            path: store_path.to_path_buf(),
+            message: e.to_string(),
+        };
+        // Without notifications (SQLite, or a server that refused to listen) the worker
+        // polls the change marker often instead.
+        let watcher = store.watch_changes().unwrap_or_else(|err| {
+            tracing::warn!("no change notifications, polling instead: {err}");
+            None
+        });
+        let poll = if watcher.is_some() {
+            FALLBACK_POLL
+        } else {
+            CHANGE_POLL
+        };
         let (jobs, inbox) = channel();
+        let relay_stop = match watcher {
+            Some(watcher) => {
+                let (stop, stopped) = channel();
+                let wake = jobs.clone();
+                thread::Builder::new()
+                    .name("wandash-ui-changes".into())
+                    .spawn(move || relay(&watcher, &wake, &stopped))
+                    .map_err(spawn_failed)?;
+                Some(stop)
+            }
+            None => None,
+        };
         thread::Builder::new()
             .name("wandash-ui-data".into())
-            .spawn(move || serve(store, inbox, events))
-            .map_err(|e| StoreError::Io {
-                path: store_path.to_path_buf(),
-                message: e.to_string(),
-            })?;
-        Ok(DataWorker { jobs })
+            .spawn(move || serve(store, inbox, events, poll))
+            .map_err(spawn_failed)?;
+        Ok(DataWorker {
+            jobs,
+            _relay_stop: relay_stop,
+        })
     }
 
     pub fn send(&self, job: DataJob) {
@@ -103,13 +146,34 @@ impl DataWorker {
     }
 }
 
-fn serve(store: Store, inbox: Receiver<DataJob>, events: UnboundedSender<AppEvent>) {
+/// Passes the watcher's wakes on to the worker, until the dashboard's handle drops.
+fn relay(watcher: &ChangeWatcher, wake: &Sender<DataJob>, stopped: &Receiver<()>) {
+    loop {
+        let changed = watcher.wait(RELAY_SLICE);
+        if let Err(TryRecvError::Disconnected) = stopped.try_recv() {
+            return;
+        }
+        if changed {
+            if wake.send(DataJob::StoreChanged).is_err() {
+                return;
+            }
+            thread::sleep(RELAY_COALESCE);
+        }
+    }
+}
+
+fn serve(
+    store: Store,
+    inbox: Receiver<DataJob>,
+    events: UnboundedSender<AppEvent>,
+    poll: Duration,
+) {
     let mut last_request: Option<ListRequest> = None;
     let mut stats: Option<StatsSource> = None;
     let mut last_gallery: Option<GalleryRequest> = None;
     let mut marker = store.change_marker().ok();
     loop {
-        let first = match inbox.recv_timeout(CHANGE_POLL) {
+        let first = match inbox.recv_timeout(poll) {
             Ok(job) => Some(job),
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => return,
@@ -151,6 +215,10 @@ fn serve(store: Store, inbox: Receiver<DataJob>, events: UnboundedSender<AppEven
                 DataJob::Gallery(request) => {
                     wants_gallery = request.is_some();
                     last_gallery = request;
+                }
+                DataJob::StoreChanged => {
+                    wants_list = true;
+                    wants_gallery = true;
                 }
                 DataJob::Change(change) => {
                     let reply = apply(&store, change);
@@ -304,6 +372,7 @@ pub fn snapshot(store: &Store, request: &ListRequest) -> Result<DataSnapshot, St
     let filter = JobFilter {
         state: tab_filter(request.tab),
         search: Some(request.search.trim().to_string()).filter(|s| !s.is_empty()),
+        submitted_by: request.mine.then(|| store.submitter().to_owned()),
     };
     let total = store.count(&filter)?;
     let summaries = store.list(&filter, request.offset, request.limit)?;
@@ -341,6 +410,7 @@ pub fn gallery_snapshot(
             GalleryScope::Tab => JobFilter {
                 state: tab_filter(request.tab),
                 search: Some(request.search.trim().to_string()).filter(|s| !s.is_empty()),
+                submitted_by: request.mine.then(|| store.submitter().to_owned()),
             },
             GalleryScope::Job(_) => JobFilter::default(),
         },
@@ -423,6 +493,7 @@ fn detail_view(detail: JobDetail, starred: &[u32]) -> JobDetailView {
         actual_prompt: detail.actual_prompt.clone(),
         cost_cny: s.cost_cny,
         parent: detail.parent_job_id,
+        submitted_by: s.submitted_by.as_deref().map(crate::text::sanitize),
         images: detail
             .images
             .iter()

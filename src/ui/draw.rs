@@ -226,6 +226,10 @@ fn draw_header(state: &AppState, frame: &mut Frame, area: Rect) {
     }
     spans.push(sep());
     spans.push(Span::raw(format!("img: {}", sanitize(&h.protocol))));
+    if state.mine {
+        spans.push(sep());
+        spans.push(Span::styled("mine", Style::new().fg(Color::Cyan).bold()));
+    }
     if let Some(paused) = paused_label(&h.pauses) {
         spans.push(sep());
         spans.push(Span::styled(paused, Style::new().fg(Color::Magenta).bold()));
@@ -312,6 +316,12 @@ fn draw_list(state: &AppState, frame: &mut Frame, area: Rect, rows_fit: u16) {
             .replace("No  jobs", "No jobs")
         } else {
             format!("No jobs match /{}.", sanitize(&state.search))
+        };
+        // Jobs of others may be there: say how to see them.
+        let message = if state.mine {
+            format!("{message} Only your jobs are shown: o shows everyone's.")
+        } else {
+            message
         };
         frame.render_widget(
             Paragraph::new(message)
@@ -400,6 +410,9 @@ fn draw_detail(state: &AppState, frame: &mut Frame, area: Rect) {
     ])];
     if let Some(parent) = detail.parent {
         lines.push(field("from", format!("job {parent}")));
+    }
+    if let Some(who) = &detail.submitted_by {
+        lines.push(field("by", who.clone()));
     }
     if let Some(function) = spec.function {
         lines.push(field("function", function.as_str().to_string()));

@@ -45,6 +45,8 @@ pub struct GalleryRequest {
     pub scope: GalleryScope,
     pub tab: Tab,
     pub search: String,
+    /// A `Tab` scope's jobs are only this process's submitter's.
+    pub mine: bool,
     pub starred_only: bool,
     pub offset: u64,
     pub limit: u64,
@@ -104,9 +106,10 @@ pub enum Thumb {
 /// The gallery's state.
 pub struct Gallery {
     pub scope: GalleryScope,
-    /// The list's tab and search when the gallery opened (a `Tab` scope's filter).
+    /// The list's tab, search and mine/all when the gallery opened (a `Tab` scope's filter).
     pub tab: Tab,
     pub search: String,
+    pub mine: bool,
     pub starred_only: bool,
     /// Images in the scope; unknown (0) until the first answer.
     pub total: u64,
@@ -130,6 +133,7 @@ impl Gallery {
             scope,
             tab,
             search,
+            mine: false,
             starred_only: false,
             total: 0,
             loaded: false,
@@ -170,6 +174,7 @@ impl Gallery {
             scope: self.scope,
             tab: self.tab,
             search: self.search.clone(),
+            mine: self.mine,
             starred_only: self.starred_only,
             offset: self.top_row * columns,
             limit: 2 * shape.tiles(),
@@ -271,7 +276,8 @@ impl AppState {
             (Pane::Detail | Pane::Preview, Some(row)) => GalleryScope::Job(row.id),
             _ => GalleryScope::Tab,
         };
-        let gallery = Gallery::new(scope, self.tab, self.search.clone());
+        let mut gallery = Gallery::new(scope, self.tab, self.search.clone());
+        gallery.mine = self.mine;
         let request = gallery.request(self.gallery_shape());
         self.gallery = Some(gallery);
         self.mode = Mode::Gallery;
@@ -319,6 +325,7 @@ impl AppState {
             Action::StarredOnly => {
                 let mut fresh = Gallery::new(gallery.scope, gallery.tab, gallery.search.clone());
                 fresh.starred_only = !gallery.starred_only;
+                fresh.mine = gallery.mine;
                 let request = fresh.request(shape);
                 *gallery = fresh;
                 return vec![Command::LoadGallery(request)];
@@ -375,11 +382,13 @@ impl AppState {
             request.scope,
             request.tab,
             &request.search,
+            request.mine,
             request.starred_only,
         ) != (
             gallery.scope,
             gallery.tab,
             &gallery.search,
+            gallery.mine,
             gallery.starred_only,
         ) {
             // An answer for a filter the user has already left.
@@ -486,6 +495,10 @@ pub fn draw_grid(gallery: &Gallery, images: bool, frame: &mut Frame, area: Rect)
     } else {
         ""
     };
+    let mine = match gallery.scope {
+        GalleryScope::Tab if gallery.mine => " · mine",
+        _ => "",
+    };
     let position = if gallery.total > 0 {
         format!(" · {}/{}", gallery.selected + 1, gallery.total)
     } else {
@@ -496,7 +509,7 @@ pub fn draw_grid(gallery: &Gallery, images: bool, frame: &mut Frame, area: Rect)
         .border_type(BorderType::Thick)
         .border_style(Style::new().fg(Color::Cyan))
         .title(Span::styled(
-            format!(" Gallery · {scope}{starred}{position} "),
+            format!(" Gallery · {scope}{mine}{starred}{position} "),
             Style::new().bold(),
         ));
     let inner = block.inner(area);

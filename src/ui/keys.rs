@@ -158,6 +158,8 @@ pub enum Action {
     Star,
     /// The gallery shows only starred images, or all again.
     StarredOnly,
+    /// The list shows only the jobs this user queued from this host, or everyone's again.
+    MineOnly,
 }
 
 impl Action {
@@ -217,6 +219,7 @@ impl Action {
             Action::Gallery => "gallery",
             Action::Star => "star",
             Action::StarredOnly => "starred_only",
+            Action::MineOnly => "mine",
         };
         name.to_string()
     }
@@ -498,6 +501,7 @@ impl Default for KeyMap {
         }
         bindings.extend([
             b(Browse, &[c('/')], StartSearch, "search prompts"),
+            b(Browse, &[c('o')], MineOnly, "own jobs only (user@host) / all"),
             b(Browse, &[c('n')], NewJob, "new job (editor)"),
             b(Browse, &[c('e')], Fork, "fork the job into the editor"),
             b(Browse, &[k(Enter)], FullScreen, "full-screen preview"),

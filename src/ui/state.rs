@@ -189,6 +189,8 @@ pub struct JobDetailView {
     pub cost_cny: Option<f64>,
     /// The job this one was made from (fork, sweep, edit, inpainting).
     pub parent: Option<JobId>,
+    /// `user@host` that queued it (made safe to draw); `None` for older jobs.
+    pub submitted_by: Option<String>,
     pub images: Vec<ImageView>,
 }
 
@@ -358,6 +360,8 @@ pub struct AppState {
     pub header: Header,
     pub tab: Tab,
     pub search: String,
+    /// Only the jobs this user queued from this host (`Store::submitter`), else everyone's.
+    pub mine: bool,
     pub list: ListView,
     pub detail: Option<JobDetailView>,
     /// Which of the selected job's saved images the preview shows.
@@ -393,6 +397,7 @@ impl AppState {
             header,
             tab: Tab::All,
             search: String::new(),
+            mine: false,
             list: ListView::default(),
             detail: None,
             image_index: 0,
@@ -518,6 +523,7 @@ mod tests {
             error: None,
             actual_prompt: None,
             cost_cny: None,
+            submitted_by: None,
             parent: None,
             images: vec![ImageView {
                 index: 0,

@@ -57,6 +57,8 @@ pub enum Command {
 pub struct ListRequest {
     pub tab: Tab,
     pub search: String,
+    /// Only this process's submitter's jobs.
+    pub mine: bool,
     pub offset: u64,
     pub limit: u64,
     pub selected: u64,
@@ -97,6 +99,7 @@ impl AppState {
         ListRequest {
             tab: self.tab,
             search: self.search.clone(),
+            mine: self.mine,
             offset: self.list.top,
             limit: self.visible_rows().max(1),
             selected: self.list.selected,
@@ -243,6 +246,11 @@ impl AppState {
                     self.reset_list();
                     return vec![Command::Refresh];
                 }
+            }
+            Action::MineOnly => {
+                self.mine = !self.mine;
+                self.reset_list();
+                return vec![Command::Refresh];
             }
             Action::StartSearch => self.mode = Mode::Search,
             Action::NewJob => {
@@ -530,7 +538,10 @@ impl AppState {
         self.header.spend_today_cny = data.spend_today_cny;
         self.header.pauses = data.pauses;
         self.header.batch.remaining = data.remaining;
-        if data.request.tab != self.tab || data.request.search != self.search {
+        if data.request.tab != self.tab
+            || data.request.search != self.search
+            || data.request.mine != self.mine
+        {
             // An answer for a filter the user has already left.
             return Vec::new();
         }

@@ -4,6 +4,7 @@
 //! `Db::dialect`. Values cross as `Value`, rows come back owned, so no backend type
 //! leaks into the store's code.
 
+mod listen;
 mod postgres;
 mod sqlite;
 
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use super::StoreError;
 use crate::dashscope::Timestamp;
 
+pub use listen::ChangeWatcher;
 pub use postgres::PostgresUrl;
 
 /// Where a store lives, as given to `--db` or `[store] url`: a file path, or a
@@ -308,6 +310,15 @@ impl Db {
         Ok(Db {
             backend: Backend::Postgres(postgres::Connection::open(url)?),
         })
+    }
+
+    /// The server's URL with its password (the store's shown path has none), for a
+    /// connection of another kind to the same database; `None` on SQLite.
+    pub(crate) fn postgres_url(&self) -> Option<PostgresUrl> {
+        match &self.backend {
+            Backend::Sqlite(_) => None,
+            Backend::Postgres(conn) => Some(conn.url().clone()),
+        }
     }
 
     pub(crate) fn dialect(&self) -> Dialect {

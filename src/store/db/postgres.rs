@@ -29,7 +29,7 @@ const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 /// No store statement runs for long; one that does is a server in trouble, said out loud.
 const STATEMENT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Reconnection waits grow from the first to the last of these.
-const RECONNECT_BACKOFF: (Duration, Duration) =
+pub(super) const RECONNECT_BACKOFF: (Duration, Duration) =
     (Duration::from_millis(250), Duration::from_secs(8));
 
 /// A `postgres://` URL. The password is kept for connecting and never shown: `Display`
@@ -278,20 +278,7 @@ impl Connection {
     /// Connects once before returning, so a wrong URL, password or database is reported
     /// at open, naming the URL without its password.
     pub(super) fn open(url: &PostgresUrl) -> Result<Connection, StoreError> {
-        let mut config: Config = url.full.parse().map_err(|e| StoreError::Server {
-            url: url.to_string(),
-            message: format!("not a PostgreSQL URL: {}", describe(&e)),
-        })?;
-        config
-            .connect_timeout(CONNECT_TIMEOUT)
-            .keepalives(true)
-            .keepalives_idle(Duration::from_secs(30))
-            .application_name("wandash")
-            .options(&format!(
-                "-c lock_timeout={} -c statement_timeout={}",
-                LOCK_TIMEOUT.as_millis(),
-                STATEMENT_TIMEOUT.as_millis()
-            ));
+        let config = client_config(url)?;
         let mut session = Session {
             url: url.clone(),
             config,
@@ -377,6 +364,10 @@ impl Connection {
         self.call(|s| s.end_transaction("ROLLBACK"))
     }
 
+    pub(super) fn url(&self) -> &PostgresUrl {
+        &self.url
+    }
+
     /// The server's WAL position moves with every commit, anyone's.
     pub(super) fn change_marker(&mut self) -> Result<i64, StoreError> {
         let rows = self.query(
@@ -387,6 +378,26 @@ impl Connection {
             .ok_or_else(|| StoreError::Database("no WAL position".into()))?
             .get(0)
     }
+}
+
+/// How every connection of the store connects: timeouts, keepalives, and its name on the
+/// server.
+pub(super) fn client_config(url: &PostgresUrl) -> Result<Config, StoreError> {
+    let mut config: Config = url.full.parse().map_err(|e| StoreError::Server {
+        url: url.to_string(),
+        message: format!("not a PostgreSQL URL: {}", describe(&e)),
+    })?;
+    config
+        .connect_timeout(CONNECT_TIMEOUT)
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(30))
+        .application_name("wandash")
+        .options(&format!(
+            "-c lock_timeout={} -c statement_timeout={}",
+            LOCK_TIMEOUT.as_millis(),
+            STATEMENT_TIMEOUT.as_millis()
+        ));
+    Ok(config)
 }
 
 impl Session {
@@ -537,7 +548,7 @@ fn tls_connector() -> Result<MakeRustlsConnect, String> {
 }
 
 /// An error with its causes, which hold the useful part ("password authentication failed").
-fn describe(e: &dyn StdError) -> String {
+pub(super) fn describe(e: &dyn StdError) -> String {
     let mut text = e.to_string();
     let mut cause = e.source();
     while let Some(inner) = cause {
