@@ -1,8 +1,10 @@
 //! The scheduler: owns the per-model limits and decides which queued job goes next.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tokio::sync::{Notify, broadcast, mpsc, watch};
 use tokio::task::JoinSet;
@@ -11,9 +13,11 @@ use tokio_util::sync::CancellationToken;
 use super::ctx::{Ctx, Report, Slot, Tracked};
 use super::follow;
 use super::gate::{Hold, claim_hold};
-use super::{EngineConfig, EngineEvent, Progress, budget, create, quotas, recovery, sync_call};
+use super::{
+    EngineConfig, EngineEvent, Progress, budget, create, quotas, recovery, sync_call, team,
+};
 use crate::dashscope::{Client, Model, Timestamp};
-use crate::store::{EngineStore, ErrorKind, JobError, JobId, JobState, Pauses, StoreError};
+use crate::store::{Claim, EngineStore, ErrorKind, JobError, JobId, JobState, Pauses, StoreError};
 
 pub(crate) struct Setup {
     pub store: Arc<EngineStore>,
@@ -23,8 +27,9 @@ pub(crate) struct Setup {
     pub wake: Arc<Notify>,
     pub stop: CancellationToken,
     pub progress: watch::Sender<Progress>,
-    /// Held for as long as the scheduler runs.
-    pub lock: super::EngineLock,
+    /// The locked file that keeps a second engine off an SQLite store, held for as long
+    /// as the scheduler runs (a PostgreSQL store takes a team of engines).
+    pub lock: Option<std::fs::File>,
 }
 
 struct ModelRun {
@@ -68,7 +73,11 @@ pub(crate) async fn run(setup: Setup) {
     let (ctx, mut reports) = Ctx::new(store, client, config, events, stop.clone());
     let ctx = Arc::new(ctx);
     let mut jobs: JoinSet<()> = JoinSet::new();
-    tracing::info!("engine started");
+    let lease = tokio::spawn(team::keep_lease(ctx.clone()));
+    tracing::info!(
+        engine = ctx.store.membership().map(|m| m.id),
+        "engine started"
+    );
     // What earlier processes learned of task durations: the first polls aim at the end.
     match ctx.db(|s| s.learned_durations()).await {
         Ok(kept) => ctx.durations.remember(kept),
@@ -78,7 +87,7 @@ pub(crate) async fn run(setup: Setup) {
     // Resuming may wait on the service (the task-list check of unanswered creates): a stop
     // cuts it, and what it had not settled stays for the next start.
     let resumed = tokio::select! {
-        resumed = resume(&ctx, &mut jobs, &mut models) => Some(resumed),
+        resumed = adopt_and_resume(&ctx, &mut jobs, &mut models, Resume::Everything) => Some(resumed),
         () = stop.cancelled() => None,
     };
     let reason = match resumed {
@@ -104,6 +113,11 @@ pub(crate) async fn run(setup: Setup) {
     stop.cancel();
     ctx.creates.settle(CREATE_SETTLE_LIMIT).await;
     jobs.shutdown().await;
+    lease.abort();
+    // What it leaves running, the next engine to look adopts at once.
+    if let Err(e) = ctx.db(EngineStore::leave_team).await {
+        tracing::warn!("cannot take this engine off the store's team: {e}");
+    }
     tracing::info!(%reason, "engine stopped");
     ctx.emit(EngineEvent::Stopped { reason });
     progress.send_modify(|p| p.finished = true);
@@ -123,14 +137,51 @@ fn first_stop_reason(reports: &mut mpsc::UnboundedReceiver<Report>) -> Option<St
     })
 }
 
-/// Picks up what a previous run left: reconciles interrupted creates, resumes polling and
-/// downloading, expires what outlived the service's retention.
+/// Which of its jobs an engine resumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resume {
+    /// At the start: every job it runs.
+    Everything,
+    /// Later: only those it just adopted (it follows the others already).
+    Adopted,
+}
+
+/// Adopts the jobs of engines that are gone, then resumes the jobs `which`.
+async fn adopt_and_resume(
+    ctx: &Arc<Ctx>,
+    jobs: &mut JoinSet<()>,
+    models: &mut HashMap<Model, ModelRun>,
+    which: Resume,
+) -> Result<(), StoreError> {
+    let adopted: HashSet<JobId> = ctx
+        .db(EngineStore::adopt_orphans)
+        .await?
+        .into_iter()
+        .collect();
+    if !adopted.is_empty() {
+        tracing::info!(
+            jobs = adopted.len(),
+            "adopted the jobs of engines that are gone"
+        );
+    }
+    match which {
+        Resume::Everything => resume(ctx, jobs, models, &|_| true).await,
+        Resume::Adopted if adopted.is_empty() => Ok(()),
+        Resume::Adopted => resume(ctx, jobs, models, &|id| adopted.contains(&id)).await,
+    }
+}
+
+/// Picks up what a previous run (or an engine that is gone) left of the jobs `wanted`:
+/// reconciles interrupted creates, resumes polling and downloading, expires what outlived
+/// the service's retention.
 async fn resume(
     ctx: &Arc<Ctx>,
     jobs: &mut JoinSet<()>,
     models: &mut HashMap<Model, ModelRun>,
+    wanted: &(dyn Fn(JobId) -> bool + Sync),
 ) -> Result<(), StoreError> {
-    let remote = ctx.db(EngineStore::remote_jobs).await?;
+    let mut remote = ctx.db(EngineStore::remote_jobs).await?;
+    remote.retain(|j| wanted(j.id));
     for model in Model::ALL {
         let submitting: Vec<_> = remote
             .iter()
@@ -170,6 +221,9 @@ async fn resume(
         }
     }
     for job in ctx.db(EngineStore::remote_jobs).await? {
+        if !wanted(job.id) {
+            continue;
+        }
         let (Some(task_id), false) = (
             job.status.task_id().map(str::to_owned),
             job.state() == JobState::Submitting,
@@ -221,6 +275,8 @@ async fn schedule(
 ) -> String {
     let mut round = 0u64;
     let mut was_idle = false;
+    let team = ctx.store.membership().filter(|m| m.shared);
+    let mut adopted_at = Instant::now();
     loop {
         while let Ok(report) = reports.try_recv() {
             if let Some(reason) = apply(ctx, models, report) {
@@ -229,6 +285,14 @@ async fn schedule(
         }
         if stop.is_cancelled() {
             return "shut down".into();
+        }
+        if let Some(me) = team
+            && adopted_at.elapsed() >= team::renewal_interval(me.lease)
+        {
+            adopted_at = Instant::now();
+            if let Err(e) = adopt_and_resume(ctx, jobs, models, Resume::Adopted).await {
+                tracing::error!("cannot adopt the jobs of engines that are gone: {e}");
+            }
         }
         let queued = match ctx.db(EngineStore::queued_by_model).await {
             Ok(queued) => queued,
@@ -262,7 +326,8 @@ async fn schedule(
                 Some(hold) => submittable |= hold.ends_by_itself(),
             }
         }
-        let idle = jobs.is_empty() && !submittable;
+        let idle =
+            jobs.is_empty() && !submittable && (team.is_none() || team::store_idle(ctx).await);
         round += 1;
         progress.send_modify(|p| {
             p.round = round;
@@ -332,8 +397,10 @@ async fn submit_next(ctx: &Arc<Ctx>, jobs: &mut JoinSet<()>, model: Model, run: 
                 return;
             }
         }
-        match ctx.db(move |s| s.claim_for_submit(id)).await {
-            Ok(Some(job)) => {
+        let limit = run.in_flight_limit;
+        match team::claim(ctx, id, model, limit).await {
+            Ok(Claim::Claimed(job)) => {
+                let job = *job;
                 run.in_flight += 1;
                 ctx.changed(id, JobState::Submitting);
                 let guard = ctx.creates.begin();
@@ -343,8 +410,10 @@ async fn submit_next(ctx: &Arc<Ctx>, jobs: &mut JoinSet<()>, model: Model, run: 
                     jobs.spawn(create::submit(ctx.clone(), job, ctx.slot(model), guard));
                 }
             }
-            // Cancelled or retried by another process between the two reads.
-            Ok(None) => {}
+            // Cancelled, retried or claimed by another process between the two reads.
+            Ok(Claim::Gone) => {}
+            // The model's places are taken by other engines' jobs: a later round.
+            Ok(Claim::Full) => return,
             Err(e) => {
                 tracing::error!(job = %id, "cannot claim the job: {e}");
                 return;
