@@ -37,6 +37,7 @@ mod limits;
 mod pairing;
 mod quotas;
 mod recovery;
+mod resume;
 mod scheduler;
 mod sync_call;
 mod team;

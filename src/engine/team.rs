@@ -71,15 +71,19 @@ pub(crate) async fn claim(
     id: JobId,
     model: Model,
     in_flight_limit: u32,
+    share: bool,
 ) -> Result<Claim, StoreError> {
     if ctx.store.membership().is_some_and(|m| m.shared) {
-        ctx.db(move |s| s.claim_within(id, model, in_flight_limit))
+        ctx.db(move |s| s.claim_within(id, model, in_flight_limit, share))
             .await
     } else {
         let claimed = ctx.db(move |s| s.claim_for_submit(id)).await?;
         Ok(claimed.map_or(Claim::Gone, |job| Claim::Claimed(Box::new(job))))
     }
 }
+
+/// How often an engine waiting for a place of a model held by other engines looks again.
+pub(crate) const PLACE_POLL: Duration = Duration::from_millis(50);
 
 /// Whether no engine of the store runs a job: a team's engine is idle only with the whole
 /// store (another engine's jobs may yet come to it, should that engine go).

@@ -44,6 +44,9 @@ pub(crate) enum Claim {
     Gone,
     /// The model's in-flight limit is reached across the engines: try again later.
     Full,
+    /// A place is free, but this engine has its share of them and another engine may be
+    /// about to take it: try again later, then without sharing.
+    LeftForOthers,
 }
 
 /// The states of a job some engine is running.
@@ -166,8 +169,9 @@ impl EngineStore {
     }
 
     /// Claims queued job `id` (see `claim_for_submit`) if `model`'s jobs in flight, on
-    /// every engine of the store, leave room for one more under `in_flight_limit`. The
-    /// count and the claim are one transaction, and claims of one model take turns
+    /// every engine of the store, leave room for one more under `in_flight_limit` (and,
+    /// with `share`, if this engine has fewer than its share of them: see `claim_fits`).
+    /// The count and the claim are one transaction, and claims of one model take turns
     /// (an advisory lock on PostgreSQL, the write lock on SQLite), so two engines cannot
     /// both take the last place.
     pub(crate) fn claim_within(
@@ -175,10 +179,12 @@ impl EngineStore {
         id: JobId,
         model: Model,
         in_flight_limit: u32,
+        share: bool,
     ) -> Result<Claim, StoreError> {
         let engine = self.membership().map(|m| m.id);
         let mut conn = self.conn();
         let dialect = conn.dialect();
+        let now = now_ms(dialect);
         let mut tx = conn.write_tx()?;
         if dialect == Dialect::Postgres {
             tx.execute(
@@ -186,9 +192,23 @@ impl EngineStore {
                 params![format!("wandash in flight {}", model.id())],
             )?;
         }
-        let in_flight = in_flight_count(&mut tx, model)?;
-        if !fits_in_flight(in_flight, in_flight_limit) {
-            return Ok(Claim::Full);
+        let engines: i64 = tx.query_row(
+            &format!("SELECT COUNT(*) FROM engines WHERE heartbeat_at + lease_ms >= {now}"),
+            params![],
+            |row| row.get(0),
+        )?;
+        let in_flight = InFlight {
+            total: in_flight_count(&mut tx, model, None)?,
+            mine: match engine {
+                Some(me) => in_flight_count(&mut tx, model, Some(me))?,
+                None => 0,
+            },
+            engines: u32::try_from(engines).unwrap_or(u32::MAX),
+        };
+        match claim_fits(in_flight, in_flight_limit, share) {
+            Fit::Fits => {}
+            Fit::Full => return Ok(Claim::Full),
+            Fit::LeftForOthers => return Ok(Claim::LeftForOthers),
         }
         let claim = match claim_in(&mut tx, id, engine)? {
             Some(detail) => Claim::Claimed(Box::new(detail)),
@@ -247,22 +267,57 @@ impl EngineStore {
 }
 
 /// Jobs of `model` whose task may still be on the service (claimed, sending, pending or
-/// running there): what its in-flight limit counts.
-fn in_flight_count(tx: &mut Db, model: Model) -> Result<u32, StoreError> {
-    let n: i64 = tx.query_row(
-        &format!(
-            "SELECT COUNT(*) FROM jobs WHERE model = ?1 AND state IN {ACTIVE}
-               AND (task_status IS NULL OR task_status IN ('PENDING', 'RUNNING', 'SUSPENDED'))"
-        ),
-        params![model.id()],
-        |row| row.get(0),
-    )?;
+/// running there), of every engine or of `engine`: what its in-flight limit counts.
+fn in_flight_count(tx: &mut Db, model: Model, engine: Option<i64>) -> Result<u32, StoreError> {
+    let sql = format!(
+        "SELECT COUNT(*) FROM jobs WHERE model = ?1 AND state IN {ACTIVE}
+           AND (task_status IS NULL OR task_status IN ('PENDING', 'RUNNING', 'SUSPENDED'))"
+    );
+    let n: i64 = match engine {
+        Some(engine) => tx.query_row(
+            &format!("{sql} AND engine_id = ?2"),
+            params![model.id(), engine],
+            |row| row.get(0),
+        )?,
+        None => tx.query_row(&sql, params![model.id()], |row| row.get(0))?,
+    };
     Ok(u32::try_from(n).unwrap_or(u32::MAX))
 }
 
-/// Whether one more job of a model may go in flight with `in_flight` already there.
-pub(crate) fn fits_in_flight(in_flight: u32, limit: u32) -> bool {
-    in_flight < limit
+/// A model's jobs in flight when an engine would claim one more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct InFlight {
+    /// Of every engine.
+    pub total: u32,
+    /// Of the engine claiming.
+    pub mine: u32,
+    /// Engines of the store whose lease holds (the claiming one among them).
+    pub engines: u32,
+}
+
+/// Whether a claim fits a model's in-flight limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fit {
+    Fits,
+    Full,
+    LeftForOthers,
+}
+
+/// Whether one more job of a model may go in flight under `limit`. With `share`, an
+/// engine holding its share of the places (the limit over the live engines, rounded up)
+/// leaves a free place to the others: the engine whose task just ended would otherwise
+/// always take the place again before an engine that polls the store sees it. Asked
+/// again without `share` (the place stayed free), it takes it: the others may have
+/// nothing to send.
+pub(crate) fn claim_fits(in_flight: InFlight, limit: u32, share: bool) -> Fit {
+    let fair_share = limit.div_ceil(in_flight.engines.max(1)).max(1);
+    if in_flight.total >= limit {
+        Fit::Full
+    } else if share && in_flight.mine >= fair_share {
+        Fit::LeftForOthers
+    } else {
+        Fit::Fits
+    }
 }
 
 /// A token bucket as its row keeps it.
@@ -355,12 +410,41 @@ mod tests {
         );
     }
 
+    fn in_flight(total: u32, mine: u32, engines: u32) -> InFlight {
+        InFlight {
+            total,
+            mine,
+            engines,
+        }
+    }
+
     #[test]
     fn a_claim_fits_below_the_limit_only() {
-        assert!(fits_in_flight(0, 2));
-        assert!(fits_in_flight(1, 2));
-        assert!(!fits_in_flight(2, 2));
-        assert!(!fits_in_flight(3, 2), "over after a limit was lowered");
-        assert!(!fits_in_flight(0, 0));
+        for share in [false, true] {
+            assert_eq!(claim_fits(in_flight(0, 0, 1), 2, share), Fit::Fits);
+            assert_eq!(claim_fits(in_flight(1, 1, 1), 2, share), Fit::Fits);
+            assert_eq!(claim_fits(in_flight(2, 0, 2), 2, share), Fit::Full);
+            assert_eq!(
+                claim_fits(in_flight(3, 1, 2), 2, share),
+                Fit::Full,
+                "over after a limit was lowered"
+            );
+            assert_eq!(claim_fits(in_flight(0, 0, 0), 0, share), Fit::Full);
+        }
+    }
+
+    #[test]
+    fn an_engine_with_its_share_leaves_a_free_place_once() {
+        // Two engines, two places: one each.
+        assert_eq!(claim_fits(in_flight(1, 1, 2), 2, true), Fit::LeftForOthers);
+        assert_eq!(claim_fits(in_flight(1, 0, 2), 2, true), Fit::Fits);
+        assert_eq!(claim_fits(in_flight(1, 1, 2), 2, false), Fit::Fits);
+        // Three engines, two places: the share rounds up to one.
+        assert_eq!(claim_fits(in_flight(1, 1, 3), 2, true), Fit::LeftForOthers);
+        // Four places, three engines: two each at most while sharing.
+        assert_eq!(claim_fits(in_flight(2, 1, 3), 4, true), Fit::Fits);
+        assert_eq!(claim_fits(in_flight(3, 2, 3), 4, true), Fit::LeftForOthers);
+        // No live engine counted yet (a lease read as expired): the whole limit.
+        assert_eq!(claim_fits(in_flight(1, 1, 0), 2, true), Fit::Fits);
     }
 }

@@ -804,7 +804,9 @@ fn claims_of_many_engines_at_once_keep_to_the_in_flight_limit(place: Place) {
                 scope.spawn(move || {
                     let mut mine = Vec::new();
                     for &id in queued {
-                        if let Claim::Claimed(job) = engine.claim_within(id, model, 2).unwrap() {
+                        if let Claim::Claimed(job) =
+                            engine.claim_within(id, model, 2, false).unwrap()
+                        {
                             assert_eq!(job.summary.id, id);
                             mine.push(id);
                         }
@@ -818,11 +820,13 @@ fn claims_of_many_engines_at_once_keep_to_the_in_flight_limit(place: Place) {
     assert_eq!(claimed.len(), 2, "{claimed:?}");
     let next = *queued.iter().find(|id| !claimed.contains(id)).unwrap();
     assert!(matches!(
-        engines[1].claim_within(next, model, 2).unwrap(),
+        engines[1].claim_within(next, model, 2, false).unwrap(),
         Claim::Full
     ));
     assert!(matches!(
-        engines[1].claim_within(claimed[0], model, 3).unwrap(),
+        engines[1]
+            .claim_within(claimed[0], model, 3, false)
+            .unwrap(),
         Claim::Gone
     ));
     // A task that ended frees its place, though its images are still to be saved.
@@ -833,7 +837,7 @@ fn claims_of_many_engines_at_once_keep_to_the_in_flight_limit(place: Place) {
         .update_task_status(claimed[0], TaskStatus::Succeeded, None)
         .unwrap();
     assert!(matches!(
-        engines[1].claim_within(next, model, 2).unwrap(),
+        engines[1].claim_within(next, model, 2, false).unwrap(),
         Claim::Claimed(_)
     ));
 }
