@@ -44,13 +44,26 @@ pub struct Config {
 }
 
 /// `[store]`: where the job store lives when `--db` does not say.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     /// A `postgres://user:password@host:port/db` URL puts the store on a PostgreSQL
     /// server several hosts share; a path, an SQLite file. Default: `wandash.db` in the
     /// data directory.
     pub url: Option<String>,
+    /// How long an engine's lease on the store lasts unrenewed (it renews every third of
+    /// it): on a PostgreSQL store, the jobs of an engine gone this long are adopted by
+    /// the others.
+    pub lease_ms: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            url: None,
+            lease_ms: crate::engine::DEFAULT_LEASE.as_millis() as u64,
+        }
+    }
 }
 
 /// `[sync]`: the synchronous multimodal-generation calls.
@@ -447,6 +460,13 @@ impl Config {
                 self.sync.call_timeout_ms
             ));
         }
+        // A lease renewed every third of it needs some room above a store's round trip.
+        if !(300..=3_600_000).contains(&self.store.lease_ms) {
+            return Err(format!(
+                "store.lease_ms must be from 300 to 3600000 (an hour), got {}",
+                self.store.lease_ms
+            ));
+        }
         if self.batch.max_jobs == 0 {
             return Err("batch.max_jobs must be at least 1".to_string());
         }
@@ -538,6 +558,7 @@ impl Config {
             quotas_path: self.account.quotas_path.clone(),
             quotas_timeout: Duration::from_millis(self.account.quotas_timeout_ms),
             sync_call_timeout: Duration::from_millis(self.sync.call_timeout_ms),
+            lease: Duration::from_millis(self.store.lease_ms),
             ..EngineConfig::default()
         }
     }

@@ -1182,3 +1182,119 @@ fn jobs_on_a_shared_store_name_who_queued_them_and_list_mine_selects_ones_own() 
     let shown = as_user("bob", &["show", &id, "--json"]).expect(0).json();
     assert_eq!(shown["summary"]["submitted_by"], alice.as_str(), "{shown}");
 }
+
+/// Issue 14: engines on several hosts share one PostgreSQL store, one queue and one
+/// quota. Two `wandash worker` processes drain one batch against a simulator that keeps
+/// the account's limits (2 creates a second, 2 in flight): no create is throttled, each
+/// job is created once and both engines run some. One engine is then killed (-9) mid-batch:
+/// once its lease runs out the other adopts its jobs and finishes them all, still one
+/// create per job.
+#[test]
+fn two_workers_on_one_postgresql_store_share_the_queue_and_the_quota_and_survive_a_kill() {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    const MODEL: &str = "wanx2.0-t2i-turbo";
+    const JOBS: usize = 12;
+    let Some(server) = test_postgres::server() else {
+        return;
+    };
+    let url = server.fresh_database();
+    let db = PathBuf::from(&url);
+    let scratch = Scratch::new();
+    let config = scratch.write(
+        "config.toml",
+        format!(
+            "[limits.\"{MODEL}\"]\nsubmit_per_second = 2.0\nin_flight = 2\n\n[store]\nlease_ms = 2000\n\n[poll]\nmin_interval_ms = 50\nmax_interval_ms = 250\n\n[retry]\nbackoff_base_ms = 50\nbackoff_cap_ms = 500\n"
+        ),
+    );
+    let sim = Sim::start(&[
+        "--latency",
+        "200ms..400ms",
+        "--rate",
+        &format!("{MODEL}=2"),
+        "--in-flight",
+        &format!("{MODEL}=2"),
+    ]);
+    let wandash = |args: &[&str]| {
+        let mut cmd = scratch.cmd_against_on(&db, &sim, "test-key", &config);
+        cmd.args(args);
+        cmd
+    };
+    let text: String = (0..JOBS)
+        .map(|i| format!("{{\"model\":\"{MODEL}\",\"prompt\":\"a team job {i}\"}}\n"))
+        .collect();
+    let batch = scratch.write("team.jsonl", text);
+    Run::from(
+        wandash(&["batch", batch.to_str().unwrap()])
+            .output()
+            .unwrap(),
+    )
+    .expect(0);
+
+    let mut sql = postgres::Client::connect(&url, postgres::NoTls).expect("connect to the store");
+    let done_by_engine = |sql: &mut postgres::Client| -> Vec<(Option<i64>, i64)> {
+        sql.query(
+            "SELECT engine_id, COUNT(*) FROM jobs WHERE state = 'succeeded'
+             GROUP BY engine_id ORDER BY engine_id",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect()
+    };
+    let spawn = |args: &[&str]| {
+        wandash(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut killed = spawn(&["worker"]);
+    let survivor = spawn(&["worker", "--until-idle"]);
+
+    // Both engines have run some jobs, and the one to be killed holds a job it runs.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let held_by_killed = |sql: &mut postgres::Client| -> i64 {
+        sql.query_one(
+            "SELECT COUNT(*) FROM jobs JOIN engines e ON e.id = jobs.engine_id
+             WHERE e.pid = $1 AND jobs.state IN ('submitting', 'submitted', 'running')",
+            &[&i64::from(killed.id())],
+        )
+        .unwrap()
+        .get(0)
+    };
+    loop {
+        let done = done_by_engine(&mut sql);
+        if done.len() >= 2 && held_by_killed(&mut sql) > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "both engines did not get jobs: {done:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    killed.kill().unwrap(); // SIGKILL: it never leaves the team
+    killed.wait().unwrap();
+
+    // The survivor adopts what the killed engine held and returns once the store is idle.
+    let finished = survivor.wait_with_output().unwrap();
+    let finished = Run::from(finished).expect(0);
+    let stats = sim.stats();
+    assert_eq!(stats["creates"], JOBS as u64, "one create per job: {stats}");
+    assert_eq!(
+        stats["throttled"], 0,
+        "the account's limits were kept: {stats}"
+    );
+    let done = done_by_engine(&mut sql);
+    let total: i64 = done.iter().map(|(_, n)| n).sum();
+    assert_eq!(
+        total, JOBS as i64,
+        "every job succeeded: {done:?} {}",
+        finished.stderr
+    );
+    assert_eq!(done.len(), 2, "both engines ran jobs: {done:?}");
+    assert!(done.iter().all(|(engine, _)| engine.is_some()), "{done:?}");
+}

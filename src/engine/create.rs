@@ -185,7 +185,7 @@ async fn send_gated(ctx: &Ctx, job: &JobDetail, spec: &JobSpec) -> Result<Sent, 
         () = ctx.stopping.cancelled() => None,
         gate = async {
             let gate = ctx.gates[&model].lock().await;
-            ctx.create_rates[&model].acquire().await;
+            ctx.create_token(model).await;
             gate
         } => Some(gate),
     };

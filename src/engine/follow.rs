@@ -50,7 +50,7 @@ async fn follow(ctx: &Ctx, job: &Tracked, slot: &mut Slot) -> Result<(), StoreEr
         }
         let expected = ctx.durations.expected(job.model);
         tokio::time::sleep(expected.next_poll(&schedule, age(), failures, fastrand::f64())).await;
-        ctx.queries.acquire().await;
+        ctx.query_token().await;
         let info = match ctx.client.fetch(&job.task_id).await {
             Ok(info) => info,
             Err(e) => {
@@ -226,7 +226,7 @@ pub(crate) async fn expire(ctx: &Ctx, id: JobId, model: Model) -> Result<(), Sto
 /// and the refusal noted. Returns whether the service accepted.
 async fn cancel(ctx: &Ctx, job: &Tracked) -> Result<bool, StoreError> {
     let id = job.id;
-    ctx.queries.acquire().await;
+    ctx.query_token().await;
     match ctx.client.cancel(&job.task_id).await {
         // The next poll sees CANCELED and ends the job.
         Ok(()) => {

@@ -106,9 +106,16 @@ impl QueryBudget {
     /// A small burst keeps any one-second window under `rate` + burst, which the caller
     /// picks below the service's 20 per second.
     pub(crate) fn new(per_second: f64) -> Self {
+        let (rate, burst) = Self::shape(per_second);
         QueryBudget {
-            bucket: Mutex::new(TokenBucket::new(per_second, (per_second / 5.0).floor())),
+            bucket: Mutex::new(TokenBucket::new(rate, burst)),
         }
+    }
+
+    /// The bucket's refill rate and capacity for `per_second` queries: a fifth of a
+    /// second's worth of burst.
+    pub(crate) fn shape(per_second: f64) -> (f64, f64) {
+        (per_second, (per_second / 5.0).floor())
     }
 
     pub(crate) async fn acquire(&self) {
@@ -143,14 +150,20 @@ pub(crate) struct CreateRate {
 
 impl CreateRate {
     pub(crate) fn new(submit_per_second: f64) -> Self {
-        let full_rate = submit_per_second * RATE_MARGIN;
-        // The service's bucket holds `submit_per_second` tokens (at least one).
-        let burst = (submit_per_second.max(1.0) - 1.0).max(1.0);
+        let (full_rate, burst) = Self::shape(submit_per_second);
         let bucket = TokenBucket::new(full_rate, burst);
         CreateRate {
             state: Mutex::new((bucket, 1.0)),
             full_rate,
         }
+    }
+
+    /// The bucket's refill rate and capacity for a quota of `submit_per_second`: a hair
+    /// under the rate, one token less than the service's bucket, which holds
+    /// `submit_per_second` tokens (at least one).
+    pub(crate) fn shape(submit_per_second: f64) -> (f64, f64) {
+        let burst = (submit_per_second.max(1.0) - 1.0).max(1.0);
+        (submit_per_second * RATE_MARGIN, burst)
     }
 
     /// Waits for a create token. Taken right before sending (not when the job is

@@ -37,8 +37,10 @@ mod limits;
 mod pairing;
 mod quotas;
 mod recovery;
+mod resume;
 mod scheduler;
 mod sync_call;
+mod team;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -90,6 +92,9 @@ pub struct EngineConfig {
     /// How long a synchronous call may hold its connection; past it the job needs
     /// attention (the service may still make and bill the image).
     pub sync_call_timeout: Duration,
+    /// How long an engine's lease on the store lasts without renewal: past it, other
+    /// engines on a PostgreSQL store adopt its jobs.
+    pub lease: Duration,
 }
 
 impl Default for EngineConfig {
@@ -114,9 +119,14 @@ impl Default for EngineConfig {
             quotas_path: DEFAULT_QUOTAS_PATH.to_string(),
             quotas_timeout: Duration::from_secs(3),
             sync_call_timeout: crate::dashscope::DEFAULT_SYNC_CALL_TIMEOUT,
+            lease: DEFAULT_LEASE,
         }
     }
 }
+
+/// An engine's lease, unless the config sets one (`[store] lease_ms`): long enough that
+/// a busy host does not lose it, short enough that a dead engine's jobs move on soon.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 
 impl EngineConfig {
     pub fn limits_for(&self, model: Model) -> ModelLimits {
@@ -204,9 +214,12 @@ pub enum EngineEvent {
 pub struct Engine;
 
 impl Engine {
-    /// Starts the engine on the store at `store_path` (inside a Tokio runtime). Takes an
-    /// exclusive lock (`<db>.engine.lock` beside a file, an advisory lock on a PostgreSQL
-    /// server); a second engine gets `EngineError::Locked`.
+    /// Starts the engine on the store at `store_path` (inside a Tokio runtime) and
+    /// registers it in the store's team of engines. On an SQLite file it takes an
+    /// exclusive lock (`<db>.engine.lock` beside it): a second engine gets
+    /// `EngineError::Locked`. On a PostgreSQL server any number of engines run side by
+    /// side, each running the jobs it claims and adopting those of engines whose lease
+    /// expired.
     pub fn start(
         store_path: &Path,
         client: Client,
@@ -214,19 +227,11 @@ impl Engine {
     ) -> Result<EngineHandle, EngineError> {
         check_images_dir(&config.images_dir())?;
         let lock = match Location::of(store_path) {
-            Location::File(_) => EngineLock::File(take_lock(store_path, &lock_path(store_path))?),
-            Location::Postgres(url) => {
-                let holder = Store::open(store_path)?;
-                if !holder.hold_engine_lock()? {
-                    return Err(EngineError::Locked {
-                        db: url.to_string().into(),
-                        lock: "an advisory lock on the server".into(),
-                    });
-                }
-                EngineLock::Server(holder)
-            }
+            Location::File(_) => Some(take_lock(store_path, &lock_path(store_path))?),
+            Location::Postgres(_) => None,
         };
-        let store = Arc::new(Store::open(store_path)?.into_engine());
+        let store =
+            Arc::new(Store::open(store_path)?.into_team_engine(&team::identity(), config.lease)?);
         let (events, _) = broadcast::channel(4096);
         let wake = Arc::new(Notify::new());
         let stop = CancellationToken::new();
@@ -267,14 +272,6 @@ pub fn check_images_dir(dir: &Path) -> Result<(), EngineError> {
     let probe = dir.join(format!(".write-check.{:016x}.tmp", fastrand::u64(..)));
     File::create(&probe).map_err(unwritable(dir))?;
     std::fs::remove_file(&probe).map_err(unwritable(&probe))
-}
-
-/// What keeps a second engine off the store while this one runs: a locked file beside an
-/// SQLite store, or a connection holding an advisory lock on a PostgreSQL server (the
-/// server frees it when the connection ends, however the process ends).
-pub(crate) enum EngineLock {
-    File(#[allow(dead_code)] File),
-    Server(#[allow(dead_code)] Store),
 }
 
 fn lock_path(store_path: &Path) -> PathBuf {

@@ -190,7 +190,7 @@ async fn list_window(
         let mut attempt = 0;
         let page = loop {
             attempt += 1;
-            ctx.queries.acquire().await;
+            ctx.query_token().await;
             match ctx.client.list(&query).await {
                 Ok(page) => break page,
                 // Without the list nothing can be decided, and nothing else of this model
@@ -223,7 +223,7 @@ async fn list_window(
 
 /// The prompt a finished text-to-image task reports (`orig_prompt`), if any.
 async fn echoed_prompt(ctx: &Ctx, task_id: &str) -> Option<String> {
-    ctx.queries.acquire().await;
+    ctx.query_token().await;
     let info = ctx.client.fetch(task_id).await.ok()?;
     info.results.into_iter().find_map(|r| match r {
         TaskResult::Image { orig_prompt, .. } => orig_prompt,

@@ -4,16 +4,18 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use tokio::sync::{Notify, broadcast, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::ctx::{Ctx, Report, Slot, Tracked};
-use super::follow;
+use super::ctx::{Ctx, Report};
 use super::gate::{Hold, claim_hold};
-use super::{EngineConfig, EngineEvent, Progress, budget, create, quotas, recovery, sync_call};
+use super::resume::{Resume, adopt_and_resume};
+use super::{EngineConfig, EngineEvent, Progress, budget, create, quotas, sync_call, team};
 use crate::dashscope::{Client, Model, Timestamp};
-use crate::store::{EngineStore, ErrorKind, JobError, JobId, JobState, Pauses, StoreError};
+use crate::store::{Claim, EngineStore, JobState, Pauses};
 
 pub(crate) struct Setup {
     pub store: Arc<EngineStore>,
@@ -23,8 +25,9 @@ pub(crate) struct Setup {
     pub wake: Arc<Notify>,
     pub stop: CancellationToken,
     pub progress: watch::Sender<Progress>,
-    /// Held for as long as the scheduler runs.
-    pub lock: super::EngineLock,
+    /// The locked file that keeps a second engine off an SQLite store, held for as long
+    /// as the scheduler runs (a PostgreSQL store takes a team of engines).
+    pub lock: Option<std::fs::File>,
 }
 
 struct ModelRun {
@@ -36,6 +39,10 @@ struct ModelRun {
     /// The budget held this model's next job back in the last round: its queue waits,
     /// and does not keep the engine from being idle.
     over_budget: bool,
+    /// In a team: the last claim found no place free (`Full`), or left one to the other
+    /// engines (`LeftForOthers`, and the next claim takes it if it is still free). Other
+    /// engines free places without waking this one: the store is looked at sooner.
+    waiting_for_place: Option<Claim>,
 }
 
 pub(crate) async fn run(setup: Setup) {
@@ -61,6 +68,7 @@ pub(crate) async fn run(setup: Setup) {
                     stopped: false,
                     held: None,
                     over_budget: false,
+                    waiting_for_place: None,
                 },
             )
         })
@@ -68,7 +76,11 @@ pub(crate) async fn run(setup: Setup) {
     let (ctx, mut reports) = Ctx::new(store, client, config, events, stop.clone());
     let ctx = Arc::new(ctx);
     let mut jobs: JoinSet<()> = JoinSet::new();
-    tracing::info!("engine started");
+    let lease = tokio::spawn(team::keep_lease(ctx.clone()));
+    tracing::info!(
+        engine = ctx.store.membership().map(|m| m.id),
+        "engine started"
+    );
     // What earlier processes learned of task durations: the first polls aim at the end.
     match ctx.db(|s| s.learned_durations()).await {
         Ok(kept) => ctx.durations.remember(kept),
@@ -77,9 +89,12 @@ pub(crate) async fn run(setup: Setup) {
 
     // Resuming may wait on the service (the task-list check of unanswered creates): a stop
     // cuts it, and what it had not settled stays for the next start.
-    let resumed = tokio::select! {
-        resumed = resume(&ctx, &mut jobs, &mut models) => Some(resumed),
-        () = stop.cancelled() => None,
+    let resumed = {
+        let mut places = take_place(&mut models);
+        tokio::select! {
+            resumed = adopt_and_resume(&ctx, &mut jobs, &mut places, Resume::Everything) => Some(resumed),
+            () = stop.cancelled() => None,
+        }
     };
     let reason = match resumed {
         None => first_stop_reason(&mut reports).unwrap_or_else(|| "shut down".into()),
@@ -104,6 +119,11 @@ pub(crate) async fn run(setup: Setup) {
     stop.cancel();
     ctx.creates.settle(CREATE_SETTLE_LIMIT).await;
     jobs.shutdown().await;
+    lease.abort();
+    // What it leaves running, the next engine to look adopts at once.
+    if let Err(e) = ctx.db(EngineStore::leave_team).await {
+        tracing::warn!("cannot take this engine off the store's team: {e}");
+    }
     tracing::info!(%reason, "engine stopped");
     ctx.emit(EngineEvent::Stopped { reason });
     progress.send_modify(|p| p.finished = true);
@@ -123,90 +143,14 @@ fn first_stop_reason(reports: &mut mpsc::UnboundedReceiver<Report>) -> Option<St
     })
 }
 
-/// Picks up what a previous run left: reconciles interrupted creates, resumes polling and
-/// downloading, expires what outlived the service's retention.
-async fn resume(
-    ctx: &Arc<Ctx>,
-    jobs: &mut JoinSet<()>,
-    models: &mut HashMap<Model, ModelRun>,
-) -> Result<(), StoreError> {
-    let remote = ctx.db(EngineStore::remote_jobs).await?;
-    for model in Model::ALL {
-        let submitting: Vec<_> = remote
-            .iter()
-            .filter(|j| j.model == model && j.state() == JobState::Submitting)
-            .cloned()
-            .collect();
-        // Claimed but never stamped as sending: no create left for them.
-        let (sent, unsent): (Vec<_>, Vec<_>) = submitting
-            .into_iter()
-            .partition(|j| j.status.submitted_at().is_some());
-        let mut requeue: Vec<(JobId, &str)> = unsent
-            .iter()
-            .map(|j| {
-                (
-                    j.id,
-                    "the engine stopped before this job's create was sent, so it is queued again",
-                )
-            })
-            .collect();
-        if sync_call::is_sync_only(model) {
-            // No task list to look a call up in: never sent again without the user.
-            for job in &sent {
-                sync_call::interrupted(ctx, job).await?;
-            }
-        } else if !sent.is_empty() {
-            tracing::info!(%model, jobs = sent.len(), "reconciling interrupted creates");
-            for (id, resolution) in recovery::reconcile(ctx, model, sent).await? {
-                if resolution == recovery::Resolution::NotCreated {
-                    requeue.push((id, "the engine stopped before the create request was answered; the service has no such task, so it is queued again"));
-                }
-            }
-        }
-        for (id, why) in requeue {
-            let error = JobError::new(ErrorKind::Interrupted, why, None);
-            ctx.db(move |s| s.requeue(id, &error, None, false)).await?;
-            ctx.changed(id, JobState::Queued);
-        }
+/// A resumed job in flight takes one of its model's places.
+fn take_place(models: &mut HashMap<Model, ModelRun>) -> impl FnMut(Model) + Send + '_ {
+    |model| {
+        models
+            .get_mut(&model)
+            .expect("every model has a run")
+            .in_flight += 1;
     }
-    for job in ctx.db(EngineStore::remote_jobs).await? {
-        let (Some(task_id), false) = (
-            job.status.task_id().map(str::to_owned),
-            job.state() == JobState::Submitting,
-        ) else {
-            continue;
-        };
-        if job
-            .status
-            .submitted_at()
-            .is_some_and(|at| Timestamp::now() > ctx.results_expire_at(at))
-        {
-            follow::expire(ctx, job.id, job.model).await?;
-            continue;
-        }
-        if sync_call::is_sync_only(job.model) {
-            // Answered before the stop: its images come from the recorded answer.
-            jobs.spawn(sync_call::resume_downloads(ctx.clone(), job));
-            continue;
-        }
-        let slot = if job.status.task_status().is_none_or(|s| !s.is_final()) {
-            models
-                .get_mut(&job.model)
-                .expect("every model has a run")
-                .in_flight += 1;
-            ctx.slot(job.model)
-        } else {
-            Slot::released(job.model)
-        };
-        let tracked = Tracked {
-            id: job.id,
-            model: job.model,
-            task_id,
-            submitted_at: job.status.submitted_at().unwrap_or_else(Timestamp::now),
-        };
-        jobs.spawn(follow::track(ctx.clone(), tracked, slot));
-    }
-    Ok(())
 }
 
 /// The main loop; returns why it stopped.
@@ -221,6 +165,8 @@ async fn schedule(
 ) -> String {
     let mut round = 0u64;
     let mut was_idle = false;
+    let team = ctx.store.membership().filter(|m| m.shared);
+    let mut adopted_at = Instant::now();
     loop {
         while let Ok(report) = reports.try_recv() {
             if let Some(reason) = apply(ctx, models, report) {
@@ -229,6 +175,16 @@ async fn schedule(
         }
         if stop.is_cancelled() {
             return "shut down".into();
+        }
+        if let Some(me) = team
+            && adopted_at.elapsed() >= team::renewal_interval(me.lease)
+        {
+            adopted_at = Instant::now();
+            let adopted =
+                adopt_and_resume(ctx, jobs, &mut take_place(models), Resume::Adopted).await;
+            if let Err(e) = adopted {
+                tracing::error!("cannot adopt the jobs of engines that are gone: {e}");
+            }
         }
         let queued = match ctx.db(EngineStore::queued_by_model).await {
             Ok(queued) => queued,
@@ -249,6 +205,7 @@ async fn schedule(
         for &(model, count) in &queued {
             let run = models.get_mut(&model).expect("every model has a run");
             run.over_budget = false;
+            let left_a_place = matches!(run.waiting_for_place.take(), Some(Claim::LeftForOthers));
             if count == 0 {
                 continue;
             }
@@ -256,13 +213,14 @@ async fn schedule(
             note_hold(model, run, hold);
             match hold {
                 None => {
-                    submit_next(ctx, jobs, model, run).await;
+                    submit_next(ctx, jobs, model, run, left_a_place).await;
                     submittable |= !run.over_budget;
                 }
                 Some(hold) => submittable |= hold.ends_by_itself(),
             }
         }
-        let idle = jobs.is_empty() && !submittable;
+        let idle =
+            jobs.is_empty() && !submittable && (team.is_none() || team::store_idle(ctx).await);
         round += 1;
         progress.send_modify(|p| {
             p.round = round;
@@ -286,8 +244,18 @@ async fn schedule(
                     tracing::error!("a job task ended abnormally: {e}");
                 }
             }
-            _ = tokio::time::sleep(ctx.config.store_poll) => {}
+            _ = tokio::time::sleep(next_look(ctx, models)) => {}
         }
+    }
+}
+
+/// When to look at the store again unless woken: sooner while a model waits for a place
+/// other engines hold, since their jobs end without waking this engine.
+fn next_look(ctx: &Ctx, models: &HashMap<Model, ModelRun>) -> Duration {
+    if models.values().any(|run| run.waiting_for_place.is_some()) {
+        ctx.config.store_poll.min(team::PLACE_POLL)
+    } else {
+        ctx.config.store_poll
     }
 }
 
@@ -309,8 +277,15 @@ fn note_hold(model: Model, run: &mut ModelRun, hold: Option<Hold>) {
 }
 
 /// Claims and starts as many queued jobs of `model` as its in-flight limit allows; the
-/// job tasks then wait for the model's create rate.
-async fn submit_next(ctx: &Arc<Ctx>, jobs: &mut JoinSet<()>, model: Model, run: &mut ModelRun) {
+/// job tasks then wait for the model's create rate. `left_a_place`: in a team, the last
+/// round left a free place to the other engines; still free, it is taken now.
+async fn submit_next(
+    ctx: &Arc<Ctx>,
+    jobs: &mut JoinSet<()>,
+    model: Model,
+    run: &mut ModelRun,
+    mut left_a_place: bool,
+) {
     while run.in_flight < run.in_flight_limit && !ctx.stopping.is_cancelled() {
         let due = ctx
             .db(move |s| s.due_queued(model, Timestamp::now(), 1))
@@ -332,8 +307,12 @@ async fn submit_next(ctx: &Arc<Ctx>, jobs: &mut JoinSet<()>, model: Model, run: 
                 return;
             }
         }
-        match ctx.db(move |s| s.claim_for_submit(id)).await {
-            Ok(Some(job)) => {
+        let limit = run.in_flight_limit;
+        let claim = team::claim(ctx, id, model, limit, !left_a_place).await;
+        left_a_place = false;
+        match claim {
+            Ok(Claim::Claimed(job)) => {
+                let job = *job;
                 run.in_flight += 1;
                 ctx.changed(id, JobState::Submitting);
                 let guard = ctx.creates.begin();
@@ -343,8 +322,14 @@ async fn submit_next(ctx: &Arc<Ctx>, jobs: &mut JoinSet<()>, model: Model, run: 
                     jobs.spawn(create::submit(ctx.clone(), job, ctx.slot(model), guard));
                 }
             }
-            // Cancelled or retried by another process between the two reads.
-            Ok(None) => {}
+            // Cancelled, retried or claimed by another process between the two reads.
+            Ok(Claim::Gone) => {}
+            // The model's places are taken by other engines' jobs, or the one free is
+            // left to them for a round.
+            Ok(waiting @ (Claim::Full | Claim::LeftForOthers)) => {
+                run.waiting_for_place = Some(waiting);
+                return;
+            }
             Err(e) => {
                 tracing::error!(job = %id, "cannot claim the job: {e}");
                 return;

@@ -82,7 +82,7 @@ async fn send(
     tokio::select! {
         biased;
         () = ctx.stopping.cancelled() => {}
-        () = ctx.create_rates[&model].acquire() => {}
+        () = ctx.create_token(model) => {}
     }
     let held_back = if ctx.stopping.is_cancelled() {
         Some("the engine stopped before this job was sent".to_string())

@@ -15,6 +15,7 @@ mod schema;
 mod stars;
 mod submitter;
 mod sync_calls;
+mod team;
 mod types;
 mod work;
 
@@ -35,6 +36,8 @@ pub use money::{
 pub use queue::{DeletedJob, PauseHold, PauseScope, Pauses, QueueStep};
 pub use schema::SCHEMA_VERSION;
 pub use stars::{GalleryImage, GalleryQuery, image_seed};
+pub(crate) use team::Claim;
+pub use team::EngineIdentity;
 pub use types::{
     CancelOutcome, ErrorKind, EventRecord, ImageRecord, JobDetail, JobError, JobFilter, JobId,
     JobState, JobStatus, JobSummary, Listing, StateCounts, StateFilter, Submission, TaskRef,

@@ -107,10 +107,6 @@ impl DeletedJob {
     }
 }
 
-/// The advisory-lock key of "an engine runs on this store" ("wandash" in ASCII, plus one:
-/// distinct from the schema's migration lock).
-const ENGINE_LOCK: i64 = 0x77_616e_6461_7369;
-
 impl Store {
     /// What is paused now.
     pub fn pauses(&self) -> Result<Pauses, StoreError> {
@@ -146,17 +142,6 @@ impl Store {
                 .execute("DELETE FROM paused WHERE scope = ?1", params![model.id()])?,
         };
         self.pauses()
-    }
-
-    /// On a PostgreSQL store: takes the one-engine lock for as long as this connection
-    /// lives; false when another engine, on any host, holds it. (A file beside an SQLite
-    /// store serves the same end.)
-    pub(crate) fn hold_engine_lock(&self) -> Result<bool, StoreError> {
-        self.conn().query_row(
-            "SELECT pg_try_advisory_lock(?1)",
-            params![ENGINE_LOCK],
-            |row| row.get(0),
-        )
     }
 
     /// Makes a queued job the next one sent (of its model: models are sent side by side).

@@ -153,6 +153,28 @@ const MIGRATIONS: &[&str] = &[
     "
     SELECT 1;
     ",
+    // 11: a team of engines on one store. Each engine registers with a lease it renews
+    // (times in ms since the epoch, by the database's clock, so hosts need not agree);
+    // a job names the engine that runs it; `rate_buckets` holds the quotas every engine
+    // draws from (a create bucket per model, `query` for task queries).
+    "
+    CREATE TABLE engines (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        host         TEXT    NOT NULL,
+        pid          INTEGER NOT NULL,
+        os_user      TEXT    NOT NULL,
+        lease_ms     INTEGER NOT NULL,
+        started_at   INTEGER NOT NULL,
+        heartbeat_at INTEGER NOT NULL
+    );
+    ALTER TABLE jobs ADD COLUMN engine_id INTEGER;
+    CREATE INDEX jobs_by_engine ON jobs(engine_id) WHERE engine_id IS NOT NULL;
+    CREATE TABLE rate_buckets (
+        name        TEXT    PRIMARY KEY,
+        tokens      REAL    NOT NULL,
+        refilled_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// The schema version this build writes.

@@ -937,3 +937,194 @@ fn a_commit_on_postgresql_wakes_a_change_watcher_on_another_connection() {
     engine.pause(PauseScope::All).unwrap();
     assert!(watcher.wait(Duration::from_secs(5)), "not woken by a pause");
 }
+
+on_both_backends!(
+    engines_run_what_they_claim_and_adopt_only_what_engines_that_are_gone_left,
+    of_engines_adopting_at_once_each_job_goes_to_one,
+    claims_of_many_engines_at_once_keep_to_the_in_flight_limit,
+    a_shared_bucket_is_one_quota_for_every_connection
+);
+
+fn member(path: &std::path::Path, lease: std::time::Duration) -> EngineStore {
+    let who = EngineIdentity {
+        host: "test-host".into(),
+        pid: std::process::id(),
+        user: "tester".into(),
+    };
+    Store::open(path)
+        .unwrap()
+        .into_team_engine(&who, lease)
+        .unwrap()
+}
+
+fn ids(jobs: &[JobSummary]) -> Vec<JobId> {
+    jobs.iter().map(|j| j.id).collect()
+}
+
+/// Calls `adopt` until it adopts something (a lease runs out in real time), for 10 s at most.
+fn adopted_once_expired(adopter: &EngineStore) -> Vec<JobId> {
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let adopted = adopter.adopt_orphans().unwrap();
+        if !adopted.is_empty() || std::time::Instant::now() > give_up {
+            return adopted;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+fn engines_run_what_they_claim_and_adopt_only_what_engines_that_are_gone_left(place: Place) {
+    let Place { dir: _dir, path } = place;
+    let short = std::time::Duration::from_millis(300);
+    let long = std::time::Duration::from_secs(60);
+    let first = member(&path, short);
+    let one = first.enqueue(&spec("one")).unwrap();
+    let two = first.enqueue(&spec("two")).unwrap();
+    first.claim_for_submit(one).unwrap().unwrap();
+    let shared = first.membership().unwrap().shared;
+    let second = member(&path, long);
+    second.claim_for_submit(two).unwrap().unwrap();
+    if !shared {
+        // SQLite: an engine starts only once the last one is gone; it takes all at once.
+        assert_eq!(second.adopt_orphans().unwrap(), vec![one]);
+        assert_eq!(ids(&second.remote_jobs().unwrap()), vec![one, two]);
+        return;
+    }
+    assert_eq!(ids(&first.remote_jobs().unwrap()), vec![one]);
+    assert_eq!(ids(&second.remote_jobs().unwrap()), vec![two]);
+    assert!(first.renew_lease().unwrap(), "within its lease");
+    assert_eq!(
+        second.adopt_orphans().unwrap(),
+        Vec::<JobId>::new(),
+        "the first engine is alive"
+    );
+    // The first engine is held up past its lease: its job moves to the second, and it
+    // learns it lost the lease and may not send the job's create.
+    assert_eq!(adopted_once_expired(&second), vec![one]);
+    assert_eq!(ids(&second.remote_jobs().unwrap()), vec![one, two]);
+    assert!(first.remote_jobs().unwrap().is_empty());
+    assert!(!first.renew_lease().unwrap());
+    assert_eq!(
+        first.mark_sending(one, Model::Wanx21T2iTurbo).unwrap(),
+        None
+    );
+    assert!(
+        second
+            .mark_sending(one, Model::Wanx21T2iTurbo)
+            .unwrap()
+            .is_some()
+    );
+    // An engine that leaves has its jobs adopted at once.
+    let third = member(&path, long);
+    second.leave_team().unwrap();
+    let mut adopted = third.adopt_orphans().unwrap();
+    adopted.sort();
+    assert_eq!(adopted, vec![one, two]);
+}
+
+fn of_engines_adopting_at_once_each_job_goes_to_one(place: Place) {
+    let Place { dir: _dir, path } = place;
+    let gone = member(&path, std::time::Duration::from_secs(60));
+    let jobs: Vec<JobId> = (0..12)
+        .map(|i| {
+            let id = gone.enqueue(&spec(&format!("job {i}"))).unwrap();
+            gone.claim_for_submit(id).unwrap().unwrap();
+            id
+        })
+        .collect();
+    let several = if gone.membership().unwrap().shared {
+        4
+    } else {
+        1 // SQLite runs one engine at a time
+    };
+    gone.leave_team().unwrap();
+    let adopters: Vec<EngineStore> = (0..several)
+        .map(|_| member(&path, std::time::Duration::from_secs(60)))
+        .collect();
+    let mut adopted: Vec<JobId> = std::thread::scope(|scope| {
+        let runs: Vec<_> = adopters
+            .iter()
+            .map(|adopter| scope.spawn(|| adopter.adopt_orphans().unwrap()))
+            .collect();
+        runs.into_iter().flat_map(|r| r.join().unwrap()).collect()
+    });
+    adopted.sort();
+    assert_eq!(adopted, jobs, "every job adopted once");
+}
+
+fn claims_of_many_engines_at_once_keep_to_the_in_flight_limit(place: Place) {
+    let Place { dir: _dir, path } = place;
+    let engines: Vec<EngineStore> = (0..4)
+        .map(|_| member(&path, std::time::Duration::from_secs(60)))
+        .collect();
+    let model = Model::Wanx21T2iTurbo;
+    let queued: Vec<JobId> = (0..8)
+        .map(|i| engines[0].enqueue(&spec(&format!("job {i}"))).unwrap())
+        .collect();
+    // Each engine tries every job: two places, so two claims, whoever makes them.
+    let claimed: Vec<JobId> = std::thread::scope(|scope| {
+        let runs: Vec<_> = engines
+            .iter()
+            .map(|engine| {
+                let queued = &queued;
+                scope.spawn(move || {
+                    let mut mine = Vec::new();
+                    for &id in queued {
+                        if let Claim::Claimed(job) =
+                            engine.claim_within(id, model, 2, false).unwrap()
+                        {
+                            assert_eq!(job.summary.id, id);
+                            mine.push(id);
+                        }
+                    }
+                    mine
+                })
+            })
+            .collect();
+        runs.into_iter().flat_map(|r| r.join().unwrap()).collect()
+    });
+    assert_eq!(claimed.len(), 2, "{claimed:?}");
+    let next = *queued.iter().find(|id| !claimed.contains(id)).unwrap();
+    assert!(matches!(
+        engines[1].claim_within(next, model, 2, false).unwrap(),
+        Claim::Full
+    ));
+    assert!(matches!(
+        engines[1]
+            .claim_within(claimed[0], model, 3, false)
+            .unwrap(),
+        Claim::Gone
+    ));
+    // A task that ended frees its place, though its images are still to be saved.
+    engines[0]
+        .mark_created(claimed[0], "t-1", TaskStatus::Pending, "created")
+        .unwrap();
+    engines[0]
+        .update_task_status(claimed[0], TaskStatus::Succeeded, None)
+        .unwrap();
+    assert!(matches!(
+        engines[1].claim_within(next, model, 2, false).unwrap(),
+        Claim::Claimed(_)
+    ));
+}
+
+fn a_shared_bucket_is_one_quota_for_every_connection(place: Place) {
+    let Place { dir: _dir, path } = place;
+    let a = member(&path, std::time::Duration::from_secs(60));
+    let b = member(&path, std::time::Duration::from_secs(60));
+    // A slow refill: the test's own pace adds nothing measurable.
+    let (rate, capacity) = (0.01, 2.0);
+    assert_eq!(a.take_token("create m", rate, capacity).unwrap(), None);
+    assert_eq!(b.take_token("create m", rate, capacity).unwrap(), None);
+    let wait = a.take_token("create m", rate, capacity).unwrap();
+    assert!(
+        wait.is_some_and(|w| w > std::time::Duration::from_secs(90)),
+        "{wait:?}"
+    );
+    assert!(b.take_token("create m", rate, capacity).unwrap().is_some());
+    assert_eq!(
+        b.take_token("query", rate, capacity).unwrap(),
+        None,
+        "buckets are apart"
+    );
+}

@@ -4,7 +4,8 @@
 
 use std::ops::Deref;
 
-use super::db::{Db, ToValue, Value, params};
+use super::db::{Db, Dialect, ToValue, Value, params};
+use super::team::Membership;
 use super::{
     ErrorKind, ImageRecord, JobDetail, JobError, JobId, JobState, JobSummary, SUMMARY_COLUMNS,
     Store, StoreError, current_state, insert_event, load_detail, parse_model, summary_from_row,
@@ -63,6 +64,9 @@ impl Ending {
 /// too. Nothing here is public outside the crate.
 pub(crate) struct EngineStore {
     store: Store,
+    /// The engine's place in the team of engines on this store; `None` for a handle that
+    /// runs every job (tests of the store).
+    membership: Option<Membership>,
 }
 
 impl Deref for EngineStore {
@@ -73,24 +77,57 @@ impl Deref for EngineStore {
 }
 
 impl Store {
-    /// This store as the engine's handle.
+    /// This store as the handle of an engine that runs every job (the store's tests).
+    #[cfg(test)]
     pub(crate) fn into_engine(self) -> EngineStore {
-        EngineStore { store: self }
+        EngineStore {
+            store: self,
+            membership: None,
+        }
+    }
+
+    /// This store as the handle of the registered engine `membership`.
+    pub(super) fn into_engine_as(self, membership: Membership) -> EngineStore {
+        EngineStore {
+            store: self,
+            membership: Some(membership),
+        }
     }
 }
 
 impl EngineStore {
-    /// Queued jobs of `model` whose retry time has come, in queue order.
+    pub(crate) fn membership(&self) -> Option<Membership> {
+        self.membership
+    }
+
+    /// The condition "run by this engine" on a job, and the value to bind at `?param`
+    /// for it; neither for a handle that runs every job.
+    fn run_by_me(&self, param: usize) -> (String, Option<Value>) {
+        match self.membership {
+            Some(me) => (format!("AND engine_id = ?{param}"), Some(me.id.to_value())),
+            None => (String::new(), None),
+        }
+    }
+
+    /// Queued jobs of `model` whose retry time has come, in queue order. On PostgreSQL a
+    /// job another engine is claiming right now is skipped rather than waited for.
     pub(crate) fn due_queued(
         &self,
         model: Model,
         now: Timestamp,
         limit: u32,
     ) -> Result<Vec<JobId>, StoreError> {
-        self.conn().query_map(
-            "SELECT id FROM jobs WHERE state = 'queued' AND model = ?1
-               AND (next_attempt_at IS NULL OR next_attempt_at <= ?2)
-             ORDER BY queue_pos, id LIMIT ?3",
+        let mut conn = self.conn();
+        let skip_locked = match conn.dialect() {
+            Dialect::Postgres => "FOR UPDATE SKIP LOCKED",
+            Dialect::Sqlite => "",
+        };
+        conn.query_map(
+            &format!(
+                "SELECT id FROM jobs WHERE state = 'queued' AND model = ?1
+                   AND (next_attempt_at IS NULL OR next_attempt_at <= ?2)
+                 ORDER BY queue_pos, id LIMIT ?3 {skip_locked}"
+            ),
             params![model.id(), now, limit],
             |row| row.get(0).map(JobId),
         )
@@ -100,31 +137,12 @@ impl EngineStore {
     /// attempt. `submitted_at` stays empty until `mark_sending`: a claimed job may wait
     /// for its model's create gate, and one that never reached the wire needs no search
     /// after a crash. `None` if the job is no longer queued (cancelled or claimed meanwhile).
+    /// The job names this engine as its runner.
     pub(crate) fn claim_for_submit(&self, id: JobId) -> Result<Option<JobDetail>, StoreError> {
+        let engine = self.membership.map(|m| m.id);
         let mut conn = self.conn();
         let mut tx = conn.write_tx()?;
-        let attempts: u32 = tx.query_row(
-            "SELECT attempts FROM jobs WHERE id = ?1",
-            params![id.0],
-            |r| r.get(0),
-        )?;
-        let claimed = transition(
-            &mut tx,
-            id,
-            &[JobState::Queued],
-            JobState::Submitting,
-            &[
-                ("attempts", (attempts + 1).into()),
-                ("submitted_at", Value::Null),
-                ("next_attempt_at", Value::Null),
-            ],
-            Some(&format!("attempt {}", attempts + 1)),
-        )?;
-        let detail = if claimed {
-            load_detail(&mut tx, id)?
-        } else {
-            None
-        };
+        let detail = claim_in(&mut tx, id, engine)?;
         tx.commit()?;
         Ok(detail)
     }
@@ -133,16 +151,23 @@ impl EngineStore {
     /// (the time window recovery searches, and the sign that a create may have happened);
     /// returns the stamp. `None`, stamping nothing, while the queue or `model` is paused:
     /// checked in the same statement, so no create goes out once a pause has committed.
+    /// Also `None` once another engine adopted the job (this one was held up past its
+    /// lease): the adopter decides about its create.
     pub(crate) fn mark_sending(
         &self,
         id: JobId,
         model: Model,
     ) -> Result<Option<Timestamp>, StoreError> {
         let at = Timestamp::now();
+        let (mine, me) = self.run_by_me(4);
+        let mut args = params![at, id.0, model.id()].to_vec();
+        args.extend(me);
         let stamped = self.conn().execute(
-            "UPDATE jobs SET submitted_at = ?1 WHERE id = ?2
-               AND NOT EXISTS (SELECT 1 FROM paused WHERE scope IN ('all', ?3))",
-            params![at, id.0, model.id()],
+            &format!(
+                "UPDATE jobs SET submitted_at = ?1 WHERE id = ?2
+                   AND NOT EXISTS (SELECT 1 FROM paused WHERE scope IN ('all', ?3)) {mine}"
+            ),
+            &args,
         )?;
         Ok((stamped == 1).then_some(at))
     }
@@ -395,13 +420,15 @@ impl EngineStore {
     }
 
     /// Jobs left submitting, submitted or running, oldest first: what the engine watches.
+    /// A registered engine gets the jobs it runs (claimed or adopted: `adopt_orphans`).
     pub(crate) fn remote_jobs(&self) -> Result<Vec<JobSummary>, StoreError> {
+        let (mine, me) = self.run_by_me(1);
         self.conn().query_map(
             &format!(
                 "SELECT {SUMMARY_COLUMNS} FROM jobs
-                 WHERE state IN ('submitting', 'submitted', 'running') ORDER BY id"
+                 WHERE state IN ('submitting', 'submitted', 'running') {mine} ORDER BY id"
             ),
-            params![],
+            &me.into_iter().collect::<Vec<_>>(),
             summary_from_row,
         )
     }
@@ -491,6 +518,37 @@ impl EngineStore {
     /// One job without its event log.
     pub(crate) fn job_brief(&self, id: JobId) -> Result<Option<JobDetail>, StoreError> {
         load_detail(&mut self.conn(), id)
+    }
+}
+
+/// Queued -> submitting within `tx`, run by `engine` (see `EngineStore::claim_for_submit`).
+pub(super) fn claim_in(
+    tx: &mut Db,
+    id: JobId,
+    engine: Option<i64>,
+) -> Result<Option<JobDetail>, StoreError> {
+    let attempts: u32 = tx.query_row(
+        "SELECT attempts FROM jobs WHERE id = ?1",
+        params![id.0],
+        |r| r.get(0),
+    )?;
+    let claimed = transition(
+        tx,
+        id,
+        &[JobState::Queued],
+        JobState::Submitting,
+        &[
+            ("attempts", (attempts + 1).into()),
+            ("submitted_at", Value::Null),
+            ("next_attempt_at", Value::Null),
+            ("engine_id", engine.to_value()),
+        ],
+        Some(&format!("attempt {}", attempts + 1)),
+    )?;
+    if claimed {
+        load_detail(tx, id)
+    } else {
+        Ok(None)
     }
 }
 
