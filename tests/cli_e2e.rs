@@ -21,6 +21,20 @@ backoff_base_ms = 50
 backoff_cap_ms = 500
 "#;
 
+/// Two 768x512 images of one prompt, waited for: the jobs several tests start from.
+const SUBMIT_TWO_768X512: [&str; 10] = [
+    "submit",
+    "--model",
+    "wanx2.0-t2i-turbo",
+    "--prompt",
+    "a lighthouse at dusk",
+    "-n",
+    "2",
+    "--size",
+    "768*512",
+    "--wait",
+];
+
 const SIM_LIMITS: [&str; 4] = [
     "--rate",
     "wanx2.0-t2i-turbo=10",
@@ -54,6 +68,14 @@ impl Setup {
         self.run_with_key("test-key", args)
     }
 
+    /// `run` on the store at `db` (a `postgres://` URL) instead of the scratch file.
+    fn run_on(&self, db: &std::path::Path, args: &[&str]) -> cli_support::Run {
+        let mut cmd = self
+            .scratch
+            .cmd_against_on(db, &self.sim, "test-key", &self.config);
+        cli_support::Run::from(cmd.args(args).output().expect("run wandash"))
+    }
+
     fn creates(&self) -> u64 {
         self.sim.stats()["creates"].as_u64().unwrap()
     }
@@ -68,20 +90,7 @@ fn assert_png(path: &str, width: u32, height: u32) {
 #[test]
 fn submit_wait_prints_the_paths_of_valid_pngs() {
     let t = Setup::new();
-    let run = t
-        .run(&[
-            "submit",
-            "--model",
-            "wanx2.0-t2i-turbo",
-            "--prompt",
-            "a lighthouse at dusk",
-            "-n",
-            "2",
-            "--size",
-            "768*512",
-            "--wait",
-        ])
-        .expect(0);
+    let run = t.run(&SUBMIT_TWO_768X512).expect(0);
     let paths: Vec<&str> = run.stdout.lines().collect();
     assert_eq!(paths.len(), 2, "{}", run.stdout);
     for path in &paths {
@@ -913,25 +922,8 @@ fn a_store_on_postgresql_runs_jobs_that_other_processes_read() {
     };
     let url = PathBuf::from(server.fresh_database());
     let t = Setup::new();
-    let on_server = |args: &[&str]| {
-        let mut cmd = t
-            .scratch
-            .cmd_against_on(&url, &t.sim, "test-key", &t.config);
-        cli_support::Run::from(cmd.args(args).output().expect("run wandash"))
-    };
-    let run = on_server(&[
-        "submit",
-        "--model",
-        "wanx2.0-t2i-turbo",
-        "--prompt",
-        "a lighthouse at dusk",
-        "-n",
-        "2",
-        "--size",
-        "768*512",
-        "--wait",
-    ])
-    .expect(0);
+    let on_server = |args: &[&str]| t.run_on(&url, args);
+    let run = on_server(&SUBMIT_TWO_768X512).expect(0);
     let paths: Vec<&str> = run.stdout.lines().collect();
     assert_eq!(paths.len(), 2, "{}", run.stdout);
     for path in &paths {
@@ -1002,27 +994,7 @@ fn another_host_shows_exports_and_serves_a_jobs_images_from_the_postgresql_store
     };
     let url = PathBuf::from(server.fresh_database());
     let t = Setup::new();
-    let mut submit = t
-        .scratch
-        .cmd_against_on(&url, &t.sim, "test-key", &t.config);
-    let run = Run::from(
-        submit
-            .args([
-                "submit",
-                "--model",
-                "wanx2.0-t2i-turbo",
-                "--prompt",
-                "a lighthouse at dusk",
-                "-n",
-                "2",
-                "--size",
-                "768*512",
-                "--wait",
-            ])
-            .output()
-            .expect("run wandash"),
-    )
-    .expect(0);
+    let run = t.run_on(&url, &SUBMIT_TWO_768X512).expect(0);
     let saved: Vec<&str> = run.stdout.lines().collect();
     assert_eq!(saved.len(), 2, "{}", run.stdout);
     let originals: Vec<Vec<u8>> = saved.iter().map(|p| std::fs::read(p).unwrap()).collect();
