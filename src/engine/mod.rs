@@ -33,6 +33,7 @@ mod download;
 mod durations;
 mod follow;
 mod gate;
+mod inputs;
 mod limits;
 mod pairing;
 mod quotas;

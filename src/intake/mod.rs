@@ -21,10 +21,10 @@ use std::path::Path;
 
 use crate::dashscope::validate::MAX_SEED;
 use crate::dashscope::{
-    ImageRef, JobSpec, Region, ValidationError, check_local_images, field_applies, region_refusal,
-    validate_all,
+    ImageRef, JobSpec, Region, ValidationError, check_local_images, field_applies, read_image_file,
+    region_refusal, validate_all,
 };
-use crate::store::{JobId, Store, StoreError};
+use crate::store::{InputFile, JobId, Store, StoreError};
 
 pub use json::spec_from_json;
 pub use scales::{expand_from_sides, parse_expand};
@@ -153,15 +153,47 @@ pub fn enqueue(store: &Store, job: Checked) -> Result<JobId, StoreError> {
     Ok(enqueue_all(store, vec![job], None)?[0])
 }
 
-/// Queues checked jobs in one transaction (all or none), tagged with `tag` if given.
+/// Queues checked jobs in one transaction (all or none), tagged with `tag` if given. On a
+/// store shared by hosts (`Store::keeps_input_files`) the jobs' local input files are read
+/// once more and stored with them, so an engine on another host sends these bytes. Reads
+/// files: call it off async threads and the UI task.
 pub fn enqueue_all(
     store: &Store,
     jobs: Vec<Checked>,
     tag: Option<&str>,
 ) -> Result<Vec<JobId>, StoreError> {
+    let specs: Vec<&JobSpec> = jobs.iter().map(|job| &job.spec).collect();
+    let inputs = if store.keeps_input_files() {
+        read_input_files(&specs)?
+    } else {
+        Vec::new()
+    };
     let jobs: Vec<(&JobSpec, Option<JobId>)> =
         jobs.iter().map(|job| (&job.spec, job.parent)).collect();
-    store.enqueue_with_parents(&jobs, tag)
+    store.enqueue_with_parents(&jobs, tag, &inputs)
+}
+
+/// Each local input file `specs` name, read once however many jobs name it, through the
+/// bounded reader `check` used (the model's input size limit). A file gone or changed
+/// into something unreadable since `check` is refused naming its field.
+fn read_input_files(specs: &[&JobSpec]) -> Result<Vec<InputFile>, StoreError> {
+    let mut read: Vec<InputFile> = Vec::new();
+    for spec in specs {
+        for (field, image) in spec.image_refs() {
+            let ImageRef::File(path) = image else {
+                continue;
+            };
+            if read.iter().any(|input| input.path() == path) {
+                continue;
+            }
+            let bytes = read_image_file(spec.model, field, path).map_err(|e| StoreError::Io {
+                path: path.clone(),
+                message: format!("{field}: cannot store it with the job: {}", e.message),
+            })?;
+            read.push(InputFile::new(path.clone(), bytes));
+        }
+    }
+    Ok(read)
 }
 
 /// `spec` with `chosen` as its seed when it has none and its model takes one; otherwise

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 
-use super::db::{Dialect, params};
+use super::db::{Db, Dialect, params};
 use super::{ImageRecord, JobDetail, JobId, Store, StoreError};
 use crate::files::{create_private_dir, create_private_file};
 
@@ -28,12 +28,12 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// Whether `text` is a sha256 as `sha256_hex` writes it: 64 lowercase hex digits.
-fn is_sha256_hex(text: &str) -> bool {
+pub(super) fn is_sha256_hex(text: &str) -> bool {
     text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// Whether this store keeps image bytes (see the module's comment): only PostgreSQL.
-fn keeps_blobs(dialect: Dialect) -> bool {
+pub(super) fn keeps_blobs(dialect: Dialect) -> bool {
     dialect == Dialect::Postgres
 }
 
@@ -60,7 +60,7 @@ pub fn image_cache_dir(data_dir: &Path) -> PathBuf {
 
 /// The file a fetched image is cached in: `<cache_dir>/<sha256>.<ext>`, the extension
 /// kept from the recorded file (decoders guess by content, people by the name).
-fn cached_image_path(cache_dir: &Path, sha256: &str, recorded: &Path) -> PathBuf {
+pub(super) fn cached_image_path(cache_dir: &Path, sha256: &str, recorded: &Path) -> PathBuf {
     let ext = recorded
         .extension()
         .and_then(|e| e.to_str())
@@ -70,9 +70,20 @@ fn cached_image_path(cache_dir: &Path, sha256: &str, recorded: &Path) -> PathBuf
 
 /// Whether `path` is a file of the recorded size (unknown size: any file). A file of
 /// another size is another image, or a torn copy: never shown for this one.
-fn is_whole_file(path: &Path, size: Option<u64>) -> bool {
+pub(super) fn is_whole_file(path: &Path, size: Option<u64>) -> bool {
     std::fs::metadata(path)
         .is_ok_and(|meta| meta.is_file() && size.is_none_or(|size| meta.len() == size))
+}
+
+/// Stores `bytes` under `sha256`, which the caller has checked names them; bytes already
+/// there stay.
+pub(super) fn insert_blob(db: &mut Db, sha256: &str, bytes: &[u8]) -> Result<(), StoreError> {
+    db.execute(
+        "INSERT INTO image_blobs (sha256, bytes, size) VALUES (?1, ?2, ?3)
+         ON CONFLICT (sha256) DO NOTHING",
+        params![sha256, bytes, bytes.len() as u64],
+    )?;
+    Ok(())
 }
 
 impl Store {
@@ -94,12 +105,7 @@ impl Store {
         if !keeps_blobs(conn.dialect()) {
             return Ok(());
         }
-        conn.execute(
-            "INSERT INTO image_blobs (sha256, bytes, size) VALUES (?1, ?2, ?3)
-             ON CONFLICT (sha256) DO NOTHING",
-            params![sha256, bytes, bytes.len() as u64],
-        )?;
-        Ok(())
+        insert_blob(&mut conn, sha256, bytes)
     }
 
     /// The bytes stored under `sha256`, if any (never on an SQLite store).
@@ -233,7 +239,7 @@ impl Store {
 
 /// Writes `bytes` to `path` atomically (a 0600 temp file beside it, synced, renamed), so
 /// another process never reads a torn copy and a failed write leaves nothing behind.
-fn write_cached(cache_dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(super) fn write_cached(cache_dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     create_private_dir(cache_dir)?;
     // Unique per writer: two workers may fetch the same image at once.
     static WRITES: AtomicU64 = AtomicU64::new(0);
