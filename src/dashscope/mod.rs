@@ -28,7 +28,8 @@ pub use spec::{
     Size, SizeToken, UnknownFunction, UnresolvedImage, WireError, field_applies,
 };
 pub use validate::{
-    ValidationError, check_local_images, read_image_file, region_refusal, validate, validate_all,
+    ValidationError, check_local_images, max_input_bytes, read_image_file, region_refusal,
+    validate, validate_all,
 };
 pub use wire::{
     ListQuery, TaskCreated, TaskInfo, TaskList, TaskMetrics, TaskResult, TaskStatus, TaskSummary,

@@ -542,7 +542,7 @@ pub fn input_rules(model: Model) -> Option<ImageRules> {
 
 /// The byte limit of a model's input images; 10 MB, the common one, for a model that
 /// takes none (its images are refused by the rules anyway).
-fn max_input_bytes(model: Model) -> u64 {
+pub fn max_input_bytes(model: Model) -> u64 {
     input_rules(model).map_or(10 * 1024 * 1024, |r| r.max_bytes)
 }
 

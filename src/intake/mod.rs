@@ -21,8 +21,8 @@ use std::path::Path;
 
 use crate::dashscope::validate::MAX_SEED;
 use crate::dashscope::{
-    ImageRef, JobSpec, Region, ValidationError, check_local_images, field_applies, read_image_file,
-    region_refusal, validate_all,
+    ImageRef, JobSpec, Region, ValidationError, check_local_images, field_applies, max_input_bytes,
+    read_image_file, region_refusal, validate_all,
 };
 use crate::store::{InputFile, JobId, Store, StoreError};
 
@@ -155,8 +155,8 @@ pub fn enqueue(store: &Store, job: Checked) -> Result<JobId, StoreError> {
 
 /// Queues checked jobs in one transaction (all or none), tagged with `tag` if given. On a
 /// store shared by hosts (`Store::keeps_input_files`) the jobs' local input files are read
-/// once more and stored with them, so an engine on another host sends these bytes. Reads
-/// files: call it off async threads and the UI task.
+/// once more and their bytes stored first, so an engine on another host sends these
+/// bytes. Reads files: call it off async threads and the UI task.
 pub fn enqueue_all(
     store: &Store,
     jobs: Vec<Checked>,
@@ -164,7 +164,7 @@ pub fn enqueue_all(
 ) -> Result<Vec<JobId>, StoreError> {
     let specs: Vec<&JobSpec> = jobs.iter().map(|job| &job.spec).collect();
     let inputs = if store.keeps_input_files() {
-        read_input_files(&specs)?
+        store_input_files(store, &specs)?
     } else {
         Vec::new()
     };
@@ -173,27 +173,29 @@ pub fn enqueue_all(
     store.enqueue_with_parents(&jobs, tag, &inputs)
 }
 
-/// Each local input file `specs` name, read once however many jobs name it, through the
-/// bounded reader `check` used (the model's input size limit). A file gone or changed
-/// into something unreadable since `check` is refused naming its field.
-fn read_input_files(specs: &[&JobSpec]) -> Result<Vec<InputFile>, StoreError> {
-    let mut read: Vec<InputFile> = Vec::new();
+/// Stores the bytes of each local input file `specs` name, read once however many jobs
+/// name it (one at a time: a batch's files never sit in memory together), through the
+/// bounded reader `check` used, under the model's input size limit. A file gone or made
+/// unreadable since `check` is refused naming its field.
+fn store_input_files(store: &Store, specs: &[&JobSpec]) -> Result<Vec<InputFile>, StoreError> {
+    let mut stored: Vec<InputFile> = Vec::new();
     for spec in specs {
         for (field, image) in spec.image_refs() {
             let ImageRef::File(path) = image else {
                 continue;
             };
-            if read.iter().any(|input| input.path() == path) {
+            if stored.iter().any(|input| input.path() == path) {
                 continue;
             }
             let bytes = read_image_file(spec.model, field, path).map_err(|e| StoreError::Io {
                 path: path.clone(),
-                message: format!("{field}: cannot store it with the job: {}", e.message),
+                message: format!("{field} was not queued: {}", e.message),
             })?;
-            read.push(InputFile::new(path.clone(), bytes));
+            let max_bytes = max_input_bytes(spec.model);
+            stored.push(store.put_input_file(path.clone(), &bytes, max_bytes)?);
         }
     }
-    Ok(read)
+    Ok(stored)
 }
 
 /// `spec` with `chosen` as its seed when it has none and its model takes one; otherwise
@@ -330,6 +332,32 @@ mod tests {
         assert_eq!(
             checked.spec().base_image,
             Some(ImageRef::File(dir.path().join("a.png")))
+        );
+    }
+
+    #[test]
+    fn each_input_file_is_stored_once_and_one_gone_since_the_check_names_its_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("jobs.db")).unwrap();
+        let (base, mask) = (dir.path().join("base.png"), dir.path().join("mask.png"));
+        grey_png(&base, 600);
+        grey_png(&mask, 600);
+        let plain = edit_job("p", ImageRef::File(base.clone()));
+        let mut masked = plain.clone();
+        masked.function = Some(EditFunction::DescriptionEditWithMask);
+        masked.mask_image = Some(ImageRef::File(mask.clone()));
+        let stored = store_input_files(&store, &[&plain, &masked]).unwrap();
+        let paths: Vec<&Path> = stored.iter().map(InputFile::path).collect();
+        assert_eq!(paths, [base.as_path(), mask.as_path()]);
+
+        std::fs::remove_file(&mask).unwrap();
+        let refused = store_input_files(&store, &[&masked])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("mask_image was not queued: cannot read")
+                && refused.contains(&*mask.to_string_lossy()),
+            "{refused}"
         );
     }
 

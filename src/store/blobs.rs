@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 
-use super::db::{Db, Dialect, params};
+use super::db::{Dialect, params};
 use super::{ImageRecord, JobDetail, JobId, Store, StoreError};
 use crate::files::{create_private_dir, create_private_file};
 
@@ -75,17 +75,6 @@ pub(super) fn is_whole_file(path: &Path, size: Option<u64>) -> bool {
         .is_ok_and(|meta| meta.is_file() && size.is_none_or(|size| meta.len() == size))
 }
 
-/// Stores `bytes` under `sha256`, which the caller has checked names them; bytes already
-/// there stay.
-pub(super) fn insert_blob(db: &mut Db, sha256: &str, bytes: &[u8]) -> Result<(), StoreError> {
-    db.execute(
-        "INSERT INTO image_blobs (sha256, bytes, size) VALUES (?1, ?2, ?3)
-         ON CONFLICT (sha256) DO NOTHING",
-        params![sha256, bytes, bytes.len() as u64],
-    )?;
-    Ok(())
-}
-
 impl Store {
     /// Stores an image's bytes under their sha256, on a PostgreSQL store; does nothing on
     /// SQLite (see the module's comment). Idempotent: bytes already there stay. Refuses
@@ -105,7 +94,12 @@ impl Store {
         if !keeps_blobs(conn.dialect()) {
             return Ok(());
         }
-        insert_blob(&mut conn, sha256, bytes)
+        conn.execute(
+            "INSERT INTO image_blobs (sha256, bytes, size) VALUES (?1, ?2, ?3)
+             ON CONFLICT (sha256) DO NOTHING",
+            params![sha256, bytes, bytes.len() as u64],
+        )?;
+        Ok(())
     }
 
     /// The bytes stored under `sha256`, if any (never on an SQLite store).

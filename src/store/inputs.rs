@@ -3,9 +3,10 @@
 //! A job's spec names its local inputs (a base image, a mask) by their path on the host
 //! that queued it, and the file is read when the job is sent. On a PostgreSQL store the
 //! engine that sends it may run on another host, where that path holds nothing, or
-//! another file. So intake reads each input file once and stores its bytes with the job,
-//! in the same transaction: `image_blobs` (content-addressed, as output images) and a
-//! `job_inputs` row naming the job, the path as the spec records it and the sha256. The
+//! another file. So intake reads each input file once and stores its bytes in
+//! `image_blobs` (content-addressed, as output images; one file at a time, so a batch of
+//! many files never sits in memory), then queues the jobs with a `job_inputs` row each
+//! (the job, the path as its spec records it, the sha256) in the jobs' transaction. The
 //! engine then sends those bytes, from the file itself when it holds them, else from a
 //! copy in its cache directory. An SQLite store is one host's file, where the path is the
 //! file: it records nothing (as it keeps no image bytes: see `blobs`).
@@ -13,31 +14,21 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::blobs::{cached_image_path, insert_blob, is_whole_file, keeps_blobs, write_cached};
+use super::blobs::{cached_image_path, is_whole_file, keeps_blobs, write_cached};
 use super::db::{Db, params};
 use super::{JobId, Store, StoreError, sha256_hex};
 use crate::dashscope::{ImageRef, JobSpec};
 use crate::files::read_regular_file;
 
-/// A local input file's bytes as intake read them, to travel with the jobs that name it.
-/// Its sha256 is computed here, so it always names these bytes.
+/// A local input file whose bytes the store holds (`Store::put_input_file` alone makes
+/// one), to be named by the jobs that use it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InputFile {
     path: PathBuf,
     sha256: String,
-    bytes: Vec<u8>,
 }
 
 impl InputFile {
-    /// The bytes read from `path` (the path exactly as the job's spec records it).
-    pub fn new(path: PathBuf, bytes: Vec<u8>) -> InputFile {
-        InputFile {
-            sha256: sha256_hex(&bytes),
-            path,
-            bytes,
-        }
-    }
-
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -69,7 +60,6 @@ pub(super) fn record_inputs(
         return Ok(());
     }
     for input in inputs_named(spec, inputs) {
-        insert_blob(tx, &input.sha256, &input.bytes)?;
         tx.execute(
             "INSERT INTO job_inputs (job_id, path, sha256) VALUES (?1, ?2, ?3)",
             params![
@@ -87,6 +77,21 @@ impl Store {
     /// comment): intake reads the files only for such a store.
     pub fn keeps_input_files(&self) -> bool {
         keeps_blobs(self.dialect())
+    }
+
+    /// Stores the bytes of the input file read from `path` (the path exactly as the jobs'
+    /// specs record it), at most `max_bytes` (the model's input size limit), for jobs
+    /// queued next to name (`enqueue_with_parents`). Bytes stored for jobs that are then
+    /// not queued stay, as any image's bytes: content-addressed, they are never wrong.
+    pub fn put_input_file(
+        &self,
+        path: PathBuf,
+        bytes: &[u8],
+        max_bytes: u64,
+    ) -> Result<InputFile, StoreError> {
+        let sha256 = sha256_hex(bytes);
+        self.put_image_bytes(&sha256, bytes, max_bytes)?;
+        Ok(InputFile { path, sha256 })
     }
 
     /// A file on this host holding the bytes job `job` was queued with for its input
@@ -166,12 +171,16 @@ mod tests {
         ImageRef::File(PathBuf::from(path))
     }
 
+    fn input(path: &str) -> InputFile {
+        InputFile {
+            path: path.into(),
+            sha256: sha256_hex(path.as_bytes()),
+        }
+    }
+
     #[test]
     fn a_job_records_each_input_file_it_names_once() {
-        let inputs = [
-            InputFile::new("/a/base.png".into(), b"base".to_vec()),
-            InputFile::new("/a/other.png".into(), b"other".to_vec()),
-        ];
+        let inputs = [input("/a/base.png"), input("/a/other.png")];
         let mut spec = JobSpec::new(Model::Wanx21ImageEdit, "p");
         spec.base_image = Some(file("/a/base.png"));
         spec.mask_image = Some(file("/a/base.png"));

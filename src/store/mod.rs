@@ -194,9 +194,10 @@ impl Store {
 
     /// `enqueue_batch` for jobs that may each come from another job (a fork, a seed
     /// sweep, an edit): the parent is recorded with the job, so the chain can be walked.
-    /// `inputs` are the local input files the jobs name, as intake read them: on a store
-    /// that keeps them (`keeps_input_files`) each job records the ones it names, in the
-    /// same transaction, so an engine on another host sends the same bytes.
+    /// `inputs` are the local input files the jobs name, their bytes already stored
+    /// (`put_input_file`): on a store that keeps them (`keeps_input_files`) each job
+    /// records the ones it names, in this transaction, so an engine on another host sends
+    /// the same bytes.
     pub fn enqueue_with_parents(
         &self,
         jobs: &[(&JobSpec, Option<JobId>)],
