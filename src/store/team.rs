@@ -73,20 +73,20 @@ impl Store {
             let mut conn = self.conn();
             let shared = conn.dialect() == Dialect::Postgres;
             let now = now_ms(conn.dialect());
-            let mut tx = conn.write_tx()?;
-            if !shared {
-                tx.execute("DELETE FROM engines", params![])?;
-            }
-            let id: i64 = tx.query_row(
-                &format!(
-                    "INSERT INTO engines (host, pid, os_user, lease_ms, started_at, heartbeat_at)
-                     VALUES (?1, ?2, ?3, ?4, {now}, {now}) RETURNING id"
-                ),
-                params![who.host, who.pid, who.user, lease.as_millis() as i64],
-                |row| row.get(0),
-            )?;
-            tx.commit()?;
-            Membership { id, lease, shared }
+            conn.in_write_tx(|tx| {
+                if !shared {
+                    tx.execute("DELETE FROM engines", params![])?;
+                }
+                let id: i64 = tx.query_row(
+                    &format!(
+                        "INSERT INTO engines (host, pid, os_user, lease_ms, started_at, heartbeat_at)
+                         VALUES (?1, ?2, ?3, ?4, {now}, {now}) RETURNING id"
+                    ),
+                    params![who.host, who.pid, who.user, lease.as_millis() as i64],
+                    |row| row.get(0),
+                )?;
+                Ok(Membership { id, lease, shared })
+            })?
         };
         Ok(self.into_engine_as(membership))
     }
@@ -140,22 +140,22 @@ impl EngineStore {
         } else {
             "(engine_id IS NULL OR engine_id <> ?1)".to_string()
         };
-        let mut tx = conn.write_tx()?;
-        let adopted = tx.query_map(
-            &format!(
-                "UPDATE jobs SET engine_id = ?1 WHERE state IN {ACTIVE} AND {orphaned}
-                 RETURNING id"
-            ),
-            params![me.id],
-            |row| row.get(0).map(JobId),
-        )?;
-        // Expired engines have nothing left to run; their renewal finds them gone.
-        tx.execute(
-            &format!("DELETE FROM engines WHERE heartbeat_at + lease_ms < {now}"),
-            params![],
-        )?;
-        tx.commit()?;
-        Ok(adopted)
+        conn.in_write_tx(|tx| {
+            let adopted = tx.query_map(
+                &format!(
+                    "UPDATE jobs SET engine_id = ?1 WHERE state IN {ACTIVE} AND {orphaned}
+                     RETURNING id"
+                ),
+                params![me.id],
+                |row| row.get(0).map(JobId),
+            )?;
+            // Expired engines have nothing left to run; their renewal finds them gone.
+            tx.execute(
+                &format!("DELETE FROM engines WHERE heartbeat_at + lease_ms < {now}"),
+                params![],
+            )?;
+            Ok(adopted)
+        })
     }
 
     /// Jobs some engine of the store is running (submitting, submitted or running).
@@ -185,37 +185,37 @@ impl EngineStore {
         let mut conn = self.conn();
         let dialect = conn.dialect();
         let now = now_ms(dialect);
-        let mut tx = conn.write_tx()?;
-        if dialect == Dialect::Postgres {
-            tx.execute(
-                "SELECT pg_advisory_xact_lock(hashtext(?1))",
-                params![format!("wandash in flight {}", model.id())],
+        conn.in_write_tx(|tx| {
+            if dialect == Dialect::Postgres {
+                tx.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext(?1))",
+                    params![format!("wandash in flight {}", model.id())],
+                )?;
+            }
+            let engines: i64 = tx.query_row(
+                &format!("SELECT COUNT(*) FROM engines WHERE heartbeat_at + lease_ms >= {now}"),
+                params![],
+                |row| row.get(0),
             )?;
-        }
-        let engines: i64 = tx.query_row(
-            &format!("SELECT COUNT(*) FROM engines WHERE heartbeat_at + lease_ms >= {now}"),
-            params![],
-            |row| row.get(0),
-        )?;
-        let in_flight = InFlight {
-            total: in_flight_count(&mut tx, model, None)?,
-            mine: match engine {
-                Some(me) => in_flight_count(&mut tx, model, Some(me))?,
-                None => 0,
-            },
-            engines: u32::try_from(engines).unwrap_or(u32::MAX),
-        };
-        match claim_fits(in_flight, in_flight_limit, share) {
-            Fit::Fits => {}
-            Fit::Full => return Ok(Claim::Full),
-            Fit::LeftForOthers => return Ok(Claim::LeftForOthers),
-        }
-        let claim = match claim_in(&mut tx, id, engine)? {
-            Some(detail) => Claim::Claimed(Box::new(detail)),
-            None => Claim::Gone,
-        };
-        tx.commit()?;
-        Ok(claim)
+            let in_flight = InFlight {
+                total: in_flight_count(tx, model, None)?,
+                mine: match engine {
+                    Some(me) => in_flight_count(tx, model, Some(me))?,
+                    None => 0,
+                },
+                engines: u32::try_from(engines).unwrap_or(u32::MAX),
+            };
+            match claim_fits(in_flight, in_flight_limit, share) {
+                Fit::Fits => {}
+                Fit::Full => return Ok(Claim::Full),
+                Fit::LeftForOthers => return Ok(Claim::LeftForOthers),
+            }
+            let claim = match claim_in(tx, id, engine)? {
+                Some(detail) => Claim::Claimed(Box::new(detail)),
+                None => Claim::Gone,
+            };
+            Ok(claim)
+        })
     }
 
     /// Takes a token from the shared bucket `name` (refilled at `rate` per second, holding
@@ -230,39 +230,41 @@ impl EngineStore {
         let mut conn = self.conn();
         let dialect = conn.dialect();
         let now = now_ms(dialect);
-        let mut tx = conn.write_tx()?;
-        tx.execute(
-            &format!(
-                "INSERT INTO rate_buckets (name, tokens, refilled_at) VALUES (?1, ?2, {now})
-                 ON CONFLICT (name) DO NOTHING"
-            ),
-            params![name, capacity],
-        )?;
-        let lock = if dialect == Dialect::Postgres {
-            "FOR UPDATE"
-        } else {
-            ""
-        };
-        let (bucket, at): (Bucket, i64) = tx.query_row(
-            &format!("SELECT tokens, refilled_at, {now} FROM rate_buckets WHERE name = ?1 {lock}"),
-            params![name],
-            |row| {
-                Ok((
-                    Bucket {
-                        tokens: row.get(0)?,
-                        refilled_at: row.get(1)?,
-                    },
-                    row.get(2)?,
-                ))
-            },
-        )?;
-        let (after, wait) = bucket.take(at, rate, capacity);
-        tx.execute(
-            "UPDATE rate_buckets SET tokens = ?1, refilled_at = ?2 WHERE name = ?3",
-            params![after.tokens, after.refilled_at, name],
-        )?;
-        tx.commit()?;
-        Ok(wait)
+        conn.in_write_tx(|tx| {
+            tx.execute(
+                &format!(
+                    "INSERT INTO rate_buckets (name, tokens, refilled_at) VALUES (?1, ?2, {now})
+                     ON CONFLICT (name) DO NOTHING"
+                ),
+                params![name, capacity],
+            )?;
+            let lock = if dialect == Dialect::Postgres {
+                "FOR UPDATE"
+            } else {
+                ""
+            };
+            let (bucket, at): (Bucket, i64) = tx.query_row(
+                &format!(
+                    "SELECT tokens, refilled_at, {now} FROM rate_buckets WHERE name = ?1 {lock}"
+                ),
+                params![name],
+                |row| {
+                    Ok((
+                        Bucket {
+                            tokens: row.get(0)?,
+                            refilled_at: row.get(1)?,
+                        },
+                        row.get(2)?,
+                    ))
+                },
+            )?;
+            let (after, wait) = bucket.take(at, rate, capacity);
+            tx.execute(
+                "UPDATE rate_buckets SET tokens = ?1, refilled_at = ?2 WHERE name = ?3",
+                params![after.tokens, after.refilled_at, name],
+            )?;
+            Ok(wait)
+        })
     }
 }
 

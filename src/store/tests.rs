@@ -1128,3 +1128,110 @@ fn a_shared_bucket_is_one_quota_for_every_connection(place: Place) {
         "buckets are apart"
     );
 }
+
+/// PostgreSQL breaks a deadlock by aborting one of its transactions (SQLSTATE 40P01); the
+/// store runs the aborted one again from the start, and it then commits.
+#[test]
+fn a_transaction_aborted_to_break_a_deadlock_runs_again_and_commits() {
+    let Some(Place { dir: _dir, path }) = postgres_place() else {
+        return;
+    };
+    let store = Store::open(&path).unwrap();
+    let peer = Store::open(&path).unwrap();
+    let onlooker = Store::open(&path).unwrap();
+    let first = store.enqueue(&spec("first")).unwrap();
+    let second = store.enqueue(&spec("second")).unwrap();
+    let set_prompt = "UPDATE jobs SET prompt = ?1 WHERE id = ?2";
+    let (second_locked, await_second_locked) = std::sync::mpsc::channel();
+    let mut runs = 0;
+    std::thread::scope(|scope| {
+        let peer = scope.spawn(|| {
+            let mut conn = peer.conn();
+            let mut tx = conn.write_tx().unwrap();
+            tx.execute(set_prompt, params!["peer", second.0]).unwrap();
+            second_locked.send(()).unwrap();
+            // The store's transaction waits for `second` first, so its deadlock check runs
+            // first and aborts it, not this one.
+            wait_until_a_transaction_waits_for_a_lock(&onlooker);
+            std::thread::sleep(Duration::from_millis(200));
+            tx.execute(set_prompt, params!["peer", first.0]).unwrap();
+            tx.commit().unwrap();
+        });
+        let outcome = store.conn().in_write_tx(|tx| {
+            runs += 1;
+            tx.execute(set_prompt, params!["store", first.0])?;
+            if runs == 1 {
+                await_second_locked.recv().unwrap();
+            }
+            tx.execute(set_prompt, params!["store", second.0])?;
+            Ok(())
+        });
+        peer.join().unwrap();
+        assert_eq!(outcome, Ok(()));
+    });
+    assert_eq!(runs, 2, "aborted once, then committed");
+    for id in [first, second] {
+        assert_eq!(
+            store.job(id).unwrap().unwrap().summary.prompt,
+            "store",
+            "{id}"
+        );
+    }
+}
+
+/// Polls the server until some transaction of the database waits for a row lock.
+fn wait_until_a_transaction_waits_for_a_lock(onlooker: &Store) {
+    let give_up = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let waiting: i64 = onlooker
+            .conn()
+            .query_row(
+                "SELECT COUNT(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                params![],
+                |row| row.get(0),
+            )
+            .unwrap();
+        if waiting > 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < give_up,
+            "nobody waits for a lock"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A transaction aborted for a conflict each time it runs is given up after a bounded
+/// number of runs, and the error names the SQLSTATE and how many runs there were.
+#[test]
+fn a_transaction_that_keeps_conflicting_is_given_up_naming_the_sqlstate_and_the_runs() {
+    let Place { dir: _dir, path } = sqlite_place();
+    let store = Store::open(&path).unwrap();
+    let mut runs = 0;
+    let outcome: Result<(), StoreError> = store.conn().in_write_tx(|_| {
+        runs += 1;
+        Err(StoreError::Conflict {
+            sqlstate: "40P01".into(),
+            message: "deadlock detected".into(),
+            attempts: 1,
+        })
+    });
+    assert_eq!(runs, db::CONFLICT_ATTEMPTS);
+    let error = outcome.unwrap_err();
+    assert_eq!(
+        error,
+        StoreError::Conflict {
+            sqlstate: "40P01".into(),
+            message: "deadlock detected".into(),
+            attempts: db::CONFLICT_ATTEMPTS,
+        }
+    );
+    let said = error.to_string();
+    let runs_said = format!("{} time(s)", db::CONFLICT_ATTEMPTS);
+    assert!(
+        said.contains("SQLSTATE 40P01") && said.contains(&runs_said),
+        "{said}"
+    );
+}
