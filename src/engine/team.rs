@@ -118,6 +118,23 @@ impl Ctx {
         self.shared_token("query", rate, burst).await;
     }
 
+    /// After a 429 on a create of `model` made this engine slow to `speed`: in a team,
+    /// puts the store's bucket of the model in debt too (see `Bucket::throttled`), so that
+    /// every engine backs off, not only the one the service refused.
+    pub(crate) async fn throttle_team(&self, model: Model, speed: f64) {
+        if !self.store.membership().is_some_and(|m| m.shared) {
+            return;
+        }
+        let (rate, burst) = CreateRate::shape(self.config.limits_for(model).submit_per_second);
+        let name = format!("create {}", model.id());
+        let throttled = self
+            .db(move |s| s.throttle_bucket(&name, rate, burst, speed))
+            .await;
+        if let Err(e) = throttled {
+            tracing::warn!(%model, "cannot slow the other engines of the team after a 429: {e}");
+        }
+    }
+
     async fn shared_token(&self, bucket: &str, rate: f64, capacity: f64) {
         if !self.store.membership().is_some_and(|m| m.shared) {
             return;

@@ -227,6 +227,34 @@ impl EngineStore {
         rate: f64,
         capacity: f64,
     ) -> Result<Option<Duration>, StoreError> {
+        self.change_bucket(name, capacity, |bucket, now| {
+            bucket.take(now, rate, capacity)
+        })
+    }
+
+    /// Applies a 429 one engine got to the shared bucket `name` (see `Bucket::throttled`),
+    /// so that every engine of the team waits, not only the throttled one.
+    pub(crate) fn throttle_bucket(
+        &self,
+        name: &str,
+        rate: f64,
+        capacity: f64,
+        speed: f64,
+    ) -> Result<(), StoreError> {
+        self.change_bucket(name, capacity, |bucket, now| {
+            (bucket.throttled(now, rate, capacity, speed), ())
+        })
+    }
+
+    /// Reads the shared bucket `name` (created holding `capacity`), writes back what
+    /// `change` makes of it at the database's time, and returns the rest of its answer:
+    /// one transaction holding the bucket's row.
+    fn change_bucket<T>(
+        &self,
+        name: &str,
+        capacity: f64,
+        change: impl Fn(Bucket, i64) -> (Bucket, T),
+    ) -> Result<T, StoreError> {
         let mut conn = self.conn();
         let dialect = conn.dialect();
         let now = now_ms(dialect);
@@ -258,12 +286,12 @@ impl EngineStore {
                     ))
                 },
             )?;
-            let (after, wait) = bucket.take(at, rate, capacity);
+            let (after, answer) = change(bucket, at);
             tx.execute(
                 "UPDATE rate_buckets SET tokens = ?1, refilled_at = ?2 WHERE name = ?3",
                 params![after.tokens, after.refilled_at, name],
             )?;
-            Ok(wait)
+            Ok(answer)
         })
     }
 }
@@ -337,10 +365,10 @@ impl Bucket {
     /// nothing (and keeps the later time).
     pub(crate) fn take(self, now: i64, rate: f64, capacity: f64) -> (Bucket, Option<Duration>) {
         let rate = rate.max(0.01);
-        let capacity = capacity.max(1.0);
-        let elapsed = (now - self.refilled_at).max(0) as f64 / 1000.0;
-        let tokens = (self.tokens + elapsed * rate).min(capacity);
-        let refilled_at = now.max(self.refilled_at);
+        let Bucket {
+            tokens,
+            refilled_at,
+        } = self.refilled(now, rate, capacity);
         if tokens >= 1.0 {
             (
                 Bucket {
@@ -358,6 +386,33 @@ impl Bucket {
                 },
                 Some(wait.max(Duration::from_millis(1))),
             )
+        }
+    }
+
+    /// The bucket after an engine got a 429 and slowed its own pace to `speed` (of 1, see
+    /// `CreateRate::throttled`): refilled up to `now`, then in debt, so that the next
+    /// token is as far off at the bucket's full `rate` as the throttled engine's own next
+    /// create at its slowed one, `1 / (rate * speed)` seconds; every engine of the team
+    /// backs off as much as the one the service refused. A bucket already deeper in debt
+    /// keeps it: engines throttled by one burst do not add up their penalties.
+    pub(crate) fn throttled(self, now: i64, rate: f64, capacity: f64, speed: f64) -> Bucket {
+        let speed = speed.clamp(0.01, 1.0);
+        let refilled = self.refilled(now, rate.max(0.01), capacity);
+        // (1 - tokens) / rate = 1 / (rate * speed)
+        let in_debt = 1.0 - 1.0 / speed;
+        Bucket {
+            tokens: refilled.tokens.min(in_debt),
+            ..refilled
+        }
+    }
+
+    /// Refilled up to `now` at `rate` per second, at most `capacity`. A clock that went
+    /// back refills nothing (and keeps the later time).
+    fn refilled(self, now: i64, rate: f64, capacity: f64) -> Bucket {
+        let elapsed = (now - self.refilled_at).max(0) as f64 / 1000.0;
+        Bucket {
+            tokens: (self.tokens + elapsed * rate).min(capacity.max(1.0)),
+            refilled_at: now.max(self.refilled_at),
         }
     }
 }
@@ -410,6 +465,40 @@ mod tests {
                 refilled_at: 10_000
             }
         );
+    }
+
+    #[test]
+    fn a_throttled_bucket_owes_what_the_throttled_engine_waits() {
+        let full = Bucket {
+            tokens: 2.0,
+            refilled_at: 1_000,
+        };
+        // At half speed the engine's next create is 1 s off at 2 per s: so is the team's.
+        let owing = full.throttled(1_000, 2.0, 2.0, 0.5);
+        assert_eq!(owing.tokens, -1.0);
+        let (_, wait) = owing.take(1_000, 2.0, 2.0);
+        assert_eq!(wait, Some(Duration::from_secs(1)));
+        let (_, wait) = owing.take(2_000, 2.0, 2.0);
+        assert_eq!(wait, None, "paid off at the full rate");
+        // A tenth of the speed: five seconds.
+        let (_, wait) = full.throttled(1_000, 2.0, 2.0, 0.1).take(1_000, 2.0, 2.0);
+        assert_eq!(wait, Some(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn a_second_throttle_of_one_burst_does_not_add_to_the_debt() {
+        let empty = Bucket {
+            tokens: 0.0,
+            refilled_at: 0,
+        };
+        let once = empty.throttled(0, 1.0, 2.0, 0.25);
+        assert_eq!(once.tokens, -3.0);
+        assert_eq!(once.throttled(0, 1.0, 2.0, 0.5), once, "already deeper");
+        let deeper = once.throttled(0, 1.0, 2.0, 0.125);
+        assert_eq!(deeper.tokens, -7.0, "a slower engine's wait is longer");
+        // Refilled first: time that passed counts before the debt is set.
+        assert_eq!(once.throttled(10_000, 1.0, 2.0, 0.5).tokens, -1.0);
+        assert_eq!(once.throttled(10_000, 1.0, 2.0, 0.5).refilled_at, 10_000);
     }
 
     fn in_flight(total: u32, mine: u32, engines: u32) -> InFlight {

@@ -942,7 +942,8 @@ on_both_backends!(
     engines_run_what_they_claim_and_adopt_only_what_engines_that_are_gone_left,
     of_engines_adopting_at_once_each_job_goes_to_one,
     claims_of_many_engines_at_once_keep_to_the_in_flight_limit,
-    a_shared_bucket_is_one_quota_for_every_connection
+    a_shared_bucket_is_one_quota_for_every_connection,
+    a_bucket_throttled_by_one_engine_makes_every_engine_wait
 );
 
 fn member(path: &std::path::Path, lease: std::time::Duration) -> EngineStore {
@@ -1126,6 +1127,40 @@ fn a_shared_bucket_is_one_quota_for_every_connection(place: Place) {
         b.take_token("query", rate, capacity).unwrap(),
         None,
         "buckets are apart"
+    );
+}
+
+fn a_bucket_throttled_by_one_engine_makes_every_engine_wait(place: Place) {
+    let Place { dir: _dir, path } = place;
+    let throttled = member(&path, std::time::Duration::from_secs(60));
+    let other = member(&path, std::time::Duration::from_secs(60));
+    // Plenty of tokens: only the penalty can make anyone wait.
+    let (rate, capacity) = (10.0, 5.0);
+    assert_eq!(other.take_token("create m", rate, capacity).unwrap(), None);
+    // At a tenth of its speed the throttled engine's next create is 1 s off: so is the
+    // other engine's, less the moments between the two calls.
+    throttled
+        .throttle_bucket("create m", rate, capacity, 0.1)
+        .unwrap();
+    let wait = other.take_token("create m", rate, capacity).unwrap();
+    assert!(
+        wait.is_some_and(|w| w > Duration::from_millis(500) && w <= Duration::from_secs(1)),
+        "{wait:?}"
+    );
+    // A bucket no engine took from yet is created in debt.
+    throttled
+        .throttle_bucket("create n", rate, capacity, 0.1)
+        .unwrap();
+    assert!(
+        other
+            .take_token("create n", rate, capacity)
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        other.take_token("query", rate, capacity).unwrap(),
+        None,
+        "other buckets are not throttled"
     );
 }
 
