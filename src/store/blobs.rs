@@ -8,6 +8,7 @@
 //! and a second copy inside the database would only double the disk it uses, so it keeps
 //! no blobs.
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -52,6 +53,57 @@ fn refuse_blob(sha256: &str, bytes: &[u8], max_bytes: u64) -> Option<String> {
         )
     })
 }
+
+/// What the backfill does with an image saved without its bytes in the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum BackfillStep {
+    /// The file is here and is the image recorded: its bytes go to the database.
+    Upload,
+    /// No file here: another host's image (it uploads it when its engine starts), or a
+    /// file deleted since.
+    NotHere,
+    /// The file here hashes to `actual`, not to the recorded sha256: another image, or a
+    /// damaged one. Never uploaded, so that no host is served the wrong bytes.
+    Mismatch { actual: String },
+}
+
+/// What to do with an image recorded with `recorded_sha256` whose file on this host
+/// holds `file` (`None`: no file there).
+fn backfill_step(recorded_sha256: &str, file: Option<&[u8]>) -> BackfillStep {
+    let Some(bytes) = file else {
+        return BackfillStep::NotHere;
+    };
+    let actual = sha256_hex(bytes);
+    if actual == recorded_sha256 {
+        BackfillStep::Upload
+    } else {
+        BackfillStep::Mismatch { actual }
+    }
+}
+
+/// An image whose file here does not match its recorded sha256 (see `BackfillStep`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MismatchedImage {
+    pub job: JobId,
+    pub index: u32,
+    pub path: PathBuf,
+    pub recorded: String,
+    pub actual: String,
+}
+
+/// What one run of `backfill_image_blobs` did, for the engine's log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct BlobBackfill {
+    pub uploaded: u32,
+    /// Images without a blob whose file is not on this host.
+    pub not_here: u32,
+    /// Files here refused by the size limit: logged, not uploaded.
+    pub refused: Vec<String>,
+    pub mismatched: Vec<MismatchedImage>,
+}
+
+/// How many image rows without a blob `backfill_image_blobs` reads per query.
+const BACKFILL_PAGE: u32 = 200;
 
 /// Where a host keeps the images it read from the store: `<data dir>/cache`.
 pub fn image_cache_dir(data_dir: &Path) -> PathBuf {
@@ -100,6 +152,94 @@ impl Store {
             params![sha256, bytes, bytes.len() as u64],
         )?;
         Ok(())
+    }
+
+    /// Uploads the bytes of images saved before the store kept them (schema 8) whose file
+    /// is on this host, so that other hosts can read them: at most `max_uploads` images,
+    /// looking at no more than `max_scanned` images without a blob (most may be other
+    /// hosts'). A file that does not hash to its recorded sha256 is reported, never
+    /// uploaded. Nothing to do on SQLite. Blocking: file and database I/O, one image at a
+    /// time, so the engine's other store calls go between them.
+    pub(crate) fn backfill_image_blobs(
+        &self,
+        max_uploads: u32,
+        max_scanned: u32,
+        max_bytes: u64,
+    ) -> Result<BlobBackfill, StoreError> {
+        let mut report = BlobBackfill::default();
+        if !keeps_blobs(self.dialect()) {
+            return Ok(report);
+        }
+        let mut after = (0i64, 0u32);
+        let mut scanned = 0u32;
+        // Several images with the same bytes need one upload.
+        let mut uploaded: HashSet<String> = HashSet::new();
+        while scanned < max_scanned && report.uploaded < max_uploads {
+            let page = self.images_without_blob(after, BACKFILL_PAGE.min(max_scanned - scanned))?;
+            let Some(last) = page.last() else {
+                break;
+            };
+            after = (last.0.0, last.1);
+            scanned += page.len() as u32;
+            for (job, index, path, recorded) in page {
+                if report.uploaded >= max_uploads {
+                    break;
+                }
+                if uploaded.contains(&recorded) {
+                    continue;
+                }
+                let file = std::fs::read(&path).ok();
+                match backfill_step(&recorded, file.as_deref()) {
+                    BackfillStep::NotHere => report.not_here += 1,
+                    BackfillStep::Mismatch { actual } => {
+                        report.mismatched.push(MismatchedImage {
+                            job,
+                            index,
+                            path,
+                            recorded,
+                            actual,
+                        });
+                    }
+                    BackfillStep::Upload => {
+                        let bytes = file.unwrap_or_default();
+                        match self.put_image_bytes(&recorded, &bytes, max_bytes) {
+                            Ok(()) => {
+                                report.uploaded += 1;
+                                uploaded.insert(recorded);
+                            }
+                            Err(StoreError::Corrupt(why)) => report.refused.push(why),
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Saved images whose bytes the database does not hold, after `after` (job id, index)
+    /// in key order: job, index, recorded path and sha256.
+    fn images_without_blob(
+        &self,
+        after: (i64, u32),
+        limit: u32,
+    ) -> Result<Vec<(JobId, u32, PathBuf, String)>, StoreError> {
+        self.conn().query_map(
+            "SELECT i.job_id, i.idx, i.path, i.sha256 FROM images i
+             WHERE i.path IS NOT NULL AND i.sha256 IS NOT NULL
+               AND (i.job_id > ?1 OR (i.job_id = ?1 AND i.idx > ?2))
+               AND NOT EXISTS (SELECT 1 FROM image_blobs b WHERE b.sha256 = i.sha256)
+             ORDER BY i.job_id, i.idx LIMIT ?3",
+            params![after.0, after.1, limit],
+            |row| {
+                Ok((
+                    JobId(row.get(0)?),
+                    row.get(1)?,
+                    PathBuf::from(row.get::<String>(2)?),
+                    row.get(3)?,
+                ))
+            },
+        )
     }
 
     /// The bytes stored under `sha256`, if any (never on an SQLite store).
@@ -306,6 +446,27 @@ mod tests {
         assert!(!is_sha256_hex("../../.ssh/authorized_keys"));
         assert!(!is_sha256_hex(&sha256_hex(b"x").to_uppercase()));
         assert!(!is_sha256_hex(&sha256_hex(b"x")[1..]));
+    }
+
+    #[test]
+    fn only_a_file_here_that_hashes_to_the_recorded_sha256_is_uploaded() {
+        let bytes = b"an image";
+        let recorded = sha256_hex(bytes);
+        assert_eq!(backfill_step(&recorded, Some(bytes)), BackfillStep::Upload);
+        assert_eq!(backfill_step(&recorded, None), BackfillStep::NotHere);
+        assert_eq!(
+            backfill_step(&recorded, Some(b"another image")),
+            BackfillStep::Mismatch {
+                actual: sha256_hex(b"another image")
+            }
+        );
+        assert_eq!(
+            backfill_step(&recorded, Some(b"")),
+            BackfillStep::Mismatch {
+                actual: sha256_hex(b"")
+            },
+            "an emptied file"
+        );
     }
 
     #[test]
