@@ -738,8 +738,20 @@ fn job_with_saved_image(
     store: &EngineStore,
     dir: &std::path::Path,
 ) -> (JobId, ImageRecord, Vec<u8>) {
+    job_with_image(
+        store,
+        dir,
+        b"\x89PNG not really, but bytes all the same".to_vec(),
+    )
+}
+
+/// A job with one image of `bytes` saved: its file under `dir`, its bytes in the store.
+fn job_with_image(
+    store: &EngineStore,
+    dir: &std::path::Path,
+    bytes: Vec<u8>,
+) -> (JobId, ImageRecord, Vec<u8>) {
     let id = store.enqueue(&spec("a lighthouse")).unwrap();
-    let bytes = b"\x89PNG not really, but bytes all the same".to_vec();
     let path = dir.join(format!("images/{id}/0.png"));
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(&path, &bytes).unwrap();
@@ -785,7 +797,8 @@ fn an_image_missing_here_is_read_from_the_store_into_the_cache(place: Place) {
     let store = Store::open(&path).unwrap().into_engine();
     let on_postgres = matches!(store.location(), Location::Postgres(_));
     let (id, image, bytes) = job_with_saved_image(&store, dir.path());
-    let cache = dir.path().join("other-host/cache");
+    let cache_dir = dir.path().join("other-host/cache");
+    let cache = blobs::ImageCache::at(cache_dir.clone(), u64::MAX);
     let recorded = image.path.clone().unwrap();
     // Here, the recorded file is the answer: nothing is fetched or cached.
     assert_eq!(store.image_on_disk(id, &image, &cache).unwrap(), recorded);
@@ -804,7 +817,7 @@ fn an_image_missing_here_is_read_from_the_store_into_the_cache(place: Place) {
         return;
     }
     let cached = found.unwrap();
-    assert!(cached.starts_with(&cache), "{}", cached.display());
+    assert!(cached.starts_with(&cache_dir), "{}", cached.display());
     assert_eq!(std::fs::read(&cached).unwrap(), bytes);
     let mode = std::fs::metadata(&cached).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
@@ -819,7 +832,8 @@ fn an_image_missing_here_is_read_from_the_store_into_the_cache(place: Place) {
             params![b"tampered".as_slice()],
         )
         .unwrap();
-    let elsewhere = dir.path().join("third-host/cache");
+    let elsewhere_dir = dir.path().join("third-host/cache");
+    let elsewhere = blobs::ImageCache::at(elsewhere_dir.clone(), u64::MAX);
     let message = store
         .image_on_disk(id, &image, &elsewhere)
         .unwrap_err()
@@ -828,7 +842,50 @@ fn an_image_missing_here_is_read_from_the_store_into_the_cache(place: Place) {
         message.contains(&format!("job {id}, image 0")) && message.contains("hash to"),
         "{message}"
     );
-    assert!(!elsewhere.join(cached.file_name().unwrap()).exists());
+    assert!(!elsewhere_dir.join(cached.file_name().unwrap()).exists());
+}
+
+/// The cache keeps to its limit: an image read from the store that does not fit evicts
+/// the image used longest ago, and an image served from the cache counts as used.
+#[test]
+fn the_image_cache_keeps_to_its_limit_by_evicting_the_image_used_longest_ago() {
+    let Some(Place { dir, path }) = postgres_place() else {
+        return;
+    };
+    let store = Store::open(&path).unwrap().into_engine();
+    let images: Vec<(JobId, ImageRecord)> = ["first", "second", "third"]
+        .into_iter()
+        .map(|name| {
+            let bytes = format!("{name:>6} image's bytes").into_bytes();
+            let (id, image, _) = job_with_image(&store, dir.path(), bytes);
+            // Saved by another host: not on this one's disk.
+            std::fs::remove_file(image.path.as_ref().unwrap()).unwrap();
+            (id, image)
+        })
+        .collect();
+    let size = images[0].1.bytes.unwrap();
+    let cache = blobs::ImageCache::at(dir.path().join("cache"), 2 * size);
+    let fetch =
+        |(id, image): &(JobId, ImageRecord)| store.image_on_disk(*id, image, &cache).unwrap();
+    let used_at = |file: &std::path::Path, secs: u64| {
+        std::fs::File::options()
+            .write(true)
+            .open(file)
+            .unwrap()
+            .set_modified(std::time::UNIX_EPOCH + Duration::from_secs(secs))
+            .unwrap();
+    };
+    let first = fetch(&images[0]);
+    used_at(&first, 1_000);
+    let second = fetch(&images[1]);
+    used_at(&second, 2_000);
+    assert!(first.exists() && second.exists(), "two fit");
+    // Shown again (from the cache): now the first is the one used last.
+    assert_eq!(fetch(&images[0]), first);
+    let third = fetch(&images[2]);
+    assert!(third.exists());
+    assert!(first.exists(), "used after the second");
+    assert!(!second.exists(), "used longest ago, evicted");
 }
 
 /// A store handle queueing as `who` (in place of this process's `user@host`).
