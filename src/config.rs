@@ -55,6 +55,9 @@ pub struct StoreConfig {
     /// it): on a PostgreSQL store, the jobs of an engine gone this long are adopted by
     /// the others.
     pub lease_ms: u64,
+    /// How many MB of images read from a PostgreSQL store this host keeps in
+    /// `<data dir>/cache`: past it, the files used longest ago are deleted.
+    pub cache_mb: u64,
 }
 
 impl Default for StoreConfig {
@@ -62,6 +65,7 @@ impl Default for StoreConfig {
         StoreConfig {
             url: None,
             lease_ms: crate::engine::DEFAULT_LEASE.as_millis() as u64,
+            cache_mb: 1024,
         }
     }
 }

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::create_failure::{AfterFailedCreate, Wait, after_failed_create, may_have_created};
+use super::create_failure::{
+    AfterFailedCreate, Wait, after_failed_create, is_throttled, may_have_created,
+};
 use super::ctx::{CreateGuard, Ctx, Report, Slot, Tracked};
 use super::follow;
 use super::recovery::{self, Resolution};
@@ -301,6 +303,9 @@ pub(super) async fn create_failed(
             let again = wait_until(wait);
             let speed = ctx.create_rates[&model].throttled();
             tracing::warn!(job = %id, %model, speed, "{error}; slowing down, the job waits its turn");
+            if is_throttled(error) {
+                ctx.throttle_team(model, speed).await;
+            }
             ctx.db(move |s| s.requeue(id, &recorded, Some(again), false))
                 .await?;
             JobState::Queued

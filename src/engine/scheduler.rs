@@ -77,6 +77,7 @@ pub(crate) async fn run(setup: Setup) {
     let ctx = Arc::new(ctx);
     let mut jobs: JoinSet<()> = JoinSet::new();
     let lease = tokio::spawn(team::keep_lease(ctx.clone()));
+    let backfill = tokio::spawn(team::backfill_image_blobs(ctx.clone()));
     tracing::info!(
         engine = ctx.store.membership().map(|m| m.id),
         "engine started"
@@ -120,6 +121,7 @@ pub(crate) async fn run(setup: Setup) {
     ctx.creates.settle(CREATE_SETTLE_LIMIT).await;
     jobs.shutdown().await;
     lease.abort();
+    backfill.abort();
     // What it leaves running, the next engine to look adopts at once.
     if let Err(e) = ctx.db(EngineStore::leave_team).await {
         tracing::warn!("cannot take this engine off the store's team: {e}");

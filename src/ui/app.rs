@@ -26,7 +26,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 use crate::dashscope::Model;
 use crate::engine::EngineHandle;
-use crate::store::{ImageFiles, StoreError, image_cache_dir};
+use crate::store::{ImageCache, ImageFiles, StoreError};
 
 use super::data::{DataJob, DataWorker, StoreChange};
 use super::draw::{draw, frame_layout};
@@ -71,6 +71,8 @@ pub struct UiOptions {
     pub stats: StatsSource,
     /// The data directory: painted masks go in its `masks/`.
     pub data_dir: PathBuf,
+    /// Where images another host saved are kept once read from the store.
+    pub image_cache: ImageCache,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -93,8 +95,7 @@ pub async fn run(options: UiOptions, engine: Option<&EngineHandle>) -> Result<()
     let data = DataWorker::start(&options.store_path, events.clone())?;
     // The image workers' own way to the images: a store shared by hosts holds those this
     // host's disk lacks.
-    let image_files =
-        ImageFiles::for_store(&options.store_path, image_cache_dir(&options.data_dir))?;
+    let image_files = ImageFiles::for_store(&options.store_path, options.image_cache.clone())?;
 
     let mut terminal = TerminalGuard::enter(options.mouse)?;
     // Ask the terminal about graphics before the input stream starts reading, or the
