@@ -98,9 +98,12 @@ async fn renewing_marker<T>(
         tokio::select! {
             out = &mut work => return out,
             () = tokio::time::sleep(MARKER_HOLD / 3) => {
-                // Lost only with the lease, which stops the engine.
-                if !ctx.db(move |s| s.begin_reconciling(model, MARKER_HOLD)).await? {
-                    tracing::warn!(%model, "another engine took over the look-up of unanswered creates");
+                // Lost only with the lease, which stops the engine; a renewal the store
+                // missed is made up by the next, two more before the marker lapses.
+                match ctx.db(move |s| s.begin_reconciling(model, MARKER_HOLD)).await {
+                    Ok(true) => {}
+                    Ok(false) => tracing::warn!(%model, "another engine took over the look-up of unanswered creates"),
+                    Err(e) => tracing::warn!(%model, "cannot renew the look-up of unanswered creates: {e}"),
                 }
             }
         }

@@ -22,18 +22,18 @@ use crate::dashscope::Model;
 
 /// A model's marker as the store holds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Marker {
+struct Marker {
     /// The engine reconciling.
-    pub engine_id: i64,
+    engine_id: i64,
     /// ms since the epoch, the database's clock: the marker lapses after it.
-    pub until_ms: i64,
+    until_ms: i64,
     /// The engine's lease holds.
-    pub holder_alive: bool,
+    holder_alive: bool,
 }
 
 /// Whether `marker` keeps engine `me` from taking the model's marker at `now` (ms): it
 /// is another engine's, alive, and not yet lapsed.
-pub(crate) fn marker_blocks(marker: Option<Marker>, me: i64, now: i64) -> bool {
+fn marker_blocks(marker: Option<Marker>, me: i64, now: i64) -> bool {
     marker.is_some_and(|m| m.engine_id != me && m.holder_alive && now <= m.until_ms)
 }
 
