@@ -70,9 +70,10 @@ async fn create(
     match send_gated(ctx, job, &spec).await? {
         Sent::HeldBack(why) => {
             // Stopping (shut down, or a bad key that this create would meet too), the
-            // disk refuses images (see `DiskHealth`), or the queue was paused while the
-            // job waited for the gate: it was never sent, so it goes back to the queue
-            // as it was, in its place.
+            // disk refuses images (see `DiskHealth`), or the queue was paused (or an
+            // engine began to look up unanswered creates of the model) while the job
+            // waited for the gate: it was never sent, so it goes back to the queue as it
+            // was, in its place, its attempt uncounted.
             slot.release();
             let note = JobError::new(ErrorKind::NotSent, why, None);
             ctx.db(move |s| s.requeue(id, &note, None, false)).await?;
@@ -140,8 +141,9 @@ async fn create(
 
 /// How the part of a create under the model's gate ended.
 enum Sent {
-    /// Not sent: the engine is stopping, the disk refuses images, or the queue or the
-    /// model is paused (the reason).
+    /// Not sent: the engine is stopping, the disk refuses images, the queue or the
+    /// model is paused, or an engine looks up unanswered creates of the model (the
+    /// reason).
     HeldBack(String),
     /// The service created the task, and its id is committed.
     Created {
@@ -208,7 +210,7 @@ async fn send_gated(ctx: &Ctx, job: &JobDetail, spec: &JobSpec) -> Result<Sent, 
     }
     let Some(sent_at) = ctx.db(move |s| s.mark_sending(id, model)).await? else {
         return Ok(Sent::HeldBack(
-            "held back: the queue was paused before this job was sent".to_string(),
+            "held back: the queue was paused, or an engine was looking up unanswered creates of this model, before this job was sent".to_string(),
         ));
     };
     match ctx.client.create(spec).await {

@@ -36,6 +36,7 @@ mod gate;
 mod limits;
 mod pairing;
 mod quotas;
+mod reconcile_alone;
 mod recovery;
 mod resume;
 mod scheduler;

@@ -11,6 +11,7 @@ mod lineage;
 mod money;
 mod postgres_schema;
 mod queue;
+mod reconciling;
 mod schema;
 mod stars;
 mod submitter;

@@ -234,4 +234,13 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         refilled_at BIGINT           NOT NULL
     );
     ",
+    // 12: exactly once while engines adopt next to live ones (see the SQLite migration).
+    "
+    CREATE TABLE reconciling (
+        model     TEXT   PRIMARY KEY,
+        engine_id BIGINT NOT NULL,
+        until_ms  BIGINT NOT NULL
+    );
+    ALTER TABLE jobs ADD COLUMN adopted_unanswered BIGINT NOT NULL DEFAULT 0;
+    ",
 ];

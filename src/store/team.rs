@@ -53,7 +53,7 @@ pub(crate) enum Claim {
 const ACTIVE: &str = "('submitting', 'submitted', 'running')";
 
 /// The database's clock, ms since the epoch.
-fn now_ms(dialect: Dialect) -> &'static str {
+pub(super) fn now_ms(dialect: Dialect) -> &'static str {
     match dialect {
         Dialect::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
         Dialect::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
@@ -115,14 +115,24 @@ impl EngineStore {
     /// adopted by the next engine that looks, without waiting for the lease to run out.
     pub(crate) fn leave_team(&self) -> Result<(), StoreError> {
         if let Some(me) = self.membership() {
-            self.conn()
-                .execute("DELETE FROM engines WHERE id = ?1", params![me.id])?;
+            let mut conn = self.conn();
+            conn.in_write_tx(|tx| {
+                tx.execute("DELETE FROM engines WHERE id = ?1", params![me.id])?;
+                // A look-up cut by the stop: its marker would hold nothing anyway.
+                tx.execute(
+                    "DELETE FROM reconciling WHERE engine_id = ?1",
+                    params![me.id],
+                )?;
+                Ok(())
+            })?;
         }
         Ok(())
     }
 
     /// Makes this engine the runner of every running job whose engine is gone (its lease
-    /// expired, it left, or the job predates the team); returns them. One statement, so
+    /// expired, it left, or the job predates the team); returns them. A job whose create
+    /// went unanswered is marked `adopted_unanswered` until it is claimed again: no
+    /// engine waits for its answer (see `creates_on_the_wire`). One statement, so
     /// that of two engines adopting at once each job goes to one (PostgreSQL rechecks the
     /// condition on a row another transaction just changed).
     pub(crate) fn adopt_orphans(&self) -> Result<Vec<JobId>, StoreError> {
@@ -143,7 +153,10 @@ impl EngineStore {
         conn.in_write_tx(|tx| {
             let adopted = tx.query_map(
                 &format!(
-                    "UPDATE jobs SET engine_id = ?1 WHERE state IN {ACTIVE} AND {orphaned}
+                    "UPDATE jobs SET engine_id = ?1, adopted_unanswered = CASE
+                       WHEN state = 'submitting' AND submitted_at IS NOT NULL AND task_id IS NULL
+                       THEN 1 ELSE adopted_unanswered END
+                     WHERE state IN {ACTIVE} AND {orphaned}
                      RETURNING id"
                 ),
                 params![me.id],

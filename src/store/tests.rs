@@ -1327,3 +1327,140 @@ fn a_transaction_that_keeps_conflicting_is_given_up_naming_the_sqlstate_and_the_
         "{said}"
     );
 }
+
+on_both_backends!(
+    a_reconciling_marker_holds_its_models_creates_and_is_one_live_engines_until_it_lapses,
+    creates_on_the_wire_are_those_live_engines_sent_not_those_adopted_unanswered,
+);
+
+fn a_reconciling_marker_holds_its_models_creates_and_is_one_live_engines_until_it_lapses(
+    place: Place,
+) {
+    let Place { dir: _dir, path } = place;
+    let long = Duration::from_secs(60);
+    let (turbo, plus) = (Model::Wanx21T2iTurbo, Model::Wanx21T2iPlus);
+    let reconciler = member(&path, long);
+    let held = reconciler.enqueue(&spec("held")).unwrap();
+    let free = reconciler
+        .enqueue(&JobSpec::new(plus, "another model"))
+        .unwrap();
+    reconciler.claim_for_submit(held).unwrap().unwrap();
+    reconciler.claim_for_submit(free).unwrap().unwrap();
+
+    assert!(reconciler.begin_reconciling(turbo, long).unwrap());
+    assert_eq!(reconciler.reconciling_models().unwrap(), vec![turbo]);
+    assert_eq!(
+        reconciler.mark_sending(held, turbo).unwrap(),
+        None,
+        "not even the reconciler's own creates go out"
+    );
+    let job = reconciler.job(held).unwrap().unwrap();
+    assert_eq!(job.summary.status.submitted_at(), None, "not stamped");
+    assert!(
+        reconciler.mark_sending(free, plus).unwrap().is_some(),
+        "another model is not held"
+    );
+    assert!(
+        reconciler.begin_reconciling(turbo, long).unwrap(),
+        "renewed by its holder"
+    );
+
+    if reconciler.membership().unwrap().shared {
+        let other = member(&path, long);
+        assert!(
+            !other.begin_reconciling(turbo, long).unwrap(),
+            "held by a live engine"
+        );
+        assert!(
+            other.begin_reconciling(plus, long).unwrap(),
+            "one per model"
+        );
+        other.end_reconciling(plus).unwrap();
+        // A marker that lapsed, its engine alive, is taken.
+        assert!(reconciler.begin_reconciling(turbo, Duration::ZERO).unwrap());
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(reconciler.reconciling_models().unwrap().is_empty());
+        assert!(
+            other.begin_reconciling(turbo, long).unwrap(),
+            "taken once lapsed"
+        );
+        // An engine's end does not end another's marker.
+        reconciler.end_reconciling(turbo).unwrap();
+        assert_eq!(reconciler.mark_sending(held, turbo).unwrap(), None);
+        // The marker of an engine whose lease ran out holds nothing, though it has not
+        // lapsed itself.
+        other
+            .conn()
+            .execute(
+                "UPDATE engines SET heartbeat_at = 0 WHERE id = ?1",
+                params![other.membership().unwrap().id],
+            )
+            .unwrap();
+        assert!(reconciler.reconciling_models().unwrap().is_empty());
+        assert!(reconciler.begin_reconciling(turbo, long).unwrap());
+        // One that leaves takes its markers along.
+        assert!(other.begin_reconciling(plus, long).unwrap());
+        other.leave_team().unwrap();
+        let left: i64 = reconciler
+            .conn()
+            .query_row(
+                "SELECT COUNT(*) FROM reconciling WHERE model = ?1",
+                params![plus.id()],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(left, 0);
+    }
+    reconciler.end_reconciling(turbo).unwrap();
+    assert!(reconciler.reconciling_models().unwrap().is_empty());
+    assert!(reconciler.mark_sending(held, turbo).unwrap().is_some());
+}
+
+fn creates_on_the_wire_are_those_live_engines_sent_not_those_adopted_unanswered(place: Place) {
+    let Place { dir: _dir, path } = place;
+    let long = Duration::from_secs(60);
+    let model = Model::Wanx21T2iTurbo;
+    let gone = member(&path, long);
+    let lost = gone.enqueue(&spec("lost")).unwrap();
+    gone.claim_for_submit(lost).unwrap().unwrap();
+    gone.mark_sending(lost, model).unwrap().unwrap();
+    assert_eq!(gone.creates_on_the_wire(model).unwrap(), 1);
+    assert_eq!(
+        gone.creates_on_the_wire(Model::Wanx21T2iPlus).unwrap(),
+        0,
+        "per model"
+    );
+    gone.leave_team().unwrap();
+    assert_eq!(
+        gone.creates_on_the_wire(model).unwrap(),
+        0,
+        "no answer comes to an engine that is gone"
+    );
+
+    let adopter = member(&path, long);
+    assert_eq!(adopter.adopt_orphans().unwrap(), vec![lost]);
+    assert_eq!(adopter.adopted_unanswered().unwrap(), vec![lost]);
+    assert_eq!(
+        adopter.creates_on_the_wire(model).unwrap(),
+        0,
+        "an adopted create is looked up, not waited for"
+    );
+    let sent = adopter.enqueue(&spec("sent")).unwrap();
+    adopter.claim_for_submit(sent).unwrap().unwrap();
+    adopter.mark_sending(sent, model).unwrap().unwrap();
+    assert_eq!(adopter.creates_on_the_wire(model).unwrap(), 1);
+    assert_eq!(adopter.adopted_unanswered().unwrap(), vec![lost]);
+    adopter
+        .mark_created(sent, "task-sent", TaskStatus::Pending, "created")
+        .unwrap();
+    assert_eq!(adopter.creates_on_the_wire(model).unwrap(), 0, "answered");
+
+    // Looked up and found never created: queued, then claimed afresh.
+    let not_created = JobError::new(ErrorKind::Interrupted, "not created", None);
+    adopter.requeue(lost, &not_created, None, false).unwrap();
+    assert!(adopter.adopted_unanswered().unwrap().is_empty());
+    adopter.claim_for_submit(lost).unwrap().unwrap();
+    adopter.mark_sending(lost, model).unwrap().unwrap();
+    assert!(adopter.adopted_unanswered().unwrap().is_empty());
+    assert_eq!(adopter.creates_on_the_wire(model).unwrap(), 1, "sent again");
+}

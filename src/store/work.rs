@@ -5,6 +5,7 @@
 use std::ops::Deref;
 
 use super::db::{Db, Dialect, ToValue, Value, params};
+use super::reconciling::{marker_lock, no_marker_holds};
 use super::team::Membership;
 use super::{
     ErrorKind, ImageRecord, JobDetail, JobError, JobId, JobState, JobSummary, SUMMARY_COLUMNS,
@@ -149,10 +150,12 @@ impl EngineStore {
 
     /// Stamps `submitted_at` on a submitting job right before its create goes on the wire
     /// (the time window recovery searches, and the sign that a create may have happened);
-    /// returns the stamp. `None`, stamping nothing, while the queue or `model` is paused:
-    /// checked in the same statement, so no create goes out once a pause has committed.
-    /// Also `None` once another engine adopted the job (this one was held up past its
-    /// lease): the adopter decides about its create.
+    /// returns the stamp. `None`, stamping nothing, while the queue or `model` is paused,
+    /// or while an engine looks up unanswered creates of `model` in the service's task
+    /// list (the `reconciling` marker): checked in the same statement, so no create goes
+    /// out once a pause or a marker has committed. Also `None` once another engine
+    /// adopted the job (this one was held up past its lease): the adopter decides about
+    /// its create.
     pub(crate) fn mark_sending(
         &self,
         id: JobId,
@@ -162,13 +165,26 @@ impl EngineStore {
         let (mine, me) = self.run_by_me(4);
         let mut args = params![at, id.0, model.id()].to_vec();
         args.extend(me);
-        let stamped = self.conn().execute(
-            &format!(
-                "UPDATE jobs SET submitted_at = ?1 WHERE id = ?2
-                   AND NOT EXISTS (SELECT 1 FROM paused WHERE scope IN ('all', ?3)) {mine}"
-            ),
-            &args,
-        )?;
+        let mut conn = self.conn();
+        let dialect = conn.dialect();
+        let no_marker = no_marker_holds(dialect, 3);
+        let stamped = conn.in_write_tx(|tx| {
+            if dialect == Dialect::Postgres {
+                // Shared: stamps go on side by side, and a marker waits for those under way.
+                tx.execute(
+                    "SELECT pg_advisory_xact_lock_shared(hashtext(?1))",
+                    params![marker_lock(model)],
+                )?;
+            }
+            tx.execute(
+                &format!(
+                    "UPDATE jobs SET submitted_at = ?1 WHERE id = ?2
+                       AND NOT EXISTS (SELECT 1 FROM paused WHERE scope IN ('all', ?3))
+                       AND {no_marker} {mine}"
+                ),
+                &args,
+            )
+        })?;
         Ok((stamped == 1).then_some(at))
     }
 
@@ -541,6 +557,7 @@ pub(super) fn claim_in(
             ("submitted_at", Value::Null),
             ("next_attempt_at", Value::Null),
             ("engine_id", engine.to_value()),
+            ("adopted_unanswered", 0.into()),
         ],
         Some(&format!("attempt {}", attempts + 1)),
     )?;
