@@ -368,7 +368,11 @@ fn submit(store: &Store, spec: JobSpec, parent: Option<JobId>) -> Result<JobId, 
 
 /// Loads what one screen needs: counts, the visible window and the selected job.
 pub fn snapshot(store: &Store, request: &ListRequest) -> Result<DataSnapshot, StoreError> {
-    let counts = store.counts_by_state()?;
+    let everyones = store.counts_by_state()?;
+    let tabs = match request.mine {
+        true => store.counts_by_state_submitted_by(store.submitter())?,
+        false => everyones,
+    };
     let filter = JobFilter {
         state: tab_filter(request.tab),
         search: Some(request.search.trim().to_string()).filter(|s| !s.is_empty()),
@@ -389,11 +393,11 @@ pub fn snapshot(store: &Store, request: &ListRequest) -> Result<DataSnapshot, St
     };
     Ok(DataSnapshot {
         request: request.clone(),
-        counts: tab_counts(&counts),
+        counts: tab_counts(&tabs),
         images_today: store.images_today()?,
         spend_today_cny: store.spend_today()?,
         pauses: store.pauses()?,
-        remaining: counts.active(),
+        queue: tab_counts(&everyones),
         total,
         rows: summaries.iter().map(row_view).collect(),
         detail,
@@ -510,5 +514,78 @@ fn detail_view(detail: JobDetail, starred: &[u32]) -> JobDetailView {
             })
             .collect(),
         spec: detail.spec,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dashscope::Model;
+    use crate::ui::draw::{draw, frame_layout};
+    use crate::ui::keys::KeyMap;
+    use crate::ui::state::{AppState, Header};
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+    use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+    use ratatui::layout::Rect;
+
+    /// The tab line of the dashboard drawn from `state`.
+    fn tab_line(state: &AppState) -> String {
+        let area = state.layout.area;
+        let mut terminal = Terminal::new(TestBackend::new(area.width, area.height)).unwrap();
+        terminal
+            .draw(|frame| {
+                draw(state, &KeyMap::default(), frame);
+            })
+            .unwrap();
+        let screen = terminal.backend().to_string();
+        screen
+            .lines()
+            .find(|line| line.contains(" all "))
+            .unwrap_or_default()
+            .trim_matches(|c: char| c == '"' || c.is_whitespace())
+            .to_string()
+    }
+
+    /// Under "mine" the tabs count one's own jobs, as the list does, while the batch
+    /// progress stays the whole queue's.
+    #[test]
+    fn under_mine_the_tabs_count_ones_own_jobs_and_the_queue_stays_everyones() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wandash.db");
+        let alice = Store::open_as(&path, "alice@box1");
+        let bob = Store::open_as(&path, "bob@box2");
+        let spec = |prompt: &str| JobSpec::new(Model::Wanx21T2iTurbo, prompt);
+        let hers = alice
+            .enqueue_batch(&[spec("a red fox"), spec("a blue fox")], None)
+            .unwrap();
+        alice.request_cancel(hers[0]).unwrap();
+        bob.enqueue_batch(&[spec("an owl"), spec("a crow"), spec("a wren")], None)
+            .unwrap();
+
+        let mut state = AppState::new(
+            frame_layout(Rect::new(0, 0, 120, 30)),
+            OffsetDateTime::UNIX_EPOCH,
+            Header::default(),
+        );
+        let everyones = snapshot(&alice, &state.list_request()).unwrap();
+        state.apply_data(everyones.clone());
+        assert_eq!(
+            tab_line(&state),
+            "1 all 5 2 queued 4 3 active 4 4 succeeded 0 5 failed 0 6 cancelled 1"
+        );
+
+        let o = Event::Key(KeyEvent::new(KeyCode::Char('o'), KeyModifiers::NONE));
+        state.handle(&KeyMap::default(), &o);
+        assert!(state.mine);
+        let mine = snapshot(&alice, &state.list_request()).unwrap();
+        assert_eq!(mine.total, 2);
+        assert_eq!(mine.queue, everyones.queue);
+        assert_eq!(mine.remaining(), 4);
+        state.apply_data(mine);
+        assert_eq!(
+            tab_line(&state),
+            "1 all 2 2 queued 1 3 active 1 4 succeeded 0 5 failed 0 6 cancelled 1"
+        );
     }
 }
