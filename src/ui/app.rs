@@ -90,11 +90,11 @@ pub enum UiError {
 pub async fn run(options: UiOptions, engine: Option<&EngineHandle>) -> Result<(), UiError> {
     let (events, mut inbox) = unbounded_channel();
     // Open the store before touching the terminal, so a bad path is a plain error.
-    let data = DataWorker::start(&options.store_path, events.clone())?;
-    // The image workers' own way to the images: a store shared by hosts holds those this
+    // The workers' own way to the images: a store shared by hosts holds those this
     // host's disk lacks.
     let image_files =
         ImageFiles::for_store(&options.store_path, image_cache_dir(&options.data_dir))?;
+    let data = DataWorker::start(&options.store_path, image_files.clone(), events.clone())?;
 
     let mut terminal = TerminalGuard::enter(options.mouse)?;
     // Ask the terminal about graphics before the input stream starts reading, or the
