@@ -320,10 +320,9 @@ impl Store {
     /// everyone's, so this groups the submitter's rows, found through `jobs_by_submitter`:
     /// a walk over one person's jobs, not the store's.
     pub fn counts_by_state_submitted_by(&self, submitter: &str) -> Result<StateCounts, StoreError> {
-        let rows = self.conn().query(
-            "SELECT state, COUNT(*) FROM jobs WHERE submitted_by = ?1 GROUP BY state",
-            params![submitter],
-        )?;
+        let rows = self
+            .conn()
+            .query(SUBMITTER_COUNTS_SQL, params![submitter])?;
         counts_from_rows(&rows)
     }
 
@@ -486,6 +485,10 @@ fn local_midnight() -> Timestamp {
     let now = time::OffsetDateTime::now_utc().to_offset(offset);
     now.replace_time(time::Time::MIDNIGHT).into()
 }
+
+/// One submitter's jobs per state.
+const SUBMITTER_COUNTS_SQL: &str =
+    "SELECT state, COUNT(*) FROM jobs WHERE submitted_by = ?1 GROUP BY state";
 
 /// Rows of (state, count) as counts per state.
 fn counts_from_rows(rows: &[Row]) -> Result<StateCounts, StoreError> {

@@ -96,6 +96,25 @@ fn the_money_sums_read_the_money_index_alone() {
     );
 }
 
+#[test]
+fn the_counts_of_one_submitter_walk_the_submitter_index() {
+    let Place { dir: _dir, path } = sqlite_place();
+    Store::open(&path).unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let plan: Vec<String> = conn
+        .prepare(&format!("EXPLAIN QUERY PLAN {SUBMITTER_COUNTS_SQL}"))
+        .unwrap()
+        .query_map(["alice@box1"], |row| row.get::<_, String>(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        plan.iter()
+            .any(|step| step.contains("USING INDEX jobs_by_submitter")),
+        "{plan:?}"
+    );
+}
+
 fn list_pages_a_window_by_state_and_search_newest_first(place: Place) {
     let Place { dir: _dir, path } = place;
     let store = Store::open(&path).unwrap().into_engine();
