@@ -721,6 +721,39 @@ mod tests {
     }
 
     #[test]
+    fn the_examples_store_urls_name_a_file_and_a_server() {
+        use crate::store::Location;
+        let example = include_str!("../config.example.toml");
+        let kinds: Vec<&str> = example
+            .lines()
+            .filter_map(|line| line.strip_prefix("# url = "))
+            .map(|value| {
+                let config = Config::parse(&format!("[store]\nurl = {value}\n")).unwrap();
+                config.check().unwrap();
+                match Location::of(Path::new(config.store.url.as_deref().unwrap())) {
+                    Location::File(_) => "file",
+                    Location::Postgres(_) => "server",
+                }
+            })
+            .collect();
+        assert_eq!(kinds, ["file", "server"]);
+    }
+
+    #[test]
+    fn the_lease_is_read_and_checked() {
+        let config = Config::parse("[store]\nlease_ms = 5000\n").unwrap();
+        assert_eq!(
+            config.engine_config(Path::new("/data")).lease,
+            Duration::from_secs(5)
+        );
+        let err = Config::parse("[store]\nlease_ms = 10\n")
+            .unwrap()
+            .check()
+            .unwrap_err();
+        assert!(err.contains("store.lease_ms"), "{err}");
+    }
+
+    #[test]
     fn ranges_are_checked() {
         let config =
             Config::parse("[poll]\nmin_interval_ms = 9000\nmax_interval_ms = 10\n").unwrap();

@@ -87,6 +87,11 @@ impl Jobs {
         })
     }
 
+    /// Who this server queues jobs as, `user@host`: what `list_jobs`' `mine` selects.
+    pub fn submitter(&self) -> &str {
+        self.store.submitter()
+    }
+
     /// Makes sure someone runs the engine: starts it here unless another process holds the
     /// lock. Tried again on every request, so a worker that exits does not strand our jobs.
     /// An engine that cannot start (no key for a base URL...) is an error a person can fix.

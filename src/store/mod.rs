@@ -161,6 +161,14 @@ impl Store {
         &self.submitter
     }
 
+    /// The store as another team member's process opens it: what tests of "mine" need.
+    #[cfg(test)]
+    pub(crate) fn open_as(path: &Path, submitter: &str) -> Store {
+        let mut store = Store::open(path).unwrap();
+        store.submitter = submitter.to_string();
+        store
+    }
+
     /// Where this store lives: a file, or a PostgreSQL server shared with other hosts.
     pub fn location(&self) -> Location {
         Location::of(&self.path)
@@ -317,13 +325,17 @@ impl Store {
         let rows = self
             .conn()
             .query("SELECT state, n FROM state_counts", params![])?;
-        let mut counts = StateCounts::default();
-        for row in &rows {
-            let state: String = row.get(0)?;
-            let n: i64 = row.get(1)?;
-            *counts.slot(parse_state(&state)?) = n.max(0) as u64;
-        }
-        Ok(counts)
+        counts_from_rows(&rows)
+    }
+
+    /// The counts of one submitter's jobs (the dashboard's "mine"). `state_counts` holds
+    /// everyone's, so this groups the submitter's rows, found through `jobs_by_submitter`:
+    /// a walk over one person's jobs, not the store's.
+    pub fn counts_by_state_submitted_by(&self, submitter: &str) -> Result<StateCounts, StoreError> {
+        let rows = self
+            .conn()
+            .query(SUBMITTER_COUNTS_SQL, params![submitter])?;
+        counts_from_rows(&rows)
     }
 
     /// One job with its images and events; `None` if there is no such job.
@@ -485,6 +497,21 @@ fn local_midnight() -> Timestamp {
     let offset = time::UtcOffset::current_local_offset().unwrap_or(time::UtcOffset::UTC);
     let now = time::OffsetDateTime::now_utc().to_offset(offset);
     now.replace_time(time::Time::MIDNIGHT).into()
+}
+
+/// One submitter's jobs per state.
+const SUBMITTER_COUNTS_SQL: &str =
+    "SELECT state, COUNT(*) FROM jobs WHERE submitted_by = ?1 GROUP BY state";
+
+/// Rows of (state, count) as counts per state.
+fn counts_from_rows(rows: &[Row]) -> Result<StateCounts, StoreError> {
+    let mut counts = StateCounts::default();
+    for row in rows {
+        let state: String = row.get(0)?;
+        let n: i64 = row.get(1)?;
+        *counts.slot(parse_state(&state)?) = n.max(0) as u64;
+    }
+    Ok(counts)
 }
 
 /// `WHERE ...` and its arguments for a filter.

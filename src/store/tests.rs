@@ -69,6 +69,7 @@ on_both_backends!(
     image_bytes_are_kept_once_by_their_sha256_on_postgresql_only,
     an_image_missing_here_is_read_from_the_store_into_the_cache,
     each_job_records_who_queued_it_and_mine_selects_and_counts_them,
+    the_counts_by_state_of_one_submitter_leave_the_others_jobs_out,
 );
 
 #[test]
@@ -91,6 +92,25 @@ fn the_money_sums_read_the_money_index_alone() {
     assert!(
         plan.iter()
             .any(|step| step.contains("COVERING INDEX jobs_money")),
+        "{plan:?}"
+    );
+}
+
+#[test]
+fn the_counts_of_one_submitter_walk_the_submitter_index() {
+    let Place { dir: _dir, path } = sqlite_place();
+    Store::open(&path).unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let plan: Vec<String> = conn
+        .prepare(&format!("EXPLAIN QUERY PLAN {SUBMITTER_COUNTS_SQL}"))
+        .unwrap()
+        .query_map(["alice@box1"], |row| row.get::<_, String>(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        plan.iter()
+            .any(|step| step.contains("USING INDEX jobs_by_submitter")),
         "{plan:?}"
     );
 }
@@ -889,16 +909,10 @@ fn the_image_cache_keeps_to_its_limit_by_evicting_the_image_used_longest_ago() {
 }
 
 /// A store handle queueing as `who` (in place of this process's `user@host`).
-fn open_as(path: &std::path::Path, who: &str) -> Store {
-    let mut store = Store::open(path).unwrap();
-    store.submitter = who.to_string();
-    store
-}
-
 fn each_job_records_who_queued_it_and_mine_selects_and_counts_them(place: Place) {
     let Place { dir: _dir, path } = place;
-    let alice = open_as(&path, "alice@box1");
-    let bob = open_as(&path, "bob@box2");
+    let alice = Store::open_as(&path, "alice@box1");
+    let bob = Store::open_as(&path, "bob@box2");
     let theirs = alice
         .enqueue_batch(&[spec("a red fox"), spec("a blue fox")], None)
         .unwrap();
@@ -943,6 +957,35 @@ fn each_job_records_who_queued_it_and_mine_selects_and_counts_them(place: Place)
     let (user, host) = own.submitter().split_once('@').unwrap();
     assert!(!user.is_empty() && !host.is_empty());
     assert!(!own.submitter().chars().any(char::is_control));
+}
+
+fn the_counts_by_state_of_one_submitter_leave_the_others_jobs_out(place: Place) {
+    let Place { dir: _dir, path } = place;
+    let alice = Store::open_as(&path, "alice@box1");
+    let bob = Store::open_as(&path, "bob@box2");
+    let theirs = alice
+        .enqueue_batch(&[spec("a red fox"), spec("a blue fox")], None)
+        .unwrap();
+    bob.enqueue_batch(&[spec("a red owl"), spec("a grey owl")], None)
+        .unwrap();
+    let his = bob.enqueue(&spec("a white owl")).unwrap();
+    assert_eq!(
+        alice.request_cancel(theirs[0]).unwrap(),
+        CancelOutcome::Cancelled
+    );
+    assert_eq!(bob.request_cancel(his).unwrap(), CancelOutcome::Cancelled);
+
+    let hers = alice.counts_by_state_submitted_by("alice@box1").unwrap();
+    assert_eq!((hers.queued, hers.cancelled, hers.total()), (1, 1, 2));
+    let his = alice.counts_by_state_submitted_by("bob@box2").unwrap();
+    assert_eq!((his.queued, his.cancelled, his.total()), (2, 1, 3));
+    assert_eq!(
+        alice.counts_by_state_submitted_by("carol@box3").unwrap(),
+        StateCounts::default()
+    );
+    // Everyone's counts are still the sum.
+    let everyone = bob.counts_by_state().unwrap();
+    assert_eq!((everyone.queued, everyone.cancelled), (3, 2));
 }
 
 #[test]
