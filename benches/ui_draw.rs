@@ -22,7 +22,7 @@ use ratatui::layout::Rect;
 use time::OffsetDateTime;
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use wandash::dashscope::{JobSpec, Model};
-use wandash::store::{JobFilter, Store};
+use wandash::store::{ImageFiles, JobFilter, Store};
 use wandash::ui::data::{DataJob, DataWorker, snapshot};
 use wandash::ui::draw::{draw, frame_layout};
 use wandash::ui::event::AppEvent;
@@ -152,7 +152,8 @@ fn bench_size(db: &Path, n: usize, frames: usize) {
     // are already loaded), then the data worker's answer for the new selection (its
     // detail) and a second frame. The direction flips at either end of the list.
     let (events, mut inbox) = unbounded_channel();
-    let worker = DataWorker::start(db, events).expect("the data worker starts");
+    let worker =
+        DataWorker::start(db, ImageFiles::default(), events).expect("the data worker starts");
     let mut first_frames = Vec::with_capacity(frames);
     let mut loaded_frames = Vec::with_capacity(frames);
     let mut down = true;

@@ -55,6 +55,9 @@ pub struct StoreConfig {
     /// it): on a PostgreSQL store, the jobs of an engine gone this long are adopted by
     /// the others.
     pub lease_ms: u64,
+    /// How many MB of images read from a PostgreSQL store this host keeps in
+    /// `<data dir>/cache`: past it, the files used longest ago are deleted.
+    pub cache_mb: u64,
 }
 
 impl Default for StoreConfig {
@@ -62,6 +65,7 @@ impl Default for StoreConfig {
         StoreConfig {
             url: None,
             lease_ms: crate::engine::DEFAULT_LEASE.as_millis() as u64,
+            cache_mb: 1024,
         }
     }
 }
@@ -559,6 +563,7 @@ impl Config {
             quotas_timeout: Duration::from_millis(self.account.quotas_timeout_ms),
             sync_call_timeout: Duration::from_millis(self.sync.call_timeout_ms),
             lease: Duration::from_millis(self.store.lease_ms),
+            image_cache_mb: self.store.cache_mb,
             ..EngineConfig::default()
         }
     }
@@ -714,6 +719,39 @@ mod tests {
             config.engine_config(Path::new("/data")).quotas_path,
             "/models/limits"
         );
+    }
+
+    #[test]
+    fn the_examples_store_urls_name_a_file_and_a_server() {
+        use crate::store::Location;
+        let example = include_str!("../config.example.toml");
+        let kinds: Vec<&str> = example
+            .lines()
+            .filter_map(|line| line.strip_prefix("# url = "))
+            .map(|value| {
+                let config = Config::parse(&format!("[store]\nurl = {value}\n")).unwrap();
+                config.check().unwrap();
+                match Location::of(Path::new(config.store.url.as_deref().unwrap())) {
+                    Location::File(_) => "file",
+                    Location::Postgres(_) => "server",
+                }
+            })
+            .collect();
+        assert_eq!(kinds, ["file", "server"]);
+    }
+
+    #[test]
+    fn the_lease_is_read_and_checked() {
+        let config = Config::parse("[store]\nlease_ms = 5000\n").unwrap();
+        assert_eq!(
+            config.engine_config(Path::new("/data")).lease,
+            Duration::from_secs(5)
+        );
+        let err = Config::parse("[store]\nlease_ms = 10\n")
+            .unwrap()
+            .check()
+            .unwrap_err();
+        assert!(err.contains("store.lease_ms"), "{err}");
     }
 
     #[test]

@@ -1362,3 +1362,112 @@ fn two_workers_on_one_postgresql_store_share_the_queue_and_the_quota_and_survive
     assert_eq!(done.len(), 2, "both engines ran jobs: {done:?}");
     assert!(done.iter().all(|(engine, _)| engine.is_some()), "{done:?}");
 }
+
+/// Exactly once while adopting next to a live engine: every create is answered late (the
+/// task exists at once), so the engine killed (-9) leaves a create unanswered, and the
+/// survivor, when it adopts it, mostly has a create of its own on the wire. It holds the
+/// model's creates, waits for their answers, then looks the lost one up: the killed
+/// engine's job gets its own task, no job needs attention or waits forever, and none is
+/// created twice. (The task list is answered late too, so a look that did not wait would
+/// still mostly see the survivor's own task recorded: the pure decisions and the store's
+/// tests pin the marker down; this proves the whole adoption ends right.)
+#[test]
+fn a_create_left_unanswered_by_a_killed_worker_is_matched_while_the_other_keeps_creating() {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    const MODEL: &str = "wanx2.0-t2i-turbo";
+    const JOBS: usize = 12;
+    let Some(server) = test_postgres::server() else {
+        return;
+    };
+    let url = server.fresh_database();
+    let db = PathBuf::from(&url);
+    let scratch = Scratch::new();
+    let config = scratch.write(
+        "config.toml",
+        format!(
+            "[limits.\"{MODEL}\"]\nsubmit_per_second = 4.0\nin_flight = 4\n\n[store]\nlease_ms = 3000\n\n[poll]\nmin_interval_ms = 50\nmax_interval_ms = 250\n\n[retry]\nbackoff_base_ms = 50\nbackoff_cap_ms = 500\n"
+        ),
+    );
+    let sim = Sim::start(&[
+        "--latency",
+        "2s..3s",
+        "--in-flight",
+        &format!("{MODEL}=4"),
+        "--slow",
+        "1",
+        "--slow-delay",
+        "700ms",
+    ]);
+    let wandash = |args: &[&str]| {
+        let mut cmd = scratch.cmd_against_on(&db, &sim, "test-key", &config);
+        cmd.args(args);
+        cmd
+    };
+    let text: String = (0..JOBS)
+        .map(|i| format!("{{\"model\":\"{MODEL}\",\"prompt\":\"an adopted job {i}\"}}\n"))
+        .collect();
+    let batch = scratch.write("adopt.jsonl", text);
+    Run::from(
+        wandash(&["batch", batch.to_str().unwrap()])
+            .output()
+            .unwrap(),
+    )
+    .expect(0);
+
+    let mut sql = postgres::Client::connect(&url, postgres::NoTls).expect("connect to the store");
+    let spawn = |args: &[&str]| {
+        wandash(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut killed = spawn(&["worker"]);
+    let survivor = spawn(&["worker", "--until-idle"]);
+    let sending_on_killed = |sql: &mut postgres::Client| -> i64 {
+        sql.query_one(
+            "SELECT COUNT(*) FROM jobs JOIN engines e ON e.id = jobs.engine_id
+             WHERE e.pid = $1 AND jobs.state = 'submitting'
+               AND jobs.submitted_at IS NOT NULL AND jobs.task_id IS NULL",
+            &[&i64::from(killed.id())],
+        )
+        .unwrap()
+        .get(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sending_on_killed(&mut sql) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the engine to kill never had a create on the wire"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    killed.kill().unwrap(); // SIGKILL: its create's answer is never read
+    killed.wait().unwrap();
+
+    let finished = Run::from(survivor.wait_with_output().unwrap()).expect(0);
+    let states: Vec<(String, i64)> = sql
+        .query(
+            "SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    assert_eq!(
+        states,
+        [("succeeded".to_string(), JOBS as i64)],
+        "{}",
+        finished.stderr
+    );
+    let stats = sim.stats();
+    assert_eq!(stats["creates"], JOBS as u64, "one create per job: {stats}");
+    let tasks: i64 = sql
+        .query_one("SELECT COUNT(DISTINCT task_id) FROM jobs", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(tasks, JOBS as i64, "each job its own task");
+}

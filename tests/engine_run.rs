@@ -13,7 +13,9 @@ use wandash::dashscope::{
 };
 use wandash::engine::{Budget, Engine, EngineConfig, EngineError, EngineEvent};
 use wandash::simulator::{Faults, RunningSim, SimConfig};
-use wandash::store::{ErrorKind, JobDetail, JobId, JobState, PauseScope, QueueStep, Store};
+use wandash::store::{
+    ErrorKind, JobDetail, JobId, JobState, PauseScope, QueueStep, Store, sha256_hex,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_40_job_batch_runs_at_the_quota_with_every_image_saved() {
@@ -881,4 +883,77 @@ async fn a_seed_chosen_at_intake_reaches_the_service_and_image_i_has_seed_plus_i
     };
     assert_eq!(sha(first, 1), sha(second, 0));
     assert_ne!(sha(first, 0), sha(second, 0));
+}
+
+#[path = "support/postgres.rs"]
+mod test_postgres;
+
+/// Issue #14: images saved before the store kept their bytes (schema 8) have none in it,
+/// so other hosts cannot show them. An engine starting on a PostgreSQL store uploads the
+/// bytes of those whose file is on its host, and never those of a file that does not
+/// hash to the recorded sha256.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_on_postgresql_uploads_the_bytes_of_earlier_images_whose_files_are_here() {
+    let Some(server) = test_postgres::server() else {
+        return;
+    };
+    let s = setup(sim_config(Faults::default(), HashMap::new())).await;
+    let url = server.fresh_database();
+    let db = std::path::PathBuf::from(&url);
+    let store = Store::open(&db).unwrap();
+    let id = store
+        .enqueue(&spec(
+            Model::Wanx21T2iTurbo,
+            "saved before the store kept bytes",
+        ))
+        .unwrap();
+    store.request_cancel(id).unwrap();
+    let old = s.data.join("old images");
+    std::fs::create_dir_all(&old).unwrap();
+    let here: &[u8] = b"an image saved on this host";
+    std::fs::write(old.join("0.png"), here).unwrap();
+    std::fs::write(old.join("1.png"), b"edited since it was saved").unwrap();
+    let images = [
+        (0i64, "0.png", sha256_hex(here)),
+        (1, "1.png", sha256_hex(b"what was saved")),
+        (2, "2.png", sha256_hex(b"saved on another host")),
+    ];
+    let rows: Vec<(i64, String, String)> = images
+        .iter()
+        .map(|(index, name, sha)| (*index, old.join(name).display().to_string(), sha.clone()))
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        let mut sql = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        for (index, path, sha) in rows {
+            sql.execute(
+                "INSERT INTO images (job_id, idx, path, sha256) VALUES ($1, $2, $3, $4)",
+                &[&id.0, &index, &path, &sha],
+            )
+            .unwrap();
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(store.image_bytes(&images[0].2).unwrap(), None);
+
+    let engine = Engine::start(&db, client(&s.sim), engine_config(&s.data)).unwrap();
+    let give_up = Instant::now() + Duration::from_secs(20);
+    while store.image_bytes(&images[0].2).unwrap().is_none() {
+        assert!(
+            Instant::now() < give_up,
+            "the image's bytes were not uploaded"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    engine.shutdown().await;
+    assert_eq!(
+        store.image_bytes(&images[0].2).unwrap().as_deref(),
+        Some(here)
+    );
+    assert_eq!(
+        store.image_bytes(&images[1].2).unwrap(),
+        None,
+        "a file that is not the recorded image"
+    );
+    assert_eq!(store.image_bytes(&images[2].2).unwrap(), None);
 }

@@ -17,7 +17,7 @@ use ratatui::layout::Rect;
 use serde_json::json;
 use time::OffsetDateTime;
 use wandash::dashscope::{EditFunction, Model};
-use wandash::store::{JobFilter, Store};
+use wandash::store::{ImageFiles, JobFilter, Store};
 use wandash::ui::data::{DataJob, DataWorker, StoreChange};
 use wandash::ui::draw::frame_layout;
 use wandash::ui::editor::{EditorFocus, Field};
@@ -122,7 +122,7 @@ async fn through_the_editor(db: &Path, missing: &str) -> BTreeSet<Problem> {
     assert!(unparsed.is_empty(), "{unparsed:?}");
 
     let (events, mut answers) = tokio::sync::mpsc::unbounded_channel();
-    let worker = DataWorker::start(db, events).unwrap();
+    let worker = DataWorker::start(db, ImageFiles::default(), events).unwrap();
     worker.send(DataJob::Change(StoreChange::Submit(Box::new(spec), None)));
     let result = loop {
         let answer = tokio::time::timeout(Duration::from_secs(10), answers.recv())

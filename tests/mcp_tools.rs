@@ -541,6 +541,55 @@ async fn submit_batch_returns_at_once_and_list_and_get_follow_the_jobs() {
     client.cancel().await.ok();
 }
 
+/// A team shares the store: `mine` keeps the jobs queued as the server's `user@host`,
+/// whichever program queued them; without it everyone's are listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_jobs_mine_keeps_the_jobs_queued_as_this_user_on_this_host() {
+    let setup = Setup::new().await;
+    let submit = ["submit", "--model", "wanx2.0-t2i-turbo", "--prompt"];
+    setup.run_as("alice", &[&submit[..], &["a red fox"]].concat());
+    setup.run_as("bob", &[&submit[..], &["a grey owl"]].concat());
+    let client = setup.client_as("alice").await;
+    let tools = client.list_all_tools().await.expect("tools/list");
+    let list_jobs = tools.iter().find(|t| t.name == "list_jobs").unwrap();
+    assert!(properties(list_jobs).contains("mine"));
+
+    let listed = |answer: &rmcp::model::CallToolResult| -> Vec<(String, String)> {
+        assert!(!is_error(answer), "{}", text(answer));
+        structured(answer)["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|job| {
+                let who = job["submitted_by"].as_str().unwrap();
+                let user = who.split_once('@').unwrap().0.to_string();
+                (user, job["prompt"].as_str().unwrap().to_string())
+            })
+            .collect()
+    };
+    let mine = call(&client, "list_jobs", json!({"mine": true})).await;
+    assert_eq!(listed(&mine), [("alice".into(), "a red fox".into())]);
+    let everyones = call(&client, "list_jobs", json!({"mine": false})).await;
+    assert_eq!(
+        listed(&everyones),
+        [
+            ("bob".into(), "a grey owl".into()),
+            ("alice".into(), "a red fox".into())
+        ]
+    );
+    assert_eq!(
+        listed(&call(&client, "list_jobs", json!({})).await),
+        listed(&everyones)
+    );
+    let bad = call(&client, "list_jobs", json!({"mine": "yes"})).await;
+    assert!(
+        is_error(&bad) && text(&bad).contains("invalid arguments"),
+        "{}",
+        text(&bad)
+    );
+    client.cancel().await.ok();
+}
+
 /// Another process holds the engine lock (here: this test): the server only enqueues,
 /// a wait times out with the job id, a queued job cancels at once; when an engine runs
 /// (started here, on the same store), the server sees the job end.

@@ -7,7 +7,7 @@ use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 use ratatui::layout::Rect;
 use time::OffsetDateTime;
 use wandash::dashscope::{JobSpec, Model};
-use wandash::store::{JobState, PauseScope, QueueStep, Store};
+use wandash::store::{ImageFiles, JobState, PauseScope, QueueStep, Store};
 use wandash::ui::data::snapshot;
 use wandash::ui::draw::frame_layout;
 use wandash::ui::keys::KeyMap;
@@ -392,7 +392,7 @@ fn the_stats_view_gets_its_figures_from_the_data_worker_and_again_on_changes() {
     };
     end(1);
     let (events, mut answers) = tokio::sync::mpsc::unbounded_channel();
-    let worker = DataWorker::start(store.path(), events).unwrap();
+    let worker = DataWorker::start(store.path(), ImageFiles::default(), events).unwrap();
     let next_figures = |answers: &mut tokio::sync::mpsc::UnboundedReceiver<AppEvent>| {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -607,7 +607,7 @@ fn a_seed_sweep_and_a_compare_winner_reach_the_store_through_the_data_worker() {
     let mut state = app(Rect::new(0, 0, 120, 40));
     load(&mut state, &store);
     let (events, mut answers) = tokio::sync::mpsc::unbounded_channel();
-    let worker = DataWorker::start(&db, events).unwrap();
+    let worker = DataWorker::start(&db, ImageFiles::default(), events).unwrap();
 
     // s on the newest job, 3 seeds, Enter: three jobs queued, each naming it.
     let parent = state.list.selected_row().unwrap().id;

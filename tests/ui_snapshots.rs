@@ -22,7 +22,7 @@ use wandash::ui::state::{
     AppState, BackendLabel, BatchProgress, Header, ImageView, JobDetailView, JobId, JobRow,
     JobState, Mode, PreviewImage, ReadyImage, Tab, TabCounts,
 };
-use wandash::ui::update::{Command, DataSnapshot};
+use wandash::ui::update::{Command, DataSnapshot, ListRequest};
 
 const NOW: OffsetDateTime = datetime!(2026-11-20 12:00:00 UTC);
 
@@ -37,6 +37,12 @@ fn header() -> Header {
         engine_stopped: None,
         pauses: Pauses::default(),
     }
+}
+
+/// The whole store's counts per tab with `remaining` jobs left to run, as the worker
+/// reports them for the batch progress.
+fn queue_left(remaining: u64) -> TabCounts {
+    TabCounts([remaining, remaining, remaining, 0, 0, 0])
 }
 
 fn render(state: &AppState) -> String {
@@ -159,7 +165,7 @@ fn mixed(area: Rect, selected: u64) -> AppState {
         images_today: 56,
         spend_today_cny: 7.84,
         pauses: Pauses::default(),
-        remaining: 13,
+        queue: queue_left(13),
         total: 40,
         rows,
         detail,
@@ -351,7 +357,7 @@ fn new_rows_keep_the_selection_on_its_job() {
         images_today: 56,
         spend_today_cny: 7.84,
         pauses: Pauses::default(),
-        remaining: 16,
+        queue: queue_left(16),
         total: 43,
         rows: rows.clone(),
         detail: Some(detail),
@@ -371,7 +377,7 @@ fn new_rows_keep_the_selection_on_its_job() {
                 images_today: 56,
                 spend_today_cny: 7.84,
                 pauses: Pauses::default(),
-                remaining: 16,
+                queue: queue_left(16),
                 total: 43,
                 rows,
                 detail: Some(detail),
@@ -535,7 +541,7 @@ fn answer_with(state: &mut AppState, rows: &[JobRow], pauses: &Pauses) -> Vec<Co
         images_today: 0,
         spend_today_cny: 0.0,
         pauses: pauses.clone(),
-        remaining: 5,
+        queue: queue_left(5),
         total: rows.len() as u64,
         rows: rows.to_vec(),
         detail,
@@ -842,8 +848,27 @@ fn mine_filters_the_list_the_header_says_so_and_the_detail_names_the_submitter()
         vec![Command::Refresh]
     );
     assert!(state.mine && state.list_request().mine);
+    // An answer asked for before the toggle counts everyone's jobs: the tabs keep theirs.
+    let counted = state.header.counts;
+    state.apply_data(DataSnapshot {
+        request: ListRequest {
+            mine: false,
+            ..state.list_request()
+        },
+        counts: TabCounts([99; 6]),
+        images_today: 0,
+        spend_today_cny: 0.0,
+        pauses: Pauses::default(),
+        queue: queue_left(5),
+        total: 99,
+        rows: Vec::new(),
+        detail: None,
+    });
+    assert_eq!(state.header.counts, counted);
+    // The tabs count one's own jobs, as the list does.
     let rows: Vec<JobRow> = (0..3).map(row).collect();
     answer_with(&mut state, &rows, &Pauses::default());
+    assert_eq!(state.header.counts, TabCounts([5, 5, 5, 0, 0, 0]));
     state.detail.as_mut().unwrap().submitted_by = Some("alice@box1".into());
     let screen = render(&state);
     assert!(screen.contains("│ mine"), "{screen}");

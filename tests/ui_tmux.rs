@@ -461,7 +461,8 @@ fn a_job_queued_by_another_process_on_postgresql_shows_and_mine_hides_it() {
         session.0,
         "alice's jobs only",
         Duration::from_secs(10),
-        |s| s.contains("│ mine") && s.contains("No jobs"),
+        // The tabs count alice's jobs too: none.
+        |s| s.contains("│ mine") && s.contains("No jobs") && s.contains("1 all 0 2 queued 0"),
     );
     assert!(!mine.contains("a grey owl queued elsewhere"), "{mine}");
     tmux(&["send-keys", "-t", session.0, "o"]);
@@ -469,6 +470,10 @@ fn a_job_queued_by_another_process_on_postgresql_shows_and_mine_hides_it() {
         session.0,
         "everyone's jobs again",
         Duration::from_secs(10),
-        |s| !s.contains("│ mine") && s.contains("a grey owl queued elsewhere"),
+        |s| {
+            !s.contains("│ mine")
+                && s.contains("a grey owl queued elsewhere")
+                && s.contains("1 all 1 ")
+        },
     );
 }

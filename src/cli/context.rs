@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Config;
 use crate::dashscope::Region;
-use crate::store::Location;
+use crate::store::{ImageCache, Location};
 
 use super::GlobalArgs;
 use super::daily_log::DailyLog;
@@ -26,6 +26,12 @@ pub struct Context {
 }
 
 impl Context {
+    /// This host's cache of images read from the store: `<data dir>/cache`, as large as
+    /// `[store] cache_mb` allows.
+    pub fn image_cache(&self) -> ImageCache {
+        ImageCache::new(&self.data_dir, self.config.store.cache_mb)
+    }
+
     pub fn new(global: &GlobalArgs, region: Option<Region>) -> CliResult<Context> {
         let config =
             Config::load(global.config.as_deref()).map_err(|e| Failure::usage(e.to_string()))?;

@@ -16,9 +16,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use crate::files::{create_private_dir, create_private_file};
-use crate::store::{
-    JobDetail, JobFilter, JobState, StateFilter, Store, StoreError, image_cache_dir,
-};
+use crate::store::{ImageCache, JobDetail, JobFilter, JobState, StateFilter, Store, StoreError};
 
 use super::Context;
 use super::failure::{CliResult, Failure};
@@ -70,8 +68,8 @@ pub fn export(ctx: &Context, to: &Path, force: bool, starred: bool) -> CliResult
 
     // First every name is checked, so that a refusal leaves DIR exactly as it was.
     let mut conflicts = Vec::new();
-    let cache_dir = image_cache_dir(&ctx.data_dir);
-    for_each_exported_job(&store, &cache_dir, starred, |detail, only, _| {
+    let cache = ctx.image_cache();
+    for_each_exported_job(&store, &cache, starred, |detail, only, _| {
         for output in job_outputs(detail, only).0 {
             if let Existing::Other(what) = existing(to, &output)? {
                 conflicts.push(format!("{} ({what})", output.name));
@@ -92,7 +90,7 @@ pub fn export(ctx: &Context, to: &Path, force: bool, starred: bool) -> CliResult
     }
 
     let (mut jobs, mut images, mut missing) = (0u64, 0u64, Vec::new());
-    for_each_exported_job(&store, &cache_dir, starred, |detail, only, unavailable| {
+    for_each_exported_job(&store, &cache, starred, |detail, only, unavailable| {
         let (outputs, lost) = job_outputs(detail, only);
         for output in &outputs {
             match existing(to, output)? {
@@ -130,7 +128,7 @@ pub fn export(ctx: &Context, to: &Path, force: bool, starred: bool) -> CliResult
 /// every succeeded job, a page at a time.
 fn for_each_exported_job(
     store: &Store,
-    cache_dir: &Path,
+    cache: &ImageCache,
     starred: bool,
     mut each: impl FnMut(&JobDetail, Option<&[u32]>, &[StoreError]) -> CliResult,
 ) -> CliResult {
@@ -140,7 +138,7 @@ fn for_each_exported_job(
         detail
             .images
             .retain(|image| only.is_none_or(|only| only.contains(&image.index)));
-        let unavailable = store.images_here(&mut detail, cache_dir);
+        let unavailable = store.images_here(&mut detail, cache);
         each(&detail, only, &unavailable)
     };
     if starred {

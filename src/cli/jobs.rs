@@ -9,7 +9,7 @@ use crate::dashscope::{ImageRef, JobSpec, Timestamp, ValidationError};
 use crate::intake::{self, Draft};
 use crate::store::{
     CancelOutcome, JobDetail, JobFilter, JobId, JobState, JobSummary, PauseHold, Pauses,
-    StateFilter, Store, StoreError, image_cache_dir, image_seed,
+    StateFilter, Store, StoreError, image_seed,
 };
 use crate::text::sanitize;
 
@@ -174,7 +174,7 @@ pub fn show(ctx: &Context, id: JobId) -> CliResult {
         .map_err(store_failure)?
         .ok_or_else(|| no_such_job(id))?;
     // The paths shown are files on this host: another host's images come from the store.
-    for unavailable in store.images_here(&mut detail, &image_cache_dir(&ctx.data_dir)) {
+    for unavailable in store.images_here(&mut detail, &ctx.image_cache()) {
         eprintln!("warning: {unavailable}");
     }
     let pauses = store.pauses().map_err(store_failure)?;

@@ -17,6 +17,7 @@ pub fn command(ctx: &Context) -> CliResult<ExitCode> {
     let setup = McpSetup {
         db_path: ctx.db_path.clone(),
         data_dir: ctx.data_dir.clone(),
+        image_cache: ctx.image_cache(),
         engine: ctx.config.engine_config(&ctx.data_dir),
         backend: ctx.config.backend_settings(
             ApiKey::from_env(),

@@ -11,7 +11,7 @@ use crate::backend::{self, Backend, BackendKind, Choice};
 use crate::config::ImageProtocol;
 use crate::dashscope::ApiKey;
 use crate::engine::{self, Engine, EngineError, EngineEvent, EngineHandle};
-use crate::store::{JobDetail, JobId, JobState, PauseHold, Store, StoreError, image_cache_dir};
+use crate::store::{JobDetail, JobId, JobState, PauseHold, Store, StoreError};
 use crate::text::sanitize;
 use crate::ui::{UiOptions, keys::KeyMap, state::BackendLabel};
 use ratatui_image::picker::ProtocolType;
@@ -109,6 +109,7 @@ pub fn dashboard(ctx: &Context) -> CliResult<ExitCode> {
             prices: ctx.config.price_table(),
             stats: super::stats::source(ctx),
             data_dir: ctx.data_dir.clone(),
+            image_cache: ctx.image_cache(),
         };
         let outcome = crate::ui::run(options, running.as_ref().map(|(_, handle)| handle)).await;
         if let Some((backend, handle)) = running {
@@ -292,13 +293,13 @@ pub fn wait_for(ctx: &Context, ids: &[JobId]) -> CliResult<ExitCode> {
         }
         outcome?;
         // The paths printed are files on this host, whichever host's engine ran the jobs.
-        let cache_dir = image_cache_dir(&ctx.data_dir);
+        let cache = ctx.image_cache();
         let reader = Arc::clone(&store);
         let (details, unavailable) = tokio::task::spawn_blocking(move || {
             let mut details = details;
             let unavailable: Vec<StoreError> = details
                 .iter_mut()
-                .flat_map(|detail| reader.images_here(detail, &cache_dir))
+                .flat_map(|detail| reader.images_here(detail, &cache))
                 .collect();
             (details, unavailable)
         })

@@ -75,6 +75,8 @@ struct Inner {
     base_url: String,
     /// `Bearer <key>`, marked sensitive so that reqwest and http never print it.
     authorization: HeaderValue,
+    /// How long one exchange may take, the body read included.
+    request_timeout: Duration,
 }
 
 impl fmt::Debug for Client {
@@ -144,6 +146,7 @@ impl Client {
                 http,
                 base_url,
                 authorization,
+                request_timeout: request,
             }),
             region: Region::Beijing,
         })
@@ -162,6 +165,12 @@ impl Client {
 
     pub fn region(&self) -> Region {
         self.region
+    }
+
+    /// How long a request may take before it is given up: past it, no create of this
+    /// client is still waiting for its answer.
+    pub fn request_timeout(&self) -> Duration {
+        self.inner.request_timeout
     }
 
     /// The id `model` goes by in this client's region; the refusal names the regions

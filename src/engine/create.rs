@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::create_failure::{AfterFailedCreate, Wait, after_failed_create, may_have_created};
+use super::create_failure::{
+    AfterFailedCreate, Wait, after_failed_create, is_throttled, may_have_created,
+};
 use super::ctx::{CreateGuard, Ctx, Report, Slot, Tracked};
 use super::follow;
 use super::inputs::inputs_here;
@@ -69,9 +71,10 @@ async fn create(
     match send_gated(ctx, job, &spec).await? {
         Sent::HeldBack(why) => {
             // Stopping (shut down, or a bad key that this create would meet too), the
-            // disk refuses images (see `DiskHealth`), or the queue was paused while the
-            // job waited for the gate: it was never sent, so it goes back to the queue
-            // as it was, in its place.
+            // disk refuses images (see `DiskHealth`), or the queue was paused (or an
+            // engine began to look up unanswered creates of the model) while the job
+            // waited for the gate: it was never sent, so it goes back to the queue as it
+            // was, in its place, its attempt uncounted.
             slot.release();
             let note = JobError::new(ErrorKind::NotSent, why, None);
             ctx.db(move |s| s.requeue(id, &note, None, false)).await?;
@@ -139,8 +142,9 @@ async fn create(
 
 /// How the part of a create under the model's gate ended.
 enum Sent {
-    /// Not sent: the engine is stopping, the disk refuses images, or the queue or the
-    /// model is paused (the reason).
+    /// Not sent: the engine is stopping, the disk refuses images, the queue or the
+    /// model is paused, or an engine looks up unanswered creates of the model (the
+    /// reason).
     HeldBack(String),
     /// The service created the task, and its id is committed.
     Created {
@@ -207,7 +211,7 @@ async fn send_gated(ctx: &Ctx, job: &JobDetail, spec: &JobSpec) -> Result<Sent, 
     }
     let Some(sent_at) = ctx.db(move |s| s.mark_sending(id, model)).await? else {
         return Ok(Sent::HeldBack(
-            "held back: the queue was paused before this job was sent".to_string(),
+            "held back: the queue was paused, or an engine was looking up unanswered creates of this model, before this job was sent".to_string(),
         ));
     };
     match ctx.client.create(spec).await {
@@ -302,6 +306,9 @@ pub(super) async fn create_failed(
             let again = wait_until(wait);
             let speed = ctx.create_rates[&model].throttled();
             tracing::warn!(job = %id, %model, speed, "{error}; slowing down, the job waits its turn");
+            if is_throttled(error) {
+                ctx.throttle_team(model, speed).await;
+            }
             ctx.db(move |s| s.requeue(id, &recorded, Some(again), false))
                 .await?;
             JobState::Queued

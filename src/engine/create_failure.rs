@@ -13,6 +13,13 @@ pub(crate) fn may_have_created(error: &ClientError) -> bool {
     matches!(error, ClientError::Transport(_) | ClientError::Protocol(_))
 }
 
+/// Whether the service refused a create for its pace (a 429): one engine's 429 slows
+/// the whole team, since they share the account's quota. An unreachable service slows
+/// only the engine that found it: each engine finds that out for itself.
+pub(crate) fn is_throttled(error: &ClientError) -> bool {
+    matches!(error, ClientError::Api { status: 429, .. })
+}
+
 /// What the engine does with a job whose create certainly produced no task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum AfterFailedCreate {
@@ -102,6 +109,14 @@ mod tests {
     /// What the engine does after `error` for a job that had used `attempts`.
     fn after(error: &ClientError, attempts: u32) -> AfterFailedCreate {
         after_failed_create(error, attempts, MAX_ATTEMPTS)
+    }
+
+    #[test]
+    fn only_a_429_is_throttling() {
+        assert!(is_throttled(&api(429, "Throttling.RateQuota")));
+        assert!(!is_throttled(&api(500, "InternalError")));
+        assert!(!is_throttled(&api(400, "InvalidParameter")));
+        assert!(!is_throttled(&ClientError::Unreachable("refused".into())));
     }
 
     #[test]

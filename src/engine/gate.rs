@@ -1,6 +1,7 @@
 //! Whether the scheduler may claim a model's next queued job now: a pure decision over
 //! what its main loop knows each round (the model stopped, the disk refusing images, the
-//! store's pauses, which another process may have set).
+//! store's pauses, which another process may have set, and in a team whether an engine
+//! is looking up the model's unanswered creates).
 
 use crate::dashscope::Model;
 use crate::store::{PauseHold, Pauses};
@@ -14,14 +15,18 @@ pub(crate) enum Hold {
     DiskRefusing,
     /// `wandash pause` (or `p` in the dashboard): until someone resumes.
     Paused(PauseHold),
+    /// An engine of the team looks up unanswered creates of the model in the service's
+    /// task list; no create of it may go out meanwhile.
+    Reconciling,
 }
 
 impl Hold {
     /// True when the hold ends without anything from a person: the engine keeps
-    /// waiting and is not idle (a disk that refuses images is tried again). A stopped
+    /// waiting and is not idle (a disk that refuses images is tried again, a look-up
+    /// ends). A stopped
     /// model or a pause waits for a person, so jobs held by them leave the engine idle.
     pub(crate) fn ends_by_itself(self) -> bool {
-        matches!(self, Hold::DiskRefusing)
+        matches!(self, Hold::DiskRefusing | Hold::Reconciling)
     }
 }
 
@@ -31,11 +36,14 @@ pub(crate) fn claim_hold(
     stopped: bool,
     disk_refusing: bool,
     pauses: &Pauses,
+    reconciling: bool,
 ) -> Option<Hold> {
     if stopped {
         Some(Hold::Stopped)
     } else if let Some(pause) = pauses.holds(model) {
         Some(Hold::Paused(pause))
+    } else if reconciling {
+        Some(Hold::Reconciling)
     } else if disk_refusing {
         Some(Hold::DiskRefusing)
     } else {
@@ -59,9 +67,12 @@ mod tests {
 
     #[test]
     fn nothing_in_the_way_means_claim() {
-        assert_eq!(claim_hold(MODEL, false, false, &Pauses::default()), None);
         assert_eq!(
-            claim_hold(MODEL, false, false, &paused(false, &[OTHER])),
+            claim_hold(MODEL, false, false, &Pauses::default(), false),
+            None
+        );
+        assert_eq!(
+            claim_hold(MODEL, false, false, &paused(false, &[OTHER]), false),
             None
         );
     }
@@ -69,33 +80,45 @@ mod tests {
     #[test]
     fn a_pause_of_the_queue_or_of_the_model_holds_its_jobs() {
         assert_eq!(
-            claim_hold(MODEL, false, false, &paused(true, &[])),
+            claim_hold(MODEL, false, false, &paused(true, &[]), false),
             Some(Hold::Paused(PauseHold::Queue))
         );
         assert_eq!(
-            claim_hold(MODEL, false, false, &paused(false, &[MODEL])),
+            claim_hold(MODEL, false, false, &paused(false, &[MODEL]), false),
             Some(Hold::Paused(PauseHold::Model(MODEL)))
         );
     }
 
     #[test]
     fn a_pause_waits_for_a_person_and_a_refusing_disk_does_not() {
-        let pause = claim_hold(MODEL, false, true, &paused(true, &[])).unwrap();
+        let pause = claim_hold(MODEL, false, true, &paused(true, &[]), false).unwrap();
         assert_eq!(
             pause,
             Hold::Paused(PauseHold::Queue),
             "named before the disk"
         );
         assert!(!pause.ends_by_itself());
-        let disk = claim_hold(MODEL, false, true, &Pauses::default()).unwrap();
+        let disk = claim_hold(MODEL, false, true, &Pauses::default(), false).unwrap();
         assert_eq!(disk, Hold::DiskRefusing);
         assert!(disk.ends_by_itself());
-        let stopped = claim_hold(MODEL, true, true, &paused(true, &[])).unwrap();
+        let stopped = claim_hold(MODEL, true, true, &paused(true, &[]), false).unwrap();
         assert_eq!(
             stopped,
             Hold::Stopped,
             "a stopped model is held whatever else"
         );
         assert!(!stopped.ends_by_itself());
+    }
+
+    #[test]
+    fn a_look_up_of_unanswered_creates_holds_the_model_until_it_ends() {
+        let held = claim_hold(MODEL, false, false, &Pauses::default(), true).unwrap();
+        assert_eq!(held, Hold::Reconciling);
+        assert!(held.ends_by_itself(), "the engine is not idle meanwhile");
+        assert_eq!(
+            claim_hold(MODEL, false, false, &paused(true, &[]), true),
+            Some(Hold::Paused(PauseHold::Queue)),
+            "a pause, which waits for a person, is named first"
+        );
     }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::ctx::Ctx;
 use crate::dashscope::{ClientError, ImageRef, JobSpec, ValidationError};
-use crate::store::{JobDetail, image_cache_dir};
+use crate::store::JobDetail;
 
 /// Where this host reads a local input from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,13 +74,13 @@ fn with_inputs_here(
 pub(super) async fn inputs_here(ctx: &Ctx, job: &JobDetail) -> Result<JobSpec, ClientError> {
     let id = job.summary.id;
     let paths: Vec<PathBuf> = local_files(&job.spec).map(Path::to_path_buf).collect();
-    let cache_dir = image_cache_dir(&ctx.config.data_dir);
+    let cache = ctx.config.image_cache();
     let here = ctx
         .db(move |store| {
             let keeps = store.keeps_input_files();
             let mut here = HashMap::new();
             for path in paths {
-                let from_store = store.input_on_disk(id, &path, &cache_dir)?;
+                let from_store = store.input_on_disk(id, &path, &cache)?;
                 let place = input_here(from_store, keeps, path.exists());
                 here.insert(path, place);
             }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::task::JoinSet;
 
 use super::ctx::{Ctx, Slot, Tracked};
-use super::{follow, recovery, sync_call};
+use super::{follow, reconcile_alone, recovery, sync_call};
 use crate::dashscope::{Model, Timestamp};
 use crate::store::{EngineStore, ErrorKind, JobError, JobId, JobState, StoreError};
 
@@ -41,8 +41,20 @@ pub(crate) async fn adopt_and_resume(
     }
     match which {
         Resume::Everything => resume(ctx, jobs, take_place, &|_| true).await,
-        Resume::Adopted if adopted.is_empty() => Ok(()),
-        Resume::Adopted => resume(ctx, jobs, take_place, &|id| adopted.contains(&id)).await,
+        Resume::Adopted => {
+            // Adopted earlier, their look-up put off while other engines' creates were
+            // unanswered: looked up again now.
+            let put_off: HashSet<JobId> = ctx
+                .db(EngineStore::adopted_unanswered)
+                .await?
+                .into_iter()
+                .collect();
+            if adopted.is_empty() && put_off.is_empty() {
+                return Ok(());
+            }
+            let wanted = |id: JobId| adopted.contains(&id) || put_off.contains(&id);
+            resume(ctx, jobs, take_place, &wanted).await
+        }
     }
 }
 
@@ -83,7 +95,8 @@ async fn resume(
             }
         } else if !sent.is_empty() {
             tracing::info!(%model, jobs = sent.len(), "reconciling interrupted creates");
-            for (id, resolution) in recovery::reconcile(ctx, model, sent).await? {
+            let resolved = reconcile_alone::reconcile_adopted(ctx, model, sent).await?;
+            for (id, resolution) in resolved.unwrap_or_default() {
                 if resolution == recovery::Resolution::NotCreated {
                     requeue.push((id, "the engine stopped before the create request was answered; the service has no such task, so it is queued again"));
                 }

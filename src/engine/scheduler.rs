@@ -77,6 +77,7 @@ pub(crate) async fn run(setup: Setup) {
     let ctx = Arc::new(ctx);
     let mut jobs: JoinSet<()> = JoinSet::new();
     let lease = tokio::spawn(team::keep_lease(ctx.clone()));
+    let backfill = tokio::spawn(team::backfill_image_blobs(ctx.clone()));
     tracing::info!(
         engine = ctx.store.membership().map(|m| m.id),
         "engine started"
@@ -120,6 +121,7 @@ pub(crate) async fn run(setup: Setup) {
     ctx.creates.settle(CREATE_SETTLE_LIMIT).await;
     jobs.shutdown().await;
     lease.abort();
+    backfill.abort();
     // What it leaves running, the next engine to look adopts at once.
     if let Err(e) = ctx.db(EngineStore::leave_team).await {
         tracing::warn!("cannot take this engine off the store's team: {e}");
@@ -201,6 +203,17 @@ async fn schedule(
                 ..Pauses::default()
             }
         });
+        // Unreadable, nothing is held: `mark_sending` checks the markers anyway.
+        let reconciling = match team {
+            Some(_) => ctx
+                .db(EngineStore::reconciling_models)
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::error!("cannot read which models are being reconciled: {e}");
+                    Vec::new()
+                }),
+            None => Vec::new(),
+        };
         let mut submittable = false;
         for &(model, count) in &queued {
             let run = models.get_mut(&model).expect("every model has a run");
@@ -209,7 +222,13 @@ async fn schedule(
             if count == 0 {
                 continue;
             }
-            let hold = claim_hold(model, run.stopped, ctx.disk.is_refusing(), &pauses);
+            let hold = claim_hold(
+                model,
+                run.stopped,
+                ctx.disk.is_refusing(),
+                &pauses,
+                reconciling.contains(&model),
+            );
             note_hold(model, run, hold);
             match hold {
                 None => {
@@ -271,6 +290,10 @@ fn note_hold(model: Model, run: &mut ModelRun, hold: Option<Hold>) {
             tracing::info!(%model, "queued jobs held while the disk refuses images")
         }
         Some(Hold::Stopped) => tracing::info!(%model, "queued jobs held: the model is stopped"),
+        Some(Hold::Reconciling) => tracing::info!(
+            %model,
+            "queued jobs held while an engine looks up unanswered creates of this model"
+        ),
         None => tracing::info!(%model, "sending queued jobs"),
     }
     run.held = hold;

@@ -96,7 +96,7 @@ async fn send(
         None => ctx
             .db(move |s| s.mark_sending(id, model))
             .await?
-            .ok_or_else(|| "held back: the queue was paused before this job was sent".to_string()),
+            .ok_or_else(|| "held back: the queue was paused, or an engine was looking up unanswered creates of this model, before this job was sent".to_string()),
     };
     let sent_at = match sent_at {
         Ok(sent_at) => sent_at,

@@ -97,6 +97,51 @@ pub(crate) async fn store_idle(ctx: &Ctx) -> bool {
     }
 }
 
+/// The most images whose bytes one engine start uploads (see `backfill_image_blobs`),
+/// and the most images without bytes it looks at to find them: a store with a long
+/// history is caught up over several starts rather than holding up one.
+const BACKFILL_UPLOADS: u32 = 100;
+const BACKFILL_SCANNED: u32 = 5_000;
+
+/// Uploads to a PostgreSQL store the bytes of images saved before it kept them, where
+/// their files are on this host, so that the other hosts can show them; a bounded batch
+/// per start. Spawned beside the scheduler: nothing waits for it.
+pub(crate) async fn backfill_image_blobs(ctx: std::sync::Arc<Ctx>) {
+    let max_bytes = ctx.config.download_max_bytes;
+    let backfill = ctx
+        .db(move |s| s.backfill_image_blobs(BACKFILL_UPLOADS, BACKFILL_SCANNED, max_bytes))
+        .await;
+    let report = match backfill {
+        Ok(report) => report,
+        Err(e) => {
+            tracing::warn!("cannot upload the bytes of earlier images to the store: {e}");
+            return;
+        }
+    };
+    for image in &report.mismatched {
+        tracing::warn!(
+            job = %image.job,
+            index = image.index,
+            path = %image.path.display(),
+            recorded = %image.recorded,
+            actual = %image.actual,
+            "an image file here does not hash to its recorded sha256; its bytes are not uploaded"
+        );
+    }
+    for why in &report.refused {
+        tracing::warn!("an earlier image's bytes are not uploaded: {why}");
+    }
+    if report.uploaded > 0 || !report.mismatched.is_empty() || !report.refused.is_empty() {
+        tracing::info!(
+            uploaded = report.uploaded,
+            mismatched = report.mismatched.len(),
+            refused = report.refused.len(),
+            elsewhere = report.not_here,
+            "uploaded the bytes of earlier images saved on this host, for the other hosts"
+        );
+    }
+}
+
 /// How long to wait before asking again after the store failed to hand out a token.
 const TOKEN_RETRY: Duration = Duration::from_millis(200);
 
@@ -116,6 +161,23 @@ impl Ctx {
         self.queries.acquire().await;
         let (rate, burst) = QueryBudget::shape(self.config.queries_per_second);
         self.shared_token("query", rate, burst).await;
+    }
+
+    /// After a 429 on a create of `model` made this engine slow to `speed`: in a team,
+    /// puts the store's bucket of the model in debt too (see `Bucket::throttled`), so that
+    /// every engine backs off, not only the one the service refused.
+    pub(crate) async fn throttle_team(&self, model: Model, speed: f64) {
+        if !self.store.membership().is_some_and(|m| m.shared) {
+            return;
+        }
+        let (rate, burst) = CreateRate::shape(self.config.limits_for(model).submit_per_second);
+        let name = format!("create {}", model.id());
+        let throttled = self
+            .db(move |s| s.throttle_bucket(&name, rate, burst, speed))
+            .await;
+        if let Err(e) = throttled {
+            tracing::warn!(%model, "cannot slow the other engines of the team after a 429: {e}");
+        }
     }
 
     async fn shared_token(&self, bucket: &str, rate: f64, capacity: f64) {

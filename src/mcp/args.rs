@@ -138,6 +138,10 @@ pub struct ListJobsArgs {
     pub limit: Option<u64>,
     /// Only jobs whose prompt contains this text.
     pub search: Option<String>,
+    /// Only the jobs queued as this server's user on this host (`user@host`, their
+    /// `submitted_by`); default false: everyone's.
+    #[serde(default)]
+    pub mine: bool,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

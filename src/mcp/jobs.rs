@@ -16,7 +16,7 @@ use crate::dashscope::Model;
 use crate::engine::{Engine, EngineConfig, EngineError, EngineEvent, EngineHandle};
 use crate::intake::{self, Checked};
 use crate::store::{
-    CancelOutcome, JobDetail, JobFilter, JobId, JobSummary, Store, StoreError, image_cache_dir,
+    CancelOutcome, ImageCache, JobDetail, JobFilter, JobId, JobSummary, Store, StoreError,
 };
 
 /// How often a waiting tool reads the job back from the store.
@@ -28,6 +28,8 @@ pub struct McpSetup {
     pub db_path: PathBuf,
     /// Where decoded `encoded_image` inputs are kept (under `mcp-inputs/`).
     pub data_dir: PathBuf,
+    /// Where images another host saved are kept once read from the store.
+    pub image_cache: ImageCache,
     pub engine: EngineConfig,
     pub backend: BackendSettings,
 }
@@ -83,6 +85,11 @@ impl Jobs {
             runner: Mutex::new(Runner::None),
             stops: Arc::default(),
         })
+    }
+
+    /// Who this server queues jobs as, `user@host`: what `list_jobs`' `mine` selects.
+    pub fn submitter(&self) -> &str {
+        self.store.submitter()
     }
 
     /// Makes sure someone runs the engine: starts it here unless another process holds the
@@ -183,12 +190,12 @@ impl Jobs {
     /// cannot be had here is answered as such (its error naming job, image and sha256)
     /// rather than with a path the assistant cannot open.
     pub async fn job(&self, id: JobId) -> Result<Option<JobDetail>, String> {
-        let cache_dir = image_cache_dir(&self.setup.data_dir);
+        let cache = self.setup.image_cache.clone();
         self.blocking(move |store| {
             let Some(mut detail) = store.job(id)? else {
                 return Ok(None);
             };
-            for why in store.images_here(&mut detail, &cache_dir) {
+            for why in store.images_here(&mut detail, &cache) {
                 tracing::warn!("MCP: {why}");
                 if let StoreError::ImageUnavailable { index, .. } = &why
                     && let Some(image) = detail.images.iter_mut().find(|i| i.index == *index)

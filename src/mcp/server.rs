@@ -177,7 +177,8 @@ impl WandashMcp {
     }
 
     /// List jobs in the wandash store, newest first (the assistant's and everyone
-    /// else's: the dashboard and the CLI share it).
+    /// else's: the dashboard and the CLI share it; `mine` keeps those queued as this
+    /// user on this host).
     #[tool(input_schema = schema::<ListJobsArgs>())]
     async fn list_jobs(&self, arguments: JsonObject) -> CallToolResult {
         let args: ListJobsArgs = match parse(arguments) {
@@ -196,7 +197,7 @@ impl WandashMcp {
                 JobFilter {
                     state,
                     search,
-                    submitted_by: None,
+                    submitted_by: args.mine.then(|| self.jobs.submitter().to_owned()),
                 },
                 limit,
             )

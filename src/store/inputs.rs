@@ -14,7 +14,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::blobs::{cached_image_path, is_whole_file, keeps_blobs, write_cached};
+use super::blobs::{
+    ImageCache, cached_image_path, is_sha256_hex, is_whole_file, keeps_blobs, mark_used,
+    write_cached,
+};
 use super::db::{Db, params};
 use super::{JobId, Store, StoreError, sha256_hex};
 use crate::dashscope::{ImageRef, JobSpec};
@@ -96,7 +99,7 @@ impl Store {
 
     /// A file on this host holding the bytes job `job` was queued with for its input
     /// recorded at `recorded`: the file at `recorded` when it holds them, else a copy in
-    /// `cache_dir`, fetched from the database (its sha256 checked, written atomically
+    /// `cache`, fetched from the database (its sha256 checked, written atomically
     /// 0600) if not cached yet. `None` when the store has no copy of that input (an
     /// SQLite store, or a job queued by a wandash that kept none): the path is all there
     /// is. Blocking: file and database I/O.
@@ -104,7 +107,7 @@ impl Store {
         &self,
         job: JobId,
         recorded: &Path,
-        cache_dir: &Path,
+        cache: &ImageCache,
     ) -> Result<Option<PathBuf>, StoreError> {
         if !self.keeps_input_files() {
             return Ok(None);
@@ -128,13 +131,14 @@ impl Store {
             return Ok(Some(recorded.to_path_buf()));
         }
         // The sha256 names a file in the cache: intake wrote it, but the row is an outside input.
-        if !super::blobs::is_sha256_hex(&sha256) {
+        if !is_sha256_hex(&sha256) {
             return Err(corrupt(format!(
                 "its recorded sha256 `{sha256}` is not one"
             )));
         }
-        let cached = cached_image_path(cache_dir, &sha256, recorded);
+        let cached = cached_image_path(cache.dir(), &sha256, recorded);
         if is_whole_file(&cached, Some(size)) {
+            mark_used(&cached);
             return Ok(Some(cached));
         }
         let Some(bytes) = self.image_bytes(&sha256)? else {
@@ -148,10 +152,11 @@ impl Store {
                 "the bytes in the database for sha256 {sha256} hash to {actual}; not using them"
             )));
         }
-        write_cached(cache_dir, &cached, &bytes).map_err(|e| StoreError::Io {
+        write_cached(cache.dir(), &cached, &bytes).map_err(|e| StoreError::Io {
             path: cached.clone(),
             message: format!("caching job {job}'s input {}: {e}", recorded.display()),
         })?;
+        cache.evict_beyond_limit(&cached);
         Ok(Some(cached))
     }
 }

@@ -16,27 +16,27 @@ impl Store {
         others: &[JobId],
     ) -> Result<usize, StoreError> {
         let mut conn = self.conn();
-        let mut tx = conn.write_tx()?;
-        let state = current_state(&mut tx, winner)?;
-        let starred = tx.execute(
-            "UPDATE images SET starred = 1 WHERE job_id = ?1 AND path IS NOT NULL",
-            params![winner.0],
-        )?;
-        let against = others
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(", ");
-        insert_event(
-            &mut tx,
-            winner,
-            Timestamp::now(),
-            Some(state),
-            state,
-            Some(&format!("won a compare against jobs {against}")),
-        )?;
-        tx.commit()?;
-        Ok(starred)
+        conn.in_write_tx(|tx| {
+            let state = current_state(tx, winner)?;
+            let starred = tx.execute(
+                "UPDATE images SET starred = 1 WHERE job_id = ?1 AND path IS NOT NULL",
+                params![winner.0],
+            )?;
+            let against = others
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ");
+            insert_event(
+                tx,
+                winner,
+                Timestamp::now(),
+                Some(state),
+                state,
+                Some(&format!("won a compare against jobs {against}")),
+            )?;
+            Ok(starred)
+        })
     }
 }
 

@@ -12,6 +12,7 @@ mod lineage;
 mod money;
 mod postgres_schema;
 mod queue;
+mod reconciling;
 mod schema;
 mod stars;
 mod submitter;
@@ -23,7 +24,7 @@ mod work;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-pub use blobs::{ImageFiles, image_cache_dir, sha256_hex};
+pub use blobs::{ImageCache, ImageFiles, sha256_hex};
 pub use db::{ChangeWatcher, Location, PostgresUrl};
 use db::{Db, Dialect, Row, ToValue, Value, params};
 
@@ -89,6 +90,17 @@ pub enum StoreError {
     Corrupt(String),
     #[error("database error: {0}")]
     Database(String),
+    /// PostgreSQL aborted a transaction to let a concurrent one finish (a deadlock, or a
+    /// serialization conflict): nothing of it was applied, and running it again may
+    /// succeed. `attempts` counts the runs that ended so.
+    #[error(
+        "database error: {message} (SQLSTATE {sqlstate}); the transaction was aborted {attempts} time(s) in a row by other engines' transactions and not applied"
+    )]
+    Conflict {
+        sqlstate: String,
+        message: String,
+        attempts: u32,
+    },
     /// The PostgreSQL server cannot be reached or dropped the connection; `url` is
     /// shown without its password.
     #[error("{url}: {message}")]
@@ -151,6 +163,14 @@ impl Store {
         &self.submitter
     }
 
+    /// The store as another team member's process opens it: what tests of "mine" need.
+    #[cfg(test)]
+    pub(crate) fn open_as(path: &Path, submitter: &str) -> Store {
+        let mut store = Store::open(path).unwrap();
+        store.submitter = submitter.to_string();
+        store
+    }
+
     /// Where this store lives: a file, or a PostgreSQL server shared with other hosts.
     pub fn location(&self) -> Location {
         Location::of(&self.path)
@@ -205,40 +225,40 @@ impl Store {
         inputs: &[InputFile],
     ) -> Result<Vec<JobId>, StoreError> {
         let mut conn = self.conn();
-        let mut tx = conn.write_tx()?;
-        let now = Timestamp::now();
-        let mut ids = Vec::with_capacity(jobs.len());
-        for (spec, parent) in jobs {
-            let json =
-                serde_json::to_string(spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let id = tx.query_row(
-                "INSERT INTO jobs (created_at, model, prompt, spec, state, images_expected, batch_tag, parent_job_id, submitted_by)
-                 VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?7, ?8) RETURNING id",
-                params![
+        conn.in_write_tx(|tx| {
+            let now = Timestamp::now();
+            let mut ids = Vec::with_capacity(jobs.len());
+            for (spec, parent) in jobs {
+                let json =
+                    serde_json::to_string(spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let id = tx.query_row(
+                    "INSERT INTO jobs (created_at, model, prompt, spec, state, images_expected, batch_tag, parent_job_id, submitted_by)
+                     VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?7, ?8) RETURNING id",
+                    params![
+                        now,
+                        spec.model.id(),
+                        spec.prompt,
+                        json,
+                        spec.image_count(),
+                        tag,
+                        parent.map(|p| p.0),
+                        self.submitter.as_str()
+                    ],
+                    |row| row.get(0).map(JobId),
+                )?;
+                insert_event(
+                    tx,
+                    id,
                     now,
-                    spec.model.id(),
-                    spec.prompt,
-                    json,
-                    spec.image_count(),
-                    tag,
-                    parent.map(|p| p.0),
-                    self.submitter.as_str()
-                ],
-                |row| row.get(0).map(JobId),
-            )?;
-            insert_event(
-                &mut tx,
-                id,
-                now,
-                None,
-                JobState::Queued,
-                tag.map(|t| format!("batch {t}")).as_deref(),
-            )?;
-            inputs::record_inputs(&mut tx, id, spec, inputs)?;
-            ids.push(id);
-        }
-        tx.commit()?;
-        Ok(ids)
+                    None,
+                    JobState::Queued,
+                    tag.map(|t| format!("batch {t}")).as_deref(),
+                )?;
+                inputs::record_inputs(tx, id, spec, inputs)?;
+                ids.push(id);
+            }
+            Ok(ids)
+        })
     }
 
     /// A window of jobs, newest first; queued jobs alone come in the order they will be
@@ -313,13 +333,17 @@ impl Store {
         let rows = self
             .conn()
             .query("SELECT state, n FROM state_counts", params![])?;
-        let mut counts = StateCounts::default();
-        for row in &rows {
-            let state: String = row.get(0)?;
-            let n: i64 = row.get(1)?;
-            *counts.slot(parse_state(&state)?) = n.max(0) as u64;
-        }
-        Ok(counts)
+        counts_from_rows(&rows)
+    }
+
+    /// The counts of one submitter's jobs (the dashboard's "mine"). `state_counts` holds
+    /// everyone's, so this groups the submitter's rows, found through `jobs_by_submitter`:
+    /// a walk over one person's jobs, not the store's.
+    pub fn counts_by_state_submitted_by(&self, submitter: &str) -> Result<StateCounts, StoreError> {
+        let rows = self
+            .conn()
+            .query(SUBMITTER_COUNTS_SQL, params![submitter])?;
+        counts_from_rows(&rows)
     }
 
     /// One job with its images and events; `None` if there is no such job.
@@ -361,81 +385,81 @@ impl Store {
     /// Cancels a queued job at once; for a job with a task, flags it for the engine.
     pub fn request_cancel(&self, id: JobId) -> Result<CancelOutcome, StoreError> {
         let mut conn = self.conn();
-        let mut tx = conn.write_tx()?;
-        let state = current_state(&mut tx, id)?;
-        let outcome = match state {
-            JobState::Queued => {
-                transition(
-                    &mut tx,
-                    id,
-                    &[JobState::Queued],
-                    JobState::Cancelled,
-                    &[("ended_at", Timestamp::now().into())],
-                    Some("cancelled before submission"),
-                )?;
-                CancelOutcome::Cancelled
-            }
-            s if s.is_remote() => {
-                tx.execute(
-                    "UPDATE jobs SET cancel_requested = 1 WHERE id = ?1",
-                    params![id.0],
-                )?;
-                insert_event(
-                    &mut tx,
-                    id,
-                    Timestamp::now(),
-                    Some(s),
-                    s,
-                    Some("cancel requested"),
-                )?;
-                CancelOutcome::Requested
-            }
-            s => CancelOutcome::AlreadyEnded(s),
-        };
-        tx.commit()?;
-        Ok(outcome)
+        conn.in_write_tx(|tx| {
+            let state = current_state(tx, id)?;
+            let outcome = match state {
+                JobState::Queued => {
+                    transition(
+                        tx,
+                        id,
+                        &[JobState::Queued],
+                        JobState::Cancelled,
+                        &[("ended_at", Timestamp::now().into())],
+                        Some("cancelled before submission"),
+                    )?;
+                    CancelOutcome::Cancelled
+                }
+                s if s.is_remote() => {
+                    tx.execute(
+                        "UPDATE jobs SET cancel_requested = 1 WHERE id = ?1",
+                        params![id.0],
+                    )?;
+                    insert_event(
+                        tx,
+                        id,
+                        Timestamp::now(),
+                        Some(s),
+                        s,
+                        Some("cancel requested"),
+                    )?;
+                    CancelOutcome::Requested
+                }
+                s => CancelOutcome::AlreadyEnded(s),
+            };
+            Ok(outcome)
+        })
     }
 
     /// Puts a failed, cancelled, expired or needs-attention job back in the queue, as new.
     pub fn retry(&self, id: JobId) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let mut tx = conn.write_tx()?;
-        let state = current_state(&mut tx, id)?;
-        if !state.is_retryable() {
-            return Err(StoreError::WrongState {
+        conn.in_write_tx(|tx| {
+            let state = current_state(tx, id)?;
+            if !state.is_retryable() {
+                return Err(StoreError::WrongState {
+                    id,
+                    state,
+                    action: "retry",
+                });
+            }
+            tx.execute("DELETE FROM images WHERE job_id = ?1", params![id.0])?;
+            let null = Value::Null;
+            transition(
+                tx,
                 id,
-                state,
-                action: "retry",
-            });
-        }
-        tx.execute("DELETE FROM images WHERE job_id = ?1", params![id.0])?;
-        let null = Value::Null;
-        transition(
-            &mut tx,
-            id,
-            &[state],
-            JobState::Queued,
-            &[
-                ("task_id", null.clone()),
-                ("task_status", null.clone()),
-                ("submitted_at", null.clone()),
-                ("scheduled_at", null.clone()),
-                ("ended_at", null.clone()),
-                ("next_attempt_at", null.clone()),
-                ("error_code", null.clone()),
-                ("error_message", null.clone()),
-                ("error_action", null.clone()),
-                ("cost_cny", null.clone()),
-                ("actual_prompt", null),
-                ("attempts", 0.into()),
-                ("images_ok", 0.into()),
-                ("images_failed", 0.into()),
-                ("cancel_requested", 0.into()),
-            ],
-            Some("retry requested"),
-        )?;
-        tx.commit()?;
-        Ok(())
+                &[state],
+                JobState::Queued,
+                &[
+                    ("task_id", null.clone()),
+                    ("task_status", null.clone()),
+                    ("submitted_at", null.clone()),
+                    ("scheduled_at", null.clone()),
+                    ("ended_at", null.clone()),
+                    ("next_attempt_at", null.clone()),
+                    ("error_code", null.clone()),
+                    ("error_message", null.clone()),
+                    ("error_action", null.clone()),
+                    ("cost_cny", null.clone()),
+                    ("actual_prompt", null),
+                    ("attempts", 0.into()),
+                    ("images_ok", 0.into()),
+                    ("images_failed", 0.into()),
+                    ("cancel_requested", 0.into()),
+                ],
+                Some("retry requested"),
+            )?;
+            Ok(())
+        })
     }
 
     /// Deletes a job, its records and its image files. Refused while a task may be in
@@ -443,18 +467,19 @@ impl Store {
     /// delete through here.
     pub fn delete(&self, id: JobId) -> Result<DeletedJob, StoreError> {
         let mut conn = self.conn();
-        let mut tx = conn.write_tx()?;
-        let state = current_state(&mut tx, id)?;
-        if state.is_remote() {
-            return Err(StoreError::WrongState {
-                id,
-                state,
-                action: "delete",
-            });
-        }
-        let images = queue::image_paths(&mut tx, id)?;
-        tx.execute("DELETE FROM jobs WHERE id = ?1", params![id.0])?;
-        tx.commit()?;
+        let images = conn.in_write_tx(|tx| {
+            let state = current_state(tx, id)?;
+            if state.is_remote() {
+                return Err(StoreError::WrongState {
+                    id,
+                    state,
+                    action: "delete",
+                });
+            }
+            let images = queue::image_paths(tx, id)?;
+            tx.execute("DELETE FROM jobs WHERE id = ?1", params![id.0])?;
+            Ok(images)
+        })?;
         // After the commit: a file removed for a job that stayed would be an image lost.
         Ok(queue::remove_image_files(id, &images))
     }
@@ -480,6 +505,21 @@ fn local_midnight() -> Timestamp {
     let offset = time::UtcOffset::current_local_offset().unwrap_or(time::UtcOffset::UTC);
     let now = time::OffsetDateTime::now_utc().to_offset(offset);
     now.replace_time(time::Time::MIDNIGHT).into()
+}
+
+/// One submitter's jobs per state.
+const SUBMITTER_COUNTS_SQL: &str =
+    "SELECT state, COUNT(*) FROM jobs WHERE submitted_by = ?1 GROUP BY state";
+
+/// Rows of (state, count) as counts per state.
+fn counts_from_rows(rows: &[Row]) -> Result<StateCounts, StoreError> {
+    let mut counts = StateCounts::default();
+    for row in rows {
+        let state: String = row.get(0)?;
+        let n: i64 = row.get(1)?;
+        *counts.slot(parse_state(&state)?) = n.max(0) as u64;
+    }
+    Ok(counts)
 }
 
 /// `WHERE ...` and its arguments for a filter.

@@ -234,7 +234,16 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         refilled_at BIGINT           NOT NULL
     );
     ",
-    // 12: the local input files a job was queued with, by the path its spec names and the
+    // 12: exactly once while engines adopt next to live ones (see the SQLite migration).
+    "
+    CREATE TABLE reconciling (
+        model     TEXT   PRIMARY KEY,
+        engine_id BIGINT NOT NULL,
+        until_ms  BIGINT NOT NULL
+    );
+    ALTER TABLE jobs ADD COLUMN adopted_unanswered BIGINT NOT NULL DEFAULT 0;
+    ",
+    // 13: the local input files a job was queued with, by the path its spec names and the
     // sha256 of their bytes in `image_blobs`, so an engine on another host sends the same
     // image. Only a PostgreSQL store fills it (see `blobs`): an SQLite store is one host's.
     "

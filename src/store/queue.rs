@@ -147,50 +147,50 @@ impl Store {
     /// Makes a queued job the next one sent (of its model: models are sent side by side).
     pub fn move_to_top(&self, id: JobId) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let mut tx = conn.write_tx()?;
-        require_queued(&mut tx, id)?;
-        // Below every position the store holds, so positions stay distinct.
-        tx.execute(
-            "UPDATE jobs SET queue_pos = (SELECT MIN(queue_pos) FROM jobs) - 1 WHERE id = ?1",
-            params![id.0],
-        )?;
-        tx.commit()?;
-        Ok(())
+        conn.in_write_tx(|tx| {
+            require_queued(tx, id)?;
+            // Below every position the store holds, so positions stay distinct.
+            tx.execute(
+                "UPDATE jobs SET queue_pos = (SELECT MIN(queue_pos) FROM jobs) - 1 WHERE id = ?1",
+                params![id.0],
+            )?;
+            Ok(())
+        })
     }
 
     /// Swaps a queued job with the queued job sent just before (`Earlier`) or just after
     /// it (`Later`); false when there is none (it is already first or last).
     pub fn move_in_queue(&self, id: JobId, step: QueueStep) -> Result<bool, StoreError> {
         let mut conn = self.conn();
-        let mut tx = conn.write_tx()?;
-        require_queued(&mut tx, id)?;
-        let position: i64 = tx.query_row(
-            "SELECT queue_pos FROM jobs WHERE id = ?1",
-            params![id.0],
-            |r| r.get(0),
-        )?;
-        let neighbour_sql = match step {
-            QueueStep::Earlier => {
-                "SELECT id, queue_pos FROM jobs WHERE state = 'queued' AND (queue_pos, id) < (?1, ?2)
-                 ORDER BY queue_pos DESC, id DESC LIMIT 1"
-            }
-            QueueStep::Later => {
-                "SELECT id, queue_pos FROM jobs WHERE state = 'queued' AND (queue_pos, id) > (?1, ?2)
-                 ORDER BY queue_pos, id LIMIT 1"
-            }
-        };
-        let neighbour: Option<(i64, i64)> =
-            tx.query_opt(neighbour_sql, params![position, id.0], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?;
-        let Some((other, other_position)) = neighbour else {
-            return Ok(false);
-        };
-        let set = "UPDATE jobs SET queue_pos = ?1 WHERE id = ?2";
-        tx.execute(set, params![other_position, id.0])?;
-        tx.execute(set, params![position, other])?;
-        tx.commit()?;
-        Ok(true)
+        conn.in_write_tx(|tx| {
+            require_queued(tx, id)?;
+            let position: i64 = tx.query_row(
+                "SELECT queue_pos FROM jobs WHERE id = ?1",
+                params![id.0],
+                |r| r.get(0),
+            )?;
+            let neighbour_sql = match step {
+                QueueStep::Earlier => {
+                    "SELECT id, queue_pos FROM jobs WHERE state = 'queued' AND (queue_pos, id) < (?1, ?2)
+                     ORDER BY queue_pos DESC, id DESC LIMIT 1"
+                }
+                QueueStep::Later => {
+                    "SELECT id, queue_pos FROM jobs WHERE state = 'queued' AND (queue_pos, id) > (?1, ?2)
+                     ORDER BY queue_pos, id LIMIT 1"
+                }
+            };
+            let neighbour: Option<(i64, i64)> =
+                tx.query_opt(neighbour_sql, params![position, id.0], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
+            let Some((other, other_position)) = neighbour else {
+                return Ok(false);
+            };
+            let set = "UPDATE jobs SET queue_pos = ?1 WHERE id = ?2";
+            tx.execute(set, params![other_position, id.0])?;
+            tx.execute(set, params![position, other])?;
+            Ok(true)
+        })
     }
 }
 

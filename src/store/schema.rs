@@ -175,7 +175,21 @@ const MIGRATIONS: &[&str] = &[
         refilled_at INTEGER NOT NULL
     ) WITHOUT ROWID;
     ",
-    // 12: the local input files a job was queued with, by the path its spec names and the
+    // 12: exactly once while engines adopt next to live ones. `reconciling` holds one row
+    // per model whose unanswered creates an engine is looking up in the service's task
+    // list (until `until_ms`, the database's clock, or while its engine lives); no create
+    // of that model goes out meanwhile. `adopted_unanswered` marks a job adopted with its
+    // create unanswered and not yet looked up, so that it is not waited for as a create
+    // on the wire and the next adoption round looks it up.
+    "
+    CREATE TABLE reconciling (
+        model     TEXT    PRIMARY KEY,
+        engine_id INTEGER NOT NULL,
+        until_ms  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    ALTER TABLE jobs ADD COLUMN adopted_unanswered INTEGER NOT NULL DEFAULT 0;
+    ",
+    // 13: the local input files a job was queued with, by the path its spec names and the
     // sha256 of their bytes in `image_blobs`, so an engine on another host sends the same
     // image. Only a PostgreSQL store fills it (see `blobs`): an SQLite store is one host's.
     "

@@ -20,27 +20,27 @@ impl EngineStore {
         let answer =
             serde_json::to_string(results).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut conn = self.conn();
-        let mut tx = conn.write_tx()?;
-        let done = transition(
-            &mut tx,
-            id,
-            &[JobState::Submitting],
-            JobState::Running,
-            &[
-                ("task_id", call_id.to_value()),
-                ("task_status", TaskStatus::Succeeded.as_str().to_value()),
-                ("sync_answer", Value::Text(answer)),
-                ("error_code", Value::Null),
-                ("error_message", Value::Null),
-                ("error_action", Value::Null),
-            ],
-            Some(&format!(
-                "synchronous call {call_id} answered with {} image(s)",
-                results.len()
-            )),
-        )?;
-        tx.commit()?;
-        Ok(done)
+        conn.in_write_tx(|tx| {
+            let done = transition(
+                tx,
+                id,
+                &[JobState::Submitting],
+                JobState::Running,
+                &[
+                    ("task_id", call_id.to_value()),
+                    ("task_status", TaskStatus::Succeeded.as_str().to_value()),
+                    ("sync_answer", answer.to_value()),
+                    ("error_code", Value::Null),
+                    ("error_message", Value::Null),
+                    ("error_action", Value::Null),
+                ],
+                Some(&format!(
+                    "synchronous call {call_id} answered with {} image(s)",
+                    results.len()
+                )),
+            )?;
+            Ok(done)
+        })
     }
 
     /// The results a synchronous call answered for the job, if one did.

@@ -53,7 +53,7 @@ pub(crate) enum Claim {
 const ACTIVE: &str = "('submitting', 'submitted', 'running')";
 
 /// The database's clock, ms since the epoch.
-fn now_ms(dialect: Dialect) -> &'static str {
+pub(super) fn now_ms(dialect: Dialect) -> &'static str {
     match dialect {
         Dialect::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
         Dialect::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
@@ -73,20 +73,20 @@ impl Store {
             let mut conn = self.conn();
             let shared = conn.dialect() == Dialect::Postgres;
             let now = now_ms(conn.dialect());
-            let mut tx = conn.write_tx()?;
-            if !shared {
-                tx.execute("DELETE FROM engines", params![])?;
-            }
-            let id: i64 = tx.query_row(
-                &format!(
-                    "INSERT INTO engines (host, pid, os_user, lease_ms, started_at, heartbeat_at)
-                     VALUES (?1, ?2, ?3, ?4, {now}, {now}) RETURNING id"
-                ),
-                params![who.host, who.pid, who.user, lease.as_millis() as i64],
-                |row| row.get(0),
-            )?;
-            tx.commit()?;
-            Membership { id, lease, shared }
+            conn.in_write_tx(|tx| {
+                if !shared {
+                    tx.execute("DELETE FROM engines", params![])?;
+                }
+                let id: i64 = tx.query_row(
+                    &format!(
+                        "INSERT INTO engines (host, pid, os_user, lease_ms, started_at, heartbeat_at)
+                         VALUES (?1, ?2, ?3, ?4, {now}, {now}) RETURNING id"
+                    ),
+                    params![who.host, who.pid, who.user, lease.as_millis() as i64],
+                    |row| row.get(0),
+                )?;
+                Ok(Membership { id, lease, shared })
+            })?
         };
         Ok(self.into_engine_as(membership))
     }
@@ -115,14 +115,24 @@ impl EngineStore {
     /// adopted by the next engine that looks, without waiting for the lease to run out.
     pub(crate) fn leave_team(&self) -> Result<(), StoreError> {
         if let Some(me) = self.membership() {
-            self.conn()
-                .execute("DELETE FROM engines WHERE id = ?1", params![me.id])?;
+            let mut conn = self.conn();
+            conn.in_write_tx(|tx| {
+                tx.execute("DELETE FROM engines WHERE id = ?1", params![me.id])?;
+                // A look-up cut by the stop: its marker would hold nothing anyway.
+                tx.execute(
+                    "DELETE FROM reconciling WHERE engine_id = ?1",
+                    params![me.id],
+                )?;
+                Ok(())
+            })?;
         }
         Ok(())
     }
 
     /// Makes this engine the runner of every running job whose engine is gone (its lease
-    /// expired, it left, or the job predates the team); returns them. One statement, so
+    /// expired, it left, or the job predates the team); returns them. A job whose create
+    /// went unanswered is marked `adopted_unanswered` until it is claimed again: no
+    /// engine waits for its answer (see `creates_on_the_wire`). One statement, so
     /// that of two engines adopting at once each job goes to one (PostgreSQL rechecks the
     /// condition on a row another transaction just changed).
     pub(crate) fn adopt_orphans(&self) -> Result<Vec<JobId>, StoreError> {
@@ -140,22 +150,25 @@ impl EngineStore {
         } else {
             "(engine_id IS NULL OR engine_id <> ?1)".to_string()
         };
-        let mut tx = conn.write_tx()?;
-        let adopted = tx.query_map(
-            &format!(
-                "UPDATE jobs SET engine_id = ?1 WHERE state IN {ACTIVE} AND {orphaned}
-                 RETURNING id"
-            ),
-            params![me.id],
-            |row| row.get(0).map(JobId),
-        )?;
-        // Expired engines have nothing left to run; their renewal finds them gone.
-        tx.execute(
-            &format!("DELETE FROM engines WHERE heartbeat_at + lease_ms < {now}"),
-            params![],
-        )?;
-        tx.commit()?;
-        Ok(adopted)
+        conn.in_write_tx(|tx| {
+            let adopted = tx.query_map(
+                &format!(
+                    "UPDATE jobs SET engine_id = ?1, adopted_unanswered = CASE
+                       WHEN state = 'submitting' AND submitted_at IS NOT NULL AND task_id IS NULL
+                       THEN 1 ELSE adopted_unanswered END
+                     WHERE state IN {ACTIVE} AND {orphaned}
+                     RETURNING id"
+                ),
+                params![me.id],
+                |row| row.get(0).map(JobId),
+            )?;
+            // Expired engines have nothing left to run; their renewal finds them gone.
+            tx.execute(
+                &format!("DELETE FROM engines WHERE heartbeat_at + lease_ms < {now}"),
+                params![],
+            )?;
+            Ok(adopted)
+        })
     }
 
     /// Jobs some engine of the store is running (submitting, submitted or running).
@@ -185,37 +198,37 @@ impl EngineStore {
         let mut conn = self.conn();
         let dialect = conn.dialect();
         let now = now_ms(dialect);
-        let mut tx = conn.write_tx()?;
-        if dialect == Dialect::Postgres {
-            tx.execute(
-                "SELECT pg_advisory_xact_lock(hashtext(?1))",
-                params![format!("wandash in flight {}", model.id())],
+        conn.in_write_tx(|tx| {
+            if dialect == Dialect::Postgres {
+                tx.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext(?1))",
+                    params![format!("wandash in flight {}", model.id())],
+                )?;
+            }
+            let engines: i64 = tx.query_row(
+                &format!("SELECT COUNT(*) FROM engines WHERE heartbeat_at + lease_ms >= {now}"),
+                params![],
+                |row| row.get(0),
             )?;
-        }
-        let engines: i64 = tx.query_row(
-            &format!("SELECT COUNT(*) FROM engines WHERE heartbeat_at + lease_ms >= {now}"),
-            params![],
-            |row| row.get(0),
-        )?;
-        let in_flight = InFlight {
-            total: in_flight_count(&mut tx, model, None)?,
-            mine: match engine {
-                Some(me) => in_flight_count(&mut tx, model, Some(me))?,
-                None => 0,
-            },
-            engines: u32::try_from(engines).unwrap_or(u32::MAX),
-        };
-        match claim_fits(in_flight, in_flight_limit, share) {
-            Fit::Fits => {}
-            Fit::Full => return Ok(Claim::Full),
-            Fit::LeftForOthers => return Ok(Claim::LeftForOthers),
-        }
-        let claim = match claim_in(&mut tx, id, engine)? {
-            Some(detail) => Claim::Claimed(Box::new(detail)),
-            None => Claim::Gone,
-        };
-        tx.commit()?;
-        Ok(claim)
+            let in_flight = InFlight {
+                total: in_flight_count(tx, model, None)?,
+                mine: match engine {
+                    Some(me) => in_flight_count(tx, model, Some(me))?,
+                    None => 0,
+                },
+                engines: u32::try_from(engines).unwrap_or(u32::MAX),
+            };
+            match claim_fits(in_flight, in_flight_limit, share) {
+                Fit::Fits => {}
+                Fit::Full => return Ok(Claim::Full),
+                Fit::LeftForOthers => return Ok(Claim::LeftForOthers),
+            }
+            let claim = match claim_in(tx, id, engine)? {
+                Some(detail) => Claim::Claimed(Box::new(detail)),
+                None => Claim::Gone,
+            };
+            Ok(claim)
+        })
     }
 
     /// Takes a token from the shared bucket `name` (refilled at `rate` per second, holding
@@ -227,42 +240,72 @@ impl EngineStore {
         rate: f64,
         capacity: f64,
     ) -> Result<Option<Duration>, StoreError> {
+        self.change_bucket(name, capacity, |bucket, now| {
+            bucket.take(now, rate, capacity)
+        })
+    }
+
+    /// Applies a 429 one engine got to the shared bucket `name` (see `Bucket::throttled`),
+    /// so that every engine of the team waits, not only the throttled one.
+    pub(crate) fn throttle_bucket(
+        &self,
+        name: &str,
+        rate: f64,
+        capacity: f64,
+        speed: f64,
+    ) -> Result<(), StoreError> {
+        self.change_bucket(name, capacity, |bucket, now| {
+            (bucket.throttled(now, rate, capacity, speed), ())
+        })
+    }
+
+    /// Reads the shared bucket `name` (created holding `capacity`), writes back what
+    /// `change` makes of it at the database's time, and returns the rest of its answer:
+    /// one transaction holding the bucket's row.
+    fn change_bucket<T>(
+        &self,
+        name: &str,
+        capacity: f64,
+        change: impl Fn(Bucket, i64) -> (Bucket, T),
+    ) -> Result<T, StoreError> {
         let mut conn = self.conn();
         let dialect = conn.dialect();
         let now = now_ms(dialect);
-        let mut tx = conn.write_tx()?;
-        tx.execute(
-            &format!(
-                "INSERT INTO rate_buckets (name, tokens, refilled_at) VALUES (?1, ?2, {now})
-                 ON CONFLICT (name) DO NOTHING"
-            ),
-            params![name, capacity],
-        )?;
-        let lock = if dialect == Dialect::Postgres {
-            "FOR UPDATE"
-        } else {
-            ""
-        };
-        let (bucket, at): (Bucket, i64) = tx.query_row(
-            &format!("SELECT tokens, refilled_at, {now} FROM rate_buckets WHERE name = ?1 {lock}"),
-            params![name],
-            |row| {
-                Ok((
-                    Bucket {
-                        tokens: row.get(0)?,
-                        refilled_at: row.get(1)?,
-                    },
-                    row.get(2)?,
-                ))
-            },
-        )?;
-        let (after, wait) = bucket.take(at, rate, capacity);
-        tx.execute(
-            "UPDATE rate_buckets SET tokens = ?1, refilled_at = ?2 WHERE name = ?3",
-            params![after.tokens, after.refilled_at, name],
-        )?;
-        tx.commit()?;
-        Ok(wait)
+        conn.in_write_tx(|tx| {
+            tx.execute(
+                &format!(
+                    "INSERT INTO rate_buckets (name, tokens, refilled_at) VALUES (?1, ?2, {now})
+                     ON CONFLICT (name) DO NOTHING"
+                ),
+                params![name, capacity],
+            )?;
+            let lock = if dialect == Dialect::Postgres {
+                "FOR UPDATE"
+            } else {
+                ""
+            };
+            let (bucket, at): (Bucket, i64) = tx.query_row(
+                &format!(
+                    "SELECT tokens, refilled_at, {now} FROM rate_buckets WHERE name = ?1 {lock}"
+                ),
+                params![name],
+                |row| {
+                    Ok((
+                        Bucket {
+                            tokens: row.get(0)?,
+                            refilled_at: row.get(1)?,
+                        },
+                        row.get(2)?,
+                    ))
+                },
+            )?;
+            let (after, answer) = change(bucket, at);
+            tx.execute(
+                "UPDATE rate_buckets SET tokens = ?1, refilled_at = ?2 WHERE name = ?3",
+                params![after.tokens, after.refilled_at, name],
+            )?;
+            Ok(answer)
+        })
     }
 }
 
@@ -335,10 +378,10 @@ impl Bucket {
     /// nothing (and keeps the later time).
     pub(crate) fn take(self, now: i64, rate: f64, capacity: f64) -> (Bucket, Option<Duration>) {
         let rate = rate.max(0.01);
-        let capacity = capacity.max(1.0);
-        let elapsed = (now - self.refilled_at).max(0) as f64 / 1000.0;
-        let tokens = (self.tokens + elapsed * rate).min(capacity);
-        let refilled_at = now.max(self.refilled_at);
+        let Bucket {
+            tokens,
+            refilled_at,
+        } = self.refilled(now, rate, capacity);
         if tokens >= 1.0 {
             (
                 Bucket {
@@ -356,6 +399,33 @@ impl Bucket {
                 },
                 Some(wait.max(Duration::from_millis(1))),
             )
+        }
+    }
+
+    /// The bucket after an engine got a 429 and slowed its own pace to `speed` (of 1, see
+    /// `CreateRate::throttled`): refilled up to `now`, then in debt, so that the next
+    /// token is as far off at the bucket's full `rate` as the throttled engine's own next
+    /// create at its slowed one, `1 / (rate * speed)` seconds; every engine of the team
+    /// backs off as much as the one the service refused. A bucket already deeper in debt
+    /// keeps it: engines throttled by one burst do not add up their penalties.
+    pub(crate) fn throttled(self, now: i64, rate: f64, capacity: f64, speed: f64) -> Bucket {
+        let speed = speed.clamp(0.01, 1.0);
+        let refilled = self.refilled(now, rate.max(0.01), capacity);
+        // (1 - tokens) / rate = 1 / (rate * speed)
+        let in_debt = 1.0 - 1.0 / speed;
+        Bucket {
+            tokens: refilled.tokens.min(in_debt),
+            ..refilled
+        }
+    }
+
+    /// Refilled up to `now` at `rate` per second, at most `capacity`. A clock that went
+    /// back refills nothing (and keeps the later time).
+    fn refilled(self, now: i64, rate: f64, capacity: f64) -> Bucket {
+        let elapsed = (now - self.refilled_at).max(0) as f64 / 1000.0;
+        Bucket {
+            tokens: (self.tokens + elapsed * rate).min(capacity.max(1.0)),
+            refilled_at: now.max(self.refilled_at),
         }
     }
 }
@@ -408,6 +478,40 @@ mod tests {
                 refilled_at: 10_000
             }
         );
+    }
+
+    #[test]
+    fn a_throttled_bucket_owes_what_the_throttled_engine_waits() {
+        let full = Bucket {
+            tokens: 2.0,
+            refilled_at: 1_000,
+        };
+        // At half speed the engine's next create is 1 s off at 2 per s: so is the team's.
+        let owing = full.throttled(1_000, 2.0, 2.0, 0.5);
+        assert_eq!(owing.tokens, -1.0);
+        let (_, wait) = owing.take(1_000, 2.0, 2.0);
+        assert_eq!(wait, Some(Duration::from_secs(1)));
+        let (_, wait) = owing.take(2_000, 2.0, 2.0);
+        assert_eq!(wait, None, "paid off at the full rate");
+        // A tenth of the speed: five seconds.
+        let (_, wait) = full.throttled(1_000, 2.0, 2.0, 0.1).take(1_000, 2.0, 2.0);
+        assert_eq!(wait, Some(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn a_second_throttle_of_one_burst_does_not_add_to_the_debt() {
+        let empty = Bucket {
+            tokens: 0.0,
+            refilled_at: 0,
+        };
+        let once = empty.throttled(0, 1.0, 2.0, 0.25);
+        assert_eq!(once.tokens, -3.0);
+        assert_eq!(once.throttled(0, 1.0, 2.0, 0.5), once, "already deeper");
+        let deeper = once.throttled(0, 1.0, 2.0, 0.125);
+        assert_eq!(deeper.tokens, -7.0, "a slower engine's wait is longer");
+        // Refilled first: time that passed counts before the debt is set.
+        assert_eq!(once.throttled(10_000, 1.0, 2.0, 0.5).tokens, -1.0);
+        assert_eq!(once.throttled(10_000, 1.0, 2.0, 0.5).refilled_at, 10_000);
     }
 
     fn in_flight(total: u32, mine: u32, engines: u32) -> InFlight {

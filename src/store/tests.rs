@@ -70,6 +70,7 @@ on_both_backends!(
     an_image_missing_here_is_read_from_the_store_into_the_cache,
     a_jobs_input_file_travels_with_it_on_postgresql_only,
     each_job_records_who_queued_it_and_mine_selects_and_counts_them,
+    the_counts_by_state_of_one_submitter_leave_the_others_jobs_out,
 );
 
 #[test]
@@ -92,6 +93,25 @@ fn the_money_sums_read_the_money_index_alone() {
     assert!(
         plan.iter()
             .any(|step| step.contains("COVERING INDEX jobs_money")),
+        "{plan:?}"
+    );
+}
+
+#[test]
+fn the_counts_of_one_submitter_walk_the_submitter_index() {
+    let Place { dir: _dir, path } = sqlite_place();
+    Store::open(&path).unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let plan: Vec<String> = conn
+        .prepare(&format!("EXPLAIN QUERY PLAN {SUBMITTER_COUNTS_SQL}"))
+        .unwrap()
+        .query_map(["alice@box1"], |row| row.get::<_, String>(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        plan.iter()
+            .any(|step| step.contains("USING INDEX jobs_by_submitter")),
         "{plan:?}"
     );
 }
@@ -739,8 +759,20 @@ fn job_with_saved_image(
     store: &EngineStore,
     dir: &std::path::Path,
 ) -> (JobId, ImageRecord, Vec<u8>) {
+    job_with_image(
+        store,
+        dir,
+        b"\x89PNG not really, but bytes all the same".to_vec(),
+    )
+}
+
+/// A job with one image of `bytes` saved: its file under `dir`, its bytes in the store.
+fn job_with_image(
+    store: &EngineStore,
+    dir: &std::path::Path,
+    bytes: Vec<u8>,
+) -> (JobId, ImageRecord, Vec<u8>) {
     let id = store.enqueue(&spec("a lighthouse")).unwrap();
-    let bytes = b"\x89PNG not really, but bytes all the same".to_vec();
     let path = dir.join(format!("images/{id}/0.png"));
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(&path, &bytes).unwrap();
@@ -786,7 +818,8 @@ fn an_image_missing_here_is_read_from_the_store_into_the_cache(place: Place) {
     let store = Store::open(&path).unwrap().into_engine();
     let on_postgres = matches!(store.location(), Location::Postgres(_));
     let (id, image, bytes) = job_with_saved_image(&store, dir.path());
-    let cache = dir.path().join("other-host/cache");
+    let cache_dir = dir.path().join("other-host/cache");
+    let cache = blobs::ImageCache::at(cache_dir.clone(), u64::MAX);
     let recorded = image.path.clone().unwrap();
     // Here, the recorded file is the answer: nothing is fetched or cached.
     assert_eq!(store.image_on_disk(id, &image, &cache).unwrap(), recorded);
@@ -805,7 +838,7 @@ fn an_image_missing_here_is_read_from_the_store_into_the_cache(place: Place) {
         return;
     }
     let cached = found.unwrap();
-    assert!(cached.starts_with(&cache), "{}", cached.display());
+    assert!(cached.starts_with(&cache_dir), "{}", cached.display());
     assert_eq!(std::fs::read(&cached).unwrap(), bytes);
     let mode = std::fs::metadata(&cached).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
@@ -820,7 +853,8 @@ fn an_image_missing_here_is_read_from_the_store_into_the_cache(place: Place) {
             params![b"tampered".as_slice()],
         )
         .unwrap();
-    let elsewhere = dir.path().join("third-host/cache");
+    let elsewhere_dir = dir.path().join("third-host/cache");
+    let elsewhere = blobs::ImageCache::at(elsewhere_dir.clone(), u64::MAX);
     let message = store
         .image_on_disk(id, &image, &elsewhere)
         .unwrap_err()
@@ -829,7 +863,50 @@ fn an_image_missing_here_is_read_from_the_store_into_the_cache(place: Place) {
         message.contains(&format!("job {id}, image 0")) && message.contains("hash to"),
         "{message}"
     );
-    assert!(!elsewhere.join(cached.file_name().unwrap()).exists());
+    assert!(!elsewhere_dir.join(cached.file_name().unwrap()).exists());
+}
+
+/// The cache keeps to its limit: an image read from the store that does not fit evicts
+/// the image used longest ago, and an image served from the cache counts as used.
+#[test]
+fn the_image_cache_keeps_to_its_limit_by_evicting_the_image_used_longest_ago() {
+    let Some(Place { dir, path }) = postgres_place() else {
+        return;
+    };
+    let store = Store::open(&path).unwrap().into_engine();
+    let images: Vec<(JobId, ImageRecord)> = ["first", "second", "third"]
+        .into_iter()
+        .map(|name| {
+            let bytes = format!("{name:>6} image's bytes").into_bytes();
+            let (id, image, _) = job_with_image(&store, dir.path(), bytes);
+            // Saved by another host: not on this one's disk.
+            std::fs::remove_file(image.path.as_ref().unwrap()).unwrap();
+            (id, image)
+        })
+        .collect();
+    let size = images[0].1.bytes.unwrap();
+    let cache = blobs::ImageCache::at(dir.path().join("cache"), 2 * size);
+    let fetch =
+        |(id, image): &(JobId, ImageRecord)| store.image_on_disk(*id, image, &cache).unwrap();
+    let used_at = |file: &std::path::Path, secs: u64| {
+        std::fs::File::options()
+            .write(true)
+            .open(file)
+            .unwrap()
+            .set_modified(std::time::UNIX_EPOCH + Duration::from_secs(secs))
+            .unwrap();
+    };
+    let first = fetch(&images[0]);
+    used_at(&first, 1_000);
+    let second = fetch(&images[1]);
+    used_at(&second, 2_000);
+    assert!(first.exists() && second.exists(), "two fit");
+    // Shown again (from the cache): now the first is the one used last.
+    assert_eq!(fetch(&images[0]), first);
+    let third = fetch(&images[2]);
+    assert!(third.exists());
+    assert!(first.exists(), "used after the second");
+    assert!(!second.exists(), "used longest ago, evicted");
 }
 
 fn a_jobs_input_file_travels_with_it_on_postgresql_only(place: Place) {
@@ -859,7 +936,7 @@ fn a_jobs_input_file_travels_with_it_on_postgresql_only(place: Place) {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .unwrap();
-    let cache = dir.path().join("other-host/cache");
+    let cache = ImageCache::at(dir.path().join("other-host/cache"), 1 << 30);
     if !on_postgres {
         // One host: the file is the input; nothing is copied into the database.
         assert!(rows.is_empty(), "{rows:?}");
@@ -878,7 +955,11 @@ fn a_jobs_input_file_travels_with_it_on_postgresql_only(place: Place) {
     // Another host holds another file at that path: the queued bytes are sent all the same.
     std::fs::write(&base, b"another host's cat").unwrap();
     let cached = store.input_on_disk(id, &base, &cache).unwrap().unwrap();
-    assert!(cached.starts_with(&cache), "{}", cached.display());
+    assert!(
+        cached.starts_with(dir.path().join("other-host/cache")),
+        "{}",
+        cached.display()
+    );
     assert_eq!(std::fs::read(&cached).unwrap(), bytes);
     let mode = std::fs::metadata(&cached).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
@@ -896,16 +977,10 @@ fn a_jobs_input_file_travels_with_it_on_postgresql_only(place: Place) {
 }
 
 /// A store handle queueing as `who` (in place of this process's `user@host`).
-fn open_as(path: &std::path::Path, who: &str) -> Store {
-    let mut store = Store::open(path).unwrap();
-    store.submitter = who.to_string();
-    store
-}
-
 fn each_job_records_who_queued_it_and_mine_selects_and_counts_them(place: Place) {
     let Place { dir: _dir, path } = place;
-    let alice = open_as(&path, "alice@box1");
-    let bob = open_as(&path, "bob@box2");
+    let alice = Store::open_as(&path, "alice@box1");
+    let bob = Store::open_as(&path, "bob@box2");
     let theirs = alice
         .enqueue_batch(&[spec("a red fox"), spec("a blue fox")], None)
         .unwrap();
@@ -950,6 +1025,35 @@ fn each_job_records_who_queued_it_and_mine_selects_and_counts_them(place: Place)
     let (user, host) = own.submitter().split_once('@').unwrap();
     assert!(!user.is_empty() && !host.is_empty());
     assert!(!own.submitter().chars().any(char::is_control));
+}
+
+fn the_counts_by_state_of_one_submitter_leave_the_others_jobs_out(place: Place) {
+    let Place { dir: _dir, path } = place;
+    let alice = Store::open_as(&path, "alice@box1");
+    let bob = Store::open_as(&path, "bob@box2");
+    let theirs = alice
+        .enqueue_batch(&[spec("a red fox"), spec("a blue fox")], None)
+        .unwrap();
+    bob.enqueue_batch(&[spec("a red owl"), spec("a grey owl")], None)
+        .unwrap();
+    let his = bob.enqueue(&spec("a white owl")).unwrap();
+    assert_eq!(
+        alice.request_cancel(theirs[0]).unwrap(),
+        CancelOutcome::Cancelled
+    );
+    assert_eq!(bob.request_cancel(his).unwrap(), CancelOutcome::Cancelled);
+
+    let hers = alice.counts_by_state_submitted_by("alice@box1").unwrap();
+    assert_eq!((hers.queued, hers.cancelled, hers.total()), (1, 1, 2));
+    let his = alice.counts_by_state_submitted_by("bob@box2").unwrap();
+    assert_eq!((his.queued, his.cancelled, his.total()), (2, 1, 3));
+    assert_eq!(
+        alice.counts_by_state_submitted_by("carol@box3").unwrap(),
+        StateCounts::default()
+    );
+    // Everyone's counts are still the sum.
+    let everyone = bob.counts_by_state().unwrap();
+    assert_eq!((everyone.queued, everyone.cancelled), (3, 2));
 }
 
 #[test]
@@ -1006,7 +1110,8 @@ on_both_backends!(
     engines_run_what_they_claim_and_adopt_only_what_engines_that_are_gone_left,
     of_engines_adopting_at_once_each_job_goes_to_one,
     claims_of_many_engines_at_once_keep_to_the_in_flight_limit,
-    a_shared_bucket_is_one_quota_for_every_connection
+    a_shared_bucket_is_one_quota_for_every_connection,
+    a_bucket_throttled_by_one_engine_makes_every_engine_wait
 );
 
 fn member(path: &std::path::Path, lease: std::time::Duration) -> EngineStore {
@@ -1191,4 +1296,282 @@ fn a_shared_bucket_is_one_quota_for_every_connection(place: Place) {
         None,
         "buckets are apart"
     );
+}
+
+fn a_bucket_throttled_by_one_engine_makes_every_engine_wait(place: Place) {
+    let Place { dir: _dir, path } = place;
+    let throttled = member(&path, std::time::Duration::from_secs(60));
+    let other = member(&path, std::time::Duration::from_secs(60));
+    // Plenty of tokens: only the penalty can make anyone wait.
+    let (rate, capacity) = (10.0, 5.0);
+    assert_eq!(other.take_token("create m", rate, capacity).unwrap(), None);
+    // At a tenth of its speed the throttled engine's next create is 1 s off: so is the
+    // other engine's, less the moments between the two calls.
+    throttled
+        .throttle_bucket("create m", rate, capacity, 0.1)
+        .unwrap();
+    let wait = other.take_token("create m", rate, capacity).unwrap();
+    assert!(
+        wait.is_some_and(|w| w > Duration::from_millis(500) && w <= Duration::from_secs(1)),
+        "{wait:?}"
+    );
+    // A bucket no engine took from yet is created in debt.
+    throttled
+        .throttle_bucket("create n", rate, capacity, 0.1)
+        .unwrap();
+    assert!(
+        other
+            .take_token("create n", rate, capacity)
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        other.take_token("query", rate, capacity).unwrap(),
+        None,
+        "other buckets are not throttled"
+    );
+}
+
+/// PostgreSQL breaks a deadlock by aborting one of its transactions (SQLSTATE 40P01); the
+/// store runs the aborted one again from the start, and it then commits.
+#[test]
+fn a_transaction_aborted_to_break_a_deadlock_runs_again_and_commits() {
+    let Some(Place { dir: _dir, path }) = postgres_place() else {
+        return;
+    };
+    let store = Store::open(&path).unwrap();
+    let peer = Store::open(&path).unwrap();
+    let onlooker = Store::open(&path).unwrap();
+    let first = store.enqueue(&spec("first")).unwrap();
+    let second = store.enqueue(&spec("second")).unwrap();
+    let set_prompt = "UPDATE jobs SET prompt = ?1 WHERE id = ?2";
+    let (second_locked, await_second_locked) = std::sync::mpsc::channel();
+    let mut runs = 0;
+    std::thread::scope(|scope| {
+        let peer = scope.spawn(|| {
+            let mut conn = peer.conn();
+            let mut tx = conn.write_tx().unwrap();
+            tx.execute(set_prompt, params!["peer", second.0]).unwrap();
+            second_locked.send(()).unwrap();
+            // The store's transaction waits for `second` first, so its deadlock check runs
+            // first and aborts it, not this one.
+            wait_until_a_transaction_waits_for_a_lock(&onlooker);
+            std::thread::sleep(Duration::from_millis(200));
+            tx.execute(set_prompt, params!["peer", first.0]).unwrap();
+            tx.commit().unwrap();
+        });
+        let outcome = store.conn().in_write_tx(|tx| {
+            runs += 1;
+            tx.execute(set_prompt, params!["store", first.0])?;
+            if runs == 1 {
+                await_second_locked.recv().unwrap();
+            }
+            tx.execute(set_prompt, params!["store", second.0])?;
+            Ok(())
+        });
+        peer.join().unwrap();
+        assert_eq!(outcome, Ok(()));
+    });
+    assert_eq!(runs, 2, "aborted once, then committed");
+    for id in [first, second] {
+        assert_eq!(
+            store.job(id).unwrap().unwrap().summary.prompt,
+            "store",
+            "{id}"
+        );
+    }
+}
+
+/// Polls the server until some transaction of the database waits for a row lock.
+fn wait_until_a_transaction_waits_for_a_lock(onlooker: &Store) {
+    let give_up = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let waiting: i64 = onlooker
+            .conn()
+            .query_row(
+                "SELECT COUNT(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                params![],
+                |row| row.get(0),
+            )
+            .unwrap();
+        if waiting > 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < give_up,
+            "nobody waits for a lock"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A transaction aborted for a conflict each time it runs is given up after a bounded
+/// number of runs, and the error names the SQLSTATE and how many runs there were.
+#[test]
+fn a_transaction_that_keeps_conflicting_is_given_up_naming_the_sqlstate_and_the_runs() {
+    let Place { dir: _dir, path } = sqlite_place();
+    let store = Store::open(&path).unwrap();
+    let mut runs = 0;
+    let outcome: Result<(), StoreError> = store.conn().in_write_tx(|_| {
+        runs += 1;
+        Err(StoreError::Conflict {
+            sqlstate: "40P01".into(),
+            message: "deadlock detected".into(),
+            attempts: 1,
+        })
+    });
+    assert_eq!(runs, db::CONFLICT_ATTEMPTS);
+    let error = outcome.unwrap_err();
+    assert_eq!(
+        error,
+        StoreError::Conflict {
+            sqlstate: "40P01".into(),
+            message: "deadlock detected".into(),
+            attempts: db::CONFLICT_ATTEMPTS,
+        }
+    );
+    let said = error.to_string();
+    let runs_said = format!("{} time(s)", db::CONFLICT_ATTEMPTS);
+    assert!(
+        said.contains("SQLSTATE 40P01") && said.contains(&runs_said),
+        "{said}"
+    );
+}
+
+on_both_backends!(
+    a_reconciling_marker_holds_its_models_creates_and_is_one_live_engines_until_it_lapses,
+    creates_on_the_wire_are_those_live_engines_sent_not_those_adopted_unanswered,
+);
+
+fn a_reconciling_marker_holds_its_models_creates_and_is_one_live_engines_until_it_lapses(
+    place: Place,
+) {
+    let Place { dir: _dir, path } = place;
+    let long = Duration::from_secs(60);
+    let (turbo, plus) = (Model::Wanx21T2iTurbo, Model::Wanx21T2iPlus);
+    let reconciler = member(&path, long);
+    let held = reconciler.enqueue(&spec("held")).unwrap();
+    let free = reconciler
+        .enqueue(&JobSpec::new(plus, "another model"))
+        .unwrap();
+    reconciler.claim_for_submit(held).unwrap().unwrap();
+    reconciler.claim_for_submit(free).unwrap().unwrap();
+
+    assert!(reconciler.begin_reconciling(turbo, long).unwrap());
+    assert_eq!(reconciler.reconciling_models().unwrap(), vec![turbo]);
+    assert_eq!(
+        reconciler.mark_sending(held, turbo).unwrap(),
+        None,
+        "not even the reconciler's own creates go out"
+    );
+    let job = reconciler.job(held).unwrap().unwrap();
+    assert_eq!(job.summary.status.submitted_at(), None, "not stamped");
+    assert!(
+        reconciler.mark_sending(free, plus).unwrap().is_some(),
+        "another model is not held"
+    );
+    assert!(
+        reconciler.begin_reconciling(turbo, long).unwrap(),
+        "renewed by its holder"
+    );
+
+    if reconciler.membership().unwrap().shared {
+        let other = member(&path, long);
+        assert!(
+            !other.begin_reconciling(turbo, long).unwrap(),
+            "held by a live engine"
+        );
+        assert!(
+            other.begin_reconciling(plus, long).unwrap(),
+            "one per model"
+        );
+        other.end_reconciling(plus).unwrap();
+        // A marker that lapsed, its engine alive, is taken.
+        assert!(reconciler.begin_reconciling(turbo, Duration::ZERO).unwrap());
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(reconciler.reconciling_models().unwrap().is_empty());
+        assert!(
+            other.begin_reconciling(turbo, long).unwrap(),
+            "taken once lapsed"
+        );
+        // An engine's end does not end another's marker.
+        reconciler.end_reconciling(turbo).unwrap();
+        assert_eq!(reconciler.mark_sending(held, turbo).unwrap(), None);
+        // The marker of an engine whose lease ran out holds nothing, though it has not
+        // lapsed itself.
+        other
+            .conn()
+            .execute(
+                "UPDATE engines SET heartbeat_at = 0 WHERE id = ?1",
+                params![other.membership().unwrap().id],
+            )
+            .unwrap();
+        assert!(reconciler.reconciling_models().unwrap().is_empty());
+        assert!(reconciler.begin_reconciling(turbo, long).unwrap());
+        // One that leaves takes its markers along.
+        assert!(other.begin_reconciling(plus, long).unwrap());
+        other.leave_team().unwrap();
+        let left: i64 = reconciler
+            .conn()
+            .query_row(
+                "SELECT COUNT(*) FROM reconciling WHERE model = ?1",
+                params![plus.id()],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(left, 0);
+    }
+    reconciler.end_reconciling(turbo).unwrap();
+    assert!(reconciler.reconciling_models().unwrap().is_empty());
+    assert!(reconciler.mark_sending(held, turbo).unwrap().is_some());
+}
+
+fn creates_on_the_wire_are_those_live_engines_sent_not_those_adopted_unanswered(place: Place) {
+    let Place { dir: _dir, path } = place;
+    let long = Duration::from_secs(60);
+    let model = Model::Wanx21T2iTurbo;
+    let gone = member(&path, long);
+    let lost = gone.enqueue(&spec("lost")).unwrap();
+    gone.claim_for_submit(lost).unwrap().unwrap();
+    gone.mark_sending(lost, model).unwrap().unwrap();
+    assert_eq!(gone.creates_on_the_wire(model).unwrap(), 1);
+    assert_eq!(
+        gone.creates_on_the_wire(Model::Wanx21T2iPlus).unwrap(),
+        0,
+        "per model"
+    );
+    gone.leave_team().unwrap();
+    assert_eq!(
+        gone.creates_on_the_wire(model).unwrap(),
+        0,
+        "no answer comes to an engine that is gone"
+    );
+
+    let adopter = member(&path, long);
+    assert_eq!(adopter.adopt_orphans().unwrap(), vec![lost]);
+    assert_eq!(adopter.adopted_unanswered().unwrap(), vec![lost]);
+    assert_eq!(
+        adopter.creates_on_the_wire(model).unwrap(),
+        0,
+        "an adopted create is looked up, not waited for"
+    );
+    let sent = adopter.enqueue(&spec("sent")).unwrap();
+    adopter.claim_for_submit(sent).unwrap().unwrap();
+    adopter.mark_sending(sent, model).unwrap().unwrap();
+    assert_eq!(adopter.creates_on_the_wire(model).unwrap(), 1);
+    assert_eq!(adopter.adopted_unanswered().unwrap(), vec![lost]);
+    adopter
+        .mark_created(sent, "task-sent", TaskStatus::Pending, "created")
+        .unwrap();
+    assert_eq!(adopter.creates_on_the_wire(model).unwrap(), 0, "answered");
+
+    // Looked up and found never created: queued, then claimed afresh.
+    let not_created = JobError::new(ErrorKind::Interrupted, "not created", None);
+    adopter.requeue(lost, &not_created, None, false).unwrap();
+    assert!(adopter.adopted_unanswered().unwrap().is_empty());
+    adopter.claim_for_submit(lost).unwrap().unwrap();
+    adopter.mark_sending(lost, model).unwrap().unwrap();
+    assert!(adopter.adopted_unanswered().unwrap().is_empty());
+    assert_eq!(adopter.creates_on_the_wire(model).unwrap(), 1, "sent again");
 }

@@ -5,6 +5,7 @@
 use std::ops::Deref;
 
 use super::db::{Db, Dialect, ToValue, Value, params};
+use super::reconciling::{marker_lock, no_marker_holds};
 use super::team::Membership;
 use super::{
     ErrorKind, ImageRecord, JobDetail, JobError, JobId, JobState, JobSummary, SUMMARY_COLUMNS,
@@ -141,18 +142,20 @@ impl EngineStore {
     pub(crate) fn claim_for_submit(&self, id: JobId) -> Result<Option<JobDetail>, StoreError> {
         let engine = self.membership.map(|m| m.id);
         let mut conn = self.conn();
-        let mut tx = conn.write_tx()?;
-        let detail = claim_in(&mut tx, id, engine)?;
-        tx.commit()?;
-        Ok(detail)
+        conn.in_write_tx(|tx| {
+            let detail = claim_in(tx, id, engine)?;
+            Ok(detail)
+        })
     }
 
     /// Stamps `submitted_at` on a submitting job right before its create goes on the wire
     /// (the time window recovery searches, and the sign that a create may have happened);
-    /// returns the stamp. `None`, stamping nothing, while the queue or `model` is paused:
-    /// checked in the same statement, so no create goes out once a pause has committed.
-    /// Also `None` once another engine adopted the job (this one was held up past its
-    /// lease): the adopter decides about its create.
+    /// returns the stamp. `None`, stamping nothing, while the queue or `model` is paused,
+    /// or while an engine looks up unanswered creates of `model` in the service's task
+    /// list (the `reconciling` marker): checked in the same statement, so no create goes
+    /// out once a pause or a marker has committed. Also `None` once another engine
+    /// adopted the job (this one was held up past its lease): the adopter decides about
+    /// its create.
     pub(crate) fn mark_sending(
         &self,
         id: JobId,
@@ -162,13 +165,26 @@ impl EngineStore {
         let (mine, me) = self.run_by_me(4);
         let mut args = params![at, id.0, model.id()].to_vec();
         args.extend(me);
-        let stamped = self.conn().execute(
-            &format!(
-                "UPDATE jobs SET submitted_at = ?1 WHERE id = ?2
-                   AND NOT EXISTS (SELECT 1 FROM paused WHERE scope IN ('all', ?3)) {mine}"
-            ),
-            &args,
-        )?;
+        let mut conn = self.conn();
+        let dialect = conn.dialect();
+        let no_marker = no_marker_holds(dialect, 3);
+        let stamped = conn.in_write_tx(|tx| {
+            if dialect == Dialect::Postgres {
+                // Shared: stamps go on side by side, and a marker waits for those under way.
+                tx.execute(
+                    "SELECT pg_advisory_xact_lock_shared(hashtext(?1))",
+                    params![marker_lock(model)],
+                )?;
+            }
+            tx.execute(
+                &format!(
+                    "UPDATE jobs SET submitted_at = ?1 WHERE id = ?2
+                       AND NOT EXISTS (SELECT 1 FROM paused WHERE scope IN ('all', ?3))
+                       AND {no_marker} {mine}"
+                ),
+                &args,
+            )
+        })?;
         Ok((stamped == 1).then_some(at))
     }
 
@@ -193,10 +209,10 @@ impl EngineStore {
         detail: &str,
     ) -> Result<bool, StoreError> {
         let mut conn = self.conn();
-        let mut tx = conn.write_tx()?;
-        let done = record_created(&mut tx, id, task_id, status, detail)?;
-        tx.commit()?;
-        Ok(done)
+        conn.in_write_tx(|tx| {
+            let done = record_created(tx, id, task_id, status, detail)?;
+            Ok(done)
+        })
     }
 
     /// `mark_created` for a create's answer, unless another job already has `task_id`
@@ -208,33 +224,32 @@ impl EngineStore {
         id: JobId,
         task_id: &str,
         status: TaskStatus,
-        duplicate: impl FnOnce(JobId) -> JobError,
+        duplicate: impl Fn(JobId) -> JobError,
     ) -> Result<Option<JobId>, StoreError> {
         let mut conn = self.conn();
-        let mut tx = conn.write_tx()?;
-        let holder: Option<JobId> = tx.query_opt(
-            "SELECT id FROM jobs WHERE task_id = ?1 AND id != ?2",
-            params![task_id, id.0],
-            |r| r.get(0).map(JobId),
-        )?;
-        let Some(holder) = holder else {
-            record_created(&mut tx, id, task_id, status, "created")?;
-            tx.commit()?;
-            return Ok(None);
-        };
-        let error = duplicate(holder);
-        let mut columns = vec![("ended_at", Value::from(Timestamp::now()))];
-        columns.extend(error.columns());
-        transition(
-            &mut tx,
-            id,
-            &[JobState::Submitting],
-            JobState::NeedsAttention,
-            &columns,
-            Some(&error.to_string()),
-        )?;
-        tx.commit()?;
-        Ok(Some(holder))
+        conn.in_write_tx(|tx| {
+            let holder: Option<JobId> = tx.query_opt(
+                "SELECT id FROM jobs WHERE task_id = ?1 AND id != ?2",
+                params![task_id, id.0],
+                |r| r.get(0).map(JobId),
+            )?;
+            let Some(holder) = holder else {
+                record_created(tx, id, task_id, status, "created")?;
+                return Ok(None);
+            };
+            let error = duplicate(holder);
+            let mut columns = vec![("ended_at", Value::from(Timestamp::now()))];
+            columns.extend(error.columns());
+            transition(
+                tx,
+                id,
+                &[JobState::Submitting],
+                JobState::NeedsAttention,
+                &columns,
+                Some(&error.to_string()),
+            )?;
+            Ok(Some(holder))
+        })
     }
 
     /// Records a polled task status; submitted -> running once the task left PENDING.
@@ -245,23 +260,23 @@ impl EngineStore {
         scheduled_at: Option<Timestamp>,
     ) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let mut tx = conn.write_tx()?;
-        tx.execute(
-            "UPDATE jobs SET task_status = ?1, scheduled_at = COALESCE(?2, scheduled_at) WHERE id = ?3",
-            params![status.as_str(), scheduled_at, id.0],
-        )?;
-        if status != TaskStatus::Pending {
-            transition(
-                &mut tx,
-                id,
-                &[JobState::Submitted],
-                JobState::Running,
-                &[],
-                Some(status.as_str()),
+        conn.in_write_tx(|tx| {
+            tx.execute(
+                "UPDATE jobs SET task_status = ?1, scheduled_at = COALESCE(?2, scheduled_at) WHERE id = ?3",
+                params![status.as_str(), scheduled_at, id.0],
             )?;
-        }
-        tx.commit()?;
-        Ok(())
+            if status != TaskStatus::Pending {
+                transition(
+                    tx,
+                    id,
+                    &[JobState::Submitted],
+                    JobState::Running,
+                    &[],
+                    Some(status.as_str()),
+                )?;
+            }
+            Ok(())
+        })
     }
 
     /// Back to the queue after a create that certainly did not happen (an error answer),
@@ -275,50 +290,50 @@ impl EngineStore {
         count_attempt: bool,
     ) -> Result<bool, StoreError> {
         let mut conn = self.conn();
-        let mut tx = conn.write_tx()?;
-        let mut columns = error.columns().to_vec();
-        columns.push(("next_attempt_at", next_attempt_at.to_value()));
-        columns.push(("submitted_at", Value::Null));
-        if !count_attempt {
-            let attempts: u32 = tx.query_row(
-                "SELECT attempts FROM jobs WHERE id = ?1",
-                params![id.0],
-                |r| r.get(0),
+        conn.in_write_tx(|tx| {
+            let mut columns = error.columns().to_vec();
+            columns.push(("next_attempt_at", next_attempt_at.to_value()));
+            columns.push(("submitted_at", Value::Null));
+            if !count_attempt {
+                let attempts: u32 = tx.query_row(
+                    "SELECT attempts FROM jobs WHERE id = ?1",
+                    params![id.0],
+                    |r| r.get(0),
+                )?;
+                columns.push(("attempts", attempts.saturating_sub(1).into()));
+            }
+            let done = transition(
+                tx,
+                id,
+                &[JobState::Submitting],
+                JobState::Queued,
+                &columns,
+                Some(&error.to_string()),
             )?;
-            columns.push(("attempts", attempts.saturating_sub(1).into()));
-        }
-        let done = transition(
-            &mut tx,
-            id,
-            &[JobState::Submitting],
-            JobState::Queued,
-            &columns,
-            Some(&error.to_string()),
-        )?;
-        tx.commit()?;
-        Ok(done)
+            Ok(done)
+        })
     }
 
     /// Ends a job that is not yet final: failed, cancelled, expired or needs_attention.
     pub(crate) fn end_job(&self, id: JobId, ending: Ending) -> Result<bool, StoreError> {
         let mut conn = self.conn();
-        let mut tx = conn.write_tx()?;
-        let mut columns = vec![("ended_at", Value::from(Timestamp::now()))];
-        let error = ending.error();
-        if let Some(error) = error {
-            columns.extend(error.columns());
-        }
-        let detail = error.map(JobError::to_string);
-        let from = [
-            JobState::Queued,
-            JobState::Submitting,
-            JobState::Submitted,
-            JobState::Running,
-        ];
-        let to = ending.state();
-        let done = transition(&mut tx, id, &from, to, &columns, detail.as_deref())?;
-        tx.commit()?;
-        Ok(done)
+        conn.in_write_tx(|tx| {
+            let mut columns = vec![("ended_at", Value::from(Timestamp::now()))];
+            let error = ending.error();
+            if let Some(error) = error {
+                columns.extend(error.columns());
+            }
+            let detail = error.map(JobError::to_string);
+            let from = [
+                JobState::Queued,
+                JobState::Submitting,
+                JobState::Submitted,
+                JobState::Running,
+            ];
+            let to = ending.state();
+            let done = transition(tx, id, &from, to, &columns, detail.as_deref())?;
+            Ok(done)
+        })
     }
 
     /// Writes (or overwrites) one image slot of a job.
@@ -361,62 +376,62 @@ impl EngineStore {
         actual_prompt: Option<&str>,
     ) -> Result<Option<JobState>, StoreError> {
         let mut conn = self.conn();
-        let mut tx = conn.write_tx()?;
-        let (ok, failed): (u32, u32) = tx.query_row(
-            "SELECT COUNT(path), COUNT(*) - COUNT(path) FROM images WHERE job_id = ?1",
-            params![id.0],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        // An expired image explains the job best: the others could not have been fetched either.
-        let first_error: Option<(String, String)> = tx.query_opt(
-            "SELECT error_code, COALESCE(error_message, '') FROM images
+        conn.in_write_tx(|tx| {
+            let (ok, failed): (u32, u32) = tx.query_row(
+                "SELECT COUNT(path), COUNT(*) - COUNT(path) FROM images WHERE job_id = ?1",
+                params![id.0],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            // An expired image explains the job best: the others could not have been fetched either.
+            let first_error: Option<(String, String)> = tx.query_opt(
+                "SELECT error_code, COALESCE(error_message, '') FROM images
              WHERE job_id = ?1 AND path IS NULL ORDER BY (error_code = ?2) DESC, idx LIMIT 1",
-            params![id.0, ErrorKind::Expired.code()],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        let mut columns = vec![
-            ("ended_at", Value::from(Timestamp::now())),
-            ("images_ok", ok.into()),
-            ("images_failed", failed.into()),
-            ("task_status", TaskStatus::Succeeded.as_str().to_value()),
-            ("actual_prompt", actual_prompt.to_value()),
-        ];
-        let to = if ok > 0 {
-            columns.push((
-                "cost_cny",
-                price_per_image.map_or(Value::Null, |p| Value::Real(p * ok as f64)),
-            ));
-            // A note made while the job ran (a disk that refused its images for a while)
-            // is history now: the event log keeps it, the job shows no error.
-            columns.extend([
-                ("error_code", Value::Null),
-                ("error_message", Value::Null),
-                ("error_action", Value::Null),
-            ]);
-            JobState::Succeeded
-        } else {
-            let error = first_error.map_or_else(
-                || JobError::new(ErrorKind::NoImage, "the task returned no image", None),
-                |(code, message)| JobError::new(ErrorKind::from_code(&code), message, None),
-            );
-            let to = if matches!(error.kind, ErrorKind::Expired) {
-                JobState::Expired
+                params![id.0, ErrorKind::Expired.code()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let mut columns = vec![
+                ("ended_at", Value::from(Timestamp::now())),
+                ("images_ok", ok.into()),
+                ("images_failed", failed.into()),
+                ("task_status", TaskStatus::Succeeded.as_str().to_value()),
+                ("actual_prompt", actual_prompt.to_value()),
+            ];
+            let to = if ok > 0 {
+                columns.push((
+                    "cost_cny",
+                    price_per_image.map_or(Value::Null, |p| Value::Real(p * ok as f64)),
+                ));
+                // A note made while the job ran (a disk that refused its images for a while)
+                // is history now: the event log keeps it, the job shows no error.
+                columns.extend([
+                    ("error_code", Value::Null),
+                    ("error_message", Value::Null),
+                    ("error_action", Value::Null),
+                ]);
+                JobState::Succeeded
             } else {
-                JobState::Failed
+                let error = first_error.map_or_else(
+                    || JobError::new(ErrorKind::NoImage, "the task returned no image", None),
+                    |(code, message)| JobError::new(ErrorKind::from_code(&code), message, None),
+                );
+                let to = if matches!(error.kind, ErrorKind::Expired) {
+                    JobState::Expired
+                } else {
+                    JobState::Failed
+                };
+                columns.extend(error.columns());
+                to
             };
-            columns.extend(error.columns());
-            to
-        };
-        let done = transition(
-            &mut tx,
-            id,
-            &[JobState::Running, JobState::Submitted],
-            to,
-            &columns,
-            Some(&format!("{ok} image(s) saved, {failed} failed")),
-        )?;
-        tx.commit()?;
-        Ok(done.then_some(to))
+            let done = transition(
+                tx,
+                id,
+                &[JobState::Running, JobState::Submitted],
+                to,
+                &columns,
+                Some(&format!("{ok} image(s) saved, {failed} failed")),
+            )?;
+            Ok(done.then_some(to))
+        })
     }
 
     /// Jobs left submitting, submitted or running, oldest first: what the engine watches.
@@ -470,49 +485,49 @@ impl EngineStore {
     /// the refusal noted in the job's log; the job runs on.
     pub(crate) fn note_cancel_refused(&self, id: JobId, message: &str) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let mut tx = conn.write_tx()?;
-        let state = current_state(&mut tx, id)?;
-        tx.execute(
-            "UPDATE jobs SET cancel_requested = 0 WHERE id = ?1",
-            params![id.0],
-        )?;
-        insert_event(
-            &mut tx,
-            id,
-            Timestamp::now(),
-            Some(state),
-            state,
-            Some(&format!("cancel refused by the service: {message}")),
-        )?;
-        tx.commit()?;
-        Ok(())
+        conn.in_write_tx(|tx| {
+            let state = current_state(tx, id)?;
+            tx.execute(
+                "UPDATE jobs SET cancel_requested = 0 WHERE id = ?1",
+                params![id.0],
+            )?;
+            insert_event(
+                tx,
+                id,
+                Timestamp::now(),
+                Some(state),
+                state,
+                Some(&format!("cancel refused by the service: {message}")),
+            )?;
+            Ok(())
+        })
     }
 
     /// Records an error on a job without changing its state (e.g. a disk that is full
     /// while the job waits to save its images).
     pub(crate) fn note_error(&self, id: JobId, error: &JobError) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let mut tx = conn.write_tx()?;
-        let state = current_state(&mut tx, id)?;
-        tx.execute(
-            "UPDATE jobs SET error_code = ?1, error_message = ?2, error_action = ?3 WHERE id = ?4",
-            params![
-                error.kind.code(),
-                error.message,
-                error.action.map(ErrorAction::as_str),
-                id.0
-            ],
-        )?;
-        insert_event(
-            &mut tx,
-            id,
-            Timestamp::now(),
-            Some(state),
-            state,
-            Some(&error.to_string()),
-        )?;
-        tx.commit()?;
-        Ok(())
+        conn.in_write_tx(|tx| {
+            let state = current_state(tx, id)?;
+            tx.execute(
+                "UPDATE jobs SET error_code = ?1, error_message = ?2, error_action = ?3 WHERE id = ?4",
+                params![
+                    error.kind.code(),
+                    error.message,
+                    error.action.map(ErrorAction::as_str),
+                    id.0
+                ],
+            )?;
+            insert_event(
+                tx,
+                id,
+                Timestamp::now(),
+                Some(state),
+                state,
+                Some(&error.to_string()),
+            )?;
+            Ok(())
+        })
     }
 
     /// One job without its event log.
@@ -542,6 +557,7 @@ pub(super) fn claim_in(
             ("submitted_at", Value::Null),
             ("next_attempt_at", Value::Null),
             ("engine_id", engine.to_value()),
+            ("adopted_unanswered", 0.into()),
         ],
         Some(&format!("attempt {}", attempts + 1)),
     )?;

@@ -26,7 +26,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 use crate::dashscope::Model;
 use crate::engine::EngineHandle;
-use crate::store::{ImageFiles, StoreError, image_cache_dir};
+use crate::store::{ImageCache, ImageFiles, StoreError};
 
 use super::data::{DataJob, DataWorker, StoreChange};
 use super::draw::{draw, frame_layout};
@@ -71,6 +71,8 @@ pub struct UiOptions {
     pub stats: StatsSource,
     /// The data directory: painted masks go in its `masks/`.
     pub data_dir: PathBuf,
+    /// Where images another host saved are kept once read from the store.
+    pub image_cache: ImageCache,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -90,11 +92,10 @@ pub enum UiError {
 pub async fn run(options: UiOptions, engine: Option<&EngineHandle>) -> Result<(), UiError> {
     let (events, mut inbox) = unbounded_channel();
     // Open the store before touching the terminal, so a bad path is a plain error.
-    let data = DataWorker::start(&options.store_path, events.clone())?;
-    // The image workers' own way to the images: a store shared by hosts holds those this
+    // The workers' own way to the images: a store shared by hosts holds those this
     // host's disk lacks.
-    let image_files =
-        ImageFiles::for_store(&options.store_path, image_cache_dir(&options.data_dir))?;
+    let image_files = ImageFiles::for_store(&options.store_path, options.image_cache.clone())?;
+    let data = DataWorker::start(&options.store_path, image_files.clone(), events.clone())?;
 
     let mut terminal = TerminalGuard::enter(options.mouse)?;
     // Ask the terminal about graphics before the input stream starts reading, or the
@@ -318,9 +319,8 @@ impl App<'_> {
                 Vec::new()
             }
             AppEvent::Data(data) => {
-                let finished = data.counts.get(Tab::All).saturating_sub(data.remaining);
                 let now = Instant::now();
-                let ended = self.progress.observe(now, data.remaining, finished, &data);
+                let ended = self.progress.observe(now, &data);
                 let commands = state.apply_data(*data);
                 state.header.batch.per_minute = self.progress.per_minute(now);
                 if let Some(summary) = ended {
@@ -484,22 +484,16 @@ const RATE_WINDOW: Duration = Duration::from_secs(120);
 
 impl Progress {
     /// Records a reading taken at `now`; returns the summary when a batch has just ended.
-    fn observe(
-        &mut self,
-        now: Instant,
-        remaining: u64,
-        finished: u64,
-        data: &DataSnapshot,
-    ) -> Option<String> {
+    /// The readings are the whole queue's, whatever the list shows ("mine" included).
+    fn observe(&mut self, now: Instant, data: &DataSnapshot) -> Option<String> {
+        let remaining = data.remaining();
+        let finished = data.queue.get(Tab::All).saturating_sub(remaining);
         self.samples
             .retain(|(at, _)| now.duration_since(*at) < RATE_WINDOW);
         if self.samples.last().is_none_or(|(_, f)| *f != finished) {
             self.samples.push((now, finished));
         }
-        let (ok, bad) = (
-            data.counts.get(Tab::Succeeded),
-            data.counts.get(Tab::Failed),
-        );
+        let (ok, bad) = (data.queue.get(Tab::Succeeded), data.queue.get(Tab::Failed));
         match (self.start, remaining) {
             (None, r) if r > 0 => {
                 self.start = Some((ok, bad));
@@ -658,7 +652,7 @@ mod tests {
             images_today: 0,
             spend_today_cny: 0.0,
             pauses: Default::default(),
-            remaining,
+            queue: TabCounts([10, remaining, remaining, 0, 0, 0]),
             total: 10,
             rows: Vec::new(),
             detail: None,
@@ -670,12 +664,12 @@ mod tests {
         let start = Instant::now();
         let at = |secs| start + Duration::from_secs(secs);
         let mut progress = Progress::default();
-        progress.observe(at(0), 5, 5, &data(5));
+        progress.observe(at(0), &data(5));
         assert_eq!(progress.per_minute(at(0)), None, "nothing measured yet");
         // A job finishes, one is retried (finished drops back), another finishes.
-        progress.observe(at(20), 4, 6, &data(4));
-        progress.observe(at(30), 5, 5, &data(5));
-        progress.observe(at(60), 4, 6, &data(4));
+        progress.observe(at(20), &data(4));
+        progress.observe(at(30), &data(5));
+        progress.observe(at(60), &data(4));
         let rate = progress
             .per_minute(at(60))
             .expect("two jobs finished in a minute");
@@ -683,11 +677,29 @@ mod tests {
     }
 
     #[test]
+    fn the_batch_and_its_end_are_the_whole_queues_whatever_the_tabs_count() {
+        let start = Instant::now();
+        let mut progress = Progress::default();
+        // "Mine" with none of one's own: the tabs count nothing, the queue has 3 left.
+        let mine = |queue: [u64; 6]| DataSnapshot {
+            counts: TabCounts([0; 6]),
+            queue: TabCounts(queue),
+            ..data(0)
+        };
+        assert_eq!(progress.observe(start, &mine([3, 3, 3, 0, 0, 0])), None);
+        let ended = progress.observe(start + Duration::from_secs(30), &mine([3, 0, 0, 2, 1, 0]));
+        assert_eq!(
+            ended.as_deref(),
+            Some("batch finished: 2 succeeded, 1 failed")
+        );
+    }
+
+    #[test]
     fn no_rate_is_claimed_before_a_job_finishes() {
         let start = Instant::now();
         let mut progress = Progress::default();
-        progress.observe(start, 3, 7, &data(3));
-        progress.observe(start + Duration::from_secs(40), 3, 7, &data(3));
+        progress.observe(start, &data(3));
+        progress.observe(start + Duration::from_secs(40), &data(3));
         assert_eq!(progress.per_minute(start + Duration::from_secs(40)), None);
     }
 }

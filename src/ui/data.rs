@@ -5,7 +5,7 @@
 //! wake it (`Store::watch_changes`, relayed by a thread of its own), on SQLite it polls
 //! `Store::change_marker`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError, channel};
 use std::thread;
 use std::time::Duration;
@@ -13,11 +13,11 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::dashscope::{JobSpec, Timestamp};
+use crate::dashscope::{ImageRef, JobSpec, Timestamp};
 use crate::intake::{self, Draft};
 use crate::store::{
-    CancelOutcome, ChangeWatcher, GalleryQuery, JobDetail, JobFilter, JobId, JobState, JobSummary,
-    PauseScope, QueueStep, StateCounts, StateFilter, Store, StoreError,
+    CancelOutcome, ChangeWatcher, GalleryQuery, ImageFiles, JobDetail, JobFilter, JobId, JobState,
+    JobSummary, PauseScope, QueueStep, StateCounts, StateFilter, Store, StoreError,
 };
 
 use super::event::AppEvent;
@@ -95,9 +95,11 @@ pub struct DataWorker {
 
 impl DataWorker {
     /// Opens the store (on the calling thread, so a bad path fails before the screen
-    /// changes) and starts the worker thread.
+    /// changes) and starts the worker thread; `files` finds the images a job is made from
+    /// on this host (another host's from the store).
     pub fn start(
         store_path: &Path,
+        files: ImageFiles,
         events: UnboundedSender<AppEvent>,
     ) -> Result<DataWorker, StoreError> {
         let store = Store::open(store_path)?;
@@ -131,7 +133,7 @@ impl DataWorker {
         };
         thread::Builder::new()
             .name("wandash-ui-data".into())
-            .spawn(move || serve(store, inbox, events, poll))
+            .spawn(move || serve(store, &files, inbox, events, poll))
             .map_err(spawn_failed)?;
         Ok(DataWorker {
             jobs,
@@ -164,6 +166,7 @@ fn relay(watcher: &ChangeWatcher, wake: &Sender<DataJob>, stopped: &Receiver<()>
 
 fn serve(
     store: Store,
+    files: &ImageFiles,
     inbox: Receiver<DataJob>,
     events: UnboundedSender<AppEvent>,
     poll: Duration,
@@ -221,7 +224,7 @@ fn serve(
                     wants_gallery = true;
                 }
                 DataJob::Change(change) => {
-                    let reply = apply(&store, change);
+                    let reply = apply(&store, files, change);
                     wants_list = true;
                     wants_gallery = true;
                     if events.send(reply).is_err() {
@@ -263,7 +266,7 @@ fn serve(
     }
 }
 
-fn apply(store: &Store, change: StoreChange) -> AppEvent {
+fn apply(store: &Store, files: &ImageFiles, change: StoreChange) -> AppEvent {
     let done = |result: Result<String, StoreError>| {
         AppEvent::ChangeDone(result.map_err(|e| e.to_string()))
     };
@@ -310,7 +313,9 @@ fn apply(store: &Store, change: StoreChange) -> AppEvent {
                 .move_to_top(id)
                 .map(|()| format!("job {id} goes next")),
         ),
-        StoreChange::Submit(spec, parent) => AppEvent::Submitted(submit(store, *spec, parent)),
+        StoreChange::Submit(spec, parent) => {
+            AppEvent::Submitted(submit(store, files, *spec, parent))
+        }
         StoreChange::RecordWinner { winner, others } => done(
             store
                 .record_compare_winner(winner, &others)
@@ -360,15 +365,51 @@ fn sweep(store: &Store, parent: JobId, specs: Vec<JobSpec>) -> Result<String, St
 /// The editor's job through `intake`: every rule again and the local files (read here,
 /// on the worker, never on the UI task), then the enqueue. Paths typed in the editor are
 /// relative to the dashboard's working directory.
-fn submit(store: &Store, spec: JobSpec, parent: Option<JobId>) -> Result<JobId, SubmitError> {
+fn submit(
+    store: &Store,
+    files: &ImageFiles,
+    mut spec: JobSpec,
+    parent: Option<JobId>,
+) -> Result<JobId, SubmitError> {
+    inputs_here(&mut spec, |recorded| match files.local(recorded) {
+        Ok(here) => Some(here),
+        Err(why) => {
+            tracing::info!("input image {} not here: {why}", recorded.display());
+            None
+        }
+    });
     let draft = Draft::in_working_dir(spec).with_parent(parent);
     let checked = intake::check(draft).map_err(SubmitError::Invalid)?;
     intake::enqueue(store, checked).map_err(|e| SubmitError::Failed(e.to_string()))
 }
 
+/// Points the job's local image inputs at files on this host. The painter's masked edit
+/// and `E` take a job's image as input, recorded where the engine that ran the job saved
+/// it: on a PostgreSQL store that may be another host's disk, and `here` (the store's
+/// `image_on_disk`) gives this host's copy. A path `here` cannot place stays as it was,
+/// for intake to name with its field.
+fn inputs_here(spec: &mut JobSpec, here: impl Fn(&Path) -> Option<PathBuf>) {
+    let images = spec
+        .base_image
+        .iter_mut()
+        .chain(spec.mask_image.iter_mut())
+        .chain(spec.images.iter_mut());
+    for image in images {
+        if let ImageRef::File(path) = image
+            && let Some(found) = here(path)
+        {
+            *path = found;
+        }
+    }
+}
+
 /// Loads what one screen needs: counts, the visible window and the selected job.
 pub fn snapshot(store: &Store, request: &ListRequest) -> Result<DataSnapshot, StoreError> {
-    let counts = store.counts_by_state()?;
+    let everyones = store.counts_by_state()?;
+    let tabs = match request.mine {
+        true => store.counts_by_state_submitted_by(store.submitter())?,
+        false => everyones,
+    };
     let filter = JobFilter {
         state: tab_filter(request.tab),
         search: Some(request.search.trim().to_string()).filter(|s| !s.is_empty()),
@@ -389,11 +430,11 @@ pub fn snapshot(store: &Store, request: &ListRequest) -> Result<DataSnapshot, St
     };
     Ok(DataSnapshot {
         request: request.clone(),
-        counts: tab_counts(&counts),
+        counts: tab_counts(&tabs),
         images_today: store.images_today()?,
         spend_today_cny: store.spend_today()?,
         pauses: store.pauses()?,
-        remaining: counts.active(),
+        queue: tab_counts(&everyones),
         total,
         rows: summaries.iter().map(row_view).collect(),
         detail,
@@ -510,5 +551,181 @@ fn detail_view(detail: JobDetail, starred: &[u32]) -> JobDetailView {
             })
             .collect(),
         spec: detail.spec,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dashscope::Model;
+    use crate::store::ImageCache;
+    use crate::ui::draw::{draw, frame_layout};
+    use crate::ui::keys::KeyMap;
+    use crate::ui::state::{AppState, Header};
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+    use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+    use ratatui::layout::Rect;
+
+    #[test]
+    fn inputs_here_points_local_inputs_at_this_hosts_files_and_leaves_the_rest() {
+        let mut spec = JobSpec::new(Model::Wanx21ImageEdit, "make it red");
+        spec.base_image = Some(ImageRef::File("/bob/images/3/0.png".into()));
+        spec.mask_image = Some(ImageRef::File("/alice/masks/job-3-1.png".into()));
+        spec.images = vec![
+            ImageRef::File("/bob/images/3/0.png".into()),
+            ImageRef::Url("https://example.com/a.png".into()),
+        ];
+        inputs_here(&mut spec, |path| {
+            (path == Path::new("/bob/images/3/0.png")).then(|| "/alice/cache/ab.png".into())
+        });
+        let copy = ImageRef::File("/alice/cache/ab.png".into());
+        assert_eq!(spec.base_image, Some(copy.clone()));
+        assert_eq!(
+            spec.mask_image,
+            Some(ImageRef::File("/alice/masks/job-3-1.png".into()))
+        );
+        assert_eq!(
+            spec.images,
+            [copy, ImageRef::Url("https://example.com/a.png".into())]
+        );
+    }
+
+    /// The painter's masked edit of an image another host's engine saved, on a store on
+    /// PostgreSQL: the submit reads the base from the store into this host's cache.
+    #[test]
+    fn a_masked_edit_of_another_hosts_image_is_sent_with_this_hosts_copy() {
+        use crate::store::tests::test_postgres;
+        use crate::store::{ImageRecord, sha256_hex};
+        use crate::ui::painter::inpainting_editor;
+        use crate::ui::studio::SavedMask;
+        let Some(server) = test_postgres::server() else {
+            return;
+        };
+        let url = PathBuf::from(server.fresh_database());
+        let store = Store::open(&url).unwrap().into_engine();
+        let job = store
+            .enqueue(&JobSpec::new(Model::Wanx21T2iTurbo, "a lighthouse"))
+            .unwrap();
+        let png = |colour: u8| {
+            let mut bytes = Vec::new();
+            image::DynamicImage::ImageLuma8(image::GrayImage::from_pixel(
+                512,
+                512,
+                image::Luma([colour]),
+            ))
+            .write_to(
+                &mut std::io::Cursor::new(&mut bytes),
+                image::ImageFormat::Png,
+            )
+            .unwrap();
+            bytes
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let recorded = dir.path().join(format!("other-host/images/{job}/0.png"));
+        let base = png(90);
+        let sha256 = sha256_hex(&base);
+        store.put_image_bytes(&sha256, &base, 1 << 20).unwrap();
+        let image = ImageRecord {
+            index: 0,
+            path: Some(recorded.clone()),
+            sha256: Some(sha256),
+            bytes: Some(base.len() as u64),
+            ..Default::default()
+        };
+        store.record_image(job, &image).unwrap();
+        let mask = dir.path().join("this-host/masks/job-1-1.png");
+        std::fs::create_dir_all(mask.parent().unwrap()).unwrap();
+        std::fs::write(&mask, png(255)).unwrap();
+        let (mut spec, _) = inpainting_editor(&SavedMask {
+            job,
+            base: recorded.clone(),
+            path: mask,
+        })
+        .build();
+        spec.prompt = "make it red".into();
+
+        // Without the store's copy the base is not to be had here, and intake says so.
+        let Err(SubmitError::Invalid(refused)) =
+            submit(&store, &ImageFiles::default(), spec.clone(), Some(job))
+        else {
+            panic!("a base image not on this disk was taken");
+        };
+        assert!(
+            refused.iter().any(|e| e.field == "base_image"),
+            "{refused:?}"
+        );
+
+        let cache = dir.path().join("this-host/cache");
+        let files =
+            ImageFiles::for_store(&url, ImageCache::at(cache.clone(), 1024 * 1024 * 1024)).unwrap();
+        let edit = submit(&store, &files, spec, Some(job)).unwrap();
+        let queued = store.job(edit).unwrap().unwrap();
+        let Some(ImageRef::File(sent)) = &queued.spec.base_image else {
+            panic!("{:?}", queued.spec.base_image);
+        };
+        assert!(sent.starts_with(&cache), "{}", sent.display());
+        assert_eq!(std::fs::read(sent).unwrap(), base);
+        assert_eq!(queued.parent_job_id, Some(job));
+    }
+
+    /// The tab line of the dashboard drawn from `state`.
+    fn tab_line(state: &AppState) -> String {
+        let area = state.layout.area;
+        let mut terminal = Terminal::new(TestBackend::new(area.width, area.height)).unwrap();
+        terminal
+            .draw(|frame| {
+                draw(state, &KeyMap::default(), frame);
+            })
+            .unwrap();
+        let screen = terminal.backend().to_string();
+        screen
+            .lines()
+            .find(|line| line.contains(" all "))
+            .unwrap_or_default()
+            .trim_matches(|c: char| c == '"' || c.is_whitespace())
+            .to_string()
+    }
+
+    /// Under "mine" the tabs count one's own jobs, as the list does, while the batch
+    /// progress stays the whole queue's.
+    #[test]
+    fn under_mine_the_tabs_count_ones_own_jobs_and_the_queue_stays_everyones() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wandash.db");
+        let alice = Store::open_as(&path, "alice@box1");
+        let bob = Store::open_as(&path, "bob@box2");
+        let spec = |prompt: &str| JobSpec::new(Model::Wanx21T2iTurbo, prompt);
+        let hers = alice
+            .enqueue_batch(&[spec("a red fox"), spec("a blue fox")], None)
+            .unwrap();
+        alice.request_cancel(hers[0]).unwrap();
+        bob.enqueue_batch(&[spec("an owl"), spec("a crow"), spec("a wren")], None)
+            .unwrap();
+
+        let mut state = AppState::new(
+            frame_layout(Rect::new(0, 0, 120, 30)),
+            OffsetDateTime::UNIX_EPOCH,
+            Header::default(),
+        );
+        let everyones = snapshot(&alice, &state.list_request()).unwrap();
+        state.apply_data(everyones.clone());
+        assert_eq!(
+            tab_line(&state),
+            "1 all 5 2 queued 4 3 active 4 4 succeeded 0 5 failed 0 6 cancelled 1"
+        );
+
+        let o = Event::Key(KeyEvent::new(KeyCode::Char('o'), KeyModifiers::NONE));
+        state.handle(&KeyMap::default(), &o);
+        assert!(state.mine);
+        let mine = snapshot(&alice, &state.list_request()).unwrap();
+        assert_eq!(mine.total, 2);
+        assert_eq!(mine.queue, everyones.queue);
+        assert_eq!(mine.remaining(), 4);
+        state.apply_data(mine);
+        assert_eq!(
+            tab_line(&state),
+            "1 all 2 2 queued 1 3 active 1 4 succeeded 0 5 failed 0 6 cancelled 1"
+        );
     }
 }

@@ -183,7 +183,9 @@ mod tests {
         };
 
         let cache = dir.path().join("this-host/cache");
-        let files = ImageFiles::for_store(&url, cache.clone()).unwrap();
+        let files =
+            ImageFiles::for_store(&url, crate::store::ImageCache::at(cache.clone(), u64::MAX))
+                .unwrap();
         assert!(encode(&Picker::halfblocks(), &files, &key).is_ok());
         assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 1);
         // Without the store, the file that is not here is named.

@@ -68,15 +68,24 @@ pub struct ListRequest {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DataSnapshot {
     pub request: ListRequest,
+    /// Per tab, the jobs its list holds: one's own only under "mine".
     pub counts: TabCounts,
     pub images_today: u64,
     pub spend_today_cny: f64,
     pub pauses: Pauses,
-    /// Jobs not finished yet (queued or in flight), for the batch progress.
-    pub remaining: u64,
+    /// Per tab, every job of the store whatever the filter: the batch progress (jobs
+    /// left, rate, ETA, the end) is the whole queue's, which one's own jobs wait behind.
+    pub queue: TabCounts,
     pub total: u64,
     pub rows: Vec<JobRow>,
     pub detail: Option<JobDetailView>,
+}
+
+impl DataSnapshot {
+    /// Jobs of the store not finished yet (queued or in flight).
+    pub fn remaining(&self) -> u64 {
+        self.queue.get(Tab::Active)
+    }
 }
 
 /// Why a submit did not enqueue.
@@ -533,11 +542,15 @@ impl AppState {
     /// shrank under it, or new jobs pushed the selected job down) and the window or the
     /// detail needs loading again.
     pub fn apply_data(&mut self, data: DataSnapshot) -> Vec<Command> {
-        self.header.counts = data.counts;
         self.header.images_today = data.images_today;
         self.header.spend_today_cny = data.spend_today_cny;
+        self.header.batch.remaining = data.remaining();
         self.header.pauses = data.pauses;
-        self.header.batch.remaining = data.remaining;
+        // The tabs' counts follow "mine"; an answer from before a toggle would show the
+        // other side's until the next one.
+        if data.request.mine == self.mine {
+            self.header.counts = data.counts;
+        }
         if data.request.tab != self.tab
             || data.request.search != self.search
             || data.request.mine != self.mine

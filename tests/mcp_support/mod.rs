@@ -89,14 +89,24 @@ impl Setup {
 
     /// `client`, with global flags before `mcp` (e.g. `--region`).
     pub async fn client_with(&self, args: &[&str]) -> RunningService<RoleClient, ()> {
-        let cmd = tokio::process::Command::from(self.wandash(args));
-        let (transport, _) = TokioChildProcess::builder(cmd)
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start wandash mcp");
-        ().serve(transport)
-            .await
-            .expect("MCP handshake with wandash mcp")
+        connect(self.wandash(args)).await
+    }
+
+    /// `client`, run as `user` (`$USER`, `$LOGNAME`): who it queues jobs as.
+    pub async fn client_as(&self, user: &str) -> RunningService<RoleClient, ()> {
+        connect(as_user(user, self.wandash(&["mcp"]))).await
+    }
+
+    /// `wandash <args>` run as `user` to its end; panics unless it succeeds.
+    pub fn run_as(&self, user: &str, args: &[&str]) {
+        let out = as_user(user, self.wandash(args))
+            .output()
+            .expect("run wandash");
+        assert!(
+            out.status.success(),
+            "wandash {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     pub fn store(&self) -> Store {
@@ -119,6 +129,23 @@ impl Setup {
             .await
             .expect("stats JSON")
     }
+}
+
+/// `command` as `user`: the name a job it queues records (`submitted_by`).
+fn as_user(user: &str, mut command: std::process::Command) -> std::process::Command {
+    command.env("USER", user).env("LOGNAME", user);
+    command
+}
+
+/// Starts `command` (a `wandash ... mcp`) and connects to it.
+async fn connect(command: std::process::Command) -> RunningService<RoleClient, ()> {
+    let (transport, _) = TokioChildProcess::builder(tokio::process::Command::from(command))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start wandash mcp");
+    ().serve(transport)
+        .await
+        .expect("MCP handshake with wandash mcp")
 }
 
 pub async fn call(

@@ -11,6 +11,7 @@ mod sqlite;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::StoreError;
 use crate::dashscope::Timestamp;
@@ -397,6 +398,46 @@ impl Db {
         })
     }
 
+    /// Runs `work` in a write transaction and commits it; when PostgreSQL aborts the
+    /// transaction to break a deadlock or a serialization conflict with another engine's
+    /// (`StoreError::Conflict`), runs it again from the start after a short jittered pause,
+    /// up to `CONFLICT_ATTEMPTS` runs in all. `work` must therefore do nothing outside the
+    /// transaction that a second run would repeat. Returning an error rolls back.
+    pub(crate) fn in_write_tx<T>(
+        &mut self,
+        mut work: impl FnMut(&mut Db) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut attempt = 1;
+        loop {
+            let outcome = self.write_tx().and_then(|mut tx| {
+                let value = work(&mut tx)?;
+                tx.commit()?;
+                Ok(value)
+            });
+            match outcome {
+                Err(StoreError::Conflict {
+                    sqlstate, message, ..
+                }) => match conflict_pause(attempt, fastrand::f64()) {
+                    Some(pause) => {
+                        tracing::debug!(
+                            "store transaction aborted ({message}, SQLSTATE {sqlstate}), run {attempt} of {CONFLICT_ATTEMPTS}; running it again in {pause:?}"
+                        );
+                        std::thread::sleep(pause);
+                        attempt += 1;
+                    }
+                    None => {
+                        return Err(StoreError::Conflict {
+                            sqlstate,
+                            message,
+                            attempts: attempt,
+                        });
+                    }
+                },
+                other => return other,
+            }
+        }
+    }
+
     /// Changes whenever anyone commits to the database: compare two readings to know
     /// whether a refresh is needed. Cheap (no table is read).
     pub(crate) fn change_marker(&mut self) -> Result<i64, StoreError> {
@@ -405,6 +446,24 @@ impl Db {
             Backend::Postgres(conn) => conn.change_marker(),
         }
     }
+}
+
+/// How many times in a row a transaction the database aborted for a conflict is run
+/// before the caller gets the error: a deadlock between two engines resolves in one
+/// retry; several in a row are a hot spot worth hearing about.
+pub(crate) const CONFLICT_ATTEMPTS: u32 = 4;
+/// The pause before the second run; it doubles with each further one.
+const CONFLICT_FIRST_PAUSE: Duration = Duration::from_millis(20);
+
+/// The pause after run `attempt` (from 1) ended in a conflict, or `None` when that was
+/// the last run allowed. `jitter` (in [0, 1)) spreads the pause over half to one and a
+/// half times its base, so that two engines that collided do not collide again in step.
+fn conflict_pause(attempt: u32, jitter: f64) -> Option<Duration> {
+    if attempt >= CONFLICT_ATTEMPTS {
+        return None;
+    }
+    let base = CONFLICT_FIRST_PAUSE * 2u32.pow(attempt.saturating_sub(1));
+    Some(base.mul_f64(0.5 + jitter.clamp(0.0, 1.0)))
 }
 
 fn first_line(sql: &str) -> &str {
@@ -451,5 +510,30 @@ impl Drop for Tx<'_> {
                 Backend::Postgres(conn) => conn.rollback(),
             };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_conflict_is_retried_after_growing_jittered_pauses_then_given_up() {
+        assert_eq!(conflict_pause(1, 0.5), Some(Duration::from_millis(20)));
+        assert_eq!(conflict_pause(2, 0.5), Some(Duration::from_millis(40)));
+        assert_eq!(conflict_pause(3, 0.5), Some(Duration::from_millis(80)));
+        assert_eq!(conflict_pause(CONFLICT_ATTEMPTS, 0.5), None, "the last run");
+        assert_eq!(conflict_pause(CONFLICT_ATTEMPTS + 1, 0.5), None);
+        // The jitter spans half to one and a half times the base.
+        assert_eq!(conflict_pause(1, 0.0), Some(Duration::from_millis(10)));
+        assert_eq!(
+            conflict_pause(1, 0.999_999).map(|d| d.as_millis()),
+            Some(29)
+        );
+        assert_eq!(
+            conflict_pause(1, 7.0),
+            Some(Duration::from_millis(30)),
+            "clamped"
+        );
     }
 }

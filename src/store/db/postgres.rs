@@ -459,6 +459,11 @@ impl Session {
                 self.client = None;
                 self.lost(db.message())
             }
+            Some(db) if is_transient_conflict(db.code().code()) => StoreError::Conflict {
+                sqlstate: db.code().code().to_owned(),
+                message: db.message().to_owned(),
+                attempts: 1,
+            },
             Some(db) if db.code().code() == "55P03" => StoreError::Database(format!(
                 "another engine held a row this needs for over {} s; try again when it is done",
                 LOCK_TIMEOUT.as_secs()
@@ -517,14 +522,25 @@ impl Session {
 
     fn end_transaction(&mut self, verb: &str) -> Result<(), StoreError> {
         let result = match self.client.as_mut().filter(|c| !c.is_closed()) {
-            Some(client) => client.batch_execute(verb).map_err(|e| e.to_string()),
-            None => Err("the connection dropped".into()),
+            Some(client) => client.batch_execute(verb),
+            None => {
+                self.in_transaction = false;
+                return Err(self.lost(&format!(
+                    "{verb} failed (the connection dropped); the transaction was not applied"
+                )));
+            }
         };
         self.in_transaction = false;
-        result.map_err(|why| {
-            self.lost(&format!(
-                "{verb} failed ({why}); the transaction was not applied"
-            ))
+        result.map_err(|e| match e.as_db_error() {
+            // A commit may be where a serializable transaction learns of its conflict.
+            Some(db) if is_transient_conflict(db.code().code()) => StoreError::Conflict {
+                sqlstate: db.code().code().to_owned(),
+                message: db.message().to_owned(),
+                attempts: 1,
+            },
+            _ => self.lost(&format!(
+                "{verb} failed ({e}); the transaction was not applied"
+            )),
         })
     }
 }
@@ -532,6 +548,13 @@ impl Session {
 /// SQLSTATEs that mean the connection, not the statement, failed.
 fn is_connection_loss(code: &str) -> bool {
     code.starts_with("08") || code.starts_with("57P")
+}
+
+/// SQLSTATEs of a transaction the server aborted so that a concurrent one could go on:
+/// deadlock_detected and serialization_failure. Nothing of it was applied; run again, it
+/// usually succeeds.
+pub(super) fn is_transient_conflict(code: &str) -> bool {
+    matches!(code, "40P01" | "40001")
 }
 
 /// TLS as the URL's `sslmode` asks (`prefer` by default: TLS where the server offers it;
@@ -609,6 +632,26 @@ mod tests {
         assert!(is_connection_loss("08006"), "connection failure");
         assert!(!is_connection_loss("23505"), "unique violation");
         assert!(!is_connection_loss("55P03"), "lock timeout");
+    }
+
+    #[test]
+    fn a_deadlock_or_serialization_failure_is_worth_retrying_and_other_errors_are_not() {
+        assert!(is_transient_conflict("40P01"), "deadlock detected");
+        assert!(is_transient_conflict("40001"), "serialization failure");
+        assert!(
+            !is_transient_conflict("40002"),
+            "integrity constraint at commit"
+        );
+        assert!(
+            !is_transient_conflict("40003"),
+            "statement completion unknown"
+        );
+        assert!(!is_transient_conflict("23505"), "unique violation");
+        assert!(
+            !is_transient_conflict("55P03"),
+            "lock timeout: already waited long"
+        );
+        assert!(!is_transient_conflict("57P01"), "admin shutdown");
     }
 
     #[test]
