@@ -970,10 +970,34 @@ fn a_jobs_input_file_travels_with_it_on_postgresql_only(place: Place) {
         Some(cached)
     );
 
+    // Bytes in the database that no longer match their hash are never sent.
+    store
+        .conn()
+        .execute(
+            "UPDATE image_blobs SET bytes = ?1 WHERE sha256 = ?2",
+            params![b"tampered".as_slice(), sha.as_str()],
+        )
+        .unwrap();
+    let elsewhere = ImageCache::at(dir.path().join("third-host/cache"), 1 << 30);
+    let refused = store
+        .input_on_disk(id, &base, &elsewhere)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains(&format!("job {id}'s input")) && refused.contains("hash to"),
+        "{refused}"
+    );
+    assert!(
+        !dir.path()
+            .join("third-host/cache")
+            .join(format!("{sha}.png"))
+            .exists()
+    );
+
     // The row goes with its job; the bytes stay (another job may name them).
     store.delete(id).unwrap();
     assert_eq!(store.input_on_disk(id, &base, &cache).unwrap(), None);
-    assert_eq!(store.image_bytes(&sha).unwrap(), Some(bytes));
+    assert!(store.image_bytes(&sha).unwrap().is_some());
 }
 
 /// A store handle queueing as `who` (in place of this process's `user@host`).
