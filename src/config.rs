@@ -563,6 +563,7 @@ impl Config {
             quotas_timeout: Duration::from_millis(self.account.quotas_timeout_ms),
             sync_call_timeout: Duration::from_millis(self.sync.call_timeout_ms),
             lease: Duration::from_millis(self.store.lease_ms),
+            image_cache_mb: self.store.cache_mb,
             ..EngineConfig::default()
         }
     }

@@ -1056,6 +1056,98 @@ fn another_host_shows_exports_and_serves_a_jobs_images_from_the_postgresql_store
     assert!(attached.iter().any(|c| c["type"] == "image"), "{answer}");
 }
 
+/// Issue 14: a job's local input file travels with it. Host A queues an edit of a file in
+/// its own folder, which is then deleted: host B's worker, on another HOME, sends the
+/// bytes A queued (stored with the job) and the job succeeds, the simulator's picture
+/// made from that input (its odd size).
+#[test]
+fn a_local_input_queued_on_one_host_is_sent_by_a_worker_on_another() {
+    let Some(server) = test_postgres::server() else {
+        return;
+    };
+    let url = PathBuf::from(server.fresh_database());
+    let t = Setup::new();
+    let base = t.scratch.path("cat.png");
+    image::GrayImage::from_fn(640, 520, |x, y| image::Luma([((x + y) % 256) as u8]))
+        .save(&base)
+        .unwrap();
+    let queued = t
+        .run_on(
+            &url,
+            &[
+                "submit",
+                "--model",
+                "wanx2.1-imageedit",
+                "--prompt",
+                "colour the cat",
+                "--function",
+                "colorization",
+                "--base-image",
+                base.to_str().unwrap(),
+            ],
+        )
+        .expect(0);
+    std::fs::remove_file(&base).unwrap();
+
+    let host_b = Scratch::new();
+    let on_host_b = |args: &[&str]| {
+        let mut cmd = host_b.cmd_against_on(&url, &t.sim, "test-key", &t.config);
+        Run::from(cmd.args(args).output().expect("run wandash"))
+    };
+    on_host_b(&["worker", "--until-idle"]).expect(0);
+    let listed = on_host_b(&["list", "--json"]).expect(0).json();
+    assert_eq!(
+        listed[0]["state"], "succeeded",
+        "{listed} {}",
+        queued.stderr
+    );
+    assert_eq!(t.sim.stats()["uploads"], 1);
+    let id = listed[0]["id"].to_string();
+    let shown = on_host_b(&["show", &id, "--json"]).expect(0).json();
+    let made = shown["images"][0]["path"].as_str().expect("an image path");
+    assert_png(made, 640, 520);
+    // B read the input from its cache, filled from the store.
+    let cache = host_b.path("home/.local/share/wandash/cache");
+    assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 1);
+
+    // A job whose input is neither on B nor in the store (as an older wandash queued it)
+    // fails naming the field and the path.
+    let edit_b = t.scratch.path("dog.png");
+    image::GrayImage::from_pixel(600, 600, image::Luma([60]))
+        .save(&edit_b)
+        .unwrap();
+    let args = [
+        "submit",
+        "--model",
+        "wanx2.1-imageedit",
+        "--prompt",
+        "colour the dog",
+        "--function",
+        "colorization",
+        "--base-image",
+        edit_b.to_str().unwrap(),
+    ];
+    t.run_on(&url, &args).expect(0);
+    std::fs::remove_file(&edit_b).unwrap();
+    let mut sql = postgres::Client::connect(url.to_str().unwrap(), postgres::NoTls)
+        .expect("connect to the store");
+    let forgotten = sql.execute("DELETE FROM job_inputs WHERE job_id = 2", &[]);
+    assert_eq!(forgotten.unwrap(), 1);
+    on_host_b(&["worker", "--until-idle"]).expect(0);
+    let shown = on_host_b(&["show", "2", "--json"]).expect(0).json();
+    assert_eq!(shown["summary"]["state"], "failed", "{shown}");
+    let why = shown["summary"]["error_message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        why.contains(&format!(
+            "base_image: cannot read {}: not on this host and not in the store",
+            edit_b.display()
+        )),
+        "{shown}"
+    );
+}
+
 /// `wandash mcp` on `host` against the store at `db`, asked for job `id` with its image:
 /// the tool call's result. The server ends when its input closes.
 fn mcp_get_job(host: &Scratch, db: &std::path::Path, id: &str) -> serde_json::Value {

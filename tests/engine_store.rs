@@ -137,7 +137,7 @@ fn an_older_schema_is_upgraded_with_its_data_and_counts_follow_every_change() {
     // Turn the file back into a schema-1 database, as an older wandash left it.
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
-        "DROP TABLE reconciling; ALTER TABLE jobs DROP COLUMN adopted_unanswered;
+        "DROP TABLE job_inputs; DROP TABLE reconciling; ALTER TABLE jobs DROP COLUMN adopted_unanswered;
          DROP TABLE engines; DROP TABLE rate_buckets; DROP INDEX jobs_by_engine;
          ALTER TABLE jobs DROP COLUMN engine_id;
          DROP INDEX images_by_path; DROP TABLE image_blobs;

@@ -27,7 +27,10 @@ pub use spec::{
     BadSize, EditFunction, ExpandScales, ImageRef, JobSpec, OutputSize, PAINT_SIZES, PAINT_STYLES,
     Size, SizeToken, UnknownFunction, UnresolvedImage, WireError, field_applies,
 };
-pub use validate::{ValidationError, check_local_images, region_refusal, validate, validate_all};
+pub use validate::{
+    ValidationError, check_local_images, max_input_bytes, read_image_file, region_refusal,
+    validate, validate_all,
+};
 pub use wire::{
     ListQuery, TaskCreated, TaskInfo, TaskList, TaskMetrics, TaskResult, TaskStatus, TaskSummary,
 };

@@ -542,7 +542,7 @@ pub fn input_rules(model: Model) -> Option<ImageRules> {
 
 /// The byte limit of a model's input images; 10 MB, the common one, for a model that
 /// takes none (its images are refused by the rules anyway).
-fn max_input_bytes(model: Model) -> u64 {
+pub fn max_input_bytes(model: Model) -> u64 {
     input_rules(model).map_or(10 * 1024 * 1024, |r| r.max_bytes)
 }
 
@@ -659,11 +659,7 @@ pub fn check_local_images(spec: &JobSpec) -> Result<(), ValidationError> {
 /// Reads a local input image through the one bounded reader (`files::read_regular_file`):
 /// only a regular file, at most the 10 MB limit. The message names the path and the rule
 /// that refused it.
-pub(super) fn read_image_file(
-    model: Model,
-    field: &str,
-    path: &Path,
-) -> Result<Vec<u8>, ValidationError> {
+pub fn read_image_file(model: Model, field: &str, path: &Path) -> Result<Vec<u8>, ValidationError> {
     use crate::files::{ReadRefused, read_regular_file};
     let shown = path.display();
     let max_bytes = max_input_bytes(model);

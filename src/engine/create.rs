@@ -9,6 +9,7 @@ use super::create_failure::{
 };
 use super::ctx::{CreateGuard, Ctx, Report, Slot, Tracked};
 use super::follow;
+use super::inputs::inputs_here;
 use super::recovery::{self, Resolution};
 use crate::dashscope::{ClientError, ImageRef, JobSpec, Model, TaskStatus, Timestamp};
 use crate::store::{
@@ -273,7 +274,7 @@ pub(super) async fn prepared(ctx: &Ctx, job: &JobDetail) -> Result<JobSpec, Clie
     {
         return Ok(job.spec.clone());
     }
-    let spec = ctx.client.prepare(&job.spec).await?;
+    let spec = ctx.client.prepare(&inputs_here(ctx, job).await?).await?;
     let (id, saved) = (job.summary.id, spec.clone());
     ctx.db(move |s| s.set_prepared_spec(id, &saved))
         .await

@@ -33,6 +33,7 @@ mod download;
 mod durations;
 mod follow;
 mod gate;
+mod inputs;
 mod limits;
 mod pairing;
 mod quotas;
@@ -53,7 +54,7 @@ use tokio::sync::{Notify, broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::dashscope::{Client, DEFAULT_QUOTAS_PATH, Model, ModelLimits};
-use crate::store::{JobId, JobState, Location, Store, StoreError};
+use crate::store::{ImageCache, JobId, JobState, Location, Store, StoreError};
 
 pub use budget::{Budget, Hold, Period, Spending, forecast, hold, periods_now};
 pub use quotas::{LimitSource, LimitsInForce, limits_in_force};
@@ -96,6 +97,9 @@ pub struct EngineConfig {
     /// How long an engine's lease on the store lasts without renewal: past it, other
     /// engines on a PostgreSQL store adopt its jobs.
     pub lease: Duration,
+    /// How many MB `<data dir>/cache` may hold (`[store] cache_mb`): the engine keeps there
+    /// the input files of jobs queued on other hosts, read from a PostgreSQL store.
+    pub image_cache_mb: u64,
 }
 
 impl Default for EngineConfig {
@@ -121,6 +125,7 @@ impl Default for EngineConfig {
             quotas_timeout: Duration::from_secs(3),
             sync_call_timeout: crate::dashscope::DEFAULT_SYNC_CALL_TIMEOUT,
             lease: DEFAULT_LEASE,
+            image_cache_mb: crate::config::StoreConfig::default().cache_mb,
         }
     }
 }
@@ -130,6 +135,11 @@ impl Default for EngineConfig {
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 
 impl EngineConfig {
+    /// Where this engine keeps what it reads from the store, and how much.
+    pub fn image_cache(&self) -> ImageCache {
+        ImageCache::new(&self.data_dir, self.image_cache_mb)
+    }
+
     pub fn limits_for(&self, model: Model) -> ModelLimits {
         self.limits
             .get(&model)

@@ -21,10 +21,10 @@ use std::path::Path;
 
 use crate::dashscope::validate::MAX_SEED;
 use crate::dashscope::{
-    ImageRef, JobSpec, Region, ValidationError, check_local_images, field_applies, region_refusal,
-    validate_all,
+    ImageRef, JobSpec, Region, ValidationError, check_local_images, field_applies, max_input_bytes,
+    read_image_file, region_refusal, validate_all,
 };
-use crate::store::{JobId, Store, StoreError};
+use crate::store::{InputFile, JobId, Store, StoreError};
 
 pub use json::spec_from_json;
 pub use scales::{expand_from_sides, parse_expand};
@@ -153,15 +153,49 @@ pub fn enqueue(store: &Store, job: Checked) -> Result<JobId, StoreError> {
     Ok(enqueue_all(store, vec![job], None)?[0])
 }
 
-/// Queues checked jobs in one transaction (all or none), tagged with `tag` if given.
+/// Queues checked jobs in one transaction (all or none), tagged with `tag` if given. On a
+/// store shared by hosts (`Store::keeps_input_files`) the jobs' local input files are read
+/// once more and their bytes stored first, so an engine on another host sends these
+/// bytes. Reads files: call it off async threads and the UI task.
 pub fn enqueue_all(
     store: &Store,
     jobs: Vec<Checked>,
     tag: Option<&str>,
 ) -> Result<Vec<JobId>, StoreError> {
+    let specs: Vec<&JobSpec> = jobs.iter().map(|job| &job.spec).collect();
+    let inputs = if store.keeps_input_files() {
+        store_input_files(store, &specs)?
+    } else {
+        Vec::new()
+    };
     let jobs: Vec<(&JobSpec, Option<JobId>)> =
         jobs.iter().map(|job| (&job.spec, job.parent)).collect();
-    store.enqueue_with_parents(&jobs, tag)
+    store.enqueue_with_parents(&jobs, tag, &inputs)
+}
+
+/// Stores the bytes of each local input file `specs` name, read once however many jobs
+/// name it (one at a time: a batch's files never sit in memory together), through the
+/// bounded reader `check` used, under the model's input size limit. A file gone or made
+/// unreadable since `check` is refused naming its field.
+fn store_input_files(store: &Store, specs: &[&JobSpec]) -> Result<Vec<InputFile>, StoreError> {
+    let mut stored: Vec<InputFile> = Vec::new();
+    for spec in specs {
+        for (field, image) in spec.image_refs() {
+            let ImageRef::File(path) = image else {
+                continue;
+            };
+            if stored.iter().any(|input| input.path() == path) {
+                continue;
+            }
+            let bytes = read_image_file(spec.model, field, path).map_err(|e| StoreError::Io {
+                path: path.clone(),
+                message: format!("{field} was not queued: {}", e.message),
+            })?;
+            let max_bytes = max_input_bytes(spec.model);
+            stored.push(store.put_input_file(path.clone(), &bytes, max_bytes)?);
+        }
+    }
+    Ok(stored)
 }
 
 /// `spec` with `chosen` as its seed when it has none and its model takes one; otherwise
@@ -298,6 +332,32 @@ mod tests {
         assert_eq!(
             checked.spec().base_image,
             Some(ImageRef::File(dir.path().join("a.png")))
+        );
+    }
+
+    #[test]
+    fn each_input_file_is_stored_once_and_one_gone_since_the_check_names_its_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("jobs.db")).unwrap();
+        let (base, mask) = (dir.path().join("base.png"), dir.path().join("mask.png"));
+        grey_png(&base, 600);
+        grey_png(&mask, 600);
+        let plain = edit_job("p", ImageRef::File(base.clone()));
+        let mut masked = plain.clone();
+        masked.function = Some(EditFunction::DescriptionEditWithMask);
+        masked.mask_image = Some(ImageRef::File(mask.clone()));
+        let stored = store_input_files(&store, &[&plain, &masked]).unwrap();
+        let paths: Vec<&Path> = stored.iter().map(InputFile::path).collect();
+        assert_eq!(paths, [base.as_path(), mask.as_path()]);
+
+        std::fs::remove_file(&mask).unwrap();
+        let refused = store_input_files(&store, &[&masked])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("mask_image was not queued: cannot read")
+                && refused.contains(&*mask.to_string_lossy()),
+            "{refused}"
         );
     }
 

@@ -30,12 +30,12 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// Whether `text` is a sha256 as `sha256_hex` writes it: 64 lowercase hex digits.
-fn is_sha256_hex(text: &str) -> bool {
+pub(super) fn is_sha256_hex(text: &str) -> bool {
     text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// Whether this store keeps image bytes (see the module's comment): only PostgreSQL.
-fn keeps_blobs(dialect: Dialect) -> bool {
+pub(super) fn keeps_blobs(dialect: Dialect) -> bool {
     dialect == Dialect::Postgres
 }
 
@@ -123,6 +123,11 @@ impl ImageCache {
         }
     }
 
+    /// The folder the cached files are in.
+    pub(super) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// A cache in `dir` itself, for tests that place it.
     #[cfg(test)]
     pub(crate) fn at(dir: PathBuf, max_bytes: u64) -> ImageCache {
@@ -133,7 +138,7 @@ impl ImageCache {
     /// no more than its limit, never `written` itself (its reader is about to open it).
     /// Best effort: a file another process deleted first is simply gone, and a cache that
     /// cannot be listed is left as it is, with a warning.
-    fn evict_beyond_limit(&self, written: &Path) {
+    pub(super) fn evict_beyond_limit(&self, written: &Path) {
         let entries = match std::fs::read_dir(&self.dir) {
             Ok(entries) => entries,
             Err(e) => {
@@ -195,7 +200,7 @@ fn files_to_evict(mut files: Vec<CachedFile>, max_bytes: u64, keep: &Path) -> Ve
 
 /// Marks a cached file as just used, so that eviction keeps it longest. Best effort: a
 /// file that cannot be touched is only evicted sooner.
-fn mark_used(path: &Path) {
+pub(super) fn mark_used(path: &Path) {
     let touched = std::fs::File::options()
         .write(true)
         .open(path)
@@ -207,7 +212,7 @@ fn mark_used(path: &Path) {
 
 /// The file a fetched image is cached in: `<cache_dir>/<sha256>.<ext>`, the extension
 /// kept from the recorded file (decoders guess by content, people by the name).
-fn cached_image_path(cache_dir: &Path, sha256: &str, recorded: &Path) -> PathBuf {
+pub(super) fn cached_image_path(cache_dir: &Path, sha256: &str, recorded: &Path) -> PathBuf {
     let ext = recorded
         .extension()
         .and_then(|e| e.to_str())
@@ -217,7 +222,7 @@ fn cached_image_path(cache_dir: &Path, sha256: &str, recorded: &Path) -> PathBuf
 
 /// Whether `path` is a file of the recorded size (unknown size: any file). A file of
 /// another size is another image, or a torn copy: never shown for this one.
-fn is_whole_file(path: &Path, size: Option<u64>) -> bool {
+pub(super) fn is_whole_file(path: &Path, size: Option<u64>) -> bool {
     std::fs::metadata(path)
         .is_ok_and(|meta| meta.is_file() && size.is_none_or(|size| meta.len() == size))
 }
@@ -471,7 +476,7 @@ impl Store {
 
 /// Writes `bytes` to `path` atomically (a 0600 temp file beside it, synced, renamed), so
 /// another process never reads a torn copy and a failed write leaves nothing behind.
-fn write_cached(cache_dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(super) fn write_cached(cache_dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     create_private_dir(cache_dir)?;
     // Unique per writer: two workers may fetch the same image at once.
     static WRITES: AtomicU64 = AtomicU64::new(0);

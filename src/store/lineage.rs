@@ -53,7 +53,7 @@ mod tests {
         let spec = JobSpec::new(Model::Wanx21T2iTurbo, "a fox");
         let parent = store.enqueue(&spec).unwrap();
         let ids = store
-            .enqueue_with_parents(&[(&spec, Some(parent)), (&spec, Some(parent))], None)
+            .enqueue_with_parents(&[(&spec, Some(parent)), (&spec, Some(parent))], None, &[])
             .unwrap();
         let (winner, loser) = (ids[0], ids[1]);
         {

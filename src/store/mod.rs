@@ -7,6 +7,7 @@
 mod blobs;
 mod db;
 mod durations;
+mod inputs;
 mod lineage;
 mod money;
 mod postgres_schema;
@@ -30,6 +31,7 @@ use db::{Db, Dialect, Row, ToValue, Value, params};
 use crate::dashscope::{JobSpec, Model, TaskStatus, Timestamp};
 
 pub use durations::LearnedDuration;
+pub use inputs::InputFile;
 pub use money::{
     ModelMoney, ModelTally, MoneyRows, MoneyStats, Periods, Tally, cents, cents_or_none, local_now,
     money_stats, round_to_cent,
@@ -207,15 +209,20 @@ impl Store {
         tag: Option<&str>,
     ) -> Result<Vec<JobId>, StoreError> {
         let jobs: Vec<(&JobSpec, Option<JobId>)> = specs.iter().map(|s| (s, None)).collect();
-        self.enqueue_with_parents(&jobs, tag)
+        self.enqueue_with_parents(&jobs, tag, &[])
     }
 
     /// `enqueue_batch` for jobs that may each come from another job (a fork, a seed
     /// sweep, an edit): the parent is recorded with the job, so the chain can be walked.
+    /// `inputs` are the local input files the jobs name, their bytes already stored
+    /// (`put_input_file`): on a store that keeps them (`keeps_input_files`) each job
+    /// records the ones it names, in this transaction, so an engine on another host sends
+    /// the same bytes.
     pub fn enqueue_with_parents(
         &self,
         jobs: &[(&JobSpec, Option<JobId>)],
         tag: Option<&str>,
+        inputs: &[InputFile],
     ) -> Result<Vec<JobId>, StoreError> {
         let mut conn = self.conn();
         conn.in_write_tx(|tx| {
@@ -247,6 +254,7 @@ impl Store {
                     JobState::Queued,
                     tag.map(|t| format!("batch {t}")).as_deref(),
                 )?;
+                inputs::record_inputs(tx, id, spec, inputs)?;
                 ids.push(id);
             }
             Ok(ids)

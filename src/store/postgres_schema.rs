@@ -243,4 +243,15 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     );
     ALTER TABLE jobs ADD COLUMN adopted_unanswered BIGINT NOT NULL DEFAULT 0;
     ",
+    // 13: the local input files a job was queued with, by the path its spec names and the
+    // sha256 of their bytes in `image_blobs`, so an engine on another host sends the same
+    // image. Only a PostgreSQL store fills it (see `blobs`): an SQLite store is one host's.
+    "
+    CREATE TABLE job_inputs (
+        job_id BIGINT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+        path   TEXT   NOT NULL,
+        sha256 TEXT   NOT NULL,
+        PRIMARY KEY (job_id, path)
+    );
+    ",
 ];

@@ -68,6 +68,7 @@ on_both_backends!(
     learned_durations_are_kept_per_model_replaced_and_read_by_another_connection,
     image_bytes_are_kept_once_by_their_sha256_on_postgresql_only,
     an_image_missing_here_is_read_from_the_store_into_the_cache,
+    a_jobs_input_file_travels_with_it_on_postgresql_only,
     each_job_records_who_queued_it_and_mine_selects_and_counts_them,
     the_counts_by_state_of_one_submitter_leave_the_others_jobs_out,
 );
@@ -906,6 +907,97 @@ fn the_image_cache_keeps_to_its_limit_by_evicting_the_image_used_longest_ago() {
     assert!(third.exists());
     assert!(first.exists(), "used after the second");
     assert!(!second.exists(), "used longest ago, evicted");
+}
+
+fn a_jobs_input_file_travels_with_it_on_postgresql_only(place: Place) {
+    use crate::dashscope::{EditFunction, ImageRef};
+    use crate::intake::{Draft, check, enqueue_all};
+    use std::os::unix::fs::PermissionsExt;
+
+    let Place { dir, path } = place;
+    let store = Store::open(&path).unwrap();
+    let on_postgres = matches!(store.location(), Location::Postgres(_));
+    assert_eq!(store.keeps_input_files(), on_postgres);
+    let base = dir.path().join("cat.png");
+    image::GrayImage::from_pixel(600, 600, image::Luma([90]))
+        .save(&base)
+        .unwrap();
+    let bytes = std::fs::read(&base).unwrap();
+    let mut edit = JobSpec::new(Model::Wanx21ImageEdit, "colour the cat");
+    edit.function = Some(EditFunction::Colorization);
+    edit.base_image = Some(ImageRef::File(base.clone()));
+    let checked = check(Draft::new(edit, dir.path())).unwrap();
+    let id = enqueue_all(&store, vec![checked], None).unwrap()[0];
+    let rows: Vec<(String, String)> = store
+        .conn()
+        .query_map(
+            "SELECT path, sha256 FROM job_inputs WHERE job_id = ?1",
+            params![id.0],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let cache = ImageCache::at(dir.path().join("other-host/cache"), 1 << 30);
+    if !on_postgres {
+        // One host: the file is the input; nothing is copied into the database.
+        assert!(rows.is_empty(), "{rows:?}");
+        assert_eq!(store.input_on_disk(id, &base, &cache).unwrap(), None);
+        return;
+    }
+    let sha = sha256_hex(&bytes);
+    assert_eq!(rows, [(base.to_string_lossy().into_owned(), sha.clone())]);
+    assert_eq!(store.image_bytes(&sha).unwrap(), Some(bytes.clone()));
+    // On the host that queued it, the file itself.
+    assert_eq!(
+        store.input_on_disk(id, &base, &cache).unwrap(),
+        Some(base.clone())
+    );
+
+    // Another host holds another file at that path: the queued bytes are sent all the same.
+    std::fs::write(&base, b"another host's cat").unwrap();
+    let cached = store.input_on_disk(id, &base, &cache).unwrap().unwrap();
+    assert!(
+        cached.starts_with(dir.path().join("other-host/cache")),
+        "{}",
+        cached.display()
+    );
+    assert_eq!(std::fs::read(&cached).unwrap(), bytes);
+    let mode = std::fs::metadata(&cached).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    // Nothing at that path on a third host: the copy again.
+    std::fs::remove_file(&base).unwrap();
+    assert_eq!(
+        store.input_on_disk(id, &base, &cache).unwrap(),
+        Some(cached)
+    );
+
+    // Bytes in the database that no longer match their hash are never sent.
+    store
+        .conn()
+        .execute(
+            "UPDATE image_blobs SET bytes = ?1 WHERE sha256 = ?2",
+            params![b"tampered".as_slice(), sha.as_str()],
+        )
+        .unwrap();
+    let elsewhere = ImageCache::at(dir.path().join("third-host/cache"), 1 << 30);
+    let refused = store
+        .input_on_disk(id, &base, &elsewhere)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains(&format!("job {id}'s input")) && refused.contains("hash to"),
+        "{refused}"
+    );
+    assert!(
+        !dir.path()
+            .join("third-host/cache")
+            .join(format!("{sha}.png"))
+            .exists()
+    );
+
+    // The row goes with its job; the bytes stay (another job may name them).
+    store.delete(id).unwrap();
+    assert_eq!(store.input_on_disk(id, &base, &cache).unwrap(), None);
+    assert!(store.image_bytes(&sha).unwrap().is_some());
 }
 
 /// A store handle queueing as `who` (in place of this process's `user@host`).
