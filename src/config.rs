@@ -65,7 +65,7 @@ impl Default for StoreConfig {
         StoreConfig {
             url: None,
             lease_ms: crate::engine::DEFAULT_LEASE.as_millis() as u64,
-            cache_mb: 1024,
+            cache_mb: crate::store::DEFAULT_CACHE_MB,
         }
     }
 }

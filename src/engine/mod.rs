@@ -125,7 +125,7 @@ impl Default for EngineConfig {
             quotas_timeout: Duration::from_secs(3),
             sync_call_timeout: crate::dashscope::DEFAULT_SYNC_CALL_TIMEOUT,
             lease: DEFAULT_LEASE,
-            image_cache_mb: crate::config::StoreConfig::default().cache_mb,
+            image_cache_mb: crate::store::DEFAULT_CACHE_MB,
         }
     }
 }

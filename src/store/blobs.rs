@@ -114,6 +114,9 @@ pub struct ImageCache {
     max_bytes: u64,
 }
 
+/// How many MB the cache holds unless `[store] cache_mb` says otherwise.
+pub const DEFAULT_CACHE_MB: u64 = 1024;
+
 impl ImageCache {
     /// `<data_dir>/cache`, holding at most `max_mb` MB (`[store] cache_mb`).
     pub fn new(data_dir: &Path, max_mb: u64) -> ImageCache {

@@ -24,7 +24,7 @@ mod work;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-pub use blobs::{ImageCache, ImageFiles, sha256_hex};
+pub use blobs::{DEFAULT_CACHE_MB, ImageCache, ImageFiles, sha256_hex};
 pub use db::{ChangeWatcher, Location, PostgresUrl};
 use db::{Db, Dialect, Row, ToValue, Value, params};
 

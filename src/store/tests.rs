@@ -911,7 +911,6 @@ fn the_image_cache_keeps_to_its_limit_by_evicting_the_image_used_longest_ago() {
 
 fn a_jobs_input_file_travels_with_it_on_postgresql_only(place: Place) {
     use crate::dashscope::{EditFunction, ImageRef};
-    use crate::intake::{Draft, check, enqueue_all};
     use std::os::unix::fs::PermissionsExt;
 
     let Place { dir, path } = place;
@@ -926,8 +925,19 @@ fn a_jobs_input_file_travels_with_it_on_postgresql_only(place: Place) {
     let mut edit = JobSpec::new(Model::Wanx21ImageEdit, "colour the cat");
     edit.function = Some(EditFunction::Colorization);
     edit.base_image = Some(ImageRef::File(base.clone()));
-    let checked = check(Draft::new(edit, dir.path())).unwrap();
-    let id = enqueue_all(&store, vec![checked], None).unwrap()[0];
+    // As intake queues it: the bytes first, then the job naming them.
+    let inputs = if store.keeps_input_files() {
+        vec![
+            store
+                .put_input_file(base.clone(), &bytes, 10 << 20)
+                .unwrap(),
+        ]
+    } else {
+        Vec::new()
+    };
+    let id = store
+        .enqueue_with_parents(&[(&edit, None)], None, &inputs)
+        .unwrap()[0];
     let rows: Vec<(String, String)> = store
         .conn()
         .query_map(
