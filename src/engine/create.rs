@@ -187,7 +187,10 @@ fn duplicate_task_error(task_id: &str, other: JobId) -> JobError {
 
 /// The part of a create that holds the model's gate: no other create of this model is on
 /// the wire meanwhile, and none starts before an unanswered create has been looked up in
-/// the service's task list. The gate is released when this returns, whichever way.
+/// the service's task list, or in a team until that look-up is put off (the create then
+/// awaits it with the adopted ones, and the store's marker keeps every create of the
+/// model off the wire while it is made). The gate is released when this returns,
+/// whichever way.
 async fn send_gated(ctx: &Ctx, job: &JobDetail, spec: &JobSpec) -> Result<Sent, StoreError> {
     let (id, model) = (job.summary.id, job.summary.model);
     // A stop does not wait for the gate or the create pace: the job goes back to the
