@@ -10,7 +10,8 @@ use super::create_failure::{
 use super::ctx::{CreateGuard, Ctx, Report, Slot, Tracked};
 use super::follow;
 use super::inputs::inputs_here;
-use super::recovery::{self, Resolution};
+use super::reconcile_alone;
+use super::recovery::Resolution;
 use crate::dashscope::{ClientError, ImageRef, JobSpec, Model, TaskStatus, Timestamp};
 use crate::store::{
     Ending, ErrorKind, JobDetail, JobError, JobId, JobState, JobStatus, JobSummary, StoreError,
@@ -126,8 +127,14 @@ async fn create(
                 slot.release();
                 Ok(None)
             }
-            // The engine is stopping; the job stays submitting for the next start.
-            None => Ok(None),
+            // The engine is stopping, or in a team the look-up was put off (other
+            // creates of the model stayed unanswered, or another engine looks up): the
+            // job stays submitting, awaiting its look-up by the next start or adoption
+            // round, which takes a place for it again if it is to be followed.
+            None => {
+                slot.release();
+                Ok(None)
+            }
         },
         Sent::Failed(error) => create_failed(ctx, id, model, attempts, &error, slot)
             .await
@@ -154,7 +161,8 @@ enum Sent {
         answered_at: Timestamp,
     },
     /// No answer, so the service's task list was checked; `None` when the engine stopped
-    /// before that could decide (the job stays submitting).
+    /// before that could decide, or in a team the check was put off (the job stays
+    /// submitting, awaiting its look-up).
     Unanswered {
         error: ClientError,
         sent_at: Timestamp,
@@ -180,7 +188,10 @@ fn duplicate_task_error(task_id: &str, other: JobId) -> JobError {
 
 /// The part of a create that holds the model's gate: no other create of this model is on
 /// the wire meanwhile, and none starts before an unanswered create has been looked up in
-/// the service's task list. The gate is released when this returns, whichever way.
+/// the service's task list, or in a team until that look-up is put off (the create then
+/// awaits it with the adopted ones, and the store's marker keeps every create of the
+/// model off the wire while it is made). The gate is released when this returns,
+/// whichever way.
 async fn send_gated(ctx: &Ctx, job: &JobDetail, spec: &JobSpec) -> Result<Sent, StoreError> {
     let (id, model) = (job.summary.id, job.summary.model);
     // A stop does not wait for the gate or the create pace: the job goes back to the
@@ -240,7 +251,8 @@ async fn send_gated(ctx: &Ctx, job: &JobDetail, spec: &JobSpec) -> Result<Sent, 
             })
         }
         // The service may or may not have created the task. Find out before anything else
-        // is created for this model (the gate is still held).
+        // is created for this model (the gate is still held); in a team, once no other
+        // engine's create of the model is on the wire either (see `reconcile_alone`).
         Err(error) if may_have_created(&error) => {
             tracing::warn!(job = %id, %model, "create not answered ({error}); checking the service's task list");
             let this = JobSummary {
@@ -250,11 +262,11 @@ async fn send_gated(ctx: &Ctx, job: &JobDetail, spec: &JobSpec) -> Result<Sent, 
                 },
                 ..job.summary.clone()
             };
-            let resolution = recovery::reconcile(ctx, model, vec![this]).await?;
+            let resolution = reconcile_alone::reconcile_unanswered(ctx, model, vec![this]).await?;
             Ok(Sent::Unanswered {
                 error,
                 sent_at,
-                resolution: resolution.first().map(|&(_, r)| r),
+                resolution: resolution.and_then(|resolved| resolved.first().map(|&(_, r)| r)),
             })
         }
         Err(error) => Ok(Sent::Failed(error)),

@@ -1,10 +1,10 @@
-//! Looking up adopted creates with no other create of their model in the air: in a team,
-//! the service's tasks no job records yet include those of live engines whose answer
-//! is on its way, and recovery would take one of them for the lost create of a job
-//! adopted from an engine that is gone. So the adopter holds the store's marker of the
-//! model (no engine sends a create of it meanwhile), waits until the creates already
-//! sent are answered and recorded, then looks. Alone (SQLite), nothing else is in the
-//! air when it looks.
+//! Looking up unanswered creates with no other create of their model in the air: in a
+//! team, the service's tasks no job records yet include those of live engines whose
+//! answer is on its way, and recovery would take one of them for a lost create (of a job
+//! adopted from an engine that is gone, or of this engine's own create that went
+//! unanswered). So the engine holds the store's marker of the model (no engine sends a
+//! create of it meanwhile), waits until the creates already sent are answered and
+//! recorded, then looks. Alone (SQLite), nothing else is in the air when it looks.
 
 use std::time::Duration;
 
@@ -32,8 +32,8 @@ pub(crate) enum Look {
     Reconcile,
     /// Some are, and may yet be answered.
     Wait,
-    /// The engine is stopping, or they took longer than any answer may: the adopted jobs
-    /// stay submitting, to be looked up in a later round.
+    /// The engine is stopping, or they took longer than any answer may: the jobs to look
+    /// up stay submitting, to be looked up in a later round.
     PutOff,
 }
 
@@ -56,15 +56,33 @@ pub(crate) fn after_look(
     }
 }
 
-/// Reconciles `jobs` (adopted, of `model`, their creates unanswered: see
-/// `recovery::reconcile`); `None` when that was put off and they stay submitting.
-pub(super) async fn reconcile_adopted(
+/// Whether the look-up of `looking_up` covers every lost create of the model (`awaiting`,
+/// any engine's): recovery pairs the lost creates it is given with the tasks no job
+/// records, so a lost create left out would have its task taken for another's.
+pub(crate) fn covers_every_lost_create(looking_up: &[JobId], awaiting: &[JobId]) -> bool {
+    awaiting.iter().all(|id| looking_up.contains(id))
+}
+
+/// Reconciles `jobs` (of `model`, unanswered creates this engine runs, adopted or its
+/// own: see `recovery::reconcile`); `None` when that was put off and they stay
+/// submitting, awaiting the next adoption round. The caller holds the model's gate, so
+/// no create of this engine is sent, nor set to await a look-up, meanwhile.
+pub(super) async fn reconcile_unanswered(
     ctx: &Ctx,
     model: Model,
     jobs: Vec<JobSummary>,
 ) -> Result<Option<Vec<(JobId, Resolution)>>, StoreError> {
     if !ctx.store.membership().is_some_and(|m| m.shared) {
         return recovery::reconcile(ctx, model, jobs).await.map(Some);
+    }
+    for job in &jobs {
+        // Adopted ones already await it; an own create no engine waits for from now on,
+        // and a put-off look-up is made by the next adoption round.
+        let id = job.id;
+        if !ctx.db(move |s| s.await_lookup(id)).await? {
+            tracing::warn!(job = %id, %model, "this unanswered create is no longer this engine's; not looking it up");
+            return Ok(None);
+        }
     }
     if !ctx
         .db(move |s| s.begin_reconciling(model, MARKER_HOLD))
@@ -74,11 +92,16 @@ pub(super) async fn reconcile_adopted(
         return Ok(None);
     }
     let outcome = renewing_marker(ctx, model, async {
-        if answers_in(ctx, model).await? {
-            recovery::reconcile(ctx, model, jobs).await.map(Some)
-        } else {
-            Ok(None)
+        if !answers_in(ctx, model).await? {
+            return Ok(None);
         }
+        let awaiting = ctx.db(move |s| s.gather_awaiting_lookup(model)).await?;
+        let looking_up: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
+        if !covers_every_lost_create(&looking_up, &awaiting) {
+            tracing::info!(%model, jobs = jobs.len(), awaiting = awaiting.len(), "other unanswered creates of this model await a look-up; this engine took them over and looks all up together in its next round");
+            return Ok(None);
+        }
+        recovery::reconcile(ctx, model, jobs).await.map(Some)
     })
     .await;
     if let Err(e) = ctx.db(move |s| s.end_reconciling(model)).await {
@@ -125,12 +148,12 @@ async fn answers_in(ctx: &Ctx, model: Model) -> Result<bool, StoreError> {
         ) {
             Look::Reconcile => return Ok(true),
             Look::PutOff => {
-                tracing::info!(%model, on_the_wire, "creates of other engines are still unanswered; the adopted ones are looked up in a later round");
+                tracing::info!(%model, on_the_wire, "other creates are still unanswered; the unanswered ones of this engine are looked up in a later round");
                 return Ok(false);
             }
             Look::Wait => {
                 if started.elapsed() < LOOK_EVERY {
-                    tracing::info!(%model, on_the_wire, "waiting for the answers to creates already sent before looking up the adopted ones");
+                    tracing::info!(%model, on_the_wire, "waiting for the answers to creates already sent before looking up the unanswered ones of this engine");
                 }
                 tokio::select! {
                     () = tokio::time::sleep(LOOK_EVERY) => {}
@@ -161,6 +184,18 @@ mod tests {
             Look::Wait
         );
         assert_eq!(after_look(1, LIMIT, LIMIT, false), Look::PutOff);
+    }
+
+    #[test]
+    fn a_look_up_must_cover_every_lost_create_awaiting_one() {
+        let (own, adopted) = (JobId(7), JobId(3));
+        assert!(covers_every_lost_create(&[own], &[own]));
+        assert!(covers_every_lost_create(&[adopted, own], &[own, adopted]));
+        assert!(
+            !covers_every_lost_create(&[own], &[adopted, own]),
+            "the adopted create's task could be taken for the own one's"
+        );
+        assert!(!covers_every_lost_create(&[adopted], &[adopted, own]));
     }
 
     #[test]

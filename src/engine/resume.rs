@@ -95,7 +95,11 @@ async fn resume(
             }
         } else if !sent.is_empty() {
             tracing::info!(%model, jobs = sent.len(), "reconciling interrupted creates");
-            let resolved = reconcile_alone::reconcile_adopted(ctx, model, sent).await?;
+            // No create of this engine goes out, nor is set to await a look-up, while
+            // these are looked up.
+            let gate = ctx.gates[&model].lock().await;
+            let resolved = reconcile_alone::reconcile_unanswered(ctx, model, sent).await?;
+            drop(gate);
             for (id, resolution) in resolved.unwrap_or_default() {
                 if resolution == recovery::Resolution::NotCreated {
                     requeue.push((id, "the engine stopped before the create request was answered; the service has no such task, so it is queued again"));

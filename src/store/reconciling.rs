@@ -1,5 +1,6 @@
-//! Exactly once while an engine adopts the unanswered creates of an engine that is gone,
-//! next to engines that live: the "reconciling model M" marker.
+//! Exactly once while an engine looks up unanswered creates (adopted from an engine that
+//! is gone, or its own that timed out) next to engines that live: the "reconciling model
+//! M" marker.
 //!
 //! Recovery takes the service's tasks that no job records as the candidates for the lost
 //! creates. A live engine's create whose answer is on its way (or whose task id is not
@@ -151,6 +152,55 @@ impl EngineStore {
             |row| row.get(0),
         )?;
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    /// Sets this engine's own job `id`, whose create went unanswered, to be looked up like
+    /// an adopted one: no engine waits for its answer any more (`creates_on_the_wire`),
+    /// and if the look-up is put off the next adoption round makes it
+    /// (`adopted_unanswered`). False if the job is no longer this engine's sent,
+    /// unanswered create. A handle outside the team has no rounds and sets nothing.
+    pub(crate) fn await_lookup(&self, id: JobId) -> Result<bool, StoreError> {
+        let Some(me) = self.membership() else {
+            return Ok(false);
+        };
+        let changed = self.conn().execute(
+            "UPDATE jobs SET adopted_unanswered = 1
+             WHERE id = ?1 AND engine_id = ?2 AND state = 'submitting'
+               AND submitted_at IS NOT NULL AND task_id IS NULL",
+            params![id.0, me.id],
+        )?;
+        Ok(changed == 1)
+    }
+
+    /// Makes this engine the runner of every unanswered create of `model` that no live
+    /// engine waits an answer for (set to await a look-up, or left by an engine that is
+    /// gone) and returns them all, this engine's own too. Only under this engine's marker
+    /// and once `creates_on_the_wire` is 0: they are then every lost create a look-up of
+    /// the model must pair with the service's unrecorded tasks at once, and an engine
+    /// whose look-up was put off holds no place for its job meanwhile.
+    pub(crate) fn gather_awaiting_lookup(&self, model: Model) -> Result<Vec<JobId>, StoreError> {
+        let Some(me) = self.membership() else {
+            return Ok(Vec::new());
+        };
+        let mut conn = self.conn();
+        let now = now_ms(conn.dialect());
+        conn.in_write_tx(|tx| {
+            let mut ids = tx.query_map(
+                &format!(
+                    "UPDATE jobs SET engine_id = ?1, adopted_unanswered = 1
+                     WHERE model = ?2 AND state = 'submitting' AND submitted_at IS NOT NULL
+                       AND task_id IS NULL
+                       AND (adopted_unanswered = 1 OR engine_id IS NULL OR NOT EXISTS (
+                         SELECT 1 FROM engines e
+                         WHERE e.id = jobs.engine_id AND e.heartbeat_at + e.lease_ms >= {now}))
+                     RETURNING id"
+                ),
+                params![me.id, model.id()],
+                |row| row.get(0).map(JobId),
+            )?;
+            ids.sort();
+            Ok(ids)
+        })
     }
 
     /// This engine's jobs adopted with their create unanswered and not yet looked up in

@@ -1476,6 +1476,8 @@ fn a_transaction_that_keeps_conflicting_is_given_up_naming_the_sqlstate_and_the_
 on_both_backends!(
     a_reconciling_marker_holds_its_models_creates_and_is_one_live_engines_until_it_lapses,
     creates_on_the_wire_are_those_live_engines_sent_not_those_adopted_unanswered,
+    an_own_unanswered_create_set_to_await_its_look_up_is_no_longer_waited_for,
+    the_reconciler_gathers_every_lost_create_of_the_model_no_live_engine_waits_for,
 );
 
 fn a_reconciling_marker_holds_its_models_creates_and_is_one_live_engines_until_it_lapses(
@@ -1608,4 +1610,95 @@ fn creates_on_the_wire_are_those_live_engines_sent_not_those_adopted_unanswered(
     adopter.mark_sending(lost, model).unwrap().unwrap();
     assert!(adopter.adopted_unanswered().unwrap().is_empty());
     assert_eq!(adopter.creates_on_the_wire(model).unwrap(), 1, "sent again");
+}
+
+fn an_own_unanswered_create_set_to_await_its_look_up_is_no_longer_waited_for(place: Place) {
+    let Place { dir: _dir, path } = place;
+    let long = Duration::from_secs(60);
+    let model = Model::Wanx21T2iTurbo;
+    // On SQLite an engine starts only once the last one is gone: `engine` is the live one.
+    let other = member(&path, long);
+    let engine = member(&path, long);
+    let unsent = engine.enqueue(&spec("unsent")).unwrap();
+    engine.claim_for_submit(unsent).unwrap().unwrap();
+    assert!(!engine.await_lookup(unsent).unwrap(), "never sent");
+    let lost = engine.enqueue(&spec("lost")).unwrap();
+    engine.claim_for_submit(lost).unwrap().unwrap();
+    engine.mark_sending(lost, model).unwrap().unwrap();
+    assert!(
+        !other.await_lookup(lost).unwrap(),
+        "another engine's create"
+    );
+    assert_eq!(engine.creates_on_the_wire(model).unwrap(), 1);
+
+    assert!(engine.await_lookup(lost).unwrap());
+    assert_eq!(
+        other.creates_on_the_wire(model).unwrap(),
+        0,
+        "its answer is not waited for"
+    );
+    assert_eq!(engine.adopted_unanswered().unwrap(), vec![lost]);
+    assert!(other.adopted_unanswered().unwrap().is_empty());
+
+    // Looked up and found: recorded, nothing left to look up.
+    engine
+        .mark_created(lost, "task-lost", TaskStatus::Pending, "adopted")
+        .unwrap();
+    assert!(engine.adopted_unanswered().unwrap().is_empty());
+    assert!(!engine.await_lookup(lost).unwrap(), "answered");
+}
+
+fn the_reconciler_gathers_every_lost_create_of_the_model_no_live_engine_waits_for(place: Place) {
+    let Place { dir: _dir, path } = place;
+    let long = Duration::from_secs(60);
+    let (turbo, plus) = (Model::Wanx21T2iTurbo, Model::Wanx21T2iPlus);
+    let sent = |engine: &EngineStore, prompt: &str, model: Model| {
+        let id = engine.enqueue(&JobSpec::new(model, prompt)).unwrap();
+        engine.claim_for_submit(id).unwrap().unwrap();
+        engine.mark_sending(id, model).unwrap().unwrap();
+        id
+    };
+    let gone = member(&path, long);
+    let left_by_the_gone = sent(&gone, "gone", turbo);
+    gone.leave_team().unwrap();
+    let reconciler = member(&path, long);
+    let own = sent(&reconciler, "own", turbo);
+    let other_model = sent(&reconciler, "other model", plus);
+    let answered = sent(&reconciler, "answered", turbo);
+    reconciler
+        .mark_created(answered, "task-answered", TaskStatus::Pending, "created")
+        .unwrap();
+    for id in [own, other_model] {
+        assert!(reconciler.await_lookup(id).unwrap());
+    }
+    let mut lost = vec![left_by_the_gone, own];
+    assert_eq!(reconciler.gather_awaiting_lookup(turbo).unwrap(), lost);
+    assert_eq!(
+        reconciler.adopted_unanswered().unwrap(),
+        vec![left_by_the_gone, own, other_model],
+        "this engine looks them up; another model's are not gathered"
+    );
+    if !reconciler.membership().unwrap().shared {
+        return;
+    }
+
+    let other = member(&path, long);
+    let put_off = sent(&other, "put off", turbo);
+    let on_the_wire = sent(&other, "on the wire", turbo);
+    assert!(other.await_lookup(put_off).unwrap());
+    lost.push(put_off);
+    assert_eq!(reconciler.gather_awaiting_lookup(turbo).unwrap(), lost);
+    assert!(
+        other.adopted_unanswered().unwrap().is_empty(),
+        "the reconciler took over its put-off look-up"
+    );
+    assert_eq!(
+        other.creates_on_the_wire(turbo).unwrap(),
+        1,
+        "a create whose answer may come stays its engine's"
+    );
+    other
+        .mark_created(on_the_wire, "task-wire", TaskStatus::Pending, "created")
+        .unwrap();
+    assert_eq!(reconciler.gather_awaiting_lookup(turbo).unwrap(), lost);
 }
