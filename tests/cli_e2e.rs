@@ -1255,48 +1255,26 @@ fn jobs_on_a_shared_store_name_who_queued_them_and_list_mine_selects_ones_own() 
 /// create per job.
 #[test]
 fn two_workers_on_one_postgresql_store_share_the_queue_and_the_quota_and_survive_a_kill() {
-    use std::process::Stdio;
     use std::time::{Duration, Instant};
 
-    const MODEL: &str = "wanx2.0-t2i-turbo";
     const JOBS: usize = 12;
-    let Some(server) = test_postgres::server() else {
+    let Some(team) = TeamBatch::queue(
+        2,
+        2000,
+        &[
+            "--latency",
+            "200ms..400ms",
+            "--rate",
+            &format!("{TEAM_MODEL}=2"),
+            "--in-flight",
+            &format!("{TEAM_MODEL}=2"),
+        ],
+        "a team job",
+        JOBS,
+    ) else {
         return;
     };
-    let url = server.fresh_database();
-    let db = PathBuf::from(&url);
-    let scratch = Scratch::new();
-    let config = scratch.write(
-        "config.toml",
-        format!(
-            "[limits.\"{MODEL}\"]\nsubmit_per_second = 2.0\nin_flight = 2\n\n[store]\nlease_ms = 2000\n\n[poll]\nmin_interval_ms = 50\nmax_interval_ms = 250\n\n[retry]\nbackoff_base_ms = 50\nbackoff_cap_ms = 500\n"
-        ),
-    );
-    let sim = Sim::start(&[
-        "--latency",
-        "200ms..400ms",
-        "--rate",
-        &format!("{MODEL}=2"),
-        "--in-flight",
-        &format!("{MODEL}=2"),
-    ]);
-    let wandash = |args: &[&str]| {
-        let mut cmd = scratch.cmd_against_on(&db, &sim, "test-key", &config);
-        cmd.args(args);
-        cmd
-    };
-    let text: String = (0..JOBS)
-        .map(|i| format!("{{\"model\":\"{MODEL}\",\"prompt\":\"a team job {i}\"}}\n"))
-        .collect();
-    let batch = scratch.write("team.jsonl", text);
-    Run::from(
-        wandash(&["batch", batch.to_str().unwrap()])
-            .output()
-            .unwrap(),
-    )
-    .expect(0);
-
-    let mut sql = postgres::Client::connect(&url, postgres::NoTls).expect("connect to the store");
+    let mut sql = team.sql();
     let done_by_engine = |sql: &mut postgres::Client| -> Vec<(Option<i64>, i64)> {
         sql.query(
             "SELECT engine_id, COUNT(*) FROM jobs WHERE state = 'succeeded'
@@ -1308,15 +1286,8 @@ fn two_workers_on_one_postgresql_store_share_the_queue_and_the_quota_and_survive
         .map(|row| (row.get(0), row.get(1)))
         .collect()
     };
-    let spawn = |args: &[&str]| {
-        wandash(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
-    let mut killed = spawn(&["worker"]);
-    let survivor = spawn(&["worker", "--until-idle"]);
+    let mut killed = team.spawn(&["worker"]);
+    let survivor = team.spawn(&["worker", "--until-idle"]);
 
     // Both engines have run some jobs, and the one to be killed holds a job it runs.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -1346,7 +1317,7 @@ fn two_workers_on_one_postgresql_store_share_the_queue_and_the_quota_and_survive
     // The survivor adopts what the killed engine held and returns once the store is idle.
     let finished = survivor.wait_with_output().unwrap();
     let finished = Run::from(finished).expect(0);
-    let stats = sim.stats();
+    let stats = team.sim.stats();
     assert_eq!(stats["creates"], JOBS as u64, "one create per job: {stats}");
     assert_eq!(
         stats["throttled"], 0,
@@ -1373,59 +1344,30 @@ fn two_workers_on_one_postgresql_store_share_the_queue_and_the_quota_and_survive
 /// tests pin the marker down; this proves the whole adoption ends right.)
 #[test]
 fn a_create_left_unanswered_by_a_killed_worker_is_matched_while_the_other_keeps_creating() {
-    use std::process::Stdio;
     use std::time::{Duration, Instant};
 
-    const MODEL: &str = "wanx2.0-t2i-turbo";
     const JOBS: usize = 12;
-    let Some(server) = test_postgres::server() else {
+    let Some(team) = TeamBatch::queue(
+        4,
+        3000,
+        &[
+            "--latency",
+            "2s..3s",
+            "--in-flight",
+            &format!("{TEAM_MODEL}=4"),
+            "--slow",
+            "1",
+            "--slow-delay",
+            "700ms",
+        ],
+        "an adopted job",
+        JOBS,
+    ) else {
         return;
     };
-    let url = server.fresh_database();
-    let db = PathBuf::from(&url);
-    let scratch = Scratch::new();
-    let config = scratch.write(
-        "config.toml",
-        format!(
-            "[limits.\"{MODEL}\"]\nsubmit_per_second = 4.0\nin_flight = 4\n\n[store]\nlease_ms = 3000\n\n[poll]\nmin_interval_ms = 50\nmax_interval_ms = 250\n\n[retry]\nbackoff_base_ms = 50\nbackoff_cap_ms = 500\n"
-        ),
-    );
-    let sim = Sim::start(&[
-        "--latency",
-        "2s..3s",
-        "--in-flight",
-        &format!("{MODEL}=4"),
-        "--slow",
-        "1",
-        "--slow-delay",
-        "700ms",
-    ]);
-    let wandash = |args: &[&str]| {
-        let mut cmd = scratch.cmd_against_on(&db, &sim, "test-key", &config);
-        cmd.args(args);
-        cmd
-    };
-    let text: String = (0..JOBS)
-        .map(|i| format!("{{\"model\":\"{MODEL}\",\"prompt\":\"an adopted job {i}\"}}\n"))
-        .collect();
-    let batch = scratch.write("adopt.jsonl", text);
-    Run::from(
-        wandash(&["batch", batch.to_str().unwrap()])
-            .output()
-            .unwrap(),
-    )
-    .expect(0);
-
-    let mut sql = postgres::Client::connect(&url, postgres::NoTls).expect("connect to the store");
-    let spawn = |args: &[&str]| {
-        wandash(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
-    let mut killed = spawn(&["worker"]);
-    let survivor = spawn(&["worker", "--until-idle"]);
+    let mut sql = team.sql();
+    let mut killed = team.spawn(&["worker"]);
+    let survivor = team.spawn(&["worker", "--until-idle"]);
     let sending_on_killed = |sql: &mut postgres::Client| -> i64 {
         sql.query_one(
             "SELECT COUNT(*) FROM jobs JOIN engines e ON e.id = jobs.engine_id
@@ -1463,11 +1405,84 @@ fn a_create_left_unanswered_by_a_killed_worker_is_matched_while_the_other_keeps_
         "{}",
         finished.stderr
     );
-    let stats = sim.stats();
+    let stats = team.sim.stats();
     assert_eq!(stats["creates"], JOBS as u64, "one create per job: {stats}");
     let tasks: i64 = sql
         .query_one("SELECT COUNT(DISTINCT task_id) FROM jobs", &[])
         .unwrap()
         .get(0);
     assert_eq!(tasks, JOBS as i64, "each job its own task");
+}
+
+/// The model the team tests queue.
+const TEAM_MODEL: &str = "wanx2.0-t2i-turbo";
+
+/// A batch of `jobs` jobs of `TEAM_MODEL` queued on a fresh PostgreSQL database, with the
+/// simulator (started with `sim_args`) and the config (`limit` creates a second and in
+/// flight, `lease_ms`, quick polls and retries) the team tests run their workers with.
+struct TeamBatch {
+    url: String,
+    scratch: Scratch,
+    config: PathBuf,
+    sim: Sim,
+}
+
+impl TeamBatch {
+    /// `None` where no PostgreSQL server can be had (the test skips, as the others do).
+    fn queue(
+        limit: u32,
+        lease_ms: u64,
+        sim_args: &[&str],
+        prompt: &str,
+        jobs: usize,
+    ) -> Option<TeamBatch> {
+        let url = test_postgres::server()?.fresh_database();
+        let scratch = Scratch::new();
+        let config = scratch.write(
+            "config.toml",
+            format!(
+                "[limits.\"{TEAM_MODEL}\"]\nsubmit_per_second = {limit}.0\nin_flight = {limit}\n\n[store]\nlease_ms = {lease_ms}\n\n[poll]\nmin_interval_ms = 50\nmax_interval_ms = 250\n\n[retry]\nbackoff_base_ms = 50\nbackoff_cap_ms = 500\n"
+            ),
+        );
+        let team = TeamBatch {
+            url,
+            scratch,
+            config,
+            sim: Sim::start(sim_args),
+        };
+        let text: String = (0..jobs)
+            .map(|i| format!("{{\"model\":\"{TEAM_MODEL}\",\"prompt\":\"{prompt} {i}\"}}\n"))
+            .collect();
+        let batch = team.scratch.write("team.jsonl", text);
+        Run::from(
+            team.wandash(&["batch", batch.to_str().unwrap()])
+                .output()
+                .unwrap(),
+        )
+        .expect(0);
+        Some(team)
+    }
+
+    fn wandash(&self, args: &[&str]) -> std::process::Command {
+        let db = PathBuf::from(&self.url);
+        let mut cmd = self
+            .scratch
+            .cmd_against_on(&db, &self.sim, "test-key", &self.config);
+        cmd.args(args);
+        cmd
+    }
+
+    /// A `wandash` process in the background, its errors kept for the assertions.
+    fn spawn(&self, args: &[&str]) -> std::process::Child {
+        self.wandash(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// A direct connection to the store, to watch the engines.
+    fn sql(&self) -> postgres::Client {
+        postgres::Client::connect(&self.url, postgres::NoTls).expect("connect to the store")
+    }
 }
