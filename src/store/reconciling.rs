@@ -71,12 +71,7 @@ impl EngineStore {
         let dialect = conn.dialect();
         let now = now_ms(dialect);
         conn.in_write_tx(|tx| {
-            if dialect == Dialect::Postgres {
-                tx.execute(
-                    "SELECT pg_advisory_xact_lock(hashtext(?1))",
-                    params![marker_lock(model)],
-                )?;
-            }
+            tx.lock_until_commit(&marker_lock(model), false)?;
             let at: i64 = tx.query_row(&format!("SELECT {now}"), params![], |row| row.get(0))?;
             let marker = tx.query_opt(
                 &format!(

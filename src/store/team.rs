@@ -199,12 +199,7 @@ impl EngineStore {
         let dialect = conn.dialect();
         let now = now_ms(dialect);
         conn.in_write_tx(|tx| {
-            if dialect == Dialect::Postgres {
-                tx.execute(
-                    "SELECT pg_advisory_xact_lock(hashtext(?1))",
-                    params![format!("wandash in flight {}", model.id())],
-                )?;
-            }
+            tx.lock_until_commit(&format!("wandash in flight {}", model.id()), false)?;
             let engines: i64 = tx.query_row(
                 &format!("SELECT COUNT(*) FROM engines WHERE heartbeat_at + lease_ms >= {now}"),
                 params![],

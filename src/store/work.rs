@@ -169,13 +169,8 @@ impl EngineStore {
         let dialect = conn.dialect();
         let no_marker = no_marker_holds(dialect, 3);
         let stamped = conn.in_write_tx(|tx| {
-            if dialect == Dialect::Postgres {
-                // Shared: stamps go on side by side, and a marker waits for those under way.
-                tx.execute(
-                    "SELECT pg_advisory_xact_lock_shared(hashtext(?1))",
-                    params![marker_lock(model)],
-                )?;
-            }
+            // Shared: stamps go on side by side, and a marker waits for those under way.
+            tx.lock_until_commit(&marker_lock(model), true)?;
             tx.execute(
                 &format!(
                     "UPDATE jobs SET submitted_at = ?1 WHERE id = ?2

@@ -329,6 +329,26 @@ impl Db {
         }
     }
 
+    /// In a write transaction: takes PostgreSQL's advisory lock named `key` until the
+    /// transaction ends, `shared` with others taking it shared, else alone. Engines on
+    /// other connections that take it wait for this transaction. On SQLite the write
+    /// transaction already keeps every other writer out: there is nothing to take.
+    pub(crate) fn lock_until_commit(&mut self, key: &str, shared: bool) -> Result<(), StoreError> {
+        if self.dialect() == Dialect::Sqlite {
+            return Ok(());
+        }
+        let function = if shared {
+            "pg_advisory_xact_lock_shared"
+        } else {
+            "pg_advisory_xact_lock"
+        };
+        self.execute(
+            &format!("SELECT {function}(hashtext(?1))"),
+            &[Value::Text(key.to_string())],
+        )?;
+        Ok(())
+    }
+
     /// Runs one statement; the number of rows it changed.
     pub(crate) fn execute(&mut self, sql: &str, params: &[Value]) -> Result<usize, StoreError> {
         match &mut self.backend {
