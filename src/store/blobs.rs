@@ -517,6 +517,18 @@ impl ImageFiles {
         Ok(ImageFiles { store, cache })
     }
 
+    /// The file to open for the input job `job` was queued with, recorded at `recorded`
+    /// (a fork reuses its parent's inputs): `None` where the store kept no copy of it (an
+    /// SQLite store: the path is the file). Blocking.
+    pub fn input(&self, job: JobId, recorded: &Path) -> Result<Option<PathBuf>, String> {
+        match &self.store {
+            Some(store) => store
+                .input_on_disk(job, recorded, &self.cache)
+                .map_err(|e| e.to_string()),
+            None => Ok(None),
+        }
+    }
+
     /// The file to open for the image recorded at `recorded`. Blocking.
     pub fn local(&self, recorded: &Path) -> Result<PathBuf, String> {
         match &self.store {

@@ -371,11 +371,26 @@ fn submit(
     mut spec: JobSpec,
     parent: Option<JobId>,
 ) -> Result<JobId, SubmitError> {
-    inputs_here(&mut spec, |recorded| match files.local(recorded) {
-        Ok(here) => Some(here),
-        Err(why) => {
-            tracing::info!("input image {} not here: {why}", recorded.display());
-            None
+    inputs_here(&mut spec, |recorded| {
+        // A fork keeps its parent's input files: the bytes the parent was queued with (on
+        // a team store perhaps from another host), before whatever file is at that path
+        // here.
+        if let Some(parent) = parent {
+            match files.input(parent, recorded) {
+                Ok(Some(here)) => return Some(here),
+                Ok(None) => {}
+                Err(why) => tracing::info!(
+                    "job {parent}'s input {} not to be had: {why}",
+                    recorded.display()
+                ),
+            }
+        }
+        match files.local(recorded) {
+            Ok(here) => Some(here),
+            Err(why) => {
+                tracing::info!("input image {} not here: {why}", recorded.display());
+                None
+            }
         }
     });
     let draft = Draft::in_working_dir(spec).with_parent(parent);
@@ -385,8 +400,9 @@ fn submit(
 
 /// Points the job's local image inputs at files on this host. The painter's masked edit
 /// and `E` take a job's image as input, recorded where the engine that ran the job saved
-/// it: on a PostgreSQL store that may be another host's disk, and `here` (the store's
-/// `image_on_disk`) gives this host's copy. A path `here` cannot place stays as it was,
+/// it, and a fork takes its parent's input files, recorded where they were queued: on a
+/// PostgreSQL store either may be another host's disk, and `here` (the store's
+/// `input_on_disk` and `image_on_disk`) gives this host's copy. A path `here` cannot place stays as it was,
 /// for intake to name with its field.
 fn inputs_here(spec: &mut JobSpec, here: impl Fn(&Path) -> Option<PathBuf>) {
     let images = spec
@@ -666,6 +682,55 @@ mod tests {
         };
         assert!(sent.starts_with(&cache), "{}", sent.display());
         assert_eq!(std::fs::read(sent).unwrap(), base);
+        assert_eq!(queued.parent_job_id, Some(job));
+    }
+
+    /// A fork of a job queued on another host with a local input file sends the bytes
+    /// that job was queued with, though this host has no file at that path.
+    #[test]
+    fn a_fork_of_a_job_queued_on_another_host_sends_the_input_it_was_queued_with() {
+        use crate::dashscope::EditFunction;
+        use crate::store::tests::test_postgres;
+        let Some(server) = test_postgres::server() else {
+            return;
+        };
+        let url = PathBuf::from(server.fresh_database());
+        let store = Store::open(&url).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("other-host/cat.png");
+        std::fs::create_dir_all(base.parent().unwrap()).unwrap();
+        image::GrayImage::from_pixel(600, 600, image::Luma([90]))
+            .save(&base)
+            .unwrap();
+        let bytes = std::fs::read(&base).unwrap();
+        let mut spec = JobSpec::new(Model::Wanx21ImageEdit, "colour the cat");
+        spec.function = Some(EditFunction::Colorization);
+        spec.base_image = Some(ImageRef::File(base.clone()));
+        let checked = intake::check(Draft::in_working_dir(spec.clone())).unwrap();
+        let job = intake::enqueue(&store, checked).unwrap();
+        // This host has no file at that path.
+        std::fs::remove_file(&base).unwrap();
+
+        let Err(SubmitError::Invalid(refused)) =
+            submit(&store, &ImageFiles::default(), spec.clone(), Some(job))
+        else {
+            panic!("an input not on this disk was taken without the store's copy");
+        };
+        assert!(
+            refused.iter().any(|e| e.field == "base_image"),
+            "{refused:?}"
+        );
+
+        let cache = dir.path().join("this-host/cache");
+        let files =
+            ImageFiles::for_store(&url, ImageCache::at(cache.clone(), 1024 * 1024 * 1024)).unwrap();
+        let fork = submit(&store, &files, spec, Some(job)).unwrap();
+        let queued = store.job(fork).unwrap().unwrap();
+        let Some(ImageRef::File(sent)) = &queued.spec.base_image else {
+            panic!("{:?}", queued.spec.base_image);
+        };
+        assert!(sent.starts_with(&cache), "{}", sent.display());
+        assert_eq!(std::fs::read(sent).unwrap(), bytes);
         assert_eq!(queued.parent_job_id, Some(job));
     }
 
