@@ -1414,6 +1414,31 @@ fn a_create_left_unanswered_by_a_killed_worker_is_matched_while_the_other_keeps_
     assert_eq!(tasks, JOBS as i64, "each job its own task");
 }
 
+/// An engine on a PostgreSQL store whose lease is shorter than its start-up read of the
+/// account's limits (the simulator answers every call 2.5 s late, the lease lasts 1.5 s)
+/// keeps its lease through that read, and runs its job: before, the lease keeper started
+/// after the read, found the lease gone and stopped the engine.
+#[test]
+fn a_lease_shorter_than_the_start_up_read_of_the_limits_is_kept_through_it() {
+    let Some(team) = TeamBatch::queue(
+        2,
+        1500,
+        &["--slow", "1", "--slow-delay", "2500ms"],
+        "a patient job",
+        1,
+    ) else {
+        return;
+    };
+    let worked = team.wandash(&["worker", "--until-idle"]).output().unwrap();
+    let worked = Run::from(worked).expect(0);
+    let succeeded: i64 = team
+        .sql()
+        .query_one("SELECT COUNT(*) FROM jobs WHERE state = 'succeeded'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(succeeded, 1, "{}", worked.stderr);
+}
+
 /// The model the team tests queue.
 const TEAM_MODEL: &str = "wanx2.0-t2i-turbo";
 

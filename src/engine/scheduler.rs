@@ -56,7 +56,11 @@ pub(crate) async fn run(setup: Setup) {
         progress,
         lock,
     } = setup;
-    let config = quotas::apply_limits_in_force(&client, config, &stop).await;
+    let config = team::renewing_lease(
+        &store,
+        quotas::apply_limits_in_force(&client, config, &stop),
+    )
+    .await;
     let mut models: HashMap<Model, ModelRun> = Model::ALL
         .into_iter()
         .map(|m| {

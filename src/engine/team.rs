@@ -64,6 +64,33 @@ pub(crate) async fn keep_lease(ctx: std::sync::Arc<Ctx>) {
     }
 }
 
+/// Runs `work`, what the engine does before its lease keeper starts (reading the
+/// account's limits, up to `quotas_timeout`), renewing the lease meanwhile: a lease
+/// shorter than that read would otherwise have run out by the keeper's first renewal,
+/// which then stops the engine. What a renewal finds is left to the keeper.
+pub(crate) async fn renewing_lease<T>(
+    store: &std::sync::Arc<EngineStore>,
+    work: impl Future<Output = T>,
+) -> T {
+    let Some(me) = store.membership() else {
+        return work.await;
+    };
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            done = &mut work => return done,
+            () = tokio::time::sleep(renewal_interval(me.lease)) => {
+                let store = store.clone();
+                match tokio::task::spawn_blocking(move || store.renew_lease()).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::warn!("cannot renew the engine's lease: {e}"),
+                    Err(e) => tracing::warn!("the lease renewal stopped: {e}"),
+                }
+            }
+        }
+    }
+}
+
 /// Claims queued job `id` of `model`: in a team within the in-flight limit counted over
 /// every engine's jobs; alone, the scheduler's own count keeps to the limit.
 pub(crate) async fn claim(
