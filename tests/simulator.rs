@@ -487,8 +487,10 @@ async fn cancel(sim: &RunningSim, id: &str) -> reqwest::Response {
 
 #[tokio::test]
 async fn cancel_works_on_pending_only() {
+    // A task is pending for 40% of its time: 1.2 s here, so that the cancel right after
+    // the create reaches it pending on a loaded machine too (0.4 s was not always enough).
     let sim = start(SimConfig {
-        latency: (Duration::from_secs(1), Duration::from_secs(1)),
+        latency: (Duration::from_secs(3), Duration::from_secs(3)),
         ..fast()
     })
     .await
