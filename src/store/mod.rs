@@ -225,16 +225,18 @@ impl Store {
         inputs: &[InputFile],
     ) -> Result<Vec<JobId>, StoreError> {
         let mut conn = self.conn();
+        let detail = tag.map(|t| format!("batch {t}"));
         conn.in_write_tx(|tx| {
             let now = Timestamp::now();
             let mut ids = Vec::with_capacity(jobs.len());
-            for (spec, parent) in jobs {
-                let json =
-                    serde_json::to_string(spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                let id = tx.query_row(
-                    "INSERT INTO jobs (created_at, model, prompt, spec, state, images_expected, batch_tag, parent_job_id, submitted_by)
-                     VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?7, ?8) RETURNING id",
-                    params![
+            // Many rows per statement: on a PostgreSQL server across a network each
+            // statement is a round trip, and a batch of thousands would wait on them.
+            for chunk in jobs.chunks(ENQUEUE_ROWS_PER_STATEMENT) {
+                let mut values = Vec::with_capacity(chunk.len() * JOB_INSERT_COLUMNS);
+                for (spec, parent) in chunk {
+                    let json = serde_json::to_string(spec)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    values.extend_from_slice(params![
                         now,
                         spec.model.id(),
                         spec.prompt,
@@ -243,19 +245,40 @@ impl Store {
                         tag,
                         parent.map(|p| p.0),
                         self.submitter.as_str()
-                    ],
+                    ]);
+                }
+                let mut chunk_ids = tx.query_map(
+                    &format!(
+                        "INSERT INTO jobs (created_at, model, prompt, spec, state, images_expected, batch_tag, parent_job_id, submitted_by)
+                         VALUES {} RETURNING id",
+                        row_placeholders(chunk.len(), JOB_INSERT_COLUMNS, Some((4, "'queued'")))
+                    ),
+                    &values,
                     |row| row.get(0).map(JobId),
                 )?;
-                insert_event(
-                    tx,
-                    id,
-                    now,
-                    None,
-                    JobState::Queued,
-                    tag.map(|t| format!("batch {t}")).as_deref(),
+                // Ids are handed out row after row in the order of the VALUES list, but
+                // RETURNING's order is not promised: ascending ids are that order.
+                chunk_ids.sort_unstable();
+                let mut events = Vec::with_capacity(chunk.len() * EVENT_INSERT_COLUMNS);
+                for id in &chunk_ids {
+                    events.extend_from_slice(params![
+                        id.0,
+                        now,
+                        JobState::Queued.as_str(),
+                        detail.as_deref()
+                    ]);
+                }
+                tx.execute(
+                    &format!(
+                        "INSERT INTO events (job_id, at, from_state, to_state, detail) VALUES {}",
+                        row_placeholders(chunk.len(), EVENT_INSERT_COLUMNS, Some((2, "NULL")))
+                    ),
+                    &events,
                 )?;
-                inputs::record_inputs(tx, id, spec, inputs)?;
-                ids.push(id);
+                for (id, (spec, _)) in chunk_ids.iter().zip(chunk) {
+                    inputs::record_inputs(tx, *id, spec, inputs)?;
+                }
+                ids.extend(chunk_ids);
             }
             Ok(ids)
         })
@@ -715,6 +738,31 @@ fn current_state(tx: &mut Db, id: JobId) -> Result<JobState, StoreError> {
         |row| row.get(0),
     )?;
     parse_state(&state.ok_or(StoreError::NoSuchJob(id))?)
+}
+
+/// Jobs queued per INSERT: 500 rows of `JOB_INSERT_COLUMNS` parameters stay far below
+/// SQLite's 32 766 and PostgreSQL's 65 535 parameters per statement.
+const ENQUEUE_ROWS_PER_STATEMENT: usize = 500;
+/// Parameters per job row `enqueue_with_parents` binds (its `state` is a literal).
+const JOB_INSERT_COLUMNS: usize = 8;
+/// Parameters per queued event row (its `from_state` is NULL).
+const EVENT_INSERT_COLUMNS: usize = 4;
+
+/// `rows` groups of `columns` numbered placeholders, `(?1, ?2), (?3, ?4)`, with `literal`
+/// (position, SQL) put in each group at that position, bound to no parameter.
+fn row_placeholders(rows: usize, columns: usize, literal: Option<(usize, &str)>) -> String {
+    (0..rows)
+        .map(|row| {
+            let mut cells: Vec<String> = (1..=columns)
+                .map(|column| format!("?{}", row * columns + column))
+                .collect();
+            if let Some((at, sql)) = literal {
+                cells.insert(at, sql.to_string());
+            }
+            format!("({})", cells.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn insert_event(

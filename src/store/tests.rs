@@ -1697,3 +1697,42 @@ fn the_reconciler_gathers_every_lost_create_of_the_model_no_live_engine_waits_fo
         .unwrap();
     assert_eq!(reconciler.gather_awaiting_lookup(turbo).unwrap(), lost);
 }
+
+on_both_backends!(a_batch_larger_than_one_statement_is_queued_in_order_each_job_with_its_event);
+
+fn a_batch_larger_than_one_statement_is_queued_in_order_each_job_with_its_event(place: Place) {
+    let Place { dir: _dir, path } = place;
+    let store = Store::open(&path).unwrap();
+    let specs: Vec<JobSpec> = (0..1_234)
+        .map(|i| JobSpec::new(Model::Wanx21T2iTurbo, format!("job number {i}")))
+        .collect();
+    let ids = store.enqueue_batch(&specs, Some("big")).unwrap();
+    assert_eq!(ids.len(), specs.len());
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids in batch order");
+    for (i, id) in ids.iter().enumerate() {
+        let job = store.job(*id).unwrap().unwrap();
+        assert_eq!(job.spec.prompt, format!("job number {i}"), "job {id}");
+        assert_eq!(job.summary.state(), JobState::Queued);
+        assert_eq!(job.events.len(), 1, "job {id}: {:?}", job.events);
+        let event = &job.events[0];
+        assert_eq!(
+            (event.from_state, event.to_state, event.detail.as_deref()),
+            (None, JobState::Queued, Some("batch big"))
+        );
+    }
+    assert_eq!(store.counts_by_state().unwrap().queued, specs.len() as u64);
+}
+
+#[test]
+fn rows_of_placeholders_number_on_across_rows_around_a_literal() {
+    use super::row_placeholders;
+    assert_eq!(row_placeholders(1, 2, None), "(?1, ?2)");
+    assert_eq!(
+        row_placeholders(2, 3, Some((1, "NULL"))),
+        "(?1, NULL, ?2, ?3), (?4, NULL, ?5, ?6)"
+    );
+    assert_eq!(
+        row_placeholders(1, 2, Some((2, "'queued'"))),
+        "(?1, ?2, 'queued')"
+    );
+}
