@@ -660,29 +660,7 @@ mod tests {
         })
         .build();
         spec.prompt = "make it red".into();
-
-        // Without the store's copy the base is not to be had here, and intake says so.
-        let Err(SubmitError::Invalid(refused)) =
-            submit(&store, &ImageFiles::default(), spec.clone(), Some(job))
-        else {
-            panic!("a base image not on this disk was taken");
-        };
-        assert!(
-            refused.iter().any(|e| e.field == "base_image"),
-            "{refused:?}"
-        );
-
-        let cache = dir.path().join("this-host/cache");
-        let files =
-            ImageFiles::for_store(&url, ImageCache::at(cache.clone(), 1024 * 1024 * 1024)).unwrap();
-        let edit = submit(&store, &files, spec, Some(job)).unwrap();
-        let queued = store.job(edit).unwrap().unwrap();
-        let Some(ImageRef::File(sent)) = &queued.spec.base_image else {
-            panic!("{:?}", queued.spec.base_image);
-        };
-        assert!(sent.starts_with(&cache), "{}", sent.display());
-        assert_eq!(std::fs::read(sent).unwrap(), base);
-        assert_eq!(queued.parent_job_id, Some(job));
+        queued_with_this_hosts_copy(&store, &url, dir.path(), spec, job, &base);
     }
 
     /// A fork of a job queued on another host with a local input file sends the bytes
@@ -710,28 +688,41 @@ mod tests {
         let job = intake::enqueue(&store, checked).unwrap();
         // This host has no file at that path.
         std::fs::remove_file(&base).unwrap();
+        queued_with_this_hosts_copy(&store, &url, dir.path(), spec, job, &bytes);
+    }
 
+    /// `spec`, made from job `parent` whose base image is on another host: without the
+    /// store's copy it is refused, naming `base_image`; with the store (at `url`) it is
+    /// queued from `parent`, its base this host's copy under `dir`, holding `bytes`.
+    fn queued_with_this_hosts_copy(
+        store: &Store,
+        url: &Path,
+        dir: &Path,
+        spec: JobSpec,
+        parent: JobId,
+        bytes: &[u8],
+    ) {
         let Err(SubmitError::Invalid(refused)) =
-            submit(&store, &ImageFiles::default(), spec.clone(), Some(job))
+            submit(store, &ImageFiles::default(), spec.clone(), Some(parent))
         else {
-            panic!("an input not on this disk was taken without the store's copy");
+            panic!("a base image not on this disk was taken without the store's copy");
         };
         assert!(
             refused.iter().any(|e| e.field == "base_image"),
             "{refused:?}"
         );
 
-        let cache = dir.path().join("this-host/cache");
+        let cache = dir.join("this-host/cache");
         let files =
-            ImageFiles::for_store(&url, ImageCache::at(cache.clone(), 1024 * 1024 * 1024)).unwrap();
-        let fork = submit(&store, &files, spec, Some(job)).unwrap();
-        let queued = store.job(fork).unwrap().unwrap();
+            ImageFiles::for_store(url, ImageCache::at(cache.clone(), 1024 * 1024 * 1024)).unwrap();
+        let queued = submit(store, &files, spec, Some(parent)).unwrap();
+        let queued = store.job(queued).unwrap().unwrap();
         let Some(ImageRef::File(sent)) = &queued.spec.base_image else {
             panic!("{:?}", queued.spec.base_image);
         };
         assert!(sent.starts_with(&cache), "{}", sent.display());
         assert_eq!(std::fs::read(sent).unwrap(), bytes);
-        assert_eq!(queued.parent_job_id, Some(job));
+        assert_eq!(queued.parent_job_id, Some(parent));
     }
 
     /// The tab line of the dashboard drawn from `state`.
